@@ -1,0 +1,1 @@
+"""SocialITSM: social posts become incidents a service desk can work."""

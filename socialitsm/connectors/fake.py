@@ -1,0 +1,51 @@
+"""Fake: an in-memory network for tests; posts are queued in, replies are recorded."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import Connector, Cursor, InboundPost, Limits
+
+if TYPE_CHECKING:
+    from socialitsm.models import Post, WatchRule
+
+
+class FakeNetwork:
+    """Shared state, keyed by channel slug, so tests can feed posts and read replies."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.inbox: dict[str, list[InboundPost]] = defaultdict(list)
+        self.sent: list[dict] = []
+        self.errors: list[Exception] = []
+        self.max_reply_chars = 500
+
+
+network = FakeNetwork()
+
+
+class FakeConnector(Connector):
+    network = "fake"
+
+    def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        if network.errors:
+            raise network.errors.pop(0)
+        posts = network.inbox[self.channel.slug]
+        start = int(cursor.get("offset", 0))
+        return posts[start:], {"offset": len(posts)}
+
+    def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
+        if network.errors:
+            raise network.errors.pop(0)
+        reply_id = f"fake-{len(network.sent) + 1}"
+        network.sent.append(
+            {"id": reply_id, "to": post.external_id, "text": text, "visibility": visibility, "key": idempotency_key}
+        )
+        return reply_id
+
+    def limits(self) -> Limits:
+        return Limits(max_reply_chars=network.max_reply_chars)

@@ -1,0 +1,35 @@
+"""Error types shared by services, connectors and adapters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class ApplicationError(Exception):
+    """A request that the domain refuses; the message is safe to show to a user."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ExternalError(Exception):
+    """A call to a network or suite failed."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class TransientError(ExternalError):
+    """Worth retrying: timeouts, 5xx, 429. `retry_at` is when the remote said to come back."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_at: datetime | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_at = retry_at
+
+
+class PermanentError(ExternalError):
+    """Not worth retrying: bad credentials, validation errors, unknown resources."""

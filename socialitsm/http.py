@@ -1,0 +1,83 @@
+"""The one outbound HTTP helper: timeouts, SSRF guard, and status codes mapped to our errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.utils import timezone
+
+from .conf import conf
+from .exceptions import PermanentError, TransientError
+
+_session = requests.Session()
+
+
+def check_url(url: str) -> None:
+    """Refuse URLs that could reach internal services (SSRF) unless private URLs are allowed.
+
+    Raises PermanentError naming the problem."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PermanentError(f"refusing URL {url!r}: only absolute http(s) URLs are allowed")
+    if conf.ALLOW_PRIVATE_URLS:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as exc:
+        raise TransientError(f"cannot resolve {parts.hostname}: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise PermanentError(f"refusing URL {url!r}: {parts.hostname} resolves to a non-public address")
+
+
+def retry_at_from(response: requests.Response) -> datetime | None:
+    """When the remote asked us to come back, from Retry-After (seconds or HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return timezone.now() + timedelta(seconds=int(value.strip()))
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def raise_for_response(response: requests.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = response.text[:300].strip()
+    message = f"HTTP {status} from {urlsplit(response.url).netloc}: {detail}" if detail else f"HTTP {status}"
+    if status == 429 or status >= 500:
+        raise TransientError(message, status=status, retry_at=retry_at_from(response))
+    if status in (401, 403):
+        raise PermanentError(f"authentication refused ({message})", status=status)
+    raise PermanentError(message, status=status)
+
+
+def request(method: str, url: str, *, timeout: float | None = None, **kwargs: Any) -> requests.Response:
+    """Send one request and return the response for status < 400.
+
+    Raises TransientError for timeouts, connection failures, 429 and 5xx (with `retry_at` from
+    Retry-After where given), PermanentError for other 4xx, refused URLs and bad credentials."""
+    check_url(url)
+    try:
+        response = _session.request(
+            method, url, timeout=timeout or conf.HTTP_TIMEOUT, allow_redirects=False, **kwargs
+        )
+    except requests.Timeout as exc:
+        raise TransientError(f"timed out calling {urlsplit(url).netloc}") from exc
+    except requests.ConnectionError as exc:
+        raise TransientError(f"cannot connect to {urlsplit(url).netloc}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise PermanentError(f"bad request to {urlsplit(url).netloc}: {exc}") from exc
+    raise_for_response(response)
+    return response

@@ -1,0 +1,1 @@
+"""Workflows that span models or touch the outside world, one module per pipeline stage."""

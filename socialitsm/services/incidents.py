@@ -1,0 +1,161 @@
+"""Incidents: opening them from posts, numbering, agent changes, and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from socialitsm.conf import conf
+from socialitsm.exceptions import ApplicationError
+from socialitsm.models import Incident, IncidentCounter, IncidentEvent, Post, Service, SlaPolicy, WatchRule, priority_for
+from socialitsm.text import shorten
+
+COUNTER = "incident"
+
+# Allowed state moves; closed and canceled are final.
+TRANSITIONS: dict[str, set[str]] = {
+    Incident.State.NEW: {Incident.State.IN_PROGRESS, Incident.State.ON_HOLD, Incident.State.RESOLVED, Incident.State.CANCELED},
+    Incident.State.IN_PROGRESS: {Incident.State.ON_HOLD, Incident.State.RESOLVED, Incident.State.CANCELED},
+    Incident.State.ON_HOLD: {Incident.State.IN_PROGRESS, Incident.State.RESOLVED, Incident.State.CANCELED},
+    Incident.State.RESOLVED: {Incident.State.IN_PROGRESS, Incident.State.CLOSED},
+    Incident.State.CLOSED: set(),
+    Incident.State.CANCELED: set(),
+}
+EDITABLE = ("state", "impact", "urgency", "assignee", "assignment_group", "service", "short_description", "category")
+
+
+def incident_number_next() -> str:
+    """The next number in the series. Must run inside the transaction that saves the incident:
+    the counter row stays locked until it commits, so concurrent openers queue, never collide."""
+    counter = IncidentCounter.objects.select_for_update().filter(name=COUNTER).first()
+    if counter is None:
+        IncidentCounter.objects.get_or_create(name=COUNTER, defaults={"value": conf.NUMBER_START - 1})
+        counter = IncidentCounter.objects.select_for_update().get(name=COUNTER)
+    counter.value += 1
+    counter.save(update_fields=["value"])
+    return f"{conf.NUMBER_PREFIX}{counter.value:0{conf.NUMBER_DIGITS}d}"
+
+
+def event_record(incident: Incident, kind: str, *, actor=None, field: str = "", old: Any = "", new: Any = "", message: str = "") -> IncidentEvent:
+    return IncidentEvent.objects.create(
+        incident=incident,
+        kind=kind,
+        actor=actor,
+        field=field,
+        old_value=shorten(_display(old), 255),
+        new_value=shorten(_display(new), 255),
+        message=message,
+    )
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _sla_apply(incident: Incident, start: datetime) -> None:
+    """Attach the priority's policy; due times are wall-clock for 24x7 calendars only
+    (business-hours calendars are computed by the SLA clock)."""
+    # Not incident.priority: save() derives it, and a new incident is not saved yet.
+    policy = SlaPolicy.objects.filter(priority=priority_for(incident.impact, incident.urgency)).first()
+    incident.sla_policy = policy
+    if policy is not None and policy.calendar == SlaPolicy.Calendar.ALWAYS:
+        incident.response_due_at = start + timedelta(minutes=policy.first_response_minutes)
+        incident.resolution_due_at = start + timedelta(minutes=policy.resolution_minutes)
+    else:
+        incident.response_due_at = incident.resolution_due_at = None
+
+
+def incident_open_from_post(*, post: Post, rule: WatchRule | None, service: Service | None, urgency: int, actor=None, reason: str = "") -> Incident:
+    """Open an incident for `post` and link the post. Call inside a transaction."""
+    group = (service.owner_group if service else None) or (rule.assignment_group if rule else None)
+    author = post.author
+    incident = Incident(
+        number=incident_number_next(),
+        short_description=shorten(post.text, 160) or "(empty post)",
+        description=f"{author} on {post.get_network_display()} at {post.posted_at:%Y-%m-%d %H:%M} UTC:\n\n{post.text}\n\n{post.url}".strip(),
+        impact=rule.default_impact if rule else conf.DEFAULT_IMPACT,
+        urgency=urgency,
+        service=service,
+        category=service.slug if service else "",
+        assignment_group=group,
+        author=author,
+        channel_id=post.channel_id,
+    )
+    _sla_apply(incident, post.posted_at)
+    incident.save()
+    event_record(incident, IncidentEvent.Kind.OPENED, actor=actor, message=reason)
+    post_link(post=post, incident=incident, actor=actor)
+    return incident
+
+
+def post_link(*, post: Post, incident: Incident, actor=None) -> None:
+    post.incident = incident
+    post.triage_state = Post.Triage.INCIDENT
+    post.save(update_fields=["incident", "triage_state"])
+    event_record(incident, IncidentEvent.Kind.POST_LINKED, actor=actor, new=f"{post.network}:{post.external_id}", message=shorten(post.text, 200))
+
+
+def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
+    """Apply an agent's changes, one audit event per changed field.
+
+    Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        changed: list[str] = []
+        now = timezone.now()
+        for name, value in changes.items():
+            old = getattr(locked, name)
+            if old == value:
+                continue
+            if name == "state":
+                _state_check(locked.state, value)
+                _state_stamp(locked, value, now)
+            if name in ("impact", "urgency") and value not in (1, 2, 3):
+                raise ApplicationError(f"{name} must be 1, 2 or 3", field=name)
+            setattr(locked, name, value)
+            changed.append(name)
+            event_record(locked, IncidentEvent.Kind.CHANGED, actor=actor, field=name, old=old, new=value)
+        if changed:
+            old_priority = locked.priority
+            locked.save()
+            if locked.priority != old_priority:
+                event_record(locked, IncidentEvent.Kind.CHANGED, actor=actor, field="priority", old=old_priority, new=locked.priority)
+                _sla_apply(locked, locked.posts.order_by("posted_at").values_list("posted_at", flat=True).first() or locked.opened_at)
+                locked.save(update_fields=["sla_policy", "response_due_at", "resolution_due_at"])
+    return locked
+
+
+def _state_check(old: str, new: str) -> None:
+    if new not in Incident.State.values:
+        raise ApplicationError(f"unknown state {new!r}", field="state")
+    if new not in TRANSITIONS[old]:
+        raise ApplicationError(
+            f"an incident cannot move from {Incident.State(old).label} to {Incident.State(new).label}", field="state"
+        )
+
+
+def _state_stamp(incident: Incident, new: str, now: datetime) -> None:
+    if new == Incident.State.RESOLVED:
+        incident.resolved_at = now
+    elif new == Incident.State.CLOSED:
+        incident.closed_at = now
+    elif new == Incident.State.IN_PROGRESS and incident.state == Incident.State.RESOLVED:
+        incident.resolved_at = None
+
+
+def incident_assign(*, incident: Incident, actor, assignee, group: Group | None = None) -> Incident:
+    changes: dict[str, Any] = {"assignee": assignee}
+    if group is not None:
+        changes["assignment_group"] = group
+    if incident.state == Incident.State.NEW and assignee is not None:
+        changes["state"] = Incident.State.IN_PROGRESS
+    return incident_update(incident=incident, actor=actor, **changes)

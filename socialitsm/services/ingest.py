@@ -1,0 +1,171 @@
+"""Ingest: store inbound posts exactly once, move cursors only with them, and poll channels."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from socialitsm.connectors import InboundPost, connector_for
+from socialitsm.connectors.base import Cursor
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.models import Author, Channel, Post, WatchRule
+
+logger = logging.getLogger(__name__)
+
+PROCESS_CHUNK = 100
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    created: int = 0
+    duplicates: int = 0
+    pending_ids: list[int] = field(default_factory=list)
+
+
+def posts_enqueue_processing(post_ids: list[int]) -> None:
+    from socialitsm.tasks import posts_process_task
+
+    for start in range(0, len(post_ids), PROCESS_CHUNK):
+        posts_process_task.delay(post_ids[start : start + PROCESS_CHUNK])
+
+
+def posts_ingest(
+    *,
+    channel: Channel,
+    posts: Sequence[InboundPost],
+    rule: WatchRule | None = None,
+    cursor: Cursor | None = None,
+    process: bool = True,
+) -> IngestResult:
+    """Store `posts` for `channel`, ignoring ones already stored, and save `rule`'s cursor in
+    the same transaction, so a crash replays posts and never skips them. New posts are handed
+    to classification after commit."""
+    unique: dict[str, InboundPost] = {}
+    for post in posts:
+        unique.setdefault(post.external_id, post)
+    result = IngestResult(received=len(posts))
+    network = channel.network
+    with transaction.atomic():
+        if unique:
+            existing = set(
+                Post.objects.filter(network=network, external_id__in=list(unique)).values_list("external_id", flat=True)
+            )
+            fresh = [p for p in unique.values() if p.external_id not in existing]
+            authors = _authors_upsert(network, fresh)
+            Post.objects.bulk_create(
+                [
+                    Post(
+                        network=network,
+                        external_id=p.external_id,
+                        channel=channel,
+                        rule=rule,
+                        author_id=authors[p.author.external_id],
+                        text=p.text,
+                        raw=p.raw,
+                        url=p.url,
+                        posted_at=p.posted_at,
+                        in_reply_to=p.in_reply_to,
+                        conversation_id=p.conversation_id,
+                        language=p.language,
+                        is_direct=p.is_direct,
+                    )
+                    for p in fresh
+                ],
+                ignore_conflicts=True,
+                batch_size=500,
+            )
+            result.created = len(fresh)
+            result.pending_ids = list(
+                Post.objects.pending()
+                .filter(network=network, external_id__in=[p.external_id for p in fresh])
+                .order_by("posted_at", "id")
+                .values_list("id", flat=True)
+            )
+            if fresh:
+                Channel.objects.filter(pk=channel.pk).update(last_event_at=timezone.now())
+        result.duplicates = result.received - result.created
+        if rule is not None and cursor is not None:
+            WatchRule.objects.filter(pk=rule.pk).update(cursor=cursor)
+            rule.cursor = cursor
+        if process and result.pending_ids:
+            ids = list(result.pending_ids)
+            transaction.on_commit(lambda: posts_enqueue_processing(ids))
+    return result
+
+
+def _authors_upsert(network: str, posts: Sequence[InboundPost]) -> dict[str, int]:
+    latest = {p.author.external_id: p.author for p in posts}
+    if not latest:
+        return {}
+    Author.objects.bulk_create(
+        [
+            Author(network=network, external_id=a.external_id, handle=a.handle, name=a.name, profile_url=a.profile_url)
+            for a in latest.values()
+        ],
+        update_conflicts=True,
+        unique_fields=["network", "external_id"],
+        update_fields=["handle", "name", "profile_url"],
+        batch_size=500,
+    )
+    return dict(
+        Author.objects.filter(network=network, external_id__in=list(latest)).values_list("external_id", "id")
+    )
+
+
+def channels_poll_due() -> list[int]:
+    """Claim every polling channel whose turn has come and hand each to a poll task."""
+    from socialitsm.tasks import channel_poll_task
+
+    now = timezone.now()
+    due = Channel.objects.filter(enabled=True, listen_mode=Channel.ListenMode.POLL).filter(
+        Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
+    )
+    claimed = []
+    for channel in due.only("pk", "poll_interval", "next_poll_at"):
+        # The conditional update is the claim: two beat ticks or two schedulers cannot both win.
+        won = Channel.objects.filter(pk=channel.pk, next_poll_at=channel.next_poll_at).update(
+            next_poll_at=now + timedelta(seconds=channel.poll_interval)
+        )
+        if won:
+            claimed.append(channel.pk)
+            channel_poll_task.delay(channel.pk)
+    return claimed
+
+
+def channel_poll(*, channel: Channel) -> int:
+    """Fetch every enabled rule of `channel` once and ingest what came. Returns posts created.
+
+    Network errors are recorded on the channel, never raised: the next due poll tries again,
+    not before a rate limit's reset."""
+    connector = connector_for(channel)
+    created = 0
+    try:
+        for rule in channel.rules.filter(enabled=True):
+            posts, cursor = connector.search(rule, rule.cursor)
+            created += posts_ingest(channel=channel, posts=posts, rule=rule, cursor=cursor).created
+    except TransientError as exc:
+        _channel_record_error(channel, exc.message, Channel.Health.DEGRADED, exc.retry_at)
+        return created
+    except PermanentError as exc:
+        _channel_record_error(channel, exc.message, Channel.Health.FAILING, None)
+        return created
+    Channel.objects.filter(pk=channel.pk).update(
+        last_polled_at=timezone.now(), health=Channel.Health.OK, last_error="", rate_limited_until=None
+    )
+    return created
+
+
+def _channel_record_error(channel: Channel, message: str, health: str, retry_at) -> None:
+    logger.warning("poll of channel %s failed: %s", channel.slug, message)
+    now = timezone.now()
+    changes = {"last_polled_at": now, "last_error": message, "last_error_at": now, "health": health}
+    if retry_at is not None and retry_at > now:
+        changes.update(rate_limited_until=retry_at, next_poll_at=retry_at)
+    Channel.objects.filter(pk=channel.pk).update(**changes)

@@ -1,0 +1,70 @@
+"""Thin Celery entry points: load ids, call one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+
+from .exceptions import TransientError
+from .models import Channel, Reply
+from .services import ingest, replies, routing
+
+logger = logging.getLogger(__name__)
+
+RETRY = {
+    "autoretry_for": (TransientError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+class NetworkTask(Task):
+    """Retries at the time a rate limit resets when the remote named one, not sooner."""
+
+    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
+        if isinstance(exc, TransientError) and exc.retry_at is not None and eta is None:
+            eta, countdown = exc.retry_at, None
+        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+
+
+class ReplySendTask(NetworkTask):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        reply = Reply.objects.filter(pk=args[0] if args else kwargs.get("reply_id")).first()
+        if reply is not None:
+            replies.reply_mark_failed(reply=reply, error=f"gave up after {reply.attempts} attempts: {exc}")
+
+
+@shared_task(acks_late=True)
+def channels_poll_due_task() -> None:
+    ingest.channels_poll_due()
+
+
+@shared_task(acks_late=True)
+def channel_poll_task(channel_id: int) -> None:
+    channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
+    if channel is None:
+        logger.info("channel %s vanished or was disabled before its poll", channel_id)
+        return
+    ingest.channel_poll(channel=channel)
+
+
+@shared_task(acks_late=True)
+def posts_process_task(post_ids: list[int]) -> None:
+    routing.posts_process(post_ids=post_ids)
+
+
+@shared_task(base=ReplySendTask, acks_late=True, **RETRY)
+def reply_send_task(reply_id: int) -> None:
+    reply = Reply.objects.filter(pk=reply_id).first()
+    if reply is None:
+        logger.info("reply %s vanished before send", reply_id)
+        return
+    replies.reply_send(reply=reply)
+
+
+@shared_task(acks_late=True)
+def work_recover_task() -> None:
+    replies.work_recover()

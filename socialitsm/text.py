@@ -1,0 +1,37 @@
+"""Making untrusted text safe to store: no NULs, no lone surrogates, no control characters."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# C0 controls except tab, newline and carriage return; DEL; C1 controls.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """PostgreSQL refuses NUL and UTF-8 cannot carry lone surrogates; both arrive in JSON."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
+
+
+def clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
+
+
+def shorten(value: str, limit: int) -> str:
+    """One line, at most `limit` characters, cut at a word boundary where one is near."""
+    line = " ".join(value.split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
