@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import factory
+from django.contrib.auth import get_user_model
+
+from socialitsm.connectors import InboundAuthor, InboundPost
+from socialitsm.models import Author, Channel, Incident, Network, Post, Service, WatchRule
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password(PASSWORD)
+
+
+class ChannelFactory(factory.django.DjangoModelFactory):
+    """A channel on the in-memory fake network unless told otherwise."""
+
+    class Meta:
+        model = Channel
+
+    name = factory.Sequence(lambda n: f"Channel {n}")
+    slug = factory.Sequence(lambda n: f"channel-{n}")
+    network = Network.REPLAY
+    handle = "@ITSupport"
+    config = factory.LazyFunction(lambda: {"connector": "fake"})
+    credentials = factory.LazyFunction(lambda: {"secret": "s3cret-for-tests"})
+
+
+class WatchRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WatchRule
+
+    channel = factory.SubFactory(ChannelFactory)
+    name = "IT complaints"
+    kind = WatchRule.Kind.SEARCH
+    query = "helpdesk"
+    complaint_threshold = 0.5
+
+
+class AuthorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Author
+
+    network = Network.REPLAY
+    external_id = factory.Sequence(lambda n: f"u-{n}")
+    handle = factory.Sequence(lambda n: f"@person{n}")
+    name = factory.Sequence(lambda n: f"Person {n}")
+
+
+class PostFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Post
+
+    rule = factory.SubFactory(WatchRuleFactory)
+    channel = factory.SelfAttribute("rule.channel")
+    network = factory.SelfAttribute("channel.network")
+    external_id = factory.Sequence(lambda n: f"p-{n}")
+    author = factory.SubFactory(AuthorFactory)
+    text = "VPN down again, third time this week"
+    posted_at = factory.LazyFunction(lambda: datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+
+
+class IncidentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Incident
+
+    number = factory.Sequence(lambda n: f"INC{9000000 + n:07d}")
+    short_description = "VPN down again"
+    service = factory.LazyFunction(lambda: Service.objects.get(slug="vpn"))
+
+
+def inbound(external_id: str, text: str = "VPN down again, third time this week", *, author: str = "u-1", **extra) -> InboundPost:
+    """An InboundPost as a connector would hand it over."""
+    return InboundPost(
+        external_id=external_id,
+        author=InboundAuthor(author, f"@{author}", author.title()),
+        text=text,
+        posted_at=extra.pop("posted_at", datetime(2026, 11, 26, 8, 0, tzinfo=UTC)),
+        **extra,
+    )

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from socialitsm.connectors import InboundAuthor
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.models import Author, Channel, Incident, Post, WatchRule
+from socialitsm.services.ingest import channel_poll, channels_poll_due, posts_ingest
+
+from ..factories import ChannelFactory, WatchRuleFactory, inbound
+
+pytestmark = pytest.mark.django_db
+
+
+def test_ingest_stores_posts_and_authors_once():
+    rule = WatchRuleFactory()
+    result = posts_ingest(channel=rule.channel, posts=[inbound("a1"), inbound("a2", author="u-2")], rule=rule, process=False)
+    assert (result.received, result.created, result.duplicates) == (2, 2, 0)
+    assert Post.objects.count() == 2
+    assert sorted(Author.objects.values_list("external_id", flat=True)) == ["u-1", "u-2"]
+    assert len(result.pending_ids) == 2
+
+
+def test_duplicate_post_is_ignored():
+    rule = WatchRuleFactory()
+    posts_ingest(channel=rule.channel, posts=[inbound("a1")], rule=rule, process=False)
+    again = posts_ingest(channel=rule.channel, posts=[inbound("a1"), inbound("a1")], rule=rule, process=False)
+    assert (again.received, again.created, again.duplicates) == (2, 0, 2)
+    assert again.pending_ids == []
+    assert Post.objects.count() == 1
+
+
+def test_same_external_id_on_two_networks_is_two_posts():
+    replay = WatchRuleFactory()
+    webhook = WatchRuleFactory(channel=ChannelFactory(network="webhook"))
+    posts_ingest(channel=replay.channel, posts=[inbound("same")], rule=replay, process=False)
+    posts_ingest(channel=webhook.channel, posts=[inbound("same")], rule=webhook, process=False)
+    assert sorted(Post.objects.values_list("network", flat=True)) == ["replay", "webhook"]
+
+
+def test_author_profile_is_refreshed():
+    rule = WatchRuleFactory()
+    posts_ingest(channel=rule.channel, posts=[inbound("a1")], rule=rule, process=False)
+    renamed = replace(inbound("a2"), author=InboundAuthor("u-1", "@new", "New Name"))
+    posts_ingest(channel=rule.channel, posts=[renamed], rule=rule, process=False)
+    author = Author.objects.get()
+    assert (author.handle, author.name) == ("@new", "New Name")
+
+
+def test_cursor_is_saved_with_the_posts():
+    rule = WatchRuleFactory()
+    posts_ingest(channel=rule.channel, posts=[inbound("a1")], rule=rule, cursor={"since_id": "a1"}, process=False)
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"since_id": "a1"}
+
+
+def test_crash_before_commit_keeps_the_old_cursor(monkeypatch):
+    rule = WatchRuleFactory(cursor={"since_id": "old"})
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr("socialitsm.services.ingest._authors_upsert", explode)
+    with pytest.raises(RuntimeError):
+        posts_ingest(channel=rule.channel, posts=[inbound("a1")], rule=rule, cursor={"since_id": "new"}, process=False)
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"since_id": "old"}
+    assert Post.objects.count() == 0
+
+
+def test_ingest_routes_new_posts_after_commit(django_capture_on_commit_callbacks):
+    rule = WatchRuleFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        posts_ingest(channel=rule.channel, posts=[inbound("a1", "VPN down again, third time this week")], rule=rule)
+    post = Post.objects.get()
+    assert post.triage_state == Post.Triage.INCIDENT
+    assert Incident.objects.count() == 1
+
+
+def test_poll_ingests_and_advances_cursor(fake_network, django_capture_on_commit_callbacks):
+    rule = WatchRuleFactory()
+    fake_network.inbox[rule.channel.slug] = [inbound("f1"), inbound("f2", "Anyone up for lunch?", author="u-9")]
+    with django_capture_on_commit_callbacks(execute=True):
+        created = channel_poll(channel=rule.channel)
+    assert created == 2
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"offset": 2}
+    channel = Channel.objects.get(pk=rule.channel.pk)
+    assert channel.health == Channel.Health.OK
+    assert channel.last_event_at is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        assert channel_poll(channel=channel) == 0
+    assert Post.objects.count() == 2
+
+
+def test_rate_limited_poll_waits_for_the_reset(fake_network):
+    rule = WatchRuleFactory(cursor={"offset": 0})
+    reset = timezone.now() + timedelta(minutes=15)
+    fake_network.errors.append(TransientError("HTTP 429", status=429, retry_at=reset))
+    assert channel_poll(channel=rule.channel) == 0
+    channel = Channel.objects.get(pk=rule.channel.pk)
+    assert channel.health == Channel.Health.DEGRADED
+    assert channel.rate_limited_until == reset
+    assert channel.next_poll_at == reset
+    assert channel.last_error == "HTTP 429"
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"offset": 0}
+
+
+def test_permanent_poll_error_marks_channel_failing(fake_network):
+    rule = WatchRuleFactory()
+    fake_network.errors.append(PermanentError("authentication refused (HTTP 401)", status=401))
+    assert channel_poll(channel=rule.channel) == 0
+    channel = Channel.objects.get(pk=rule.channel.pk)
+    assert (channel.health, channel.last_error) == (Channel.Health.FAILING, "authentication refused (HTTP 401)")
+    assert Post.objects.count() == 0
+
+
+def test_due_channels_are_claimed_once(monkeypatch):
+    due = ChannelFactory(poll_interval=30)
+    ChannelFactory(next_poll_at=timezone.now() + timedelta(minutes=5))
+    ChannelFactory(enabled=False)
+    ChannelFactory(listen_mode=Channel.ListenMode.PUSH)
+    polled = []
+    monkeypatch.setattr("socialitsm.tasks.channel_poll_task.delay", polled.append)
+    assert channels_poll_due() == [due.pk]
+    assert channels_poll_due() == []
+    assert polled == [due.pk]
+    next_poll = Channel.objects.get(pk=due.pk).next_poll_at
+    assert timedelta(seconds=29) < next_poll - timezone.now() <= timedelta(seconds=30)

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth.models import Group
+
+from socialitsm.exceptions import ApplicationError
+from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service, WatchRule
+from socialitsm.services.routing import post_promote, posts_process
+
+from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory
+
+pytestmark = pytest.mark.django_db
+
+COMPLAINT = "VPN down again, third time this week"
+NOISE = "Anyone up for lunch at the canteen today?"
+
+
+def route(*posts: Post) -> dict[str, int]:
+    return posts_process(post_ids=[p.pk for p in posts])
+
+
+def test_complaint_opens_incident_with_matrix_priority():
+    group = Group.objects.create(name="Network Team")
+    Service.objects.filter(slug="vpn").update(owner_group=group)
+    rule = WatchRuleFactory(default_impact=2)
+    post = PostFactory(rule=rule, text=COMPLAINT, url="https://social.example.com/@p/1")
+    assert route(post) == {"incident": 1}
+    post.refresh_from_db()
+    incident = post.incident
+    assert incident.number == "INC0001001"
+    assert incident.short_description == COMPLAINT
+    assert incident.service.slug == "vpn"
+    assert incident.assignment_group == group
+    assert incident.state == Incident.State.NEW
+    assert incident.impact == 2
+    assert incident.priority == {1: 2, 2: 3, 3: 4}[incident.urgency]
+    assert incident.author == post.author
+    assert post.triage_state == Post.Triage.INCIDENT
+    assert post.is_complaint is True
+    assert post.detected_service.slug == "vpn"
+    assert post.reasons
+    assert list(incident.events.values_list("kind", flat=True)) == ["opened", "post_linked"]
+
+
+def test_incident_numbers_are_sequential():
+    posts = [PostFactory(text=f"{COMPLAINT} #{n}", author=AuthorFactory()) for n in range(3)]
+    route(*posts)
+    assert sorted(Incident.objects.values_list("number", flat=True)) == ["INC0001001", "INC0001002", "INC0001003"]
+
+
+def test_noise_is_kept_as_ignored():
+    post = PostFactory(text=NOISE)
+    assert route(post) == {"ignored": 1}
+    post.refresh_from_db()
+    assert post.triage_state == Post.Triage.IGNORED
+    assert post.is_complaint is False
+    assert post.incident is None
+    assert "below the complaint threshold" in post.reasons
+    assert Incident.objects.count() == 0
+
+
+def test_rule_threshold_applies_to_score():
+    strict = WatchRuleFactory(complaint_threshold=1.0)
+    post = PostFactory(rule=strict, text=COMPLAINT)
+    assert route(post) == {"ignored": 1}
+
+
+def test_queue_rule_keeps_complaints_for_triage():
+    rule = WatchRuleFactory(action=WatchRule.Action.QUEUE)
+    post = PostFactory(rule=rule, text=COMPLAINT)
+    assert route(post) == {"queued": 1}
+    assert Incident.objects.count() == 0
+
+
+def test_follow_up_in_same_conversation_attaches():
+    author = AuthorFactory()
+    first = PostFactory(author=author, text=COMPLAINT, conversation_id="c-1")
+    route(first)
+    follow = PostFactory(
+        author=author, rule=first.rule, text="any update?? still nothing", conversation_id="c-1",
+        posted_at=datetime(2026, 11, 26, 9, 0, tzinfo=UTC),
+    )
+    assert route(follow) == {"incident": 1}
+    follow.refresh_from_db()
+    first.refresh_from_db()
+    assert follow.incident == first.incident
+    assert Incident.objects.count() == 1
+
+
+def test_reply_to_linked_post_attaches_even_if_not_a_complaint():
+    first = PostFactory(text=COMPLAINT, external_id="root-1")
+    route(first)
+    thanks = PostFactory(rule=first.rule, text="ok it works now, thanks!", in_reply_to="root-1")
+    route(thanks)
+    thanks.refresh_from_db()
+    first.refresh_from_db()
+    assert thanks.incident_id == first.incident_id
+    assert thanks.triage_state == Post.Triage.INCIDENT
+
+
+def test_reply_to_our_reply_attaches():
+    first = PostFactory(text=COMPLAINT)
+    route(first)
+    first.refresh_from_db()
+    Reply.objects.create(
+        incident=first.incident, post=first, channel=first.channel, visibility="public", text="On it", status="sent", external_id="ours-9"
+    )
+    answer = PostFactory(rule=first.rule, text="still broken for me", in_reply_to="ours-9")
+    route(answer)
+    answer.refresh_from_db()
+    first.refresh_from_db()
+    assert answer.incident_id == first.incident_id
+
+
+def test_follow_up_to_resolved_incident_opens_a_new_one():
+    author = AuthorFactory()
+    first = PostFactory(author=author, text=COMPLAINT, conversation_id="c-1")
+    route(first)
+    Incident.objects.update(state=Incident.State.RESOLVED)
+    again = PostFactory(author=author, rule=first.rule, text="VPN is broken again, cannot connect", conversation_id="c-1")
+    route(again)
+    assert Incident.objects.count() == 2
+
+
+def test_same_conversation_other_author_does_not_attach():
+    first = PostFactory(text=COMPLAINT, conversation_id="c-1")
+    route(first)
+    other = PostFactory(rule=first.rule, text="Email is down, Outlook keeps failing", conversation_id="c-1")
+    route(other)
+    assert Incident.objects.count() == 2
+
+
+def test_our_own_posts_are_ignored():
+    channel = ChannelFactory(handle="@ITSupport")
+    rule = WatchRuleFactory(channel=channel)
+    own = PostFactory(rule=rule, text=COMPLAINT, author=AuthorFactory(handle="@itsupport"))
+    assert route(own) == {"ignored": 1}
+
+
+def test_language_filter():
+    rule = WatchRuleFactory(languages=["en"])
+    post = PostFactory(rule=rule, text="Le VPN ne marche plus depuis ce matin", language="fr")
+    assert route(post) == {"ignored": 1}
+
+
+def test_processing_twice_is_a_no_op():
+    post = PostFactory(text=COMPLAINT)
+    route(post)
+    assert route(post) == {}
+    assert Incident.objects.count() == 1
+    assert IncidentEvent.objects.count() == 2
+
+
+def test_agent_promotes_ignored_post(agent):
+    post = PostFactory(text=NOISE)
+    route(post)
+    incident = post_promote(post=Post.objects.get(pk=post.pk), actor=agent)
+    post.refresh_from_db()
+    assert post.incident == incident
+    assert list(incident.events.values_list("kind", "actor")) == [
+        ("opened", agent.pk), ("post_linked", agent.pk), ("promoted", agent.pk)
+    ]
+    with pytest.raises(ApplicationError):
+        post_promote(post=post, actor=agent)
+    assert Incident.objects.count() == 1
+
+
+def test_pending_post_cannot_be_promoted(agent):
+    post = PostFactory(text=NOISE)
+    with pytest.raises(ApplicationError, match="not been classified"):
+        post_promote(post=post, actor=agent)

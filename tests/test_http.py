@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+import pytest
+import requests
+import responses
+from django.utils import timezone
+
+from socialitsm import http
+from socialitsm.exceptions import PermanentError, TransientError
+
+URL = "https://api.example.com/v1/thing"
+
+
+@pytest.fixture
+def public_dns(monkeypatch):
+    def resolve(host, port, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8000/x", "http://10.0.0.5/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
+     "http://localhost/x", "file:///etc/passwd", "ftp://example.com/x", "/relative"],
+)
+def test_private_and_odd_urls_are_refused(url):
+    with pytest.raises(PermanentError, match="refusing URL"):
+        http.check_url(url)
+
+
+def test_private_urls_allowed_when_configured(settings):
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True
+    http.check_url("http://127.0.0.1:8480/REST/2.0/")
+
+
+@responses.activate
+def test_success_returns_response(public_dns):
+    responses.get(URL, json={"ok": True})
+    assert http.request("GET", URL).json() == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "fragment"),
+    [(401, PermanentError, "authentication refused"), (403, PermanentError, "authentication refused"),
+     (404, PermanentError, "HTTP 404"), (422, PermanentError, "HTTP 422"), (429, TransientError, "HTTP 429"),
+     (500, TransientError, "HTTP 500"), (503, TransientError, "HTTP 503")],
+)
+@responses.activate
+def test_status_codes_map_to_errors(public_dns, status, error, fragment):
+    responses.get(URL, status=status, body="nope")
+    with pytest.raises(error, match=fragment) as info:
+        http.request("GET", URL)
+    assert type(info.value) is error
+    assert info.value.status == status
+
+
+@responses.activate
+def test_retry_after_seconds_sets_retry_at(public_dns):
+    responses.get(URL, status=429, headers={"Retry-After": "120"})
+    with pytest.raises(TransientError) as info:
+        http.request("GET", URL)
+    assert timedelta(seconds=118) < info.value.retry_at - timezone.now() <= timedelta(seconds=120)
+
+
+@responses.activate
+def test_retry_after_http_date(public_dns):
+    responses.get(URL, status=503, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})
+    with pytest.raises(TransientError) as info:
+        http.request("GET", URL)
+    assert info.value.retry_at.isoformat() == "2026-10-21T07:28:00+00:00"
+
+
+@pytest.mark.parametrize(("exc", "error"), [(requests.ConnectTimeout("slow"), TransientError), (requests.ConnectionError("reset"), TransientError)])
+@responses.activate
+def test_network_failures_are_transient(public_dns, exc, error):
+    responses.get(URL, body=exc)
+    with pytest.raises(error):
+        http.request("GET", URL)
+
+
+@responses.activate
+def test_redirects_are_not_followed(public_dns):
+    responses.get(URL, status=302, headers={"Location": "http://169.254.169.254/"})
+    assert http.request("GET", URL).status_code == 302
+    assert len(responses.calls) == 1

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from celery.app.task import Task
+from django.utils import timezone
+
+from socialitsm import tasks
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.models import Channel, Incident, Post, Reply
+from socialitsm.services.replies import reply_queue
+from socialitsm.services.routing import posts_process
+
+from .factories import PostFactory, WatchRuleFactory, inbound
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def reply(agent, fake_network, monkeypatch):
+    post = PostFactory(text="Email is down for everyone")
+    posts_process(post_ids=[post.pk])
+    post.refresh_from_db()
+    return reply_queue(incident=post.incident, post=post, text="We're on it.", visibility="public", agent=agent)
+
+
+def test_channel_poll_task_ingests(fake_network):
+    rule = WatchRuleFactory()
+    fake_network.inbox[rule.channel.slug] = [inbound("t-1")]
+    tasks.channel_poll_task(rule.channel.pk)
+    assert Post.objects.get().external_id == "t-1"
+
+
+@pytest.mark.parametrize("disabled", [True, False])
+def test_channel_poll_task_skips_vanished_or_disabled_channel(fake_network, disabled):
+    rule = WatchRuleFactory()
+    fake_network.inbox[rule.channel.slug] = [inbound("t-1")]
+    channel_id = rule.channel.pk
+    if disabled:
+        Channel.objects.filter(pk=channel_id).update(enabled=False)
+    else:
+        channel_id += 1000
+    tasks.channel_poll_task(channel_id)
+    assert Post.objects.count() == 0
+
+
+def test_posts_process_task_routes():
+    post = PostFactory(text="VPN down again, third time this week")
+    tasks.posts_process_task([post.pk])
+    assert Incident.objects.count() == 1
+
+
+def test_reply_send_task_sends(reply, fake_network):
+    tasks.reply_send_task(reply.pk)
+    reply.refresh_from_db()
+    assert reply.status == "sent"
+    assert len(fake_network.sent) == 1
+
+
+def test_reply_send_task_with_vanished_reply_does_nothing(fake_network):
+    tasks.reply_send_task(999_999)
+    assert fake_network.sent == []
+
+
+def test_permanent_error_is_not_retried(reply, fake_network):
+    fake_network.errors.extend([PermanentError("authentication refused (HTTP 401)", status=401), TransientError("never reached")])
+    tasks.reply_send_task.apply(args=[reply.pk])
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.error) == ("failed", 1, "authentication refused (HTTP 401)")
+    assert len(fake_network.errors) == 1
+
+
+@pytest.fixture
+def no_propagate():
+    """Eager retries re-run in place only when failures are not propagated straight away."""
+    conf = tasks.reply_send_task.app.conf
+    before = conf.task_eager_propagates
+    conf.task_eager_propagates = False
+    yield
+    conf.task_eager_propagates = before
+
+
+def test_transient_error_is_retried(reply, fake_network, no_propagate):
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    tasks.reply_send_task.apply(args=[reply.pk])
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts) == ("sent", 2)
+
+
+def test_exhausted_retries_mark_the_reply_failed(reply, fake_network, no_propagate):
+    fake_network.errors.extend([TransientError("HTTP 503", status=503)] * 6)
+    result = tasks.reply_send_task.apply(args=[reply.pk])
+    assert isinstance(result.result, TransientError)
+    reply.refresh_from_db()
+    assert reply.status == "failed"
+    assert reply.attempts == 6
+    assert reply.error == "gave up after 6 attempts: HTTP 503"
+    assert fake_network.sent == []
+
+
+def test_rate_limit_retry_waits_for_reset(monkeypatch):
+    seen = {}
+
+    def fake_retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
+        seen.update(eta=eta, countdown=countdown)
+
+    monkeypatch.setattr(Task, "retry", fake_retry)
+    reset = timezone.now() + timedelta(minutes=7)
+    tasks.reply_send_task.retry(exc=TransientError("HTTP 429", status=429, retry_at=reset), countdown=3)
+    assert seen == {"eta": reset, "countdown": None}
+    tasks.reply_send_task.retry(exc=TransientError("HTTP 503", status=503), countdown=3)
+    assert seen == {"eta": None, "countdown": 3}
+
+
+def test_recover_task_requeues(reply, monkeypatch):
+    Reply.objects.filter(pk=reply.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    sent = []
+    monkeypatch.setattr("socialitsm.tasks.reply_send_task.delay", sent.append)
+    tasks.work_recover_task()
+    assert sent == [reply.pk]
