@@ -99,7 +99,7 @@ def _reply_record_sent(reply: Reply, external_id: str) -> Reply:
         event_record(reply.incident, IncidentEvent.Kind.REPLY_SENT, actor=reply.agent, new=external_id, message=reply.text)
         first = Incident.objects.filter(pk=reply.incident_id, first_response_at__isnull=True).update(first_response_at=sent_at)
         if first:
-            event_record(reply.incident, IncidentEvent.Kind.FIRST_RESPONSE, actor=reply.agent, new=sent_at.isoformat())
+            event_record(reply.incident, IncidentEvent.Kind.FIRST_RESPONSE, actor=reply.agent, new=f"{sent_at:%Y-%m-%d %H:%M:%S} UTC")
     reply.refresh_from_db()
     return reply
 

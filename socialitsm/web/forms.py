@@ -1,0 +1,117 @@
+"""Forms of the agents' web UI: they parse input; the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import Q
+
+from socialitsm.models import Incident, Post, Reply, Service
+from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
+
+TRIAGE_STATES = (Post.Triage.QUEUED, Post.Triage.IGNORED)
+
+
+class QueueFilterForm(forms.Form):
+    mine = forms.BooleanField(required=False, label="Mine")
+    unassigned = forms.BooleanField(required=False, label="Unassigned")
+    service = forms.ChoiceField(required=False)
+    priority = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    state = forms.ChoiceField(required=False)
+
+    def __init__(self, *args: Any, counts: dict[str, dict[Any, int]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+        def label(text: str, n: int) -> str:
+            return f"{text} ({n})"
+
+        self.fields["service"].choices = [("", "Any service")] + [
+            (slug, label(name, counts["service"].get(slug, 0)))
+            for slug, name in Service.objects.order_by("name").values_list("slug", "name")
+        ]
+        self.fields["priority"].choices = [("", "Any priority")] + [
+            (value, label(f"P{value}", counts["priority"].get(value, 0))) for value in Incident.Priority.values
+        ]
+        self.fields["state"].choices = [("", "Any open state")] + [
+            (state.value, label(state.label, counts["state"].get(state.value, 0))) for state in Incident.OPEN_STATES
+        ]
+
+
+def _agents(current_id: int | None):
+    # The current assignee stays selectable even if they left the groups, so saving the form
+    # for another field does not silently unassign them.
+    return (
+        get_user_model()
+        .objects.filter(Q(groups__name__in=(AGENT_GROUP, LEAD_GROUP), is_active=True) | Q(pk=current_id))
+        .distinct()
+        .order_by("username")
+    )
+
+
+class AgentChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        full = obj.get_full_name()
+        return f"{full} ({obj.username})" if full else obj.username
+
+
+class IncidentUpdateForm(forms.Form):
+    """Every field carries its value as rendered, so only what this agent changed is sent on,
+    and a colleague's change made meanwhile is not overwritten by a stale page."""
+
+    state = forms.ChoiceField(choices=Incident.State.choices, show_hidden_initial=True)
+    impact = forms.TypedChoiceField(choices=Incident.Level.choices, coerce=int, show_hidden_initial=True)
+    urgency = forms.TypedChoiceField(choices=Incident.Level.choices, coerce=int, show_hidden_initial=True)
+    assignee = AgentChoiceField(queryset=None, required=False, empty_label="(unassigned)", show_hidden_initial=True)
+    assignment_group = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="(none)", label="Group", show_hidden_initial=True
+    )
+    service = forms.ModelChoiceField(queryset=None, required=False, empty_label="(none)", show_hidden_initial=True)
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        kwargs.setdefault(
+            "initial",
+            {
+                "state": incident.state,
+                "impact": incident.impact,
+                "urgency": incident.urgency,
+                "assignee": incident.assignee_id,
+                "assignment_group": incident.assignment_group_id,
+                "service": incident.service_id,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = _agents(incident.assignee_id)
+        self.fields["assignment_group"].queryset = Group.objects.order_by("name")
+        self.fields["service"].queryset = Service.objects.filter(Q(active=True) | Q(pk=incident.service_id)).order_by("name")
+
+    def changes(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in self.changed_data}
+
+
+class ReplyForm(forms.Form):
+    post = forms.ModelChoiceField(queryset=None)
+    visibility = forms.ChoiceField(choices=Reply.Visibility.choices)
+    text = forms.CharField(strip=False)
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["post"].queryset = incident.posts.select_related("channel")
+
+    def clean_text(self) -> str:
+        # Browsers submit textarea line breaks as CRLF but count them as one character.
+        return self.cleaned_data["text"].replace("\r\n", "\n")
+
+
+class TriageFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        required=False,
+        choices=[("", "Queued and ignored")] + [(s.value, s.label) for s in TRIAGE_STATES],
+    )
+
+    def states(self) -> tuple[str, ...]:
+        chosen = self.cleaned_data.get("state") if self.is_valid() else ""
+        return (chosen,) if chosen else TRIAGE_STATES

@@ -1,0 +1,20 @@
+"""Routes of the agents' web UI."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "socialitsm"
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("incidents/<str:number>/", views.incident_detail, name="incident"),
+    path("incidents/<str:number>/replies/", views.incident_replies, name="incident-replies"),
+    path("incidents/<str:number>/update/", views.incident_update_view, name="incident-update"),
+    path("incidents/<str:number>/assign/", views.incident_assign_view, name="incident-assign"),
+    path("incidents/<str:number>/reply/", views.incident_reply_view, name="incident-reply"),
+    path("posts/", views.triage, name="triage"),
+    path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),
+]

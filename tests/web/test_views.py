@@ -1,0 +1,487 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.urls import reverse
+
+from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
+from socialitsm.roles import AGENT_GROUP
+from socialitsm.services.incidents import incident_open_from_post
+
+from ..factories import AuthorFactory, IncidentFactory, PostFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+COMPLAINT = "VPN down again, third time this week"
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def open_incident(text: str = COMPLAINT, **post_fields) -> tuple[Incident, Post]:
+    post = PostFactory(text=text, **post_fields)
+    with transaction.atomic():
+        incident = incident_open_from_post(post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=2)
+    post.refresh_from_db()
+    return incident, post
+
+
+def update_data(incident: Incident, **changes) -> dict[str, object]:
+    """The update form as the page renders it (with the values it was rendered with), plus changes."""
+    shown = {
+        "state": incident.state,
+        "impact": incident.impact,
+        "urgency": incident.urgency,
+        "assignee": incident.assignee_id or "",
+        "assignment_group": incident.assignment_group_id or "",
+        "service": incident.service_id or "",
+    }
+    return {**shown, **{f"initial-{name}": value for name, value in shown.items()}, **changes}
+
+
+def listed(response) -> list[str]:
+    return [incident.number for incident in response.context["page"].object_list]
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+# Access
+
+
+def _get_urls(incident: Incident) -> list[str]:
+    return [
+        reverse("socialitsm:queue"),
+        reverse("socialitsm:incident", args=[incident.number]),
+        reverse("socialitsm:incident-replies", args=[incident.number]),
+        reverse("socialitsm:triage"),
+    ]
+
+
+def test_anonymous_is_sent_to_login(client):
+    incident, _ = open_incident()
+    for url in _get_urls(incident):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"] == f"/accounts/login/?next={url}"
+
+
+def test_anonymous_post_changes_nothing(client):
+    incident, _ = open_incident()
+    events = IncidentEvent.objects.count()
+    response = client.post(reverse("socialitsm:incident-assign", args=[incident.number]))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert IncidentEvent.objects.count() == events
+
+
+def test_outsider_is_forbidden_everywhere(client, outsider, agent):
+    incident, post = open_incident()
+    queued = PostFactory(text=COMPLAINT, triage_state=Post.Triage.QUEUED, complaint_score=0.9)
+    events = IncidentEvent.objects.count()
+    client.force_login(outsider)
+    for url in _get_urls(incident):
+        assert client.get(url).status_code == 403, url
+    posts = {
+        reverse("socialitsm:incident-update", args=[incident.number]): update_data(incident, state="in_progress"),
+        reverse("socialitsm:incident-assign", args=[incident.number]): {},
+        reverse("socialitsm:incident-reply", args=[incident.number]): {"post": post.pk, "visibility": "public", "text": "Hi"},
+        reverse("socialitsm:post-promote", args=[queued.pk]): {},
+    }
+    for url, data in posts.items():
+        assert client.post(url, data).status_code == 403, url
+    incident.refresh_from_db()
+    queued.refresh_from_db()
+    assert incident.state == Incident.State.NEW
+    assert incident.assignee is None
+    assert IncidentEvent.objects.count() == events
+    assert Reply.objects.count() == 0
+    assert queued.incident is None
+    assert Incident.objects.count() == 1
+
+
+def test_lead_may_use_the_queue(client, lead):
+    client.force_login(lead)
+    assert client.get(reverse("socialitsm:queue")).status_code == 200
+
+
+def test_login_page_has_no_nav_for_anonymous(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'name="username"' in body
+    assert reverse("socialitsm:triage") not in body
+    assert "Log out" not in body
+
+
+def test_login_form_logs_an_agent_in(client, agent):
+    from ..factories import PASSWORD
+
+    response = client.post(reverse("login"), {"username": "agent.anna", "password": PASSWORD}, follow=True)
+    assert response.redirect_chain == [("/", 302)]
+    assert "Log out" in response.content.decode()
+
+
+# Queue
+
+
+@pytest.fixture
+def queue_incidents(agent):
+    other = UserFactory(username="agent.otto")
+    email = Service.objects.get(slug="email")
+    made = {
+        "mine_p2": IncidentFactory(assignee=agent, impact=1, urgency=2, opened_at=T0),
+        "unassigned_p4_email": IncidentFactory(service=email, impact=2, urgency=3, opened_at=T0),
+        "unassigned_p3_early": IncidentFactory(impact=2, urgency=2, opened_at=T0 - timedelta(hours=1)),
+        "others_p3": IncidentFactory(assignee=other, impact=2, urgency=2, opened_at=T0, state=Incident.State.ON_HOLD),
+        "mine_closed": IncidentFactory(assignee=agent, impact=1, urgency=1, opened_at=T0, state=Incident.State.CLOSED),
+    }
+    return {name: incident.number for name, incident in made.items()}
+
+
+def test_queue_lists_open_incidents_by_priority_then_age(agent_client, queue_incidents):
+    response = agent_client.get(reverse("socialitsm:queue"))
+    assert response.status_code == 200
+    assert listed(response) == [
+        queue_incidents["mine_p2"],
+        queue_incidents["unassigned_p3_early"],
+        queue_incidents["others_p3"],
+        queue_incidents["unassigned_p4_email"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("mine=on", ["mine_p2"]),
+        ("unassigned=on", ["unassigned_p3_early", "unassigned_p4_email"]),
+        ("service=email", ["unassigned_p4_email"]),
+        ("service=vpn", ["mine_p2", "unassigned_p3_early", "others_p3"]),
+        ("priority=3", ["unassigned_p3_early", "others_p3"]),
+        ("state=on_hold", ["others_p3"]),
+        ("unassigned=on&service=vpn", ["unassigned_p3_early"]),
+    ],
+)
+def test_queue_filters(agent_client, queue_incidents, query, expected):
+    response = agent_client.get(f"{reverse('socialitsm:queue')}?{query}")
+    assert listed(response) == [queue_incidents[name] for name in expected]
+
+
+def test_queue_shows_counts_per_filter(agent_client, queue_incidents):
+    response = agent_client.get(reverse("socialitsm:queue"))
+    counts = response.context["counts"]
+    assert (counts["all"], counts["mine"], counts["unassigned"]) == (4, 1, 2)
+    assert counts["service"] == {"vpn": 3, "email": 1}
+    assert counts["priority"] == {2: 1, 3: 2, 4: 1}
+    body = response.content.decode()
+    assert '<option value="email">Email (1)</option>' in body
+    assert '<option value="3">P3 (2)</option>' in body
+
+
+def test_queue_rows_link_to_the_incident(agent_client, queue_incidents):
+    body = agent_client.get(reverse("socialitsm:queue")).content.decode()
+    number = queue_incidents["mine_p2"]
+    assert f'href="/incidents/{number}/"' in body
+    assert "P2</span>" in body
+
+
+def test_queue_queries_do_not_grow_with_rows(agent_client, agent, django_assert_max_num_queries):
+    for _ in range(3):
+        IncidentFactory(assignee=agent, assignment_group=Group.objects.get(name=AGENT_GROUP))
+    with django_assert_max_num_queries(12) as few:
+        agent_client.get(reverse("socialitsm:queue"))
+    for _ in range(20):
+        IncidentFactory(assignee=agent, assignment_group=Group.objects.get(name=AGENT_GROUP))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        agent_client.get(reverse("socialitsm:queue"))
+
+
+def test_queue_pages_by_fifty(agent_client):
+    for _ in range(51):
+        IncidentFactory()
+    first = agent_client.get(reverse("socialitsm:queue"))
+    second = agent_client.get(f"{reverse('socialitsm:queue')}?page=2")
+    assert len(first.context["page"].object_list) == 50
+    assert len(second.context["page"].object_list) == 1
+
+
+# Incident page: untrusted text
+
+
+def test_post_text_is_escaped_with_line_breaks(agent_client):
+    incident, _ = open_incident(text="<script>alert(1)</script>\nVPN is down")
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>VPN is down" in body
+    assert "<script>alert(1)" not in body
+
+
+def test_post_text_is_escaped_in_triage(agent_client):
+    PostFactory(text="<script>alert(1)</script>", triage_state=Post.Triage.IGNORED)
+    body = agent_client.get(reverse("socialitsm:triage")).content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "<script>alert(1)" not in body
+
+
+def test_javascript_url_is_not_a_link(agent_client):
+    incident, _ = open_incident(url="javascript:alert(document.cookie)")
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert "javascript:" not in body
+    assert "post-link" not in body
+
+
+def test_https_url_is_a_link(agent_client):
+    incident, _ = open_incident(url="https://social.example.com/@p/1")
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert 'class="post-link" href="https://social.example.com/@p/1" rel="noopener noreferrer nofollow"' in body
+
+
+def test_incident_page_shows_post_verdict_and_timeline(agent_client):
+    incident, post = open_incident()
+    Post.objects.filter(pk=post.pk).update(complaint_score=0.8731, urgency_hint=2, reasons=["'down' outage", "service vpn"])
+    response = agent_client.get(reverse("socialitsm:incident", args=[incident.number]))
+    body = response.content.decode()
+    assert "<strong>0.87</strong>" in body
+    assert "<li>&#x27;down&#x27; outage</li><li>service vpn</li>" in body
+    assert [e.kind for e in response.context["events"]] == ["opened", "post_linked"]
+
+
+# Incident page: update and assign
+
+
+def test_update_records_one_event_per_changed_field(agent_client, agent):
+    incident, _ = open_incident()
+    response = agent_client.post(
+        reverse("socialitsm:incident-update", args=[incident.number]),
+        update_data(incident, state="in_progress", assignee=agent.pk),
+        follow=True,
+    )
+    assert response.redirect_chain == [(f"/incidents/{incident.number}/", 302)]
+    assert messages_of(response) == [f"{incident.number} updated: state, assignee."]
+    changed = list(
+        IncidentEvent.objects.filter(incident=incident, kind=IncidentEvent.Kind.CHANGED)
+        .order_by("id")
+        .values_list("field", "old_value", "new_value", "actor__username")
+    )
+    assert changed == [("state", "new", "in_progress", "agent.anna"), ("assignee", "", "agent.anna", "agent.anna")]
+
+
+def test_update_rejects_closed_to_new(agent_client):
+    incident, _ = open_incident()
+    Incident.objects.filter(pk=incident.pk).update(state=Incident.State.CLOSED)
+    incident.refresh_from_db()
+    events = IncidentEvent.objects.count()
+    response = agent_client.post(
+        reverse("socialitsm:incident-update", args=[incident.number]), update_data(incident, state="new"), follow=True
+    )
+    assert messages_of(response) == ["an incident cannot move from Closed to New"]
+    incident.refresh_from_db()
+    assert incident.state == Incident.State.CLOSED
+    assert IncidentEvent.objects.count() == events
+
+
+def test_update_leaves_a_colleagues_change_alone(agent_client, lead):
+    incident, _ = open_incident()
+    rendered = update_data(incident, state="in_progress")
+    Incident.objects.filter(pk=incident.pk).update(assignee=lead)
+    agent_client.post(reverse("socialitsm:incident-update", args=[incident.number]), rendered)
+    incident.refresh_from_db()
+    assert incident.state == Incident.State.IN_PROGRESS
+    assert incident.assignee == lead
+
+
+def test_update_offers_only_agents_as_assignees(agent_client, agent, lead, outsider):
+    incident, _ = open_incident()
+    form = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).context["update_form"]
+    assert [u.username for u in form.fields["assignee"].queryset] == ["agent.anna", "lead.lars"]
+
+
+def test_update_with_no_change_records_nothing(agent_client):
+    incident, _ = open_incident()
+    events = IncidentEvent.objects.count()
+    response = agent_client.post(
+        reverse("socialitsm:incident-update", args=[incident.number]), update_data(incident), follow=True
+    )
+    assert messages_of(response) == ["Nothing changed."]
+    assert IncidentEvent.objects.count() == events
+
+
+def test_assign_to_me(agent_client, agent):
+    incident, _ = open_incident()
+    response = agent_client.post(reverse("socialitsm:incident-assign", args=[incident.number]), follow=True)
+    assert messages_of(response) == [f"{incident.number} is assigned to you."]
+    incident.refresh_from_db()
+    assert incident.assignee == agent
+    assert incident.state == Incident.State.IN_PROGRESS
+
+
+# Incident page: replies
+
+
+@pytest.mark.parametrize("visibility", ["public", "direct"])
+def test_reply_is_queued_and_sent(agent_client, agent, fake_network, django_capture_on_commit_callbacks, visibility):
+    incident, post = open_incident()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(
+            reverse("socialitsm:incident-reply", args=[incident.number]),
+            {"post": post.pk, "visibility": visibility, "text": "Sorry!\r\nWe are on it."},
+        )
+    assert response["Location"] == f"/incidents/{incident.number}/"
+    response = agent_client.get(response["Location"])
+    label = {"public": "Public reply", "direct": "Direct message"}[visibility]
+    assert messages_of(response) == [f"{label} queued."]
+    reply = Reply.objects.get()
+    assert (reply.status, reply.visibility, reply.agent, reply.attempts) == ("sent", visibility, agent, 1)
+    assert fake_network.sent == [
+        {"id": "fake-1", "to": post.external_id, "text": "Sorry!\nWe are on it.", "visibility": visibility, "key": str(reply.idempotency_key)}
+    ]
+    body = response.content.decode()
+    assert '<span class="badge status status-sent">sent</span>' in body
+    assert "Sorry!<br>We are on it." in body
+
+
+def test_too_long_reply_is_refused_and_kept_as_draft(agent_client, fake_network):
+    fake_network.max_reply_chars = 20
+    incident, post = open_incident()
+    text = "x" * 21
+    response = agent_client.post(
+        reverse("socialitsm:incident-reply", args=[incident.number]),
+        {"post": post.pk, "visibility": "public", "text": text},
+        follow=True,
+    )
+    assert messages_of(response) == ["the reply is 21 characters; Replay allows 20"]
+    assert Reply.objects.count() == 0
+    assert fake_network.sent == []
+    assert f'maxlength="20" required data-reply-text>{text}</textarea>' in response.content.decode()
+
+
+def test_empty_reply_is_refused(agent_client, fake_network):
+    incident, post = open_incident()
+    response = agent_client.post(
+        reverse("socialitsm:incident-reply", args=[incident.number]),
+        {"post": post.pk, "visibility": "public", "text": ""},
+        follow=True,
+    )
+    assert messages_of(response) == ["Text: This field is required."]
+    assert Reply.objects.count() == 0
+    assert fake_network.sent == []
+
+
+def test_reply_to_a_post_of_another_incident_is_refused(agent_client, fake_network):
+    incident, _ = open_incident()
+    _, stranger = open_incident(author=AuthorFactory())
+    response = agent_client.post(
+        reverse("socialitsm:incident-reply", args=[incident.number]),
+        {"post": stranger.pk, "visibility": "public", "text": "Hello"},
+        follow=True,
+    )
+    assert messages_of(response) == ["Post: Select a valid choice. That choice is not one of the available choices."]
+    assert Reply.objects.count() == 0
+    assert fake_network.sent == []
+
+
+def test_reply_box_defaults_to_the_authors_latest_post(agent_client):
+    incident, first = open_incident()
+    later = PostFactory(author=first.author, channel=first.channel, rule=first.rule, posted_at=T0 + timedelta(hours=1), incident=incident, triage_state=Post.Triage.INCIDENT)
+    PostFactory(author=AuthorFactory(), channel=first.channel, rule=first.rule, posted_at=T0 + timedelta(hours=2), incident=incident, triage_state=Post.Triage.INCIDENT)
+    response = agent_client.get(reverse("socialitsm:incident", args=[incident.number]))
+    assert response.context["reply_chosen"]["post"] == later
+    assert response.context["reply_visibility"] == "public"
+    assert 'maxlength="500"' in response.content.decode()
+
+
+def test_reply_box_defaults_to_direct_for_a_direct_message(agent_client):
+    incident, _ = open_incident(is_direct=True)
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert 'value="direct" checked' in body
+    assert 'value="public" checked' not in body
+    assert '<span class="badge dm"' in body
+
+
+def test_closed_incident_has_no_reply_box(agent_client):
+    incident, _ = open_incident()
+    Incident.objects.filter(pk=incident.pk).update(state=Incident.State.CLOSED)
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert "data-reply-form" not in body
+    assert f"{incident.number} is closed; replies are closed." in body
+
+
+@pytest.mark.parametrize(
+    "status, polls",
+    [("queued", True), ("sending", True), ("sent", False), ("failed", False)],
+)
+def test_replies_partial_polls_only_while_a_reply_is_pending(agent_client, agent, status, polls):
+    incident, post = open_incident()
+    Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="public", text="Done", agent=agent, status="sent")
+    Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="direct", text="On it", agent=agent, status=status, error="boom" if status == "failed" else "")
+    response = agent_client.get(reverse("socialitsm:incident-replies", args=[incident.number]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section id="replies"')
+    assert ('hx-trigger="every 2s"' in body) is polls
+    assert (f'hx-get="/incidents/{incident.number}/replies/"' in body) is polls
+    assert ('hx-swap="outerHTML"' in body) is polls
+    assert body.count('class="badge status status-') == 2
+
+
+def test_failed_reply_shows_the_error(agent_client, agent):
+    incident, post = open_incident()
+    Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="public", text="Hi", agent=agent, status="failed", error="account suspended <b>")
+    body = agent_client.get(reverse("socialitsm:incident-replies", args=[incident.number])).content.decode()
+    assert "Failed: account suspended &lt;b&gt;" in body
+
+
+# Triage
+
+
+@pytest.fixture
+def triage_posts():
+    return {
+        "queued": PostFactory(text="queued one", triage_state=Post.Triage.QUEUED, complaint_score=0.7, posted_at=T0),
+        "ignored": PostFactory(text="ignored one", triage_state=Post.Triage.IGNORED, complaint_score=0.1, posted_at=T0 + timedelta(minutes=5)),
+        "pending": PostFactory(text="pending one", posted_at=T0 + timedelta(minutes=10)),
+    }
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [("", ["ignored", "queued"]), ("?state=queued", ["queued"]), ("?state=ignored", ["ignored"])],
+)
+def test_triage_lists_queued_and_ignored_newest_first(agent_client, triage_posts, query, expected):
+    response = agent_client.get(reverse("socialitsm:triage") + query)
+    assert list(response.context["page"].object_list) == [triage_posts[name] for name in expected]
+
+
+def test_promote_opens_an_incident_and_redirects_to_it(agent_client, agent, triage_posts):
+    post = triage_posts["queued"]
+    response = agent_client.post(reverse("socialitsm:post-promote", args=[post.pk]))
+    post.refresh_from_db()
+    assert post.incident is not None
+    assert response.status_code == 302
+    assert response["Location"] == f"/incidents/{post.incident.number}/"
+    assert post.triage_state == Post.Triage.INCIDENT
+    assert list(post.incident.events.values_list("kind", "actor__username")) == [
+        ("opened", "agent.anna"), ("post_linked", "agent.anna"), ("promoted", "agent.anna")
+    ]
+
+
+def test_promote_of_a_linked_post_shows_the_error(agent_client):
+    incident, post = open_incident()
+    response = agent_client.post(reverse("socialitsm:post-promote", args=[post.pk]), follow=True)
+    assert response.redirect_chain == [("/posts/", 302)]
+    assert messages_of(response) == [f"post is already linked to {incident.number}"]
+    assert Incident.objects.count() == 1
+
+
+def test_get_is_not_allowed_on_post_views(agent_client):
+    incident, _ = open_incident()
+    assert agent_client.get(reverse("socialitsm:incident-assign", args=[incident.number])).status_code == 405
+    incident.refresh_from_db()
+    assert incident.assignee is None
