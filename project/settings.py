@@ -164,6 +164,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Incidents opened from social posts: queues, replies to posters, ingest.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["socialitsm.api.permissions.IsAgent"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

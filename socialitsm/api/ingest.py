@@ -1,0 +1,154 @@
+"""Webhook ingest: a source pushes signed posts in the documented JSON format to a channel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import build_basic_type
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from socialitsm.connectors import jsonpost
+from socialitsm.connectors.webhook import SIGNATURE_HEADER, signature_valid
+from socialitsm.models import Channel, Network
+from socialitsm.services.ingest import posts_ingest
+
+from .serializers import IngestErrorSerializer, IngestResultSerializer
+
+BAD_SIGNATURE = "The signature is not valid for this endpoint."
+
+
+class AwareDateTimeFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = "socialitsm.connectors.jsonpost.AwareDateTimeField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        return build_basic_type(OpenApiTypes.DATETIME)
+
+
+@extend_schema_serializer(component_name="InboundAuthor")
+class InboundAuthorSerializer(jsonpost.AuthorSerializer):
+    pass
+
+
+@extend_schema_serializer(component_name="InboundPost")
+class InboundPostSerializer(jsonpost.PostSerializer):
+    author = InboundAuthorSerializer()
+
+
+@extend_schema_serializer(component_name="InboundPostBatch")
+class InboundPostBatchSerializer(serializers.Serializer):
+    posts = InboundPostSerializer(many=True)
+
+
+# Documentation only: the view parses with connectors.jsonpost, which these serializers mirror.
+IngestPayload = PolymorphicProxySerializer(
+    component_name="IngestPayload",
+    serializers=[InboundPostSerializer, InboundPostBatchSerializer],
+    resource_type_field_name=None,
+)
+
+
+def _error(code: int, error: str, **extra: Any) -> Response:
+    headers = {"WWW-Authenticate": f'{SIGNATURE_HEADER} realm="ingest"'} if code == status.HTTP_401_UNAUTHORIZED else None
+    return Response({"error": error, **extra}, status=code, headers=headers)
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON, and PostgreSQL's jsonb refuses them in the stored raw payload.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class IngestView(APIView):
+    authentication_classes: tuple[type, ...] = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "ingest"
+    # Only documents the media type: the body is read raw and request.data is never touched.
+    parser_classes = (JSONParser,)
+
+    @extend_schema(
+        operation_id="ingest_create",
+        summary="Push posts to a webhook channel",
+        description=(
+            "Signed with the channel secret: header `X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
+            "The body is one post or `{\"posts\": [...]}`; a batch is stored all or nothing. "
+            "Posts already stored (same id) are counted as duplicates and left unchanged."
+        ),
+        auth=[],
+        parameters=[
+            OpenApiParameter(
+                SIGNATURE_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+                description="sha256=<hex HMAC-SHA256 of the raw body, keyed by the channel secret>",
+            ),
+            OpenApiParameter("slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The webhook channel's slug."),
+        ],
+        request=IngestPayload,
+        responses={
+            202: IngestResultSerializer,
+            400: OpenApiResponse(IngestErrorSerializer, description="invalid_json or invalid_post (with fields by path)"),
+            401: OpenApiResponse(
+                IngestErrorSerializer, description="invalid_signature: missing or wrong signature, or no such enabled channel"
+            ),
+            413: OpenApiResponse(IngestErrorSerializer, description="too_large"),
+        },
+        examples=[
+            OpenApiExample(
+                "One post",
+                request_only=True,
+                value={
+                    "id": "abc-1",
+                    "text": "VPN down again, third time this week",
+                    "created_at": "2026-11-26T08:15:00Z",
+                    "author": {"id": "u-17", "handle": "@maria", "name": "Maria", "url": "https://example.com/@maria"},
+                    "url": "https://example.com/@maria/abc-1",
+                    "lang": "en",
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        try:
+            body = request._request.body
+        except RequestDataTooBig:
+            return _error(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", detail="The body is larger than this server accepts."
+            )
+        header = request.headers.get(SIGNATURE_HEADER)
+        if not header:
+            return _error(status.HTTP_401_UNAUTHORIZED, "invalid_signature", detail=f"The {SIGNATURE_HEADER} header is missing.")
+        channel = Channel.objects.filter(slug=slug, network=Network.WEBHOOK, enabled=True).first()
+        if channel is None or not signature_valid(channel.credentials.get("secret", ""), body, header):
+            return _error(status.HTTP_401_UNAUTHORIZED, "invalid_signature", detail=BAD_SIGNATURE)
+        try:
+            data = json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant)
+        except UnicodeDecodeError:
+            return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", detail="The body is not UTF-8.")
+        except (ValueError, RecursionError) as exc:
+            return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", detail=f"The body is not JSON: {exc}")
+        try:
+            posts = jsonpost.parse_payload(data)
+        except jsonpost.PostFormatError as exc:
+            return _error(status.HTTP_400_BAD_REQUEST, "invalid_post", fields=exc.errors)
+        rule = channel.rules.filter(enabled=True).order_by("id").first()
+        result = posts_ingest(channel=channel, posts=posts, rule=rule)
+        return Response(
+            {"received": result.received, "created": result.created, "duplicates": result.duplicates},
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,221 @@
+"""API v1: read viewsets over incidents, posts, replies and the catalogue; commands as actions."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Count, QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.viewsets import GenericViewSet
+
+from socialitsm.exceptions import ApplicationError
+from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
+from socialitsm.services import incidents, replies, routing
+
+from . import serializers as s
+from .filters import IncidentFilter, PostFilter, ReplyFilter
+
+
+class ApiViewSet(GenericViewSet):
+    """Turns a service's refusal into a 400 naming the field it concerns."""
+
+    # Service field names that an action's input calls something else.
+    error_fields: ClassVar[dict[str, str]] = {}
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ApplicationError):
+            field = exc.field or api_settings.NON_FIELD_ERRORS_KEY
+            exc = ValidationError({self.error_fields.get(field, field): [exc.message]})
+        return super().handle_exception(exc)
+
+
+def _incident_queryset() -> QuerySet[Incident]:
+    return Incident.objects.select_related("service", "assignment_group", "assignee", "parent").annotate(
+        post_count=Count("posts")
+    )
+
+
+def _post_queryset() -> QuerySet[Post]:
+    return Post.objects.select_related("author", "channel", "detected_service", "incident")
+
+
+def _reply_queryset() -> QuerySet[Reply]:
+    return Reply.objects.select_related("incident", "agent")
+
+
+def _incident_response(incident: Incident, context: dict[str, Any], code: int = status.HTTP_200_OK) -> Response:
+    fresh = _incident_queryset().get(pk=incident.pk)
+    return Response(s.IncidentSerializer(fresh, context=context).data, status=code)
+
+
+def _reply_target(incident: Incident) -> Post:
+    """The post a reply answers when the agent names none: the caller's latest word."""
+    posts = incident.posts.order_by("-posted_at", "-id")
+    post = posts.filter(author_id=incident.author_id).first() if incident.author_id else None
+    post = post or posts.first()
+    if post is None:
+        raise ApplicationError(f"{incident.number} has no posts to answer", field="post")
+    return post
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Incidents, highest priority first"),
+    retrieve=extend_schema(summary="One incident by number"),
+)
+class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.IncidentSerializer
+    lookup_field = "number"
+    filterset_class = IncidentFilter
+    ordering_fields = ("priority", "opened_at", "updated_at", "response_due_at")
+    ordering = ("priority", "opened_at", "id")
+
+    def get_queryset(self) -> QuerySet[Incident]:
+        return _incident_queryset()
+
+    @extend_schema(
+        summary="Change an incident",
+        request=s.IncidentUpdateSerializer,
+        responses={200: s.IncidentSerializer, 400: OpenApiResponse(description="Invalid value or refused change, by field")},
+    )
+    def partial_update(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        data = s.IncidentUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incidents.incident_update(incident=incident, actor=request.user, **data.validated_data)
+        return _incident_response(incident, self.get_serializer_context())
+
+    @extend_schema(
+        summary="Assign an incident (a new incident moves to in progress)",
+        request=s.IncidentAssignSerializer,
+        responses={200: s.IncidentSerializer, 400: OpenApiResponse(description="Invalid value or refused change, by field")},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], error_fields={"assignment_group": "group"})
+    def assign(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        data = s.IncidentAssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incidents.incident_assign(
+            incident=incident,
+            actor=request.user,
+            assignee=data.validated_data["assignee"],
+            group=data.validated_data.get("group"),
+        )
+        return _incident_response(incident, self.get_serializer_context())
+
+    @extend_schema(
+        summary="Resolve an incident",
+        request=None,
+        responses={200: s.IncidentSerializer, 400: OpenApiResponse(description="The incident cannot be resolved from its state")},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def resolve(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        incidents.incident_update(incident=incident, actor=request.user, state=Incident.State.RESOLVED)
+        return _incident_response(incident, self.get_serializer_context())
+
+    @extend_schema(summary="The incident's posts, oldest first", responses=s.PostSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[], serializer_class=s.PostSerializer)
+    def posts(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        return self._page(_post_queryset().filter(incident=incident).order_by("posted_at", "id"))
+
+    @extend_schema(summary="The incident's audit trail, oldest first", responses=s.IncidentEventSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[], serializer_class=s.IncidentEventSerializer)
+    def events(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        events = IncidentEvent.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
+        return self._page(events)
+
+    @extend_schema(
+        methods=["GET"], summary="Replies to the incident's posters, oldest first", responses=s.ReplySerializer(many=True)
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Reply to a poster, publicly or by direct message",
+        request=s.ReplyCreateSerializer,
+        responses={201: s.ReplySerializer, 400: OpenApiResponse(description="Invalid reply, e.g. too long for the network")},
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[], serializer_class=s.ReplySerializer)
+    def replies(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        if request.method == "GET":
+            return self._page(_reply_queryset().filter(incident=incident).order_by("created_at", "id"))
+        data = s.ReplyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        post = data.validated_data.get("post") or _reply_target(incident)
+        reply = replies.reply_queue(
+            incident=incident,
+            post=post,
+            text=data.validated_data["text"],
+            visibility=data.validated_data["visibility"],
+            agent=request.user,
+        )
+        # Read back: with an eager or fast worker the reply may already be sent.
+        fresh = _reply_queryset().get(pk=reply.pk)
+        return Response(self.get_serializer(fresh).data, status=status.HTTP_201_CREATED)
+
+    def _page(self, queryset: QuerySet[Any]) -> Response:
+        page = self.paginate_queryset(queryset)
+        serializer = self.get_serializer(page, many=True)
+        return self.get_paginated_response(serializer.data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Posts heard on the channels"),
+    retrieve=extend_schema(summary="One post"),
+)
+class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.PostSerializer
+    filterset_class = PostFilter
+    ordering_fields = ("posted_at",)
+    ordering = ("posted_at", "id")
+
+    def get_queryset(self) -> QuerySet[Post]:
+        return _post_queryset()
+
+    @extend_schema(
+        summary="Open an incident from an ignored or queued post",
+        request=None,
+        responses={
+            201: s.IncidentSerializer,
+            400: OpenApiResponse(description="The post is already linked or not yet classified"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def promote(self, request: Request, pk: str | None = None) -> Response:
+        post = self.get_object()
+        incident = routing.post_promote(post=post, actor=request.user)
+        return _incident_response(incident, self.get_serializer_context(), status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Replies, oldest first"),
+    retrieve=extend_schema(summary="One reply"),
+)
+class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.ReplySerializer
+    filterset_class = ReplyFilter
+    ordering_fields = ("created_at", "sent_at")
+    ordering = ("created_at", "id")
+
+    def get_queryset(self) -> QuerySet[Reply]:
+        return _reply_queryset()
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The service catalogue"),
+    retrieve=extend_schema(summary="One service by slug"),
+)
+class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.ServiceSerializer
+    lookup_field = "slug"
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[Service]:
+        return Service.objects.filter(active=True).select_related("owner_group").order_by("name")

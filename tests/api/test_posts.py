@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from socialitsm.models import Incident, IncidentEvent, Post, Service
+
+from ..factories import (
+    AuthorFactory,
+    ChannelFactory,
+    IncidentFactory,
+    PostFactory,
+    WatchRuleFactory,
+)
+
+LIST = "/api/v1/posts/"
+
+
+def at(hour: int) -> datetime:
+    return datetime(2026, 11, 26, hour, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def feed(db) -> dict[str, Post]:
+    desk = WatchRuleFactory(channel=ChannelFactory(slug="desk-replay"))
+    hook = WatchRuleFactory(channel=ChannelFactory(slug="desk-webhook", network="webhook", config={}))
+    maria = AuthorFactory(external_id="u-maria", handle="@maria", name="Maria", profile_url="https://example.com/@maria")
+    return {
+        "ignored": PostFactory(
+            external_id="p-1", rule=desk, text="Lovely weather today", posted_at=at(8), triage_state=Post.Triage.IGNORED,
+            is_complaint=False, complaint_score=0.1, sentiment=0.6, reasons=["below the complaint threshold"],
+        ),
+        "linked": PostFactory(
+            external_id="p-2", rule=desk, author=maria, text="<b>VPN</b> down & again", posted_at=at(9),
+            url="https://example.com/@maria/p-2", in_reply_to="p-0", conversation_id="c-5", language="en",
+            triage_state=Post.Triage.INCIDENT, is_complaint=True, complaint_score=0.92, sentiment=-0.7,
+            detected_service=Service.objects.get(slug="vpn"), urgency_hint=2, reasons=["outage word", "repeat"],
+            incident=IncidentFactory(number="INC0000801"),
+        ),
+        "queued": PostFactory(
+            external_id="p-3", rule=hook, text="Mail is slow", posted_at=at(10), triage_state=Post.Triage.QUEUED,
+            is_complaint=True, complaint_score=0.55, detected_service=Service.objects.get(slug="email"), is_direct=True,
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["p-1", "p-2", "p-3"]),
+        ("triage_state=ignored", ["p-1"]),
+        ("triage_state=queued&triage_state=incident", ["p-2", "p-3"]),
+        ("network=webhook", ["p-3"]),
+        ("network=replay", ["p-1", "p-2"]),
+        ("channel=desk-replay", ["p-1", "p-2"]),
+        ("is_complaint=true", ["p-2", "p-3"]),
+        ("is_complaint=false", ["p-1"]),
+        ("service=vpn", ["p-2"]),
+        ("incident=INC0000801", ["p-2"]),
+        ("ordering=-posted_at", ["p-3", "p-2", "p-1"]),
+    ],
+)
+def test_post_list_filters(agent_api, feed, query, expected):
+    response = agent_api.get(f"{LIST}?{query}")
+
+    assert response.status_code == 200
+    assert [p["external_id"] for p in response.json()["results"]] == expected
+
+
+def test_post_detail_returns_text_as_posted(agent_api, feed):
+    post = feed["linked"]
+
+    response = agent_api.get(f"{LIST}{post.pk}/")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": post.pk,
+        "network": "replay",
+        "external_id": "p-2",
+        "channel": "desk-replay",
+        "author": {"handle": "@maria", "name": "Maria", "profile_url": "https://example.com/@maria"},
+        "text": "<b>VPN</b> down & again",
+        "url": "https://example.com/@maria/p-2",
+        "posted_at": "2026-11-26T09:00:00Z",
+        "ingested_at": post.ingested_at.isoformat().replace("+00:00", "Z"),
+        "in_reply_to": "p-0",
+        "conversation_id": "c-5",
+        "language": "en",
+        "is_direct": False,
+        "is_complaint": True,
+        "complaint_score": 0.92,
+        "sentiment": -0.7,
+        "detected_service": "vpn",
+        "urgency_hint": 2,
+        "reasons": ["outage word", "repeat"],
+        "triage_state": "incident",
+        "incident": "INC0000801",
+    }
+
+
+def test_promote_an_ignored_post_opens_an_incident(agent_api, feed):
+    post = feed["ignored"]
+    Post.objects.filter(pk=post.pk).update(detected_service=Service.objects.get(slug="wifi"), urgency_hint=2)
+
+    response = agent_api.post(f"{LIST}{post.pk}/promote/")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["number"], body["state"], body["service"], body["impact"], body["urgency"], body["priority"], body["post_count"]) == (
+        "INC0001001", "new", "wifi", 3, 2, 4, 1,
+    )
+    incident = Incident.objects.get(number="INC0001001")
+    post.refresh_from_db()
+    assert (post.incident, post.triage_state) == (incident, "incident")
+    assert list(IncidentEvent.objects.filter(incident=incident).order_by("id").values_list("kind", "actor__username")) == [
+        ("opened", "agent.anna"),
+        ("post_linked", "agent.anna"),
+        ("promoted", "agent.anna"),
+    ]
+
+
+def test_promote_twice_is_refused(agent_api, feed):
+    post = feed["ignored"]
+    agent_api.post(f"{LIST}{post.pk}/promote/")
+
+    response = agent_api.post(f"{LIST}{post.pk}/promote/")
+
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["post is already linked to INC0001001"]}
+    assert Incident.objects.filter(posts=post).count() == 1
+    assert Incident.objects.count() == 2
+
+
+def test_promote_an_unclassified_post_is_refused(agent_api, feed):
+    post = PostFactory(external_id="p-4")
+
+    response = agent_api.post(f"{LIST}{post.pk}/promote/")
+
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["post has not been classified yet"]}
+    post.refresh_from_db()
+    assert (post.incident, post.triage_state) == (None, "pending")
+    assert Incident.objects.count() == 1
+
+
+def test_service_catalogue(agent_api):
+    response = agent_api.get("/api/v1/services/")
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 15
+    vpn = next(s for s in response.json()["results"] if s["slug"] == "vpn")
+    assert vpn == {
+        "slug": "vpn",
+        "name": "VPN",
+        "aliases": ["GlobalProtect", "AnyConnect", "remote access", "Cisco VPN"],
+        "owner_group": None,
+    }
