@@ -1,0 +1,124 @@
+"""Normalisation of raw social posts into text the scorers can rely on."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+
+MAX_CHARS = 2000
+# Markup, URLs and entities shrink during cleaning, so the raw cut is looser than the analysed one.
+_RAW_CAP = MAX_CHARS + MAX_CHARS // 2
+
+_BAD_CHARS = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]"
+)
+_MARKUP = re.compile(r"<[A-Za-z/!?][^<>]{0,500}>")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<![\w@#])([@#])(\w+)")
+_QUOTES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'}
+)
+
+_CASE_PIECES = re.compile(r"[A-Z]+[a-z]*|[a-z]+|\d+")
+_UPPER_THEN_LOWER = re.compile(r"([A-Z]{2,})([a-z]+)")
+
+# Vocabulary for splitting run-together hashtags such as #vpndown or #ITsucks.
+_HASHTAG_VOCABULARY = """
+    again all broken crash crashing dead desk down email epic error fail failed fails help
+    helpdesk internet is issue issues it laptop login mail monday mondays network no not now
+    office outage outlook password printer problem problems sap server service servicedesk slow
+    so still sucks support team teams the ticket today vpn why wifi working works
+"""
+_HASHTAG_WORDS = frozenset(_HASHTAG_VOCABULARY.split())
+_LONGEST_WORD = max(map(len, _HASHTAG_WORDS))
+_MAX_SEGMENTED = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Clean:
+    text: str
+    lowered: str
+    tags: frozenset[str]
+
+
+def normalise(text: object) -> Clean:
+    """Return cleaned text (original case), its lowercase form and the lowercased hashtags."""
+    raw = _decode_markup(_as_str(text)[:_RAW_CAP])
+    raw = unicodedata.normalize("NFKC", raw).translate(_QUOTES)
+    # The substring guards skip whole regex passes, which matter for long posts.
+    if "://" in raw or "www." in raw.lower():
+        raw = _URL.sub(" ", raw)
+    tags: frozenset[str] = frozenset()
+    if "@" in raw or "#" in raw:
+        tags = frozenset(m[2].lower() for m in _HANDLE.finditer(raw) if m[1] == "#")
+        raw = _HANDLE.sub(_expand_handle, raw)
+    cleaned = " ".join(raw.split())[:MAX_CHARS]
+    return Clean(cleaned, cleaned.lower(), tags)
+
+
+def _as_str(text: object) -> str:
+    if isinstance(text, str):
+        return text
+    return "" if text is None else str(text)
+
+
+def _decode_markup(raw: str) -> str:
+    # Entities are decoded after tags are dropped so "&lt;b&gt;" survives as text; the decoded
+    # result is filtered again because entities can name control characters.
+    raw = _BAD_CHARS.sub(" ", raw)
+    if "<" in raw:
+        raw = _MARKUP.sub(" ", raw)
+    if "&" in raw:
+        raw = _BAD_CHARS.sub(" ", html.unescape(raw))
+    return raw
+
+
+def _expand_handle(match: re.Match[str]) -> str:
+    return " " + split_hashtag(match.group(2)) + " "
+
+
+def split_hashtag(body: str) -> str:
+    """Split a hashtag or handle body into lowercase words: "VPNdown" -> "vpn down"."""
+    words: list[str] = []
+    for chunk in body.replace("_", " ").split():
+        if chunk.isascii():
+            for piece in _CASE_PIECES.findall(chunk) or [chunk]:
+                words.extend(_split_piece(piece))
+        else:
+            words.append(chunk.lower())
+    return " ".join(words)
+
+
+def _split_piece(piece: str) -> list[str]:
+    mixed = _UPPER_THEN_LOWER.fullmatch(piece)
+    if mixed:
+        upper, lower = mixed.groups()
+        tail = _segment(lower) if len(lower) <= _MAX_SEGMENTED else None
+        if tail:
+            return [upper.lower(), *tail]
+        return [upper[:-1].lower(), (upper[-1] + lower).lower()]
+    lowered = piece.lower()
+    if (
+        lowered.isalpha()
+        and lowered not in _HASHTAG_WORDS
+        and len(lowered) <= _MAX_SEGMENTED
+    ):
+        return _segment(lowered) or [lowered]
+    return [lowered]
+
+
+def _segment(word: str) -> list[str] | None:
+    """Fewest-words split of `word` into known hashtag words, or None when impossible."""
+    best: list[list[str] | None] = [[]] + [None] * len(word)
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - _LONGEST_WORD), end):
+            prefix = best[start]
+            part = word[start:end]
+            if prefix is None or part not in _HASHTAG_WORDS:
+                continue
+            current = best[end]
+            if current is None or len(prefix) + 1 < len(current):
+                best[end] = [*prefix, part]
+    return best[-1]
