@@ -89,9 +89,7 @@ def _database(url: str) -> dict:
     return db
 
 
-DATABASES = {
-    "default": _database(env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'socialitsm.sqlite3'}"))
-}
+DATABASES = {"default": _database(env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'socialitsm.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -139,9 +137,7 @@ SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 # Webhook batches may carry up to SOCIALITSM_MAX_BATCH posts of SOCIALITSM_MAX_POST_CHARS each.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 
-CACHES = {
-    "default": env.cache_url("CACHE_URL", default="locmemcache://socialitsm")
-}
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://socialitsm")}
 
 REST_FRAMEWORK = {
     # Token first so an anonymous request gets 401 with a WWW-Authenticate header, not 403.

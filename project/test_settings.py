@@ -10,8 +10,8 @@ os.environ.setdefault("SOCIALITSM_ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("SOCIALITSM_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
 
-from .settings import *  # noqa: E402,F403
-from .settings import DATABASES, REST_FRAMEWORK  # noqa: E402
+from .settings import *  # noqa: F403
+from .settings import DATABASES, REST_FRAMEWORK
 
 DEBUG = False
 ALLOWED_HOSTS = ["*"]

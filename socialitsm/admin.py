@@ -16,7 +16,18 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        exclude = ["credentials"]
+        fields = [
+            "name",
+            "slug",
+            "network",
+            "handle",
+            "base_url",
+            "new_credentials",
+            "config",
+            "listen_mode",
+            "poll_interval",
+            "enabled",
+        ]
 
     def save(self, commit: bool = True) -> Channel:
         channel = super().save(commit=False)
@@ -30,7 +41,16 @@ class ChannelForm(forms.ModelForm):
 class WatchRuleInline(admin.TabularInline):
     model = WatchRule
     extra = 0
-    fields = ["name", "kind", "query", "complaint_threshold", "action", "default_service", "assignment_group", "enabled"]
+    fields = [
+        "name",
+        "kind",
+        "query",
+        "complaint_threshold",
+        "action",
+        "default_service",
+        "assignment_group",
+        "enabled",
+    ]
 
 
 @admin.register(Channel)
@@ -40,7 +60,15 @@ class ChannelAdmin(admin.ModelAdmin):
     list_filter = ["network", "enabled", "health", "listen_mode"]
     search_fields = ["name", "slug", "handle"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["health", "last_polled_at", "last_event_at", "last_error", "last_error_at", "rate_limited_until", "next_poll_at"]
+    readonly_fields = [
+        "health",
+        "last_polled_at",
+        "last_event_at",
+        "last_error",
+        "last_error_at",
+        "rate_limited_until",
+        "next_poll_at",
+    ]
     inlines = [WatchRuleInline]
 
 
@@ -83,7 +111,16 @@ class IncidentEventInline(admin.TabularInline):
 
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
-    list_display = ["number", "short_description", "state", "priority", "service", "assignment_group", "assignee", "opened_at"]
+    list_display = [
+        "number",
+        "short_description",
+        "state",
+        "priority",
+        "service",
+        "assignment_group",
+        "assignee",
+        "opened_at",
+    ]
     list_filter = ["state", "priority", "service", "assignment_group"]
     list_select_related = ["service", "assignment_group", "assignee"]
     search_fields = ["number", "short_description"]
@@ -98,7 +135,16 @@ class ReplyAdmin(admin.ModelAdmin):
     list_filter = ["status", "visibility"]
     list_select_related = ["incident", "agent"]
     raw_id_fields = ["incident", "post", "channel", "agent"]
-    readonly_fields = ["status", "attempts", "error", "idempotency_key", "external_id", "claimed_at", "sent_at", "retry_after"]
+    readonly_fields = [
+        "status",
+        "attempts",
+        "error",
+        "idempotency_key",
+        "external_id",
+        "claimed_at",
+        "sent_at",
+        "retry_after",
+    ]
     actions = ["retry_failed"]
 
     @admin.action(description="Send failed replies again")

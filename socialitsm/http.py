@@ -70,9 +70,7 @@ def request(method: str, url: str, *, timeout: float | None = None, **kwargs: An
     Retry-After where given), PermanentError for other 4xx, refused URLs and bad credentials."""
     check_url(url)
     try:
-        response = _session.request(
-            method, url, timeout=timeout or conf.HTTP_TIMEOUT, allow_redirects=False, **kwargs
-        )
+        response = _session.request(method, url, timeout=timeout or conf.HTTP_TIMEOUT, allow_redirects=False, **kwargs)
     except requests.Timeout as exc:
         raise TransientError(f"timed out calling {urlsplit(url).netloc}") from exc
     except requests.ConnectionError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -93,7 +94,9 @@ class WatchRule(models.Model):
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SEARCH)
     query = models.CharField(max_length=500, blank=True)
-    languages = models.JSONField(blank=True, default=list, help_text='Language codes, e.g. ["en", "fr"]; empty means all.')
+    languages = models.JSONField(
+        blank=True, default=list, help_text='Language codes, e.g. ["en", "fr"]; empty means all.'
+    )
     complaint_threshold = models.FloatField(default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     default_service = models.ForeignKey("Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     assignment_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -120,7 +123,9 @@ class Author(models.Model):
     employee_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["network", "external_id"], name="author_network_external_id_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["network", "external_id"], name="author_network_external_id_uniq")
+        ]
 
     def __str__(self) -> str:
         return self.handle or self.name or self.external_id
@@ -231,6 +236,9 @@ class IncidentCounter(models.Model):
     name = models.CharField(max_length=32, unique=True)
     value = models.PositiveBigIntegerField()
 
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"
+
 
 class PostQuerySet(models.QuerySet):
     def pending(self) -> PostQuerySet:
@@ -334,7 +342,9 @@ class SlaPolicy(models.Model):
     resolution_minutes = models.PositiveIntegerField()
     calendar = models.CharField(max_length=16, choices=Calendar.choices, default=Calendar.ALWAYS)
     timezone = models.CharField(max_length=64, default="UTC")
-    pause_states = models.JSONField(blank=True, default=list, help_text='Incident states that stop the clock, e.g. ["on_hold"].')
+    pause_states = models.JSONField(
+        blank=True, default=list, help_text='Incident states that stop the clock, e.g. ["on_hold"].'
+    )
 
     class Meta:
         ordering = ["priority"]
@@ -360,7 +370,9 @@ class IncidentEvent(models.Model):
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     field = models.CharField(max_length=64, blank=True)
     old_value = models.CharField(max_length=255, blank=True)
     new_value = models.CharField(max_length=255, blank=True)
@@ -372,4 +384,3 @@ class IncidentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id} {self.kind}"
-

@@ -24,7 +24,9 @@ RETRY = {
 class NetworkTask(Task):
     """Retries at the time a rate limit resets when the remote named one, not sooner."""
 
-    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
+    def retry(
+        self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
+    ):
         if isinstance(exc, TransientError) and exc.retry_at is not None and eta is None:
             eta, countdown = exc.retry_at, None
         return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)

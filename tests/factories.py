@@ -78,7 +78,9 @@ class IncidentFactory(factory.django.DjangoModelFactory):
     service = factory.LazyFunction(lambda: Service.objects.get(slug="vpn"))
 
 
-def inbound(external_id: str, text: str = "VPN down again, third time this week", *, author: str = "u-1", **extra) -> InboundPost:
+def inbound(
+    external_id: str, text: str = "VPN down again, third time this week", *, author: str = "u-1", **extra
+) -> InboundPost:
     """An InboundPost as a connector would hand it over."""
     return InboundPost(
         external_id=external_id,

@@ -24,8 +24,16 @@ def public_dns(monkeypatch):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:8000/x", "http://10.0.0.5/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
-     "http://localhost/x", "file:///etc/passwd", "ftp://example.com/x", "/relative"],
+    [
+        "http://127.0.0.1:8000/x",
+        "http://10.0.0.5/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/x",
+        "http://localhost/x",
+        "file:///etc/passwd",
+        "ftp://example.com/x",
+        "/relative",
+    ],
 )
 def test_private_and_odd_urls_are_refused(url):
     with pytest.raises(PermanentError, match="refusing URL"):
@@ -45,9 +53,15 @@ def test_success_returns_response(public_dns):
 
 @pytest.mark.parametrize(
     ("status", "error", "fragment"),
-    [(401, PermanentError, "authentication refused"), (403, PermanentError, "authentication refused"),
-     (404, PermanentError, "HTTP 404"), (422, PermanentError, "HTTP 422"), (429, TransientError, "HTTP 429"),
-     (500, TransientError, "HTTP 500"), (503, TransientError, "HTTP 503")],
+    [
+        (401, PermanentError, "authentication refused"),
+        (403, PermanentError, "authentication refused"),
+        (404, PermanentError, "HTTP 404"),
+        (422, PermanentError, "HTTP 422"),
+        (429, TransientError, "HTTP 429"),
+        (500, TransientError, "HTTP 500"),
+        (503, TransientError, "HTTP 503"),
+    ],
 )
 @responses.activate
 def test_status_codes_map_to_errors(public_dns, status, error, fragment):
@@ -74,7 +88,10 @@ def test_retry_after_http_date(public_dns):
     assert info.value.retry_at.isoformat() == "2026-10-21T07:28:00+00:00"
 
 
-@pytest.mark.parametrize(("exc", "error"), [(requests.ConnectTimeout("slow"), TransientError), (requests.ConnectionError("reset"), TransientError)])
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [(requests.ConnectTimeout("slow"), TransientError), (requests.ConnectionError("reset"), TransientError)],
+)
 @responses.activate
 def test_network_failures_are_transient(public_dns, exc, error):
     responses.get(URL, body=exc)

@@ -64,7 +64,9 @@ def test_reply_send_task_with_vanished_reply_does_nothing(fake_network):
 
 
 def test_permanent_error_is_not_retried(reply, fake_network):
-    fake_network.errors.extend([PermanentError("authentication refused (HTTP 401)", status=401), TransientError("never reached")])
+    fake_network.errors.extend(
+        [PermanentError("authentication refused (HTTP 401)", status=401), TransientError("never reached")]
+    )
     tasks.reply_send_task.apply(args=[reply.pk])
     reply.refresh_from_db()
     assert (reply.status, reply.attempts, reply.error) == ("failed", 1, "authentication refused (HTTP 401)")
@@ -102,7 +104,9 @@ def test_exhausted_retries_mark_the_reply_failed(reply, fake_network, no_propaga
 def test_rate_limit_retry_waits_for_reset(monkeypatch):
     seen = {}
 
-    def fake_retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
+    def fake_retry(
+        self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
+    ):
         seen.update(eta=eta, countdown=countdown)
 
     monkeypatch.setattr(Task, "retry", fake_retry)

@@ -56,9 +56,28 @@ def worker(tmp_path):
     }
     log = tmp_path / "worker.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "default,io", "--pool=solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-n", "test@%h"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "project",
+            "worker",
+            "-Q",
+            "default,io",
+            "--pool=solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+            "-n",
+            "test@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     conf = app.conf
     eager = conf.task_always_eager
@@ -114,13 +133,24 @@ def reply_endpoint():
 
 def test_webhook_post_becomes_incident_and_reply_is_sent_by_worker(worker, reply_endpoint, client, agent):
     url, received = reply_endpoint
-    channel = ChannelFactory(network="webhook", slug="hooks", config={"reply_url": url}, credentials={"secret": "wh-secret"})
+    channel = ChannelFactory(
+        network="webhook", slug="hooks", config={"reply_url": url}, credentials={"secret": "wh-secret"}
+    )
     WatchRuleFactory(channel=channel)
-    body = json.dumps({
-        "id": "wh-1", "text": "VPN down again, third time this week", "created_at": "2026-11-26T08:15:00Z",
-        "author": {"id": "u-1", "handle": "@maria"},
-    }).encode()
-    response = client.post("/api/v1/ingest/hooks/", body, content_type="application/json", **{"HTTP_X_SOCIALITSM_SIGNATURE": sign("wh-secret", body)})
+    body = json.dumps(
+        {
+            "id": "wh-1",
+            "text": "VPN down again, third time this week",
+            "created_at": "2026-11-26T08:15:00Z",
+            "author": {"id": "u-1", "handle": "@maria"},
+        }
+    ).encode()
+    response = client.post(
+        "/api/v1/ingest/hooks/",
+        body,
+        content_type="application/json",
+        **{"HTTP_X_SOCIALITSM_SIGNATURE": sign("wh-secret", body)},
+    )
     assert response.status_code == 202, response.content
 
     incident = wait_for(lambda: Incident.objects.filter(posts__external_id="wh-1").first())
@@ -128,7 +158,9 @@ def test_webhook_post_becomes_incident_and_reply_is_sent_by_worker(worker, reply
     assert Post.objects.get(external_id="wh-1").triage_state == "incident"
 
     post = incident.posts.get()
-    reply = reply_queue(incident=incident, post=post, text="Sorry Maria, we're on it.", visibility="direct", agent=agent)
+    reply = reply_queue(
+        incident=incident, post=post, text="Sorry Maria, we're on it.", visibility="direct", agent=agent
+    )
     wait_for(lambda: Reply.objects.filter(pk=reply.pk, status="sent").exists())
     reply.refresh_from_db()
     assert reply.external_id == "remote-1"
@@ -140,7 +172,9 @@ def test_webhook_post_becomes_incident_and_reply_is_sent_by_worker(worker, reply
 
 
 def test_beat_poll_task_replays_demo_stream_through_worker(worker):
-    channel = ChannelFactory(network="replay", slug="demo", config={"path": str(DEMO_FILE), "batch": 10}, poll_interval=3600)
+    channel = ChannelFactory(
+        network="replay", slug="demo", config={"path": str(DEMO_FILE), "batch": 10}, poll_interval=3600
+    )
     WatchRuleFactory(channel=channel)
     from socialitsm.tasks import channels_poll_due_task
 

@@ -11,8 +11,12 @@ from socialitsm.models import Incident, Network, Post, Reply
 
 
 class IncidentFilter(filters.FilterSet):
-    state = filters.MultipleChoiceFilter(choices=Incident.State.choices, help_text="Repeat to match any of several states.")
-    open = filters.BooleanFilter(method="filter_open", help_text="true: new, in progress or on hold; false: the others.")
+    state = filters.MultipleChoiceFilter(
+        choices=Incident.State.choices, help_text="Repeat to match any of several states."
+    )
+    open = filters.BooleanFilter(
+        method="filter_open", help_text="true: new, in progress or on hold; false: the others."
+    )
     priority = filters.TypedMultipleChoiceFilter(choices=Incident.Priority.choices, coerce=int)
     service = filters.CharFilter(field_name="service__slug", help_text="Service slug, e.g. vpn.")
     assignee = filters.CharFilter(method="filter_assignee", help_text='"me", "unassigned" or a user id.')

@@ -66,7 +66,9 @@ IngestPayload = PolymorphicProxySerializer(
 
 
 def _error(code: int, error: str, **extra: Any) -> Response:
-    headers = {"WWW-Authenticate": f'{SIGNATURE_HEADER} realm="ingest"'} if code == status.HTTP_401_UNAUTHORIZED else None
+    headers = (
+        {"WWW-Authenticate": f'{SIGNATURE_HEADER} realm="ingest"'} if code == status.HTTP_401_UNAUTHORIZED else None
+    )
     return Response({"error": error, **extra}, status=code, headers=headers)
 
 
@@ -87,24 +89,33 @@ class IngestView(APIView):
         operation_id="ingest_create",
         summary="Push posts to a webhook channel",
         description=(
-            "Signed with the channel secret: header `X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
-            "The body is one post or `{\"posts\": [...]}`; a batch is stored all or nothing. "
+            "Signed with the channel secret: header "
+            "`X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
+            'The body is one post or `{"posts": [...]}`; a batch is stored all or nothing. '
             "Posts already stored (same id) are counted as duplicates and left unchanged."
         ),
         auth=[],
         parameters=[
             OpenApiParameter(
-                SIGNATURE_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+                SIGNATURE_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
                 description="sha256=<hex HMAC-SHA256 of the raw body, keyed by the channel secret>",
             ),
-            OpenApiParameter("slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The webhook channel's slug."),
+            OpenApiParameter(
+                "slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The webhook channel's slug."
+            ),
         ],
         request=IngestPayload,
         responses={
             202: IngestResultSerializer,
-            400: OpenApiResponse(IngestErrorSerializer, description="invalid_json or invalid_post (with fields by path)"),
+            400: OpenApiResponse(
+                IngestErrorSerializer, description="invalid_json or invalid_post (with fields by path)"
+            ),
             401: OpenApiResponse(
-                IngestErrorSerializer, description="invalid_signature: missing or wrong signature, or no such enabled channel"
+                IngestErrorSerializer,
+                description="invalid_signature: missing or wrong signature, or no such enabled channel",
             ),
             413: OpenApiResponse(IngestErrorSerializer, description="too_large"),
         },
@@ -128,11 +139,15 @@ class IngestView(APIView):
             body = request._request.body
         except RequestDataTooBig:
             return _error(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", detail="The body is larger than this server accepts."
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                "too_large",
+                detail="The body is larger than this server accepts.",
             )
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
-            return _error(status.HTTP_401_UNAUTHORIZED, "invalid_signature", detail=f"The {SIGNATURE_HEADER} header is missing.")
+            return _error(
+                status.HTTP_401_UNAUTHORIZED, "invalid_signature", detail=f"The {SIGNATURE_HEADER} header is missing."
+            )
         channel = Channel.objects.filter(slug=slug, network=Network.WEBHOOK, enabled=True).first()
         if channel is None or not signature_valid(channel.credentials.get("secret", ""), body, header):
             return _error(status.HTTP_401_UNAUTHORIZED, "invalid_signature", detail=BAD_SIGNATURE)

@@ -121,7 +121,9 @@ class IncidentUpdateSerializer(serializers.Serializer):
         queryset=_agents(), allow_null=True, required=False, help_text="An agent's user id."
     )
     assignment_group = serializers.PrimaryKeyRelatedField(queryset=Group.objects.all(), allow_null=True, required=False)
-    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False)
+    service = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
+    )
     short_description = serializers.CharField(max_length=160, required=False)
     category = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
@@ -223,7 +225,9 @@ class ReplyCreateSerializer(serializers.Serializer):
     post = serializers.PrimaryKeyRelatedField(
         queryset=Post.objects.all(),
         required=False,
-        help_text="The post to answer; by default the latest post of the incident's author, else the incident's latest post.",
+        help_text=(
+            "The post to answer; by default the latest post of the incident's author, else the incident's latest post."
+        ),
     )
 
 

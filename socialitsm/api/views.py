@@ -81,7 +81,10 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     @extend_schema(
         summary="Change an incident",
         request=s.IncidentUpdateSerializer,
-        responses={200: s.IncidentSerializer, 400: OpenApiResponse(description="Invalid value or refused change, by field")},
+        responses={
+            200: s.IncidentSerializer,
+            400: OpenApiResponse(description="Invalid value or refused change, by field"),
+        },
     )
     def partial_update(self, request: Request, number: str | None = None) -> Response:
         incident = self.get_object()
@@ -93,7 +96,10 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     @extend_schema(
         summary="Assign an incident (a new incident moves to in progress)",
         request=s.IncidentAssignSerializer,
-        responses={200: s.IncidentSerializer, 400: OpenApiResponse(description="Invalid value or refused change, by field")},
+        responses={
+            200: s.IncidentSerializer,
+            400: OpenApiResponse(description="Invalid value or refused change, by field"),
+        },
     )
     @action(detail=True, methods=["post"], filter_backends=[], error_fields={"assignment_group": "group"})
     def assign(self, request: Request, number: str | None = None) -> Response:
@@ -111,7 +117,10 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     @extend_schema(
         summary="Resolve an incident",
         request=None,
-        responses={200: s.IncidentSerializer, 400: OpenApiResponse(description="The incident cannot be resolved from its state")},
+        responses={
+            200: s.IncidentSerializer,
+            400: OpenApiResponse(description="The incident cannot be resolved from its state"),
+        },
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def resolve(self, request: Request, number: str | None = None) -> Response:
@@ -133,13 +142,18 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         return self._page(events)
 
     @extend_schema(
-        methods=["GET"], summary="Replies to the incident's posters, oldest first", responses=s.ReplySerializer(many=True)
+        methods=["GET"],
+        summary="Replies to the incident's posters, oldest first",
+        responses=s.ReplySerializer(many=True),
     )
     @extend_schema(
         methods=["POST"],
         summary="Reply to a poster, publicly or by direct message",
         request=s.ReplyCreateSerializer,
-        responses={201: s.ReplySerializer, 400: OpenApiResponse(description="Invalid reply, e.g. too long for the network")},
+        responses={
+            201: s.ReplySerializer,
+            400: OpenApiResponse(description="Invalid reply, e.g. too long for the network"),
+        },
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[], serializer_class=s.ReplySerializer)
     def replies(self, request: Request, number: str | None = None) -> Response:

@@ -81,15 +81,11 @@ def _judge(text: str, lang: str | None, matcher: Matcher, threshold: float) -> V
     )
 
 
-def _sentiment_terms(
-    clean: Clean, lang: str | None, hits: list[Hit]
-) -> tuple[float, list[tuple[float, str]]]:
+def _sentiment_terms(clean: Clean, lang: str | None, hits: list[Hit]) -> tuple[float, list[tuple[float, str]]]:
     value = polarity(clean.text).combined
     if not value:
         return 0.0, []
-    scale = (
-        _SENTIMENT_WEIGHT_EN if _language(lang) in _ENGLISH else _SENTIMENT_WEIGHT_OTHER
-    )
+    scale = _SENTIMENT_WEIGHT_EN if _language(lang) in _ENGLISH else _SENTIMENT_WEIGHT_OTHER
     if value > 0 and any(hit.kind == "sarcasm" for hit in hits):
         return value, [(scale * value, f"sarcastic positive sentiment {value:+.2f}")]
     mood = "negative" if value < 0 else "positive"
@@ -124,13 +120,9 @@ def _urgency(is_complaint: bool, urgent: tuple[str, ...]) -> int:
     return 1 if urgent else 2
 
 
-def _reasons(
-    weighted: list[tuple[float, str]], urgent: tuple[str, ...], clean: Clean
-) -> tuple[str, ...]:
+def _reasons(weighted: list[tuple[float, str]], urgent: tuple[str, ...], clean: Clean) -> tuple[str, ...]:
     ranked = sorted(weighted, key=lambda term: -abs(term[0]))
-    reasons = [
-        reason for weight, reason in ranked if abs(weight) >= _MIN_REASON_WEIGHT
-    ][:_MAX_REASONS]
+    reasons = [reason for weight, reason in ranked if abs(weight) >= _MIN_REASON_WEIGHT][:_MAX_REASONS]
     reasons.extend(f"{LABELS['urgency']} '{_shorten(cue)}'" for cue in urgent[:2])
     if not reasons:
         reasons.append("no complaint cues" if clean.text else "empty text")

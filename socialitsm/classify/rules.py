@@ -369,12 +369,7 @@ def urgency_cues(lowered: str) -> tuple[str, ...]:
 
 
 def _emoji_hits(lowered: str) -> list[Hit]:
-    return [
-        Hit(kind, emoji)
-        for kind, emojis in _EMOJI.items()
-        for emoji in emojis
-        if emoji in lowered
-    ]
+    return [Hit(kind, emoji) for kind, emojis in _EMOJI.items() for emoji in emojis if emoji in lowered]
 
 
 def _unblocked(found: list[re.Match[str]], lowered: str) -> dict[tuple[str, str], None]:

@@ -61,9 +61,7 @@ def polarity(text: str) -> Polarity:
 
 def _combine(textblob: float, vader: float) -> float:
     # A zero from either tool usually means "no lexicon word seen", so it should not dilute the other.
-    parts = [
-        (w, v) for w, v in ((_TEXTBLOB_WEIGHT, textblob), (_VADER_WEIGHT, vader)) if v
-    ]
+    parts = [(w, v) for w, v in ((_TEXTBLOB_WEIGHT, textblob), (_VADER_WEIGHT, vader)) if v]
     if not parts:
         return 0.0
     value = sum(w * v for w, v in parts) / sum(w for w, _ in parts)

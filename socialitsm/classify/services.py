@@ -69,9 +69,7 @@ class Matcher:
             key = self._typo_of(token)
             if key is not None:
                 slug, name = self._aliases[key]
-                return ServiceMatch(
-                    slug, name, _written(text, lowered, match), fuzzy=True
-                )
+                return ServiceMatch(slug, name, _written(text, lowered, match), fuzzy=True)
         return None
 
     def _typo_of(self, token: str) -> str | None:
@@ -84,11 +82,7 @@ class Matcher:
 
 def _written(text: str, lowered: str, match: re.Match[str]) -> str:
     # lower() changes the length of a few characters (e.g. "İ"); then offsets no longer line up.
-    return (
-        text[match.start() : match.end()]
-        if len(text) == len(lowered)
-        else match.group()
-    )
+    return text[match.start() : match.end()] if len(text) == len(lowered) else match.group()
 
 
 _last: tuple[tuple[ServiceEntry, ...], Matcher] | None = None
@@ -129,7 +123,7 @@ def _typo_index(aliases: dict[str, tuple[str, str]]) -> dict[str, tuple[str, ...
     for key in sorted(aliases, key=len, reverse=True):
         if len(key) >= _FUZZY_MIN_LEN and key.isalpha():
             for variant in _deletions(key):
-                index[variant] = index.get(variant, ()) + (key,)
+                index[variant] = (*index.get(variant, ()), key)
     return index
 
 
@@ -165,8 +159,4 @@ def _dictionary() -> frozenset[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return frozenset()
-    return frozenset(
-        line.split()[0].lower()
-        for line in lines
-        if line.strip() and not line.startswith(";")
-    )
+    return frozenset(line.split()[0].lower() for line in lines if line.strip() and not line.startswith(";"))

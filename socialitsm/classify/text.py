@@ -11,15 +11,11 @@ MAX_CHARS = 2000
 # Markup, URLs and entities shrink during cleaning, so the raw cut is looser than the analysed one.
 _RAW_CAP = MAX_CHARS + MAX_CHARS // 2
 
-_BAD_CHARS = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]"
-)
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _MARKUP = re.compile(r"<[A-Za-z/!?][^<>]{0,500}>")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w@#])([@#])(\w+)")
-_QUOTES = str.maketrans(
-    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'}
-)
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 
 _CASE_PIECES = re.compile(r"[A-Z]+[a-z]*|[a-z]+|\d+")
 _UPPER_THEN_LOWER = re.compile(r"([A-Z]{2,})([a-z]+)")
@@ -100,11 +96,7 @@ def _split_piece(piece: str) -> list[str]:
             return [upper.lower(), *tail]
         return [upper[:-1].lower(), (upper[-1] + lower).lower()]
     lowered = piece.lower()
-    if (
-        lowered.isalpha()
-        and lowered not in _HASHTAG_WORDS
-        and len(lowered) <= _MAX_SEGMENTED
-    ):
+    if lowered.isalpha() and lowered not in _HASHTAG_WORDS and len(lowered) <= _MAX_SEGMENTED:
         return _segment(lowered) or [lowered]
     return [lowered]
 

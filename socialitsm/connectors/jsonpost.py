@@ -92,9 +92,7 @@ class PostSerializer(serializers.Serializer):
         if not value.strip():
             raise serializers.ValidationError("This field may not be blank.")
         if len(value) > conf.MAX_POST_CHARS:
-            raise serializers.ValidationError(
-                f"Text is {len(value)} characters; the limit is {conf.MAX_POST_CHARS}."
-            )
+            raise serializers.ValidationError(f"Text is {len(value)} characters; the limit is {conf.MAX_POST_CHARS}.")
         return value
 
 

@@ -68,7 +68,7 @@ class WebhookConnector(Connector):
         try:
             reply_id = response.json()["id"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise PermanentError("reply_url answered without a JSON {\"id\": ...}") from exc
+            raise PermanentError('reply_url answered without a JSON {"id": ...}') from exc
         return str(reply_id)
 
     def limits(self) -> Limits:

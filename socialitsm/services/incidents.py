@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -11,14 +11,28 @@ from django.utils import timezone
 
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentCounter, IncidentEvent, Post, Service, SlaPolicy, WatchRule, priority_for
+from socialitsm.models import (
+    Incident,
+    IncidentCounter,
+    IncidentEvent,
+    Post,
+    Service,
+    SlaPolicy,
+    WatchRule,
+    priority_for,
+)
 from socialitsm.text import shorten
 
 COUNTER = "incident"
 
 # Allowed state moves; closed and canceled are final.
 TRANSITIONS: dict[str, set[str]] = {
-    Incident.State.NEW: {Incident.State.IN_PROGRESS, Incident.State.ON_HOLD, Incident.State.RESOLVED, Incident.State.CANCELED},
+    Incident.State.NEW: {
+        Incident.State.IN_PROGRESS,
+        Incident.State.ON_HOLD,
+        Incident.State.RESOLVED,
+        Incident.State.CANCELED,
+    },
     Incident.State.IN_PROGRESS: {Incident.State.ON_HOLD, Incident.State.RESOLVED, Incident.State.CANCELED},
     Incident.State.ON_HOLD: {Incident.State.IN_PROGRESS, Incident.State.RESOLVED, Incident.State.CANCELED},
     Incident.State.RESOLVED: {Incident.State.IN_PROGRESS, Incident.State.CLOSED},
@@ -40,7 +54,9 @@ def incident_number_next() -> str:
     return f"{conf.NUMBER_PREFIX}{counter.value:0{conf.NUMBER_DIGITS}d}"
 
 
-def event_record(incident: Incident, kind: str, *, actor=None, field: str = "", old: Any = "", new: Any = "", message: str = "") -> IncidentEvent:
+def event_record(
+    incident: Incident, kind: str, *, actor=None, field: str = "", old: Any = "", new: Any = "", message: str = ""
+) -> IncidentEvent:
     return IncidentEvent.objects.create(
         incident=incident,
         kind=kind,
@@ -71,14 +87,17 @@ def _sla_apply(incident: Incident, start: datetime) -> None:
         incident.response_due_at = incident.resolution_due_at = None
 
 
-def incident_open_from_post(*, post: Post, rule: WatchRule | None, service: Service | None, urgency: int, actor=None, reason: str = "") -> Incident:
+def incident_open_from_post(
+    *, post: Post, rule: WatchRule | None, service: Service | None, urgency: int, actor=None, reason: str = ""
+) -> Incident:
     """Open an incident for `post` and link the post. Call inside a transaction."""
     group = (service.owner_group if service else None) or (rule.assignment_group if rule else None)
     author = post.author
+    heading = f"{author} on {post.get_network_display()} at {post.posted_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     incident = Incident(
         number=incident_number_next(),
         short_description=shorten(post.text, 160) or "(empty post)",
-        description=f"{author} on {post.get_network_display()} at {post.posted_at:%Y-%m-%d %H:%M} UTC:\n\n{post.text}\n\n{post.url}".strip(),
+        description=f"{heading}:\n\n{post.text}\n\n{post.url}".strip(),
         impact=rule.default_impact if rule else conf.DEFAULT_IMPACT,
         urgency=urgency,
         service=service,
@@ -98,7 +117,13 @@ def post_link(*, post: Post, incident: Incident, actor=None) -> None:
     post.incident = incident
     post.triage_state = Post.Triage.INCIDENT
     post.save(update_fields=["incident", "triage_state"])
-    event_record(incident, IncidentEvent.Kind.POST_LINKED, actor=actor, new=f"{post.network}:{post.external_id}", message=shorten(post.text, 200))
+    event_record(
+        incident,
+        IncidentEvent.Kind.POST_LINKED,
+        actor=actor,
+        new=f"{post.network}:{post.external_id}",
+        message=shorten(post.text, 200),
+    )
 
 
 def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
@@ -128,8 +153,18 @@ def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
             old_priority = locked.priority
             locked.save()
             if locked.priority != old_priority:
-                event_record(locked, IncidentEvent.Kind.CHANGED, actor=actor, field="priority", old=old_priority, new=locked.priority)
-                _sla_apply(locked, locked.posts.order_by("posted_at").values_list("posted_at", flat=True).first() or locked.opened_at)
+                event_record(
+                    locked,
+                    IncidentEvent.Kind.CHANGED,
+                    actor=actor,
+                    field="priority",
+                    old=old_priority,
+                    new=locked.priority,
+                )
+                _sla_apply(
+                    locked,
+                    locked.posts.order_by("posted_at").values_list("posted_at", flat=True).first() or locked.opened_at,
+                )
                 locked.save(update_fields=["sla_policy", "response_due_at", "resolution_due_at"])
     return locked
 

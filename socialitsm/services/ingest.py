@@ -114,9 +114,7 @@ def _authors_upsert(network: str, posts: Sequence[InboundPost]) -> dict[str, int
         update_fields=["handle", "name", "profile_url"],
         batch_size=500,
     )
-    return dict(
-        Author.objects.filter(network=network, external_id__in=list(latest)).values_list("external_id", "id")
-    )
+    return dict(Author.objects.filter(network=network, external_id__in=list(latest)).values_list("external_id", "id"))
 
 
 def channels_poll_due() -> list[int]:

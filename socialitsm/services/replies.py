@@ -40,7 +40,8 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
     limits = connector_for(post.channel).limits()
     if len(text) > limits.max_reply_chars:
         raise ApplicationError(
-            f"the reply is {len(text)} characters; {post.get_network_display()} allows {limits.max_reply_chars}", field="text"
+            f"the reply is {len(text)} characters; {post.get_network_display()} allows {limits.max_reply_chars}",
+            field="text",
         )
     if visibility == Reply.Visibility.DIRECT and not limits.supports_direct:
         raise ApplicationError(f"{post.get_network_display()} cannot send direct messages here", field="visibility")
@@ -50,7 +51,9 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         reply = Reply.objects.create(
             incident=incident, post=post, channel_id=post.channel_id, visibility=visibility, text=text, agent=agent
         )
-        event_record(incident, IncidentEvent.Kind.REPLY_QUEUED, actor=agent, new=reply.get_visibility_display(), message=text)
+        event_record(
+            incident, IncidentEvent.Kind.REPLY_QUEUED, actor=agent, new=reply.get_visibility_display(), message=text
+        )
         transaction.on_commit(lambda: _enqueue_send(reply.pk))
     return reply
 
@@ -75,7 +78,9 @@ def reply_send(*, reply: Reply) -> Reply | None:
     if not claimed:
         logger.info("reply %s is not claimable; skipped", reply.pk)
         return None
-    reply = Reply.objects.select_related("post", "post__author", "post__channel", "channel", "incident").get(pk=reply.pk)
+    reply = Reply.objects.select_related("post", "post__author", "post__channel", "channel", "incident").get(
+        pk=reply.pk
+    )
     try:
         external_id = connector_for(reply.channel).reply(
             reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
@@ -95,11 +100,22 @@ def reply_send(*, reply: Reply) -> Reply | None:
 def _reply_record_sent(reply: Reply, external_id: str) -> Reply:
     sent_at = timezone.now()
     with transaction.atomic():
-        Reply.objects.filter(pk=reply.pk).update(status=Reply.Status.SENT, external_id=external_id, sent_at=sent_at, error="")
-        event_record(reply.incident, IncidentEvent.Kind.REPLY_SENT, actor=reply.agent, new=external_id, message=reply.text)
-        first = Incident.objects.filter(pk=reply.incident_id, first_response_at__isnull=True).update(first_response_at=sent_at)
+        Reply.objects.filter(pk=reply.pk).update(
+            status=Reply.Status.SENT, external_id=external_id, sent_at=sent_at, error=""
+        )
+        event_record(
+            reply.incident, IncidentEvent.Kind.REPLY_SENT, actor=reply.agent, new=external_id, message=reply.text
+        )
+        first = Incident.objects.filter(pk=reply.incident_id, first_response_at__isnull=True).update(
+            first_response_at=sent_at
+        )
         if first:
-            event_record(reply.incident, IncidentEvent.Kind.FIRST_RESPONSE, actor=reply.agent, new=f"{sent_at:%Y-%m-%d %H:%M:%S} UTC")
+            event_record(
+                reply.incident,
+                IncidentEvent.Kind.FIRST_RESPONSE,
+                actor=reply.agent,
+                new=f"{sent_at:%Y-%m-%d %H:%M:%S} UTC",
+            )
     reply.refresh_from_db()
     return reply
 
@@ -107,7 +123,11 @@ def _reply_record_sent(reply: Reply, external_id: str) -> Reply:
 def reply_mark_failed(*, reply: Reply, error: str) -> Reply:
     """Give up on a reply; the agent sees why on the ticket and may write it again."""
     with transaction.atomic():
-        updated = Reply.objects.filter(pk=reply.pk).exclude(status=Reply.Status.SENT).update(status=Reply.Status.FAILED, error=error)
+        updated = (
+            Reply.objects.filter(pk=reply.pk)
+            .exclude(status=Reply.Status.SENT)
+            .update(status=Reply.Status.FAILED, error=error)
+        )
         if updated:
             event_record(reply.incident, IncidentEvent.Kind.REPLY_FAILED, actor=reply.agent, message=error)
     reply.refresh_from_db()
@@ -121,7 +141,12 @@ def work_recover() -> dict[str, int]:
 
     now = timezone.now()
     stale = now - timedelta(seconds=conf.STALE_AFTER_SECONDS)
-    post_ids = list(Post.objects.pending().filter(ingested_at__lt=stale).order_by("posted_at", "id").values_list("id", flat=True)[:5000])
+    post_ids = list(
+        Post.objects.pending()
+        .filter(ingested_at__lt=stale)
+        .order_by("posted_at", "id")
+        .values_list("id", flat=True)[:5000]
+    )
     if post_ids:
         posts_enqueue_processing(post_ids)
     lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
@@ -135,7 +160,6 @@ def work_recover() -> dict[str, int]:
     for reply_id in reply_ids:
         _enqueue_send(reply_id)
     return {"posts": len(post_ids), "replies": len(reply_ids)}
-
 
 
 def reply_retry(*, reply: Reply) -> bool:

@@ -38,7 +38,7 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
     services, catalogue = catalogue_load()
     verdicts = classify.verdict_many(((p.text, p.language or None) for p in posts), catalogue=catalogue)
     outcome: dict[str, int] = {}
-    for post, verdict in zip(posts, verdicts):
+    for post, verdict in zip(posts, verdicts, strict=True):
         state = post_route(post=post, verdict=verdict, services=services)
         if state:
             outcome[state] = outcome.get(state, 0) + 1
@@ -56,7 +56,11 @@ def _thread_incident(post: Post) -> Incident | None:
         )
         if parent and parent.incident.is_open:
             return parent.incident
-        ours = Reply.objects.filter(channel__network=post.network, external_id=post.in_reply_to).select_related("incident").first()
+        ours = (
+            Reply.objects.filter(channel__network=post.network, external_id=post.in_reply_to)
+            .select_related("incident")
+            .first()
+        )
         if ours and ours.incident.is_open:
             return ours.incident
     if post.conversation_id:
@@ -91,7 +95,16 @@ def post_route(*, post: Post, verdict: classify.Verdict, services: dict[str, Ser
         post.detected_service = services.get(verdict.service) if verdict.service else None
         post.urgency_hint = verdict.urgency
         post.reasons = list(verdict.reasons)
-        post.save(update_fields=["is_complaint", "complaint_score", "sentiment", "detected_service", "urgency_hint", "reasons"])
+        post.save(
+            update_fields=[
+                "is_complaint",
+                "complaint_score",
+                "sentiment",
+                "detected_service",
+                "urgency_hint",
+                "reasons",
+            ]
+        )
 
         incident = _thread_incident(post)
         if incident is not None:
@@ -108,7 +121,10 @@ def post_route(*, post: Post, verdict: classify.Verdict, services: dict[str, Ser
             post.save(update_fields=["triage_state"])
             return Post.Triage.QUEUED
         incident_open_from_post(
-            post=post, rule=rule, service=service, urgency=verdict.urgency,
+            post=post,
+            rule=rule,
+            service=service,
+            urgency=verdict.urgency,
             reason=f"complaint score {verdict.score:.2f} >= {threshold:.2f}: {', '.join(verdict.reasons)}",
         )
         return Post.Triage.INCIDENT
@@ -129,7 +145,9 @@ def post_promote(*, post: Post, actor) -> Incident:
     from socialitsm.exceptions import ApplicationError
 
     with transaction.atomic():
-        locked = Post.objects.select_for_update(of=("self",)).select_related("rule", "author", "channel").get(pk=post.pk)
+        locked = (
+            Post.objects.select_for_update(of=("self",)).select_related("rule", "author", "channel").get(pk=post.pk)
+        )
         if locked.incident_id is not None:
             raise ApplicationError(f"post is already linked to {locked.incident.number}")
         if locked.triage_state == Post.Triage.PENDING:
@@ -137,11 +155,17 @@ def post_promote(*, post: Post, actor) -> Incident:
         incident = _thread_incident(locked)
         if incident is not None:
             post_link(post=locked, incident=incident, actor=actor)
-            event_record(incident, IncidentEvent.Kind.PROMOTED, actor=actor, new=f"{locked.network}:{locked.external_id}")
+            event_record(
+                incident, IncidentEvent.Kind.PROMOTED, actor=actor, new=f"{locked.network}:{locked.external_id}"
+            )
             return incident
         service = locked.detected_service or (locked.rule.default_service if locked.rule else None)
         incident = incident_open_from_post(
-            post=locked, rule=locked.rule, service=service, urgency=locked.urgency_hint or 3, actor=actor,
+            post=locked,
+            rule=locked.rule,
+            service=service,
+            urgency=locked.urgency_hint or 3,
+            actor=actor,
             reason="promoted by an agent",
         )
         event_record(incident, IncidentEvent.Kind.PROMOTED, actor=actor, new=f"{locked.network}:{locked.external_id}")

@@ -86,7 +86,9 @@ class IncidentUpdateForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = _agents(incident.assignee_id)
         self.fields["assignment_group"].queryset = Group.objects.order_by("name")
-        self.fields["service"].queryset = Service.objects.filter(Q(active=True) | Q(pk=incident.service_id)).order_by("name")
+        self.fields["service"].queryset = Service.objects.filter(Q(active=True) | Q(pk=incident.service_id)).order_by(
+            "name"
+        )
 
     def changes(self) -> dict[str, Any]:
         return {name: self.cleaned_data[name] for name in self.changed_data}

@@ -58,7 +58,9 @@ def _queue_counts(user) -> dict[str, Any]:
     )
     return {
         **totals,
-        "service": dict(open_incidents.filter(service__isnull=False).values_list("service__slug").annotate(n=Count("pk"))),
+        "service": dict(
+            open_incidents.filter(service__isnull=False).values_list("service__slug").annotate(n=Count("pk"))
+        ),
         "priority": dict(open_incidents.values_list("priority").annotate(n=Count("pk"))),
         "state": dict(open_incidents.values_list("state").annotate(n=Count("pk"))),
     }
@@ -83,7 +85,9 @@ def queue(request: HttpRequest) -> HttpResponse:
         if wanted["state"]:
             incidents = incidents.filter(state=wanted["state"])
     page = Paginator(incidents.order_by("priority", "opened_at", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "socialitsm/queue.html", {"form": form, "page": page, "counts": counts, "now": timezone.now()})
+    return render(
+        request, "socialitsm/queue.html", {"form": form, "page": page, "counts": counts, "now": timezone.now()}
+    )
 
 
 def _incident_get(number: str) -> Incident:
@@ -186,7 +190,11 @@ def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             reply = reply_queue(
-                incident=incident, post=data["post"], text=data["text"], visibility=data["visibility"], agent=request.user
+                incident=incident,
+                post=data["post"],
+                text=data["text"],
+                visibility=data["visibility"],
+                agent=request.user,
             )
         except ApplicationError as exc:
             messages.error(request, exc.message)

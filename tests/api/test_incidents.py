@@ -46,18 +46,38 @@ def queue(agent, colleague, network_team) -> dict[str, Incident]:
     desk = Group.objects.create(name="Desk")
     incidents = {
         "101": IncidentFactory(
-            number="INC0000101", short_description="VPN down in Lyon", state=Incident.State.NEW, impact=1, urgency=1,
-            service=Service.objects.get(slug="vpn"), assignee=agent, assignment_group=network_team,
-            opened_at=at(20), response_due_at=at(20, 12),
+            number="INC0000101",
+            short_description="VPN down in Lyon",
+            state=Incident.State.NEW,
+            impact=1,
+            urgency=1,
+            service=Service.objects.get(slug="vpn"),
+            assignee=agent,
+            assignment_group=network_team,
+            opened_at=at(20),
+            response_due_at=at(20, 12),
         ),
         "102": IncidentFactory(
-            number="INC0000102", short_description="Mail bounces", state=Incident.State.IN_PROGRESS, impact=2, urgency=2,
-            service=Service.objects.get(slug="email"), opened_at=at(22), response_due_at=at(20, 10),
+            number="INC0000102",
+            short_description="Mail bounces",
+            state=Incident.State.IN_PROGRESS,
+            impact=2,
+            urgency=2,
+            service=Service.objects.get(slug="email"),
+            opened_at=at(22),
+            response_due_at=at(20, 10),
         ),
         "103": IncidentFactory(
-            number="INC0000103", short_description="Printer jams on floor 3", state=Incident.State.RESOLVED, impact=3,
-            urgency=3, service=Service.objects.get(slug="printer"), assignee=colleague, assignment_group=desk,
-            opened_at=at(24), response_due_at=at(25),
+            number="INC0000103",
+            short_description="Printer jams on floor 3",
+            state=Incident.State.RESOLVED,
+            impact=3,
+            urgency=3,
+            service=Service.objects.get(slug="printer"),
+            assignee=colleague,
+            assignment_group=desk,
+            opened_at=at(24),
+            response_due_at=at(25),
         ),
     }
     for number, updated in (("INC0000101", at(26, 12)), ("INC0000102", at(26, 10)), ("INC0000103", at(26, 11))):
@@ -108,7 +128,12 @@ def test_list_filters(agent_api, queue, colleague, network_team, query, expected
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("state=bogus", "state"), ("assignee=someone", "assignee"), ("priority=9", "priority"), ("opened_after=yesterday", "opened_after")],
+    [
+        ("state=bogus", "state"),
+        ("assignee=someone", "assignee"),
+        ("priority=9", "priority"),
+        ("opened_after=yesterday", "opened_after"),
+    ],
 )
 def test_list_refuses_bad_filter_values(agent_api, queue, query, field):
     response = agent_api.get(f"{LIST}?{query}")
@@ -137,9 +162,17 @@ def test_list_ordering(agent_api, queue, ordering, expected):
 def test_detail_by_number(agent_api, agent, network_team, queue):
     author = AuthorFactory(handle="@maria")
     incident = IncidentFactory(
-        number="INC0000201", short_description="VPN down again", description="Maria on Replay", category="vpn",
-        assignee=agent, assignment_group=network_team, parent=queue["101"], author=author,
-        opened_at=at(26, 8, 5), response_due_at=at(26, 9, 5), resolution_due_at=at(26, 16, 5),
+        number="INC0000201",
+        short_description="VPN down again",
+        description="Maria on Replay",
+        category="vpn",
+        assignee=agent,
+        assignment_group=network_team,
+        parent=queue["101"],
+        author=author,
+        opened_at=at(26, 8, 5),
+        response_due_at=at(26, 9, 5),
+        resolution_due_at=at(26, 16, 5),
     )
     PostFactory(incident=incident, author=author, triage_state=Post.Triage.INCIDENT)
     PostFactory(incident=incident, author=author, triage_state=Post.Triage.INCIDENT)
@@ -246,7 +279,14 @@ def test_patch_changes_every_editable_field(agent_api, agent, network_team):
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["state"], body["assignee"], body["assignment_group"], body["service"], body["short_description"], body["category"]) == (
+    assert (
+        body["state"],
+        body["assignee"],
+        body["assignment_group"],
+        body["service"],
+        body["short_description"],
+        body["category"],
+    ) == (
         "in_progress",
         {"id": agent.pk, "username": "agent.anna"},
         {"id": network_team.pk, "name": "Network team"},
@@ -310,7 +350,9 @@ def test_patch_refuses_a_non_agent_assignee(agent_api, outsider):
 def test_assign_sets_assignee_group_and_starts_work(agent_api, agent, network_team):
     incident = IncidentFactory(number="INC0000401")
 
-    response = agent_api.post(f"{LIST}INC0000401/assign/", {"assignee": agent.pk, "group": network_team.pk}, format="json")
+    response = agent_api.post(
+        f"{LIST}INC0000401/assign/", {"assignee": agent.pk, "group": network_team.pk}, format="json"
+    )
 
     assert response.status_code == 200
     assert (response.json()["state"], response.json()["assignee"], response.json()["assignment_group"]) == (

@@ -20,7 +20,9 @@ URL = "/api/v1/ingest/status-hook/"
 BAD_SIGNATURE = {"error": "invalid_signature", "detail": "The signature is not valid for this endpoint."}
 
 
-def post_json(external_id: str = "abc-1", text: str = "VPN down again, third time this week", **extra: Any) -> dict[str, Any]:
+def post_json(
+    external_id: str = "abc-1", text: str = "VPN down again, third time this week", **extra: Any
+) -> dict[str, Any]:
     return {
         "id": external_id,
         "text": text,
@@ -57,12 +59,20 @@ def test_signed_post_is_stored_and_routed(push, channel):
     assert response.json() == {"received": 1, "created": 1, "duplicates": 0}
     post = Post.objects.select_related("author", "incident").get()
     assert (post.network, post.external_id, post.channel, post.rule, post.text, post.url, post.language) == (
-        "webhook", "abc-1", channel, channel.rules.get(), "VPN down again, third time this week",
-        "https://example.com/@maria/abc-1", "en",
+        "webhook",
+        "abc-1",
+        channel,
+        channel.rules.get(),
+        "VPN down again, third time this week",
+        "https://example.com/@maria/abc-1",
+        "en",
     )
     assert post.posted_at == datetime(2026, 11, 26, 8, 15, tzinfo=UTC)
     assert (post.author.external_id, post.author.handle, post.author.name, post.author.profile_url) == (
-        "u-17", "@maria", "Maria", "https://example.com/@maria",
+        "u-17",
+        "@maria",
+        "Maria",
+        "https://example.com/@maria",
     )
     assert (post.is_complaint, post.triage_state, post.detected_service.slug) == (True, "incident", "vpn")
     assert Incident.objects.get() == post.incident
@@ -89,7 +99,9 @@ def test_disabled_rule_is_not_used(push, channel):
 
 
 def test_batch_is_stored(push, channel):
-    response = push({"posts": [post_json("b-1"), post_json("b-2", "printer jammed"), post_json("b-3", "thanks all, works now")]})
+    response = push(
+        {"posts": [post_json("b-1"), post_json("b-2", "printer jammed"), post_json("b-3", "thanks all, works now")]}
+    )
 
     assert response.status_code == 202
     assert response.json() == {"received": 3, "created": 3, "duplicates": 0}
@@ -102,7 +114,13 @@ def test_resent_posts_are_counted_as_duplicates_and_not_doubled(push, channel):
     push({"posts": [post_json("d-1", **thread), post_json("d-2", "still no VPN", **thread)]})
 
     response = push(
-        {"posts": [post_json("d-1", **thread), post_json("d-2", "still no VPN", **thread), post_json("d-3", "VPN?? hello??", **thread)]}
+        {
+            "posts": [
+                post_json("d-1", **thread),
+                post_json("d-2", "still no VPN", **thread),
+                post_json("d-3", "VPN?? hello??", **thread),
+            ]
+        }
     )
 
     assert response.status_code == 202
@@ -163,7 +181,9 @@ def test_push_needs_no_csrf_token(channel, django_capture_on_commit_callbacks):
     client = Client(enforce_csrf_checks=True)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(URL, data=body, content_type="application/json", headers={SIGNATURE_HEADER: sign(SECRET, body)})
+        response = client.post(
+            URL, data=body, content_type="application/json", headers={SIGNATURE_HEADER: sign(SECRET, body)}
+        )
 
     assert response.status_code == 202
     assert Post.objects.count() == 1
@@ -172,7 +192,9 @@ def test_push_needs_no_csrf_token(channel, django_capture_on_commit_callbacks):
 def test_signature_of_another_body_is_refused(api, channel):
     body = json.dumps(post_json()).encode()
 
-    response = api.post(URL, data=body, content_type="application/json", headers={SIGNATURE_HEADER: sign(SECRET, body + b" ")})
+    response = api.post(
+        URL, data=body, content_type="application/json", headers={SIGNATURE_HEADER: sign(SECRET, body + b" ")}
+    )
 
     assert response.status_code == 401
     assert Post.objects.count() == 0
@@ -233,7 +255,10 @@ def test_text_over_the_limit_is_refused(push, channel, settings):
     response = push(post_json(text="x" * 101))
 
     assert response.status_code == 400
-    assert response.json() == {"error": "invalid_post", "fields": {"text": ["Text is 101 characters; the limit is 100."]}}
+    assert response.json() == {
+        "error": "invalid_post",
+        "fields": {"text": ["Text is 101 characters; the limit is 100."]},
+    }
     assert Post.objects.count() == 0
 
 
@@ -243,7 +268,10 @@ def test_future_timestamp_is_refused(push, channel):
     response = push(post_json(created_at=future))
 
     assert response.status_code == 400
-    assert response.json() == {"error": "invalid_post", "fields": {"created_at": ["The timestamp is more than a day in the future."]}}
+    assert response.json() == {
+        "error": "invalid_post",
+        "fields": {"created_at": ["The timestamp is more than a day in the future."]},
+    }
     assert Post.objects.count() == 0
 
 

@@ -25,22 +25,50 @@ def at(hour: int) -> datetime:
 def feed(db) -> dict[str, Post]:
     desk = WatchRuleFactory(channel=ChannelFactory(slug="desk-replay"))
     hook = WatchRuleFactory(channel=ChannelFactory(slug="desk-webhook", network="webhook", config={}))
-    maria = AuthorFactory(external_id="u-maria", handle="@maria", name="Maria", profile_url="https://example.com/@maria")
+    maria = AuthorFactory(
+        external_id="u-maria", handle="@maria", name="Maria", profile_url="https://example.com/@maria"
+    )
     return {
         "ignored": PostFactory(
-            external_id="p-1", rule=desk, text="Lovely weather today", posted_at=at(8), triage_state=Post.Triage.IGNORED,
-            is_complaint=False, complaint_score=0.1, sentiment=0.6, reasons=["below the complaint threshold"],
+            external_id="p-1",
+            rule=desk,
+            text="Lovely weather today",
+            posted_at=at(8),
+            triage_state=Post.Triage.IGNORED,
+            is_complaint=False,
+            complaint_score=0.1,
+            sentiment=0.6,
+            reasons=["below the complaint threshold"],
         ),
         "linked": PostFactory(
-            external_id="p-2", rule=desk, author=maria, text="<b>VPN</b> down & again", posted_at=at(9),
-            url="https://example.com/@maria/p-2", in_reply_to="p-0", conversation_id="c-5", language="en",
-            triage_state=Post.Triage.INCIDENT, is_complaint=True, complaint_score=0.92, sentiment=-0.7,
-            detected_service=Service.objects.get(slug="vpn"), urgency_hint=2, reasons=["outage word", "repeat"],
+            external_id="p-2",
+            rule=desk,
+            author=maria,
+            text="<b>VPN</b> down & again",
+            posted_at=at(9),
+            url="https://example.com/@maria/p-2",
+            in_reply_to="p-0",
+            conversation_id="c-5",
+            language="en",
+            triage_state=Post.Triage.INCIDENT,
+            is_complaint=True,
+            complaint_score=0.92,
+            sentiment=-0.7,
+            detected_service=Service.objects.get(slug="vpn"),
+            urgency_hint=2,
+            reasons=["outage word", "repeat"],
             incident=IncidentFactory(number="INC0000801"),
         ),
         "queued": PostFactory(
-            external_id="p-3", rule=hook, text="Mail is slow", posted_at=at(10), triage_state=Post.Triage.QUEUED,
-            is_complaint=True, complaint_score=0.55, detected_service=Service.objects.get(slug="email"), is_direct=True,
+            external_id="p-3",
+            rule=hook,
+            text="Mail is slow",
+            posted_at=at(10),
+            triage_state=Post.Triage.QUEUED,
+            is_complaint=True,
+            complaint_score=0.55,
+            detected_service=Service.objects.get(slug="email"),
+            is_direct=True,
         ),
     }
 
@@ -107,13 +135,29 @@ def test_promote_an_ignored_post_opens_an_incident(agent_api, feed):
 
     assert response.status_code == 201
     body = response.json()
-    assert (body["number"], body["state"], body["service"], body["impact"], body["urgency"], body["priority"], body["post_count"]) == (
-        "INC0001001", "new", "wifi", 3, 2, 4, 1,
+    assert (
+        body["number"],
+        body["state"],
+        body["service"],
+        body["impact"],
+        body["urgency"],
+        body["priority"],
+        body["post_count"],
+    ) == (
+        "INC0001001",
+        "new",
+        "wifi",
+        3,
+        2,
+        4,
+        1,
     )
     incident = Incident.objects.get(number="INC0001001")
     post.refresh_from_db()
     assert (post.incident, post.triage_state) == (incident, "incident")
-    assert list(IncidentEvent.objects.filter(incident=incident).order_by("id").values_list("kind", "actor__username")) == [
+    assert list(
+        IncidentEvent.objects.filter(incident=incident).order_by("id").values_list("kind", "actor__username")
+    ) == [
         ("opened", "agent.anna"),
         ("post_linked", "agent.anna"),
         ("promoted", "agent.anna"),

@@ -38,11 +38,20 @@ def incident(maria) -> Incident:
 
 @pytest.fixture
 def post(incident, maria, rule) -> Post:
-    return PostFactory(external_id="p-first", rule=rule, incident=incident, author=maria, triage_state=Post.Triage.INCIDENT, posted_at=at(8))
+    return PostFactory(
+        external_id="p-first",
+        rule=rule,
+        incident=incident,
+        author=maria,
+        triage_state=Post.Triage.INCIDENT,
+        posted_at=at(8),
+    )
 
 
 @pytest.mark.parametrize("visibility", ["public", "direct"])
-def test_reply_is_queued_then_sent(agent_api, incident, post, fake_network, django_capture_on_commit_callbacks, visibility):
+def test_reply_is_queued_then_sent(
+    agent_api, incident, post, fake_network, django_capture_on_commit_callbacks, visibility
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_api.post(URL, {"text": f"  {SORRY}  ", "visibility": visibility}, format="json")
 
@@ -75,9 +84,20 @@ def test_reply_is_queued_then_sent(agent_api, incident, post, fake_network, djan
     ]
 
 
-def test_reply_defaults_to_the_callers_latest_post(agent_api, incident, post, maria, rule, fake_network, django_capture_on_commit_callbacks):
-    latest_by_maria = PostFactory(external_id="p-again", rule=rule, incident=incident, author=maria, triage_state=Post.Triage.INCIDENT, posted_at=at(9))
-    PostFactory(external_id="p-other", rule=rule, incident=incident, triage_state=Post.Triage.INCIDENT, posted_at=at(10))
+def test_reply_defaults_to_the_callers_latest_post(
+    agent_api, incident, post, maria, rule, fake_network, django_capture_on_commit_callbacks
+):
+    latest_by_maria = PostFactory(
+        external_id="p-again",
+        rule=rule,
+        incident=incident,
+        author=maria,
+        triage_state=Post.Triage.INCIDENT,
+        posted_at=at(9),
+    )
+    PostFactory(
+        external_id="p-other", rule=rule, incident=incident, triage_state=Post.Triage.INCIDENT, posted_at=at(10)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_api.post(URL, {"text": SORRY, "visibility": "public"}, format="json")
@@ -87,10 +107,14 @@ def test_reply_defaults_to_the_callers_latest_post(agent_api, incident, post, ma
     assert [m["to"] for m in fake_network.sent] == ["p-again"]
 
 
-def test_reply_without_known_caller_answers_the_latest_post(agent_api, rule, fake_network, django_capture_on_commit_callbacks):
+def test_reply_without_known_caller_answers_the_latest_post(
+    agent_api, rule, fake_network, django_capture_on_commit_callbacks
+):
     incident = IncidentFactory(number="INC0000701")
     PostFactory(external_id="p-1", rule=rule, incident=incident, triage_state=Post.Triage.INCIDENT, posted_at=at(8))
-    latest = PostFactory(external_id="p-2", rule=rule, incident=incident, triage_state=Post.Triage.INCIDENT, posted_at=at(9))
+    latest = PostFactory(
+        external_id="p-2", rule=rule, incident=incident, triage_state=Post.Triage.INCIDENT, posted_at=at(9)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_api.post(URL, {"text": SORRY, "visibility": "direct"}, format="json")
@@ -100,8 +124,17 @@ def test_reply_without_known_caller_answers_the_latest_post(agent_api, rule, fak
     assert [(m["to"], m["visibility"]) for m in fake_network.sent] == [("p-2", "direct")]
 
 
-def test_reply_to_a_named_post(agent_api, incident, post, maria, rule, fake_network, django_capture_on_commit_callbacks):
-    PostFactory(external_id="p-again", rule=rule, incident=incident, author=maria, triage_state=Post.Triage.INCIDENT, posted_at=at(9))
+def test_reply_to_a_named_post(
+    agent_api, incident, post, maria, rule, fake_network, django_capture_on_commit_callbacks
+):
+    PostFactory(
+        external_id="p-again",
+        rule=rule,
+        incident=incident,
+        author=maria,
+        triage_state=Post.Triage.INCIDENT,
+        posted_at=at(9),
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_api.post(URL, {"text": SORRY, "visibility": "public", "post": post.pk}, format="json")
@@ -111,7 +144,9 @@ def test_reply_to_a_named_post(agent_api, incident, post, maria, rule, fake_netw
     assert [m["to"] for m in fake_network.sent] == ["p-first"]
 
 
-def test_reply_longer_than_the_network_allows_is_refused(agent_api, incident, post, fake_network, django_capture_on_commit_callbacks):
+def test_reply_longer_than_the_network_allows_is_refused(
+    agent_api, incident, post, fake_network, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = agent_api.post(URL, {"text": "x" * 501, "visibility": "public"}, format="json")
 
@@ -169,7 +204,9 @@ def test_reply_input_is_validated(agent_api, incident, post, fake_network, body,
     assert Reply.objects.count() == 0
 
 
-def test_reply_the_network_refuses_is_marked_failed(agent_api, incident, post, fake_network, django_capture_on_commit_callbacks):
+def test_reply_the_network_refuses_is_marked_failed(
+    agent_api, incident, post, fake_network, django_capture_on_commit_callbacks
+):
     fake_network.errors.append(PermanentError("blocked by the recipient"))
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -184,10 +221,28 @@ def test_reply_the_network_refuses_is_marked_failed(agent_api, incident, post, f
 
 
 def test_replies_of_an_incident(agent_api, agent, incident, post):
-    first = Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="public", text="one", agent=agent, created_at=at(9))
-    second = Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="direct", text="two", agent=agent, created_at=at(10))
+    first = Reply.objects.create(
+        incident=incident,
+        post=post,
+        channel=post.channel,
+        visibility="public",
+        text="one",
+        agent=agent,
+        created_at=at(9),
+    )
+    second = Reply.objects.create(
+        incident=incident,
+        post=post,
+        channel=post.channel,
+        visibility="direct",
+        text="two",
+        agent=agent,
+        created_at=at(10),
+    )
     other = IncidentFactory(number="INC0000702")
-    Reply.objects.create(incident=other, post=post, channel=post.channel, visibility="public", text="elsewhere", created_at=at(9))
+    Reply.objects.create(
+        incident=other, post=post, channel=post.channel, visibility="public", text="elsewhere", created_at=at(9)
+    )
 
     response = agent_api.get(URL)
 
@@ -200,15 +255,36 @@ def outbox(agent, incident, post) -> dict[str, Reply]:
     other = IncidentFactory(number="INC0000702")
     return {
         "sent": Reply.objects.create(
-            incident=incident, post=post, channel=post.channel, visibility="public", text="one", agent=agent,
-            status="sent", external_id="fake-9", created_at=at(9), sent_at=at(9),
+            incident=incident,
+            post=post,
+            channel=post.channel,
+            visibility="public",
+            text="one",
+            agent=agent,
+            status="sent",
+            external_id="fake-9",
+            created_at=at(9),
+            sent_at=at(9),
         ),
         "failed": Reply.objects.create(
-            incident=incident, post=post, channel=post.channel, visibility="direct", text="two", agent=agent,
-            status="failed", error="blocked", created_at=at(10),
+            incident=incident,
+            post=post,
+            channel=post.channel,
+            visibility="direct",
+            text="two",
+            agent=agent,
+            status="failed",
+            error="blocked",
+            created_at=at(10),
         ),
         "queued": Reply.objects.create(
-            incident=other, post=post, channel=post.channel, visibility="public", text="three", agent=None, created_at=at(11),
+            incident=other,
+            post=post,
+            channel=post.channel,
+            visibility="public",
+            text="three",
+            agent=None,
+            created_at=at(11),
         ),
     }
 

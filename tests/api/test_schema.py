@@ -37,13 +37,18 @@ def test_schema_documents_the_ingest_endpoint(schema):
 
     assert "security" not in operation
     assert set(operation["responses"]) == {"202", "400", "401", "413"}
-    assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/IngestPayloadRequest"}
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/IngestPayloadRequest"
+    }
     assert [(p["in"], p["name"], p["required"]) for p in operation["parameters"]] == [
         ("header", "X-SocialITSM-Signature", True),
         ("path", "slug", True),
     ]
     assert schema["components"]["schemas"]["IngestPayloadRequest"] == {
-        "oneOf": [{"$ref": "#/components/schemas/InboundPostRequest"}, {"$ref": "#/components/schemas/InboundPostBatchRequest"}]
+        "oneOf": [
+            {"$ref": "#/components/schemas/InboundPostRequest"},
+            {"$ref": "#/components/schemas/InboundPostBatchRequest"},
+        ]
     }
 
 
@@ -51,8 +56,17 @@ def test_schema_documents_incident_filters(schema):
     names = {p["name"] for p in schema["paths"]["/api/v1/incidents/"]["get"]["parameters"]}
 
     assert names == {
-        "state", "open", "priority", "service", "assignee", "assignment_group",
-        "opened_after", "opened_before", "q", "ordering", "page",
+        "state",
+        "open",
+        "priority",
+        "service",
+        "assignee",
+        "assignment_group",
+        "opened_after",
+        "opened_before",
+        "q",
+        "ordering",
+        "page",
     }
 
 

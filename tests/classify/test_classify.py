@@ -176,9 +176,7 @@ def test_verdict_many_matches_verdict() -> None:
 
     many = verdict_many(iter(pairs), catalogue=CATALOGUE, threshold=0.4)
 
-    assert many == [
-        verdict(t, lang, catalogue=CATALOGUE, threshold=0.4) for t, lang in pairs
-    ]
+    assert many == [verdict(t, lang, catalogue=CATALOGUE, threshold=0.4) for t, lang in pairs]
 
 
 def test_verdict_many_of_nothing() -> None:

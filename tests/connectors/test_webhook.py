@@ -40,13 +40,19 @@ def test_reply_posts_signed_body(webhook_post):
     assert external_id == "remote-42"
     call = responses.calls[0].request
     assert json.loads(call.body) == {
-        "idempotency_key": "key-1", "in_reply_to": "ext-1", "to": webhook_post.author.external_id, "visibility": "direct", "text": "On it"
+        "idempotency_key": "key-1",
+        "in_reply_to": "ext-1",
+        "to": webhook_post.author.external_id,
+        "visibility": "direct",
+        "text": "On it",
     }
     assert call.headers[SIGNATURE_HEADER] == sign("topsecret", call.body)
     assert call.headers["Idempotency-Key"] == "key-1"
 
 
-@pytest.mark.parametrize(("status", "error"), [(429, TransientError), (503, TransientError), (401, PermanentError), (422, PermanentError)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, TransientError), (503, TransientError), (401, PermanentError), (422, PermanentError)]
+)
 @responses.activate
 def test_reply_errors_are_classified(webhook_post, status, error):
     responses.post(REPLY_URL, status=status, headers={"Retry-After": "30"})

@@ -25,7 +25,9 @@ def test_itil_priority_matrix(impact, urgency, priority):
 
 def test_update_writes_one_event_per_field(agent):
     incident = IncidentFactory(impact=3, urgency=3)
-    updated = incident_update(incident=incident, actor=agent, state="in_progress", impact=1, urgency=3, short_description="VPN down")
+    updated = incident_update(
+        incident=incident, actor=agent, state="in_progress", impact=1, urgency=3, short_description="VPN down"
+    )
     assert updated.priority == 3
     events = list(updated.events.values_list("field", "old_value", "new_value", "actor"))
     assert events == [
@@ -42,7 +44,9 @@ def test_unchanged_fields_write_no_event(agent):
     assert incident.events.count() == 0
 
 
-@pytest.mark.parametrize(("start", "target"), [("closed", "new"), ("canceled", "in_progress"), ("new", "closed"), ("resolved", "on_hold")])
+@pytest.mark.parametrize(
+    ("start", "target"), [("closed", "new"), ("canceled", "in_progress"), ("new", "closed"), ("resolved", "on_hold")]
+)
 def test_forbidden_state_moves(agent, start, target):
     incident = IncidentFactory(state=start)
     with pytest.raises(ApplicationError) as info:

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 def test_ingest_stores_posts_and_authors_once():
     rule = WatchRuleFactory()
-    result = posts_ingest(channel=rule.channel, posts=[inbound("a1"), inbound("a2", author="u-2")], rule=rule, process=False)
+    result = posts_ingest(
+        channel=rule.channel, posts=[inbound("a1"), inbound("a2", author="u-2")], rule=rule, process=False
+    )
     assert (result.received, result.created, result.duplicates) == (2, 2, 0)
     assert Post.objects.count() == 2
     assert sorted(Author.objects.values_list("external_id", flat=True)) == ["u-1", "u-2"]

@@ -35,7 +35,13 @@ def test_reply_is_queued_then_sent(incident_post, agent, fake_network, django_ca
     reply.refresh_from_db()
     assert (reply.status, reply.attempts, reply.external_id) == ("sent", 1, "fake-1")
     assert fake_network.sent == [
-        {"id": "fake-1", "to": post.external_id, "text": "Sorry about that, we are on it.", "visibility": visibility, "key": str(reply.idempotency_key)}
+        {
+            "id": "fake-1",
+            "to": post.external_id,
+            "text": "Sorry about that, we are on it.",
+            "visibility": visibility,
+            "key": str(reply.idempotency_key),
+        }
     ]
     incident.refresh_from_db()
     assert incident.first_response_at == reply.sent_at
@@ -106,7 +112,9 @@ def test_transient_error_requeues_for_retry(incident_post, agent, fake_network):
     assert (reply.status, reply.attempts) == ("sent", 2)
 
 
-def test_permanent_error_marks_failed_and_retry_requeues(incident_post, agent, fake_network, django_capture_on_commit_callbacks):
+def test_permanent_error_marks_failed_and_retry_requeues(
+    incident_post, agent, fake_network, django_capture_on_commit_callbacks
+):
     incident, post = incident_post
     reply = queue(incident, post, agent)
     fake_network.errors.append(PermanentError("HTTP 422: status is too long", status=422))

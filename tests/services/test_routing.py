@@ -79,7 +79,10 @@ def test_follow_up_in_same_conversation_attaches():
     first = PostFactory(author=author, text=COMPLAINT, conversation_id="c-1")
     route(first)
     follow = PostFactory(
-        author=author, rule=first.rule, text="any update?? still nothing", conversation_id="c-1",
+        author=author,
+        rule=first.rule,
+        text="any update?? still nothing",
+        conversation_id="c-1",
         posted_at=datetime(2026, 11, 26, 9, 0, tzinfo=UTC),
     )
     assert route(follow) == {"incident": 1}
@@ -105,7 +108,13 @@ def test_reply_to_our_reply_attaches():
     route(first)
     first.refresh_from_db()
     Reply.objects.create(
-        incident=first.incident, post=first, channel=first.channel, visibility="public", text="On it", status="sent", external_id="ours-9"
+        incident=first.incident,
+        post=first,
+        channel=first.channel,
+        visibility="public",
+        text="On it",
+        status="sent",
+        external_id="ours-9",
     )
     answer = PostFactory(rule=first.rule, text="still broken for me", in_reply_to="ours-9")
     route(answer)
@@ -119,7 +128,9 @@ def test_follow_up_to_resolved_incident_opens_a_new_one():
     first = PostFactory(author=author, text=COMPLAINT, conversation_id="c-1")
     route(first)
     Incident.objects.update(state=Incident.State.RESOLVED)
-    again = PostFactory(author=author, rule=first.rule, text="VPN is broken again, cannot connect", conversation_id="c-1")
+    again = PostFactory(
+        author=author, rule=first.rule, text="VPN is broken again, cannot connect", conversation_id="c-1"
+    )
     route(again)
     assert Incident.objects.count() == 2
 
@@ -160,7 +171,9 @@ def test_agent_promotes_ignored_post(agent):
     post.refresh_from_db()
     assert post.incident == incident
     assert list(incident.events.values_list("kind", "actor")) == [
-        ("opened", agent.pk), ("post_linked", agent.pk), ("promoted", agent.pk)
+        ("opened", agent.pk),
+        ("post_linked", agent.pk),
+        ("promoted", agent.pk),
     ]
     with pytest.raises(ApplicationError):
         post_promote(post=post, actor=agent)

@@ -79,7 +79,9 @@ def incident_from_post(**post_fields) -> tuple[Incident, Post]:
         **post_fields,
     )
     with transaction.atomic():
-        incident = incident_open_from_post(post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=2)
+        incident = incident_open_from_post(
+            post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=2
+        )
     return incident, post
 
 
@@ -128,13 +130,19 @@ def test_agent_answers_a_poster_publicly_and_by_direct_message(page, agent_user,
     sent = page.locator("#replies .status-sent")
     expect(sent).to_have_count(2)
     expect(page.locator("#replies .reply")).to_have_text(
-        [re.compile(r"Public reply.*Sorry, Mika! We are on it\.", re.DOTALL), re.compile(r"Direct message.*employee id\?", re.DOTALL)]
+        [
+            re.compile(r"Public reply.*Sorry, Mika! We are on it\.", re.DOTALL),
+            re.compile(r"Direct message.*employee id\?", re.DOTALL),
+        ]
     )
     assert [(m["to"], m["text"], m["visibility"]) for m in fake_network.sent] == [
         (post.external_id, "Sorry, Mika! We are on it.", "public"),
         (post.external_id, "Could you send us your employee id?", "direct"),
     ]
-    assert list(Reply.objects.order_by("id").values_list("status", "visibility")) == [("sent", "public"), ("sent", "direct")]
+    assert list(Reply.objects.order_by("id").values_list("status", "visibility")) == [
+        ("sent", "public"),
+        ("sent", "direct"),
+    ]
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -22,7 +22,9 @@ T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 def open_incident(text: str = COMPLAINT, **post_fields) -> tuple[Incident, Post]:
     post = PostFactory(text=text, **post_fields)
     with transaction.atomic():
-        incident = incident_open_from_post(post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=2)
+        incident = incident_open_from_post(
+            post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=2
+        )
     post.refresh_from_db()
     return incident, post
 
@@ -93,7 +95,11 @@ def test_outsider_is_forbidden_everywhere(client, outsider, agent):
     posts = {
         reverse("socialitsm:incident-update", args=[incident.number]): update_data(incident, state="in_progress"),
         reverse("socialitsm:incident-assign", args=[incident.number]): {},
-        reverse("socialitsm:incident-reply", args=[incident.number]): {"post": post.pk, "visibility": "public", "text": "Hi"},
+        reverse("socialitsm:incident-reply", args=[incident.number]): {
+            "post": post.pk,
+            "visibility": "public",
+            "text": "Hi",
+        },
         reverse("socialitsm:post-promote", args=[queued.pk]): {},
     }
     for url, data in posts.items():
@@ -245,7 +251,9 @@ def test_https_url_is_a_link(agent_client):
 
 def test_incident_page_shows_post_verdict_and_timeline(agent_client):
     incident, post = open_incident()
-    Post.objects.filter(pk=post.pk).update(complaint_score=0.8731, urgency_hint=2, reasons=["'down' outage", "service vpn"])
+    Post.objects.filter(pk=post.pk).update(
+        complaint_score=0.8731, urgency_hint=2, reasons=["'down' outage", "service vpn"]
+    )
     response = agent_client.get(reverse("socialitsm:incident", args=[incident.number]))
     body = response.content.decode()
     assert "<strong>0.87</strong>" in body
@@ -340,7 +348,13 @@ def test_reply_is_queued_and_sent(agent_client, agent, fake_network, django_capt
     reply = Reply.objects.get()
     assert (reply.status, reply.visibility, reply.agent, reply.attempts) == ("sent", visibility, agent, 1)
     assert fake_network.sent == [
-        {"id": "fake-1", "to": post.external_id, "text": "Sorry!\nWe are on it.", "visibility": visibility, "key": str(reply.idempotency_key)}
+        {
+            "id": "fake-1",
+            "to": post.external_id,
+            "text": "Sorry!\nWe are on it.",
+            "visibility": visibility,
+            "key": str(reply.idempotency_key),
+        }
     ]
     body = response.content.decode()
     assert '<span class="badge status status-sent">sent</span>' in body
@@ -389,8 +403,22 @@ def test_reply_to_a_post_of_another_incident_is_refused(agent_client, fake_netwo
 
 def test_reply_box_defaults_to_the_authors_latest_post(agent_client):
     incident, first = open_incident()
-    later = PostFactory(author=first.author, channel=first.channel, rule=first.rule, posted_at=T0 + timedelta(hours=1), incident=incident, triage_state=Post.Triage.INCIDENT)
-    PostFactory(author=AuthorFactory(), channel=first.channel, rule=first.rule, posted_at=T0 + timedelta(hours=2), incident=incident, triage_state=Post.Triage.INCIDENT)
+    later = PostFactory(
+        author=first.author,
+        channel=first.channel,
+        rule=first.rule,
+        posted_at=T0 + timedelta(hours=1),
+        incident=incident,
+        triage_state=Post.Triage.INCIDENT,
+    )
+    PostFactory(
+        author=AuthorFactory(),
+        channel=first.channel,
+        rule=first.rule,
+        posted_at=T0 + timedelta(hours=2),
+        incident=incident,
+        triage_state=Post.Triage.INCIDENT,
+    )
     response = agent_client.get(reverse("socialitsm:incident", args=[incident.number]))
     assert response.context["reply_chosen"]["post"] == later
     assert response.context["reply_visibility"] == "public"
@@ -419,8 +447,19 @@ def test_closed_incident_has_no_reply_box(agent_client):
 )
 def test_replies_partial_polls_only_while_a_reply_is_pending(agent_client, agent, status, polls):
     incident, post = open_incident()
-    Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="public", text="Done", agent=agent, status="sent")
-    Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="direct", text="On it", agent=agent, status=status, error="boom" if status == "failed" else "")
+    Reply.objects.create(
+        incident=incident, post=post, channel=post.channel, visibility="public", text="Done", agent=agent, status="sent"
+    )
+    Reply.objects.create(
+        incident=incident,
+        post=post,
+        channel=post.channel,
+        visibility="direct",
+        text="On it",
+        agent=agent,
+        status=status,
+        error="boom" if status == "failed" else "",
+    )
     response = agent_client.get(reverse("socialitsm:incident-replies", args=[incident.number]))
     body = response.content.decode()
     assert response.status_code == 200
@@ -433,7 +472,16 @@ def test_replies_partial_polls_only_while_a_reply_is_pending(agent_client, agent
 
 def test_failed_reply_shows_the_error(agent_client, agent):
     incident, post = open_incident()
-    Reply.objects.create(incident=incident, post=post, channel=post.channel, visibility="public", text="Hi", agent=agent, status="failed", error="account suspended <b>")
+    Reply.objects.create(
+        incident=incident,
+        post=post,
+        channel=post.channel,
+        visibility="public",
+        text="Hi",
+        agent=agent,
+        status="failed",
+        error="account suspended <b>",
+    )
     body = agent_client.get(reverse("socialitsm:incident-replies", args=[incident.number])).content.decode()
     assert "Failed: account suspended &lt;b&gt;" in body
 
@@ -445,7 +493,12 @@ def test_failed_reply_shows_the_error(agent_client, agent):
 def triage_posts():
     return {
         "queued": PostFactory(text="queued one", triage_state=Post.Triage.QUEUED, complaint_score=0.7, posted_at=T0),
-        "ignored": PostFactory(text="ignored one", triage_state=Post.Triage.IGNORED, complaint_score=0.1, posted_at=T0 + timedelta(minutes=5)),
+        "ignored": PostFactory(
+            text="ignored one",
+            triage_state=Post.Triage.IGNORED,
+            complaint_score=0.1,
+            posted_at=T0 + timedelta(minutes=5),
+        ),
         "pending": PostFactory(text="pending one", posted_at=T0 + timedelta(minutes=10)),
     }
 
@@ -468,7 +521,9 @@ def test_promote_opens_an_incident_and_redirects_to_it(agent_client, agent, tria
     assert response["Location"] == f"/incidents/{post.incident.number}/"
     assert post.triage_state == Post.Triage.INCIDENT
     assert list(post.incident.events.values_list("kind", "actor__username")) == [
-        ("opened", "agent.anna"), ("post_linked", "agent.anna"), ("promoted", "agent.anna")
+        ("opened", "agent.anna"),
+        ("post_linked", "agent.anna"),
+        ("promoted", "agent.anna"),
     ]
 
 

@@ -1,0 +1,124 @@
+"""Ingest benchmark: N posts through ingest, classify and route into the configured database.
+
+    python bench/ingest.py [-n 20000] [--batch 500] [--keep]
+
+Uses DATABASE_URL like the application (SQLite under var/ when unset). Prints posts/s for
+ingest alone, classify+route alone and the whole pipeline, and what the posts became. Rows it
+creates are removed afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-0123456789-0123456789")
+os.environ.setdefault("SOCIALITSM_ENCRYPTION_KEYS", "m0UwIJ6Xw6JhcnP6yQ0hU8cN6vC9bN1w5oVtJkQy3bE=")
+
+import django
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from socialitsm.connectors import InboundAuthor, InboundPost  # noqa: E402
+from socialitsm.models import Author, Channel, Incident, IncidentEvent, Post, WatchRule  # noqa: E402
+from socialitsm.services.ingest import posts_ingest  # noqa: E402
+from socialitsm.services.routing import posts_process  # noqa: E402
+
+COMPLAINTS = [
+    "VPN down again, third time this week",
+    "helpdesk :(",
+    "Outlook keeps crashing with 0x800CCC0E #fail",
+    "wifi on the 3rd floor is broken AGAIN, can't join any call",
+    "can't log in to the portal, SSO loop since this morning",
+    "printer on floor 2 not working, whole team waiting",
+    "Teams drops every call after 5 minutes, unusable",
+    "SAP is down and payroll is due at 5pm!!",
+    "Le VPN ne marche plus depuis ce matin",
+    "Drucker geht schon wieder nicht",
+]
+NOISE = [
+    "Shout out to the helpdesk, fixed my laptop in 5 minutes!",
+    "Anyone up for lunch at the canteen?",
+    "Great match last night",
+    "We're hiring a service desk analyst, apply now",
+    "thanks, works now",
+]
+
+
+def make_posts(n: int, run: str) -> list[InboundPost]:
+    rng = random.Random(42)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    posts = []
+    for i in range(n):
+        author = rng.randrange(max(1, n // 10))
+        follow_up = i > 10 and rng.random() < 0.1
+        text = rng.choice(COMPLAINTS if rng.random() < 0.6 else NOISE)
+        posts.append(
+            InboundPost(
+                external_id=f"{run}-{i}",
+                author=InboundAuthor(f"{run}-u{author}", f"@user{author}", f"User {author}"),
+                text=f"{text} #{i}",
+                posted_at=start + timedelta(milliseconds=i * 10),
+                conversation_id=f"{run}-c{author}",
+                in_reply_to=f"{run}-{rng.randrange(i)}" if follow_up else "",
+                language="en",
+            )
+        )
+    return posts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20_000, help="posts to push (default 20000)")
+    parser.add_argument("--batch", type=int, default=500, help="posts per ingest call (default 500)")
+    parser.add_argument("--keep", action="store_true", help="keep the rows afterwards")
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    run = f"bench{uuid.uuid4().hex[:8]}"
+    channel = Channel.objects.create(name=run, slug=run, network="webhook", listen_mode="push")
+    rule = WatchRule.objects.create(channel=channel, name="bench", kind="search")
+    posts = make_posts(args.n, run)
+    incidents_before = Incident.objects.count()
+
+    started = time.perf_counter()
+    ids: list[int] = []
+    for i in range(0, len(posts), args.batch):
+        ids += posts_ingest(channel=channel, posts=posts[i : i + args.batch], rule=rule, process=False).pending_ids
+    ingested = time.perf_counter()
+    for i in range(0, len(ids), args.batch):
+        posts_process(post_ids=ids[i : i + args.batch])
+    done = time.perf_counter()
+
+    states = {state: Post.objects.filter(channel=channel, triage_state=state).count() for state in Post.Triage.values}
+    created = Incident.objects.count() - incidents_before
+    total = done - started
+    print(f"database        {connection.vendor} ({connection.settings_dict['NAME']})")
+    print(f"posts           {args.n} in batches of {args.batch}")
+    print(f"ingest          {ingested - started:8.2f} s  {args.n / (ingested - started):9.0f} posts/s")
+    print(f"classify+route  {done - ingested:8.2f} s  {args.n / (done - ingested):9.0f} posts/s")
+    print(f"pipeline        {total:8.2f} s  {args.n / total:9.0f} posts/s")
+    print(f"incidents       {created} opened; posts: " + ", ".join(f"{k} {v}" for k, v in states.items()))
+
+    if not args.keep:
+        incident_ids = list(Incident.objects.filter(channel=channel).values_list("id", flat=True))
+        IncidentEvent.objects.filter(incident_id__in=incident_ids).delete()
+        Post.objects.filter(channel=channel).delete()
+        Incident.objects.filter(id__in=incident_ids).delete()
+        Author.objects.filter(external_id__startswith=f"{run}-").delete()
+        channel.delete()
+
+
+if __name__ == "__main__":
+    main()

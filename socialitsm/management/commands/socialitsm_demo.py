@@ -1,0 +1,183 @@
+"""Set up the demo: teams, SLA policies, a replay stream, a webhook channel and an agent login."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from socialitsm.conf import conf
+from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
+from socialitsm.models import Channel, Network, Service, SlaPolicy, WatchRule
+from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
+
+DEMO_USERNAME = "demo.agent"
+SERVICE_DESK = "Service Desk"
+NETWORK_TEAM = "Network Team"
+WORKPLACE_IT = "Workplace IT"
+OWNER_GROUPS = {
+    NETWORK_TEAM: ("network", "vpn", "wifi"),
+    WORKPLACE_IT: ("laptop", "printer", "phone", "video"),
+}
+# priority: (name, first response minutes, resolution minutes)
+SLA_TARGETS = {
+    1: ("P1 Critical", 15, 4 * 60),
+    2: ("P2 High", 60, 8 * 60),
+    3: ("P3 Moderate", 4 * 60, 3 * 24 * 60),
+    4: ("P4 Low", 8 * 60, 5 * 24 * 60),
+    5: ("P5 Planning", 24 * 60, 10 * 24 * 60),
+}
+STREAM_SLUG = "demo"
+STREAM_RULE = "IT complaints"
+WEBHOOK_SLUG = "webhook"
+WEBHOOK_RULE = "Pushed complaints"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    webhook_secret: str
+
+
+def demo_setup(*, reset_stream: bool = False) -> DemoLogin:
+    """Create what the demo needs, once; later runs only give the agent a new password."""
+    with transaction.atomic():
+        groups = {
+            name: Group.objects.get_or_create(name=name)[0] for name in (SERVICE_DESK, NETWORK_TEAM, WORKPLACE_IT)
+        }
+        for name, slugs in OWNER_GROUPS.items():
+            Service.objects.filter(slug__in=slugs, owner_group__isnull=True).update(owner_group=groups[name])
+        # An owner chosen in the admin is kept; only services nobody owns go to the desk.
+        Service.objects.filter(owner_group__isnull=True).update(owner_group=groups[SERVICE_DESK])
+
+        for priority, (name, response, resolution) in SLA_TARGETS.items():
+            SlaPolicy.objects.get_or_create(
+                priority=priority,
+                defaults={
+                    "name": name,
+                    "first_response_minutes": response,
+                    "resolution_minutes": resolution,
+                    "calendar": SlaPolicy.Calendar.ALWAYS,
+                    "pause_states": ["on_hold"],
+                },
+            )
+
+        stream, _ = Channel.objects.get_or_create(
+            slug=STREAM_SLUG,
+            defaults={
+                "name": "Demo stream",
+                "network": Network.REPLAY,
+                "handle": "@ITSupport",
+                "listen_mode": Channel.ListenMode.POLL,
+                "poll_interval": 5,
+                "config": {"path": "socialitsm/demo/posts.jsonl", "batch": 3},
+            },
+        )
+        rule, created = WatchRule.objects.get_or_create(
+            channel=stream,
+            name=STREAM_RULE,
+            defaults={
+                "kind": WatchRule.Kind.SEARCH,
+                "complaint_threshold": 0.5,
+                "action": WatchRule.Action.OPEN_INCIDENT,
+                "assignment_group": groups[SERVICE_DESK],
+            },
+        )
+        if reset_stream and not created:
+            # A new round gives the replayed posts fresh ids, so they are not dropped as duplicates.
+            rule.cursor = {"line": 0, "round": int(rule.cursor.get("round", 0)) + 1}
+            rule.save(update_fields=["cursor"])
+            Channel.objects.filter(pk=stream.pk).update(next_poll_at=None)
+
+        webhook, _ = Channel.objects.get_or_create(
+            slug=WEBHOOK_SLUG,
+            defaults={
+                "name": "Webhook",
+                "network": Network.WEBHOOK,
+                "handle": "@ITSupport",
+                "listen_mode": Channel.ListenMode.PUSH,
+                "credentials": {"secret": secrets.token_urlsafe(32)},
+            },
+        )
+        if not webhook.credentials.get("secret"):
+            webhook.credentials = {**webhook.credentials, "secret": secrets.token_urlsafe(32)}
+            webhook.save(update_fields=["credentials"])
+        WatchRule.objects.get_or_create(
+            channel=webhook,
+            name=WEBHOOK_RULE,
+            defaults={
+                "kind": WatchRule.Kind.MENTIONS,
+                "complaint_threshold": 0.5,
+                "action": WatchRule.Action.OPEN_INCIDENT,
+                "assignment_group": groups[SERVICE_DESK],
+            },
+        )
+
+        password = secrets.token_urlsafe(12)
+        user, _ = get_user_model().objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"email": "demo.agent@example.com"}
+        )
+        user.is_active = user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        user.groups.add(*Group.objects.filter(name__in=(AGENT_GROUP, LEAD_GROUP)), groups[SERVICE_DESK])
+    return DemoLogin(username=DEMO_USERNAME, password=password, webhook_secret=webhook.credentials["secret"])
+
+
+def webhook_example(*, url: str, secret: str) -> str:
+    """A curl command that pushes one signed post to the demo webhook channel."""
+    body = json.dumps(
+        {
+            "id": f"curl-{secrets.token_hex(4)}",
+            "text": "@ITSupport the VPN keeps dropping every few minutes, can't work",
+            "created_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            "author": {"id": "u-curl", "handle": "@curl_user", "name": "Curl User"},
+            "lang": "en",
+        },
+        separators=(",", ":"),
+    )
+    return (
+        f"curl -X POST {shlex.quote(url)} -H 'Content-Type: application/json' "
+        f"-H {shlex.quote(f'{SIGNATURE_HEADER}: {sign(secret, body.encode())}')} --data-binary {shlex.quote(body)}"
+    )
+
+
+class Command(BaseCommand):
+    help = "Set up the demo (needs SOCIALITSM_DEMO=1). Safe to re-run; gives demo.agent a new password each time."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="Where the site is served, for the printout."
+        )
+        parser.add_argument("--reset-stream", action="store_true", help="Play the demo stream again from the top.")
+
+    def handle(self, *args, url: str, reset_stream: bool, **options) -> None:
+        if not conf.DEMO:
+            raise CommandError("refusing to create a demo login with a known role: set SOCIALITSM_DEMO=1 to allow it")
+        login = demo_setup(reset_stream=reset_stream)
+        url = url.rstrip("/") + "/"
+        ingest_url = f"{url}api/v1/ingest/{WEBHOOK_SLUG}/"
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    f"  SocialITSM demo:  {url}",
+                    f"  Log in as:        {login.username}",
+                    f"  Password:         {login.password}",
+                    f"  Admin:            {url}admin/",
+                    f"  API docs:         {url}api/docs/",
+                    f"  Webhook secret:   {login.webhook_secret}",
+                    "  Push a signed post to the webhook channel:",
+                    f"    {webhook_example(url=ingest_url, secret=login.webhook_secret)}",
+                    "",
+                ]
+            )
+        )
