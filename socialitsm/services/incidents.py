@@ -42,22 +42,28 @@ TRANSITIONS: dict[str, set[str]] = {
 EDITABLE = ("state", "impact", "urgency", "assignee", "assignment_group", "service", "short_description", "category")
 
 
-def incident_number_next() -> str:
-    """The next number in the series. Must run inside the transaction that saves the incident:
-    the counter row stays locked until it commits, so concurrent openers queue, never collide."""
+def incident_numbers_next(count: int = 1) -> list[str]:
+    """The next `count` numbers in the series. Must run inside the transaction that saves the
+    incidents: the counter row stays locked until it commits, so concurrent openers queue,
+    never collide."""
     counter = IncidentCounter.objects.select_for_update().filter(name=COUNTER).first()
     if counter is None:
         IncidentCounter.objects.get_or_create(name=COUNTER, defaults={"value": conf.NUMBER_START - 1})
         counter = IncidentCounter.objects.select_for_update().get(name=COUNTER)
-    counter.value += 1
+    first = counter.value + 1
+    counter.value += count
     counter.save(update_fields=["value"])
-    return f"{conf.NUMBER_PREFIX}{counter.value:0{conf.NUMBER_DIGITS}d}"
+    return [f"{conf.NUMBER_PREFIX}{n:0{conf.NUMBER_DIGITS}d}" for n in range(first, first + count)]
 
 
-def event_record(
+def incident_number_next() -> str:
+    return incident_numbers_next(1)[0]
+
+
+def event_build(
     incident: Incident, kind: str, *, actor=None, field: str = "", old: Any = "", new: Any = "", message: str = ""
 ) -> IncidentEvent:
-    return IncidentEvent.objects.create(
+    return IncidentEvent(
         incident=incident,
         kind=kind,
         actor=actor,
@@ -68,17 +74,27 @@ def event_record(
     )
 
 
+def event_record(incident: Incident, kind: str, **fields: Any) -> IncidentEvent:
+    event = event_build(incident, kind, **fields)
+    event.save()
+    return event
+
+
 def _display(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
 
 
-def _sla_apply(incident: Incident, start: datetime) -> None:
+def sla_policies() -> dict[int, SlaPolicy]:
+    return {policy.priority: policy for policy in SlaPolicy.objects.all()}
+
+
+def _sla_apply(incident: Incident, start: datetime, policies: dict[int, SlaPolicy] | None = None) -> None:
     """Attach the priority's policy; due times are wall-clock for 24x7 calendars only
     (business-hours calendars are computed by the SLA clock)."""
-    # Not incident.priority: save() derives it, and a new incident is not saved yet.
-    policy = SlaPolicy.objects.filter(priority=priority_for(incident.impact, incident.urgency)).first()
+    policies = sla_policies() if policies is None else policies
+    policy = policies.get(priority_for(incident.impact, incident.urgency))
     incident.sla_policy = policy
     if policy is not None and policy.calendar == SlaPolicy.Calendar.ALWAYS:
         incident.response_due_at = start + timedelta(minutes=policy.first_response_minutes)
@@ -87,26 +103,42 @@ def _sla_apply(incident: Incident, start: datetime) -> None:
         incident.response_due_at = incident.resolution_due_at = None
 
 
-def incident_open_from_post(
-    *, post: Post, rule: WatchRule | None, service: Service | None, urgency: int, actor=None, reason: str = ""
+def incident_build(
+    *,
+    post: Post,
+    rule: WatchRule | None,
+    service: Service | None,
+    urgency: int,
+    policies: dict[int, SlaPolicy] | None = None,
 ) -> Incident:
-    """Open an incident for `post` and link the post. Call inside a transaction."""
+    """An unsaved, unnumbered incident for `post`, with routing and SLA targets applied."""
     group = (service.owner_group if service else None) or (rule.assignment_group if rule else None)
     author = post.author
     heading = f"{author} on {post.get_network_display()} at {post.posted_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    impact = rule.default_impact if rule else conf.DEFAULT_IMPACT
     incident = Incident(
-        number=incident_number_next(),
         short_description=shorten(post.text, 160) or "(empty post)",
         description=f"{heading}:\n\n{post.text}\n\n{post.url}".strip(),
-        impact=rule.default_impact if rule else conf.DEFAULT_IMPACT,
+        impact=impact,
         urgency=urgency,
+        # save() derives it too, but bulk_create does not call save().
+        priority=priority_for(impact, urgency),
         service=service,
         category=service.slug if service else "",
         assignment_group=group,
         author=author,
         channel_id=post.channel_id,
     )
-    _sla_apply(incident, post.posted_at)
+    _sla_apply(incident, post.posted_at, policies)
+    return incident
+
+
+def incident_open_from_post(
+    *, post: Post, rule: WatchRule | None, service: Service | None, urgency: int, actor=None, reason: str = ""
+) -> Incident:
+    """Open an incident for `post` and link the post. Call inside a transaction."""
+    incident = incident_build(post=post, rule=rule, service=service, urgency=urgency)
+    incident.number = incident_number_next()
     incident.save()
     event_record(incident, IncidentEvent.Kind.OPENED, actor=actor, message=reason)
     post_link(post=post, incident=incident, actor=actor)
@@ -117,7 +149,11 @@ def post_link(*, post: Post, incident: Incident, actor=None) -> None:
     post.incident = incident
     post.triage_state = Post.Triage.INCIDENT
     post.save(update_fields=["incident", "triage_state"])
-    event_record(
+    post_link_event(post, incident, actor=actor).save()
+
+
+def post_link_event(post: Post, incident: Incident, *, actor=None) -> IncidentEvent:
+    return event_build(
         incident,
         IncidentEvent.Kind.POST_LINKED,
         actor=actor,

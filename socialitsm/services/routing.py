@@ -8,11 +8,32 @@ from collections.abc import Iterable
 from django.db import transaction
 
 from socialitsm import classify
+from socialitsm.db import rows_update
 from socialitsm.models import Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
 
-from .incidents import event_record, incident_open_from_post, post_link
+from .incidents import (
+    event_build,
+    event_record,
+    incident_build,
+    incident_numbers_next,
+    incident_open_from_post,
+    post_link,
+    post_link_event,
+    sla_policies,
+)
 
 logger = logging.getLogger(__name__)
+
+ROUTED_FIELDS = (
+    "is_complaint",
+    "complaint_score",
+    "sentiment",
+    "detected_service",
+    "urgency_hint",
+    "reasons",
+    "triage_state",
+    "incident",
+)
 
 
 def catalogue_load() -> tuple[dict[str, Service], tuple[classify.ServiceEntry, ...]]:
@@ -25,8 +46,8 @@ def catalogue_load() -> tuple[dict[str, Service], tuple[classify.ServiceEntry, .
 
 
 def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
-    """Classify and route each pending post among `post_ids`, oldest first. Safe to re-run:
-    posts already routed are skipped. Returns how many posts went each way."""
+    """Classify and route the pending posts among `post_ids`, oldest first, in one transaction.
+    Safe to re-run: posts already routed are skipped. Returns how many posts went each way."""
     posts = list(
         Post.objects.pending()
         .filter(pk__in=list(post_ids))
@@ -37,97 +58,146 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
         return {}
     services, catalogue = catalogue_load()
     verdicts = classify.verdict_many(((p.text, p.language or None) for p in posts), catalogue=catalogue)
-    outcome: dict[str, int] = {}
-    for post, verdict in zip(posts, verdicts, strict=True):
-        state = post_route(post=post, verdict=verdict, services=services)
-        if state:
-            outcome[state] = outcome.get(state, 0) + 1
-    return outcome
-
-
-def _thread_incident(post: Post) -> Incident | None:
-    """The open incident this post continues: a reply to a linked post or to our reply, or the
-    same author writing again in the same conversation."""
-    if post.in_reply_to:
-        parent = (
-            Post.objects.filter(network=post.network, external_id=post.in_reply_to, incident__isnull=False)
-            .select_related("incident")
-            .first()
-        )
-        if parent and parent.incident.is_open:
-            return parent.incident
-        ours = (
-            Reply.objects.filter(channel__network=post.network, external_id=post.in_reply_to)
-            .select_related("incident")
-            .first()
-        )
-        if ours and ours.incident.is_open:
-            return ours.incident
-    if post.conversation_id:
-        return (
-            Incident.objects.open()
-            .filter(posts__author_id=post.author_id, posts__conversation_id=post.conversation_id)
-            .order_by("-opened_at")
-            .first()
-        )
-    return None
-
-
-def post_route(*, post: Post, verdict: classify.Verdict, services: dict[str, Service]) -> str | None:
-    """Decide one classified post. Returns the triage state it ends in, or None if another
-    worker got there first."""
-    rule: WatchRule | None = post.rule
-    threshold = rule.complaint_threshold if rule else 0.5
-    is_complaint = verdict.score >= threshold
-    service = services.get(verdict.service) if verdict.service else None
-    if service is None and rule is not None:
-        service = rule.default_service
     with transaction.atomic():
-        # Lock the author first: their posts are routed one at a time, so two follow-ups
-        # handled by two workers cannot open two incidents for one conversation.
-        Author.objects.select_for_update().filter(pk=post.author_id).first()
-        locked = Post.objects.select_for_update().filter(pk=post.pk, triage_state=Post.Triage.PENDING).first()
-        if locked is None:
-            return None
+        # Lock the authors, in id order so concurrent batches cannot deadlock: one author's posts
+        # are routed by one worker at a time, so two follow-ups cannot open two incidents.
+        list(
+            Author.objects.select_for_update()
+            .filter(pk__in={p.author_id for p in posts})
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        still_pending = set(
+            Post.objects.select_for_update()
+            .filter(pk__in=[p.pk for p in posts], triage_state=Post.Triage.PENDING)
+            .values_list("pk", flat=True)
+        )
+        router = _BatchRouter([p for p in posts if p.pk in still_pending], services)
+        for post, verdict in zip(posts, verdicts, strict=True):
+            if post.pk in still_pending:
+                router.route(post, verdict)
+        return router.save()
+
+
+class _BatchRouter:
+    """Decides a batch of locked posts in memory, then writes the outcome in a few queries."""
+
+    def __init__(self, posts: list[Post], services: dict[str, Service]) -> None:
+        self.services = services
+        self.policies = sla_policies()
+        self.posts: list[Post] = []
+        self.new_incidents: list[tuple[Incident, str]] = []
+        self.links: list[tuple[Post, Incident]] = []
+        self.outcome: dict[str, int] = {}
+        self.by_post, self.by_conversation = _threads_preload(posts)
+
+    def route(self, post: Post, verdict: classify.Verdict) -> None:
+        rule: WatchRule | None = post.rule
+        threshold = rule.complaint_threshold if rule else 0.5
+        is_complaint = verdict.score >= threshold
+        detected = self.services.get(verdict.service) if verdict.service else None
         post.is_complaint = is_complaint
         post.complaint_score = round(verdict.score, 4)
         post.sentiment = round(verdict.sentiment, 4)
-        post.detected_service = services.get(verdict.service) if verdict.service else None
+        post.detected_service = detected
         post.urgency_hint = verdict.urgency
         post.reasons = list(verdict.reasons)
-        post.save(
-            update_fields=[
-                "is_complaint",
-                "complaint_score",
-                "sentiment",
-                "detected_service",
-                "urgency_hint",
-                "reasons",
-            ]
-        )
+        self.posts.append(post)
 
-        incident = _thread_incident(post)
+        incident = self._thread(post)
+        if incident is None:
+            ignore_why = _ignore_reason(post, rule, is_complaint)
+            if ignore_why:
+                post.triage_state = Post.Triage.IGNORED
+                post.reasons.append(ignore_why)
+            elif rule is not None and rule.action == WatchRule.Action.QUEUE:
+                post.triage_state = Post.Triage.QUEUED
+            else:
+                service = detected or (rule.default_service if rule else None)
+                incident = incident_build(
+                    post=post, rule=rule, service=service, urgency=verdict.urgency, policies=self.policies
+                )
+                reasons = ", ".join(verdict.reasons)
+                self.new_incidents.append(
+                    (incident, f"complaint score {verdict.score:.2f} >= {threshold:.2f}: {reasons}")
+                )
         if incident is not None:
-            post_link(post=post, incident=incident)
-            return Post.Triage.INCIDENT
-        ignore_why = _ignore_reason(post, rule, is_complaint)
-        if ignore_why:
-            post.triage_state = Post.Triage.IGNORED
-            post.reasons = [*post.reasons, ignore_why]
-            post.save(update_fields=["triage_state", "reasons"])
-            return Post.Triage.IGNORED
-        if rule is not None and rule.action == WatchRule.Action.QUEUE:
-            post.triage_state = Post.Triage.QUEUED
-            post.save(update_fields=["triage_state"])
-            return Post.Triage.QUEUED
-        incident_open_from_post(
-            post=post,
-            rule=rule,
-            service=service,
-            urgency=verdict.urgency,
-            reason=f"complaint score {verdict.score:.2f} >= {threshold:.2f}: {', '.join(verdict.reasons)}",
+            post.triage_state = Post.Triage.INCIDENT
+            self.links.append((post, incident))
+            self.by_post[(post.network, post.external_id)] = incident
+            if post.conversation_id:
+                self.by_conversation[(post.author_id, post.conversation_id)] = incident
+        self.outcome[post.triage_state] = self.outcome.get(post.triage_state, 0) + 1
+
+    def _thread(self, post: Post) -> Incident | None:
+        if post.in_reply_to and (post.network, post.in_reply_to) in self.by_post:
+            return self.by_post[(post.network, post.in_reply_to)]
+        if post.conversation_id:
+            return self.by_conversation.get((post.author_id, post.conversation_id))
+        return None
+
+    def save(self) -> dict[str, int]:
+        if self.new_incidents:
+            numbers = incident_numbers_next(len(self.new_incidents))
+            for (incident, _), number in zip(self.new_incidents, numbers, strict=True):
+                incident.number = number
+            Incident.objects.bulk_create([incident for incident, _ in self.new_incidents])
+        events = [event_build(incident, IncidentEvent.Kind.OPENED, message=why) for incident, why in self.new_incidents]
+        for post, incident in self.links:
+            post.incident = incident
+            events.append(post_link_event(post, incident))
+        rows_update(
+            Post,
+            self.posts,
+            ROUTED_FIELDS,
         )
-        return Post.Triage.INCIDENT
+        IncidentEvent.objects.bulk_create(events, batch_size=500)
+        return self.outcome
+
+
+def _threads_preload(
+    posts: list[Post],
+) -> tuple[dict[tuple[str, str], Incident], dict[tuple[int, str], Incident]]:
+    """The open incidents these posts may continue, keyed by the external id they answer (a
+    linked post or one of our replies) and by (author, conversation)."""
+    by_post: dict[tuple[str, str], Incident] = {}
+    replied = {(p.network, p.in_reply_to) for p in posts if p.in_reply_to}
+    if replied:
+        networks, ids = {n for n, _ in replied}, {i for _, i in replied}
+        for parent in Post.objects.filter(
+            network__in=networks, external_id__in=ids, incident__state__in=Incident.OPEN_STATES
+        ).select_related("incident"):
+            by_post[(parent.network, parent.external_id)] = parent.incident
+        for ours in Reply.objects.filter(
+            channel__network__in=networks, external_id__in=ids, incident__state__in=Incident.OPEN_STATES
+        ).select_related("incident", "channel"):
+            by_post.setdefault((ours.channel.network, ours.external_id), ours.incident)
+    by_conversation: dict[tuple[int, str], Incident] = {}
+    conversations = {(p.author_id, p.conversation_id) for p in posts if p.conversation_id}
+    if conversations:
+        rows = (
+            Post.objects.filter(
+                author_id__in={a for a, _ in conversations},
+                conversation_id__in={c for _, c in conversations},
+                incident__state__in=Incident.OPEN_STATES,
+            )
+            .select_related("incident")
+            .order_by("incident__opened_at", "incident_id")
+        )
+        for row in rows:
+            # Ordered oldest first, so the newest open incident of a conversation wins.
+            by_conversation[(row.author_id, row.conversation_id)] = row.incident
+    return by_post, by_conversation
+
+
+def _thread_incident(post: Post) -> Incident | None:
+    """The open incident this post continues (one post; see _threads_preload for batches)."""
+    by_post, by_conversation = _threads_preload([post])
+    if post.in_reply_to and (post.network, post.in_reply_to) in by_post:
+        return by_post[(post.network, post.in_reply_to)]
+    if post.conversation_id:
+        return by_conversation.get((post.author_id, post.conversation_id))
+    return None
 
 
 def _ignore_reason(post: Post, rule: WatchRule | None, is_complaint: bool) -> str:
