@@ -184,3 +184,37 @@ def test_pending_post_cannot_be_promoted(agent):
     post = PostFactory(text=NOISE)
     with pytest.raises(ApplicationError, match="not been classified"):
         post_promote(post=post, actor=agent)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_follow_ups_open_one_incident():
+    import threading
+
+    from django.db import connections
+
+    author = AuthorFactory()
+    rule = WatchRuleFactory()
+    posts = [
+        PostFactory(rule=rule, author=author, text=f"VPN down again, attempt {n}", conversation_id="c-9") for n in range(4)
+    ]
+    barrier = threading.Barrier(len(posts))
+    errors: list[Exception] = []
+
+    def work(post: Post) -> None:
+        try:
+            barrier.wait()
+            posts_process(post_ids=[post.pk])
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(post,)) for post in posts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Incident.objects.count() == 1
+    assert set(Post.objects.values_list("incident_id", flat=True)) == {Incident.objects.get().pk}
