@@ -196,7 +196,7 @@ def test_concurrent_follow_ups_open_one_incident():
     author = AuthorFactory()
     rule = WatchRuleFactory()
     posts = [
-        PostFactory(rule=rule, author=author, text=f"VPN down again, attempt {n}", conversation_id="c-9") for n in range(4)
+        PostFactory(rule=rule, author=author, text=f"VPN down again, try {n}", conversation_id="c-9") for n in range(4)
     ]
     barrier = threading.Barrier(len(posts))
     errors: list[Exception] = []
