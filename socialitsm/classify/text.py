@@ -72,6 +72,9 @@ def _decode_markup(raw: str) -> str:
 
 
 def _expand_handle(match: re.Match[str]) -> str:
+    # A mention names an account (often our own, "@ITSupport"), not a service or a complaint.
+    if match.group(1) == "@":
+        return " "
     return " " + split_hashtag(match.group(2)) + " "
 
 

@@ -198,3 +198,15 @@ def test_verdict_many_of_nothing() -> None:
 )
 def test_split_hashtag(body: str, words: str) -> None:
     assert split_hashtag(body) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("@ITSupport mail is completely DEAD, Outlook gives HTTP 500", "email"),
+        ("still down. @ITSupport any ETA?", None),
+        ("@Helpdesk_Team the #VPN is down", "vpn"),
+    ],
+)
+def test_mentions_name_accounts_not_services(text: str, slug: str | None) -> None:
+    assert verdict(text, catalogue=CATALOGUE).service == slug
