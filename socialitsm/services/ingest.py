@@ -96,7 +96,9 @@ def posts_ingest(
             rule.cursor = cursor
         if process and result.pending_ids:
             ids = list(result.pending_ids)
-            transaction.on_commit(lambda: posts_enqueue_processing(ids))
+            # Robust: a broker that is down must not turn stored posts into an error for the
+            # sender; the recovery sweep hands pending posts to the workers later.
+            transaction.on_commit(lambda: posts_enqueue_processing(ids), robust=True)
     return result
 
 

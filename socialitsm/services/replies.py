@@ -54,7 +54,7 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         event_record(
             incident, IncidentEvent.Kind.REPLY_QUEUED, actor=agent, new=reply.get_visibility_display(), message=text
         )
-        transaction.on_commit(lambda: _enqueue_send(reply.pk))
+        transaction.on_commit(lambda: _enqueue_send(reply.pk), robust=True)
     return reply
 
 
@@ -168,5 +168,5 @@ def reply_retry(*, reply: Reply) -> bool:
         status=Reply.Status.QUEUED, error="", retry_after=None
     )
     if updated:
-        transaction.on_commit(lambda: _enqueue_send(reply.pk))
+        transaction.on_commit(lambda: _enqueue_send(reply.pk), robust=True)
     return bool(updated)

@@ -308,3 +308,16 @@ def test_ingest_is_throttled_per_scope(push, channel, monkeypatch):
     cache.clear()
     assert statuses == [202, 202, 429]
     assert Post.objects.count() == 2
+
+
+def test_broker_down_still_accepts_and_keeps_posts_pending(push, channel, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("socialitsm.tasks.posts_process_task.delay", broker_down)
+    response = push(post_json())
+    assert response.status_code == 202
+    assert Post.objects.get().triage_state == Post.Triage.PENDING
+    assert Incident.objects.count() == 0
