@@ -1,20 +1,23 @@
 """Ingest benchmark: N posts through ingest, classify and route into the configured database.
 
-    python bench/ingest.py [-n 20000] [--batch 500] [--keep]
+    python bench/ingest.py [-n 20000] [--batch 500] [--workers 1] [--keep]
 
 Uses DATABASE_URL like the application (SQLite under var/ when unset). Prints posts/s for
-ingest alone, classify+route alone and the whole pipeline, and what the posts became. Rows it
-creates are removed afterwards unless --keep.
+ingest alone, classify+route alone and the whole pipeline, and what the posts became. With
+--workers N, classify+route runs in N processes at once, as N Celery workers would (batches of
+one author may wait for each other's lock). Rows it creates are removed afterwards unless --keep.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +31,7 @@ import django
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 
 from socialitsm.connectors import InboundAuthor, InboundPost  # noqa: E402
 from socialitsm.models import Author, Channel, Incident, IncidentEvent, Post, WatchRule  # noqa: E402
@@ -78,10 +81,16 @@ def make_posts(n: int, run: str) -> list[InboundPost]:
     return posts
 
 
+def _route(batch: list[int]) -> None:
+    posts_process(post_ids=batch)
+    connections.close_all()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20_000, help="posts to push (default 20000)")
     parser.add_argument("--batch", type=int, default=500, help="posts per ingest call (default 500)")
+    parser.add_argument("--workers", type=int, default=1, help="processes routing in parallel (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the rows afterwards")
     args = parser.parse_args()
 
@@ -97,15 +106,21 @@ def main() -> None:
     for i in range(0, len(posts), args.batch):
         ids += posts_ingest(channel=channel, posts=posts[i : i + args.batch], rule=rule, process=False).pending_ids
     ingested = time.perf_counter()
-    for i in range(0, len(ids), args.batch):
-        posts_process(post_ids=ids[i : i + args.batch])
+    batches = [ids[i : i + args.batch] for i in range(0, len(ids), args.batch)]
+    if args.workers > 1:
+        connections.close_all()  # each forked process opens its own connection
+        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(_route, batches))
+    else:
+        for batch in batches:
+            _route(batch)
     done = time.perf_counter()
 
     states = {state: Post.objects.filter(channel=channel, triage_state=state).count() for state in Post.Triage.values}
     created = Incident.objects.count() - incidents_before
     total = done - started
     print(f"database        {connection.vendor} ({connection.settings_dict['NAME']})")
-    print(f"posts           {args.n} in batches of {args.batch}")
+    print(f"posts           {args.n} in batches of {args.batch}, {args.workers} routing process(es)")
     print(f"ingest          {ingested - started:8.2f} s  {args.n / (ingested - started):9.0f} posts/s")
     print(f"classify+route  {done - ingested:8.2f} s  {args.n / (done - ingested):9.0f} posts/s")
     print(f"pipeline        {total:8.2f} s  {args.n / total:9.0f} posts/s")
