@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -13,9 +15,10 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import Incident, Post, Reply
@@ -31,12 +34,24 @@ PENDING_REPLY = (Reply.Status.QUEUED, Reply.Status.SENDING)
 
 
 def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not is_agent(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)
+
+    logged_in = login_required(checked)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated and request.htmx:
+            # A poll from a page whose session expired: send the whole page to the login form
+            # instead of swapping the login form into the replies box.
+            login = resolve_url(settings.LOGIN_URL)
+            return HttpResponseClientRedirect(
+                f"{login}?{urlencode({'next': request.htmx.current_url_abs_path or '/'})}"
+            )
+        return logged_in(request, *args, **kwargs)
 
     return wrapper
 

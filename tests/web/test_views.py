@@ -540,3 +540,13 @@ def test_get_is_not_allowed_on_post_views(agent_client):
     assert agent_client.get(reverse("socialitsm:incident-assign", args=[incident.number])).status_code == 405
     incident.refresh_from_db()
     assert incident.assignee is None
+
+
+def test_expired_session_poll_redirects_the_whole_page(client):
+    incident, _ = open_incident()
+    url = reverse("socialitsm:incident-replies", args=[incident.number])
+    page = f"http://testserver/incidents/{incident.number}/"
+    response = client.get(url, headers={"HX-Request": "true", "HX-Current-URL": page})
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/accounts/login/?next=%2Fincidents%2F{incident.number}%2F"
+    assert response.content == b""
