@@ -57,7 +57,9 @@ def posts_ingest(
             existing = set(
                 Post.objects.filter(network=network, external_id__in=list(unique)).values_list("external_id", flat=True)
             )
-            fresh = [p for p in unique.values() if p.external_id not in existing]
+            # Rows are written in key order: two overlapping batches then lock rows in the same
+            # order and wait for each other instead of deadlocking.
+            fresh = sorted((p for p in unique.values() if p.external_id not in existing), key=lambda p: p.external_id)
             authors = _authors_upsert(network, fresh)
             Post.objects.bulk_create(
                 [
@@ -109,7 +111,7 @@ def _authors_upsert(network: str, posts: Sequence[InboundPost]) -> dict[str, int
     Author.objects.bulk_create(
         [
             Author(network=network, external_id=a.external_id, handle=a.handle, name=a.name, profile_url=a.profile_url)
-            for a in latest.values()
+            for a in (latest[key] for key in sorted(latest))  # key order: see posts_ingest
         ],
         update_conflicts=True,
         unique_fields=["network", "external_id"],

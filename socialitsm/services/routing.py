@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.functions import Collate
 
 from socialitsm import classify
 from socialitsm.db import rows_update
@@ -59,12 +60,13 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
     services, catalogue = catalogue_load()
     verdicts = classify.verdict_many(((p.text, p.language or None) for p in posts), catalogue=catalogue)
     with transaction.atomic():
-        # Lock the authors, in id order so concurrent batches cannot deadlock: one author's posts
-        # are routed by one worker at a time, so two follow-ups cannot open two incidents.
+        # Lock the authors: one author's posts are routed by one worker at a time, so two
+        # follow-ups cannot open two incidents. Ingest upserts authors in the same key order,
+        # so neither a concurrent batch nor a concurrent ingest can deadlock with this one.
         list(
             Author.objects.select_for_update()
             .filter(pk__in={p.author_id for p in posts})
-            .order_by("pk")
+            .order_by("network", _codepoint_order("external_id"))
             .values_list("pk", flat=True)
         )
         still_pending = set(
@@ -77,6 +79,11 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
             if post.pk in still_pending:
                 router.route(post, verdict)
         return router.save()
+
+
+def _codepoint_order(field: str) -> Collate | str:
+    """Order as Python sorts strings (ingest's order), not by the database's locale collation."""
+    return Collate(field, "C") if connection.vendor == "postgresql" else field
 
 
 class _BatchRouter:

@@ -130,3 +130,88 @@ def test_due_channels_are_claimed_once(monkeypatch):
     assert polled == [due.pk]
     next_poll = Channel.objects.get(pk=due.pk).next_poll_at
     assert timedelta(seconds=29) < next_poll - timezone.now() <= timedelta(seconds=30)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_overlapping_ingests_store_each_post_once():
+    import threading
+
+    from django.db import connections
+
+    rule = WatchRuleFactory()
+    posts = [inbound(f"c-{n:03d}", author=f"u-{n % 7}") for n in range(60)]
+    batches = [posts, list(reversed(posts)), posts[20:] + posts[:20], posts[::2] + posts[1::2]]
+    barrier = threading.Barrier(len(batches))
+    results, errors = [], []
+
+    def work(batch):
+        try:
+            barrier.wait()
+            results.append(posts_ingest(channel=rule.channel, posts=batch, rule=rule, process=False).created)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Post.objects.count() == 60
+    assert Author.objects.count() == 7
+    assert sum(results) >= 60
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_ingest_and_routing_of_the_same_authors_do_not_deadlock():
+    import threading
+
+    from django.db import connections
+
+    from socialitsm.services.routing import posts_process
+
+    rule = WatchRuleFactory()
+    # Mixed case and punctuation: the database's locale order differs from Python's here.
+    names = ["Zed", "alpha", "Bob", "_x", "beta", "Alpha", "zed", "9lives"]
+    first = posts_ingest(
+        channel=rule.channel, posts=[inbound(f"a-{n}", author=n) for n in names], rule=rule, process=False
+    )
+    errors: list[Exception] = []
+    barrier = threading.Barrier(4)
+
+    def ingest(round_: int, order: list[str]) -> None:
+        try:
+            barrier.wait()
+            batch = [inbound(f"r{round_}-{n}", "VPN down again", author=n) for n in order]
+            posts_ingest(channel=rule.channel, posts=batch, rule=rule, process=False)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def route(ids: list[int]) -> None:
+        try:
+            barrier.wait()
+            posts_process(post_ids=ids)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=ingest, args=(1, names)),
+        threading.Thread(target=ingest, args=(2, list(reversed(names)))),
+        threading.Thread(target=route, args=(first.pending_ids,)),
+        threading.Thread(target=route, args=(list(reversed(first.pending_ids)),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Post.objects.count() == 24
+    assert Post.objects.filter(external_id__startswith="a-", triage_state="pending").count() == 0
