@@ -13,7 +13,7 @@ ARGS ?=
 help:
 	@echo "make run     set up .venv and .env, migrate, load the demo, start web + worker + beat on http://127.0.0.1:$(PORT)/"
 	@echo "make test    run the test suite (extra pytest arguments: ARGS=\"-k ingest\")"
-	@echo "make lint    ruff check"
+	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make bench   run bench/ingest.py"
 	@echo "make clean   remove var/ and .venv"
 
@@ -45,6 +45,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py $(ARGS)

@@ -102,8 +102,7 @@ class IncidentEventInline(admin.TabularInline):
     model = IncidentEvent
     extra = 0
     can_delete = False
-    fields = ["created_at", "kind", "actor", "field", "old_value", "new_value", "message"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "kind", "actor", "field", "old_value", "new_value", "message")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection, models
 
@@ -15,7 +16,7 @@ def rows_update(model: type[models.Model], objs: Sequence[models.Model], fields:
     if not objs:
         return
     qn = connection.ops.quote_name
-    columns = [model._meta.get_field(name) for name in fields]
+    columns = [_concrete_field(model, name) for name in fields]
     assignments = ", ".join(f"{qn(column.column)} = %s" for column in columns)
     # Only quoted model metadata is interpolated; every value is a parameter.
     sql = f"UPDATE {qn(model._meta.db_table)} SET {assignments} WHERE {qn(model._meta.pk.column)} = %s"  # noqa: S608
@@ -25,3 +26,10 @@ def rows_update(model: type[models.Model], objs: Sequence[models.Model], fields:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{model.__name__}.{name} is not a concrete field")
+    return field

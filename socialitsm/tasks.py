@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Task, shared_task
 
@@ -12,7 +13,7 @@ from .services import ingest, replies, routing
 
 logger = logging.getLogger(__name__)
 
-RETRY = {
+RETRY: dict[str, Any] = {
     "autoretry_for": (TransientError,),
     "retry_backoff": True,
     "retry_backoff_max": 600,

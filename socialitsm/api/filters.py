@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from rest_framework.exceptions import ValidationError
 
-from socialitsm.models import Incident, Network, Post, Reply
+from socialitsm.models import Incident, IncidentQuerySet, Network, Post, Reply
 
 
 class IncidentFilter(filters.FilterSet):
@@ -29,7 +29,7 @@ class IncidentFilter(filters.FilterSet):
         model = Incident
         fields: tuple[str, ...] = ()
 
-    def filter_open(self, queryset: QuerySet[Incident], name: str, value: bool) -> QuerySet[Incident]:
+    def filter_open(self, queryset: IncidentQuerySet, name: str, value: bool) -> QuerySet[Incident]:
         if value:
             return queryset.open()
         return queryset.exclude(state__in=Incident.OPEN_STATES)

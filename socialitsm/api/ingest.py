@@ -39,7 +39,9 @@ class AwareDateTimeFieldExtension(OpenApiSerializerFieldExtension):
     target_class = "socialitsm.connectors.jsonpost.AwareDateTimeField"
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        return build_basic_type(OpenApiTypes.DATETIME)
+        schema = build_basic_type(OpenApiTypes.DATETIME)
+        assert schema is not None
+        return schema
 
 
 @extend_schema_serializer(component_name="InboundAuthor")

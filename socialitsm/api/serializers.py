@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch
@@ -13,7 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
+from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, Service
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 User = get_user_model()
@@ -56,10 +57,15 @@ LEVEL_HELP = "1 high, 2 medium, 3 low."
 class IncidentSerializer(serializers.ModelSerializer):
     impact = serializers.IntegerField(min_value=1, max_value=3, read_only=True, help_text=LEVEL_HELP)
     urgency = serializers.IntegerField(min_value=1, max_value=3, read_only=True, help_text=LEVEL_HELP)
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    service: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     assignment_group = GroupRefSerializer(read_only=True, allow_null=True)
     assignee = UserRefSerializer(read_only=True, allow_null=True)
-    parent = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    # Shadows Field.parent only in the class body: the serializer metaclass moves declared fields out of it.
+    parent: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="number", read_only=True, allow_null=True
+    )
     # Annotated by the viewset's queryset, so a page costs no query per row.
     post_count = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField(help_text="The incident's page in the agent console.")
@@ -160,12 +166,16 @@ class AuthorSerializer(serializers.Serializer):
 
 
 class PostSerializer(serializers.ModelSerializer):
-    channel = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = AuthorSerializer(read_only=True)
     text = serializers.CharField(read_only=True, help_text="As posted: untrusted plain text, not HTML-escaped.")
-    detected_service = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    detected_service: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
-    incident = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(
+        slug_field="number", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Post
@@ -196,9 +206,11 @@ class PostSerializer(serializers.ModelSerializer):
 
 
 class ReplySerializer(serializers.ModelSerializer):
-    incident = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    post = serializers.PrimaryKeyRelatedField(read_only=True)
-    agent = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    post: serializers.PrimaryKeyRelatedField[Post] = serializers.PrimaryKeyRelatedField(read_only=True)
+    agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Reply
@@ -250,7 +262,8 @@ class IngestResultSerializer(serializers.Serializer):
 class IngestErrorSerializer(serializers.Serializer):
     error = serializers.ChoiceField(choices=["invalid_signature", "too_large", "invalid_json", "invalid_post"])
     detail = serializers.CharField(required=False)
-    fields = serializers.DictField(
+    # Shadows Serializer.fields only in the class body: the serializer metaclass moves declared fields out of it.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text='For invalid_post: field path -> messages, e.g. {"posts[3].created_at": ["..."]}.',

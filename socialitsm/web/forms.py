@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -13,6 +13,16 @@ from socialitsm.models import Incident, Post, Reply, Service
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 TRIAGE_STATES = (Post.Triage.QUEUED, Post.Triage.IGNORED)
+
+_F = TypeVar("_F", bound=forms.Field)
+
+
+def _field(form: forms.BaseForm, name: str, kind: type[_F]) -> _F:
+    """`form.fields` holds plain Fields; narrow one to its declared kind to set its choices or queryset."""
+    field = form.fields[name]
+    if not isinstance(field, kind):
+        raise TypeError(f"{type(form).__name__}.{name} is a {type(field).__name__}, not a {kind.__name__}")
+    return field
 
 
 class QueueFilterForm(forms.Form):
@@ -28,14 +38,14 @@ class QueueFilterForm(forms.Form):
         def label(text: str, n: int) -> str:
             return f"{text} ({n})"
 
-        self.fields["service"].choices = [("", "Any service")] + [
+        _field(self, "service", forms.ChoiceField).choices = [("", "Any service")] + [
             (slug, label(name, counts["service"].get(slug, 0)))
             for slug, name in Service.objects.order_by("name").values_list("slug", "name")
         ]
-        self.fields["priority"].choices = [("", "Any priority")] + [
+        _field(self, "priority", forms.ChoiceField).choices = [("", "Any priority")] + [
             (value, label(f"P{value}", counts["priority"].get(value, 0))) for value in Incident.Priority.values
         ]
-        self.fields["state"].choices = [("", "Any open state")] + [
+        _field(self, "state", forms.ChoiceField).choices = [("", "Any open state")] + [
             (state.value, label(state.label, counts["state"].get(state.value, 0))) for state in Incident.OPEN_STATES
         ]
 
@@ -65,10 +75,12 @@ class IncidentUpdateForm(forms.Form):
     impact = forms.TypedChoiceField(choices=Incident.Level.choices, coerce=int, show_hidden_initial=True)
     urgency = forms.TypedChoiceField(choices=Incident.Level.choices, coerce=int, show_hidden_initial=True)
     assignee = AgentChoiceField(queryset=None, required=False, empty_label="(unassigned)", show_hidden_initial=True)
-    assignment_group = forms.ModelChoiceField(
+    assignment_group: forms.ModelChoiceField[Group] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="(none)", label="Group", show_hidden_initial=True
     )
-    service = forms.ModelChoiceField(queryset=None, required=False, empty_label="(none)", show_hidden_initial=True)
+    service: forms.ModelChoiceField[Service] = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="(none)", show_hidden_initial=True
+    )
 
     def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
@@ -84,24 +96,24 @@ class IncidentUpdateForm(forms.Form):
             },
         )
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = _agents(incident.assignee_id)
-        self.fields["assignment_group"].queryset = Group.objects.order_by("name")
-        self.fields["service"].queryset = Service.objects.filter(Q(active=True) | Q(pk=incident.service_id)).order_by(
-            "name"
-        )
+        _field(self, "assignee", AgentChoiceField).queryset = _agents(incident.assignee_id)
+        _field(self, "assignment_group", forms.ModelChoiceField).queryset = Group.objects.order_by("name")
+        _field(self, "service", forms.ModelChoiceField).queryset = Service.objects.filter(
+            Q(active=True) | Q(pk=incident.service_id)
+        ).order_by("name")
 
     def changes(self) -> dict[str, Any]:
         return {name: self.cleaned_data[name] for name in self.changed_data}
 
 
 class ReplyForm(forms.Form):
-    post = forms.ModelChoiceField(queryset=None)
+    post: forms.ModelChoiceField[Post] = forms.ModelChoiceField(queryset=None)
     visibility = forms.ChoiceField(choices=Reply.Visibility.choices)
     text = forms.CharField(strip=False)
 
     def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["post"].queryset = incident.posts.select_related("channel")
+        _field(self, "post", forms.ModelChoiceField).queryset = incident.posts.select_related("channel")
 
     def clean_text(self) -> str:
         # Browsers submit textarea line breaks as CRLF but count them as one character.

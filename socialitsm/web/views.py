@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import Incident, Post, Reply
@@ -33,6 +34,10 @@ PAGE_SIZE = 50
 PENDING_REPLY = (Reply.Status.QUEUED, Reply.Status.SENDING)
 
 
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
 def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -43,7 +48,7 @@ def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     logged_in = login_required(checked)
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated and request.htmx:
             # A poll from a page whose session expired: send the whole page to the login form
             # instead of swapping the login form into the replies box.
@@ -61,7 +66,7 @@ def _form_errors(request: HttpRequest, form: Form) -> None:
         field = form.fields.get(name)
         label = (field.label or name.replace("_", " ").capitalize()) if field else ""
         for error in errors:
-            messages.error(request, f"{label}: {error}" if label else error)
+            messages.error(request, f"{label}: {error}" if label else str(error))
 
 
 def _queue_counts(user) -> dict[str, Any]:
@@ -123,7 +128,7 @@ def _replies_context(incident: Incident) -> dict[str, Any]:
 def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str, Any]], Post | None]:
     targets = [{"post": p, "limit": reply_limit(p)} for p in posts]
     by_author = [p for p in posts if p.author_id == incident.author_id]
-    default = (by_author or posts or [None])[-1]
+    default = (by_author or posts)[-1] if posts else None
     return targets, default
 
 
