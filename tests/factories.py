@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from socialitsm.connectors import InboundAuthor, InboundPost
-from socialitsm.models import Author, Channel, Incident, Network, Post, Service, WatchRule
+from socialitsm.models import Author, Channel, Incident, Network, Post, Reply, Service, WatchRule
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -76,6 +76,19 @@ class IncidentFactory(factory.django.DjangoModelFactory):
     number = factory.Sequence(lambda n: f"INC{9000000 + n:07d}")
     short_description = "VPN down again"
     service = factory.LazyFunction(lambda: Service.objects.get(slug="vpn"))
+
+
+class ReplyFactory(factory.django.DjangoModelFactory):
+    """A reply as the reply box records it; sent by the channel of the post it answers."""
+
+    class Meta:
+        model = Reply
+
+    post = factory.SubFactory(PostFactory)
+    incident = factory.LazyAttribute(lambda reply: reply.post.incident or IncidentFactory())
+    channel = factory.SelfAttribute("post.channel")
+    visibility = Reply.Visibility.PUBLIC
+    text = "On it"
 
 
 def inbound(

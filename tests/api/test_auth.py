@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
-from ..factories import IncidentFactory, PostFactory
+from ..factories import IncidentFactory, PostFactory, ReplyFactory
 
 INCIDENT = "/api/v1/incidents/INC0000901/"
 
@@ -38,9 +38,7 @@ def world(agent) -> dict[str, int]:
     incident = IncidentFactory(number="INC0000901", state=Incident.State.IN_PROGRESS, category="vpn")
     post = PostFactory(incident=incident, triage_state=Post.Triage.INCIDENT)
     ignored = PostFactory(triage_state=Post.Triage.IGNORED, is_complaint=False)
-    reply = Reply.objects.create(
-        incident=incident, post=post, channel=post.channel, visibility="public", text="Hello", agent=agent
-    )
+    reply = ReplyFactory(incident=incident, post=post, visibility="public", text="Hello", agent=agent)
     return {"post": post.pk, "ignored": ignored.pk, "reply": reply.pk}
 
 

@@ -7,7 +7,7 @@ import pytest
 from socialitsm.exceptions import PermanentError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
-from ..factories import AuthorFactory, IncidentFactory, PostFactory, WatchRuleFactory
+from ..factories import AuthorFactory, IncidentFactory, PostFactory, ReplyFactory, WatchRuleFactory
 
 URL = "/api/v1/incidents/INC0000701/replies/"
 SORRY = "Sorry about that, Maria. The VPN team is on it."
@@ -221,28 +221,24 @@ def test_reply_the_network_refuses_is_marked_failed(
 
 
 def test_replies_of_an_incident(agent_api, agent, incident, post):
-    first = Reply.objects.create(
+    first = ReplyFactory(
         incident=incident,
         post=post,
-        channel=post.channel,
         visibility="public",
         text="one",
         agent=agent,
         created_at=at(9),
     )
-    second = Reply.objects.create(
+    second = ReplyFactory(
         incident=incident,
         post=post,
-        channel=post.channel,
         visibility="direct",
         text="two",
         agent=agent,
         created_at=at(10),
     )
     other = IncidentFactory(number="INC0000702")
-    Reply.objects.create(
-        incident=other, post=post, channel=post.channel, visibility="public", text="elsewhere", created_at=at(9)
-    )
+    ReplyFactory(incident=other, post=post, visibility="public", text="elsewhere", created_at=at(9))
 
     response = agent_api.get(URL)
 
@@ -254,10 +250,9 @@ def test_replies_of_an_incident(agent_api, agent, incident, post):
 def outbox(agent, incident, post) -> dict[str, Reply]:
     other = IncidentFactory(number="INC0000702")
     return {
-        "sent": Reply.objects.create(
+        "sent": ReplyFactory(
             incident=incident,
             post=post,
-            channel=post.channel,
             visibility="public",
             text="one",
             agent=agent,
@@ -266,10 +261,9 @@ def outbox(agent, incident, post) -> dict[str, Reply]:
             created_at=at(9),
             sent_at=at(9),
         ),
-        "failed": Reply.objects.create(
+        "failed": ReplyFactory(
             incident=incident,
             post=post,
-            channel=post.channel,
             visibility="direct",
             text="two",
             agent=agent,
@@ -277,10 +271,9 @@ def outbox(agent, incident, post) -> dict[str, Reply]:
             error="blocked",
             created_at=at(10),
         ),
-        "queued": Reply.objects.create(
+        "queued": ReplyFactory(
             incident=other,
             post=post,
-            channel=post.channel,
             visibility="public",
             text="three",
             agent=None,

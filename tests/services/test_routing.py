@@ -6,10 +6,10 @@ import pytest
 from django.contrib.auth.models import Group
 
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service, WatchRule
+from socialitsm.models import Incident, IncidentEvent, Post, Service, WatchRule
 from socialitsm.services.routing import post_promote, posts_process
 
-from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory
+from ..factories import AuthorFactory, ChannelFactory, PostFactory, ReplyFactory, WatchRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -107,10 +107,9 @@ def test_reply_to_our_reply_attaches():
     first = PostFactory(text=COMPLAINT)
     route(first)
     first.refresh_from_db()
-    Reply.objects.create(
+    ReplyFactory(
         incident=first.incident,
         post=first,
-        channel=first.channel,
         visibility="public",
         text="On it",
         status="sent",

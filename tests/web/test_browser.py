@@ -19,6 +19,7 @@ from ..factories import (
     PASSWORD,
     ChannelFactory,
     PostFactory,
+    ReplyFactory,
     UserFactory,
     WatchRuleFactory,
 )
@@ -152,9 +153,7 @@ def test_replies_update_in_place_and_stop_polling(page, agent_user):
     from playwright.sync_api import expect
 
     incident, post = incident_from_post()
-    reply = Reply.objects.create(
-        incident=incident, post=post, channel=post.channel, visibility="public", text="On it!", agent=agent_user
-    )
+    reply = ReplyFactory(incident=incident, post=post, visibility="public", text="On it!", agent=agent_user)
     polls: list[str] = []
     page.on("request", lambda request: polls.append(request.url) if request.url.endswith("/replies/") else None)
     log_in(page, f"/incidents/{incident.number}/")

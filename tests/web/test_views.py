@@ -11,7 +11,7 @@ from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
 from socialitsm.roles import AGENT_GROUP
 from socialitsm.services.incidents import incident_open_from_post
 
-from ..factories import AuthorFactory, IncidentFactory, PostFactory, UserFactory
+from ..factories import AuthorFactory, IncidentFactory, PostFactory, ReplyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -405,7 +405,6 @@ def test_reply_box_defaults_to_the_authors_latest_post(agent_client):
     incident, first = open_incident()
     later = PostFactory(
         author=first.author,
-        channel=first.channel,
         rule=first.rule,
         posted_at=T0 + timedelta(hours=1),
         incident=incident,
@@ -413,7 +412,6 @@ def test_reply_box_defaults_to_the_authors_latest_post(agent_client):
     )
     PostFactory(
         author=AuthorFactory(),
-        channel=first.channel,
         rule=first.rule,
         posted_at=T0 + timedelta(hours=2),
         incident=incident,
@@ -447,13 +445,10 @@ def test_closed_incident_has_no_reply_box(agent_client):
 )
 def test_replies_partial_polls_only_while_a_reply_is_pending(agent_client, agent, status, polls):
     incident, post = open_incident()
-    Reply.objects.create(
-        incident=incident, post=post, channel=post.channel, visibility="public", text="Done", agent=agent, status="sent"
-    )
-    Reply.objects.create(
+    ReplyFactory(incident=incident, post=post, visibility="public", text="Done", agent=agent, status="sent")
+    ReplyFactory(
         incident=incident,
         post=post,
-        channel=post.channel,
         visibility="direct",
         text="On it",
         agent=agent,
@@ -472,10 +467,9 @@ def test_replies_partial_polls_only_while_a_reply_is_pending(agent_client, agent
 
 def test_failed_reply_shows_the_error(agent_client, agent):
     incident, post = open_incident()
-    Reply.objects.create(
+    ReplyFactory(
         incident=incident,
         post=post,
-        channel=post.channel,
         visibility="public",
         text="Hi",
         agent=agent,
