@@ -53,6 +53,8 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
         Post.objects.pending()
         .filter(pk__in=list(post_ids))
         .select_related("rule", "rule__assignment_group", "rule__default_service", "channel", "author")
+        # Routing never reads the network's payload or the channel's (encrypted) credentials.
+        .defer("raw", "channel__credentials")
         .order_by("posted_at", "id")
     )
     if not posts:
@@ -166,45 +168,48 @@ def _threads_preload(
     posts: list[Post],
 ) -> tuple[dict[tuple[str, str], Incident], dict[tuple[int, str], Incident]]:
     """The open incidents these posts may continue, keyed by the external id they answer (a
-    linked post or one of our replies) and by (author, conversation)."""
-    by_post: dict[tuple[str, str], Incident] = {}
+    linked post or one of our replies) and by (author, conversation). Only the incidents' ids
+    are loaded: linking needs nothing else."""
+    open_states = Incident.OPEN_STATES
+    by_post_ids: dict[tuple[str, str], int] = {}
     replied = {(p.network, p.in_reply_to) for p in posts if p.in_reply_to}
     if replied:
         networks, ids = {n for n, _ in replied}, {i for _, i in replied}
-        for parent in Post.objects.filter(
-            network__in=networks, external_id__in=ids, incident__state__in=Incident.OPEN_STATES
-        ).select_related("incident"):
-            by_post[(parent.network, parent.external_id)] = parent.incident
-        for ours in Reply.objects.filter(
-            channel__network__in=networks, external_id__in=ids, incident__state__in=Incident.OPEN_STATES
-        ).select_related("incident", "channel"):
-            by_post.setdefault((ours.channel.network, ours.external_id), ours.incident)
-    by_conversation: dict[tuple[int, str], Incident] = {}
+        parents = Post.objects.filter(network__in=networks, external_id__in=ids, incident__state__in=open_states)
+        for network, external_id, incident_id in parents.values_list("network", "external_id", "incident_id"):
+            by_post_ids[(network, external_id)] = incident_id
+        ours = Reply.objects.filter(channel__network__in=networks, external_id__in=ids, incident__state__in=open_states)
+        for network, external_id, incident_id in ours.values_list("channel__network", "external_id", "incident_id"):
+            by_post_ids.setdefault((network, external_id), incident_id)
+    by_conversation_ids: dict[tuple[int, str], int] = {}
     conversations = {(p.author_id, p.conversation_id) for p in posts if p.conversation_id}
     if conversations:
         rows = (
             Post.objects.filter(
                 author_id__in={a for a, _ in conversations},
                 conversation_id__in={c for _, c in conversations},
-                incident__state__in=Incident.OPEN_STATES,
+                incident__state__in=open_states,
             )
-            .select_related("incident")
             .order_by("incident__opened_at", "incident_id")
+            .values_list("author_id", "conversation_id", "incident_id")
         )
-        for row in rows:
+        for author_id, conversation_id, incident_id in rows:
             # Ordered oldest first, so the newest open incident of a conversation wins.
-            by_conversation[(row.author_id, row.conversation_id)] = row.incident
-    return by_post, by_conversation
+            by_conversation_ids[(author_id, conversation_id)] = incident_id
+    incidents = Incident.objects.only("pk").in_bulk({*by_post_ids.values(), *by_conversation_ids.values()})
+    return (
+        {key: incidents[pk] for key, pk in by_post_ids.items()},
+        {key: incidents[pk] for key, pk in by_conversation_ids.items()},
+    )
 
 
 def _thread_incident(post: Post) -> Incident | None:
     """The open incident this post continues (one post; see _threads_preload for batches)."""
     by_post, by_conversation = _threads_preload([post])
-    if post.in_reply_to and (post.network, post.in_reply_to) in by_post:
-        return by_post[(post.network, post.in_reply_to)]
-    if post.conversation_id:
-        return by_conversation.get((post.author_id, post.conversation_id))
-    return None
+    found = by_post.get((post.network, post.in_reply_to)) if post.in_reply_to else None
+    if found is None and post.conversation_id:
+        found = by_conversation.get((post.author_id, post.conversation_id))
+    return Incident.objects.get(pk=found.pk) if found is not None else None
 
 
 def _ignore_reason(post: Post, rule: WatchRule | None, is_complaint: bool) -> str:
