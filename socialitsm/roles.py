@@ -12,9 +12,3 @@ def is_agent(user) -> bool:
     if user.is_superuser:
         return True
     return user.groups.filter(name__in=(AGENT_GROUP, LEAD_GROUP)).exists()
-
-
-def is_lead(user) -> bool:
-    if not user or not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_superuser or user.groups.filter(name=LEAD_GROUP).exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from socialitsm.roles import is_agent, is_lead
+from socialitsm.roles import is_agent
 
 
 class IsAgent(BasePermission):
@@ -12,10 +12,3 @@ class IsAgent(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_agent(request.user)
-
-
-class IsLead(BasePermission):
-    message = "You need the lead role for this."
-
-    def has_permission(self, request, view) -> bool:
-        return is_lead(request.user)
