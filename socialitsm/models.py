@@ -68,6 +68,14 @@ class Channel(models.Model):
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # Rate-limit allowance as the network last reported it, and what this channel has used.
+    quota_remaining = models.IntegerField(null=True, blank=True)
+    quota_limit = models.IntegerField(null=True, blank=True)
+    quota_reset_at = models.DateTimeField(null=True, blank=True)
+    requests_made = models.PositiveBigIntegerField(default=0, help_text="Requests sent to the network, all time.")
+    cost_used = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0, help_text="Pay-per-use cost so far (X), in the network's currency."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

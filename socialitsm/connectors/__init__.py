@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .base import Connector, InboundAuthor, InboundPost, Limits
+from .base import Connector, InboundAuthor, InboundPost, Limits, Quota
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel
@@ -16,7 +16,7 @@ CONNECTORS: dict[str, str] = {
     "fake": "socialitsm.connectors.fake.FakeConnector",
 }
 
-__all__ = ["CONNECTORS", "Connector", "InboundAuthor", "InboundPost", "Limits", "connector_for"]
+__all__ = ["CONNECTORS", "Connector", "InboundAuthor", "InboundPost", "Limits", "Quota", "connector_for"]
 
 
 def connector_class(network: str) -> type[Connector]:

@@ -35,16 +35,33 @@ class InboundPost:
     conversation_id: str = ""
     language: str = ""
     is_direct: bool = False
+    # True for a deletion seen upstream: only external_id matters, and our copy gets redacted.
+    deleted: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What a network allows a reply to be."""
+    """What a network allows a reply to be. `max_reply_chars` is in the network's own unit
+    (characters, graphemes or X's weighted characters); `Connector.reply_length` measures it."""
 
     max_reply_chars: int
     supports_direct: bool = True
     supports_public: bool = True
+    unit: str = "characters"
+
+
+@dataclass(slots=True)
+class Quota:
+    """What the network said about our allowance during one call of the connector.
+
+    Connectors fill it from response headers (`note_quota`); the poll persists it on the channel."""
+
+    remaining: int | None = None
+    limit: int | None = None
+    reset_at: datetime | None = None
+    requests: int = 0
+    cost: float = 0.0  # in the network's billing currency (X pay-per-use), 0 where free
 
 
 class Connector(ABC):
@@ -54,6 +71,30 @@ class Connector(ABC):
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        self.quota = Quota()
+
+    def note_quota(
+        self,
+        *,
+        remaining: int | None = None,
+        limit: int | None = None,
+        reset_at: datetime | None = None,
+        cost: float = 0.0,
+    ) -> None:
+        """Record one request to the network and what its rate-limit headers said."""
+        self.quota.requests += 1
+        self.quota.cost += cost
+        if remaining is not None:
+            self.quota.remaining = remaining
+        if limit is not None:
+            self.quota.limit = limit
+        if reset_at is not None:
+            self.quota.reset_at = reset_at
+
+    def verify(self) -> str:
+        """Check the channel's credentials against the network and return the account's handle.
+        Raises PermanentError with a readable message when they do not work."""
+        return self.channel.handle
 
     @abstractmethod
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
@@ -72,3 +113,12 @@ class Connector(ABC):
     @abstractmethod
     def limits(self) -> Limits:
         """The reply limits of this network."""
+
+    def reply_length(self, text: str) -> int:
+        """Length of `text` in the unit of `limits().max_reply_chars`."""
+        return len(text)
+
+    def reply_refusal(self, post: Post, visibility: str) -> str:
+        """Why the network would refuse this kind of reply to `post` ("" when it would not),
+        e.g. X allows a public reply only where the author mentioned or quoted us."""
+        return ""

@@ -23,6 +23,8 @@ class FakeNetwork:
         self.sent: list[dict] = []
         self.errors: list[Exception] = []
         self.max_reply_chars = 500
+        # Each search reports this allowance, as a network's rate-limit headers would.
+        self.quota: dict = {}
 
 
 network = FakeNetwork()
@@ -32,6 +34,8 @@ class FakeConnector(Connector):
     network = "fake"
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        if network.quota:
+            self.note_quota(**network.quota)
         if network.errors:
             raise network.errors.pop(0)
         posts = network.inbox[self.channel.slug]

@@ -6,12 +6,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from socialitsm.connectors import InboundPost, connector_for
+from socialitsm.connectors import InboundPost, Quota, connector_for
 from socialitsm.connectors.base import Cursor
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Author, Channel, Post, WatchRule
@@ -158,10 +160,29 @@ def channel_poll(*, channel: Channel) -> int:
     except PermanentError as exc:
         _channel_record_error(channel, exc.message, Channel.Health.FAILING, None)
         return created
+    finally:
+        channel_quota_record(channel=channel, quota=connector.quota)
     Channel.objects.filter(pk=channel.pk).update(
         last_polled_at=timezone.now(), health=Channel.Health.OK, last_error="", rate_limited_until=None
     )
     return created
+
+
+def channel_quota_record(*, channel: Channel, quota: Quota) -> None:
+    """Add what one connector call used to the channel's counters and keep the latest allowance."""
+    if not quota.requests and quota.remaining is None:
+        return
+    changes: dict[str, Any] = {
+        "requests_made": F("requests_made") + quota.requests,
+        "cost_used": F("cost_used") + Decimal(str(round(quota.cost, 4))),
+    }
+    if quota.remaining is not None:
+        changes["quota_remaining"] = quota.remaining
+    if quota.limit is not None:
+        changes["quota_limit"] = quota.limit
+    if quota.reset_at is not None:
+        changes["quota_reset_at"] = quota.reset_at
+    Channel.objects.filter(pk=channel.pk).update(**changes)
 
 
 def _channel_record_error(channel: Channel, message: str, health: str, retry_at) -> None:

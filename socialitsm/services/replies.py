@@ -37,16 +37,21 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         raise ApplicationError("visibility must be public or direct", field="visibility")
     if not text:
         raise ApplicationError("the reply is empty", field="text")
-    limits = connector_for(post.channel).limits()
-    if len(text) > limits.max_reply_chars:
+    connector = connector_for(post.channel)
+    limits = connector.limits()
+    length = connector.reply_length(text)
+    if length > limits.max_reply_chars:
         raise ApplicationError(
-            f"the reply is {len(text)} characters; {post.get_network_display()} allows {limits.max_reply_chars}",
+            f"the reply is {length} {limits.unit}; {post.get_network_display()} allows {limits.max_reply_chars}",
             field="text",
         )
     if visibility == Reply.Visibility.DIRECT and not limits.supports_direct:
         raise ApplicationError(f"{post.get_network_display()} cannot send direct messages here", field="visibility")
     if visibility == Reply.Visibility.PUBLIC and not limits.supports_public:
         raise ApplicationError(f"{post.get_network_display()} does not allow a public reply here", field="visibility")
+    refusal = connector.reply_refusal(post, visibility)
+    if refusal:
+        raise ApplicationError(refusal, field="visibility")
     with transaction.atomic():
         reply = Reply.objects.create(
             incident=incident, post=post, channel_id=post.channel_id, visibility=visibility, text=text, agent=agent

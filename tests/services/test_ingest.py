@@ -109,6 +109,19 @@ def test_rate_limited_poll_waits_for_the_reset(fake_network):
     assert WatchRule.objects.get(pk=rule.pk).cursor == {"offset": 0}
 
 
+def test_poll_records_quota_and_cost_even_when_it_fails(fake_network):
+    rule = WatchRuleFactory()
+    reset = timezone.now() + timedelta(minutes=15)
+    fake_network.quota = {"remaining": 299, "limit": 300, "reset_at": reset, "cost": 0.005}
+    channel_poll(channel=rule.channel)
+    fake_network.errors.append(TransientError("HTTP 429", status=429, retry_at=reset))
+    fake_network.quota = {"remaining": 0, "cost": 0.005}
+    channel_poll(channel=rule.channel)
+    channel = Channel.objects.get(pk=rule.channel.pk)
+    assert (channel.requests_made, str(channel.cost_used)) == (2, "0.0100")
+    assert (channel.quota_remaining, channel.quota_limit, channel.quota_reset_at) == (0, 300, reset)
+
+
 def test_permanent_poll_error_marks_channel_failing(fake_network):
     rule = WatchRuleFactory()
     fake_network.errors.append(PermanentError("authentication refused (HTTP 401)", status=401))
