@@ -208,6 +208,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.work_recover_task",
         "schedule": timedelta(seconds=60),
     },
+    "socialitsm-sla-sweep": {
+        "task": "socialitsm.tasks.sla_sweep_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -278,8 +278,9 @@ def clocks_replay(history: History, targets: Targets, now: datetime) -> list[Clo
     )
     clocks: list[Clock] = []
     stops = _state_spans(history, now, STOP_STATES)
-    final_stop = stops[-1][0] if stops and stops[-1][1] >= now else None
     final_state = history.states[-1][1] if history.states else ""
+    # A stop still in force (resolved, closed, canceled) ends the clocks; an earlier one was reopened.
+    final_stop = stops[-1][0] if stops and final_state in STOP_STATES else None
     replies = sorted(history.replies_sent)
     if targets.first_response is not None:
         reply = next((r for r in replies if r >= history.start), None)
@@ -310,7 +311,8 @@ def _state_spans(history: History, now: datetime, wanted: frozenset[str]) -> lis
             continue
         until = entries[i + 1][0] if i + 1 < len(entries) else now
         begin = max(at, history.start)
-        if until > begin:
+        # The state in force now counts even when it began this very moment.
+        if until > begin or i == len(entries) - 1:
             if spans and spans[-1][1] >= begin:
                 spans[-1] = (spans[-1][0], max(spans[-1][1], until))
             else:
@@ -362,13 +364,13 @@ def _resolution_clock(
     amount = timedelta(minutes=targets.resolution)
     pause_spans = _state_spans(history, now, targets.pause_states)
     # Resolved and later reopened counts as paused; a stop still in force ends the clock.
-    stopped = stops[-1][0] if stops and stops[-1][1] >= now else None
+    stopped = stops[-1][0] if stops and final_state in STOP_STATES else None
     past_stops = stops[:-1] if stopped is not None else stops
     pauses = _merge([*pause_spans, *past_stops])
     end = stopped or now
-    # Pauses still in force have no end yet: the due time is unknown until the clock runs again.
-    running_pauses = [p for p in pauses if p[1] < now or stopped is not None]
-    open_pause = next((p for p in pauses if p[1] >= now), None) if stopped is None else None
+    # A pause still in force has no end yet: the due time is unknown until the clock runs again.
+    open_pause = pauses[-1] if stopped is None and pauses and final_state in targets.pause_states else None
+    running_pauses = pauses[:-1] if open_pause is not None else pauses
     elapsed = business_time_between(history.start, end, targets.calendar, pauses)
     paused = sum((min(b, end) - a for a, b in pauses if a < end), timedelta(0))
     if open_pause is not None:
