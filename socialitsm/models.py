@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -496,6 +496,17 @@ class SlaClock(models.Model):
 
     def at_risk(self, now: datetime) -> bool:
         return self.state_at(now) == self.State.RUNNING and self.warn_at is not None and self.warn_at <= now
+
+    def elapsed_at(self, now: datetime) -> timedelta:
+        """Business time counted by `now`: a running clock keeps counting after its last replay."""
+        stored = timedelta(seconds=self.elapsed_seconds)
+        if self.state not in (self.State.RUNNING, self.State.BREACHED) or self.stopped_at is not None:
+            return stored
+        try:
+            calendar = self.policy.calendar.as_calendar() if self.policy and self.policy.calendar else sla.ALWAYS
+        except sla.CalendarError:
+            return stored
+        return stored + sla.business_time_between(self.computed_at, now, calendar)
 
 
 class IncidentEvent(models.Model):

@@ -20,3 +20,25 @@ def person(user) -> str:
     if user is None:
         return ""
     return user.get_full_name() or user.get_username()
+
+
+@register.filter
+def is_lead(user) -> bool:
+    from socialitsm.roles import is_lead as lead
+
+    return lead(user)
+
+
+@register.filter
+def minutes(value: int | None) -> str:
+    """Seconds as a short duration: 95 min -> "1 h 35 min"."""
+    if value is None:
+        return "—"
+    total = int(value) // 60
+    hours, mins = divmod(total, 60)
+    return f"{hours} h {mins} min" if hours else f"{mins} min"
+
+
+@register.filter
+def get_item(mapping: dict, key: str):
+    return mapping.get(key, key)
