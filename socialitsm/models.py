@@ -508,6 +508,13 @@ class SlaClock(models.Model):
             return stored
         return stored + sla.business_time_between(self.computed_at, now, calendar)
 
+    def paused_at(self, now: datetime) -> timedelta:
+        """Wall time paused by `now`: a paused clock keeps adding to it after its last replay."""
+        stored = timedelta(seconds=self.paused_seconds)
+        if self.state == self.State.PAUSED and now > self.computed_at:
+            return stored + (now - self.computed_at)
+        return stored
+
 
 class IncidentEvent(models.Model):
     """The audit trail: who changed what, when, from what to what."""

@@ -99,9 +99,8 @@ def calendar_build(
         try:
             _holidays(holiday_country, holiday_subdivision)
         except NotImplementedError as exc:
-            raise CalendarError(
-                f"no public holidays known for {holiday_country!r} {holiday_subdivision!r}".strip()
-            ) from exc
+            where = f"{holiday_country!r}" + (f" subdivision {holiday_subdivision!r}" if holiday_subdivision else "")
+            raise CalendarError(f"no public holidays known for {where}") from exc
     try:
         closed = frozenset(date.fromisoformat(d) for d in closed_dates)
     except (TypeError, ValueError) as exc:

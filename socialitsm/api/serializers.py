@@ -78,7 +78,7 @@ class SlaClockSerializer(serializers.Serializer):
     stopped_at = serializers.DateTimeField(read_only=True, allow_null=True)
     target_minutes = serializers.IntegerField(read_only=True)
     elapsed_seconds = serializers.SerializerMethodField(help_text="Business time counted so far.")
-    paused_seconds = serializers.IntegerField(read_only=True, help_text="Wall time the clock was paused.")
+    paused_seconds = serializers.SerializerMethodField(help_text="Wall time the clock has been paused.")
 
     def _now(self) -> datetime:
         return self.context.setdefault("now", timezone.now())
@@ -92,6 +92,9 @@ class SlaClockSerializer(serializers.Serializer):
 
     def get_elapsed_seconds(self, clock: SlaClock) -> int:
         return int(clock.elapsed_at(self._now()).total_seconds())
+
+    def get_paused_seconds(self, clock: SlaClock) -> int:
+        return int(clock.paused_at(self._now()).total_seconds())
 
 
 class IncidentSlaSerializer(serializers.Serializer):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import template
 
 register = template.Library()
@@ -42,3 +44,11 @@ def minutes(value: int | None) -> str:
 @register.filter
 def get_item(mapping: dict, key: str):
     return mapping.get(key, key)
+
+
+@register.filter
+def iso_utc(value: str | None) -> str:
+    """An ISO 8601 instant from a report as "YYYY-MM-DD HH:MM UTC"."""
+    if not value:
+        return "—"
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

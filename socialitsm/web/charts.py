@@ -33,6 +33,13 @@ def _nice_max(top: float) -> float:
     return 10 * magnitude
 
 
+def _anchor(i: int, count: int) -> str:
+    """Edge labels align inwards so they are not cut off."""
+    if count > 1 and i == 0:
+        return "start"
+    return "end" if count > 1 and i == count - 1 else "middle"
+
+
 def _join(parts: Sequence[SafeString]) -> SafeString:
     return format_html_join("", "{}", ((part,) for part in parts))
 
@@ -58,15 +65,16 @@ def _frame(chart_id: str, title: str, desc: str, body: SafeString, legend: SafeS
 
 def _axis(top: float) -> SafeString:
     plot_h = HEIGHT - TOP - BOTTOM
-    ticks = [top * i / 4 for i in range(5)]
+    rows = []
+    for i in range(5):
+        tick = top * i / 4
+        y = round(TOP + plot_h - plot_h * tick / top, 1)
+        rows.append((LEFT, WIDTH - RIGHT, y, y, LEFT - 6, y, _number(round(tick, 2))))
     return format_html_join(
         "",
-        '<line class="grid" x1="{}" x2="{}" y1="{y}" y2="{y}"/><text class="tick" x="{}" y="{y}" '
-        'text-anchor="end" dominant-baseline="middle">{}</text>',
-        (
-            (LEFT, WIDTH - RIGHT, LEFT - 6, _number(round(t, 2)), {"y": round(TOP + plot_h - plot_h * t / top, 1)})
-            for t in ticks
-        ),
+        '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
+        '<text class="tick" x="{}" y="{}" text-anchor="end" dominant-baseline="middle">{}</text>',
+        rows,
     )
 
 
@@ -85,8 +93,9 @@ def _legend(series: Sequence[Series]) -> SafeString:
 def bar_chart(
     *, chart_id: str, title: str, desc: str, categories: Sequence[str], series: Sequence[Series]
 ) -> SafeString:
-    """Grouped bars: one group per category, one bar per series."""
-    top = _nice_max(max((v or 0 for s in series for v in s.values), default=0))
+    """Grouped bars of counts: one group per category, one bar per series."""
+    # At least 4 so that the axis ticks of small counts are whole numbers.
+    top = max(4, _nice_max(max((v or 0 for s in series for v in s.values), default=0)))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     group_w = plot_w / max(1, len(categories))
     bar_w = group_w * 0.8 / max(1, len(series))
@@ -163,8 +172,12 @@ def line_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], s
     every = max(1, len(labels) // 7)
     ticks = format_html_join(
         "",
-        '<text class="label" x="{}" y="{}" text-anchor="middle">{}</text>',
-        ((point(i, 0)[0], HEIGHT - BOTTOM + 16, label[5:]) for i, label in enumerate(labels) if i % every == 0),
+        '<text class="label" x="{}" y="{}" text-anchor="{}">{}</text>',
+        (
+            (point(i, 0)[0], HEIGHT - BOTTOM + 16, _anchor(i, len(labels)), label[5:])
+            for i, label in enumerate(labels)
+            if i % every == 0 or i == len(labels) - 1
+        ),
     )
     body = format_html("{}{}{}", _axis(top), _join(marks), ticks)
     return _frame(chart_id, title, desc, body, _legend(series))

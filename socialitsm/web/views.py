@@ -200,7 +200,7 @@ def _clocks_view(incident: Incident) -> list[dict[str, Any]]:
                 "stopped_at": clock.stopped_at,
                 "target_minutes": clock.target_minutes,
                 "elapsed_seconds": int(clock.elapsed_at(now).total_seconds()),
-                "paused_seconds": clock.paused_seconds,
+                "paused_seconds": int(clock.paused_at(now).total_seconds()),
             }
         )
     return out
