@@ -179,15 +179,18 @@ def _incident_recompute(
     response = [c for c in clocks if c.target in RESPONSE_TARGETS]
     current = next((c for c in reversed(response) if c.stopped_at is None), response[0] if response else None)
     resolution = next((c for c in clocks if c.target == sla.RESOLUTION), None)
-    Incident.objects.filter(pk=incident.pk).update(
-        sla_policy=policy,
-        sla_started_at=history.start,
-        ingest_lag_seconds=int(lag.total_seconds()) if lag is not None else None,
-        response_due_at=current.due_at if current else None,
-        resolution_due_at=resolution.due_at if resolution else None,
-        response_breached=any(c.state == sla.BREACHED for c in response),
-        resolution_breached=bool(resolution and resolution.state == sla.BREACHED),
-    )
+    summary = {
+        "sla_policy_id": policy.pk if policy else None,
+        "sla_started_at": history.start,
+        "ingest_lag_seconds": int(lag.total_seconds()) if lag is not None else None,
+        "response_due_at": current.due_at if current else None,
+        "resolution_due_at": resolution.due_at if resolution else None,
+        "response_breached": any(c.state == sla.BREACHED for c in response),
+        "resolution_breached": bool(resolution and resolution.state == sla.BREACHED),
+    }
+    # Most replays (a follow-up post before any reply) change nothing: write only what moved.
+    if any(getattr(incident, name) != value for name, value in summary.items()):
+        Incident.objects.filter(pk=incident.pk).update(**summary)
     return events
 
 
@@ -201,16 +204,24 @@ def _clocks_store(
     changed: list[SlaClock] = []
     created: list[SlaClock] = []
     for clock in clocks:
-        row = existing.pop(clock.key, None) or SlaClock(incident=incident, target=clock.target, cycle=clock.cycle)
-        row.policy = policy
-        row.started_at = clock.started_at
-        row.target_minutes = int(clock.target_time.total_seconds() // 60)
-        row.due_at = clock.due_at
-        row.warn_at = clock.warn_at
-        row.stopped_at = clock.stopped_at
+        outcome = {
+            "policy_id": policy.pk if policy else None,
+            "started_at": clock.started_at,
+            "target_minutes": int(clock.target_time.total_seconds() // 60),
+            "due_at": clock.due_at,
+            "warn_at": clock.warn_at,
+            "stopped_at": clock.stopped_at,
+            "state": clock.state,
+        }
+        row = existing.pop(clock.key, None)
+        # An unchanged row keeps its counts as of its own computed_at, which stay exact.
+        if row is not None and all(getattr(row, name) == value for name, value in outcome.items()):
+            continue
+        row = row or SlaClock(incident=incident, target=clock.target, cycle=clock.cycle)
+        for name, value in outcome.items():
+            setattr(row, name, value)
         row.elapsed_seconds = int(clock.elapsed.total_seconds())
         row.paused_seconds = int(clock.paused.total_seconds())
-        row.state = clock.state
         row.computed_at = now
         (changed if row.pk else created).append(row)
     if changed:
