@@ -210,3 +210,27 @@ def test_reset_stream_plays_the_stream_again_with_fresh_ids(django_capture_on_co
         "demo-0002~1",
         "demo-0003~1",
     ]
+
+
+def test_demo_agent_is_a_lead_and_sees_the_demo_stream_on_the_sla_dashboard(client, django_capture_on_commit_callbacks):
+    from rest_framework.test import APIClient
+
+    from .web.test_sla_dashboard import flatten, page_figures
+
+    run_demo()
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_poll(channel=Channel.objects.get(slug="demo"))
+    demo = User.objects.get(username="demo.agent")
+    client.force_login(demo)
+    api = APIClient()
+    api.force_authenticate(demo)
+
+    page = client.get("/sla/")
+    report = api.get("/api/v1/reports/sla/").json()
+
+    assert page.status_code == 200
+    opened = Incident.objects.count()
+    assert opened > 0
+    assert report["incidents"] == {"in": opened, "out": 0}
+    assert sum(row["open"] for row in report["targets"] if row["target"] == "first_response") == opened
+    assert page_figures(page.content.decode()) == flatten(report)
