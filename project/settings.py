@@ -168,7 +168,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SlaClockStateEnum": "socialitsm.models.SlaClock.State"},
+    "ENUM_NAME_OVERRIDES": {
+        "StateEnum": "socialitsm.models.Incident.State",
+        "SlaClockStateEnum": "socialitsm.models.SlaClock.State",
+    },
 }
 
 # Celery: JSON only, bounded tasks, outbound I/O on its own queue.
