@@ -210,7 +210,6 @@ def add_business_minutes(start: datetime, minutes: float, calendar: Calendar) ->
 FIRST_RESPONSE = "first_response"
 NEXT_RESPONSE = "next_response"
 RESOLUTION = "resolution"
-TARGETS = (FIRST_RESPONSE, NEXT_RESPONSE, RESOLUTION)
 
 RUNNING = "running"
 PAUSED = "paused"
@@ -421,7 +420,3 @@ def clock_start(posted_at: datetime, received_at: datetime) -> tuple[datetime, t
     if posted_at > received_at:
         return received_at, posted_at - received_at
     return posted_at, timedelta(0)
-
-
-def is_at_risk(clock: Clock, now: datetime) -> bool:
-    return clock.state == RUNNING and clock.warn_at is not None and clock.warn_at <= now
