@@ -31,6 +31,8 @@ CLOCK_FIELDS = (
     "paused_seconds",
     "state",
     "computed_at",
+    "warned_at",
+    "breached_at",
 )
 RESPONSE_TARGETS = (SlaClock.Target.FIRST_RESPONSE, SlaClock.Target.NEXT_RESPONSE)
 
@@ -223,6 +225,12 @@ def _clocks_store(
         row.elapsed_seconds = int(clock.elapsed.total_seconds())
         row.paused_seconds = int(clock.paused.total_seconds())
         row.computed_at = now
+        # Re-targeted past a warning or breach already announced: that one no longer holds, and
+        # crossing the new time is a new one to announce.
+        if row.warned_at is not None and (row.warn_at is None or row.warn_at > now):
+            row.warned_at = None
+        if row.breached_at is not None and row.state != SlaClock.State.BREACHED:
+            row.breached_at = None
         (changed if row.pk else created).append(row)
     if changed:
         SlaClock.objects.bulk_update(changed, CLOCK_FIELDS)
@@ -263,21 +271,35 @@ def sla_sweep(*, now: datetime | None = None, batch: int = 500) -> dict[str, int
     ).order_by("warn_at", "pk")
     for clock in warning.select_related("incident", "policy")[:batch]:
         with transaction.atomic():
-            if SlaClock.objects.filter(pk=clock.pk, warned_at__isnull=True).update(warned_at=now):
+            _incident_lock(clock.incident_id)
+            claimed = SlaClock.objects.filter(
+                pk=clock.pk, stopped_at__isnull=True, warned_at__isnull=True, warn_at__lte=now, due_at__gt=now
+            )
+            if claimed.update(warned_at=now):
+                clock.refresh_from_db()
                 _sla_event(clock, IncidentEvent.Kind.SLA_WARNING).save()
                 warned += 1
-    breaching = SlaClock.objects.filter(
-        Q(stopped_at__isnull=True) | Q(stopped_at__gt=F("due_at")), breached_at__isnull=True, due_at__lte=now
-    ).order_by("due_at", "pk")
+    # Still running past its due time, or stopped after it (a late reply the sweep had not seen).
+    late = Q(stopped_at__isnull=True) | Q(stopped_at__gt=F("due_at"))
+    breaching = SlaClock.objects.filter(late, breached_at__isnull=True, due_at__lte=now).order_by("due_at", "pk")
     for clock in breaching.select_related("incident", "policy")[:batch]:
         with transaction.atomic():
-            if SlaClock.objects.filter(pk=clock.pk, breached_at__isnull=True).update(breached_at=now):
+            _incident_lock(clock.incident_id)
+            claimed = SlaClock.objects.filter(late, pk=clock.pk, breached_at__isnull=True, due_at__lte=now)
+            if claimed.update(breached_at=now):
+                clock.refresh_from_db()
                 SlaClock.objects.filter(pk=clock.pk, state=SlaClock.State.RUNNING).update(state=SlaClock.State.BREACHED)
                 flag = "resolution_breached" if clock.target == SlaClock.Target.RESOLUTION else "response_breached"
                 Incident.objects.filter(pk=clock.incident_id).update(**{flag: True})
                 _sla_event(clock, IncidentEvent.Kind.SLA_BREACHED).save()
                 breached += 1
     return {"warned": warned, "breached": breached}
+
+
+def _incident_lock(incident_id: int) -> None:
+    """Wait for a replay of this incident to commit, so a clock it re-targets is judged by its new
+    times (replays lock the incident the same way, before its clocks)."""
+    list(Incident.objects.select_for_update().filter(pk=incident_id).values_list("pk", flat=True))
 
 
 def _sla_event(clock: SlaClock, kind: str) -> IncidentEvent:

@@ -326,3 +326,29 @@ def test_concurrent_sweeps_announce_each_breach_exactly_once(office):
         == IncidentEvent.objects.filter(incident__in=incidents, kind="sla_breached").count()
         == 10
     )
+
+
+def test_a_breach_undone_by_re_targeting_is_announced_again_when_the_new_target_passes(policies, agent):
+    incident = open_incident("2026-11-26 09:00", "2026-11-26 09:00", impact=1, urgency=1)  # P1: 15 min
+    assert sla_sweep(now=z("2026-11-26 09:12")) == {"warned": 1, "breached": 0}
+    assert sla_sweep(now=z("2026-11-26 09:15")) == {"warned": 0, "breached": 1}
+
+    with time_machine.travel(z("2026-11-26 09:20"), tick=False):
+        incident_update(incident=incident, actor=agent, impact=3, urgency=2)  # P4 office: 120 business minutes
+
+    clock = SlaClock.objects.get(incident=incident, target="first_response")
+    assert (clock.state, clock.due_at, clock.warned_at, clock.breached_at) == (
+        "running",
+        z("2026-11-26 11:00"),
+        None,
+        None,
+    )
+    assert sla_sweep(now=z("2026-11-26 10:35")) == {"warned": 0, "breached": 0}
+    assert sla_sweep(now=z("2026-11-26 10:36")) == {"warned": 1, "breached": 0}
+    assert sla_sweep(now=z("2026-11-26 11:00")) == {"warned": 0, "breached": 1}
+    assert list(incident.events.filter(kind__startswith="sla_").values_list("kind", "new_value")) == [
+        ("sla_warning", "2026-11-26T09:15:00+00:00"),
+        ("sla_breached", "2026-11-26T09:15:00+00:00"),
+        ("sla_warning", "2026-11-26T11:00:00+00:00"),
+        ("sla_breached", "2026-11-26T11:00:00+00:00"),
+    ]
