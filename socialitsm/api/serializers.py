@@ -343,6 +343,88 @@ class SlaReportQuerySerializer(serializers.Serializer):
         return fields
 
 
+class SlaReportPeriodSerializer(serializers.Serializer):
+    # "from" is a keyword: declared under another name and renamed below.
+    from_ = serializers.DateField()
+    to = serializers.DateField()
+    group = serializers.CharField(allow_null=True)
+    network = serializers.CharField(allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class SlaReportFlowSerializer(serializers.Serializer):
+    in_ = serializers.IntegerField(help_text="Opened in the period.")
+    out = serializers.IntegerField(help_text="Resolved in the period.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["in"] = fields.pop("in_")
+        return fields
+
+
+class SlaReportTargetSerializer(serializers.Serializer):
+    target = serializers.ChoiceField(choices=SlaClock.Target.choices)
+    priority = serializers.IntegerField()
+    met = serializers.IntegerField()
+    breached = serializers.IntegerField(help_text="Including clocks still running past their due time.")
+    open = serializers.IntegerField(help_text="Running or paused, not yet due.")
+    canceled = serializers.IntegerField(help_text="Stopped before due without being needed.")
+    met_percent = serializers.FloatField(allow_null=True, help_text="met / (met + breached), null when neither.")
+
+
+class SlaReportDurationsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    median_minutes = serializers.FloatField(allow_null=True)
+    p90_minutes = serializers.FloatField(allow_null=True, help_text="Nearest-rank 90th percentile.")
+
+
+class SlaReportAgentSerializer(serializers.Serializer):
+    agent = serializers.CharField()
+    breached = serializers.IntegerField()
+
+
+class SlaReportGroupSerializer(serializers.Serializer):
+    group = serializers.CharField()
+    breached = serializers.IntegerField()
+
+
+class SlaReportAtRiskSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    short_description = serializers.CharField()
+    priority = serializers.IntegerField()
+    target = serializers.ChoiceField(choices=SlaClock.Target.choices)
+    due_at = serializers.DateTimeField()
+    minutes_left = serializers.IntegerField()
+    assignee = serializers.CharField(allow_null=True)
+    group = serializers.CharField(allow_null=True)
+
+
+class SlaReportSentimentSerializer(serializers.Serializer):
+    date = serializers.DateField(help_text="UTC day.")
+    network = serializers.ChoiceField(choices=Network.choices)
+    negative = serializers.IntegerField()
+    positive = serializers.IntegerField()
+    ratio = serializers.FloatField(allow_null=True, help_text="negative / positive, null without positive posts.")
+
+
+class SlaReportSerializer(serializers.Serializer):
+    """The report's shape, for the API docs (the view returns the selector's plain dict)."""
+
+    period = SlaReportPeriodSerializer()
+    incidents = SlaReportFlowSerializer()
+    targets = SlaReportTargetSerializer(many=True)
+    first_response = SlaReportDurationsSerializer(help_text="Business time to the first reply sent.")
+    ingest_lag = SlaReportDurationsSerializer(help_text="From the first post to its arrival here.")
+    breaches_by_agent = SlaReportAgentSerializer(many=True)
+    breaches_by_group = SlaReportGroupSerializer(many=True)
+    at_risk = SlaReportAtRiskSerializer(many=True)
+    sentiment = SlaReportSentimentSerializer(many=True)
+
+
 class SlaCalendarSerializer(serializers.ModelSerializer):
     class Meta:
         model = SlaCalendar

@@ -259,7 +259,7 @@ class SlaReportView(APIView):
     @extend_schema(
         summary="SLA report for a period, group and network",
         parameters=[s.SlaReportQuerySerializer],
-        responses={200: OpenApiResponse(description="The report"), 400: OpenApiResponse(description="Bad filter")},
+        responses={200: s.SlaReportSerializer, 400: OpenApiResponse(description="Bad filter, by field")},
     )
     def get(self, request: Request) -> Response:
         query = s.SlaReportQuerySerializer(data=request.query_params)
