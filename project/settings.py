@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("SOCIALITSM_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -167,6 +168,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StateEnum": "socialitsm.models.Incident.State",
+        "SlaClockStateEnum": "socialitsm.models.SlaClock.State",
+    },
 }
 
 # Celery: JSON only, bounded tasks, outbound I/O on its own queue.
@@ -208,11 +213,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.work_recover_task",
         "schedule": timedelta(seconds=60),
     },
+    "socialitsm-sla-sweep": {
+        "task": "socialitsm.tasks.sla_sweep_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 SOCIALITSM_ENCRYPTION_KEYS = env.list("SOCIALITSM_ENCRYPTION_KEYS", default=[])
 SOCIALITSM_DEMO = env.bool("SOCIALITSM_DEMO", default=False)
+# Share of an SLA target after which a clock is "at risk" and a warning event is emitted.
+SOCIALITSM_SLA_WARN_RATIO = env.float("SOCIALITSM_SLA_WARN_RATIO", default=0.8)
+if not 0 < SOCIALITSM_SLA_WARN_RATIO < 1:
+    raise ImproperlyConfigured("SOCIALITSM_SLA_WARN_RATIO must be between 0 and 1, e.g. 0.8")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 
 LOGGING = {

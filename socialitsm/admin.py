@@ -5,8 +5,21 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
-from .models import Author, Channel, Incident, IncidentEvent, Post, Reply, Service, SlaPolicy, WatchRule
+from .models import (
+    Author,
+    Channel,
+    Incident,
+    IncidentEvent,
+    Post,
+    Reply,
+    Service,
+    SlaCalendar,
+    SlaClock,
+    SlaPolicy,
+    WatchRule,
+)
 from .services import replies
+from .services.sla import sla_rules_changed
 
 
 class ChannelForm(forms.ModelForm):
@@ -108,6 +121,28 @@ class IncidentEventInline(admin.TabularInline):
         return False
 
 
+class SlaClockInline(admin.TabularInline):
+    model = SlaClock
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "target",
+        "cycle",
+        "policy",
+        "state",
+        "started_at",
+        "due_at",
+        "stopped_at",
+        "elapsed_seconds",
+        "paused_seconds",
+        "warned_at",
+        "breached_at",
+    )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     list_display = [
@@ -125,7 +160,7 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["number", "short_description"]
     raw_id_fields = ["parent", "author", "channel", "assignee"]
     readonly_fields = ["number", "priority", "opened_at", "first_response_at", "resolved_at", "closed_at"]
-    inlines = [IncidentEventInline]
+    inlines = [SlaClockInline, IncidentEventInline]
 
 
 @admin.register(Reply)
@@ -155,9 +190,45 @@ class ReplyAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} replies queued again.", messages.SUCCESS)
 
 
+class SlaRulesAdmin(admin.ModelAdmin):
+    """Saving or deleting re-evaluates the open incidents' clocks."""
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        sla_rules_changed()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        sla_rules_changed()
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        sla_rules_changed()
+
+
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(admin.ModelAdmin):
-    list_display = ["name", "priority", "first_response_minutes", "resolution_minutes", "calendar", "timezone"]
+class SlaPolicyAdmin(SlaRulesAdmin):
+    list_display = [
+        "name",
+        "position",
+        "priority",
+        "service",
+        "network",
+        "assignment_group",
+        "first_response_minutes",
+        "next_response_minutes",
+        "resolution_minutes",
+        "calendar",
+        "active",
+    ]
+    list_editable = ["position", "active"]
+    list_filter = ["active", "priority", "network", "calendar"]
+    list_select_related = ["service", "assignment_group", "calendar"]
+
+
+@admin.register(SlaCalendar)
+class SlaCalendarAdmin(SlaRulesAdmin):
+    list_display = ["name", "timezone", "holiday_country", "holiday_subdivision", "updated_at"]
 
 
 @admin.register(WatchRule)

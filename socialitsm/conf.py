@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     # Outbound URLs to private, loopback or link-local addresses are refused unless this is set.
     "ALLOW_PRIVATE_URLS": False,
     "DEMO": False,
+    # An SLA clock is "at risk" (and a warning event is emitted) once this share of its target is used.
+    "SLA_WARN_RATIO": 0.8,
 }
 
 

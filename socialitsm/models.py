@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from . import sla
 from .crypto import EncryptedJSONField
 
 
@@ -208,6 +211,12 @@ class Incident(models.Model):
     resolution_due_at = models.DateTimeField(null=True, blank=True)
     response_breached = models.BooleanField(default=False)
     resolution_breached = models.BooleanField(default=False)
+    sla_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the poster first complained (clamped to when we received it)."
+    )
+    ingest_lag_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Time from the first post to its arrival here."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = IncidentQuerySet.as_manager()
@@ -337,30 +346,174 @@ class Reply(models.Model):
         return f"{self.get_visibility_display()} on {self.incident.number}"
 
 
-class SlaPolicy(models.Model):
-    """Response and resolution targets for one priority."""
+class SlaCalendar(models.Model):
+    """Business hours in a time zone, with public holidays and extra closed days."""
 
-    class Calendar(models.TextChoices):
-        ALWAYS = "24x7", "24x7"
-        BUSINESS = "business", "Business hours"
+    name = models.CharField(max_length=100, unique=True)
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone, e.g. Europe/Berlin.")
+    hours = models.JSONField(
+        blank=True,
+        default=dict,
+        help_text='Open hours per weekday in local time, e.g. {"mon": [["09:00", "17:00"]], "tue": ...}; '
+        'an end may be "24:00"; a day not listed is closed.',
+    )
+    holiday_country = models.CharField(
+        max_length=8, blank=True, help_text="Country code whose public holidays are closed, e.g. DE."
+    )
+    holiday_subdivision = models.CharField(max_length=16, blank=True, help_text="State or region code, e.g. BY.")
+    closed_dates = models.JSONField(blank=True, default=list, help_text='Extra closed days, e.g. ["2026-12-24"].')
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "SLA calendar"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            self.as_calendar()
+        except sla.CalendarError as exc:
+            raise ValidationError(str(exc)) from exc
+
+    def as_calendar(self) -> sla.Calendar:
+        """Raises sla.CalendarError when the stored definition is unusable."""
+        if not isinstance(self.hours, dict) or not isinstance(self.closed_dates, list):
+            raise sla.CalendarError("hours must be an object by weekday and closed dates a list")
+        return sla.calendar_build(
+            tz=self.timezone,
+            hours=self.hours,
+            holiday_country=self.holiday_country,
+            holiday_subdivision=self.holiday_subdivision,
+            closed_dates=self.closed_dates,
+        )
+
+
+class SlaPolicy(models.Model):
+    """Response and resolution targets for incidents that match its conditions. Policies are tried
+    by position; the first whose conditions all hold applies (an empty condition matches anything)."""
 
     name = models.CharField(max_length=100)
-    priority = models.PositiveSmallIntegerField(choices=Incident.Priority.choices, unique=True)
-    first_response_minutes = models.PositiveIntegerField()
-    resolution_minutes = models.PositiveIntegerField()
-    calendar = models.CharField(max_length=16, choices=Calendar.choices, default=Calendar.ALWAYS)
-    timezone = models.CharField(max_length=64, default="UTC")
+    position = models.PositiveIntegerField(default=100, help_text="Lower positions are tried first.")
+    active = models.BooleanField(default=True)
+    priority = models.PositiveSmallIntegerField(choices=Incident.Priority.choices)
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    network = models.CharField(max_length=16, choices=Network.choices, blank=True)
+    assignment_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    first_response_minutes = models.PositiveIntegerField(null=True, blank=True)
+    next_response_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Time to answer the poster each time they write again after a reply."
+    )
+    resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
+    calendar = models.ForeignKey(
+        SlaCalendar,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="policies",
+        help_text="Business hours the clocks run in; empty means 24x7.",
+    )
     pause_states = models.JSONField(
-        blank=True, default=list, help_text='Incident states that stop the clock, e.g. ["on_hold"].'
+        blank=True, default=list, help_text='Incident states that stop the resolution clock, e.g. ["on_hold"].'
     )
 
     class Meta:
-        ordering = ["priority"]
+        ordering = ["position", "priority", "id"]
         verbose_name = "SLA policy"
         verbose_name_plural = "SLA policies"
 
     def __str__(self) -> str:
         return f"{self.name} (P{self.priority})"
+
+    def clean(self) -> None:
+        states = self.pause_states
+        if not isinstance(states, list) or not set(states) <= set(Incident.OPEN_STATES):
+            raise ValidationError(
+                {"pause_states": f"a list of open states: {', '.join(map(str, Incident.OPEN_STATES))}"}
+            )
+
+    def matches(self, incident: Incident, network: str) -> bool:
+        return (
+            self.active
+            and self.priority == incident.priority
+            and (self.service_id is None or self.service_id == incident.service_id)
+            and (not self.network or self.network == network)
+            and (self.assignment_group_id is None or self.assignment_group_id == incident.assignment_group_id)
+        )
+
+
+class SlaClock(models.Model):
+    """One measured target of one incident, as last replayed from its history. `warned_at` and
+    `breached_at` record that the warning and breach events were emitted, once each."""
+
+    class Target(models.TextChoices):
+        FIRST_RESPONSE = sla.FIRST_RESPONSE, "First response"
+        NEXT_RESPONSE = sla.NEXT_RESPONSE, "Next response"
+        RESOLUTION = sla.RESOLUTION, "Resolution"
+
+    class State(models.TextChoices):
+        RUNNING = sla.RUNNING, "Running"
+        PAUSED = sla.PAUSED, "Paused"
+        MET = sla.MET, "Met"
+        BREACHED = sla.BREACHED, "Breached"
+        CANCELED = sla.CANCELED, "Not needed"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="sla_clocks")
+    target = models.CharField(max_length=16, choices=Target.choices)
+    cycle = models.PositiveSmallIntegerField(default=0, help_text="Next-response turn; 0 for the other targets.")
+    policy = models.ForeignKey(SlaPolicy, null=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField()
+    target_minutes = models.PositiveIntegerField()
+    due_at = models.DateTimeField(null=True, blank=True, help_text="Empty while paused short of the target.")
+    warn_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    elapsed_seconds = models.PositiveIntegerField(default=0, help_text="Business time counted, as of computed_at.")
+    paused_seconds = models.PositiveIntegerField(default=0, help_text="Wall time paused, as of computed_at.")
+    state = models.CharField(max_length=16, choices=State.choices)
+    computed_at = models.DateTimeField()
+    warned_at = models.DateTimeField(null=True, blank=True)
+    breached_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident", "target", "cycle"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "target", "cycle"], name="slaclock_incident_target_cycle_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], name="slaclock_running_due_idx", condition=Q(stopped_at__isnull=True)),
+            models.Index(fields=["started_at", "target"], name="slaclock_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.target}#{self.cycle} {self.state}"
+
+    def state_at(self, now: datetime) -> str:
+        """The state at `now`: a running clock whose due time has passed is breached, sweep or not."""
+        if self.state == self.State.RUNNING and self.due_at is not None and self.due_at <= now:
+            return self.State.BREACHED
+        return self.state
+
+    def at_risk(self, now: datetime) -> bool:
+        return self.state_at(now) == self.State.RUNNING and self.warn_at is not None and self.warn_at <= now
+
+    def elapsed_at(self, now: datetime) -> timedelta:
+        """Business time counted by `now`: a running clock keeps counting after its last replay."""
+        stored = timedelta(seconds=self.elapsed_seconds)
+        if self.state not in (self.State.RUNNING, self.State.BREACHED) or self.stopped_at is not None:
+            return stored
+        try:
+            calendar = self.policy.calendar.as_calendar() if self.policy and self.policy.calendar else sla.ALWAYS
+        except sla.CalendarError:
+            return stored
+        return stored + sla.business_time_between(self.computed_at, now, calendar)
+
+    def paused_at(self, now: datetime) -> timedelta:
+        """Wall time paused by `now`: a paused clock keeps adding to it after its last replay."""
+        stored = timedelta(seconds=self.paused_seconds)
+        if self.state == self.State.PAUSED and now > self.computed_at:
+            return stored + (now - self.computed_at)
+        return stored
 
 
 class IncidentEvent(models.Model):
@@ -375,6 +528,9 @@ class IncidentEvent(models.Model):
         REPLY_FAILED = "reply_failed", "Reply failed"
         FIRST_RESPONSE = "first_response", "First response"
         PROMOTED = "promoted", "Post promoted"
+        SLA_WARNING = "sla_warning", "SLA at risk"
+        SLA_BREACHED = "sla_breached", "SLA breached"
+        CLOCK_SKEW = "clock_skew", "Post time after receipt"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -9,7 +9,7 @@ from celery import Task, shared_task
 
 from .exceptions import TransientError
 from .models import Channel, Reply
-from .services import ingest, replies, routing
+from .services import ingest, replies, routing, sla
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +71,13 @@ def reply_send_task(reply_id: int) -> None:
 @shared_task(acks_late=True)
 def work_recover_task() -> None:
     replies.work_recover()
+
+
+@shared_task(acks_late=True)
+def sla_sweep_task() -> None:
+    sla.sla_sweep()
+
+
+@shared_task(acks_late=True)
+def sla_recompute_open_task() -> None:
+    sla.sla_recompute_open()

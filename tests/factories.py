@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from socialitsm.connectors import InboundAuthor, InboundPost
 from socialitsm.models import Author, Channel, Incident, Network, Post, Reply, Service, WatchRule
@@ -67,6 +68,8 @@ class PostFactory(factory.django.DjangoModelFactory):
     author = factory.SubFactory(AuthorFactory)
     text = "VPN down again, third time this week"
     posted_at = factory.LazyFunction(lambda: datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+    # Never before it was posted: a post dated after its receipt is clock skew, which tests ask for.
+    ingested_at = factory.LazyAttribute(lambda post: max(timezone.now(), post.posted_at))
 
 
 class IncidentFactory(factory.django.DjangoModelFactory):

@@ -4,7 +4,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from socialitsm.models import Channel
+from socialitsm.models import Channel, SlaCalendar
 
 from .factories import ChannelFactory, IncidentFactory, PostFactory, UserFactory, WatchRuleFactory
 
@@ -54,3 +54,42 @@ def test_channel_credentials_are_write_only(admin_client):
     assert admin_client.post(url, form).status_code == 302
     channel = Channel.objects.get(pk=channel.pk)
     assert (channel.credentials, channel.poll_interval) == ({"token": "rotated"}, 30)
+
+
+CALENDAR_FORM = {
+    "name": "Office",
+    "timezone": "Europe/Berlin",
+    "hours": '{"mon": [["09:00", "17:00"]]}',
+    "holiday_country": "DE",
+    "holiday_subdivision": "",
+    "closed_dates": '["2026-12-24"]',
+}
+
+
+@pytest.fixture
+def recomputes(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    monkeypatch.setattr("socialitsm.tasks.sla_recompute_open_task.delay", lambda: calls.append(1))
+    return calls
+
+
+def test_saving_an_sla_calendar_re_evaluates_open_incidents(
+    admin_client, recomputes, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:socialitsm_slacalendar_add"), CALENDAR_FORM)
+
+    assert response.status_code == 302
+    assert SlaCalendar.objects.get().closed_dates == ["2026-12-24"]
+    assert recomputes == [1]
+
+
+def test_a_bad_sla_calendar_is_refused_in_the_admin(admin_client, recomputes, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:socialitsm_slacalendar_add"), {**CALENDAR_FORM, "hours": '{"mon": [["17:00", "09:00"]]}'}
+        )
+
+    assert response.status_code == 200
+    assert "mon: 17:00-09:00 ends before it starts" in response.content.decode()
+    assert (SlaCalendar.objects.count(), recomputes) == (0, [])

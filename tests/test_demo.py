@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -11,8 +10,9 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from socialitsm import sla
 from socialitsm.connectors.webhook import SIGNATURE_HEADER, signature_valid
-from socialitsm.models import Channel, Incident, Post, Service, SlaPolicy, WatchRule
+from socialitsm.models import Channel, Incident, Post, Service, SlaCalendar, SlaPolicy, WatchRule
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 from socialitsm.services.ingest import channel_poll
 
@@ -77,15 +77,27 @@ def test_demo_creates_teams_policies_channels_and_agent():
     }
     assert list(
         SlaPolicy.objects.values_list(
-            "priority", "first_response_minutes", "resolution_minutes", "calendar", "pause_states"
+            "priority",
+            "first_response_minutes",
+            "next_response_minutes",
+            "resolution_minutes",
+            "calendar__name",
+            "pause_states",
         )
     ) == [
-        (1, 15, 240, "24x7", ["on_hold"]),
-        (2, 60, 480, "24x7", ["on_hold"]),
-        (3, 240, 4320, "24x7", ["on_hold"]),
-        (4, 480, 7200, "24x7", ["on_hold"]),
-        (5, 1440, 14400, "24x7", ["on_hold"]),
+        (1, 15, 15, 240, None, ["on_hold"]),
+        (2, 60, 60, 480, None, ["on_hold"]),
+        (3, 240, 240, 4320, "Service Desk hours", ["on_hold"]),
+        (4, 480, 480, 7200, "Service Desk hours", ["on_hold"]),
+        (5, 1440, 1440, 14400, "Service Desk hours", ["on_hold"]),
     ]
+    hours = SlaCalendar.objects.get()
+    assert (hours.timezone, hours.holiday_country, hours.hours["mon"], sorted(hours.hours)) == (
+        "Europe/Berlin",
+        "DE",
+        [["08:00", "18:00"]],
+        ["fri", "mon", "thu", "tue", "wed"],
+    )
 
     stream = Channel.objects.get(slug="demo")
     assert (stream.name, stream.network, stream.handle, stream.listen_mode, stream.poll_interval) == (
@@ -173,8 +185,10 @@ def test_demo_stream_poll_ingests_a_batch_and_opens_incidents_for_complaints(dja
         vpn_down.priority,
     )
     first_post = posts[0]
-    assert vpn_down.response_due_at - first_post.posted_at == timedelta(
-        minutes=vpn_down.sla_policy.first_response_minutes
+    policy = vpn_down.sla_policy
+    calendar = policy.calendar.as_calendar() if policy.calendar else sla.ALWAYS
+    assert vpn_down.response_due_at == sla.add_business_minutes(
+        first_post.posted_at, policy.first_response_minutes, calendar
     )
     assert stream.rules.get().cursor == {"line": 3, "round": 0}
 
@@ -196,3 +210,27 @@ def test_reset_stream_plays_the_stream_again_with_fresh_ids(django_capture_on_co
         "demo-0002~1",
         "demo-0003~1",
     ]
+
+
+def test_demo_agent_is_a_lead_and_sees_the_demo_stream_on_the_sla_dashboard(client, django_capture_on_commit_callbacks):
+    from rest_framework.test import APIClient
+
+    from .web.test_sla_dashboard import flatten, page_figures
+
+    run_demo()
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_poll(channel=Channel.objects.get(slug="demo"))
+    demo = User.objects.get(username="demo.agent")
+    client.force_login(demo)
+    api = APIClient()
+    api.force_authenticate(demo)
+
+    page = client.get("/sla/")
+    report = api.get("/api/v1/reports/sla/").json()
+
+    assert page.status_code == 200
+    opened = Incident.objects.count()
+    assert opened > 0
+    assert report["incidents"] == {"in": opened, "out": 0}
+    assert sum(row["open"] for row in report["targets"] if row["target"] == "first_response") == opened
+    assert page_figures(page.content.decode()) == flatten(report)

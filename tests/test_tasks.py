@@ -4,11 +4,13 @@ from datetime import timedelta
 
 import pytest
 from celery.app.task import Task
+from django.db import transaction
 from django.utils import timezone
 
 from socialitsm import tasks
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Channel, Incident, Post, Reply
+from socialitsm.models import Channel, Incident, Post, Reply, SlaPolicy
+from socialitsm.services.incidents import incident_open_from_post
 from socialitsm.services.replies import reply_queue
 from socialitsm.services.routing import posts_process
 
@@ -123,3 +125,31 @@ def test_recover_task_requeues(reply, monkeypatch):
     monkeypatch.setattr("socialitsm.tasks.reply_send_task.delay", sent.append)
     tasks.work_recover_task()
     assert sent == [reply.pk]
+
+
+def test_sla_sweep_task_announces_a_breach():
+    SlaPolicy.objects.create(name="P1", priority=1, first_response_minutes=15, resolution_minutes=240)
+    post = PostFactory(posted_at=timezone.now() - timedelta(minutes=20), ingested_at=timezone.now())
+    post.rule.default_impact = 1
+    with transaction.atomic():
+        incident = incident_open_from_post(post=post, rule=post.rule, service=None, urgency=1)
+
+    tasks.sla_sweep_task()
+    tasks.sla_sweep_task()
+
+    assert list(incident.events.filter(kind__startswith="sla_").values_list("kind", "field")) == [
+        ("sla_breached", "first_response")
+    ]
+
+
+def test_sla_recompute_open_task_applies_an_edited_policy():
+    policy = SlaPolicy.objects.create(name="P4", priority=4, first_response_minutes=60, resolution_minutes=480)
+    post = PostFactory(posted_at=timezone.now(), ingested_at=timezone.now())
+    with transaction.atomic():
+        incident = incident_open_from_post(post=post, rule=post.rule, service=None, urgency=2)
+    SlaPolicy.objects.filter(pk=policy.pk).update(first_response_minutes=30)
+
+    tasks.sla_recompute_open_task()
+
+    incident.refresh_from_db()
+    assert incident.response_due_at == post.posted_at + timedelta(minutes=30)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django_filters import rest_framework as filters
 from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 from socialitsm.models import Incident, IncidentQuerySet, Network, Post, Reply
 
@@ -71,3 +72,19 @@ class ReplyFilter(filters.FilterSet):
     class Meta:
         model = Reply
         fields: tuple[str, ...] = ()
+
+
+class NullsLastOrderingFilter(OrderingFilter):
+    """?ordering= with empty values last in either direction, the same on SQLite and PostgreSQL
+    (e.g. incidents without a running SLA clock after all the others when sorting by time to breach)."""
+
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        return queryset.order_by(
+            *(
+                F(term[1:]).desc(nulls_last=True) if term.startswith("-") else F(term).asc(nulls_last=True)
+                for term in ordering
+            )
+        )

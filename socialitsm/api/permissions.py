@@ -1,10 +1,11 @@
-"""API permissions: every endpoint needs an authenticated agent (or lead)."""
+"""API permissions: every endpoint needs an authenticated agent (or lead); SLA reports and
+policies need a lead."""
 
 from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from socialitsm.roles import is_agent
+from socialitsm.roles import is_agent, is_lead
 
 
 class IsAgent(BasePermission):
@@ -12,3 +13,10 @@ class IsAgent(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_agent(request.user)
+
+
+class IsLead(BasePermission):
+    message = "You need the team lead role for this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_lead(request.user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,11 +11,24 @@ from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch
 from django.urls import reverse as django_reverse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, Service
+from socialitsm import sla as sla_maths
+from socialitsm.models import (
+    Channel,
+    Incident,
+    IncidentEvent,
+    Network,
+    Post,
+    Reply,
+    Service,
+    SlaCalendar,
+    SlaClock,
+    SlaPolicy,
+)
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 User = get_user_model()
@@ -54,6 +68,44 @@ class IncidentLinksSerializer(serializers.Serializer):
 LEVEL_HELP = "1 high, 2 medium, 3 low."
 
 
+class SlaClockSerializer(serializers.Serializer):
+    target = serializers.ChoiceField(choices=SlaClock.Target.choices, read_only=True)
+    cycle = serializers.IntegerField(read_only=True, help_text="Next-response turn; 0 for the other targets.")
+    state = serializers.SerializerMethodField(help_text="running, paused, met, breached or canceled (not needed).")
+    at_risk = serializers.SerializerMethodField(help_text="Running and past its warning share of the target.")
+    started_at = serializers.DateTimeField(read_only=True)
+    due_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="Null while paused short of it.")
+    stopped_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    target_minutes = serializers.IntegerField(read_only=True)
+    elapsed_seconds = serializers.SerializerMethodField(help_text="Business time counted so far.")
+    paused_seconds = serializers.SerializerMethodField(help_text="Wall time the clock has been paused.")
+
+    def _now(self) -> datetime:
+        return self.context.setdefault("now", timezone.now())
+
+    @extend_schema_field(serializers.ChoiceField(choices=SlaClock.State.choices))
+    def get_state(self, clock: SlaClock) -> str:
+        return clock.state_at(self._now())
+
+    def get_at_risk(self, clock: SlaClock) -> bool:
+        return clock.at_risk(self._now())
+
+    def get_elapsed_seconds(self, clock: SlaClock) -> int:
+        return int(clock.elapsed_at(self._now()).total_seconds())
+
+    def get_paused_seconds(self, clock: SlaClock) -> int:
+        return int(clock.paused_at(self._now()).total_seconds())
+
+
+class IncidentSlaSerializer(serializers.Serializer):
+    policy = serializers.CharField(source="sla_policy.name", read_only=True, allow_null=True, default=None)
+    started_at = serializers.DateTimeField(
+        source="sla_started_at", read_only=True, allow_null=True, help_text="When the poster wrote (clamped)."
+    )
+    ingest_lag_seconds = serializers.IntegerField(read_only=True, allow_null=True)
+    clocks = SlaClockSerializer(source="sla_clocks.all", many=True, read_only=True)
+
+
 class IncidentSerializer(serializers.ModelSerializer):
     impact = serializers.IntegerField(min_value=1, max_value=3, read_only=True, help_text=LEVEL_HELP)
     urgency = serializers.IntegerField(min_value=1, max_value=3, read_only=True, help_text=LEVEL_HELP)
@@ -70,6 +122,10 @@ class IncidentSerializer(serializers.ModelSerializer):
     post_count = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField(help_text="The incident's page in the agent console.")
     links = serializers.SerializerMethodField()
+    breach_due_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="The soonest due time among the running SLA clocks."
+    )
+    sla = IncidentSlaSerializer(source="*", read_only=True)
 
     class Meta:
         model = Incident
@@ -92,6 +148,8 @@ class IncidentSerializer(serializers.ModelSerializer):
             "closed_at",
             "response_due_at",
             "resolution_due_at",
+            "breach_due_at",
+            "sla",
             "post_count",
             "url",
             "links",
@@ -268,3 +326,147 @@ class IngestErrorSerializer(serializers.Serializer):
         required=False,
         help_text='For invalid_post: field path -> messages, e.g. {"posts[3].created_at": ["..."]}.',
     )
+
+
+class SlaReportQuerySerializer(serializers.Serializer):
+    # "from" is a keyword: declared under another name and renamed below.
+    from_ = serializers.DateField(required=False, help_text="First UTC day, default a week before `to`.")
+    to = serializers.DateField(required=False, help_text="Last UTC day (included), default today.")
+    group = serializers.PrimaryKeyRelatedField(
+        queryset=Group.objects.all(), required=False, help_text="Assignment group id."
+    )
+    network = serializers.ChoiceField(choices=Network.choices, required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class SlaReportPeriodSerializer(serializers.Serializer):
+    # "from" is a keyword: declared under another name and renamed below.
+    from_ = serializers.DateField()
+    to = serializers.DateField()
+    group = serializers.CharField(allow_null=True)
+    network = serializers.CharField(allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class SlaReportFlowSerializer(serializers.Serializer):
+    in_ = serializers.IntegerField(help_text="Opened in the period.")
+    out = serializers.IntegerField(help_text="Resolved in the period.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["in"] = fields.pop("in_")
+        return fields
+
+
+class SlaReportTargetSerializer(serializers.Serializer):
+    target = serializers.ChoiceField(choices=SlaClock.Target.choices)
+    priority = serializers.IntegerField()
+    met = serializers.IntegerField()
+    breached = serializers.IntegerField(help_text="Including clocks still running past their due time.")
+    open = serializers.IntegerField(help_text="Running or paused, not yet due.")
+    canceled = serializers.IntegerField(help_text="Stopped before due without being needed.")
+    met_percent = serializers.FloatField(allow_null=True, help_text="met / (met + breached), null when neither.")
+
+
+class SlaReportDurationsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    median_minutes = serializers.FloatField(allow_null=True)
+    p90_minutes = serializers.FloatField(allow_null=True, help_text="Nearest-rank 90th percentile.")
+
+
+class SlaReportAgentSerializer(serializers.Serializer):
+    agent = serializers.CharField()
+    breached = serializers.IntegerField()
+
+
+class SlaReportGroupSerializer(serializers.Serializer):
+    group = serializers.CharField()
+    breached = serializers.IntegerField()
+
+
+class SlaReportAtRiskSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    short_description = serializers.CharField()
+    priority = serializers.IntegerField()
+    target = serializers.ChoiceField(choices=SlaClock.Target.choices)
+    due_at = serializers.DateTimeField()
+    minutes_left = serializers.IntegerField()
+    assignee = serializers.CharField(allow_null=True)
+    group = serializers.CharField(allow_null=True)
+
+
+class SlaReportSentimentSerializer(serializers.Serializer):
+    date = serializers.DateField(help_text="UTC day.")
+    network = serializers.ChoiceField(choices=Network.choices)
+    negative = serializers.IntegerField()
+    positive = serializers.IntegerField()
+    ratio = serializers.FloatField(allow_null=True, help_text="negative / positive, null without positive posts.")
+
+
+class SlaReportSerializer(serializers.Serializer):
+    """The report's shape, for the API docs (the view returns the selector's plain dict)."""
+
+    period = SlaReportPeriodSerializer()
+    incidents = SlaReportFlowSerializer()
+    targets = SlaReportTargetSerializer(many=True)
+    first_response = SlaReportDurationsSerializer(help_text="Business time to the first reply sent.")
+    ingest_lag = SlaReportDurationsSerializer(help_text="From the first post to its arrival here.")
+    breaches_by_agent = SlaReportAgentSerializer(many=True)
+    breaches_by_group = SlaReportGroupSerializer(many=True)
+    at_risk = SlaReportAtRiskSerializer(many=True)
+    sentiment = SlaReportSentimentSerializer(many=True)
+
+
+class SlaCalendarSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SlaCalendar
+        fields = ("id", "name", "timezone", "hours", "holiday_country", "holiday_subdivision", "closed_dates")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        calendar = SlaCalendar(**{**self._current(), **attrs})
+        try:
+            calendar.as_calendar()
+        except sla_maths.CalendarError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return attrs
+
+    def _current(self) -> dict[str, Any]:
+        if self.instance is None:
+            return {}
+        return {name: getattr(self.instance, name) for name in self.Meta.fields if name != "id"}
+
+
+class SlaPolicySerializer(serializers.ModelSerializer):
+    service: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
+    )
+    network = serializers.ChoiceField(choices=Network.choices, allow_blank=True, required=False)
+    pause_states = serializers.ListField(
+        child=serializers.ChoiceField(choices=[(s.value, s.label) for s in Incident.OPEN_STATES]), required=False
+    )
+
+    class Meta:
+        model = SlaPolicy
+        fields = (
+            "id",
+            "name",
+            "position",
+            "active",
+            "priority",
+            "service",
+            "network",
+            "assignment_group",
+            "first_response_minutes",
+            "next_response_minutes",
+            "resolution_minutes",
+            "calendar",
+            "pause_states",
+        )

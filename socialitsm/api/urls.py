@@ -4,7 +4,15 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .ingest import IngestView
-from .views import IncidentViewSet, PostViewSet, ReplyViewSet, ServiceViewSet
+from .views import (
+    IncidentViewSet,
+    PostViewSet,
+    ReplyViewSet,
+    ServiceViewSet,
+    SlaCalendarViewSet,
+    SlaPolicyViewSet,
+    SlaReportView,
+)
 
 app_name = "socialitsm-api"
 
@@ -13,8 +21,11 @@ router.register("incidents", IncidentViewSet, basename="incident")
 router.register("posts", PostViewSet, basename="post")
 router.register("replies", ReplyViewSet, basename="reply")
 router.register("services", ServiceViewSet, basename="service")
+router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")
+router.register("sla/calendars", SlaCalendarViewSet, basename="sla-calendar")
 
 urlpatterns = [
     path("ingest/<slug:slug>/", IngestView.as_view(), name="ingest"),
+    path("reports/sla/", SlaReportView.as_view(), name="report-sla"),
     *router.urls,
 ]

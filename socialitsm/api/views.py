@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, ProtectedError, QuerySet
+from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.viewsets import GenericViewSet
+from rest_framework.views import APIView
+from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
+from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
+from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service, SlaCalendar, SlaClock, SlaPolicy
 from socialitsm.services import incidents, replies, routing
+from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
-from .filters import IncidentFilter, PostFilter, ReplyFilter
+from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
+from .permissions import IsLead
 
 
 class ApiViewSet(GenericViewSet):
@@ -36,9 +42,17 @@ class ApiViewSet(GenericViewSet):
 
 
 def _incident_queryset() -> QuerySet[Incident]:
-    return Incident.objects.select_related("service", "assignment_group", "assignee", "parent").annotate(
-        post_count=Count("posts")
+    incidents = (
+        Incident.objects.select_related("service", "assignment_group", "assignee", "parent", "sla_policy")
+        .prefetch_related(
+            Prefetch(
+                "sla_clocks",
+                queryset=SlaClock.objects.select_related("policy__calendar").order_by("target", "cycle"),
+            )
+        )
+        .annotate(post_count=Count("posts"))
     )
+    return selectors.incidents_with_breach_due(incidents)
 
 
 def _post_queryset() -> QuerySet[Post]:
@@ -72,7 +86,9 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     serializer_class = s.IncidentSerializer
     lookup_field = "number"
     filterset_class = IncidentFilter
-    ordering_fields = ("priority", "opened_at", "updated_at", "response_due_at")
+    filter_backends = (DjangoFilterBackend, NullsLastOrderingFilter)
+    # breach_due_at: time to breach, soonest first; incidents with no running clock come last.
+    ordering_fields = ("priority", "opened_at", "updated_at", "response_due_at", "breach_due_at")
     ordering = ("priority", "opened_at", "id")
 
     def get_queryset(self) -> QuerySet[Incident]:
@@ -233,3 +249,68 @@ class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 
     def get_queryset(self) -> QuerySet[Service]:
         return Service.objects.filter(active=True).select_related("owner_group").order_by("name")
+
+
+class SlaReportView(APIView):
+    """The lead's SLA figures; the dashboard page and its CSV show the same numbers."""
+
+    permission_classes = (IsLead,)
+
+    @extend_schema(
+        summary="SLA report for a period, group and network",
+        parameters=[s.SlaReportQuerySerializer],
+        responses={200: s.SlaReportSerializer, 400: OpenApiResponse(description="Bad filter, by field")},
+    )
+    def get(self, request: Request) -> Response:
+        query = s.SlaReportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        now = timezone.now()
+        try:
+            scope = selectors.report_filter(
+                start=data.get("from"),
+                end=data.get("to"),
+                group=data.get("group"),
+                network=data.get("network", ""),
+                today=now.date(),
+            )
+        except ApplicationError as exc:
+            raise ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from exc
+        return Response(selectors.sla_report(scope=scope, now=now))
+
+
+class SlaRulesViewSet(ModelViewSet):
+    """Leads edit SLA rules; every change re-evaluates the open incidents' clocks."""
+
+    permission_classes = (IsLead,)
+    filter_backends: tuple[type, ...] = ()
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.save()
+        sla_rules_changed()
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.save()
+        sla_rules_changed()
+
+    def perform_destroy(self, instance: Any) -> None:
+        try:
+            instance.delete()
+        except ProtectedError as exc:
+            raise ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [f"{instance} is still in use"]}) from exc
+        sla_rules_changed()
+
+
+@extend_schema_view(
+    list=extend_schema(summary="SLA policies in the order they are tried"),
+    create=extend_schema(summary="Add an SLA policy"),
+)
+class SlaPolicyViewSet(SlaRulesViewSet):
+    serializer_class = s.SlaPolicySerializer
+    queryset = SlaPolicy.objects.select_related("service", "calendar").order_by("position", "priority", "id")
+
+
+@extend_schema_view(list=extend_schema(summary="Business-hours calendars"))
+class SlaCalendarViewSet(SlaRulesViewSet):
+    serializer_class = s.SlaCalendarSerializer
+    queryset = SlaCalendar.objects.order_by("name")

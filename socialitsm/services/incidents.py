@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -17,7 +17,6 @@ from socialitsm.models import (
     IncidentEvent,
     Post,
     Service,
-    SlaPolicy,
     WatchRule,
     priority_for,
 )
@@ -86,32 +85,15 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-def sla_policies() -> dict[int, SlaPolicy]:
-    return {policy.priority: policy for policy in SlaPolicy.objects.all()}
-
-
-def _sla_apply(incident: Incident, start: datetime, policies: dict[int, SlaPolicy] | None = None) -> None:
-    """Attach the priority's policy; due times are wall-clock for 24x7 calendars only
-    (business-hours calendars are computed by the SLA clock)."""
-    policies = sla_policies() if policies is None else policies
-    policy = policies.get(priority_for(incident.impact, incident.urgency))
-    incident.sla_policy = policy
-    if policy is not None and policy.calendar == SlaPolicy.Calendar.ALWAYS:
-        incident.response_due_at = start + timedelta(minutes=policy.first_response_minutes)
-        incident.resolution_due_at = start + timedelta(minutes=policy.resolution_minutes)
-    else:
-        incident.response_due_at = incident.resolution_due_at = None
-
-
 def incident_build(
     *,
     post: Post,
     rule: WatchRule | None,
     service: Service | None,
     urgency: int,
-    policies: dict[int, SlaPolicy] | None = None,
 ) -> Incident:
-    """An unsaved, unnumbered incident for `post`, with routing and SLA targets applied."""
+    """An unsaved, unnumbered incident for `post`, with routing applied (SLA clocks are replayed
+    once it and its posts are saved)."""
     group = (service.owner_group if service else None) or (rule.assignment_group if rule else None)
     author = post.author
     heading = f"{author} on {post.get_network_display()} at {post.posted_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
@@ -129,7 +111,6 @@ def incident_build(
         author=author,
         channel_id=post.channel_id,
     )
-    _sla_apply(incident, post.posted_at, policies)
     return incident
 
 
@@ -146,10 +127,13 @@ def incident_open_from_post(
 
 
 def post_link(*, post: Post, incident: Incident, actor=None) -> None:
+    from .sla import incident_sla_recompute
+
     post.incident = incident
     post.triage_state = Post.Triage.INCIDENT
     post.save(update_fields=["incident", "triage_state"])
     post_link_event(post, incident, actor=actor).save()
+    incident_sla_recompute(incident=incident)
 
 
 def post_link_event(post: Post, incident: Incident, *, actor=None) -> IncidentEvent:
@@ -163,9 +147,12 @@ def post_link_event(post: Post, incident: Incident, *, actor=None) -> IncidentEv
 
 
 def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
-    """Apply an agent's changes, one audit event per changed field.
+    """Apply an agent's changes, one audit event per changed field, and replay the SLA clocks
+    (a state change may pause or stop them, a priority or group change may re-target them).
 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
+    from .sla import incident_sla_recompute
+
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -197,11 +184,8 @@ def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
                     old=old_priority,
                     new=locked.priority,
                 )
-                _sla_apply(
-                    locked,
-                    locked.posts.order_by("posted_at").values_list("posted_at", flat=True).first() or locked.opened_at,
-                )
-                locked.save(update_fields=["sla_policy", "response_due_at", "resolution_due_at"])
+            incident_sla_recompute(incident=locked)
+            locked.refresh_from_db()
     return locked
 
 

@@ -15,6 +15,7 @@ from socialitsm.exceptions import ApplicationError, PermanentError, TransientErr
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
 from .incidents import event_record
+from .sla import incident_sla_recompute
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def _reply_record_sent(reply: Reply, external_id: str) -> Reply:
                 actor=reply.agent,
                 new=f"{sent_at:%Y-%m-%d %H:%M:%S} UTC",
             )
+        incident_sla_recompute(incident=reply.incident, now=sent_at)
     reply.refresh_from_db()
     return reply
 

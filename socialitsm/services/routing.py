@@ -20,8 +20,8 @@ from .incidents import (
     incident_open_from_post,
     post_link,
     post_link_event,
-    sla_policies,
 )
+from .sla import incidents_sla_recompute
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,6 @@ class _BatchRouter:
 
     def __init__(self, posts: list[Post], services: dict[str, Service]) -> None:
         self.services = services
-        self.policies = sla_policies()
         self.posts: list[Post] = []
         self.new_incidents: list[tuple[Incident, str]] = []
         self.links: list[tuple[Post, Incident]] = []
@@ -123,9 +122,7 @@ class _BatchRouter:
                 post.triage_state = Post.Triage.QUEUED
             else:
                 service = detected or (rule.default_service if rule else None)
-                incident = incident_build(
-                    post=post, rule=rule, service=service, urgency=verdict.urgency, policies=self.policies
-                )
+                incident = incident_build(post=post, rule=rule, service=service, urgency=verdict.urgency)
                 reasons = ", ".join(verdict.reasons)
                 self.new_incidents.append(
                     (incident, f"complaint score {verdict.score:.2f} >= {threshold:.2f}: {reasons}")
@@ -161,6 +158,7 @@ class _BatchRouter:
             ROUTED_FIELDS,
         )
         IncidentEvent.objects.bulk_create(events, batch_size=500)
+        incidents_sla_recompute(incident_ids={incident.pk for _, incident in self.links})
         return self.outcome
 
 

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q
 
-from socialitsm.models import Incident, Post, Reply, Service
+from socialitsm.models import Incident, Network, Post, Reply, Service
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 TRIAGE_STATES = (Post.Triage.QUEUED, Post.Triage.IGNORED)
@@ -26,6 +26,9 @@ def _field(form: forms.BaseForm, name: str, kind: type[_F]) -> _F:
 
 
 class QueueFilterForm(forms.Form):
+    SORTS = (("priority", "Priority"), ("breach", "Time to breach"))
+
+    sort = forms.ChoiceField(required=False, choices=SORTS, label="Sort by")
     mine = forms.BooleanField(required=False, label="Mine")
     unassigned = forms.BooleanField(required=False, label="Unassigned")
     service = forms.ChoiceField(required=False)
@@ -129,3 +132,16 @@ class TriageFilterForm(forms.Form):
     def states(self) -> tuple[str, ...]:
         chosen = self.cleaned_data.get("state") if self.is_valid() else ""
         return (chosen,) if chosen else TRIAGE_STATES
+
+
+class SlaReportForm(forms.Form):
+    """The dashboard's filters, the same as the API report's query: UTC days, group, network."""
+
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, empty_label="Any group")
+    network = forms.ChoiceField(choices=[("", "Any network"), *Network.choices], required=False)
+
+    def add_prefix(self, field_name: str) -> str:
+        # The query string says from/to, as the API's does; a Python name cannot be "from".
+        return {"start": "from", "end": "to"}.get(field_name, field_name)

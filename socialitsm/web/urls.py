@@ -17,4 +17,6 @@ urlpatterns = [
     path("incidents/<str:number>/reply/", views.incident_reply_view, name="incident-reply"),
     path("posts/", views.triage, name="triage"),
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),
+    path("sla/", views.sla_dashboard, name="sla-dashboard"),
+    path("sla/export.csv", views.sla_dashboard_csv, name="sla-dashboard-csv"),
 ]

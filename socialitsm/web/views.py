@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -21,14 +22,16 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, Post, Reply
-from socialitsm.roles import is_agent
+from socialitsm.models import Incident, Network, Post, Reply, SlaClock
+from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.replies import reply_limit, reply_queue
 from socialitsm.services.routing import post_promote
 
-from .forms import IncidentUpdateForm, QueueFilterForm, ReplyForm, TriageFilterForm
+from . import charts
+from .forms import IncidentUpdateForm, QueueFilterForm, ReplyForm, SlaReportForm, TriageFilterForm
 
 PAGE_SIZE = 50
 PENDING_REPLY = (Reply.Status.QUEUED, Reply.Status.SENDING)
@@ -59,6 +62,18 @@ def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return logged_in(request, *args, **kwargs)
 
     return wrapper
+
+
+def lead_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Like agent_required, for the team lead's pages: logged in, else the login form; not a lead, 403."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_lead(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return login_required(checked)
 
 
 def _form_errors(request: HttpRequest, form: Form) -> None:
@@ -92,8 +107,11 @@ def queue(request: HttpRequest) -> HttpResponse:
     counts = _queue_counts(request.user)
     form = QueueFilterForm(request.GET or None, counts=counts)
     incidents = Incident.objects.open().select_related("service", "assignment_group", "assignee")
+    order: list[Any] = ["priority", "opened_at", "pk"]
     if form.is_valid():
         wanted = form.cleaned_data
+        if wanted["sort"] == "breach":
+            order = selectors.breach_order()
         if wanted["mine"]:
             incidents = incidents.filter(assignee=request.user)
         if wanted["unassigned"]:
@@ -104,7 +122,8 @@ def queue(request: HttpRequest) -> HttpResponse:
             incidents = incidents.filter(priority=wanted["priority"])
         if wanted["state"]:
             incidents = incidents.filter(state=wanted["state"])
-    page = Paginator(incidents.order_by("priority", "opened_at", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    ordered = selectors.incidents_with_breach_due(incidents).order_by(*order)
+    page = Paginator(ordered, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request, "socialitsm/queue.html", {"form": form, "page": page, "counts": counts, "now": timezone.now()}
     )
@@ -156,8 +175,35 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "reply_allowed": incident.state not in (Incident.State.CLOSED, Incident.State.CANCELED),
         "visibilities": Reply.Visibility.choices,
         "events": incident.events.select_related("actor").order_by("created_at", "id"),
+        "clocks": _clocks_view(incident),
     }
     return render(request, "socialitsm/incident.html", context)
+
+
+def _clocks_view(incident: Incident) -> list[dict[str, Any]]:
+    """The incident's SLA clocks as the page shows them, live at this moment."""
+    now = timezone.now()
+    out = []
+    for clock in incident.sla_clocks.select_related("policy__calendar").order_by("target", "cycle"):
+        label = clock.get_target_display()
+        if clock.target == SlaClock.Target.NEXT_RESPONSE:
+            label = f"{label} #{clock.cycle}"
+        state = clock.state_at(now)
+        out.append(
+            {
+                "target": clock.target,
+                "label": label,
+                "state": state,
+                "state_label": SlaClock.State(state).label,
+                "at_risk": clock.at_risk(now),
+                "due_at": clock.due_at,
+                "stopped_at": clock.stopped_at,
+                "target_minutes": clock.target_minutes,
+                "elapsed_seconds": int(clock.elapsed_at(now).total_seconds()),
+                "paused_seconds": int(clock.paused_at(now).total_seconds()),
+            }
+        )
+    return out
 
 
 @require_GET
@@ -256,3 +302,105 @@ def post_promote_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("socialitsm:triage")
     messages.success(request, f"Post promoted to {incident.number}.")
     return redirect("socialitsm:incident", number=incident.number)
+
+
+def _sla_report(request: HttpRequest) -> tuple[SlaReportForm, dict[str, Any] | None]:
+    """The form and, when it is valid, the report: the same selector and checks as the API."""
+    form = SlaReportForm(request.GET)
+    if not form.is_valid():
+        return form, None
+    data = form.cleaned_data
+    now = timezone.now()
+    try:
+        scope = selectors.report_filter(
+            start=data["start"], end=data["end"], group=data["group"], network=data["network"], today=now.date()
+        )
+    except ApplicationError as exc:
+        form.add_error({"from": "start", "to": "end"}.get(exc.field or ""), exc.message)
+        return form, None
+    return form, selectors.sla_report(scope=scope, now=now)
+
+
+def _sla_charts(report: dict[str, Any]) -> dict[str, Any]:
+    priorities = [f"P{p}" for p in Incident.Priority.values]
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for row in report["targets"]:
+        by_target.setdefault(row["target"], []).append(row)
+    outcome = {
+        target: charts.bar_chart(
+            chart_id=f"chart-{target}",
+            title=f"{SlaClock.Target(target).label}: met and breached by priority",
+            desc=", ".join(f"P{r['priority']} {r['met']} met, {r['breached']} breached" for r in rows),
+            categories=priorities,
+            series=[
+                charts.Series("Met", [r["met"] for r in rows], "met"),
+                charts.Series("Breached", [r["breached"] for r in rows], "breached"),
+            ],
+        )
+        for target, rows in by_target.items()
+    }
+    days = sorted({row["date"] for row in report["sentiment"]})
+    networks = sorted({row["network"] for row in report["sentiment"]})
+    ratio = {(row["date"], row["network"]): row["ratio"] for row in report["sentiment"]}
+    sentiment = charts.line_chart(
+        chart_id="chart-sentiment",
+        title="Negative to positive posts per day",
+        desc="; ".join(f"{d} {n}: {ratio.get((d, n))}" for d in days for n in networks),
+        labels=days,
+        series=[charts.Series(Network(n).label, [ratio.get((d, n)) for d in days]) for n in networks],
+    )
+    return {"outcome": outcome, "sentiment": sentiment if days else None}
+
+
+@require_GET
+@lead_required
+def sla_dashboard(request: HttpRequest) -> HttpResponse:
+    form, report = _sla_report(request)
+    context: dict[str, Any] = {"form": form, "report": report, "query": request.GET.urlencode()}
+    if report is not None:
+        context["charts"] = _sla_charts(report)
+        context["target_labels"] = dict(SlaClock.Target.choices)
+    return render(request, "socialitsm/sla_dashboard.html", context, status=200 if report is not None else 400)
+
+
+@require_GET
+@lead_required
+def sla_dashboard_csv(request: HttpRequest) -> HttpResponse:
+    form, report = _sla_report(request)
+    if report is None:
+        return HttpResponse("; ".join(str(e) for errors in form.errors.values() for e in errors), status=400)
+    period = report["period"]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="sla-{period["from"]}-{period["to"]}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["section", "key", "metric", "value"])
+    writer.writerows(_csv_rows(report))
+    return response
+
+
+def _csv_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The dashboard's tables, one figure a row; empty figures are empty cells. Cells that a
+    spreadsheet would run as a formula are prefixed with a quote."""
+    rows: list[list[Any]] = [["period", "", name, value or ""] for name, value in report["period"].items()]
+    rows += [["incidents", "", name, value] for name, value in report["incidents"].items()]
+    for row in report["targets"]:
+        key = f"{row['target']} P{row['priority']}"
+        rows += [["sla", key, metric, "" if row[metric] is None else row[metric]] for metric in SLA_METRICS]
+    for section in ("first_response", "ingest_lag"):
+        rows += [[section, "", name, "" if value is None else value] for name, value in report[section].items()]
+    rows += [["breaches_by_agent", row["agent"], "breached", row["breached"]] for row in report["breaches_by_agent"]]
+    rows += [["breaches_by_group", row["group"], "breached", row["breached"]] for row in report["breaches_by_group"]]
+    rows += [["at_risk", f"{row['number']} {row['target']}", "due_at", row["due_at"]] for row in report["at_risk"]]
+    for row in report["sentiment"]:
+        key = f"{row['date']} {row['network']}"
+        rows += [["sentiment", key, m, "" if row[m] is None else row[m]] for m in ("negative", "positive", "ratio")]
+    return [[_csv_safe(cell) for cell in row] for row in rows]
+
+
+SLA_METRICS = ("met", "breached", "open", "canceled", "met_percent")
+
+
+def _csv_safe(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -199,6 +199,8 @@ def test_detail_by_number(agent_api, agent, network_team, queue):
         "closed_at": None,
         "response_due_at": "2026-11-26T09:05:00Z",
         "resolution_due_at": "2026-11-26T16:05:00Z",
+        "breach_due_at": None,
+        "sla": {"policy": None, "started_at": None, "ingest_lag_seconds": None, "clocks": []},
         "post_count": 2,
         "url": "http://testserver/incidents/INC0000201/",
         "links": {
@@ -223,7 +225,7 @@ def test_list_query_count_is_bounded(agent_api, agent, network_team, django_asse
         incident = IncidentFactory(service=vpn, assignee=agent, assignment_group=network_team, parent=parent)
         PostFactory(incident=incident, triage_state=Post.Triage.INCIDENT)
 
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         response = agent_api.get(LIST)
 
     assert response.status_code == 200

@@ -18,6 +18,11 @@ PATHS = {
     "/api/v1/services/": {"get"},
     "/api/v1/services/{slug}/": {"get"},
     "/api/v1/ingest/{slug}/": {"post"},
+    "/api/v1/reports/sla/": {"get"},
+    "/api/v1/sla/policies/": {"get", "post"},
+    "/api/v1/sla/policies/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/sla/calendars/": {"get", "post"},
+    "/api/v1/sla/calendars/{id}/": {"get", "put", "patch", "delete"},
 }
 
 

@@ -1,4 +1,5 @@
-"""Set up the demo: teams, SLA policies, a replay stream, a webhook channel and an agent login."""
+"""Set up the demo: teams, SLA policies and business hours, a replay stream, a webhook channel and a
+login that is an agent and a team lead."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.db import transaction
 
 from socialitsm.conf import conf
 from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
-from socialitsm.models import Channel, Network, Service, SlaPolicy, WatchRule
+from socialitsm.models import Channel, Network, Service, SlaCalendar, SlaPolicy, WatchRule
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 DEMO_USERNAME = "demo.agent"
@@ -26,14 +27,15 @@ OWNER_GROUPS = {
     NETWORK_TEAM: ("network", "vpn", "wifi"),
     WORKPLACE_IT: ("laptop", "printer", "phone", "video"),
 }
-# priority: (name, first response minutes, resolution minutes)
+# priority: (name, first and next response minutes, resolution minutes, business hours?)
 SLA_TARGETS = {
-    1: ("P1 Critical", 15, 4 * 60),
-    2: ("P2 High", 60, 8 * 60),
-    3: ("P3 Moderate", 4 * 60, 3 * 24 * 60),
-    4: ("P4 Low", 8 * 60, 5 * 24 * 60),
-    5: ("P5 Planning", 24 * 60, 10 * 24 * 60),
+    1: ("P1 Critical", 15, 4 * 60, False),
+    2: ("P2 High", 60, 8 * 60, False),
+    3: ("P3 Moderate", 4 * 60, 3 * 24 * 60, True),
+    4: ("P4 Low", 8 * 60, 5 * 24 * 60, True),
+    5: ("P5 Planning", 24 * 60, 10 * 24 * 60, True),
 }
+DESK_HOURS = "Service Desk hours"
 STREAM_SLUG = "demo"
 STREAM_RULE = "IT complaints"
 WEBHOOK_SLUG = "webhook"
@@ -58,14 +60,25 @@ def demo_setup(*, reset_stream: bool = False) -> DemoLogin:
         # An owner chosen in the admin is kept; only services nobody owns go to the desk.
         Service.objects.filter(owner_group__isnull=True).update(owner_group=groups[SERVICE_DESK])
 
-        for priority, (name, response, resolution) in SLA_TARGETS.items():
+        desk_hours, _ = SlaCalendar.objects.get_or_create(
+            name=DESK_HOURS,
+            defaults={
+                "timezone": "Europe/Berlin",
+                "hours": {day: [["08:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
+                "holiday_country": "DE",
+                "closed_dates": ["2026-12-24", "2026-12-31"],
+            },
+        )
+        for priority, (name, response, resolution, business) in SLA_TARGETS.items():
             SlaPolicy.objects.get_or_create(
-                priority=priority,
+                name=name,
                 defaults={
-                    "name": name,
+                    "priority": priority,
+                    "position": priority * 10,
                     "first_response_minutes": response,
+                    "next_response_minutes": response,
                     "resolution_minutes": resolution,
-                    "calendar": SlaPolicy.Calendar.ALWAYS,
+                    "calendar": desk_hours if business else None,
                     "pause_states": ["on_hold"],
                 },
             )

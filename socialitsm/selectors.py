@@ -1,0 +1,237 @@
+"""Read queries shared by the web UI and the API: the lead's SLA report and queue ordering."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncDate
+
+from socialitsm.exceptions import ApplicationError
+from socialitsm.models import Incident, IncidentQuerySet, Network, Post, SlaClock
+
+MAX_REPORT_DAYS = 366
+# Combined polarity beyond these counts as negative or positive; between them, neutral.
+NEGATIVE_BELOW = -0.05
+POSITIVE_ABOVE = 0.05
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """A report's scope: UTC days `start`..`end` inclusive, optionally one group and one network."""
+
+    start: date
+    end: date
+    group: Group | None = None
+    network: str = ""
+
+    @property
+    def since(self) -> datetime:
+        return datetime.combine(self.start, time(0), tzinfo=UTC)
+
+    @property
+    def until(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def report_filter(
+    *, start: date | None, end: date | None, group: Group | None, network: str, today: date
+) -> ReportFilter:
+    """The report scope from the query; a missing end is today, a missing start a week before it.
+
+    Raises ApplicationError naming the field at fault."""
+    end = end or today
+    start = start or end - timedelta(days=6)
+    if start > end:
+        raise ApplicationError("the period starts after it ends", field="from")
+    if (end - start).days + 1 > MAX_REPORT_DAYS:
+        raise ApplicationError(f"the period is longer than {MAX_REPORT_DAYS} days", field="from")
+    if network and network not in Network.values:
+        raise ApplicationError(f"unknown network {network!r}", field="network")
+    return ReportFilter(start=start, end=end, group=group, network=network)
+
+
+def _scoped_incidents(scope: ReportFilter) -> IncidentQuerySet:
+    incidents: IncidentQuerySet = Incident.objects.all()
+    if scope.group is not None:
+        incidents = incidents.filter(assignment_group=scope.group)
+    if scope.network:
+        incidents = incidents.filter(channel__network=scope.network)
+    return incidents
+
+
+def _breached_q(now: datetime) -> Q:
+    return Q(state=SlaClock.State.BREACHED) | Q(state=SlaClock.State.RUNNING, due_at__lte=now)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least `share` of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def _minutes(seconds: list[int]) -> dict[str, Any]:
+    if not seconds:
+        return {"count": 0, "median_minutes": None, "p90_minutes": None}
+    minutes = [s / 60 for s in seconds]
+    return {
+        "count": len(minutes),
+        "median_minutes": round(statistics.median(minutes), 1),
+        "p90_minutes": round(_percentile(minutes, 0.9), 1),
+    }
+
+
+def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
+    """The lead's figures for `scope`. Clocks count in the period they started (when the poster
+    wrote); a running clock past its due time counts as breached whether or not the sweep ran.
+    Response times are business time, as the SLA measures them. Plain JSON types only."""
+    incidents = _scoped_incidents(scope)
+    clocks = SlaClock.objects.filter(
+        incident__in=incidents, started_at__gte=scope.since, started_at__lt=scope.until
+    ).order_by()
+    breached = _breached_q(now)
+    outcome = {
+        (target, priority): counts
+        for target, priority, *counts in clocks.values_list("target", "incident__priority").annotate(
+            met=Count("pk", filter=Q(state=SlaClock.State.MET)),
+            breached=Count("pk", filter=breached),
+            open=Count("pk", filter=Q(state__in=(SlaClock.State.RUNNING, SlaClock.State.PAUSED)) & ~breached),
+            canceled=Count("pk", filter=Q(state=SlaClock.State.CANCELED)),
+        )
+    }
+    targets = []
+    for target in SlaClock.Target:
+        for priority in Incident.Priority.values:
+            met, late, running, canceled = outcome.get((target.value, priority), (0, 0, 0, 0))
+            decided = met + late
+            targets.append(
+                {
+                    "target": target.value,
+                    "priority": priority,
+                    "met": met,
+                    "breached": late,
+                    "open": running,
+                    "canceled": canceled,
+                    "met_percent": round(100 * met / decided, 1) if decided else None,
+                }
+            )
+    responded = clocks.filter(
+        target=SlaClock.Target.FIRST_RESPONSE,
+        state__in=(SlaClock.State.MET, SlaClock.State.BREACHED),
+        incident__first_response_at__isnull=False,
+    )
+    lags = [
+        lag
+        for lag in incidents.filter(sla_started_at__gte=scope.since, sla_started_at__lt=scope.until).values_list(
+            "ingest_lag_seconds", flat=True
+        )
+        if lag is not None
+    ]
+    late_clocks = clocks.filter(breached)
+    return {
+        "period": {
+            "from": scope.start.isoformat(),
+            "to": scope.end.isoformat(),
+            "group": scope.group.name if scope.group else None,
+            "network": scope.network or None,
+        },
+        "incidents": {
+            "in": incidents.filter(opened_at__gte=scope.since, opened_at__lt=scope.until).count(),
+            "out": incidents.filter(resolved_at__gte=scope.since, resolved_at__lt=scope.until).count(),
+        },
+        "targets": targets,
+        "first_response": _minutes(list(responded.values_list("elapsed_seconds", flat=True))),
+        "ingest_lag": _minutes(lags),
+        "breaches_by_agent": [
+            {"agent": username or "(unassigned)", "breached": n}
+            for username, n in late_clocks.values_list("incident__assignee__username")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "incident__assignee__username")
+        ],
+        "breaches_by_group": [
+            {"group": name or "(no group)", "breached": n}
+            for name, n in late_clocks.values_list("incident__assignment_group__name")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "incident__assignment_group__name")
+        ],
+        "at_risk": _at_risk(incidents, now),
+        "sentiment": _sentiment_daily(scope),
+    }
+
+
+def _at_risk(incidents: IncidentQuerySet, now: datetime) -> list[dict[str, Any]]:
+    """Open incidents with a running clock past its warning time and not yet due, soonest first."""
+    risky = (
+        SlaClock.objects.filter(
+            incident__in=incidents.open(),
+            state=SlaClock.State.RUNNING,
+            warn_at__lte=now,
+            due_at__gt=now,
+        )
+        .select_related("incident", "incident__assignee", "incident__assignment_group")
+        .order_by("due_at", "pk")
+    )
+    return [
+        {
+            "number": clock.incident.number,
+            "short_description": clock.incident.short_description,
+            "priority": clock.incident.priority,
+            "target": clock.target,
+            "due_at": clock.due_at.isoformat() if clock.due_at else None,
+            "minutes_left": math.floor((clock.due_at - now).total_seconds() / 60) if clock.due_at else None,
+            "assignee": clock.incident.assignee.username if clock.incident.assignee else None,
+            "group": clock.incident.assignment_group.name if clock.incident.assignment_group else None,
+        }
+        for clock in risky[:200]
+    ]
+
+
+def _sentiment_daily(scope: ReportFilter) -> list[dict[str, Any]]:
+    """Negative and positive posts per UTC day and network. Posts have no group before routing,
+    so only the network narrows this part."""
+    posts = Post.objects.filter(posted_at__gte=scope.since, posted_at__lt=scope.until, sentiment__isnull=False)
+    if scope.network:
+        posts = posts.filter(network=scope.network)
+    rows = (
+        posts.annotate(day=TruncDate("posted_at", tzinfo=UTC))
+        .values_list("day", "network")
+        .annotate(
+            negative=Count("pk", filter=Q(sentiment__lt=NEGATIVE_BELOW)),
+            positive=Count("pk", filter=Q(sentiment__gt=POSITIVE_ABOVE)),
+        )
+        .order_by("day", "network")
+    )
+    return [
+        {
+            "date": day.isoformat(),
+            "network": network,
+            "negative": negative,
+            "positive": positive,
+            "ratio": round(negative / positive, 2) if positive else None,
+        }
+        for day, network, negative, positive in rows
+    ]
+
+
+def incidents_with_breach_due(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
+    """Annotate `breach_due_at`: the earliest due time among the incident's clocks still running
+    (None when none runs), for ordering queues by time to breach."""
+    running = (
+        SlaClock.objects.filter(incident=OuterRef("pk"), stopped_at__isnull=True, due_at__isnull=False)
+        .order_by()
+        .values("incident")
+        .annotate(first=Min("due_at"))
+        .values("first")
+    )
+    return incidents.annotate(breach_due_at=Subquery(running))
+
+
+def breach_order(descending: bool = False) -> list[Any]:
+    """Soonest breach first, incidents without a running clock last, on every database."""
+    due = F("breach_due_at").desc(nulls_last=True) if descending else F("breach_due_at").asc(nulls_last=True)
+    return [due, "priority", "opened_at", "pk"]
