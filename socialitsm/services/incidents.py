@@ -162,8 +162,9 @@ def post_link_event(post: Post, incident: Incident, *, actor=None) -> IncidentEv
     )
 
 
-def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
-    """Apply an agent's changes, one audit event per changed field.
+def incident_update(*, incident: Incident, actor, message: str = "", **changes: Any) -> Incident:
+    """Apply an agent's changes, one audit event per changed field (`message` says why, e.g.
+    which ITSM suite the change came from).
 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
     unknown = set(changes) - set(EDITABLE)
@@ -184,7 +185,9 @@ def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
                 raise ApplicationError(f"{name} must be 1, 2 or 3", field=name)
             setattr(locked, name, value)
             changed.append(name)
-            event_record(locked, IncidentEvent.Kind.CHANGED, actor=actor, field=name, old=old, new=value)
+            event_record(
+                locked, IncidentEvent.Kind.CHANGED, actor=actor, field=name, old=old, new=value, message=message
+            )
         if changed:
             old_priority = locked.priority
             locked.save()
