@@ -368,8 +368,13 @@ def _create(link: ItsmLink, adapter: ItsmAdapter) -> None:
         link.remote_status = ticket.status
         link.remote_state = adapter.state_in(ticket.status) or ""
         link.remote_updated_at = ticket.updated_at
-        # A record found by our reference may predate later changes here: push every field.
+        # A record found by our reference may predate later changes here: push every field. A
+        # suite that cannot take a state on create gets it by the update that follows.
         link.pushed = {} if found else fields.synced()
+        if link.remote_state == fields.state:
+            link.pushed["state"] = fields.state
+        else:
+            link.pushed.pop("state", None)
         link.save(
             update_fields=[
                 "remote_id",
