@@ -4,7 +4,8 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .ingest import IngestView
-from .views import IncidentViewSet, PostViewSet, ReplyViewSet, ServiceViewSet
+from .itsm import ItsmWebhookView
+from .views import IncidentViewSet, ItsmLinkViewSet, PostViewSet, ReplyViewSet, ServiceViewSet
 
 app_name = "socialitsm-api"
 
@@ -13,8 +14,10 @@ router.register("incidents", IncidentViewSet, basename="incident")
 router.register("posts", PostViewSet, basename="post")
 router.register("replies", ReplyViewSet, basename="reply")
 router.register("services", ServiceViewSet, basename="service")
+router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")
 
 urlpatterns = [
     path("ingest/<slug:slug>/", IngestView.as_view(), name="ingest"),
+    path("itsm/<slug:slug>/webhook/", ItsmWebhookView.as_view(), name="itsm-webhook"),
     *router.urls,
 ]

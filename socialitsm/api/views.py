@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -15,8 +15,8 @@ from rest_framework.settings import api_settings
 from rest_framework.viewsets import GenericViewSet
 
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
-from socialitsm.services import incidents, replies, routing
+from socialitsm.models import Incident, IncidentEvent, ItsmLink, Post, Reply, Service
+from socialitsm.services import incidents, itsm_sync, replies, routing
 
 from . import serializers as s
 from .filters import IncidentFilter, PostFilter, ReplyFilter
@@ -36,9 +36,15 @@ class ApiViewSet(GenericViewSet):
 
 
 def _incident_queryset() -> QuerySet[Incident]:
-    return Incident.objects.select_related("service", "assignment_group", "assignee", "parent").annotate(
-        post_count=Count("posts")
+    return (
+        Incident.objects.select_related("service", "assignment_group", "assignee", "parent")
+        .annotate(post_count=Count("posts"))
+        .prefetch_related(Prefetch("itsm_links", queryset=_itsm_link_queryset()))
     )
+
+
+def _itsm_link_queryset() -> QuerySet[ItsmLink]:
+    return ItsmLink.objects.select_related("connection", "incident").order_by("pk")
 
 
 def _post_queryset() -> QuerySet[Post]:
@@ -233,3 +239,28 @@ class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 
     def get_queryset(self) -> QuerySet[Service]:
         return Service.objects.filter(active=True).select_related("owner_group").order_by("name")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Incidents' records in ITSM suites"),
+    retrieve=extend_schema(summary="One incident's record in one suite"),
+)
+class ItsmLinkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.ItsmLinkSerializer
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[ItsmLink]:
+        return _itsm_link_queryset()
+
+    @extend_schema(
+        summary="Retry a failed link, or one waiting out a backoff, now",
+        request=None,
+        responses={
+            200: s.ItsmLinkSerializer,
+            400: OpenApiResponse(description="The link is in sync; nothing to retry"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        link = itsm_sync.itsm_link_retry_for_agent(link=self.get_object())
+        return Response(self.get_serializer(_itsm_link_queryset().get(pk=link.pk)).data)

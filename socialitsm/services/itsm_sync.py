@@ -237,6 +237,7 @@ def _record_transient(link: ItsmLink, exc: TransientError, now: datetime) -> Non
     attempts = link.attempts + 1
     retry_at = _backoff(attempts, exc.retry_at, now)
     ItsmLink.objects.filter(pk=link.pk).update(
+        status=ItsmLink.Status.PENDING,
         lease_until=None,
         attempts=attempts,
         next_attempt_at=retry_at,
@@ -282,16 +283,9 @@ def _watermark(link: ItsmLink, started: datetime) -> tuple[int, datetime | None]
 
 def _log(link: ItsmLink, action: str, detail: str, *, remote_ref: str = "", **target: Any) -> None:
     """A delivery row; for a reply or an event it is unique and a success replaces a retry."""
-    if target:
-        ItsmDelivery.objects.update_or_create(
-            link=link,
-            **target,
-            defaults={"action": action, "status": ItsmDelivery.Status.OK, "detail": detail, "remote_ref": remote_ref},
-        )
-    else:
-        ItsmDelivery.objects.create(
-            link=link, action=action, status=ItsmDelivery.Status.OK, detail=detail, remote_ref=remote_ref
-        )
+    ok = {"action": action, "status": ItsmDelivery.Status.OK, "detail": detail, "remote_ref": remote_ref}
+    if not target or not ItsmDelivery.objects.filter(link=link, **target).update(**ok, attempts=F("attempts") + 1):
+        ItsmDelivery.objects.create(link=link, **target, **ok)
 
 
 def _log_error(link: ItsmLink, action: str, exc: Exception, **target: Any) -> None:

@@ -18,6 +18,10 @@ PATHS = {
     "/api/v1/services/": {"get"},
     "/api/v1/services/{slug}/": {"get"},
     "/api/v1/ingest/{slug}/": {"post"},
+    "/api/v1/itsm-links/": {"get"},
+    "/api/v1/itsm-links/{id}/": {"get"},
+    "/api/v1/itsm-links/{id}/retry/": {"post"},
+    "/api/v1/itsm/{slug}/webhook/": {"post"},
 }
 
 
