@@ -590,25 +590,26 @@ def _state_path(old: str, new: str) -> list[str] | None:
 
 
 def itsm_connection_poll(*, connection: ItsmConnection) -> dict[str, int]:
-    """Pull every linked incident still worth watching (open or resolved), least recently pulled
-    first, then schedule the next poll."""
+    """Queue a pull of every linked incident still worth watching (open or resolved), least
+    recently pulled first, one task each so a slow suite does not hold one worker for all of
+    them; then schedule the next poll."""
     now = timezone.now()
-    links = list(
-        ItsmLink.objects.active()
-        .filter(connection=connection, incident__state__in=PULLED_STATES)
-        .exclude(remote_id="")
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .order_by(F("last_pulled_at").asc(nulls_first=True), "pk")[:BATCH]
-    )
-    pulled = 0
+    link_ids: list[int] = []
     if adapter_for(connection).can_pull:
-        for link in links:
-            if itsm_link_pull(link=link) is not None:
-                pulled += 1
+        link_ids = list(
+            ItsmLink.objects.active()
+            .filter(connection=connection, incident__state__in=PULLED_STATES)
+            .exclude(remote_id="")
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by(F("last_pulled_at").asc(nulls_first=True), "pk")
+            .values_list("pk", flat=True)[:BATCH]
+        )
     ItsmConnection.objects.filter(pk=connection.pk).update(
         last_polled_at=now, next_poll_at=now + timedelta(seconds=connection.poll_interval)
     )
-    return {"pulled": pulled}
+    for link_id in link_ids:
+        _enqueue_pull(link_id)
+    return {"pulled": len(link_ids)}
 
 
 # -- commands --------------------------------------------------------------------------------------

@@ -304,3 +304,49 @@ def test_sync_task_records_permanent_errors_without_raising(linked, fake_suite, 
     tasks.itsm_link_sync_task(linked.pk)
     linked.refresh_from_db()
     assert (linked.status, linked.last_error) == ("failed", "HTTP 403: ACL")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_workers_and_ticks_make_exactly_one_record(fake_suite, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connections
+
+    from socialitsm.itsm.fake import FakeAdapter
+
+    connection = ItsmConnection.objects.create(name="S", slug="s", kind="fake", base_url="https://suite.example.com")
+    incident = IncidentFactory()
+    IncidentEvent.objects.create(incident=incident, kind="opened")
+    create = FakeAdapter.create
+
+    def slow_create(self, fields, *, idempotency_key):
+        time.sleep(0.2)  # every other worker arrives while the first is inside the suite call
+        return create(self, fields, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(FakeAdapter, "create", slow_create)
+    barrier = threading.Barrier(6)
+    errors: list[Exception] = []
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            itsm_links_discover()
+            for link in ItsmLink.objects.filter(connection=connection):
+                itsm_link_sync(link=link)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert ItsmLink.objects.count() == 1
+    assert [name for name, _ in fake_suite.calls].count("create") == 1
+    assert len(fake_suite.tickets) == 1
+    assert ItsmLink.objects.get().status == "ok"
