@@ -141,7 +141,7 @@ def connection_incidents(connection: ItsmConnection) -> QuerySet[Incident]:
 
 def itsm_links_discover(*, now: datetime | None = None) -> int:
     """Link the incidents that opened or changed since each connection last looked and now match
-    its rules. Returns how many links were made."""
+    its rules. Returns how many links were made (a concurrent tick may have made some of them)."""
     now = now or timezone.now()
     settled = now - timedelta(seconds=conf.ITSM_SETTLE_SECONDS)
     made = 0

@@ -350,3 +350,9 @@ def test_concurrent_workers_and_ticks_make_exactly_one_record(fake_suite, monkey
     assert [name for name, _ in fake_suite.calls].count("create") == 1
     assert len(fake_suite.tickets) == 1
     assert ItsmLink.objects.get().status == "ok"
+
+
+def test_tick_task_links_and_pushes(connection, incident, fake_suite):
+    tasks.itsm_tick_task()
+    assert ItsmLink.objects.get().status == "ok"
+    assert len(fake_suite.tickets) == 1
