@@ -217,8 +217,12 @@ def itsm_tick(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def _claim(link: ItsmLink, now: datetime) -> ItsmLink | None:
-    claimed = ItsmLink.objects.filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=link.pk, connection__enabled=True
+    """Lease the link to this worker. The UPDATE filters on the link's own row only: a join
+    would become a subquery that PostgreSQL does not re-check after waiting for a concurrent
+    claim, and both workers would win."""
+    enabled = ItsmConnection.objects.filter(pk=link.connection_id, enabled=True).exists()
+    claimed = enabled and ItsmLink.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=link.pk
     ).update(lease_until=now + timedelta(seconds=conf.ITSM_LEASE_SECONDS))
     if not claimed:
         logger.info("ITSM link %s is held by another worker or disabled; skipped", link.pk)
