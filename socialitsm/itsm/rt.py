@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -79,7 +80,16 @@ class RtAdapter(ItsmAdapter):
         items = response.json().get("items") or []
         return self._ticket(items[0]) if items else None
 
+    def _check_queue(self, queue: str) -> None:
+        """RT silently drops custom fields the queue does not have; without ours, `find` could
+        never see the ticket and every retry would make another. Refuse before creating."""
+        data = self._call("GET", f"/queue/{quote(queue, safe='')}").json()
+        names = {str(cf.get("name")) for cf in data.get("TicketCustomFields") or [] if isinstance(cf, dict)}
+        if self._cf() not in names:
+            raise PermanentError(f"RT queue {queue!r} has no custom field {self._cf()!r}; apply it to the queue")
+
     def create(self, fields: TicketFields, *, idempotency_key: str) -> ExternalTicket:
+        self._check_queue(str(self.setting("queue")))
         body: dict[str, Any] = {
             "Queue": self.setting("queue"),
             "Subject": fields.short_description,

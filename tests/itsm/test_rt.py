@@ -206,3 +206,13 @@ def test_bad_token_is_a_permanent_readable_error(rt, connection, incident):
     with pytest.raises(PermanentError, match="authentication refused"):
         adapter_for(connection).find("x")
     assert Incident.objects.count() == 1
+
+
+def test_queue_without_our_custom_field_fails_before_creating_anything(rt, connection, incident):
+    connection.config = {**connection.config, "external_id_field": "NoSuchField"}
+    connection.save()
+    before = rt_get(rt, "/tickets", query="id > 0", per_page="1").json()["total"]
+    link = itsm_link_sync(link=ItsmLink.objects.create(connection=connection, incident=incident, external_ref="x"))
+    assert (link.status, link.remote_id) == ("failed", "")
+    assert link.last_error == "RT queue 'Social' has no custom field 'NoSuchField'; apply it to the queue"
+    assert rt_get(rt, "/tickets", query="id > 0", per_page="1").json()["total"] == before
