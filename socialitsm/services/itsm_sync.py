@@ -321,6 +321,8 @@ def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
         ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
         return link
     adapter = adapter_for(link.connection)
+    # Taken before the work: events written while it runs stay past the watermark.
+    mark, recheck = _watermark(link, now)
     try:
         if not link.remote_id:
             _create(link, adapter)
@@ -334,7 +336,6 @@ def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
     except PermanentError as exc:
         _record_failed(link, exc.message, now)
     else:
-        mark, recheck = _watermark(link, now)
         ItsmLink.objects.filter(pk=link.pk).update(
             status=ItsmLink.Status.OK,
             lease_until=None,

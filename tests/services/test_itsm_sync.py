@@ -60,6 +60,8 @@ def test_tick_links_and_creates_the_incident_once(connection, incident, fake_sui
     ticket = fake_suite.tickets["1"]
     assert ticket.fields["short_description"] == "VPN down again, third time this week"
     assert ticket.fields["description"] == incident.description
+    # Once more for the audit event the create wrote, then quiet; nothing more reaches the suite.
+    assert itsm_tick() == {"linked": 0, "synced": 1, "polled": 0}
     assert itsm_tick() == {"linked": 0, "synced": 0, "polled": 0}
     assert [name for name, _ in fake_suite.calls] == ["find", "create", "fetch"]
 
