@@ -202,12 +202,19 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "socialitsm.tasks.channel_poll_task": {"queue": "io"},
     "socialitsm.tasks.reply_send_task": {"queue": "io"},
+    "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
+    "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
+    "socialitsm.tasks.itsm_connection_poll_task": {"queue": "io"},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {
     "socialitsm-poll-due-channels": {
         "task": "socialitsm.tasks.channels_poll_due_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_POLL_TICK", default=5)),
+    },
+    "socialitsm-itsm-sync": {
+        "task": "socialitsm.tasks.itsm_tick_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_ITSM_TICK", default=5)),
     },
     "socialitsm-recover-stale-work": {
         "task": "socialitsm.tasks.work_recover_task",
@@ -227,6 +234,7 @@ SOCIALITSM_SLA_WARN_RATIO = env.float("SOCIALITSM_SLA_WARN_RATIO", default=0.8)
 if not 0 < SOCIALITSM_SLA_WARN_RATIO < 1:
     raise ImproperlyConfigured("SOCIALITSM_SLA_WARN_RATIO must be between 0 and 1, e.g. 0.8")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
+SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,9 @@ from .models import (
     Channel,
     Incident,
     IncidentEvent,
+    ItsmConnection,
+    ItsmDelivery,
+    ItsmLink,
     Post,
     Reply,
     Service,
@@ -18,7 +21,7 @@ from .models import (
     SlaPolicy,
     WatchRule,
 )
-from .services import replies
+from .services import itsm_sync, replies
 from .services.sla import sla_rules_changed
 
 
@@ -235,3 +238,118 @@ class SlaCalendarAdmin(SlaRulesAdmin):
 class WatchRuleAdmin(admin.ModelAdmin):
     list_display = ["name", "channel", "kind", "query", "complaint_threshold", "action", "enabled"]
     list_filter = ["kind", "action", "enabled", "channel"]
+
+
+class ItsmConnectionForm(forms.ModelForm):
+    """Credentials are write-only: a blank field keeps what is stored."""
+
+    new_credentials = forms.JSONField(
+        required=False,
+        help_text=(
+            "JSON object; replaces the stored credentials. RT: token (or username, password); ServiceNow: "
+            "username, password (or token); Jira: email, api_token; Zendesk: email, api_token; webhook: secret. "
+            "Add webhook_secret to accept signed inbound calls."
+        ),
+    )
+
+    class Meta:
+        model = ItsmConnection
+        fields = [
+            "name",
+            "slug",
+            "kind",
+            "base_url",
+            "new_credentials",
+            "config",
+            "field_map",
+            "state_map",
+            "rule_services",
+            "rule_groups",
+            "rule_max_priority",
+            "poll_interval",
+            "enabled",
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        new = cleaned.get("new_credentials")
+        if new is not None and new != "" and not isinstance(new, dict):
+            self.add_error("new_credentials", "Enter a JSON object.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> ItsmConnection:
+        connection = super().save(commit=False)
+        if self.cleaned_data.get("new_credentials"):
+            connection.credentials = self.cleaned_data["new_credentials"]
+        if commit:
+            connection.save()
+            self.save_m2m()
+        return connection
+
+
+def _retry(modeladmin: admin.ModelAdmin, request, links) -> None:
+    count = sum(itsm_sync.itsm_link_retry(link=link) for link in links)
+    modeladmin.message_user(request, f"{count} ITSM links queued again.", messages.SUCCESS)
+
+
+@admin.register(ItsmConnection)
+class ItsmConnectionAdmin(admin.ModelAdmin):
+    form = ItsmConnectionForm
+    list_display = ["name", "slug", "kind", "base_url", "enabled", "poll_interval", "last_polled_at"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "slug", "base_url"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["rule_services", "rule_groups"]
+    readonly_fields = ["last_polled_at", "next_poll_at", "last_error", "last_error_at"]
+    actions = ["retry_failed_links"]
+
+    @admin.action(description="Retry the failed links of these connections")
+    def retry_failed_links(self, request, queryset) -> None:
+        _retry(self, request, ItsmLink.objects.filter(connection__in=queryset, status=ItsmLink.Status.FAILED))
+
+
+class ItsmDeliveryInline(admin.TabularInline):
+    model = ItsmDelivery
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("created_at", "action", "status", "attempts", "detail", "remote_ref")
+    ordering = ("-created_at", "-id")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ItsmLink)
+class ItsmLinkAdmin(admin.ModelAdmin):
+    list_display = ["incident", "connection", "remote_key", "status", "attempts", "last_synced_at", "remote_status"]
+    list_filter = ["status", "connection"]
+    list_select_related = ["incident", "connection"]
+    search_fields = ["incident__number", "remote_id", "remote_key", "external_ref"]
+    raw_id_fields = ["incident"]
+    readonly_fields = [
+        "external_ref",
+        "idempotency_key",
+        "remote_id",
+        "remote_key",
+        "remote_url",
+        "status",
+        "last_error",
+        "last_error_at",
+        "attempts",
+        "next_attempt_at",
+        "lease_until",
+        "last_synced_at",
+        "last_pulled_at",
+        "pushed",
+        "remote_state",
+        "remote_status",
+        "remote_updated_at",
+        "event_watermark",
+        "recheck_at",
+    ]
+    inlines = [ItsmDeliveryInline]
+    actions = ["retry"]
+
+    @admin.action(description="Retry ITSM sync now")
+    def retry(self, request, queryset) -> None:
+        _retry(self, request, queryset)

@@ -27,6 +27,17 @@ DEFAULTS: dict[str, Any] = {
     "DEMO": False,
     # An SLA clock is "at risk" (and a warning event is emitted) once this share of its target is used.
     "SLA_WARN_RATIO": 0.8,
+    # Absolute URL of this site, for links back from ITSM suites, e.g. https://social.example.com.
+    "SITE_URL": "",
+    # ITSM sync: our reference in the suites is "<prefix>:<incident number>".
+    "ITSM_REF_PREFIX": "socialitsm",
+    # Audit events younger than this are looked at again: a transaction that wrote an earlier
+    # id may commit after a later one.
+    "ITSM_SETTLE_SECONDS": 30,
+    # A link claimed longer ago than this is considered abandoned by a dead worker.
+    "ITSM_LEASE_SECONDS": 300,
+    # Transient failures retry with exponential backoff up to this many seconds, without end.
+    "ITSM_MAX_BACKOFF_SECONDS": 900,
 }
 
 

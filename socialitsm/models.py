@@ -531,6 +531,9 @@ class IncidentEvent(models.Model):
         SLA_WARNING = "sla_warning", "SLA at risk"
         SLA_BREACHED = "sla_breached", "SLA breached"
         CLOCK_SKEW = "clock_skew", "Post time after receipt"
+        ITSM_LINKED = "itsm_linked", "Linked in an ITSM suite"
+        ITSM_CONFLICT = "itsm_conflict", "ITSM sync conflict"
+        ITSM_FAILED = "itsm_failed", "ITSM sync failed"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -548,3 +551,163 @@ class IncidentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id} {self.kind}"
+
+
+class ItsmConnection(models.Model):
+    """One configured ITSM suite (or outbound webhook) that incidents are pushed to and pulled from."""
+
+    class Kind(models.TextChoices):
+        RT = "rt", "Request Tracker"
+        SERVICENOW = "servicenow", "ServiceNow"
+        JIRA = "jira", "Jira Service Management"
+        ZENDESK = "zendesk", "Zendesk"
+        WEBHOOK = "webhook", "Outbound webhook"
+        FAKE = "fake", "Fake (tests and demo)"
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=64, unique=True, help_text="Names the inbound webhook URL.")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    base_url = models.URLField(help_text="The suite's base URL, e.g. https://acme.service-now.com.")
+    credentials = EncryptedJSONField(
+        blank=True,
+        default=dict,
+        help_text="Tokens and passwords, plus webhook_secret for inbound calls; encrypted at rest.",
+    )
+    config = models.JSONField(blank=True, default=dict, help_text="Adapter options that are not secret.")
+    field_map = models.JSONField(
+        blank=True,
+        default=dict,
+        help_text='Our names to the suite\'s ids: {"groups": {"Network": "<id>"}, "users": {"anna": "<id>"}}.',
+    )
+    state_map = models.JSONField(
+        blank=True,
+        default=dict,
+        help_text='Overrides of the default state tables: {"out": {"resolved": "6"}, "in": {"6": "resolved"}}.',
+    )
+    rule_services = models.ManyToManyField(
+        Service, blank=True, related_name="+", help_text="Push incidents of these services only; none means all."
+    )
+    rule_groups = models.ManyToManyField(
+        Group, blank=True, related_name="+", help_text="Push incidents of these groups only; none means all."
+    )
+    rule_max_priority = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        choices=Incident.Priority.choices,
+        help_text="Push incidents of this priority or higher (1 is highest); empty means all.",
+    )
+    poll_interval = models.PositiveIntegerField(default=300, help_text="Seconds between pulls of linked tickets.")
+    enabled = models.BooleanField(default=True)
+    # The audit-trail id up to which incidents were checked against the rules.
+    event_cursor = models.PositiveBigIntegerField(default=0, editable=False)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "ITSM connection"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class ItsmLinkQuerySet(models.QuerySet):
+    def active(self) -> ItsmLinkQuerySet:
+        return self.filter(connection__enabled=True).exclude(status=ItsmLink.Status.FAILED)
+
+
+class ItsmLink(models.Model):
+    """An incident's record in one suite, and where its sync stands."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        OK = "ok", "In sync"
+        FAILED = "failed", "Failed"
+
+    connection = models.ForeignKey(ItsmConnection, on_delete=models.CASCADE, related_name="links")
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="itsm_links")
+    external_ref = models.CharField(max_length=128, help_text="Our reference, stored in the suite to find it again.")
+    idempotency_key = models.UUIDField(default=uuid.uuid4, editable=False)
+    remote_id = models.CharField(max_length=128, blank=True)
+    remote_key = models.CharField(max_length=128, blank=True, help_text="The suite's own number, e.g. INC0010042.")
+    remote_url = models.URLField(max_length=1000, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed attempts since the last success.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
+    # What we last sent (field -> value) and what the suite's state was when we last looked.
+    pushed = models.JSONField(blank=True, default=dict)
+    remote_state = models.CharField(max_length=16, blank=True, choices=Incident.State.choices)
+    remote_status = models.CharField(max_length=64, blank=True, help_text="The state in the suite's own words.")
+    remote_updated_at = models.DateTimeField(null=True, blank=True)
+    # The audit-trail id up to which this incident's events were handled, and when to look once
+    # more for events that were too young to be sure no earlier id was still uncommitted.
+    event_watermark = models.PositiveBigIntegerField(default=0)
+    recheck_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ItsmLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "ITSM link"
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "incident"], name="itsmlink_connection_incident_uniq")
+        ]
+        indexes = [
+            models.Index(fields=["connection", "remote_id"], name="itsmlink_remote_idx"),
+            models.Index(fields=["next_attempt_at"], name="itsmlink_unsynced_idx", condition=~Q(status="failed")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} in {self.connection_id}: {self.remote_key or self.remote_id or self.status}"
+
+
+class ItsmDelivery(models.Model):
+    """The delivery log: one row per thing sent to a suite for a link; unique per reply and per
+    event, so a comment or an event goes out once however often the sync runs."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Create"
+        UPDATE = "update", "Update"
+        COMMENT = "comment", "Comment"
+        EVENT = "event", "Event"
+
+    class Status(models.TextChoices):
+        OK = "ok", "Delivered"
+        RETRYING = "retrying", "Retrying"
+        FAILED = "failed", "Failed"
+
+    link = models.ForeignKey(ItsmLink, on_delete=models.CASCADE, related_name="deliveries")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    event = models.ForeignKey(IncidentEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    reply = models.ForeignKey(Reply, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    detail = models.TextField(blank=True, help_text="What was sent, or the error.")
+    remote_ref = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "ITSM delivery"
+        verbose_name_plural = "ITSM deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["link", "event"], name="itsmdelivery_link_event_uniq", condition=Q(event__isnull=False)
+            ),
+            models.UniqueConstraint(
+                fields=["link", "reply"], name="itsmdelivery_link_reply_uniq", condition=Q(reply__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} for link {self.link_id}: {self.status}"

@@ -8,8 +8,8 @@ from typing import Any
 from celery import Task, shared_task
 
 from .exceptions import TransientError
-from .models import Channel, Reply
-from .services import ingest, replies, routing, sla
+from .models import Channel, ItsmConnection, ItsmLink, Reply
+from .services import ingest, itsm_sync, replies, routing, sla
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +81,37 @@ def sla_sweep_task() -> None:
 @shared_task(acks_late=True)
 def sla_recompute_open_task() -> None:
     sla.sla_recompute_open()
+
+
+# ITSM tasks record their own retries (ItsmLink.next_attempt_at, picked up by the tick), so an
+# outage longer than any task retry budget loses nothing; none of them raises TransientError.
+@shared_task(acks_late=True)
+def itsm_tick_task() -> None:
+    itsm_sync.itsm_tick()
+
+
+@shared_task(acks_late=True)
+def itsm_link_sync_task(link_id: int) -> None:
+    link = ItsmLink.objects.filter(pk=link_id).first()
+    if link is None:
+        logger.info("ITSM link %s vanished before its sync", link_id)
+        return
+    itsm_sync.itsm_link_sync(link=link)
+
+
+@shared_task(acks_late=True)
+def itsm_link_pull_task(link_id: int) -> None:
+    link = ItsmLink.objects.filter(pk=link_id).first()
+    if link is None:
+        logger.info("ITSM link %s vanished before its pull", link_id)
+        return
+    itsm_sync.itsm_link_pull(link=link)
+
+
+@shared_task(acks_late=True)
+def itsm_connection_poll_task(connection_id: int) -> None:
+    connection = ItsmConnection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None:
+        logger.info("ITSM connection %s vanished or was disabled before its poll", connection_id)
+        return
+    itsm_sync.itsm_connection_poll(connection=connection)

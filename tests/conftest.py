@@ -10,11 +10,44 @@ from django.contrib.auth.models import Group
 from django.db import connection
 
 from socialitsm.connectors import fake
+from socialitsm.itsm import fake as fake_itsm
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 from .factories import UserFactory
 
 REQUIRED = os.environ.get("SOCIALITSM_REQUIRE_SERVICES") == "1"
+# Written by ../shared/peers/rt/start-rt.sh (RT_URL, RT_TOKEN, RT_QUEUE, RT_CF); RT_* variables win.
+RT_ENV_FILE = os.environ.get("RT_ENV_FILE", "/var/lib/rt-peer/env")
+
+
+def rt_peer() -> dict[str, str]:
+    """The Request Tracker test peer's URL, token, queue and custom field; {} when unknown."""
+    found: dict[str, str] = {}
+    try:
+        with open(RT_ENV_FILE) as env_file:
+            for line in env_file:
+                name, sep, value = line.strip().partition("=")
+                if sep:
+                    found[name] = value
+    except OSError:
+        pass
+    found.update({k: v for k, v in os.environ.items() if k.startswith("RT_")})
+    return found if found.get("RT_URL") and found.get("RT_TOKEN") else {}
+
+
+def _rt_available() -> bool:
+    import requests
+
+    peer = rt_peer()
+    if not peer:
+        return False
+    try:
+        response = requests.get(
+            f"{peer['RT_URL']}/REST/2.0/rt", headers={"Authorization": f"token {peer['RT_TOKEN']}"}, timeout=3
+        )
+    except requests.RequestException:
+        return False
+    return response.status_code == 200
 
 
 def _redis_available() -> bool:
@@ -34,6 +67,8 @@ def _missing(item: pytest.Item) -> str | None:
         return "needs PostgreSQL: set DATABASE_URL=postgres://..."
     if item.get_closest_marker("redis") and not _redis_available():
         return "needs Redis: set CELERY_BROKER_URL=redis://... to a running server"
+    if item.get_closest_marker("rt") and not _rt_available():
+        return "needs Request Tracker: run ../shared/peers/rt/start-rt.sh (or set RT_URL and RT_TOKEN)"
     if item.get_closest_marker("browser") and not shutil.which(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
         return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
     return None
@@ -74,6 +109,13 @@ def _fake_network():
 @pytest.fixture
 def fake_network():
     return fake.network
+
+
+@pytest.fixture(autouse=True)
+def fake_suite():
+    fake_itsm.suite.reset()
+    yield fake_itsm.suite
+    fake_itsm.suite.reset()
 
 
 @pytest.fixture

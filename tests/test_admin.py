@@ -93,3 +93,53 @@ def test_a_bad_sla_calendar_is_refused_in_the_admin(admin_client, recomputes, dj
     assert response.status_code == 200
     assert "mon: 17:00-09:00 ends before it starts" in response.content.decode()
     assert (SlaCalendar.objects.count(), recomputes) == (0, [])
+
+
+def test_itsm_connection_credentials_are_write_only(admin_client):
+    from socialitsm.models import ItsmConnection
+
+    connection = ItsmConnection.objects.create(
+        name="RT", slug="rt", kind="rt", base_url="https://rt.example.com", credentials={"token": "keep-me"}
+    )
+    url = reverse("admin:socialitsm_itsmconnection_change", args=[connection.pk])
+    assert "keep-me" not in admin_client.get(url).content.decode()
+    form = {
+        "name": "RT",
+        "slug": "rt",
+        "kind": "rt",
+        "base_url": "https://rt.example.com",
+        "new_credentials": "",
+        "config": '{"queue": "Social"}',
+        "field_map": "{}",
+        "state_map": "{}",
+        "rule_max_priority": "2",
+        "poll_interval": "60",
+        "enabled": "on",
+    }
+    assert admin_client.post(url, form).status_code == 302
+    connection.refresh_from_db()
+    assert (connection.credentials, connection.config, connection.rule_max_priority) == (
+        {"token": "keep-me"},
+        {"queue": "Social"},
+        2,
+    )
+    form["new_credentials"] = '{"token": "rotated"}'
+    assert admin_client.post(url, form).status_code == 302
+    assert ItsmConnection.objects.get(pk=connection.pk).credentials == {"token": "rotated"}
+
+
+def test_itsm_link_retry_action(admin_client, fake_suite, django_capture_on_commit_callbacks):
+    from socialitsm.models import ItsmConnection, ItsmLink
+
+    connection = ItsmConnection.objects.create(name="S", slug="s", kind="fake", base_url="https://suite.example.com")
+    incident = IncidentFactory()
+    link = ItsmLink.objects.create(
+        connection=connection, incident=incident, external_ref="x:1", status="failed", last_error="HTTP 401"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:socialitsm_itsmlink_changelist"), {"action": "retry", "_selected_action": [link.pk]}
+        )
+    assert response.status_code == 302
+    link.refresh_from_db()
+    assert (link.status, link.remote_id, link.last_error) == ("ok", "1", "")

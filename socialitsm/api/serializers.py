@@ -21,6 +21,7 @@ from socialitsm.models import (
     Channel,
     Incident,
     IncidentEvent,
+    ItsmLink,
     Network,
     Post,
     Reply,
@@ -62,6 +63,43 @@ class IncidentLinksSerializer(serializers.Serializer):
     posts = serializers.URLField(read_only=True)
     events = serializers.URLField(read_only=True)
     replies = serializers.URLField(read_only=True)
+
+
+class ItsmLinkSerializer(serializers.ModelSerializer):
+    incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    connection: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    suite = serializers.CharField(source="connection.kind", read_only=True, help_text="rt, servicenow, jira, ...")
+    suite_name = serializers.CharField(source="connection.name", read_only=True)
+    remote_state = serializers.CharField(read_only=True, help_text="The suite's state as an incident state.")
+    retry = serializers.SerializerMethodField(help_text="POST here to retry a failed or waiting link.")
+
+    class Meta:
+        model = ItsmLink
+        fields = (
+            "id",
+            "incident",
+            "connection",
+            "suite",
+            "suite_name",
+            "external_ref",
+            "remote_id",
+            "remote_key",
+            "remote_url",
+            "status",
+            "last_error",
+            "last_error_at",
+            "attempts",
+            "next_attempt_at",
+            "last_synced_at",
+            "last_pulled_at",
+            "remote_status",
+            "remote_state",
+            "retry",
+        )
+        read_only_fields = fields
+
+    def get_retry(self, link: ItsmLink) -> str:
+        return reverse("socialitsm-api:itsm-link-retry", kwargs={"pk": link.pk}, request=self.context.get("request"))
 
 
 # Impact and urgency share one scale; plain bounded integers keep the schema from naming one enum twice.
@@ -126,6 +164,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         read_only=True, allow_null=True, help_text="The soonest due time among the running SLA clocks."
     )
     sla = IncidentSlaSerializer(source="*", read_only=True)
+    itsm_links = ItsmLinkSerializer(many=True, read_only=True, help_text="The incident's records in ITSM suites.")
 
     class Meta:
         model = Incident
@@ -153,6 +192,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "post_count",
             "url",
             "links",
+            "itsm_links",
         )
         read_only_fields = fields
 

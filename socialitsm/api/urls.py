@@ -4,8 +4,10 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .ingest import IngestView
+from .itsm import ItsmWebhookView
 from .views import (
     IncidentViewSet,
+    ItsmLinkViewSet,
     PostViewSet,
     ReplyViewSet,
     ServiceViewSet,
@@ -23,9 +25,11 @@ router.register("replies", ReplyViewSet, basename="reply")
 router.register("services", ServiceViewSet, basename="service")
 router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla/calendars", SlaCalendarViewSet, basename="sla-calendar")
+router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")
 
 urlpatterns = [
     path("ingest/<slug:slug>/", IngestView.as_view(), name="ingest"),
     path("reports/sla/", SlaReportView.as_view(), name="report-sla"),
+    path("itsm/<slug:slug>/webhook/", ItsmWebhookView.as_view(), name="itsm-webhook"),
     *router.urls,
 ]

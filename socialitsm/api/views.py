@@ -19,8 +19,8 @@ from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
 from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service, SlaCalendar, SlaClock, SlaPolicy
-from socialitsm.services import incidents, replies, routing
+from socialitsm.models import Incident, IncidentEvent, ItsmLink, Post, Reply, Service, SlaCalendar, SlaClock, SlaPolicy
+from socialitsm.services import incidents, itsm_sync, replies, routing
 from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
@@ -51,8 +51,13 @@ def _incident_queryset() -> QuerySet[Incident]:
             )
         )
         .annotate(post_count=Count("posts"))
+        .prefetch_related(Prefetch("itsm_links", queryset=_itsm_link_queryset()))
     )
     return selectors.incidents_with_breach_due(incidents)
+
+
+def _itsm_link_queryset() -> QuerySet[ItsmLink]:
+    return ItsmLink.objects.select_related("connection", "incident").order_by("pk")
 
 
 def _post_queryset() -> QuerySet[Post]:
@@ -314,3 +319,28 @@ class SlaPolicyViewSet(SlaRulesViewSet):
 class SlaCalendarViewSet(SlaRulesViewSet):
     serializer_class = s.SlaCalendarSerializer
     queryset = SlaCalendar.objects.order_by("name")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Incidents' records in ITSM suites"),
+    retrieve=extend_schema(summary="One incident's record in one suite"),
+)
+class ItsmLinkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.ItsmLinkSerializer
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[ItsmLink]:
+        return _itsm_link_queryset()
+
+    @extend_schema(
+        summary="Retry a failed link, or one waiting out a backoff, now",
+        request=None,
+        responses={
+            200: s.ItsmLinkSerializer,
+            400: OpenApiResponse(description="The link is in sync; nothing to retry"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        link = itsm_sync.itsm_link_retry_for_agent(link=self.get_object())
+        return Response(self.get_serializer(_itsm_link_queryset().get(pk=link.pk)).data)

@@ -146,9 +146,10 @@ def post_link_event(post: Post, incident: Incident, *, actor=None) -> IncidentEv
     )
 
 
-def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
-    """Apply an agent's changes, one audit event per changed field, and replay the SLA clocks
-    (a state change may pause or stop them, a priority or group change may re-target them).
+def incident_update(*, incident: Incident, actor, message: str = "", **changes: Any) -> Incident:
+    """Apply an agent's changes, one audit event per changed field (`message` says why, e.g.
+    which ITSM suite the change came from), and replay the SLA clocks (a state change may pause
+    or stop them, a priority or group change may re-target them).
 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
     from .sla import incident_sla_recompute
@@ -171,7 +172,9 @@ def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
                 raise ApplicationError(f"{name} must be 1, 2 or 3", field=name)
             setattr(locked, name, value)
             changed.append(name)
-            event_record(locked, IncidentEvent.Kind.CHANGED, actor=actor, field=name, old=old, new=value)
+            event_record(
+                locked, IncidentEvent.Kind.CHANGED, actor=actor, field=name, old=old, new=value, message=message
+            )
         if changed:
             old_priority = locked.priority
             locked.save()
@@ -183,6 +186,7 @@ def incident_update(*, incident: Incident, actor, **changes: Any) -> Incident:
                     field="priority",
                     old=old_priority,
                     new=locked.priority,
+                    message=message,
                 )
             incident_sla_recompute(incident=locked)
             locked.refresh_from_db()

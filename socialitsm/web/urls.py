@@ -15,6 +15,9 @@ urlpatterns = [
     path("incidents/<str:number>/update/", views.incident_update_view, name="incident-update"),
     path("incidents/<str:number>/assign/", views.incident_assign_view, name="incident-assign"),
     path("incidents/<str:number>/reply/", views.incident_reply_view, name="incident-reply"),
+    path(
+        "incidents/<str:number>/itsm/<int:link_id>/retry/", views.incident_itsm_retry_view, name="incident-itsm-retry"
+    ),
     path("posts/", views.triage, name="triage"),
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),
     path("sla/", views.sla_dashboard, name="sla-dashboard"),

@@ -24,9 +24,10 @@ from django_htmx.middleware import HtmxDetails
 
 from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, Network, Post, Reply, SlaClock
+from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
+from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
 from socialitsm.services.replies import reply_limit, reply_queue
 from socialitsm.services.routing import post_promote
 
@@ -176,6 +177,7 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "visibilities": Reply.Visibility.choices,
         "events": incident.events.select_related("actor").order_by("created_at", "id"),
         "clocks": _clocks_view(incident),
+        "itsm_links": incident.itsm_links.select_related("connection").order_by("pk"),
     }
     return render(request, "socialitsm/incident.html", context)
 
@@ -275,6 +277,19 @@ def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
         "visibility": form.cleaned_data.get("visibility", ""),
         "text": request.POST.get("text", "").replace("\r\n", "\n"),
     }
+    return redirect("socialitsm:incident", number=number)
+
+
+@require_POST
+@agent_required
+def incident_itsm_retry_view(request: HttpRequest, number: str, link_id: int) -> HttpResponse:
+    link = get_object_or_404(ItsmLink.objects.select_related("connection"), pk=link_id, incident__number=number)
+    try:
+        itsm_link_retry_for_agent(link=link)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Sync with {link.connection.name} queued again.")
     return redirect("socialitsm:incident", number=number)
 
 

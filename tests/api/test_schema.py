@@ -23,6 +23,10 @@ PATHS = {
     "/api/v1/sla/policies/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/sla/calendars/": {"get", "post"},
     "/api/v1/sla/calendars/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/itsm-links/": {"get"},
+    "/api/v1/itsm-links/{id}/": {"get"},
+    "/api/v1/itsm-links/{id}/retry/": {"post"},
+    "/api/v1/itsm/{slug}/webhook/": {"post"},
 }
 
 

@@ -544,3 +544,47 @@ def test_expired_session_poll_redirects_the_whole_page(client):
     assert response.status_code == 200
     assert response["HX-Redirect"] == f"/accounts/login/?next=%2Fincidents%2F{incident.number}%2F"
     assert response.content == b""
+
+
+# ITSM links
+
+
+@pytest.fixture
+def failed_link(fake_suite):
+    from socialitsm.exceptions import PermanentError
+    from socialitsm.models import ItsmConnection, ItsmLink
+    from socialitsm.services.itsm_sync import itsm_link_sync
+
+    incident, _ = open_incident()
+    connection = ItsmConnection.objects.create(name="RT", slug="rt", kind="fake", base_url="https://rt.example.com")
+    link = ItsmLink.objects.create(connection=connection, incident=incident, external_ref=f"x:{incident.number}")
+    fake_suite.errors.append(PermanentError("<b>refused</b>"))
+    return itsm_link_sync(link=link)
+
+
+def test_incident_page_shows_links_with_escaped_error_and_retries(
+    agent_client, failed_link, django_capture_on_commit_callbacks
+):
+    number = failed_link.incident.number
+    page = agent_client.get(reverse("socialitsm:incident", args=[number])).content.decode()
+    assert "&lt;b&gt;refused&lt;/b&gt;" in page and "<b>refused</b>" not in page
+    retry = reverse("socialitsm:incident-itsm-retry", args=[number, failed_link.pk])
+    assert f'action="{retry}"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(retry)
+    assert response.status_code == 302
+    response = agent_client.get(response["Location"])
+    assert messages_of(response) == ["Sync with RT queued again."]
+    page = response.content.decode()
+    assert '<a href="https://suite.example.com/t/1" rel="noopener noreferrer" target="_blank">FAKE-1</a>' in page
+    assert "In sync" in page and f'action="{retry}"' not in page
+
+
+def test_itsm_retry_needs_an_agent_and_post(client, outsider, failed_link):
+    retry = reverse("socialitsm:incident-itsm-retry", args=[failed_link.incident.number, failed_link.pk])
+    client.force_login(outsider)
+    assert client.post(retry).status_code == 403
+    client.force_login(UserFactory(username="agent.x", is_superuser=True))
+    assert client.get(retry).status_code == 405
+    failed_link.refresh_from_db()
+    assert failed_link.status == "failed"

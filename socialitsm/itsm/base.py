@@ -1,0 +1,155 @@
+"""The ITSM adapter interface: what every suite module provides, and the shapes it speaks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from socialitsm.exceptions import PermanentError
+
+if TYPE_CHECKING:
+    from socialitsm.models import ItsmConnection
+
+SIGNATURE_HEADER = "X-SocialITSM-Signature"
+
+# Fields pushed again whenever they change here; the description goes out only on create.
+SYNCED_FIELDS = ("short_description", "state", "impact", "urgency", "priority", "group", "assignee")
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFields:
+    """An incident as the suites see it: plain values, no ORM."""
+
+    external_ref: str
+    number: str
+    short_description: str
+    description: str
+    state: str
+    impact: int
+    urgency: int
+    priority: int
+    service: str = ""
+    group: str = ""
+    assignee: str = ""
+    url: str = ""
+
+    def synced(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SYNCED_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalTicket:
+    """A suite's record as we read it back. `status` is in the suite's own words."""
+
+    remote_id: str
+    key: str = ""
+    url: str = ""
+    status: str = ""
+    updated_at: datetime | None = None
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class ItsmAdapter(ABC):
+    """One suite behind one small interface. Adapters call the suite through socialitsm.http and
+    raise only TransientError (retry later) or PermanentError (fix the connection or the data);
+    they never write the ORM."""
+
+    kind: ClassVar[str] = ""
+    # Our incident state -> the suite's state, and back; ItsmConnection.state_map overrides both.
+    STATES_OUT: ClassVar[dict[str, str]] = {}
+    STATES_IN: ClassVar[dict[str, str]] = {}
+    # An outbound webhook has no record to update: it receives every audit event instead.
+    delivers_events: ClassVar[bool] = False
+    can_pull: ClassVar[bool] = True
+
+    def __init__(self, connection: ItsmConnection) -> None:
+        self.connection = connection
+        self.config: Mapping[str, Any] = connection.config or {}
+        self.credentials: Mapping[str, Any] = connection.credentials or {}
+
+    # -- the interface ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def find(self, external_ref: str) -> ExternalTicket | None:
+        """The suite's record carrying our reference, or None. Called before every create, so a
+        retry after a create that timed out links the record instead of making a second one."""
+
+    @abstractmethod
+    def create(self, fields: TicketFields, *, idempotency_key: str) -> ExternalTicket:
+        """Create the record, storing `fields.external_ref` where `find` looks for it, and sending
+        `idempotency_key` where the suite accepts one."""
+
+    @abstractmethod
+    def update(self, remote_id: str, fields: TicketFields, changed: tuple[str, ...]) -> None:
+        """Send the `changed` fields (names from SYNCED_FIELDS) of `fields`."""
+
+    @abstractmethod
+    def comment(self, remote_id: str, text: str, *, public: bool) -> str:
+        """Add a comment: public ones reach the requester, the others are internal notes.
+        Returns the suite's id of the comment where it gives one, else ""."""
+
+    @abstractmethod
+    def fetch(self, remote_id: str) -> ExternalTicket:
+        """The record as it is now in the suite."""
+
+    def deliver(self, payload: dict[str, Any], *, idempotency_key: str) -> str:
+        """Deliver one audit event (only adapters with `delivers_events`)."""
+        raise NotImplementedError(f"{self.kind} does not take events")
+
+    # -- inbound webhooks ------------------------------------------------------------------------
+
+    def webhook_signature_valid(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """Our scheme: X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the body, keyed by the
+        connection's webhook_secret>. Suites with their own scheme override this."""
+        secret = str(self.credentials.get("webhook_secret", ""))
+        header = headers.get(SIGNATURE_HEADER)
+        if not secret or not header:
+            return False
+        return hmac.compare_digest(sign(secret, body), header.strip())
+
+    def webhook_remote_id(self, payload: Any) -> str:
+        """The id of the suite's record an inbound call is about; "" when it names none."""
+        if isinstance(payload, dict):
+            for key in ("remote_id", "id", "ticket_id"):
+                value = payload.get(key)
+                if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                    return str(value)
+        return ""
+
+    # -- helpers for the suite modules -----------------------------------------------------------
+
+    def state_out(self, state: str) -> str:
+        table = {**self.STATES_OUT, **(self.connection.state_map or {}).get("out", {})}
+        try:
+            return str(table[state])
+        except KeyError:
+            raise PermanentError(f"no {self.kind} state is mapped for {state!r}; set state_map.out") from None
+
+    def state_in(self, status: str) -> str | None:
+        """Our state for the suite's `status`, or None when it has no counterpart here."""
+        table = {**self.STATES_IN, **(self.connection.state_map or {}).get("in", {})}
+        return table.get(status)
+
+    def mapped(self, table: str, name: str) -> str | None:
+        """The suite's id for our group or user `name` from ItsmConnection.field_map."""
+        if not name:
+            return None
+        value = (self.connection.field_map or {}).get(table, {}).get(name)
+        return str(value) if value not in (None, "") else None
+
+    def url(self, path: str) -> str:
+        return self.connection.base_url.rstrip("/") + path
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        value = self.config.get(name, default)
+        if value is None:
+            raise PermanentError(f"the {self.kind} connection needs config {name!r}")
+        return value

@@ -1,0 +1,667 @@
+"""ITSM sync: push incidents to the suites teams run, push what changes, pull the suites' state back.
+
+How it stays exact and loses nothing:
+- The audit trail (IncidentEvent) is the outbox. A periodic tick finds incidents that match a
+  connection's rules (`itsm_links_discover`) and links whose incident has events past the link's
+  watermark (`itsm_links_due`), and hands each link to a worker.
+- A worker claims the link with a lease (conditional UPDATE), so one link is worked by one worker
+  at a time; the suite is called outside any transaction, and the outcome is recorded after.
+- Create looks the record up by our reference first (and sends an idempotency key where the suite
+  takes one): a retry after a create that timed out links the record made by the first try.
+- Fields go out as the difference between the incident now and what was last pushed, so any
+  number of changes, in any order, converge to one update. Replies and follow-up posts go out
+  once each: the delivery log is unique per (link, reply) and (link, event).
+- Transient errors (timeouts, 429, 5xx) schedule the next attempt with exponential backoff capped
+  at ITSM_MAX_BACKOFF_SECONDS (or at the time the suite named) and never give up, so an hour-long
+  outage only delays the sync. Permanent errors mark the link failed with the suite's message
+  until an agent or admin retries it.
+
+Privacy rule for comments: a public reply to the poster goes out as a public comment (RT
+correspondence); a direct message goes out as an internal note, as do follow-up posts from social
+networks, so nothing private reaches the requester through the suite.
+
+Conflict rule (only the state comes back from the suites; SocialITSM owns the other fields):
+- the suite changed the state and we did not since the last sync: the suite's state is applied;
+- both changed: when the suite resolved, closed or canceled, the suite wins; otherwise our state
+  wins and is pushed back. Every conflict writes an `itsm_conflict` audit event naming both states;
+- a suite state that our life cycle cannot reach (e.g. reopening a closed incident) is refused
+  and logged as a conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from socialitsm.conf import conf
+from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
+from socialitsm.itsm import SYNCED_FIELDS, ExternalTicket, ItsmAdapter, TicketFields, adapter_for
+from socialitsm.models import (
+    Incident,
+    IncidentEvent,
+    ItsmConnection,
+    ItsmDelivery,
+    ItsmLink,
+    Post,
+    Reply,
+)
+
+from .incidents import TRANSITIONS, event_record, incident_update
+
+logger = logging.getLogger(__name__)
+
+FINAL_REMOTE = (Incident.State.RESOLVED, Incident.State.CLOSED, Incident.State.CANCELED)
+PULLED_STATES = (*Incident.OPEN_STATES, Incident.State.RESOLVED)
+BATCH = 500
+
+
+# -- what goes out ---------------------------------------------------------------------------------
+
+
+def itsm_ref(incident: Incident) -> str:
+    return f"{conf.ITSM_REF_PREFIX}:{incident.number}"
+
+
+def incident_url(incident: Incident) -> str:
+    try:
+        path = reverse("socialitsm:incident", kwargs={"number": incident.number})
+    except NoReverseMatch:
+        path = f"/incidents/{incident.number}/"
+    return f"{str(conf.SITE_URL).rstrip('/')}{path}"
+
+
+def ticket_fields(incident: Incident) -> TicketFields:
+    return TicketFields(
+        external_ref=itsm_ref(incident),
+        number=incident.number,
+        short_description=incident.short_description,
+        description=incident.description or incident.short_description,
+        state=incident.state,
+        impact=incident.impact,
+        urgency=incident.urgency,
+        priority=incident.priority,
+        service=incident.service.name if incident.service else "",
+        group=incident.assignment_group.name if incident.assignment_group else "",
+        assignee=incident.assignee.get_username() if incident.assignee else "",
+        url=incident_url(incident),
+    )
+
+
+def event_payload(event: IncidentEvent, incident: Incident) -> dict[str, Any]:
+    """One audit event and the incident as it is now, for outbound webhooks."""
+    fields = ticket_fields(incident)
+    return {
+        "id": event.pk,
+        "event": event.kind,
+        "occurred_at": event.created_at.isoformat(),
+        "actor": event.actor.get_username() if event.actor else None,
+        "field": event.field,
+        "old_value": event.old_value,
+        "new_value": event.new_value,
+        "message": event.message,
+        "incident": {
+            "number": incident.number,
+            "short_description": incident.short_description,
+            "state": incident.state,
+            "impact": incident.impact,
+            "urgency": incident.urgency,
+            "priority": incident.priority,
+            "service": fields.service,
+            "assignment_group": fields.group,
+            "assignee": fields.assignee,
+            "opened_at": incident.opened_at.isoformat(),
+            "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
+            "url": fields.url,
+        },
+    }
+
+
+# -- discovery and scheduling ----------------------------------------------------------------------
+
+
+def connection_incidents(connection: ItsmConnection) -> QuerySet[Incident]:
+    """Incidents this connection's rules (service, group, priority) take."""
+    incidents = Incident.objects.all()
+    services = list(connection.rule_services.values_list("pk", flat=True))
+    if services:
+        incidents = incidents.filter(service__in=services)
+    groups = list(connection.rule_groups.values_list("pk", flat=True))
+    if groups:
+        incidents = incidents.filter(assignment_group__in=groups)
+    if connection.rule_max_priority:
+        incidents = incidents.filter(priority__lte=connection.rule_max_priority)
+    return incidents
+
+
+def itsm_links_discover(*, now: datetime | None = None) -> int:
+    """Link the incidents that opened or changed since each connection last looked and now match
+    its rules. Returns how many links were made (a concurrent tick may have made some of them)."""
+    now = now or timezone.now()
+    settled = now - timedelta(seconds=conf.ITSM_SETTLE_SECONDS)
+    made = 0
+    for connection in ItsmConnection.objects.filter(enabled=True):
+        events = list(
+            IncidentEvent.objects.filter(pk__gt=connection.event_cursor)
+            .order_by("pk")
+            .values_list("pk", "incident_id", "created_at")[: BATCH * 4]
+        )
+        if not events:
+            continue
+        incident_ids = {incident_id for _, incident_id, _ in events}
+        wanted = list(
+            connection_incidents(connection)
+            .filter(pk__in=incident_ids, state__in=PULLED_STATES)
+            .exclude(itsm_links__connection=connection)
+            .values_list("pk", "number")
+        )
+        created = ItsmLink.objects.bulk_create(
+            [
+                ItsmLink(connection=connection, incident_id=pk, external_ref=f"{conf.ITSM_REF_PREFIX}:{number}")
+                for pk, number in wanted
+            ],
+            ignore_conflicts=True,
+        )
+        made += len(created)
+        # Move past events only once they are old enough that no earlier id can still commit.
+        cursor = connection.event_cursor
+        for pk, _, created_at in events:
+            if created_at >= settled:
+                break
+            cursor = pk
+        if cursor != connection.event_cursor:
+            ItsmConnection.objects.filter(pk=connection.pk).update(event_cursor=cursor)
+    return made
+
+
+def itsm_links_due(*, now: datetime | None = None) -> list[int]:
+    """Links to work now: not yet created in their suite, or with audit events past their
+    watermark, and not waiting for a retry or held by a worker."""
+    now = now or timezone.now()
+    newer = IncidentEvent.objects.filter(incident=OuterRef("incident"), pk__gt=OuterRef("event_watermark"))
+    return list(
+        ItsmLink.objects.active()
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(remote_id="") | Exists(newer) | Q(recheck_at__lte=now))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:BATCH]
+    )
+
+
+def itsm_tick(*, now: datetime | None = None) -> dict[str, int]:
+    """The beat's entry point: discover, then enqueue due syncs and due polls."""
+    from socialitsm import tasks
+
+    now = now or timezone.now()
+    linked = itsm_links_discover(now=now)
+    due = itsm_links_due(now=now)
+    for link_id in due:
+        tasks.itsm_link_sync_task.delay(link_id)
+    polls = list(
+        ItsmConnection.objects.filter(enabled=True)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .values_list("pk", flat=True)
+    )
+    for connection_id in polls:
+        tasks.itsm_connection_poll_task.delay(connection_id)
+    return {"linked": linked, "synced": len(due), "polled": len(polls)}
+
+
+# -- claiming and recording ------------------------------------------------------------------------
+
+
+def _claim(link: ItsmLink, now: datetime) -> ItsmLink | None:
+    """Lease the link to this worker. The UPDATE filters on the link's own row only: a join
+    would become a subquery that PostgreSQL does not re-check after waiting for a concurrent
+    claim, and both workers would win."""
+    enabled = ItsmConnection.objects.filter(pk=link.connection_id, enabled=True).exists()
+    claimed = enabled and ItsmLink.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=link.pk
+    ).update(lease_until=now + timedelta(seconds=conf.ITSM_LEASE_SECONDS))
+    if not claimed:
+        logger.info("ITSM link %s is held by another worker or disabled; skipped", link.pk)
+        return None
+    return ItsmLink.objects.select_related(
+        "connection", "incident", "incident__service", "incident__assignment_group", "incident__assignee"
+    ).get(pk=link.pk)
+
+
+def _backoff(attempts: int, retry_at: datetime | None, now: datetime) -> datetime:
+    delay = min(conf.ITSM_MAX_BACKOFF_SECONDS, 30 * 2 ** max(0, attempts - 1))
+    return max(retry_at, now) if retry_at is not None else now + timedelta(seconds=delay)
+
+
+def _record_transient(link: ItsmLink, exc: TransientError, now: datetime) -> None:
+    attempts = link.attempts + 1
+    retry_at = _backoff(attempts, exc.retry_at, now)
+    ItsmLink.objects.filter(pk=link.pk).update(
+        status=ItsmLink.Status.PENDING,
+        lease_until=None,
+        attempts=attempts,
+        next_attempt_at=retry_at,
+        last_error=f"{exc.message} (attempt {attempts}; retrying at {retry_at:%Y-%m-%d %H:%M:%S} UTC)",
+        last_error_at=now,
+    )
+    logger.warning("ITSM link %s: %s; retrying at %s", link.pk, exc.message, retry_at)
+
+
+def _record_failed(link: ItsmLink, message: str, now: datetime) -> None:
+    with transaction.atomic():
+        updated = (
+            ItsmLink.objects.filter(pk=link.pk)
+            .exclude(status=ItsmLink.Status.FAILED)
+            .update(
+                status=ItsmLink.Status.FAILED,
+                lease_until=None,
+                attempts=F("attempts") + 1,
+                last_error=message,
+                last_error_at=now,
+                next_attempt_at=None,
+            )
+        )
+        if updated:
+            event_record(
+                link.incident,
+                IncidentEvent.Kind.ITSM_FAILED,
+                new=link.connection.name,
+                message=f"{link.connection.name}: {message}",
+            )
+    logger.warning("ITSM link %s failed: %s", link.pk, message)
+
+
+def _watermark(link: ItsmLink, started: datetime) -> tuple[int, datetime | None]:
+    """The newest event id seen, and when to look once more: while an event is younger than
+    ITSM_SETTLE_SECONDS, a transaction holding an earlier id may still commit."""
+    settled = started - timedelta(seconds=conf.ITSM_SETTLE_SECONDS)
+    events = IncidentEvent.objects.filter(incident_id=link.incident_id, pk__gt=link.event_watermark)
+    mark = events.aggregate(m=Max("pk"))["m"] or link.event_watermark
+    newest = events.filter(created_at__gte=settled).aggregate(c=Max("created_at"))["c"]
+    return mark, (newest + timedelta(seconds=conf.ITSM_SETTLE_SECONDS) if newest else None)
+
+
+def _log(link: ItsmLink, action: str, detail: str, *, remote_ref: str = "", **target: Any) -> None:
+    """A delivery row; for a reply or an event it is unique and a success replaces a retry."""
+    ok = {"action": action, "status": ItsmDelivery.Status.OK, "detail": detail, "remote_ref": remote_ref}
+    if not target or not ItsmDelivery.objects.filter(link=link, **target).update(**ok, attempts=F("attempts") + 1):
+        ItsmDelivery.objects.create(link=link, **target, **ok)
+
+
+def _log_error(link: ItsmLink, action: str, exc: Exception, **target: Any) -> None:
+    status = ItsmDelivery.Status.RETRYING if isinstance(exc, TransientError) else ItsmDelivery.Status.FAILED
+    detail = getattr(exc, "message", str(exc))
+    if target:
+        row, made = ItsmDelivery.objects.get_or_create(
+            link=link, **target, defaults={"action": action, "status": status, "detail": detail}
+        )
+        if not made:
+            ItsmDelivery.objects.filter(pk=row.pk).update(status=status, detail=detail, attempts=F("attempts") + 1)
+    else:
+        ItsmDelivery.objects.create(link=link, action=action, status=status, detail=detail)
+
+
+# -- push ------------------------------------------------------------------------------------------
+
+
+def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
+    """Bring the suite up to date with the incident: create the record if there is none yet,
+    send changed fields, then replies, follow-up posts (or, for webhooks, audit events) not yet
+    delivered. Returns None when another worker holds the link. Errors are recorded, not raised."""
+    now = timezone.now()
+    claimed = _claim(link, now)
+    if claimed is None:
+        return None
+    link = claimed
+    if link.status == ItsmLink.Status.FAILED:
+        ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
+        return link
+    adapter = adapter_for(link.connection)
+    # Taken before the work: events written while it runs stay past the watermark.
+    mark, recheck = _watermark(link, now)
+    try:
+        if not link.remote_id:
+            _create(link, adapter)
+        if adapter.delivers_events:
+            _deliver_events(link, adapter)
+        else:
+            _push_fields(link, adapter)
+            _push_comments(link, adapter)
+    except TransientError as exc:
+        _record_transient(link, exc, now)
+    except PermanentError as exc:
+        _record_failed(link, exc.message, now)
+    else:
+        ItsmLink.objects.filter(pk=link.pk).update(
+            status=ItsmLink.Status.OK,
+            lease_until=None,
+            attempts=0,
+            next_attempt_at=None,
+            recheck_at=recheck,
+            last_error="",
+            last_synced_at=timezone.now(),
+            event_watermark=mark,
+        )
+    link.refresh_from_db()
+    return link
+
+
+def _create(link: ItsmLink, adapter: ItsmAdapter) -> None:
+    fields = ticket_fields(link.incident)
+    try:
+        ticket = adapter.find(link.external_ref)
+        found = ticket is not None
+        if ticket is None:
+            ticket = adapter.create(fields, idempotency_key=str(link.idempotency_key))
+    except (TransientError, PermanentError) as exc:
+        _log_error(link, ItsmDelivery.Action.CREATE, exc)
+        raise
+    with transaction.atomic():
+        link.remote_id = ticket.remote_id
+        link.remote_key = ticket.key
+        link.remote_url = ticket.url
+        link.remote_status = ticket.status
+        link.remote_state = adapter.state_in(ticket.status) or ""
+        link.remote_updated_at = ticket.updated_at
+        # A record found by our reference may predate later changes here: push every field. A
+        # suite that cannot take a state on create gets it by the update that follows.
+        link.pushed = {} if found else fields.synced()
+        if link.remote_state == fields.state:
+            link.pushed["state"] = fields.state
+        else:
+            link.pushed.pop("state", None)
+        link.save(
+            update_fields=[
+                "remote_id",
+                "remote_key",
+                "remote_url",
+                "remote_status",
+                "remote_state",
+                "remote_updated_at",
+                "pushed",
+            ]
+        )
+        _log(
+            link,
+            ItsmDelivery.Action.CREATE,
+            f"found {ticket.key or ticket.remote_id} by {link.external_ref}"
+            if found
+            else f"created {ticket.key or ticket.remote_id}",
+            remote_ref=ticket.remote_id,
+        )
+        event_record(
+            link.incident,
+            IncidentEvent.Kind.ITSM_LINKED,
+            new=f"{link.connection.name} {ticket.key or ticket.remote_id}",
+            message=ticket.url,
+        )
+
+
+def _push_fields(link: ItsmLink, adapter: ItsmAdapter) -> None:
+    fields = ticket_fields(link.incident)
+    current = fields.synced()
+    changed = tuple(name for name in SYNCED_FIELDS if link.pushed.get(name, object()) != current[name])
+    if not changed:
+        return
+    try:
+        adapter.update(link.remote_id, fields, changed)
+    except (TransientError, PermanentError) as exc:
+        _log_error(link, ItsmDelivery.Action.UPDATE, exc)
+        raise
+    link.pushed = current
+    update_fields = ["pushed"]
+    if "state" in changed:
+        # What the suite will report back for the state we sent, so a pull does not see a change.
+        link.remote_state = adapter.state_in(adapter.state_out(fields.state)) or ""
+        update_fields.append("remote_state")
+    with transaction.atomic():
+        link.save(update_fields=update_fields)
+        _log(link, ItsmDelivery.Action.UPDATE, ", ".join(f"{n}={current[n]}" for n in changed))
+
+
+def _pending_replies(link: ItsmLink) -> QuerySet[Reply]:
+    delivered = ItsmDelivery.objects.filter(link=link, reply=OuterRef("pk"), status=ItsmDelivery.Status.OK)
+    return (
+        Reply.objects.filter(incident_id=link.incident_id, status=Reply.Status.SENT)
+        .exclude(Exists(delivered))
+        .select_related("post__author", "agent")
+        .order_by("sent_at", "pk")
+    )
+
+
+def _pending_posts(link: ItsmLink) -> QuerySet[IncidentEvent]:
+    """Posts linked after the first: the first is the record's description."""
+    delivered = ItsmDelivery.objects.filter(link=link, event=OuterRef("pk"), status=ItsmDelivery.Status.OK)
+    linked = IncidentEvent.objects.filter(incident_id=link.incident_id, kind=IncidentEvent.Kind.POST_LINKED)
+    first = linked.order_by("pk").values_list("pk", flat=True).first() or 0
+    return linked.filter(pk__gt=first).exclude(Exists(delivered)).order_by("pk")
+
+
+def reply_comment(reply: Reply) -> tuple[str, bool]:
+    """The comment for a sent reply and whether it is public: direct messages stay internal."""
+    who = reply.post.author.handle or reply.post.author.name
+    network = reply.post.get_network_display()
+    agent = reply.agent.get_username() if reply.agent else "an agent"
+    if reply.visibility == Reply.Visibility.PUBLIC:
+        return f"Public reply by {agent} to {who} on {network}:\n\n{reply.text}", True
+    return f"Direct message by {agent} to {who} on {network} (private; internal note):\n\n{reply.text}", False
+
+
+def post_comment(post: Post) -> str:
+    who = post.author.handle or post.author.name
+    return f"New post from {who} on {post.get_network_display()}:\n\n{post.text}\n\n{post.url}".strip()
+
+
+def _push_comments(link: ItsmLink, adapter: ItsmAdapter) -> None:
+    outgoing: list[tuple[datetime, str, bool, dict[str, Any]]] = []
+    for reply in _pending_replies(link)[:BATCH]:
+        text, public = reply_comment(reply)
+        outgoing.append((reply.sent_at or reply.created_at, text, public, {"reply": reply}))
+    events = list(_pending_posts(link)[:BATCH])
+    posts = _linked_posts(events)
+    for event in events:
+        post = posts.get(event.new_value)
+        text = post_comment(post) if post else f"New post linked:\n\n{event.message}"
+        outgoing.append((event.created_at, text, False, {"event": event}))
+    outgoing.sort(key=lambda item: item[0])
+    for _, text, public, target in outgoing:
+        try:
+            remote_ref = adapter.comment(link.remote_id, text, public=public)
+        except (TransientError, PermanentError) as exc:
+            _log_error(link, ItsmDelivery.Action.COMMENT, exc, **target)
+            raise
+        _log(link, ItsmDelivery.Action.COMMENT, text[:500], remote_ref=remote_ref, **target)
+
+
+def _linked_posts(events: list[IncidentEvent]) -> dict[str, Post]:
+    keys = [e.new_value.partition(":") for e in events]
+    if not keys:
+        return {}
+    posts = Post.objects.filter(
+        network__in={n for n, _, _ in keys}, external_id__in={i for _, _, i in keys}
+    ).select_related("author")
+    return {f"{p.network}:{p.external_id}": p for p in posts}
+
+
+def _deliver_events(link: ItsmLink, adapter: ItsmAdapter) -> None:
+    delivered = ItsmDelivery.objects.filter(link=link, event=OuterRef("pk"), status=ItsmDelivery.Status.OK)
+    events = (
+        IncidentEvent.objects.filter(incident_id=link.incident_id)
+        .exclude(Exists(delivered))
+        .select_related("actor")
+        .order_by("pk")[:BATCH]
+    )
+    for event in events:
+        key = f"{link.connection.slug}:{event.pk}"
+        try:
+            remote_ref = adapter.deliver(event_payload(event, link.incident), idempotency_key=key)
+        except (TransientError, PermanentError) as exc:
+            _log_error(link, ItsmDelivery.Action.EVENT, exc, event=event)
+            raise
+        _log(link, ItsmDelivery.Action.EVENT, f"{event.kind} as {key}", remote_ref=remote_ref, event=event)
+
+
+# -- pull ------------------------------------------------------------------------------------------
+
+
+def itsm_link_pull(*, link: ItsmLink) -> ItsmLink | None:
+    """Read the record back from the suite and apply its state by the conflict rule (module
+    docstring). Returns None when another worker holds the link. Errors are recorded, not raised."""
+    now = timezone.now()
+    claimed = _claim(link, now)
+    if claimed is None:
+        return None
+    link = claimed
+    adapter = adapter_for(link.connection)
+    if not link.remote_id or link.status == ItsmLink.Status.FAILED or not adapter.can_pull:
+        ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
+        return link
+    try:
+        ticket = adapter.fetch(link.remote_id)
+    except TransientError as exc:
+        _record_transient(link, exc, now)
+    except PermanentError as exc:
+        _record_failed(link, exc.message, now)
+    else:
+        _apply_remote(link, adapter, ticket)
+        ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
+    link.refresh_from_db()
+    return link
+
+
+def _apply_remote(link: ItsmLink, adapter: ItsmAdapter, ticket: ExternalTicket) -> None:
+    remote = adapter.state_in(ticket.status)
+    now = timezone.now()
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=link.incident_id)
+        link.remote_status = ticket.status
+        link.remote_updated_at = ticket.updated_at or link.remote_updated_at
+        link.last_pulled_at = now
+        update_fields = ["remote_status", "remote_updated_at", "last_pulled_at"]
+        if remote is not None and remote != link.remote_state:
+            source = f"{link.connection.name} {link.remote_key or link.remote_id} is {ticket.status}"
+            local_changed = incident.state != link.pushed.get("state")
+            suite_wins = not local_changed or remote in FINAL_REMOTE
+            if local_changed and incident.state != remote:
+                event_record(
+                    incident,
+                    IncidentEvent.Kind.ITSM_CONFLICT,
+                    field="state",
+                    old=incident.state,
+                    new=remote,
+                    message=f"{source}; both sides changed the state: "
+                    + ("the suite's resolution wins." if suite_wins else "SocialITSM's state wins and is sent back."),
+                )
+            if suite_wins and incident.state != remote:
+                _state_apply(incident, remote, source)
+            if suite_wins:
+                link.pushed = {**link.pushed, "state": incident.state}
+                update_fields.append("pushed")
+            link.remote_state = remote
+            update_fields.append("remote_state")
+        link.save(update_fields=update_fields)
+
+
+def _state_apply(incident: Incident, target: str, source: str) -> None:
+    path = _state_path(incident.state, target)
+    if path is None:
+        event_record(
+            incident,
+            IncidentEvent.Kind.ITSM_CONFLICT,
+            field="state",
+            old=incident.state,
+            new=target,
+            message=f"{source}; an incident cannot move from {incident.get_state_display()} "
+            f"to {Incident.State(target).label}, so it stays.",
+        )
+        return
+    for state in path:
+        updated = incident_update(incident=incident, actor=None, message=f"from {source}", state=state)
+        incident.state = updated.state
+
+
+def _state_path(old: str, new: str) -> list[str] | None:
+    """The moves that take an incident from `old` to `new`: direct, or by way of resolved
+    (a suite may close what we never resolved)."""
+    if new in TRANSITIONS[old]:
+        return [new]
+    if Incident.State.RESOLVED in TRANSITIONS[old] and new in TRANSITIONS[Incident.State.RESOLVED]:
+        return [Incident.State.RESOLVED, new]
+    return None
+
+
+def itsm_connection_poll(*, connection: ItsmConnection) -> dict[str, int]:
+    """Queue a pull of every linked incident still worth watching (open or resolved), least
+    recently pulled first, one task each so a slow suite does not hold one worker for all of
+    them; then schedule the next poll."""
+    now = timezone.now()
+    link_ids: list[int] = []
+    if adapter_for(connection).can_pull:
+        link_ids = list(
+            ItsmLink.objects.active()
+            .filter(connection=connection, incident__state__in=PULLED_STATES)
+            .exclude(remote_id="")
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by(F("last_pulled_at").asc(nulls_first=True), "pk")
+            .values_list("pk", flat=True)[:BATCH]
+        )
+    ItsmConnection.objects.filter(pk=connection.pk).update(
+        last_polled_at=now, next_poll_at=now + timedelta(seconds=connection.poll_interval)
+    )
+    for link_id in link_ids:
+        _enqueue_pull(link_id)
+    return {"pulled": len(link_ids)}
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def itsm_link_retry(*, link: ItsmLink) -> bool:
+    """Try a failed link again now (or a link waiting out a backoff). Returns False when the link
+    is in sync and there is nothing to retry."""
+    updated = (
+        ItsmLink.objects.filter(pk=link.pk)
+        .filter(~Q(status=ItsmLink.Status.OK) | Q(next_attempt_at__gt=timezone.now()))
+        .update(status=ItsmLink.Status.PENDING, attempts=0, next_attempt_at=None, lease_until=None)
+    )
+    if not updated:
+        return False
+    ItsmDelivery.objects.filter(link=link, status=ItsmDelivery.Status.FAILED).update(
+        status=ItsmDelivery.Status.RETRYING
+    )
+    transaction.on_commit(lambda: _enqueue_sync(link.pk), robust=True)
+    return True
+
+
+def itsm_link_retry_for_agent(*, link: ItsmLink) -> ItsmLink:
+    """The agent's retry button: refuses, with a reason, when there is nothing to retry."""
+    if not itsm_link_retry(link=link):
+        raise ApplicationError(f"the link to {link.connection.name} is in sync; there is nothing to retry")
+    link.refresh_from_db()
+    return link
+
+
+def itsm_webhook_receive(*, connection: ItsmConnection, remote_id: str) -> ItsmLink | None:
+    """A suite told us a record changed: pull it (the payload only names the record; its state
+    is read from the suite). Returns None when no incident is linked to that record."""
+    link = ItsmLink.objects.filter(connection=connection, remote_id=remote_id).first()
+    if link is None:
+        return None
+    transaction.on_commit(lambda: _enqueue_pull(link.pk), robust=True)
+    return link
+
+
+def _enqueue_sync(link_id: int) -> None:
+    from socialitsm.tasks import itsm_link_sync_task
+
+    itsm_link_sync_task.delay(link_id)
+
+
+def _enqueue_pull(link_id: int) -> None:
+    from socialitsm.tasks import itsm_link_pull_task
+
+    itsm_link_pull_task.delay(link_id)

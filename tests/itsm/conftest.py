@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import responses
+import time_machine
+from django.contrib.auth.models import Group
+
+from socialitsm.models import ItsmConnection, ItsmLink
+
+from ..factories import IncidentFactory
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+DESCRIPTION = "@maria on Replay at 2026-11-26 08:00 UTC:\n\nVPN down again, third time this week"
+
+
+@pytest.fixture
+def suite_settings(settings):
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com names are not resolved in the sandbox
+    settings.SOCIALITSM_SITE_URL = "https://social.example.com"
+    return settings
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def http_mock():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def incident(db):
+    return IncidentFactory(
+        number="INC0001001",
+        short_description="VPN down again",
+        description=DESCRIPTION,
+        impact=2,
+        urgency=1,
+        assignment_group=Group.objects.create(name="Network"),
+    )
+
+
+def make_link(connection: ItsmConnection, incident) -> ItsmLink:
+    return ItsmLink.objects.create(
+        connection=connection, incident=incident, external_ref=f"socialitsm:{incident.number}"
+    )
+
+
+def body(call) -> dict:
+    return json.loads(call.request.body)
