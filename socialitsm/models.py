@@ -76,6 +76,8 @@ class Channel(models.Model):
     cost_used = models.DecimalField(
         max_digits=12, decimal_places=4, default=0, help_text="Pay-per-use cost so far (X), in the network's currency."
     )
+    # Where the streaming connection left off (Jetstream time_us, ...); saved with its posts.
+    stream_cursor = models.JSONField(blank=True, default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -282,6 +284,9 @@ class Post(models.Model):
     reasons = models.JSONField(blank=True, default=list)
     triage_state = models.CharField(max_length=16, choices=Triage.choices, default=Triage.PENDING)
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts")
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When we saw the author delete it upstream; text and payload are redacted."
+    )
 
     objects = PostQuerySet.as_manager()
 
@@ -375,6 +380,7 @@ class IncidentEvent(models.Model):
         REPLY_FAILED = "reply_failed", "Reply failed"
         FIRST_RESPONSE = "first_response", "First response"
         PROMOTED = "promoted", "Post promoted"
+        POST_DELETED = "post_deleted", "Post deleted by its author"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -14,9 +14,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from socialitsm.connectors import InboundPost, Quota, connector_for
-from socialitsm.connectors.base import Cursor
+from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Author, Channel, Post, WatchRule
+from socialitsm.models import Author, Channel, IncidentEvent, Post, Reply, WatchRule
+
+from .incidents import event_build
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,13 @@ class IngestResult:
     created: int = 0
     duplicates: int = 0
     pending_ids: list[int] = field(default_factory=list)
+    # Posts by our own account or that are our own sent replies: never stored as complaints.
+    own: int = 0
+    # Deletions seen upstream that redacted a stored post (deletions of unknown posts are no-ops).
+    redacted: int = 0
+
+
+REDACTED_TEXT = "[deleted by the author]"
 
 
 def posts_enqueue_processing(post_ids: list[int]) -> None:
@@ -44,24 +53,35 @@ def posts_ingest(
     posts: Sequence[InboundPost],
     rule: WatchRule | None = None,
     cursor: Cursor | None = None,
+    stream_cursor: Cursor | None = None,
     process: bool = True,
 ) -> IngestResult:
-    """Store `posts` for `channel`, ignoring ones already stored, and save `rule`'s cursor in
-    the same transaction, so a crash replays posts and never skips them. New posts are handed
-    to classification after commit."""
+    """Store `posts` for `channel`, ignoring ones already stored, and save `rule`'s cursor (or
+    the channel's `stream_cursor`) in the same transaction, so a crash replays posts and never
+    skips them. Deletion markers redact our copy; our own posts and sent replies are skipped.
+    New posts are handed to classification after commit."""
     unique: dict[str, InboundPost] = {}
+    deletions: set[str] = set()
     for post in posts:
-        unique.setdefault(post.external_id, post)
+        if post.deleted:
+            deletions.add(post.external_id)
+        else:
+            unique.setdefault(post.external_id, post)
     result = IngestResult(received=len(posts))
     network = channel.network
     with transaction.atomic():
         if unique:
+            own = _own_posts(network, list(unique.values()))
+            result.own = len(own)
             existing = set(
                 Post.objects.filter(network=network, external_id__in=list(unique)).values_list("external_id", flat=True)
             )
             # Rows are written in key order: two overlapping batches then lock rows in the same
             # order and wait for each other instead of deadlocking.
-            fresh = sorted((p for p in unique.values() if p.external_id not in existing), key=lambda p: p.external_id)
+            fresh = sorted(
+                (p for p in unique.values() if p.external_id not in existing and p.external_id not in own),
+                key=lambda p: p.external_id,
+            )
             authors = _authors_upsert(network, fresh)
             Post.objects.bulk_create(
                 [
@@ -94,16 +114,66 @@ def posts_ingest(
             )
             if fresh:
                 Channel.objects.filter(pk=channel.pk).update(last_event_at=timezone.now())
-        result.duplicates = result.received - result.created
+        if deletions:
+            result.redacted = posts_redact(network=network, external_ids=sorted(deletions))
+        result.duplicates = result.received - result.created - result.own - sum(p.deleted for p in posts)
         if rule is not None and cursor is not None:
             WatchRule.objects.filter(pk=rule.pk).update(cursor=cursor)
             rule.cursor = cursor
+        if stream_cursor is not None:
+            Channel.objects.filter(pk=channel.pk).update(stream_cursor=stream_cursor)
+            channel.stream_cursor = stream_cursor
         if process and result.pending_ids:
             ids = list(result.pending_ids)
             # Robust: a broker that is down must not turn stored posts into an error for the
             # sender; the recovery sweep hands pending posts to the workers later.
             transaction.on_commit(lambda: posts_enqueue_processing(ids), robust=True)
     return result
+
+
+def _own_posts(network: str, posts: Sequence[InboundPost]) -> set[str]:
+    """External ids among `posts` that we wrote: by one of our accounts on this network, or
+    one of the replies we sent (the account id may be unknown if the channel was never verified)."""
+    accounts = {
+        str(config[OWN_ACCOUNT_KEY])
+        for config in Channel.objects.filter(network=network).values_list("config", flat=True)
+        if isinstance(config, dict) and config.get(OWN_ACCOUNT_KEY)
+    }
+    own = {p.external_id for p in posts if p.author.external_id in accounts}
+    sent = Reply.objects.filter(channel__network=network, external_id__in=[p.external_id for p in posts])
+    own.update(sent.values_list("external_id", flat=True))
+    return own
+
+
+def posts_redact(*, network: str, external_ids: Sequence[str]) -> int:
+    """Redact our copies of posts their authors deleted: the text is replaced and the payload
+    dropped, while the row and its incident link stay for the record. A post still waiting
+    for classification is set aside. Idempotent; unknown ids are ignored. Returns posts redacted."""
+    now = timezone.now()
+    targets = list(
+        Post.objects.select_for_update()
+        .filter(network=network, external_id__in=list(external_ids), deleted_at__isnull=True)
+        .order_by("external_id")
+        .select_related("incident")
+    )
+    if not targets:
+        return 0
+    ids = [p.pk for p in targets]
+    Post.objects.filter(pk__in=ids).update(text=REDACTED_TEXT, raw={}, deleted_at=now)
+    Post.objects.filter(pk__in=ids, triage_state=Post.Triage.PENDING).update(triage_state=Post.Triage.IGNORED)
+    IncidentEvent.objects.bulk_create(
+        [
+            event_build(
+                post.incident,
+                IncidentEvent.Kind.POST_DELETED,
+                old=f"{post.network}:{post.external_id}",
+                message="The author deleted this post; our copy was redacted.",
+            )
+            for post in targets
+            if post.incident is not None
+        ]
+    )
+    return len(targets)
 
 
 def _authors_upsert(network: str, posts: Sequence[InboundPost]) -> dict[str, int]:
