@@ -43,6 +43,9 @@ class InboundPost:
     # True for a deletion seen upstream: only external_id matters, and our copy gets redacted.
     deleted: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
+    # From `stream()`: the WatchRule whose subscription heard the post (search() passes its
+    # rule to ingest instead). None leaves it to the rule ingest was given, if any.
+    rule_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .base import Connector, Cursor, InboundPost, Limits
+from .base import Connector, Cursor, InboundPost, Limits, StreamMark
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -25,6 +26,10 @@ class FakeNetwork:
         self.max_reply_chars = 500
         # Each search reports this allowance, as a network's rate-limit headers would.
         self.quota: dict = {}
+        # One list per stream connection: posts, marks, or an exception that drops it.
+        self.streams: list[list[InboundPost | StreamMark | Exception]] = []
+        self.stream_resumed_from: list[Cursor] = []
+        self.streams_exhausted = threading.Event()
 
 
 network = FakeNetwork()
@@ -41,6 +46,22 @@ class FakeConnector(Connector):
         posts = network.inbox[self.channel.slug]
         start = int(cursor.get("offset", 0))
         return posts[start:], {"offset": len(posts)}
+
+    def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
+        """Plays the next scripted connection; the cursor counts items since the first one."""
+        self._position = int(self.channel.stream_cursor.get("seen", 0))
+        network.stream_resumed_from.append(dict(self.channel.stream_cursor))
+        if not network.streams:
+            network.streams_exhausted.set()
+            return
+        for item in network.streams.pop(0):
+            if isinstance(item, Exception):
+                raise item
+            self._position += 1
+            yield item
+
+    def stream_cursor(self) -> Cursor:
+        return {"seen": self._position}
 
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         if network.errors:

@@ -83,13 +83,16 @@ def posts_ingest(
                 key=lambda p: p.external_id,
             )
             authors = _authors_upsert(network, fresh)
+            # A stream names the rule that heard a post; one deleted meanwhile is forgotten.
+            named = {p.rule_id for p in fresh if p.rule_id}
+            live_rules = set(channel.rules.filter(pk__in=named).values_list("pk", flat=True)) if named else set()
             Post.objects.bulk_create(
                 [
                     Post(
                         network=network,
                         external_id=p.external_id,
                         channel=channel,
-                        rule=rule,
+                        rule_id=p.rule_id if p.rule_id in live_rules else (rule.pk if rule else None),
                         author_id=authors[p.author.external_id],
                         text=p.text,
                         raw=p.raw,

@@ -1,0 +1,253 @@
+"""Streaming: hold one connection per streaming channel, store what it pushes, save its cursor.
+
+`manage.py socialitsm_stream` runs `streams_run`: a thread per channel whose listen mode is
+"stream". Each thread connects through `Connector.stream`, stores posts in small batches with the
+stream cursor in the same transaction, reconnects with exponential backoff (or at the rate
+limit's reset) when the connection drops, and polls the channel's rules while it is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from socialitsm.connectors import InboundPost, StreamMark, connector_for
+from socialitsm.connectors.base import Connector, Cursor
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.models import Channel
+
+from .ingest import channel_poll, channel_quota_record, posts_ingest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    batch_size: int = 100
+    # A post waits at most this long in a batch before it is stored.
+    flush_seconds: float = 1.0
+    backoff_min: float = 1.0
+    backoff_max: float = 300.0
+    # After refused credentials, look again this much later (someone may fix the channel).
+    permanent_wait: float = 300.0
+    # Seconds between looks for channels added, changed or disabled.
+    rescan_seconds: float = 30.0
+
+
+_END = object()
+
+
+class ChannelStreamer:
+    """Keeps one channel's stream connected until `stop` is set or the channel stops streaming.
+
+    The network is read in a helper thread; this one stores, so a slow database never stalls
+    the socket and a quiet stream still gets its partial batch stored within `flush_seconds`."""
+
+    def __init__(
+        self,
+        channel_id: int,
+        stop: threading.Event,
+        settings: StreamSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = timezone.now,
+    ) -> None:
+        self.channel_id = channel_id
+        self.stop = stop
+        self.settings = settings or StreamSettings()
+        self.clock = clock
+        self.connections = 0
+        self.failures = 0
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                channel = self._channel()
+                if channel is None:
+                    logger.info("channel %s no longer streams; its streamer stops", self.channel_id)
+                    return
+                self._connect_once(channel)
+        finally:
+            connection.close()
+
+    def _channel(self) -> Channel | None:
+        close_old_connections()
+        return Channel.objects.filter(pk=self.channel_id, enabled=True, listen_mode=Channel.ListenMode.STREAM).first()
+
+    def _connect_once(self, channel: Channel) -> None:
+        connector = connector_for(channel)
+        rules = list(channel.rules.filter(enabled=True))
+        self.connections += 1
+        error: Exception
+        try:
+            if self._consume(channel, connector, rules):
+                self.failures = 0
+            error = TransientError("the stream closed")
+        except (TransientError, PermanentError) as exc:
+            error = exc
+        except Exception as exc:  # a connector bug must not kill the other channels' streams
+            logger.exception("stream of channel %s crashed", channel.slug)
+            error = TransientError(f"stream crashed: {exc!r}")
+        finally:
+            channel_quota_record(channel=channel, quota=connector.quota)
+        if self.stop.is_set():
+            return
+        self.failures += 1
+        self._down(channel, error)
+
+    def _consume(self, channel: Channel, connector: Connector, rules: list) -> bool:
+        """Store what the stream yields until it ends; returns whether anything came."""
+        items: queue.Queue[tuple[Any, Cursor | None]] = queue.Queue(maxsize=10 * self.settings.batch_size)
+        reader = threading.Thread(
+            target=self._read, args=(connector, rules, items), name=f"stream-read-{channel.slug}", daemon=True
+        )
+        reader.start()
+        pending: list[InboundPost] = []
+        cursor: Cursor | None = None
+        first_pending_at = 0.0
+        received = False
+        try:
+            while True:
+                try:
+                    item, item_cursor = items.get(timeout=self.settings.flush_seconds)
+                except queue.Empty:
+                    item, item_cursor = None, None
+                if item is _END:
+                    self._flush(channel, pending, cursor)
+                    if isinstance(item_cursor, Exception):
+                        raise item_cursor
+                    return received
+                if item is not None:
+                    if not received:
+                        received = True
+                        _channel_stream_up(channel)
+                    cursor = item_cursor
+                    if isinstance(item, InboundPost):
+                        if not pending:
+                            first_pending_at = time.monotonic()
+                        pending.append(item)
+                full = len(pending) >= self.settings.batch_size
+                due = bool(pending) and time.monotonic() - first_pending_at >= self.settings.flush_seconds
+                idle = item is None or isinstance(item, StreamMark)
+                if full or due or (idle and (pending or cursor is not None)) or self.stop.is_set():
+                    self._flush(channel, pending, cursor)
+                    pending, cursor = [], None
+                if self.stop.is_set():
+                    return received
+        finally:
+            # The reader notices the stop at its next item (connectors yield a mark every few
+            # seconds); it is a daemon, so a socket stuck in a read cannot hold the process.
+            reader.join(timeout=self.settings.flush_seconds)
+
+    def _read(self, connector: Connector, rules: list, items: queue.Queue) -> None:
+        stream = connector.stream(rules)
+        ending: Exception | None = None
+        try:
+            for item in stream:
+                items.put((item, connector.stream_cursor()))
+                if self.stop.is_set():
+                    break
+        except Exception as exc:
+            ending = exc
+        finally:
+            stream_close = getattr(stream, "close", None)
+            if stream_close is not None:
+                stream_close()
+            items.put((_END, ending))
+
+    def _flush(self, channel: Channel, posts: list[InboundPost], cursor: Cursor | None) -> None:
+        if not posts and cursor is None:
+            return
+        close_old_connections()
+        posts_ingest(channel=channel, posts=posts, stream_cursor=cursor)
+
+    def _down(self, channel: Channel, error: Exception) -> None:
+        """Record why the stream is down, then poll the channel's rules until it is time to
+        reconnect: at a rate limit's reset, else after exponential backoff with jitter."""
+        permanent = isinstance(error, PermanentError)
+        retry_at = error.retry_at if isinstance(error, TransientError) else None
+        message = getattr(error, "message", str(error))
+        logger.warning("stream of channel %s is down: %s", channel.slug, message)
+        _channel_stream_down(channel, message, permanent=permanent, retry_at=retry_at, now=self.clock())
+        if permanent:
+            delay = self.settings.permanent_wait
+        elif retry_at is not None:
+            delay = max(0.0, (retry_at - self.clock()).total_seconds())
+        else:
+            ceiling = min(self.settings.backoff_max, self.settings.backoff_min * 2 ** (self.failures - 1))
+            delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+        self._wait_polling(channel, delay, poll=not permanent)
+
+    def _wait_polling(self, channel: Channel, delay: float, *, poll: bool) -> None:
+        deadline = time.monotonic() + delay
+        next_poll = time.monotonic() + min(delay, float(channel.poll_interval))
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            if poll and now >= next_poll:
+                # Polling fills the gap while the stream is down; ingest dedupes the overlap.
+                close_old_connections()
+                fresh = Channel.objects.filter(pk=channel.pk).first()
+                if fresh is None:
+                    return
+                channel_poll(channel=fresh)
+                next_poll = time.monotonic() + channel.poll_interval
+            self.stop.wait(max(0.0, min(deadline, next_poll if poll else deadline) - time.monotonic()))
+
+
+def _channel_stream_up(channel: Channel) -> None:
+    Channel.objects.filter(pk=channel.pk).update(health=Channel.Health.OK, last_error="", rate_limited_until=None)
+
+
+def _channel_stream_down(
+    channel: Channel, message: str, *, permanent: bool, retry_at: datetime | None, now: datetime
+) -> None:
+    changes: dict[str, Any] = {
+        "last_error": f"stream: {message}",
+        "last_error_at": now,
+        "health": Channel.Health.FAILING if permanent else Channel.Health.DEGRADED,
+    }
+    if retry_at is not None and retry_at > now:
+        changes["rate_limited_until"] = retry_at
+    Channel.objects.filter(pk=channel.pk).update(**changes)
+
+
+def streaming_channels(slugs: Iterable[str] = ()) -> list[int]:
+    channels = Channel.objects.filter(enabled=True, listen_mode=Channel.ListenMode.STREAM)
+    if slugs:
+        channels = channels.filter(slug__in=list(slugs))
+    return list(channels.order_by("pk").values_list("pk", flat=True))
+
+
+def streams_run(*, stop: threading.Event, slugs: Iterable[str] = (), settings: StreamSettings | None = None) -> None:
+    """Run a streamer thread per streaming channel until `stop` is set; channels that start
+    streaming later are picked up at the next rescan, ones that stop end their thread."""
+    settings = settings or StreamSettings()
+    wanted = list(slugs)
+    threads: dict[int, threading.Thread] = {}
+    try:
+        while not stop.is_set():
+            close_old_connections()
+            for channel_id in streaming_channels(wanted):
+                thread = threads.get(channel_id)
+                if thread is None or not thread.is_alive():
+                    streamer = ChannelStreamer(channel_id, stop, settings)
+                    thread = threading.Thread(target=streamer.run, name=f"stream-{channel_id}", daemon=True)
+                    threads[channel_id] = thread
+                    thread.start()
+            stop.wait(settings.rescan_seconds)
+    finally:
+        stop.set()
+        for thread in threads.values():
+            thread.join(timeout=settings.flush_seconds + 5)
+        connection.close()
