@@ -25,6 +25,13 @@ DEFAULTS: dict[str, Any] = {
     # Outbound URLs to private, loopback or link-local addresses are refused unless this is set.
     "ALLOW_PRIVATE_URLS": False,
     "DEMO": False,
+    # Channel health: a channel that stored at least QUIET_BUSY_POSTS posts in the last
+    # QUIET_WINDOW_HOURS is "busy"; it is flagged quiet once nothing came for QUIET_GAPS times
+    # its usual gap between posts (and at least QUIET_MIN_MINUTES).
+    "QUIET_WINDOW_HOURS": 168,
+    "QUIET_BUSY_POSTS": 50,
+    "QUIET_GAPS": 10,
+    "QUIET_MIN_MINUTES": 30,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -11,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .conf import conf
 from .crypto import EncryptedJSONField
 
 
@@ -85,6 +87,16 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_network_display()})"
+
+    def is_quiet(self, *, recent_posts: int, now: datetime) -> bool:
+        """A busy channel that has gone silent for far longer than its usual gap between posts:
+        a broken stream, revoked access or a changed API rather than a calm day.
+        `recent_posts` counts posts stored in the last QUIET_WINDOW_HOURS (see `channel_list`)."""
+        if recent_posts < conf.QUIET_BUSY_POSTS or self.last_event_at is None:
+            return False
+        usual_gap = timedelta(hours=conf.QUIET_WINDOW_HOURS) / recent_posts
+        allowed = max(usual_gap * conf.QUIET_GAPS, timedelta(minutes=conf.QUIET_MIN_MINUTES))
+        return now - self.last_event_at > allowed
 
 
 class WatchRule(models.Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -15,7 +16,8 @@ from rest_framework.settings import api_settings
 from rest_framework.viewsets import GenericViewSet
 
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
+from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, Service
+from socialitsm.selectors import channel_list
 from socialitsm.services import incidents, replies, routing
 
 from . import serializers as s
@@ -233,3 +235,19 @@ class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 
     def get_queryset(self) -> QuerySet[Service]:
         return Service.objects.filter(active=True).select_related("owner_group").order_by("name")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Channels and their health: last event, last error, quota, quiet flag"),
+    retrieve=extend_schema(summary="One channel by slug"),
+)
+class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.ChannelSerializer
+    lookup_field = "slug"
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[Channel]:
+        return channel_list().order_by("name", "pk")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "now": timezone.now()}

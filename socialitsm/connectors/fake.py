@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .base import Connector, Cursor, InboundPost, Limits, StreamMark
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -30,6 +30,8 @@ class FakeNetwork:
         self.streams: list[list[InboundPost | StreamMark | Exception]] = []
         self.stream_resumed_from: list[Cursor] = []
         self.streams_exhausted = threading.Event()
+        # What verify() learns: the account's handle and id.
+        self.account = ("@ITSupport", "fake-account-1")
 
 
 network = FakeNetwork()
@@ -46,6 +48,13 @@ class FakeConnector(Connector):
         posts = network.inbox[self.channel.slug]
         start = int(cursor.get("offset", 0))
         return posts[start:], {"offset": len(posts)}
+
+    def verify(self) -> str:
+        if network.errors:
+            raise network.errors.pop(0)
+        handle, account_id = network.account
+        self.channel.config[OWN_ACCOUNT_KEY] = account_id
+        return handle
 
     def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
         """Plays the next scripted connection; the cursor counts items since the first one."""

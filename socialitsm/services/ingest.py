@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from socialitsm.connectors import InboundPost, Quota, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor
-from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.models import Author, Channel, IncidentEvent, Post, Reply, WatchRule
 
 from .incidents import event_build
@@ -227,11 +227,8 @@ def channel_poll(*, channel: Channel) -> int:
         for rule in channel.rules.filter(enabled=True):
             posts, cursor = connector.search(rule, rule.cursor)
             created += posts_ingest(channel=channel, posts=posts, rule=rule, cursor=cursor).created
-    except TransientError as exc:
-        _channel_record_error(channel, exc.message, Channel.Health.DEGRADED, exc.retry_at)
-        return created
-    except PermanentError as exc:
-        _channel_record_error(channel, exc.message, Channel.Health.FAILING, None)
+    except (TransientError, PermanentError) as exc:
+        channel_error_record(channel=channel, error=exc)
         return created
     finally:
         channel_quota_record(channel=channel, quota=connector.quota)
@@ -258,10 +255,14 @@ def channel_quota_record(*, channel: Channel, quota: Quota) -> None:
     Channel.objects.filter(pk=channel.pk).update(**changes)
 
 
-def _channel_record_error(channel: Channel, message: str, health: str, retry_at) -> None:
-    logger.warning("poll of channel %s failed: %s", channel.slug, message)
+def channel_error_record(*, channel: Channel, error: ExternalError) -> None:
+    """Show on the channel why its last call failed; a rate limit also holds its next poll."""
+    logger.warning("call to channel %s failed: %s", channel.slug, error.message)
     now = timezone.now()
-    changes = {"last_polled_at": now, "last_error": message, "last_error_at": now, "health": health}
+    transient = isinstance(error, TransientError)
+    health = Channel.Health.DEGRADED if transient else Channel.Health.FAILING
+    retry_at = error.retry_at if isinstance(error, TransientError) else None
+    changes = {"last_polled_at": now, "last_error": error.message, "last_error_at": now, "health": health}
     if retry_at is not None and retry_at > now:
         changes.update(rate_limited_until=retry_at, next_poll_at=retry_at)
     Channel.objects.filter(pk=channel.pk).update(**changes)
