@@ -24,6 +24,9 @@ class FakeNetwork:
         self.sent: list[dict] = []
         self.errors: list[Exception] = []
         self.max_reply_chars = 500
+        self.reply_unit = "characters"
+        # visibility -> why the network would refuse that kind of reply
+        self.refusals: dict[str, str] = {}
         # Each search reports this allowance, as a network's rate-limit headers would.
         self.quota: dict = {}
         # One list per stream connection: posts, marks, or an exception that drops it.
@@ -82,4 +85,7 @@ class FakeConnector(Connector):
         return reply_id
 
     def limits(self) -> Limits:
-        return Limits(max_reply_chars=network.max_reply_chars)
+        return Limits(max_reply_chars=network.max_reply_chars, unit=network.reply_unit)
+
+    def reply_refusal(self, post: Post, visibility: str) -> str:
+        return network.refusals.get(visibility, "")
