@@ -71,6 +71,9 @@ EXPANSIONS = "author_id,referenced_tweets.id"
 USER_FIELDS = "username,name"
 DM_FIELDS = "id,text,event_type,created_at,sender_id,dm_conversation_id"
 PAGE_SIZE = 100
+# Pay-per-use search and stream rules take queries of up to 512 characters (Enterprise: more; the
+# channel's config["max_query_length"] raises it).
+MAX_QUERY_LENGTH = 512
 # Recent search reaches back 7 days; an older since_id is refused, so we start from the edge.
 SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=5)
 SNOWFLAKE_EPOCH_MS = 1288834974657
@@ -548,7 +551,13 @@ class XConnector(Connector):
         parts.append("-is:retweet")
         if self.username:
             parts.append(f"-from:{self.username}")
-        return " ".join(parts)
+        query = " ".join(parts)
+        limit = int(self.channel.config.get("max_query_length") or MAX_QUERY_LENGTH)
+        if len(query) > limit:
+            raise PermanentError(
+                f"watch rule {rule.name!r} makes an X query of {len(query)} characters; the limit is {limit}"
+            )
+        return query
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
         from socialitsm.models import WatchRule

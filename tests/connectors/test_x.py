@@ -557,3 +557,12 @@ def test_rule_query_carries_hashtags_and_languages(channel):
     assert XConnector(channel).rule_query(rule) == (
         "(#acmedown OR #vpnfail) (lang:en OR lang:de) -is:retweet -from:AcmeSupport"
     )
+
+
+def test_a_query_longer_than_the_access_level_allows_is_refused_before_calling(channel):
+    rule = WatchRuleFactory.build(channel=channel, name="Too long", query=" OR ".join(["outage"] * 50))
+    with pytest.raises(PermanentError) as refused:
+        XConnector(channel).rule_query(rule)
+    assert refused.value.message == "watch rule 'Too long' makes an X query of 526 characters; the limit is 512"
+    channel.config["max_query_length"] = 1024
+    assert len(XConnector(channel).rule_query(rule)) == 526
