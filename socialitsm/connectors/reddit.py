@@ -381,7 +381,8 @@ class RedditConnector(Connector):
                 f"Reddit rate limit reached on {what}; wait for the reset", status=429, retry_at=reset
             )
         if status >= 500:
-            return TransientError(f"Reddit is failing (HTTP {status}) on {what}", status=status)
+            retry_at = getattr(exc, "retry_at", None)
+            return TransientError(f"Reddit is failing (HTTP {status}) on {what}", status=status, retry_at=retry_at)
         if status == 401:
             return PermanentError(
                 f"Reddit refused the channel's credentials on {what} (HTTP 401): {detail}", status=status
@@ -409,20 +410,18 @@ class RedditConnector(Connector):
     def _api(self, method: str, path: str, *, what: str, **kwargs: Any) -> Mapping[str, Any]:
         """An authenticated API call; a 401 (token revoked or expired early) gets one fresh
         token and one retry."""
-        for attempt in (0, 1):
-            token = self._token(fresh=attempt == 1)
-            try:
-                response = self._send(
-                    method, API + path, what=what, headers={"Authorization": f"bearer {token}"}, **kwargs
-                )
-            except PermanentError as exc:
-                if exc.status == 401 and attempt == 0:
-                    continue
+        try:
+            response = self._authorised(method, path, self._token(), what=what, **kwargs)
+        except PermanentError as exc:
+            if exc.status != 401:
                 raise
-            body = self._decode(response, what)
-            self._raise_json_errors(body, what)
-            return body
-        raise AssertionError("unreachable")
+            response = self._authorised(method, path, self._token(fresh=True), what=what, **kwargs)
+        body = self._decode(response, what)
+        self._raise_json_errors(body, what)
+        return body
+
+    def _authorised(self, method: str, path: str, token: str, *, what: str, **kwargs: Any) -> requests.Response:
+        return self._send(method, API + path, what=what, headers={"Authorization": f"bearer {token}"}, **kwargs)
 
     def _raise_json_errors(self, body: Mapping[str, Any], what: str) -> None:
         """Reddit reports refused writes as HTTP 200 with {"json": {"errors": [[code, text, field]]}}."""

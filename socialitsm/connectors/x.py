@@ -448,9 +448,9 @@ class XConnector(Connector):
             when = f"; allowance resets at {reset:%H:%M:%S} UTC" if reset else ""
             return TransientError(f"X rate limit or usage cap reached ({detail}){when}", status=429, retry_at=reset)
         if status >= 500:
-            return TransientError(
-                f"X is failing (HTTP {status}): {detail}", status=status, retry_at=_reset_at(response)
-            )
+            # Not x-rate-limit-reset: that is when the allowance refills, not when X recovers.
+            retry_at = getattr(exc, "retry_at", None)
+            return TransientError(f"X is failing (HTTP {status}): {detail}", status=status, retry_at=retry_at)
         if status == 401:
             return PermanentError(f"X refused the channel's credentials (HTTP 401): {detail}", status=status)
         if status == 403:
