@@ -470,20 +470,19 @@ class RedditConnector(Connector):
             )
             return posts, {"messages": state}
         terms = rule.query.strip()
-        if not terms:
-            raise PermanentError(f"watch rule {rule.name!r} has no search terms")
         subreddits = self._subreddits()
         scope = f"/r/{'+'.join(quote(s, safe='') for s in subreddits)}" if subreddits else ""
-        params = {"q": terms, "sort": "new", "t": "week", "type": "link"}
-        if scope:
-            params["restrict_sr"] = "1"
-        posts, posts_state = self._listing(
-            f"{scope}/search",
-            params,
-            cursor.get("posts") or {},
-            kinds={"t3"},
-            what=f"search in {scope or 'all of Reddit'}",
-        )
+        if not terms and not scope:
+            raise PermanentError(f"watch rule {rule.name!r} has no search terms and the channel watches no subreddits")
+        if terms:
+            path, params = f"{scope}/search", {"q": terms, "sort": "new", "t": "week", "type": "link"}
+            if scope:
+                params["restrict_sr"] = "1"
+        else:
+            # No terms: every new post of the watched subreddits (e.g. the company's own).
+            path, params = f"{scope}/new", {}
+        where = f"{'search in ' if terms else 'new posts in '}{scope or 'Reddit'}"
+        posts, posts_state = self._listing(path, params, cursor.get("posts") or {}, kinds={"t3"}, what=where)
         result: Cursor = {"posts": posts_state}
         if scope and self.channel.config.get("include_comments", True):
             wanted, excluded = query_terms(terms)

@@ -761,7 +761,8 @@ class XConnector(Connector):
                 yield StreamMark()
                 continue
             post = tweet_to_inbound(data, event.get("includes") or {})
-            self.quota.cost += self.price("post_read")
+            # Billed like search: the post, the posts it references and the users expanded.
+            self.quota.cost += self._read_cost({"data": [data], "includes": event.get("includes") or {}}, "post_read")
             self._stream_last = {"last_id": post.external_id, "last_at": post.posted_at.isoformat()}
             yield post
 

@@ -188,6 +188,28 @@ def test_new_comments_are_matched_on_the_rule_terms_and_deletions_are_passed_on(
 
 
 @responses.activate
+def test_rule_without_terms_takes_every_new_post_and_comment_of_the_watched_subreddits(channel):
+    channel.config["include_comments"] = True
+    rule = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.SEARCH, query="")
+    signed_in()
+    responses.get(f"{API}/r/sysadmin/new", json=fixture("search__post"))
+    responses.get(COMMENTS, json=fixture("comments__new"))
+    posts, _ = RedditConnector(channel).search(rule, {})
+    assert query_of(responses.calls[1]) == {"limit": "100", "raw_json": "1"}
+    assert [p.external_id for p in posts] == ["t3_1h2g3k4", "t1_lq9x8z0", "t1_lq9x8z1", "t1_lq9x8z2"]
+
+
+def test_rule_without_terms_needs_subreddits(channel):
+    channel.config["subreddits"] = []
+    rule = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.SEARCH, query="", name="Everything")
+    with pytest.raises(PermanentError) as refused:
+        RedditConnector(channel).search(rule, {})
+    assert refused.value.message == (
+        "watch rule 'Everything' has no search terms and the channel watches no subreddits"
+    )
+
+
+@responses.activate
 def test_removed_post_is_a_deletion_marker(channel, rule):
     signed_in()
     responses.get(SEARCH, json=fixture("search__removed"))

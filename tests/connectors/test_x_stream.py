@@ -196,7 +196,8 @@ def test_stream_syncs_rules_yields_posts_and_heartbeats_and_raises_on_a_dropped_
     assert [p.external_id for p in posts] == ["2125864646345653272", "2125865309045685272"]
     assert posts[0].text.endswith("https://status.example.com/vpn")
     assert connector.stream_cursor() == {"last_id": "2125865309045685272", "last_at": "2026-11-26T08:12:41+00:00"}
-    assert connector.quota.cost == pytest.approx(2 * 0.005)
+    # Posts and expanded users as search bills them: (1 post + 1 user) + (2 posts + 2 users).
+    assert connector.quota.cost == pytest.approx(3 * 0.005 + 3 * 0.010)
 
     get_rules, add_rules, stream = fake.requests
     assert (get_rules["method"], get_rules["path"]) == ("GET", "/2/tweets/search/stream/rules")
