@@ -130,7 +130,9 @@ class Connector(ABC):
           builds a fresh connector from the stored channel for every (re)connection.
         - After each item yielded, `stream_cursor()` is the position to resume from once that
           item and every earlier one are stored; the runner saves it on the channel in the
-          same transaction as the posts. Where the network replays from a cursor, rewind a
+          same transaction as the posts. It is read once more when the stream ends or fails,
+          so it must never cover an event that was read but neither yielded nor deliberately
+          skipped. Where the network replays from a cursor, rewind a
           little and let ingest dedupe (it is idempotent on the post's id).
         - Yield a `StreamMark` at least every few seconds while nothing matches (heartbeat,
           receive timeout, filtered events), so a quiet stream's cursor is saved and a stop

@@ -106,7 +106,7 @@ class ChannelStreamer:
 
     def _consume(self, channel: Channel, connector: Connector, rules: list) -> bool:
         """Store what the stream yields until it ends; returns whether anything came."""
-        items: queue.Queue[tuple[Any, Cursor | None]] = queue.Queue(maxsize=10 * self.settings.batch_size)
+        items: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=10 * self.settings.batch_size)
         reader = threading.Thread(
             target=self._read, args=(connector, rules, items), name=f"stream-read-{channel.slug}", daemon=True
         )
@@ -122,9 +122,10 @@ class ChannelStreamer:
                 except queue.Empty:
                     item, item_cursor = None, None
                 if item is _END:
-                    self._flush(channel, pending, cursor)
-                    if isinstance(item_cursor, Exception):
-                        raise item_cursor
+                    ending, final_cursor = item_cursor
+                    self._flush(channel, pending, final_cursor or cursor)
+                    if ending is not None:
+                        raise ending
                     return received
                 if item is not None:
                     if not received:
@@ -162,7 +163,8 @@ class ChannelStreamer:
             stream_close = getattr(stream, "close", None)
             if stream_close is not None:
                 stream_close()
-            items.put((_END, ending))
+            # Events the connector read and skipped after its last item move the cursor too.
+            items.put((_END, (ending, connector.stream_cursor())))
 
     def _flush(self, channel: Channel, posts: list[InboundPost], cursor: Cursor | None) -> None:
         if not posts and cursor is None:

@@ -48,12 +48,13 @@ def test_stream_stores_posts_and_resumes_from_the_saved_cursor(fake_network):
 
 def test_dropped_stream_marks_the_channel_degraded(fake_network):
     channel = ChannelFactory(listen_mode=Channel.ListenMode.STREAM)
-    fake_network.streams = [[TransientError("HTTP 502 from stream.example.com")]]
-    _run(channel, fake_network)
+    fake_network.streams = [[inbound("s1"), TransientError("HTTP 502 from stream.example.com")]]
+    streamer = ChannelStreamer(channel.pk, threading.Event(), FAST)
+    streamer._connect_once(Channel.objects.get(pk=channel.pk))
     channel.refresh_from_db()
-    # The last connection ended with the script: the stream "closed".
-    assert channel.health == Channel.Health.DEGRADED
-    assert channel.last_error == "stream: the stream closed"
+    assert (channel.health, channel.last_error) == (Channel.Health.DEGRADED, "stream: HTTP 502 from stream.example.com")
+    # What came before the drop is stored, with the cursor.
+    assert (Post.objects.get().external_id, channel.stream_cursor) == ("s1", {"seen": 1})
 
 
 def test_refused_credentials_mark_the_channel_failing_and_do_not_poll(fake_network):
