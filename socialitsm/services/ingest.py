@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -78,9 +78,12 @@ def posts_ingest(
             )
             # Rows are written in key order: two overlapping batches then lock rows in the same
             # order and wait for each other instead of deadlocking.
-            fresh = sorted(
-                (p for p in unique.values() if p.external_id not in existing and p.external_id not in own),
-                key=lambda p: p.external_id,
+            fresh = _replies_to_us_rethreaded(
+                network,
+                sorted(
+                    (p for p in unique.values() if p.external_id not in existing and p.external_id not in own),
+                    key=lambda p: p.external_id,
+                ),
             )
             authors = _authors_upsert(network, fresh)
             # A stream names the rule that heard a post; one deleted meanwhile is forgotten.
@@ -146,6 +149,19 @@ def _own_posts(network: str, posts: Sequence[InboundPost]) -> set[str]:
     sent = Reply.objects.filter(channel__network=network, external_id__in=[p.external_id for p in posts])
     own.update(sent.values_list("external_id", flat=True))
     return own
+
+
+def _replies_to_us_rethreaded(network: str, posts: list[InboundPost]) -> list[InboundPost]:
+    """An answer to one of our replies continues the conversation of the post we answered:
+    point `in_reply_to` at that post, so routing threads it into the same incident."""
+    answered = dict(
+        Reply.objects.filter(channel__network=network, external_id__in={p.in_reply_to for p in posts if p.in_reply_to})
+        .exclude(external_id="")
+        .values_list("external_id", "post__external_id")
+    )
+    if not answered:
+        return posts
+    return [replace(p, in_reply_to=answered[p.in_reply_to]) if p.in_reply_to in answered else p for p in posts]
 
 
 def posts_redact(*, network: str, external_ids: Sequence[str]) -> int:

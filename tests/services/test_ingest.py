@@ -297,3 +297,21 @@ def test_stream_cursor_is_saved_with_the_posts():
     channel = ChannelFactory()
     posts_ingest(channel=channel, posts=[inbound("s1")], stream_cursor={"time_us": 5}, process=False)
     assert Channel.objects.get(pk=channel.pk).stream_cursor == {"time_us": 5}
+
+
+def test_an_answer_to_our_reply_joins_the_incident_of_the_post_we_answered(django_capture_on_commit_callbacks):
+    rule = WatchRuleFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        posts_ingest(channel=rule.channel, posts=[inbound("p1", "VPN down again, third time this week")], rule=rule)
+    first = Post.objects.get()
+    assert first.incident is not None
+    ReplyFactory(post=first, incident=first.incident, external_id="our-reply-9", status="sent")
+    with django_capture_on_commit_callbacks(execute=True):
+        posts_ingest(
+            channel=rule.channel,
+            posts=[inbound("p2", "still down, VPN cannot connect at all", in_reply_to="our-reply-9")],
+            rule=rule,
+        )
+    second = Post.objects.get(external_id="p2")
+    assert (second.in_reply_to, second.incident_id) == ("p1", first.incident_id)
+    assert Incident.objects.count() == 1

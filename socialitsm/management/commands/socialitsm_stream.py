@@ -33,8 +33,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{signal.Signals(signum).name}: storing what came and stopping")
             stop.set()
 
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        self.stdout.write(f"streaming {len(streaming_channels(slugs))} channels; Ctrl-C stops")
-        streams_run(stop=stop, slugs=slugs, settings=StreamSettings(batch_size=batch_size, rescan_seconds=rescan))
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.stdout.write(f"streaming {len(streaming_channels(slugs))} channels; Ctrl-C stops")
+            streams_run(stop=stop, slugs=slugs, settings=StreamSettings(batch_size=batch_size, rescan_seconds=rescan))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         self.stdout.write("stopped")
