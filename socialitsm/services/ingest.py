@@ -170,7 +170,7 @@ def posts_redact(*, network: str, external_ids: Sequence[str]) -> int:
     for classification is set aside. Idempotent; unknown ids are ignored. Returns posts redacted."""
     now = timezone.now()
     targets = list(
-        Post.objects.select_for_update()
+        Post.objects.select_for_update(of=("self",))
         .filter(network=network, external_id__in=list(external_ids), deleted_at__isnull=True)
         .order_by("external_id")
         .select_related("incident")

@@ -60,8 +60,12 @@ class ChannelStreamer:
         settings: StreamSettings | None = None,
         *,
         clock: Callable[[], datetime] = timezone.now,
+        own_connection: bool = False,
     ) -> None:
         self.channel_id = channel_id
+        # In a thread of its own, the streamer keeps its database connection fresh and closes
+        # it at the end; run inline (tests), it leaves the caller's connection alone.
+        self.own_connection = own_connection
         self.stop = stop
         self.settings = settings or StreamSettings()
         self.clock = clock
@@ -77,10 +81,16 @@ class ChannelStreamer:
                     return
                 self._connect_once(channel)
         finally:
-            connection.close()
+            if self.own_connection:
+                connection.close()
+
+    def _fresh_connection(self) -> None:
+        """Long-lived threads must drop connections that broke or outlived CONN_MAX_AGE."""
+        if self.own_connection:
+            close_old_connections()
 
     def _channel(self) -> Channel | None:
-        close_old_connections()
+        self._fresh_connection()
         return Channel.objects.filter(pk=self.channel_id, enabled=True, listen_mode=Channel.ListenMode.STREAM).first()
 
     def _connect_once(self, channel: Channel) -> None:
@@ -169,7 +179,7 @@ class ChannelStreamer:
     def _flush(self, channel: Channel, posts: list[InboundPost], cursor: Cursor | None) -> None:
         if not posts and cursor is None:
             return
-        close_old_connections()
+        self._fresh_connection()
         posts_ingest(channel=channel, posts=posts, stream_cursor=cursor)
 
     def _down(self, channel: Channel, error: Exception) -> None:
@@ -198,7 +208,7 @@ class ChannelStreamer:
                 return
             if poll and now >= next_poll:
                 # Polling fills the gap while the stream is down; ingest dedupes the overlap.
-                close_old_connections()
+                self._fresh_connection()
                 fresh = Channel.objects.filter(pk=channel.pk).first()
                 if fresh is None:
                     return
@@ -243,7 +253,7 @@ def streams_run(*, stop: threading.Event, slugs: Iterable[str] = (), settings: S
             for channel_id in streaming_channels(wanted):
                 thread = threads.get(channel_id)
                 if thread is None or not thread.is_alive():
-                    streamer = ChannelStreamer(channel_id, stop, settings)
+                    streamer = ChannelStreamer(channel_id, stop, settings, own_connection=True)
                     thread = threading.Thread(target=streamer.run, name=f"stream-{channel_id}", daemon=True)
                     threads[channel_id] = thread
                     thread.start()
