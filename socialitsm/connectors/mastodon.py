@@ -169,20 +169,21 @@ class MastodonConnector(Connector):
         status = response.status_code
         detail = _problem(response)
         host = urlsplit(self.base_url).netloc
+        said = f"(HTTP {status}): {detail}" if detail else f"(HTTP {status})"
         if status == 429:
             reset = _time(response.headers.get("X-RateLimit-Reset")) or getattr(exc, "retry_at", None)
             when = f"; it resets at {reset:%H:%M:%S} UTC" if reset else ""
-            return TransientError(f"{host} rate limit reached ({detail}){when}", status=status, retry_at=reset)
+            return TransientError(f"{host} rate limit reached {said}{when}", status=status, retry_at=reset)
         if status >= 500:
-            return TransientError(f"{host} is failing (HTTP {status}): {detail}", status=status)
+            return TransientError(f"{host} is failing {said}", status=status)
         # Takahē and other servers answer a bad token with 400 "Invalid Bearer token".
         if status == 401 or (status == 400 and "token" in detail.lower()):
-            return PermanentError(f"{host} refused the access token (HTTP {status}): {detail}", status=status)
+            return PermanentError(f"{host} refused the access token {said}", status=status)
         if status == 403:
-            return PermanentError(f"{host} does not allow this token to do that (HTTP 403): {detail}", status=status)
+            return PermanentError(f"{host} does not allow this token to do that {said}", status=status)
         if status == 404:
-            return PermanentError(f"{host} has no such resource (HTTP 404): {detail}", status=status)
-        return PermanentError(f"{host} refused the request (HTTP {status}): {detail}", status=status)
+            return PermanentError(f"{host} has no such resource {said}", status=status)
+        return PermanentError(f"{host} refused the request {said}", status=status)
 
     # -- Channel ----------------------------------------------------------------------------
 

@@ -364,7 +364,7 @@ def _poll_error(channel: Channel, **response: Any) -> Channel:
         (
             {"status": 404, "body": "<!DOCTYPE html><html><body>Not found</body></html>"},
             "failing",
-            "mastodon.example has no such resource (HTTP 404): ",
+            "mastodon.example has no such resource (HTTP 404)",
         ),
         (
             {"status": 503, "body": "upstream connect error"},
@@ -406,7 +406,10 @@ def test_429_holds_the_next_poll_until_the_reset(channel):
     )
     reset = datetime(2099, 8, 21, 10, 20, tzinfo=UTC)
     assert (channel.health, channel.rate_limited_until, channel.next_poll_at) == ("degraded", reset, reset)
-    assert channel.last_error == "mastodon.example rate limit reached (Too many requests); it resets at 10:20:00 UTC"
+    assert (
+        channel.last_error
+        == "mastodon.example rate limit reached (HTTP 429): Too many requests; it resets at 10:20:00 UTC"
+    )
     assert (channel.quota_remaining, channel.requests_made) == (0, 1)
 
 
