@@ -13,7 +13,7 @@ from socialitsm.models import Channel, Post
 from .factories import ChannelFactory, inbound
 
 # The streamers run in threads with their own database connections.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_stream_command_stores_what_streams_push_and_stops_on_sigterm(fake_network):
