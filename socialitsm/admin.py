@@ -14,7 +14,7 @@ from .exceptions import ExternalError
 from .models import Author, Channel, Incident, IncidentEvent, Post, Reply, Service, SlaPolicy, WatchRule
 from .selectors import channel_list
 from .services import replies
-from .services.channels import channel_verify
+from .services.channels import channel_test, channel_verify
 
 
 class ChannelForm(forms.ModelForm):
@@ -140,9 +140,20 @@ class ChannelAdmin(admin.ModelAdmin):
         "stream_cursor",
     ]
     inlines = [WatchRuleInline]
+    actions = ["check_credentials"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Channel]:
         return channel_list()
+
+    @admin.action(description="Check credentials with the network now")
+    def check_credentials(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset:
+            try:
+                check = channel_test(channel=channel)
+            except ExternalError as exc:
+                self.message_user(request, f"{channel.slug}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{channel.slug}: accepted as {check.handle}", messages.SUCCESS)
 
     @admin.display(boolean=True, description="Quiet")
     def quiet(self, channel: Channel) -> bool:

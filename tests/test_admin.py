@@ -116,3 +116,20 @@ def test_renaming_a_channel_does_not_ask_the_network(admin_client, fake_network)
     response = admin_client.post(reverse("admin:socialitsm_channel_change", args=[channel.pk]), form)
     assert response.status_code == 302
     assert Channel.objects.get().name == "New"
+
+
+def test_check_credentials_action_reports_each_channel(admin_client, fake_network):
+    good = ChannelFactory(name="B good", slug="good", config={"connector": "fake"})
+    bad = ChannelFactory(name="A bad", slug="bad", config={"connector": "fake"})
+    fake_network.errors.append(PermanentError("authentication refused (HTTP 401)"))
+    response = admin_client.post(
+        reverse("admin:socialitsm_channel_changelist"),
+        {"action": "check_credentials", "_selected_action": [bad.pk, good.pk]},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "bad: authentication refused (HTTP 401)",
+        "good: accepted as @ITSupport",
+    ]
+    assert Channel.objects.get(pk=good.pk).config["account_id"] == "fake-account-1"
+    assert Channel.objects.get(pk=bad.pk).health == "failing"

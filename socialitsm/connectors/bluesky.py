@@ -58,6 +58,7 @@ DEFAULT_JETSTREAM = "wss://jetstream2.us-east.bsky.network/subscribe"
 CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
 POST = "app.bsky.feed.post"
 MAX_GRAPHEMES = 300
+MAX_POST_BYTES = 3000  # the lexicon's second bound; only long emoji sequences reach it first
 PAGE_LIMIT = 100
 MAX_PAGES = 5
 OVERLAP = timedelta(minutes=5)
@@ -496,6 +497,10 @@ class BlueskyConnector(Connector):
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         if visibility == "direct":
             return self._message(post, text)
+        if len(text.encode("utf-8")) > MAX_POST_BYTES:
+            raise PermanentError(
+                f"the reply is {len(text.encode('utf-8'))} bytes; a Bluesky post holds {MAX_POST_BYTES}"
+            )
         session = self._session()
         parent, root = self._refs(post)
         earlier = self._sent_before(session, parent["uri"], text)
