@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     # Outbound URLs to private, loopback or link-local addresses are refused unless this is set.
     "ALLOW_PRIVATE_URLS": False,
     "DEMO": False,
+    # A rule's first poll takes the network's latest page, but only posts from the last
+    # BACKFILL_HOURS: connecting a busy account must not open incidents for last month's posts.
+    "BACKFILL_HOURS": 24,
     # Channel health: a channel that stored at least QUIET_BUSY_POSTS posts in the last
     # QUIET_WINDOW_HOURS is "busy"; it is flagged quiet once nothing came for QUIET_GAPS times
     # its usual gap between posts (and at least QUIET_MIN_MINUTES).

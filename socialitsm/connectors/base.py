@@ -5,8 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from socialitsm.conf import conf
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -77,6 +81,15 @@ class Quota:
     reset_at: datetime | None = None
     requests: int = 0
     cost: float = 0.0  # in the network's billing currency (X pay-per-use), 0 where free
+
+
+def backfill_only(posts: Sequence[InboundPost], cursor: Cursor) -> list[InboundPost]:
+    """On a rule's first poll (empty cursor) keep only posts from the last SOCIALITSM_BACKFILL_HOURS;
+    later polls keep everything. The cursor still moves past what was dropped."""
+    if cursor:
+        return list(posts)
+    since = timezone.now() - timedelta(hours=conf.BACKFILL_HOURS)
+    return [p for p in posts if p.posted_at >= since]
 
 
 class Connector(ABC):

@@ -45,7 +45,7 @@ from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import clean_json, clean_text
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark, backfill_only
 from .wsclient import ws_connect
 
 if TYPE_CHECKING:
@@ -291,6 +291,10 @@ class BlueskyConnector(Connector):
     # -- Polling ----------------------------------------------------------------------------
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        posts, next_cursor = self._search(rule, cursor)
+        return backfill_only(posts, cursor), next_cursor
+
+    def _search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
         if rule.kind == "mentions":
             return self._mentions(rule, cursor)
         if rule.kind == "direct":

@@ -42,7 +42,7 @@ from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import clean_json, html_to_text
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark, backfill_only
 from .wsclient import ws_connect
 
 if TYPE_CHECKING:
@@ -224,6 +224,10 @@ class MastodonConnector(Connector):
     # -- Listening --------------------------------------------------------------------------
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        posts, next_cursor = self._search(rule, cursor)
+        return backfill_only(posts, cursor), next_cursor
+
+    def _search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
         if rule.kind == "hashtag":
             tag = _tag(rule.query)
             if not tag:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+import time_machine
 from responses import matchers
 
 from socialitsm.connectors import bluesky, connector_for
@@ -36,6 +37,13 @@ JANE_CID = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _on_the_fixtures_day():
+    """The fixtures' posts are from 21 August 2026; a first poll keeps only the last day's posts."""
+    with time_machine.travel(datetime(2026, 8, 21, 11, 50, tzinfo=UTC)):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -459,3 +467,14 @@ def test_direct_rules_poll_nothing(channel):
     _rule(channel, "direct")
     assert channel_poll(channel=channel) == 0
     assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_first_search_does_not_reach_back_further_than_a_day(channel):
+    _rule(channel, "search", "acmemail")
+    _login()
+    [bob, jane] = fixture("search_posts__latest")["posts"]
+    jane["record"]["createdAt"] = "2026-08-01T10:14:03.512Z"
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.searchPosts", json={"posts": [bob, jane]})
+    assert channel_poll(channel=channel) == 1
+    assert list(Post.objects.values_list("author__handle", flat=True)) == ["@bob.example.org"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+import time_machine
 from responses import matchers
 
 from socialitsm.connectors import connector_for
@@ -32,6 +33,13 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _on_the_fixtures_day():
+    """The fixtures' posts are from 21 August 2026; a first poll keeps only the last day's posts."""
+    with time_machine.travel(datetime(2026, 8, 21, 11, 50, tzinfo=UTC)):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -473,3 +481,15 @@ def test_our_own_statuses_on_the_hashtag_are_not_ingested(channel):
     responses.get(_tag_url(), json=[ours, fixture("status__public_hashtag")])
     assert channel_poll(channel=channel) == 1
     assert list(Post.objects.values_list("external_id", flat=True)) == ["113012345678901234"]
+
+
+@responses.activate
+def test_a_first_poll_does_not_reach_back_further_than_a_day(channel):
+    rule = _rule(channel, "hashtag", "acmedown")
+    old = {**fixture("status__public_hashtag"), "id": "100", "created_at": "2026-08-19T09:00:00.000Z"}
+    responses.get(_tag_url(), json=[fixture("status__public_hashtag"), old])
+    assert channel_poll(channel=channel) == 1
+    assert list(Post.objects.values_list("external_id", flat=True)) == ["113012345678901234"]
+    rule.refresh_from_db()
+    # The next poll re-reads what is newer than the last status before the overlap window.
+    assert rule.cursor == {"min_id": "100"}
