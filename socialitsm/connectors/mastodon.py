@@ -98,6 +98,7 @@ class MastodonConnector(Connector):
         super().__init__(channel)
         self._paused_until: datetime | None = None
         self._stream_position: dict[str, str] = {}
+        self._notifications: dict[str, tuple[list[dict[str, Any]], Cursor]] = {}
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -235,9 +236,13 @@ class MastodonConnector(Connector):
             statuses, cursor = self._page_forward(f"/api/v1/timelines/tag/{quote(tag, safe='')}", cursor, status=True)
             return self._posts(statuses, rule), cursor
         if rule.kind in ("mentions", "direct"):
-            notifications, cursor = self._page_forward(
-                "/api/v1/notifications", cursor, status=False, params=[("types[]", "mention")]
-            )
+            # A channel's mentions and direct rules read the same notifications: ask once.
+            key = str(cursor.get("min_id", ""))
+            if key not in self._notifications:
+                self._notifications[key] = self._page_forward(
+                    "/api/v1/notifications", cursor, status=False, params=[("types[]", "mention")]
+                )
+            notifications, cursor = self._notifications[key]
             statuses = [n["status"] for n in notifications if isinstance(n.get("status"), dict)]
             return self._posts(statuses, rule), cursor
         return self._search_statuses(rule, cursor)

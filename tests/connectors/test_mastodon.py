@@ -205,6 +205,7 @@ def test_mentions_and_direct_messages_go_to_their_own_rules(channel):
         match=[matchers.query_param_matcher({"types[]": "mention", "limit": "40"})],
     )
     assert channel_poll(channel=channel) == 2
+    assert len(responses.calls) == 1  # both rules read the same notifications
     public = Post.objects.get(external_id="113012351000000002")
     dm = Post.objects.get(external_id="113012350000000001")
     assert (public.rule_id, public.is_direct, public.author.handle) == (mentions.pk, False, "@li@mastodon.example")
