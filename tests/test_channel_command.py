@@ -36,7 +36,10 @@ def test_add_reads_the_secret_from_the_environment_and_verifies(monkeypatch, fak
     channel = Channel.objects.get(slug="acme-fake")
     assert channel.credentials == {"access_token": "t0k3n"}
     assert channel.config == {"connector": "fake", "account_id": "1099"}
-    assert sorted(channel.rules.values_list("kind", "query")) == [("hashtag", "acmedown"), ("mentions", "")]
+    assert sorted(channel.rules.values_list("name", "kind", "query")) == [
+        ("hashtag: acmedown", "hashtag", "acmedown"),
+        ("mentions", "mentions", ""),
+    ]
 
 
 def test_add_without_a_secret_and_no_terminal_fails(monkeypatch):

@@ -68,7 +68,10 @@ def channel_add(
     with transaction.atomic():
         channel.save()
         WatchRule.objects.bulk_create(
-            [WatchRule(channel=channel, name=f"{kind}: {query}"[:100], kind=kind, query=query) for kind, query in rules]
+            [
+                WatchRule(channel=channel, name=(f"{kind}: {query}" if query else kind)[:100], kind=kind, query=query)
+                for kind, query in rules
+            ]
         )
     return channel
 
