@@ -117,8 +117,10 @@ class ChannelStreamer:
     def _consume(self, channel: Channel, connector: Connector, rules: list) -> bool:
         """Store what the stream yields until it ends; returns whether anything came."""
         items: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=10 * self.settings.batch_size)
+        # Set when this side stops reading (stop, or a failed store): the reader must let go.
+        done = threading.Event()
         reader = threading.Thread(
-            target=self._read, args=(connector, rules, items), name=f"stream-read-{channel.slug}", daemon=True
+            target=self._read, args=(connector, rules, items, done), name=f"stream-read-{channel.slug}", daemon=True
         )
         reader.start()
         pending: list[InboundPost] = []
@@ -155,17 +157,18 @@ class ChannelStreamer:
                 if self.stop.is_set():
                     return received
         finally:
-            # The reader notices the stop at its next item (connectors yield a mark every few
-            # seconds); it is a daemon, so a socket stuck in a read cannot hold the process.
+            # The reader notices at its next item (connectors yield a mark every few seconds)
+            # and closes the connection; it is a daemon, so a socket stuck in a read cannot
+            # hold the process.
+            done.set()
             reader.join(timeout=self.settings.flush_seconds)
 
-    def _read(self, connector: Connector, rules: list, items: queue.Queue) -> None:
+    def _read(self, connector: Connector, rules: list, items: queue.Queue, done: threading.Event) -> None:
         stream = connector.stream(rules)
         ending: Exception | None = None
         try:
             for item in stream:
-                items.put((item, connector.stream_cursor()))
-                if self.stop.is_set():
+                if not self._put(items, (item, connector.stream_cursor()), done) or self.stop.is_set():
                     break
         except Exception as exc:
             ending = exc
@@ -174,7 +177,17 @@ class ChannelStreamer:
             if stream_close is not None:
                 stream_close()
             # Events the connector read and skipped after its last item move the cursor too.
-            items.put((_END, (ending, connector.stream_cursor())))
+            self._put(items, (_END, (ending, connector.stream_cursor())), done)
+
+    def _put(self, items: queue.Queue, value: tuple[Any, Any], done: threading.Event) -> bool:
+        """Hand an item to the storing side, waiting while it catches up; False once it is gone."""
+        while not done.is_set():
+            try:
+                items.put(value, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _flush(self, channel: Channel, posts: list[InboundPost], cursor: Cursor | None) -> None:
         if not posts and cursor is None:

@@ -4,11 +4,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from socialitsm.connectors import StreamMark
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Post
+from socialitsm.services import streaming as streaming_module
 from socialitsm.services.streaming import ChannelStreamer, StreamSettings
 
 from ..factories import ChannelFactory, WatchRuleFactory, inbound
@@ -86,3 +88,25 @@ def test_streamer_stops_when_the_channel_stops_streaming(fake_network):
     streamer = ChannelStreamer(channel.pk, threading.Event(), FAST)
     streamer.run()
     assert streamer.connections == 0
+
+
+def test_a_failed_store_lets_the_reader_go_and_the_stream_resumes_from_the_saved_cursor(fake_network, monkeypatch):
+    channel = ChannelFactory(listen_mode=Channel.ListenMode.STREAM)
+    fake_network.streams = [[inbound("s1"), StreamMark(), inbound("s2")], [inbound("s2")]]
+    real_ingest = streaming_module.posts_ingest
+    calls = []
+
+    def flaky_ingest(**kwargs):
+        calls.append([p.external_id for p in kwargs["posts"]])
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_ingest(**kwargs)
+
+    monkeypatch.setattr(streaming_module, "posts_ingest", flaky_ingest)
+    _run(channel, fake_network)
+    channel.refresh_from_db()
+    assert sorted(Post.objects.values_list("external_id", flat=True)) == ["s1", "s2"]
+    assert calls[:2] == [["s1"], ["s2"]]
+    # s1 and the mark after it were stored; s2 was not, so the stream resumed before it.
+    assert fake_network.stream_resumed_from[:2] == [{}, {"seen": 2}]
+    assert not [t for t in threading.enumerate() if t.name.startswith("stream-read-")]
