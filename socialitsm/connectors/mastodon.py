@@ -18,8 +18,10 @@ stream, so every (re)connection first catches up by polling from the stream curs
 without a streaming API (404) are polled instead. `delete` events redact our copy.
 
 Replying: POST /api/v1/statuses with Idempotency-Key; the author is @-mentioned first (a direct
-status reaches only the accounts it mentions). Errors map as socialitsm.http does, plus the
-server quirks in API-CONTRACTS.md (a bad token may be a 400 with a plain-text body).
+status reaches only the accounts it mentions). Servers that ignore the key (Takahē) would post a
+retry twice, so our last hour of statuses is checked for the same reply first.
+Errors map as socialitsm.http does, plus the server quirks in API-CONTRACTS.md (a bad token may
+be a 400 with a plain-text body).
 """
 
 from __future__ import annotations
@@ -479,10 +481,36 @@ class MastodonConnector(Connector):
         # A DM answers in the private thread; a public post answered privately starts a new one.
         if not direct or post.is_direct:
             body["in_reply_to_id"] = post.external_id
+        earlier = self._sent_before(body)
+        if earlier:
+            return earlier
         status = self._json("POST", "/api/v1/statuses", body=body, headers={"Idempotency-Key": idempotency_key})
         if not isinstance(status, dict) or not status.get("id"):
             raise PermanentError("the server accepted the reply but did not say its id")
         return str(status["id"])
+
+    def _sent_before(self, body: Mapping[str, Any]) -> str:
+        """Our status with this text, visibility and parent from the last hour: a retry after
+        an answer that got lost. Mastodon dedupes by Idempotency-Key itself; some servers that
+        speak its API (Takahē) ignore the key, so we look before posting again."""
+        account = self.channel.config.get(OWN_ACCOUNT_KEY)
+        if not account:
+            return ""
+        recent = self._json(
+            "GET", f"/api/v1/accounts/{quote(str(account), safe='')}/statuses", params=[("limit", "20")]
+        )
+        since = timezone.now() - timedelta(hours=1)
+        wanted = _MENTION.sub(lambda m: "@" + m.group(1), body["status"]).strip()
+        for status in recent if isinstance(recent, list) else []:
+            if not isinstance(status, dict) or (_time(status.get("created_at")) or since) < since:
+                continue
+            if status.get("visibility") != body["visibility"]:
+                continue
+            if str(status.get("in_reply_to_id") or "") != str(body.get("in_reply_to_id") or ""):
+                continue
+            if html_to_text(str(status.get("content") or "")) == wanted:
+                return str(status.get("id") or "")
+        return ""
 
     def _public_visibility(self) -> str:
         chosen = self.channel.config.get("reply_visibility", "public")

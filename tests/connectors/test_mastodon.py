@@ -71,6 +71,15 @@ def _tag_url(tag: str = "acmedown") -> str:
     return f"{BASE}/api/v1/timelines/tag/{tag}"
 
 
+def _our_recent_statuses(statuses: list | None = None) -> None:
+    """What the connector reads before posting, to spot a retry of a reply that went out."""
+    responses.get(
+        f"{BASE}/api/v1/accounts/110000000000000001/statuses",
+        json=statuses or [],
+        match=[matchers.query_param_matcher({"limit": "20"})],
+    )
+
+
 def test_connector_is_registered(channel):
     assert isinstance(connector_for(channel), MastodonConnector)
 
@@ -250,6 +259,7 @@ def test_end_to_end_hashtag_post_opens_an_incident_and_the_public_reply_is_exact
     post = Post.objects.get()
     assert post.triage_state == Post.Triage.INCIDENT
     incident = post.incident
+    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json=fixture("status__created_reply"),
@@ -286,6 +296,7 @@ def test_end_to_end_direct_message_answers_in_the_private_thread(channel, agent,
         channel_poll(channel=channel)
     post = Post.objects.get()
     assert post.is_direct and post.incident is not None
+    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json={**fixture("status__created_reply"), "visibility": "direct"},
@@ -314,6 +325,7 @@ def test_end_to_end_direct_message_answers_in_the_private_thread(channel, agent,
 @responses.activate
 def test_a_public_post_answered_privately_starts_a_new_direct_thread(channel):
     post = _stored_post(channel)
+    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json={"id": "9"},
@@ -333,6 +345,7 @@ def _stored_post(channel: Channel) -> Post:
 def test_a_reply_that_already_mentions_the_author_is_sent_as_written(channel):
     post = _stored_post(channel)
     channel.config["reply_visibility"] = "unlisted"
+    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json={"id": "10"},
@@ -443,6 +456,8 @@ def test_a_reply_refused_by_the_server_fails_with_its_words(channel, agent, djan
     incident = Incident.objects.create(short_description="AcmeMail down")
     Post.objects.filter(pk=post.pk).update(incident=incident)
     post.refresh_from_db()
+    _our_recent_statuses()
+    _our_recent_statuses()
     responses.post(f"{BASE}/api/v1/statuses", status=422, json=fixture("error__422"))
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=incident, post=post, text="On it", visibility="public", agent=agent)
@@ -458,6 +473,7 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
     post = _stored_post(channel)
     incident = Incident.objects.create(short_description="AcmeMail down")
     reply = Reply.objects.create(incident=incident, post=post, channel=channel, visibility="public", text="On it")
+    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         status=429,
@@ -494,3 +510,19 @@ def test_a_first_poll_does_not_reach_back_further_than_a_day(channel):
     rule.refresh_from_db()
     # The next poll re-reads what is newer than the last status before the overlap window.
     assert rule.cursor == {"min_id": "100"}
+
+
+@responses.activate
+def test_a_retried_reply_that_already_went_out_is_not_posted_twice(channel):
+    post = _stored_post(channel)
+    sent = {
+        **fixture("status__created_reply"),
+        "created_at": "2026-08-21T11:45:00.000Z",
+        "content": '<p><span class="h-card"><a href="https://social.example/@jane" class="u-url mention">'
+        "@<span>jane</span></a></span> Sorry about this.</p>",
+    }
+    other = {**sent, "id": "1", "in_reply_to_id": "999"}
+    _our_recent_statuses([other, sent])
+    create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "dup"})
+    assert connector_for(channel).reply(post, "Sorry about this.", "public", idempotency_key="k") == sent["id"]
+    assert create.call_count == 0
