@@ -29,8 +29,9 @@ class FakeNetwork:
         self.refusals: dict[str, str] = {}
         # Each search reports this allowance, as a network's rate-limit headers would.
         self.quota: dict = {}
-        # One list per stream connection: posts, marks, or an exception that drops it.
-        self.streams: list[list[InboundPost | StreamMark | Exception]] = []
+        # One list per stream connection: posts, marks, an exception that drops it, or an
+        # Event the connection idles on (yielding marks) until it is set.
+        self.streams: list[list[InboundPost | StreamMark | Exception | threading.Event]] = []
         self.stream_resumed_from: list[Cursor] = []
         self.streams_exhausted = threading.Event()
         # What verify() learns: the account's handle and id.
@@ -69,6 +70,10 @@ class FakeConnector(Connector):
         for item in network.streams.pop(0):
             if isinstance(item, Exception):
                 raise item
+            if isinstance(item, threading.Event):
+                while not item.wait(0.01):
+                    yield StreamMark()
+                continue
             self._position += 1
             yield item
 

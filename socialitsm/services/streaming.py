@@ -24,7 +24,7 @@ from django.utils import timezone
 from socialitsm.connectors import InboundPost, StreamMark, connector_for
 from socialitsm.connectors.base import Connector, Cursor
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Channel
+from socialitsm.models import Channel, WatchRule
 
 from .ingest import channel_poll, channel_quota_record, posts_ingest
 
@@ -93,13 +93,30 @@ class ChannelStreamer:
         self._fresh_connection()
         return Channel.objects.filter(pk=self.channel_id, enabled=True, listen_mode=Channel.ListenMode.STREAM).first()
 
+    def _setup(self, channel_id: int) -> tuple[Any, ...]:
+        """What a connection was opened with; when it changes (rules, credentials, options, the
+        channel stopped streaming) the stream is reopened, not left listening to the old setup."""
+        self._fresh_connection()
+        channel = Channel.objects.filter(pk=channel_id).values_list(
+            "enabled", "listen_mode", "base_url", "config", "credentials"
+        )
+        rules = WatchRule.objects.filter(channel_id=channel_id, enabled=True).order_by("pk")
+        return (
+            list(channel),
+            list(rules.values_list("pk", "kind", "query", "languages", "action", "complaint_threshold")),
+        )
+
     def _connect_once(self, channel: Channel) -> None:
         connector = connector_for(channel)
         rules = list(channel.rules.filter(enabled=True))
         self.connections += 1
         error: Exception
         try:
-            if self._consume(channel, connector, rules):
+            outcome = self._consume(channel, connector, rules)
+            if outcome == "reconfigured":
+                logger.info("channel %s changed; its stream reconnects", channel.slug)
+                return
+            if outcome == "received":
                 self.failures = 0
             error = TransientError("the stream closed")
         except (TransientError, PermanentError) as exc:
@@ -114,8 +131,9 @@ class ChannelStreamer:
         self.failures += 1
         self._down(channel, error)
 
-    def _consume(self, channel: Channel, connector: Connector, rules: list) -> bool:
-        """Store what the stream yields until it ends; returns whether anything came."""
+    def _consume(self, channel: Channel, connector: Connector, rules: list) -> str:
+        """Store what the stream yields until it ends, the channel changes or we stop; returns
+        "received" (something came), "silent" (nothing did) or "reconfigured"."""
         items: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=10 * self.settings.batch_size)
         # Set when this side stops reading (stop, or a failed store): the reader must let go.
         done = threading.Event()
@@ -127,6 +145,9 @@ class ChannelStreamer:
         cursor: Cursor | None = None
         first_pending_at = 0.0
         received = False
+        setup = self._setup(channel.pk)
+        saved: Cursor | None = channel.stream_cursor or None
+        next_check = time.monotonic() + self.settings.rescan_seconds
         try:
             while True:
                 try:
@@ -138,7 +159,7 @@ class ChannelStreamer:
                     self._flush(channel, pending, final_cursor or cursor)
                     if ending is not None:
                         raise ending
-                    return received
+                    return "received" if received else "silent"
                 if item is not None:
                     if not received:
                         received = True
@@ -151,11 +172,18 @@ class ChannelStreamer:
                 full = len(pending) >= self.settings.batch_size
                 due = bool(pending) and time.monotonic() - first_pending_at >= self.settings.flush_seconds
                 idle = item is None or isinstance(item, StreamMark)
-                if full or due or (idle and (pending or cursor is not None)) or self.stop.is_set():
-                    self._flush(channel, pending, cursor)
+                moved = cursor is not None and cursor != saved
+                if full or due or (idle and (pending or moved)) or self.stop.is_set():
+                    self._flush(channel, pending, cursor if moved else None)
+                    saved = cursor if moved else saved
                     pending, cursor = [], None
                 if self.stop.is_set():
-                    return received
+                    return "received" if received else "silent"
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.settings.rescan_seconds
+                    if self._setup(channel.pk) != setup:
+                        self._flush(channel, pending, cursor)
+                        return "reconfigured"
         finally:
             # The reader notices at its next item (connectors yield a mark every few seconds)
             # and closes the connection; it is a daemon, so a socket stuck in a read cannot
