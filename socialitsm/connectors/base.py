@@ -145,8 +145,10 @@ class Connector(ABC):
           item and every earlier one are stored; the runner saves it on the channel in the
           same transaction as the posts. It is read once more when the stream ends or fails,
           so it must never cover an event that was read but neither yielded nor deliberately
-          skipped. Where the network replays from a cursor, rewind a
-          little and let ingest dedupe (it is idempotent on the post's id).
+          skipped. Where the network replays from a cursor, rewind a little and let ingest
+          dedupe (it is idempotent on the post's id).
+        - Subscribe for `rules` as given: when the channel's rules or settings change, the
+          runner closes this stream and opens a new one.
         - Yield a `StreamMark` at least every few seconds while nothing matches (heartbeat,
           receive timeout, filtered events), so a quiet stream's cursor is saved and a stop
           request is noticed. A deletion upstream is an InboundPost with `deleted=True`.
