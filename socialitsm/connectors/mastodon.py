@@ -256,22 +256,26 @@ class MastodonConnector(Connector):
         rewinds by OVERLAP (statuses) so late federated posts are not skipped."""
         min_id = str(cursor.get("min_id", ""))
         items: list[dict[str, Any]] = []
+        caught_up = False
         for _ in range(MAX_PAGES):
             query = [*params, ("limit", str(PAGE_LIMIT))] + ([("min_id", min_id)] if min_id else [])
             page = self._json("GET", path, params=query)
             if not isinstance(page, list):
                 raise TransientError(f"Mastodon answered {path} with {type(page).__name__}, not a list")
             page = [item for item in page if isinstance(item, dict) and item.get("id")]
-            if not page:
-                break
             items.extend(page)
+            # A first poll takes only the latest page: listening starts now, not years ago.
+            if not page or not cursor.get("min_id") or len(page) < PAGE_LIMIT:
+                caught_up = True
+                break
             min_id = _newest([str(item["id"]) for item in page])
-            if not cursor.get("min_id") or len(page) < PAGE_LIMIT:
-                break  # a first poll takes only the latest page: listening starts now, not years ago
         items.sort(key=lambda item: _id_key(str(item["id"])))
         if not items:
             return items, cursor
-        return items, {"min_id": self._rewound(items) if status else str(items[-1]["id"])}
+        # Rewinding is for a poll that caught up; in a burst bigger than MAX_PAGES it would
+        # fetch the same pages forever, so the next poll goes on from the newest instead.
+        rewind = status and caught_up
+        return items, {"min_id": self._rewound(items) if rewind else str(items[-1]["id"])}
 
     def _rewound(self, statuses: list[dict[str, Any]]) -> str:
         newest = statuses[-1]

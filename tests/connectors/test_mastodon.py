@@ -526,3 +526,22 @@ def test_a_retried_reply_that_already_went_out_is_not_posted_twice(channel):
     create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "dup"})
     assert connector_for(channel).reply(post, "Sorry about this.", "public", idempotency_key="k") == sent["id"]
     assert create.call_count == 0
+
+
+@responses.activate
+def test_a_burst_bigger_than_a_poll_moves_the_cursor_forward(channel, monkeypatch):
+    monkeypatch.setattr("socialitsm.connectors.mastodon.MAX_PAGES", 2)
+    rule = _rule(channel, "hashtag", "acmedown", cursor={"min_id": "100"})
+    base = fixture("status__public_hashtag")
+
+    def page(start: int) -> list[dict]:
+        # 40 statuses within the same minute, newest first.
+        return [
+            {**base, "id": str(n), "created_at": "2026-08-21T11:49:00.000Z"} for n in range(start + 39, start - 1, -1)
+        ]
+
+    responses.get(_tag_url(), json=page(1000), match=[matchers.query_param_matcher({"limit": "40", "min_id": "100"})])
+    responses.get(_tag_url(), json=page(1040), match=[matchers.query_param_matcher({"limit": "40", "min_id": "1039"})])
+    assert channel_poll(channel=channel) == 80
+    rule.refresh_from_db()
+    assert rule.cursor == {"min_id": "1079"}
