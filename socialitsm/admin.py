@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
 
+from .exceptions import ExternalError
 from .models import (
     Author,
     Channel,
@@ -21,14 +27,22 @@ from .models import (
     SlaPolicy,
     WatchRule,
 )
+from .selectors import channel_list
 from .services import itsm_sync, replies
+from .services.channels import channel_test, channel_verify
 from .services.sla import sla_rules_changed
 
 
 class ChannelForm(forms.ModelForm):
-    """Credentials are write-only: a blank field keeps what is stored."""
+    """Credentials are write-only: a blank field keeps what is stored. Saving checks them
+    against the network (and learns the account's handle and id) unless told not to."""
 
     new_credentials = forms.JSONField(required=False, help_text="JSON object; replaces the stored credentials.")
+    skip_verify = forms.BooleanField(
+        required=False,
+        label="Save without checking",
+        help_text="Save even though the network cannot confirm the credentials now (e.g. it is down).",
+    )
 
     class Meta:
         model = Channel
@@ -43,7 +57,44 @@ class ChannelForm(forms.ModelForm):
             "listen_mode",
             "poll_interval",
             "enabled",
+            "skip_verify",
         ]
+
+    # Changing any of these can break the connection, so the credentials are checked again.
+    VERIFY_ON = ("network", "handle", "base_url", "new_credentials", "config")
+
+    def clean_new_credentials(self) -> dict | None:
+        value = self.cleaned_data.get("new_credentials")
+        if value not in (None, "", {}) and not isinstance(value, dict):
+            raise forms.ValidationError('Enter a JSON object, e.g. {"access_token": "..."}.')
+        return value or None
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        if self.errors or cleaned.get("skip_verify"):
+            return cleaned
+        if self.instance.pk and not set(self.VERIFY_ON) & set(self.changed_data):
+            return cleaned
+        # The instance gets the form's values only after clean(): check a copy that has them.
+        channel = Channel(
+            pk=self.instance.pk,
+            slug=cleaned.get("slug", ""),
+            network=cleaned.get("network", ""),
+            handle=cleaned.get("handle", ""),
+            base_url=cleaned.get("base_url", ""),
+            config=dict(cleaned.get("config") or {}),
+            credentials=cleaned.get("new_credentials") or self.instance.credentials,
+        )
+        try:
+            cleaned["handle"] = channel_verify(channel=channel)
+        except ExternalError as exc:
+            raise forms.ValidationError(
+                f"The network did not accept this channel: {exc.message}. Fix it, or tick "
+                '"Save without checking" to save anyway.'
+            ) from exc
+        cleaned["config"] = channel.config
+        return cleaned
 
     def save(self, commit: bool = True) -> Channel:
         channel = super().save(commit=False)
@@ -72,20 +123,66 @@ class WatchRuleInline(admin.TabularInline):
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
-    list_display = ["name", "slug", "network", "listen_mode", "enabled", "health", "last_event_at", "last_error_at"]
+    list_display = [
+        "name",
+        "slug",
+        "network",
+        "listen_mode",
+        "enabled",
+        "health",
+        "quiet",
+        "last_event_at",
+        "last_error_at",
+        "quota",
+        "requests_made",
+        "cost_used",
+    ]
     list_filter = ["network", "enabled", "health", "listen_mode"]
     search_fields = ["name", "slug", "handle"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = [
         "health",
+        "quiet",
         "last_polled_at",
         "last_event_at",
         "last_error",
         "last_error_at",
         "rate_limited_until",
         "next_poll_at",
+        "quota",
+        "quota_reset_at",
+        "requests_made",
+        "cost_used",
+        "stream_cursor",
     ]
     inlines = [WatchRuleInline]
+    actions = ["check_credentials"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Channel]:
+        return channel_list()
+
+    @admin.action(description="Check credentials with the network now")
+    def check_credentials(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset:
+            try:
+                check = channel_test(channel=channel)
+            except ExternalError as exc:
+                self.message_user(request, f"{channel.slug}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{channel.slug}: accepted as {check.handle}", messages.SUCCESS)
+
+    @admin.display(boolean=True, description="Quiet")
+    def quiet(self, channel: Channel) -> bool:
+        """A busy channel that has heard nothing for far longer than usual."""
+        return channel.is_quiet(recent_posts=getattr(channel, "recent_posts", 0), now=timezone.now())
+
+    @admin.display(description="Quota left")
+    def quota(self, channel: Channel) -> str:
+        if channel.quota_remaining is None:
+            return "-"
+        if channel.quota_limit is None:
+            return str(channel.quota_remaining)
+        return f"{channel.quota_remaining} / {channel.quota_limit}"
 
 
 @admin.register(Service)

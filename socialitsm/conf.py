@@ -38,6 +38,16 @@ DEFAULTS: dict[str, Any] = {
     "ITSM_LEASE_SECONDS": 300,
     # Transient failures retry with exponential backoff up to this many seconds, without end.
     "ITSM_MAX_BACKOFF_SECONDS": 900,
+    # A rule's first poll takes the network's latest page, but only posts from the last
+    # BACKFILL_HOURS: connecting a busy account must not open incidents for last month's posts.
+    "BACKFILL_HOURS": 24,
+    # Channel health: a channel that stored at least QUIET_BUSY_POSTS posts in the last
+    # QUIET_WINDOW_HOURS is "busy"; it is flagged quiet once nothing came for QUIET_GAPS times
+    # its usual gap between posts (and at least QUIET_MIN_MINUTES).
+    "QUIET_WINDOW_HOURS": 168,
+    "QUIET_BUSY_POSTS": 50,
+    "QUIET_GAPS": 10,
+    "QUIET_MIN_MINUTES": 30,
 }
 
 

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import sla
+from .conf import conf
 from .crypto import EncryptedJSONField
 
 
@@ -79,6 +80,8 @@ class Channel(models.Model):
     cost_used = models.DecimalField(
         max_digits=12, decimal_places=4, default=0, help_text="Pay-per-use cost so far (X), in the network's currency."
     )
+    # Where the streaming connection left off (Jetstream time_us, ...); saved with its posts.
+    stream_cursor = models.JSONField(blank=True, default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,6 +89,16 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_network_display()})"
+
+    def is_quiet(self, *, recent_posts: int, now: datetime) -> bool:
+        """A busy channel that has gone silent for far longer than its usual gap between posts:
+        a broken stream, revoked access or a changed API rather than a calm day.
+        `recent_posts` counts posts stored in the last QUIET_WINDOW_HOURS (see `channel_list`)."""
+        if recent_posts < conf.QUIET_BUSY_POSTS or self.last_event_at is None:
+            return False
+        usual_gap = timedelta(hours=conf.QUIET_WINDOW_HOURS) / recent_posts
+        allowed = max(usual_gap * conf.QUIET_GAPS, timedelta(minutes=conf.QUIET_MIN_MINUTES))
+        return now - self.last_event_at > allowed
 
 
 class WatchRule(models.Model):
@@ -291,6 +304,9 @@ class Post(models.Model):
     reasons = models.JSONField(blank=True, default=list)
     triage_state = models.CharField(max_length=16, choices=Triage.choices, default=Triage.PENDING)
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts")
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When we saw the author delete it upstream; text and payload are redacted."
+    )
 
     objects = PostQuerySet.as_manager()
 
@@ -534,6 +550,7 @@ class IncidentEvent(models.Model):
         ITSM_LINKED = "itsm_linked", "Linked in an ITSM suite"
         ITSM_CONFLICT = "itsm_conflict", "ITSM sync conflict"
         ITSM_FAILED = "itsm_failed", "ITSM sync failed"
+        POST_DELETED = "post_deleted", "Post deleted by its author"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -1,4 +1,5 @@
-"""Read queries shared by the web UI and the API: the lead's SLA report and queue ordering."""
+"""Read queries shared by the web UI, the API and the admin: channels, queue ordering and the
+lead's SLA report."""
 
 from __future__ import annotations
 
@@ -11,14 +12,22 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
+from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentQuerySet, Network, Post, SlaClock
+from socialitsm.models import Channel, Incident, IncidentQuerySet, Network, Post, SlaClock
 
 MAX_REPORT_DAYS = 366
 # Combined polarity beyond these counts as negative or positive; between them, neutral.
 NEGATIVE_BELOW = -0.05
 POSITIVE_ABOVE = 0.05
+
+
+def channel_list() -> QuerySet[Channel]:
+    """Channels with `recent_posts`: posts stored within the quiet window, for `Channel.is_quiet`."""
+    since = timezone.now() - timedelta(hours=conf.QUIET_WINDOW_HOURS)
+    return Channel.objects.annotate(recent_posts=Count("posts", filter=Q(posts__ingested_at__gte=since)))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
+
+import nh3
 
 # C0 controls except tab, newline and carriage return; DEL; C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -35,3 +38,15 @@ def shorten(value: str, limit: int) -> str:
     if space > limit * 0.6:
         cut = cut[:space]
     return cut.rstrip(" ,;:.") + "…"
+
+
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_PARAGRAPH = re.compile(r"</p\s*>\s*<p[^>]*>", re.IGNORECASE)
+
+
+def html_to_text(value: str) -> str:
+    """Plain text of a network's sanitised HTML (Mastodon `content`): line and paragraph
+    breaks kept, tags dropped, entities decoded, then cleaned like any untrusted text."""
+    value = _PARAGRAPH.sub("\n\n", _BREAK.sub("\n", value))
+    stripped = nh3.clean(value, tags=set(), attributes={}, strip_comments=True)
+    return clean_text(html.unescape(stripped)).strip()

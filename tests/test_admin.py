@@ -4,6 +4,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, SlaCalendar
 
 from .factories import ChannelFactory, IncidentFactory, PostFactory, UserFactory, WatchRuleFactory
@@ -143,3 +144,81 @@ def test_itsm_link_retry_action(admin_client, fake_suite, django_capture_on_comm
     assert response.status_code == 302
     link.refresh_from_db()
     assert (link.status, link.remote_id, link.last_error) == ("ok", "1", "")
+
+
+def _channel_form(**changes) -> dict:
+    form = {
+        "name": "Fake support",
+        "slug": "fake-support",
+        "network": "replay",
+        "handle": "",
+        "base_url": "",
+        "config": '{"connector": "fake"}',
+        "listen_mode": "poll",
+        "poll_interval": "60",
+        "enabled": "on",
+        "new_credentials": '{"access_token": "t0k3n"}',
+        "rules-TOTAL_FORMS": "0",
+        "rules-INITIAL_FORMS": "0",
+    }
+    form.update(changes)
+    return form
+
+
+def test_saving_a_channel_checks_its_credentials_and_learns_the_account(admin_client, fake_network):
+    fake_network.account = ("@acmesupport", "109876")
+    response = admin_client.post(reverse("admin:socialitsm_channel_add"), _channel_form())
+    assert response.status_code == 302
+    channel = Channel.objects.get(slug="fake-support")
+    assert (channel.handle, channel.config, channel.credentials) == (
+        "@acmesupport",
+        {"connector": "fake", "account_id": "109876"},
+        {"access_token": "t0k3n"},
+    )
+
+
+def test_refused_credentials_are_shown_and_nothing_is_saved(admin_client, fake_network):
+    fake_network.errors.append(PermanentError("authentication refused (HTTP 401 from mastodon.example)"))
+    response = admin_client.post(reverse("admin:socialitsm_channel_add"), _channel_form())
+    assert response.status_code == 200
+    assert "The network did not accept this channel: authentication refused (HTTP 401 from mastodon.example)" in (
+        response.content.decode()
+    )
+    assert not Channel.objects.exists()
+
+
+def test_a_channel_can_be_saved_without_checking(admin_client, fake_network):
+    fake_network.errors.append(TransientError("timed out calling mastodon.example"))
+    response = admin_client.post(reverse("admin:socialitsm_channel_add"), _channel_form(skip_verify="on"))
+    assert response.status_code == 302
+    assert Channel.objects.get().handle == ""
+    assert fake_network.errors  # the network was not asked
+
+
+def test_renaming_a_channel_does_not_ask_the_network(admin_client, fake_network):
+    channel = ChannelFactory(name="Old", slug="fake-support", config={"connector": "fake"}, poll_interval=60)
+    fake_network.errors.append(TransientError("the network is down"))
+    # The admin posts the value a field had when the page was drawn beside fields with a callable default.
+    form = _channel_form(
+        name="New", new_credentials="", handle=channel.handle, **{"initial-config": '{"connector": "fake"}'}
+    )
+    response = admin_client.post(reverse("admin:socialitsm_channel_change", args=[channel.pk]), form)
+    assert response.status_code == 302
+    assert Channel.objects.get().name == "New"
+
+
+def test_check_credentials_action_reports_each_channel(admin_client, fake_network):
+    good = ChannelFactory(name="B good", slug="good", config={"connector": "fake"})
+    bad = ChannelFactory(name="A bad", slug="bad", config={"connector": "fake"})
+    fake_network.errors.append(PermanentError("authentication refused (HTTP 401)"))
+    response = admin_client.post(
+        reverse("admin:socialitsm_channel_changelist"),
+        {"action": "check_credentials", "_selected_action": [bad.pk, good.pk]},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "bad: authentication refused (HTTP 401)",
+        "good: accepted as @ITSupport",
+    ]
+    assert Channel.objects.get(pk=good.pk).config["account_id"] == "fake-account-1"
+    assert Channel.objects.get(pk=bad.pk).health == "failing"

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from socialitsm import sla as sla_maths
+from socialitsm.connectors import connector_for
 from socialitsm.models import (
     Channel,
     Incident,
@@ -510,3 +511,63 @@ class SlaPolicySerializer(serializers.ModelSerializer):
             "calendar",
             "pause_states",
         )
+
+
+class ReplyLimitSerializer(serializers.Serializer):
+    max_length = serializers.IntegerField(help_text="Longest reply the network accepts, in `unit`.")
+    unit = serializers.CharField(help_text="characters, graphemes or weighted characters (X).")
+    public = serializers.BooleanField(help_text="Public replies are possible on this channel.")
+    direct = serializers.BooleanField(help_text="Direct messages are possible on this channel.")
+
+
+class ChannelSerializer(serializers.ModelSerializer):
+    """A channel's identity and health; credentials and connector options are never shown."""
+
+    quiet = serializers.SerializerMethodField(
+        help_text="A busy channel that has heard nothing for far longer than usual: check its stream or access."
+    )
+    recent_posts = serializers.IntegerField(read_only=True, help_text="Posts stored within the quiet window.")
+    reply_limit = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Channel
+        fields = (
+            "slug",
+            "name",
+            "network",
+            "handle",
+            "base_url",
+            "listen_mode",
+            "enabled",
+            "health",
+            "quiet",
+            "recent_posts",
+            "last_event_at",
+            "last_polled_at",
+            "last_error",
+            "last_error_at",
+            "rate_limited_until",
+            "quota_remaining",
+            "quota_limit",
+            "quota_reset_at",
+            "requests_made",
+            "cost_used",
+            "reply_limit",
+        )
+        read_only_fields = fields
+
+    def get_quiet(self, channel: Channel) -> bool:
+        return channel.is_quiet(recent_posts=getattr(channel, "recent_posts", 0), now=self.context["now"])
+
+    @extend_schema_field(ReplyLimitSerializer(allow_null=True))
+    def get_reply_limit(self, channel: Channel) -> dict[str, Any] | None:
+        try:
+            limits = connector_for(channel).limits()
+        except (LookupError, ImportError):
+            return None
+        return {
+            "max_length": limits.max_reply_chars,
+            "unit": limits.unit,
+            "public": limits.supports_public,
+            "direct": limits.supports_direct,
+        }

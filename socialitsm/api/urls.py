@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from .ingest import IngestView
 from .itsm import ItsmWebhookView
 from .views import (
+    ChannelViewSet,
     IncidentViewSet,
     ItsmLinkViewSet,
     PostViewSet,
@@ -23,6 +24,7 @@ router.register("incidents", IncidentViewSet, basename="incident")
 router.register("posts", PostViewSet, basename="post")
 router.register("replies", ReplyViewSet, basename="reply")
 router.register("services", ServiceViewSet, basename="service")
+router.register("channels", ChannelViewSet, basename="channel")
 router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla/calendars", SlaCalendarViewSet, basename="sla-calendar")
 router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")

@@ -19,7 +19,19 @@ from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
 from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, IncidentEvent, ItsmLink, Post, Reply, Service, SlaCalendar, SlaClock, SlaPolicy
+from socialitsm.models import (
+    Channel,
+    Incident,
+    IncidentEvent,
+    ItsmLink,
+    Post,
+    Reply,
+    Service,
+    SlaCalendar,
+    SlaClock,
+    SlaPolicy,
+)
+from socialitsm.selectors import channel_list
 from socialitsm.services import incidents, itsm_sync, replies, routing
 from socialitsm.services.sla import sla_rules_changed
 
@@ -344,3 +356,19 @@ class ItsmLinkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     def retry(self, request: Request, pk: str | None = None) -> Response:
         link = itsm_sync.itsm_link_retry_for_agent(link=self.get_object())
         return Response(self.get_serializer(_itsm_link_queryset().get(pk=link.pk)).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Channels and their health: last event, last error, quota, quiet flag"),
+    retrieve=extend_schema(summary="One channel by slug"),
+)
+class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.ChannelSerializer
+    lookup_field = "slug"
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[Channel]:
+        return channel_list().order_by("name", "pk")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "now": timezone.now()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .base import Connector, InboundAuthor, InboundPost, Limits, Quota
+from .base import Connector, InboundAuthor, InboundPost, Limits, Quota, StreamMark
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel
@@ -14,9 +14,22 @@ CONNECTORS: dict[str, str] = {
     "replay": "socialitsm.connectors.replay.ReplayConnector",
     "webhook": "socialitsm.connectors.webhook.WebhookConnector",
     "fake": "socialitsm.connectors.fake.FakeConnector",
+    "mastodon": "socialitsm.connectors.mastodon.MastodonConnector",
+    "bluesky": "socialitsm.connectors.bluesky.BlueskyConnector",
+    "x": "socialitsm.connectors.x.XConnector",
+    "reddit": "socialitsm.connectors.reddit.RedditConnector",
 }
 
-__all__ = ["CONNECTORS", "Connector", "InboundAuthor", "InboundPost", "Limits", "Quota", "connector_for"]
+__all__ = [
+    "CONNECTORS",
+    "Connector",
+    "InboundAuthor",
+    "InboundPost",
+    "Limits",
+    "Quota",
+    "StreamMark",
+    "connector_for",
+]
 
 
 def connector_class(network: str) -> type[Connector]:

@@ -5,13 +5,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from socialitsm.conf import conf
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
 
 Cursor = dict[str, Any]
+
+# The key of `Channel.config` holding the network's id of the channel's own account. Ingest
+# skips posts by that author (and posts whose id is one of our sent replies), so our own
+# answers are never taken for new complaints. `verify()` fills it.
+OWN_ACCOUNT_KEY = "account_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,16 @@ class InboundPost:
     # True for a deletion seen upstream: only external_id matters, and our copy gets redacted.
     deleted: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
+    # From `stream()`: the WatchRule whose subscription heard the post (search() passes its
+    # rule to ingest instead). None leaves it to the rule ingest was given, if any.
+    rule_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMark:
+    """Yielded by `Connector.stream` when the stream moved on without a post to store: a
+    heartbeat, or events the connector filtered out. It lets the runner save the cursor of a
+    quiet stream, flush a partial batch, and notice a stop request. Carries nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +81,15 @@ class Quota:
     reset_at: datetime | None = None
     requests: int = 0
     cost: float = 0.0  # in the network's billing currency (X pay-per-use), 0 where free
+
+
+def backfill_only(posts: Sequence[InboundPost], cursor: Cursor) -> list[InboundPost]:
+    """On a rule's first poll (empty cursor) keep only posts from the last SOCIALITSM_BACKFILL_HOURS;
+    later polls keep everything. The cursor still moves past what was dropped."""
+    if cursor:
+        return list(posts)
+    since = timezone.now() - timedelta(hours=conf.BACKFILL_HOURS)
+    return [p for p in posts if p.posted_at >= since]
 
 
 class Connector(ABC):
@@ -93,7 +121,12 @@ class Connector(ABC):
 
     def verify(self) -> str:
         """Check the channel's credentials against the network and return the account's handle.
-        Raises PermanentError with a readable message when they do not work."""
+        Raises PermanentError with a readable message when they do not work, TransientError
+        when the network cannot be reached.
+
+        It may fill non-secret facts the connector needs later into `self.channel.config`,
+        above all `config["account_id"]`: the network's id of our own account, which ingest
+        uses to skip our own posts (see `OWN_ACCOUNT_KEY`). The caller saves the channel."""
         return self.channel.handle
 
     @abstractmethod
@@ -101,9 +134,33 @@ class Connector(ABC):
         """Posts matching `rule` after `cursor`, oldest first, and the cursor to save once they
         are stored. Raises TransientError (retry later) or PermanentError (fix the channel)."""
 
-    def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost]:
-        """Posts as the network pushes them; only for networks with a streaming API."""
+    def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
+        """Posts as the network pushes them, for networks with a streaming API; blocks between
+        events and runs until the connection ends.
+
+        The contract with the runner (`manage.py socialitsm_stream`):
+        - Resume from `self.channel.stream_cursor` (a dict, `{}` on the first run). The runner
+          builds a fresh connector from the stored channel for every (re)connection.
+        - After each item yielded, `stream_cursor()` is the position to resume from once that
+          item and every earlier one are stored; the runner saves it on the channel in the
+          same transaction as the posts. It is read once more when the stream ends or fails,
+          so it must never cover an event that was read but neither yielded nor deliberately
+          skipped. Where the network replays from a cursor, rewind a little and let ingest
+          dedupe (it is idempotent on the post's id).
+        - Subscribe for `rules` as given: when the channel's rules or settings change, the
+          runner closes this stream and opens a new one.
+        - Yield a `StreamMark` at least every few seconds while nothing matches (heartbeat,
+          receive timeout, filtered events), so a quiet stream's cursor is saved and a stop
+          request is noticed. A deletion upstream is an InboundPost with `deleted=True`.
+        - A dropped connection or 429/5xx raises TransientError (retry_at where the network
+          named one); refused credentials raise PermanentError. Returning ends the stream
+          like a dropped connection: the runner reconnects with backoff and polls
+          (`search`) while the stream is down."""
         raise NotImplementedError(f"{self.network} has no streaming listener")
+
+    def stream_cursor(self) -> Cursor:
+        """Where `stream` would resume after the last item it yielded (see `stream`)."""
+        return {}
 
     @abstractmethod
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .base import Connector, Cursor, InboundPost, Limits
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -23,8 +24,18 @@ class FakeNetwork:
         self.sent: list[dict] = []
         self.errors: list[Exception] = []
         self.max_reply_chars = 500
+        self.reply_unit = "characters"
+        # visibility -> why the network would refuse that kind of reply
+        self.refusals: dict[str, str] = {}
         # Each search reports this allowance, as a network's rate-limit headers would.
         self.quota: dict = {}
+        # One list per stream connection: posts, marks, an exception that drops it, or an
+        # Event the connection idles on (yielding marks) until it is set.
+        self.streams: list[list[InboundPost | StreamMark | Exception | threading.Event]] = []
+        self.stream_resumed_from: list[Cursor] = []
+        self.streams_exhausted = threading.Event()
+        # What verify() learns: the account's handle and id.
+        self.account = ("@ITSupport", "fake-account-1")
 
 
 network = FakeNetwork()
@@ -42,6 +53,33 @@ class FakeConnector(Connector):
         start = int(cursor.get("offset", 0))
         return posts[start:], {"offset": len(posts)}
 
+    def verify(self) -> str:
+        if network.errors:
+            raise network.errors.pop(0)
+        handle, account_id = network.account
+        self.channel.config[OWN_ACCOUNT_KEY] = account_id
+        return handle
+
+    def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
+        """Plays the next scripted connection; the cursor counts items since the first one."""
+        self._position = int(self.channel.stream_cursor.get("seen", 0))
+        network.stream_resumed_from.append(dict(self.channel.stream_cursor))
+        if not network.streams:
+            network.streams_exhausted.set()
+            return
+        for item in network.streams.pop(0):
+            if isinstance(item, Exception):
+                raise item
+            if isinstance(item, threading.Event):
+                while not item.wait(0.01):
+                    yield StreamMark()
+                continue
+            self._position += 1
+            yield item
+
+    def stream_cursor(self) -> Cursor:
+        return {"seen": self._position}
+
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         if network.errors:
             raise network.errors.pop(0)
@@ -52,4 +90,7 @@ class FakeConnector(Connector):
         return reply_id
 
     def limits(self) -> Limits:
-        return Limits(max_reply_chars=network.max_reply_chars)
+        return Limits(max_reply_chars=network.max_reply_chars, unit=network.reply_unit)
+
+    def reply_refusal(self, post: Post, visibility: str) -> str:
+        return network.refusals.get(visibility, "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,9 +14,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from socialitsm.connectors import InboundPost, Quota, connector_for
-from socialitsm.connectors.base import Cursor
-from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Author, Channel, Post, WatchRule
+from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+from socialitsm.models import Author, Channel, IncidentEvent, Post, Reply, WatchRule
+
+from .incidents import event_build
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,13 @@ class IngestResult:
     created: int = 0
     duplicates: int = 0
     pending_ids: list[int] = field(default_factory=list)
+    # Posts by our own account or that are our own sent replies: never stored as complaints.
+    own: int = 0
+    # Deletions seen upstream that redacted a stored post (deletions of unknown posts are no-ops).
+    redacted: int = 0
+
+
+REDACTED_TEXT = "[deleted by the author]"
 
 
 def posts_enqueue_processing(post_ids: list[int]) -> None:
@@ -44,32 +53,49 @@ def posts_ingest(
     posts: Sequence[InboundPost],
     rule: WatchRule | None = None,
     cursor: Cursor | None = None,
+    stream_cursor: Cursor | None = None,
     process: bool = True,
 ) -> IngestResult:
-    """Store `posts` for `channel`, ignoring ones already stored, and save `rule`'s cursor in
-    the same transaction, so a crash replays posts and never skips them. New posts are handed
-    to classification after commit."""
+    """Store `posts` for `channel`, ignoring ones already stored, and save `rule`'s cursor (or
+    the channel's `stream_cursor`) in the same transaction, so a crash replays posts and never
+    skips them. Deletion markers redact our copy; our own posts and sent replies are skipped.
+    New posts are handed to classification after commit."""
     unique: dict[str, InboundPost] = {}
+    deletions: set[str] = set()
     for post in posts:
-        unique.setdefault(post.external_id, post)
+        if post.deleted:
+            deletions.add(post.external_id)
+        else:
+            unique.setdefault(post.external_id, post)
     result = IngestResult(received=len(posts))
     network = channel.network
     with transaction.atomic():
         if unique:
+            own = _own_posts(network, list(unique.values()))
+            result.own = len(own)
             existing = set(
                 Post.objects.filter(network=network, external_id__in=list(unique)).values_list("external_id", flat=True)
             )
             # Rows are written in key order: two overlapping batches then lock rows in the same
             # order and wait for each other instead of deadlocking.
-            fresh = sorted((p for p in unique.values() if p.external_id not in existing), key=lambda p: p.external_id)
+            fresh = _replies_to_us_rethreaded(
+                network,
+                sorted(
+                    (p for p in unique.values() if p.external_id not in existing and p.external_id not in own),
+                    key=lambda p: p.external_id,
+                ),
+            )
             authors = _authors_upsert(network, fresh)
+            # A stream names the rule that heard a post; one deleted meanwhile is forgotten.
+            named = {p.rule_id for p in fresh if p.rule_id}
+            live_rules = set(channel.rules.filter(pk__in=named).values_list("pk", flat=True)) if named else set()
             Post.objects.bulk_create(
                 [
                     Post(
                         network=network,
                         external_id=p.external_id,
                         channel=channel,
-                        rule=rule,
+                        rule_id=p.rule_id if p.rule_id in live_rules else (rule.pk if rule else None),
                         author_id=authors[p.author.external_id],
                         text=p.text,
                         raw=p.raw,
@@ -94,16 +120,79 @@ def posts_ingest(
             )
             if fresh:
                 Channel.objects.filter(pk=channel.pk).update(last_event_at=timezone.now())
-        result.duplicates = result.received - result.created
+        if deletions:
+            result.redacted = posts_redact(network=network, external_ids=sorted(deletions))
+        result.duplicates = result.received - result.created - result.own - sum(p.deleted for p in posts)
         if rule is not None and cursor is not None:
             WatchRule.objects.filter(pk=rule.pk).update(cursor=cursor)
             rule.cursor = cursor
+        if stream_cursor is not None:
+            Channel.objects.filter(pk=channel.pk).update(stream_cursor=stream_cursor)
+            channel.stream_cursor = stream_cursor
         if process and result.pending_ids:
             ids = list(result.pending_ids)
             # Robust: a broker that is down must not turn stored posts into an error for the
             # sender; the recovery sweep hands pending posts to the workers later.
             transaction.on_commit(lambda: posts_enqueue_processing(ids), robust=True)
     return result
+
+
+def _own_posts(network: str, posts: Sequence[InboundPost]) -> set[str]:
+    """External ids among `posts` that we wrote: by one of our accounts on this network, or
+    one of the replies we sent (the account id may be unknown if the channel was never verified)."""
+    accounts = {
+        str(config[OWN_ACCOUNT_KEY])
+        for config in Channel.objects.filter(network=network).values_list("config", flat=True)
+        if isinstance(config, dict) and config.get(OWN_ACCOUNT_KEY)
+    }
+    own = {p.external_id for p in posts if p.author.external_id in accounts}
+    sent = Reply.objects.filter(channel__network=network, external_id__in=[p.external_id for p in posts])
+    own.update(sent.values_list("external_id", flat=True))
+    return own
+
+
+def _replies_to_us_rethreaded(network: str, posts: list[InboundPost]) -> list[InboundPost]:
+    """An answer to one of our replies continues the conversation of the post we answered:
+    point `in_reply_to` at that post, so routing threads it into the same incident."""
+    answered = dict(
+        Reply.objects.filter(channel__network=network, external_id__in={p.in_reply_to for p in posts if p.in_reply_to})
+        .exclude(external_id="")
+        .values_list("external_id", "post__external_id")
+    )
+    if not answered:
+        return posts
+    return [replace(p, in_reply_to=answered[p.in_reply_to]) if p.in_reply_to in answered else p for p in posts]
+
+
+def posts_redact(*, network: str, external_ids: Sequence[str]) -> int:
+    """Redact our copies of posts their authors deleted: the text is replaced and the payload
+    dropped, while the row and its incident link stay for the record. A post still waiting
+    for classification is set aside. Idempotent; unknown ids are ignored. Returns posts redacted."""
+    now = timezone.now()
+    targets = list(
+        Post.objects.select_for_update(of=("self",))
+        .filter(network=network, external_id__in=list(external_ids), deleted_at__isnull=True)
+        .order_by("external_id")
+        .select_related("incident")
+    )
+    if not targets:
+        return 0
+    ids = [p.pk for p in targets]
+    Post.objects.filter(pk__in=ids).update(text=REDACTED_TEXT, raw={}, deleted_at=now)
+    Post.objects.filter(pk__in=ids, triage_state=Post.Triage.PENDING).update(triage_state=Post.Triage.IGNORED)
+    IncidentEvent.objects.bulk_create(
+        [
+            event_build(
+                post.incident,
+                IncidentEvent.Kind.POST_DELETED,
+                old=f"{post.network}:{post.external_id}",
+                message="The author deleted this post; our copy was redacted.",
+            )
+            for post in targets
+            if post.incident is not None
+        ]
+    )
+    return len(targets)
 
 
 def _authors_upsert(network: str, posts: Sequence[InboundPost]) -> dict[str, int]:
@@ -154,11 +243,8 @@ def channel_poll(*, channel: Channel) -> int:
         for rule in channel.rules.filter(enabled=True):
             posts, cursor = connector.search(rule, rule.cursor)
             created += posts_ingest(channel=channel, posts=posts, rule=rule, cursor=cursor).created
-    except TransientError as exc:
-        _channel_record_error(channel, exc.message, Channel.Health.DEGRADED, exc.retry_at)
-        return created
-    except PermanentError as exc:
-        _channel_record_error(channel, exc.message, Channel.Health.FAILING, None)
+    except (TransientError, PermanentError) as exc:
+        channel_error_record(channel=channel, error=exc)
         return created
     finally:
         channel_quota_record(channel=channel, quota=connector.quota)
@@ -185,10 +271,14 @@ def channel_quota_record(*, channel: Channel, quota: Quota) -> None:
     Channel.objects.filter(pk=channel.pk).update(**changes)
 
 
-def _channel_record_error(channel: Channel, message: str, health: str, retry_at) -> None:
-    logger.warning("poll of channel %s failed: %s", channel.slug, message)
+def channel_error_record(*, channel: Channel, error: ExternalError) -> None:
+    """Show on the channel why its last call failed; a rate limit also holds its next poll."""
+    logger.warning("call to channel %s failed: %s", channel.slug, error.message)
     now = timezone.now()
-    changes = {"last_polled_at": now, "last_error": message, "last_error_at": now, "health": health}
+    transient = isinstance(error, TransientError)
+    health = Channel.Health.DEGRADED if transient else Channel.Health.FAILING
+    retry_at = error.retry_at if isinstance(error, TransientError) else None
+    changes = {"last_polled_at": now, "last_error": error.message, "last_error_at": now, "health": health}
     if retry_at is not None and retry_at > now:
         changes.update(rate_limited_until=retry_at, next_poll_at=retry_at)
     Channel.objects.filter(pk=channel.pk).update(**changes)

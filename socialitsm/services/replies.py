@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -20,8 +21,29 @@ from .sla import incident_sla_recompute
 logger = logging.getLogger(__name__)
 
 
-def reply_limit(post: Post) -> int:
-    return connector_for(post.channel).limits().max_reply_chars
+@dataclass(frozen=True)
+class ReplyOptions:
+    """What the reply box needs to know about answering one post."""
+
+    limit: int
+    unit: str
+    # Why a public reply (or a direct message) would be refused; "" when it would not.
+    public_refusal: str
+    direct_refusal: str
+
+
+def reply_options(post: Post) -> ReplyOptions:
+    connector = connector_for(post.channel)
+    limits = connector.limits()
+    network = post.get_network_display()
+    public = connector.reply_refusal(post, Reply.Visibility.PUBLIC) if limits.supports_public else ""
+    direct = connector.reply_refusal(post, Reply.Visibility.DIRECT) if limits.supports_direct else ""
+    return ReplyOptions(
+        limit=limits.max_reply_chars,
+        unit=limits.unit,
+        public_refusal=public if limits.supports_public else f"{network} does not allow a public reply here",
+        direct_refusal=direct if limits.supports_direct else f"{network} cannot send direct messages here",
+    )
 
 
 def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, agent) -> Reply:

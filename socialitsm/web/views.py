@@ -28,7 +28,7 @@ from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
-from socialitsm.services.replies import reply_limit, reply_queue
+from socialitsm.services.replies import reply_options, reply_queue
 from socialitsm.services.routing import post_promote
 
 from . import charts
@@ -146,7 +146,18 @@ def _replies_context(incident: Incident) -> dict[str, Any]:
 
 
 def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str, Any]], Post | None]:
-    targets = [{"post": p, "limit": reply_limit(p)} for p in posts]
+    targets = []
+    for post in posts:
+        options = reply_options(post)
+        targets.append(
+            {
+                "post": post,
+                "limit": options.limit,
+                "unit": options.unit,
+                "public_refusal": options.public_refusal,
+                "direct_refusal": options.direct_refusal,
+            }
+        )
     by_author = [p for p in posts if p.author_id == incident.author_id]
     default = (by_author or posts)[-1] if posts else None
     return targets, default
@@ -162,8 +173,12 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
     chosen = next((t for t in targets if t["post"].pk == draft.get("post")), None) or next(
         (t for t in targets if t["post"] is default_post), None
     )
+    # A direct message is answered directly, and so is a post the network would not let us
+    # answer in public (X: the author neither mentioned nor quoted us).
     visibility = draft.get("visibility") or (
-        Reply.Visibility.DIRECT if chosen and chosen["post"].is_direct else Reply.Visibility.PUBLIC
+        Reply.Visibility.DIRECT
+        if chosen and (chosen["post"].is_direct or (chosen["public_refusal"] and not chosen["direct_refusal"]))
+        else Reply.Visibility.PUBLIC
     )
     context = {
         **_replies_context(incident),

@@ -17,6 +17,8 @@ PATHS = {
     "/api/v1/replies/{id}/": {"get"},
     "/api/v1/services/": {"get"},
     "/api/v1/services/{slug}/": {"get"},
+    "/api/v1/channels/": {"get"},
+    "/api/v1/channels/{slug}/": {"get"},
     "/api/v1/ingest/{slug}/": {"post"},
     "/api/v1/reports/sla/": {"get"},
     "/api/v1/sla/policies/": {"get", "post"},

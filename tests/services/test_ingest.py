@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from socialitsm.connectors import InboundAuthor
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Author, Channel, Incident, Post, WatchRule
+from socialitsm.models import Author, Channel, Incident, IncidentEvent, Post, WatchRule
 from socialitsm.services.ingest import channel_poll, channels_poll_due, posts_ingest
 
-from ..factories import ChannelFactory, WatchRuleFactory, inbound
+from ..factories import ChannelFactory, IncidentFactory, ReplyFactory, WatchRuleFactory, inbound
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +228,90 @@ def test_ingest_and_routing_of_the_same_authors_do_not_deadlock():
     assert errors == []
     assert Post.objects.count() == 24
     assert Post.objects.filter(external_id__startswith="a-", triage_state="pending").count() == 0
+
+
+def test_deletion_redacts_the_stored_post_and_keeps_its_incident():
+    rule = WatchRuleFactory()
+    posts_ingest(channel=rule.channel, posts=[inbound("a1", raw={"id": "a1"})], rule=rule, process=False)
+    incident = IncidentFactory()
+    Post.objects.filter(external_id="a1").update(incident=incident, triage_state=Post.Triage.INCIDENT)
+    gone = replace(inbound("a1"), text="", deleted=True)
+    result = posts_ingest(channel=rule.channel, posts=[gone], rule=rule, process=False)
+    assert (result.created, result.redacted, result.duplicates) == (0, 1, 0)
+    post = Post.objects.get(external_id="a1")
+    assert (post.text, post.raw, post.incident_id, post.triage_state) == (
+        "[deleted by the author]",
+        {},
+        incident.pk,
+        Post.Triage.INCIDENT,
+    )
+    assert post.deleted_at is not None
+    events = list(IncidentEvent.objects.filter(incident=incident).values_list("kind", "old_value"))
+    assert events == [("post_deleted", "replay:a1")]
+    again = posts_ingest(channel=rule.channel, posts=[gone], rule=rule, process=False)
+    assert again.redacted == 0
+    assert IncidentEvent.objects.filter(incident=incident).count() == 1
+
+
+def test_deletion_of_a_pending_post_sets_it_aside():
+    rule = WatchRuleFactory()
+    posts_ingest(channel=rule.channel, posts=[inbound("a1")], rule=rule, process=False)
+    posts_ingest(channel=rule.channel, posts=[replace(inbound("a1"), deleted=True)], rule=rule, process=False)
+    assert Post.objects.get().triage_state == Post.Triage.IGNORED
+
+
+def test_deletion_of_an_unknown_post_is_a_no_op():
+    rule = WatchRuleFactory()
+    result = posts_ingest(
+        channel=rule.channel, posts=[replace(inbound("never"), deleted=True)], rule=rule, cursor={"n": 1}, process=False
+    )
+    assert (result.received, result.created, result.redacted, result.duplicates) == (1, 0, 0, 0)
+    assert Post.objects.count() == 0
+    assert Author.objects.count() == 0
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"n": 1}
+
+
+def test_posts_by_our_own_account_are_skipped():
+    channel = ChannelFactory(config={"connector": "fake", "account_id": "us-1"})
+    rule = WatchRuleFactory(channel=channel)
+    other = WatchRuleFactory(channel=ChannelFactory())
+    result = posts_ingest(
+        channel=other.channel, posts=[inbound("mine", author="us-1"), inbound("theirs")], rule=other, process=False
+    )
+    assert (result.created, result.own, result.duplicates) == (1, 1, 0)
+    assert list(Post.objects.values_list("external_id", flat=True)) == ["theirs"]
+    assert not Author.objects.filter(external_id="us-1").exists()
+    assert rule.channel.network == other.channel.network
+
+
+def test_our_sent_replies_are_not_ingested():
+    reply = ReplyFactory(external_id="sent-7", status="sent")
+    result = posts_ingest(
+        channel=reply.channel, posts=[inbound("sent-7", author="someone-else")], rule=reply.post.rule, process=False
+    )
+    assert (result.created, result.own) == (0, 1)
+    assert not Post.objects.filter(external_id="sent-7").exists()
+
+
+def test_stream_cursor_is_saved_with_the_posts():
+    channel = ChannelFactory()
+    posts_ingest(channel=channel, posts=[inbound("s1")], stream_cursor={"time_us": 5}, process=False)
+    assert Channel.objects.get(pk=channel.pk).stream_cursor == {"time_us": 5}
+
+
+def test_an_answer_to_our_reply_joins_the_incident_of_the_post_we_answered(django_capture_on_commit_callbacks):
+    rule = WatchRuleFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        posts_ingest(channel=rule.channel, posts=[inbound("p1", "VPN down again, third time this week")], rule=rule)
+    first = Post.objects.get()
+    assert first.incident is not None
+    ReplyFactory(post=first, incident=first.incident, external_id="our-reply-9", status="sent")
+    with django_capture_on_commit_callbacks(execute=True):
+        posts_ingest(
+            channel=rule.channel,
+            posts=[inbound("p2", "still down, VPN cannot connect at all", in_reply_to="our-reply-9")],
+            rule=rule,
+        )
+    second = Post.objects.get(external_id="p2")
+    assert (second.in_reply_to, second.incident_id) == ("p1", first.incident_id)
+    assert Incident.objects.count() == 1

@@ -168,3 +168,35 @@ def test_replies_update_in_place_and_stop_polling(page, agent_user):
     assert seen >= 1
     page.wait_for_timeout(2500)
     assert len(polls) == seen
+
+
+def test_reply_box_counts_graphemes_and_explains_a_refused_public_reply(page, agent_user, fake_network):
+    from playwright.sync_api import expect
+
+    fake_network.max_reply_chars = 300
+    fake_network.reply_unit = "graphemes"
+    fake_network.refusals["public"] = "the author neither mentioned nor quoted us"
+    incident, _ = incident_from_post()
+    log_in(page, f"/incidents/{incident.number}/")
+
+    expect(page.locator("#reply-counter")).to_have_text("0 / 300 graphemes on Replay")
+    expect(page.get_by_label("Direct message")).to_be_checked()
+    expect(page.locator("#reply-refusal")).to_have_text("No public reply: the author neither mentioned nor quoted us")
+    # A family emoji and a flag are one grapheme each, though 7 and 2 code points.
+    page.locator("#reply-text").fill("👨‍👩‍👧‍👦 🇫🇷 ok")
+    expect(page.locator("#reply-counter [data-count]")).to_have_text("6")
+    assert page.locator("#reply-text").get_attribute("maxlength") is None
+
+
+def test_reply_box_counts_x_weighted_characters(page, agent_user, fake_network):
+    from playwright.sync_api import expect
+
+    fake_network.max_reply_chars = 280
+    fake_network.reply_unit = "weighted characters"
+    incident, _ = incident_from_post()
+    log_in(page, f"/incidents/{incident.number}/")
+
+    expect(page.locator("#reply-counter")).to_have_text("0 / 280 weighted characters on Replay")
+    # A link weighs 23 whatever its length; Latin letters 1; CJK ideographs 2.
+    page.locator("#reply-text").fill("https://status.example.com/incidents/2026/11/26 héllo 日本")
+    expect(page.locator("#reply-counter [data-count]")).to_have_text(str(23 + len(" héllo ") + 4))

@@ -588,3 +588,26 @@ def test_itsm_retry_needs_an_agent_and_post(client, outsider, failed_link):
     assert client.get(retry).status_code == 405
     failed_link.refresh_from_db()
     assert failed_link.status == "failed"
+
+
+def test_reply_box_shows_the_limit_in_the_networks_unit(agent_client, fake_network):
+    fake_network.max_reply_chars = 300
+    fake_network.reply_unit = "graphemes"
+    incident, _ = open_incident()
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert 'data-limit="300" data-unit="graphemes"' in body
+    assert "/ <span data-limit>300</span> <span data-unit>graphemes</span> on" in body
+    # maxlength counts UTF-16 units, which would cut emoji-rich text short of 300 graphemes.
+    assert "maxlength" not in body
+
+
+def test_reply_box_explains_a_refused_public_reply_and_preselects_direct(agent_client, fake_network):
+    fake_network.refusals["public"] = "X allows a public reply only where the author mentioned or quoted us"
+    incident, _ = open_incident()
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert 'value="direct" checked' in body
+    assert 'value="public" checked' not in body
+    assert (
+        '<p class="refusal" id="reply-refusal" data-reply-refusal>'
+        "No public reply: X allows a public reply only where the author mentioned or quoted us</p>"
+    ) in body

@@ -1,6 +1,32 @@
-// Reply box: a live character counter that follows the limit of the network being answered.
+// Reply box: a live counter in the unit of the network being answered (characters, graphemes
+// or X's weighted characters), and the network's reason when it would refuse a public reply.
 (function () {
   "use strict";
+
+  var segmenter = window.Intl && Intl.Segmenter ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+  // twitter-text v3: these code points weigh 1, every other one 2; a link always weighs 23.
+  var LIGHT = [[0, 4351], [8192, 8205], [8208, 8223], [8242, 8247]];
+  var LINK = /https?:\/\/\S+/g;
+
+  function weighted(text) {
+    var links = text.match(LINK) || [];
+    var total = 23 * links.length;
+    Array.from(text.replace(LINK, "")).forEach(function (ch) {
+      var code = ch.codePointAt(0);
+      var light = LIGHT.some(function (range) { return code >= range[0] && code <= range[1]; });
+      total += light ? 1 : 2;
+    });
+    return total;
+  }
+
+  function measure(text, unit) {
+    if (unit.indexOf("grapheme") !== -1 && segmenter) {
+      return Array.from(segmenter.segment(text)).length;
+    }
+    if (unit.indexOf("weighted") !== -1) return weighted(text);
+    // Code points, as the server counts characters.
+    return Array.from(text).length;
+  }
 
   function setup(form) {
     var select = form.querySelector("[data-reply-post]");
@@ -9,16 +35,22 @@
     if (!select || !text || !counter) return;
     var count = counter.querySelector("[data-count]");
     var limitLabel = counter.querySelector("[data-limit]");
+    var unitLabel = counter.querySelector("[data-unit]");
     var network = counter.querySelector("[data-network]");
+    var refusal = form.querySelector("[data-reply-refusal]");
 
     function chosen() {
       return select.options[select.selectedIndex];
     }
 
+    function radio(value) {
+      return form.querySelector('[data-reply-visibility][value="' + value + '"]');
+    }
+
     function update() {
-      var limit = parseInt(chosen().dataset.limit, 10);
-      // Code points, as the server counts them; maxlength (UTF-16 units) is stricter anyway.
-      var used = Array.from(text.value).length;
+      var option = chosen();
+      var limit = parseInt(option.dataset.limit, 10);
+      var used = measure(text.value, option.dataset.unit || "characters");
       count.textContent = String(used);
       counter.classList.toggle("near", used > limit * 0.9 && used <= limit);
       counter.classList.toggle("over", used > limit);
@@ -26,12 +58,22 @@
 
     function retarget() {
       var option = chosen();
-      text.maxLength = parseInt(option.dataset.limit, 10);
+      var unit = option.dataset.unit || "characters";
+      // maxlength counts UTF-16 units: a fair cap for characters, too strict for the others.
+      if (unit === "characters") text.maxLength = parseInt(option.dataset.limit, 10);
+      else text.removeAttribute("maxlength");
       limitLabel.textContent = option.dataset.limit;
+      unitLabel.textContent = unit;
       network.textContent = option.dataset.network;
-      var wanted = option.dataset.direct === "true" ? "direct" : "public";
-      var radio = form.querySelector('[data-reply-visibility][value="' + wanted + '"]');
-      if (radio) radio.checked = true;
+      var publicRefusal = option.dataset.publicRefusal || "";
+      var directRefusal = option.dataset.directRefusal || "";
+      var wanted = option.dataset.direct === "true" || (publicRefusal && !directRefusal) ? "direct" : "public";
+      if (radio(wanted)) radio(wanted).checked = true;
+      if (refusal) {
+        var reason = publicRefusal ? "No public reply: " + publicRefusal : directRefusal ? "No direct message: " + directRefusal : "";
+        refusal.textContent = reason;
+        refusal.hidden = !reason;
+      }
       update();
     }
 

@@ -1,0 +1,711 @@
+"""Bluesky (AT Protocol): Jetstream listening, search and mentions; thread replies and chat DMs.
+
+Channel: `base_url` is the account's PDS or the entryway (default https://bsky.social),
+credentials `{"identifier": "acmesupport.bsky.social", "password": "<app password with DM access>"}`.
+`verify()` opens a session and learns the DID (config `account_id`) and the PDS that serves it.
+Sessions are kept per process and refreshed on ExpiredToken: createSession is limited to 30 per
+5 minutes and 300 a day, so a poll never logs in again just because it runs.
+
+Listening, per WatchRule kind (polling):
+- search    app.bsky.feed.searchPosts (authenticated through the PDS; a secondary source: the
+            maintainers say it is for people searching, not for monitoring);
+- hashtag   the same with "#tag";
+- mentions  app.bsky.notification.listNotifications: mentions, replies and quotes;
+- direct    nothing to poll: Bluesky chat is answered, not listened to, here.
+Streaming: Jetstream (`config["jetstream_url"]`, default the public jetstream2.us-east). Posts are
+matched locally: a mention facet of our DID or a reply/quote of our posts (mentions), a tag facet
+or #tag (hashtag), every search term in the text (search). The cursor is Jetstream's `time_us`; a
+reconnection rewinds REWIND_US and ingest dedupes. Deleted posts redact our copy.
+
+Replying: public = com.atproto.repo.createRecord with reply root/parent strong refs and facets for
+@mentions and links (byte offsets into UTF-8); direct = chat.bsky.convo.getConvoForMembers +
+sendMessage through the PDS with the `atproto-proxy` header. There is no idempotency key: a retry
+first looks for the same reply among our latest posts (or the conversation's last message).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import regex
+import requests
+from django.utils import timezone
+from websockets.exceptions import ConnectionClosed
+
+from socialitsm import http
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+from socialitsm.text import clean_json, clean_text
+
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark, backfill_only
+from .wsclient import ws_connect
+
+if TYPE_CHECKING:
+    from socialitsm.models import Channel, Post, WatchRule
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVICE = "https://bsky.social"
+DEFAULT_JETSTREAM = "wss://jetstream2.us-east.bsky.network/subscribe"
+CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
+POST = "app.bsky.feed.post"
+MAX_GRAPHEMES = 300
+MAX_POST_BYTES = 3000  # the lexicon's second bound; only long emoji sequences reach it first
+PAGE_LIMIT = 100
+MAX_PAGES = 5
+OVERLAP = timedelta(minutes=5)
+REWIND_US = 5_000_000
+RECV_TIMEOUT = 5.0
+MARK_EVERY = 1.0
+# Refused because of who the recipient is or what they allow, not because of our channel.
+RECIPIENT_ERRORS = {
+    "MessagesDisabled": "does not accept direct messages",
+    "NotFollowedBySender": "only accepts direct messages from accounts they follow",
+    "BlockedActor": "has blocked us, or we them",
+    "BlockedSubject": "has blocked us, or we them",
+    "RecipientNotFound": "cannot be found",
+    "AccountSuspended": "is suspended",
+    "ConvoLocked": "has locked the conversation",
+}
+
+_MENTION = re.compile(r"(?:^|(?<=[\s(]))@([a-zA-Z0-9][a-zA-Z0-9.-]*\.[a-zA-Z][a-zA-Z0-9-]*)")
+_LINK = re.compile(r"https?://[^\s<>\"')\]]+")
+
+
+@dataclass
+class Session:
+    did: str
+    handle: str
+    access: str
+    refresh: str
+    pds: str
+
+
+_sessions: dict[tuple[str, str], Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def sessions_forget() -> None:
+    """Drop every cached session (tests, or after rotating an app password)."""
+    with _sessions_lock:
+        _sessions.clear()
+
+
+def graphemes(text: str) -> int:
+    return len(regex.findall(r"\X", text))
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _rkey(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1]
+
+
+def _did_of(uri: str) -> str:
+    return uri[len("at://") :].split("/", 1)[0] if uri.startswith("at://") else ""
+
+
+class BlueskyConnector(Connector):
+    network = "bluesky"
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        self._time_us = 0
+        self._handles: dict[str, str] = {}
+
+    # -- Sessions and XRPC ------------------------------------------------------------------
+
+    @property
+    def service(self) -> str:
+        return (self.channel.base_url or DEFAULT_SERVICE).rstrip("/")
+
+    def _key(self) -> tuple[str, str]:
+        return (self.service, str(self.channel.credentials.get("identifier", "")))
+
+    def _session(self, *, fresh: bool = False) -> Session:
+        with _sessions_lock:
+            session = None if fresh else _sessions.get(self._key())
+        if session is None:
+            session = self._login()
+            with _sessions_lock:
+                _sessions[self._key()] = session
+        return session
+
+    def _login(self) -> Session:
+        identifier = self.channel.credentials.get("identifier")
+        password = self.channel.credentials.get("password")
+        if not identifier or not password:
+            raise PermanentError("this Bluesky channel needs an identifier and an app password in its credentials")
+        data = self._send(
+            "POST",
+            self.service,
+            "com.atproto.server.createSession",
+            body={"identifier": identifier, "password": password},
+            token=None,
+        )
+        return self._session_from(data, fallback_pds=self.service)
+
+    def _session_from(self, data: Mapping[str, Any], *, fallback_pds: str) -> Session:
+        if not all(isinstance(data.get(k), str) for k in ("did", "handle", "accessJwt", "refreshJwt")):
+            raise PermanentError("Bluesky's session answer lacks did, handle or tokens")
+        return Session(
+            did=data["did"],
+            handle=data["handle"],
+            access=data["accessJwt"],
+            refresh=data["refreshJwt"],
+            pds=_pds_of(data.get("didDoc")) or fallback_pds,
+        )
+
+    def _refreshed(self, session: Session) -> Session:
+        try:
+            data = self._send("POST", session.pds, "com.atproto.server.refreshSession", token=session.refresh)
+            fresh = self._session_from(data, fallback_pds=session.pds)
+        except PermanentError:
+            fresh = self._login()
+        with _sessions_lock:
+            _sessions[self._key()] = fresh
+        return fresh
+
+    def _xrpc(
+        self,
+        method: str,
+        nsid: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        body: Mapping[str, Any] | None = None,
+        proxy: str = "",
+    ) -> Any:
+        """One authenticated call at the PDS; an expired or revoked access token is renewed once."""
+        session = self._session()
+        try:
+            return self._send(method, session.pds, nsid, params=params, body=body, token=session.access, proxy=proxy)
+        except _SessionExpired:
+            session = self._refreshed(session)
+            return self._send(method, session.pds, nsid, params=params, body=body, token=session.access, proxy=proxy)
+
+    def _send(
+        self,
+        method: str,
+        host: str,
+        nsid: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        body: Mapping[str, Any] | None = None,
+        token: str | None,
+        proxy: str = "",
+    ) -> Any:
+        headers = {"Accept": "application/json", "User-Agent": "socialitsm"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if proxy:
+            headers["atproto-proxy"] = proxy
+        seen: list[requests.Response] = []
+        try:
+            response = http.request(
+                method,
+                f"{host}/xrpc/{nsid}",
+                params=params,
+                json=body,
+                headers=headers,
+                hooks={"response": [lambda r, *args, **kwargs: seen.append(r)]},
+            )
+        except ExternalError as exc:
+            if seen:
+                self._note(seen[-1])
+                raise self._error(exc, seen[-1], nsid, authenticated=bool(token)) from exc
+            raise
+        self._note(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientError(
+                f"Bluesky answered {nsid} with something that is not JSON: {response.text[:100]!r}",
+                status=response.status_code,
+            ) from None
+
+    def _note(self, response: requests.Response) -> None:
+        reset = _int(response.headers.get("RateLimit-Reset"))
+        self.note_quota(
+            remaining=_int(response.headers.get("RateLimit-Remaining")),
+            limit=_int(response.headers.get("RateLimit-Limit")),
+            reset_at=datetime.fromtimestamp(reset, UTC) if reset else None,
+        )
+
+    def _error(self, exc: ExternalError, response: requests.Response, nsid: str, *, authenticated: bool) -> Exception:
+        status = response.status_code
+        name, message = _problem(response)
+        detail = f"{name}: {message}" if name and message else name or message or f"HTTP {status}"
+        if authenticated and name in ("ExpiredToken", "InvalidToken") and nsid != "com.atproto.server.refreshSession":
+            return _SessionExpired(detail)
+        if status == 429:
+            reset = _int(response.headers.get("RateLimit-Reset"))
+            retry_at = datetime.fromtimestamp(reset, UTC) if reset else getattr(exc, "retry_at", None)
+            when = f"; it resets at {retry_at:%H:%M:%S} UTC" if retry_at else ""
+            return TransientError(f"Bluesky rate limit reached ({detail}){when}", status=status, retry_at=retry_at)
+        if status >= 500:
+            return TransientError(f"Bluesky is failing (HTTP {status}): {detail}", status=status)
+        if nsid == "com.atproto.server.createSession" and status in (400, 401):
+            return PermanentError(f"Bluesky refused the identifier or app password ({detail})", status=status)
+        if name in RECIPIENT_ERRORS:
+            return PermanentError(f"the recipient {RECIPIENT_ERRORS[name]} ({detail})", status=status)
+        return PermanentError(f"Bluesky refused {nsid} (HTTP {status}): {detail}", status=status)
+
+    # -- Channel ----------------------------------------------------------------------------
+
+    def verify(self) -> str:
+        session = self._session(fresh=True)
+        self.channel.config[OWN_ACCOUNT_KEY] = session.did
+        self.channel.config["pds"] = session.pds
+        return f"@{session.handle}"
+
+    def limits(self) -> Limits:
+        return Limits(max_reply_chars=MAX_GRAPHEMES, unit="graphemes")
+
+    def reply_length(self, text: str) -> int:
+        return graphemes(text)
+
+    @property
+    def _own_did(self) -> str:
+        return str(self.channel.config.get(OWN_ACCOUNT_KEY) or "")
+
+    # -- Polling ----------------------------------------------------------------------------
+
+    def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        posts, next_cursor = self._search(rule, cursor)
+        return backfill_only(posts, cursor), next_cursor
+
+    def _search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        if rule.kind == "mentions":
+            return self._mentions(rule, cursor)
+        if rule.kind == "direct":
+            return [], cursor
+        query = rule.query.strip()
+        if rule.kind == "hashtag":
+            query = "#" + query.lstrip("#").split()[0] if query.lstrip("#") else ""
+        if not query:
+            raise PermanentError(f"rule {rule.name!r} has nothing to search for")
+        since = _time(cursor.get("since"))
+        views: list[dict[str, Any]] = []
+        page_cursor = ""
+        for _ in range(MAX_PAGES):
+            params = [("q", query), ("sort", "latest"), ("limit", str(PAGE_LIMIT))]
+            if since is not None:
+                params.append(("since", _iso(since)))
+            if page_cursor:
+                params.append(("cursor", page_cursor))
+            data = self._xrpc("GET", "app.bsky.feed.searchPosts", params=params)
+            page = [p for p in _list(data, "posts") if isinstance(p, dict) and p.get("uri")]
+            views.extend(page)
+            page_cursor = str(data.get("cursor") or "")
+            if since is None or not page_cursor or len(page) < PAGE_LIMIT:
+                break  # a first search takes only the latest page: listening starts now
+        return self._from_views(views, rule, cursor, "since")
+
+    def _mentions(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        seen_at = _time(cursor.get("seen_at"))
+        notes: list[dict[str, Any]] = []
+        page_cursor = ""
+        for _ in range(MAX_PAGES):
+            params = [("limit", str(PAGE_LIMIT))] + ([("cursor", page_cursor)] if page_cursor else [])
+            data = self._xrpc("GET", "app.bsky.notification.listNotifications", params=params)
+            page = [n for n in _list(data, "notifications") if isinstance(n, dict) and n.get("uri")]
+            notes.extend(page)
+            page_cursor = str(data.get("cursor") or "")
+            times = [t for t in (_time(n.get("indexedAt")) for n in page) if t is not None]
+            oldest = min(times) if times else None
+            if seen_at is None or not page_cursor or (oldest is not None and oldest <= seen_at):
+                break
+        wanted = [n for n in notes if n.get("reason") in ("mention", "reply", "quote")]
+        return self._from_views(wanted, rule, cursor, "seen_at")
+
+    def _from_views(
+        self, views: list[dict[str, Any]], rule: WatchRule, cursor: Cursor, key: str
+    ) -> tuple[list[InboundPost], Cursor]:
+        since = _time(cursor.get(key))
+        posts = []
+        for view in views:
+            post = self.parse_view(view, rule_id=rule.pk)
+            indexed = _time(view.get("indexedAt"))
+            if post is None or (since is not None and indexed is not None and indexed < since - OVERLAP):
+                continue
+            posts.append(post)
+        posts.sort(key=lambda p: (p.posted_at, p.external_id))
+        newest = max((t for t in (_time(v.get("indexedAt")) for v in views) if t), default=None)
+        if newest is None:
+            return posts, cursor
+        # Search results can be indexed late: keep an overlap; notifications are in order.
+        mark = newest - OVERLAP if key == "since" else newest
+        return posts, {key: _iso(mark)}
+
+    def parse_view(self, view: Mapping[str, Any], *, rule_id: int | None = None) -> InboundPost | None:
+        """A postView (search) or notification as our InboundPost; None without the basics."""
+        author = view.get("author")
+        record = view.get("record")
+        if not isinstance(author, dict) or not isinstance(record, dict) or not author.get("did"):
+            return None
+        return self._post(
+            uri=str(view["uri"]),
+            did=str(author["did"]),
+            handle=str(author.get("handle") or ""),
+            name=str(author.get("displayName") or ""),
+            record=record,
+            raw={
+                "uri": view["uri"],
+                "cid": view.get("cid"),
+                "author": author,
+                "record": record,
+                "indexedAt": view.get("indexedAt"),
+            },
+            rule_id=rule_id,
+        )
+
+    def _post(
+        self,
+        *,
+        uri: str,
+        did: str,
+        handle: str,
+        name: str,
+        record: Mapping[str, Any],
+        raw: dict[str, Any],
+        rule_id: int | None,
+    ) -> InboundPost | None:
+        posted_at = _time(record.get("createdAt"))
+        if posted_at is None:
+            return None
+        reply = _dict(record.get("reply"))
+        parent = str(_dict(reply.get("parent")).get("uri") or "")
+        root = str(_dict(reply.get("root")).get("uri") or "")
+        langs = record.get("langs") if isinstance(record.get("langs"), list) else []
+        profile = f"https://bsky.app/profile/{handle or did}"
+        return InboundPost(
+            external_id=uri,
+            author=InboundAuthor(
+                external_id=did, handle=f"@{handle}" if handle else "", name=name, profile_url=profile
+            ),
+            text=clean_text(str(record.get("text") or "")),
+            posted_at=posted_at,
+            url=f"{profile}/post/{_rkey(uri)}",
+            in_reply_to=parent,
+            conversation_id=root or uri,
+            language=str(langs[0])[:16].lower() if langs else "",
+            raw=clean_json(raw),
+            rule_id=rule_id,
+        )
+
+    # -- Jetstream --------------------------------------------------------------------------
+
+    def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
+        saved = int((self.channel.stream_cursor or {}).get("time_us") or 0)
+        self._time_us = saved
+        params: list[tuple[str, str]] = [("wantedCollections", POST)]
+        if saved:
+            params.append(("cursor", str(max(0, saved - REWIND_US))))
+        url = str(self.channel.config.get("jetstream_url") or DEFAULT_JETSTREAM)
+        matcher = _Matcher(rules, self._own_did)
+        with ws_connect(f"{url}?{urlencode(params)}", name="Jetstream") as connection:
+            last_mark = time.monotonic()
+            while True:
+                try:
+                    frame = connection.recv(timeout=RECV_TIMEOUT)
+                except TimeoutError:
+                    yield StreamMark()
+                    last_mark = time.monotonic()
+                    continue
+                except ConnectionClosed as exc:
+                    raise TransientError(f"Jetstream connection closed ({exc})") from exc
+                post = self._event(frame, matcher)
+                if post is not None:
+                    yield post
+                elif time.monotonic() - last_mark >= MARK_EVERY:
+                    yield StreamMark()
+                    last_mark = time.monotonic()
+
+    def _event(self, frame: str | bytes, matcher: _Matcher) -> InboundPost | None:
+        try:
+            event = json.loads(frame)
+        except ValueError:
+            return None  # a malformed frame is skipped; Jetstream is at-least-once anyway
+        if not isinstance(event, dict):
+            return None
+        time_us = event.get("time_us")
+        if isinstance(time_us, int) and time_us > self._time_us:
+            self._time_us = time_us
+        did = str(event.get("did") or "")
+        if event.get("kind") == "identity" and isinstance(event.get("identity"), dict):
+            handle = event["identity"].get("handle")
+            if isinstance(handle, str) and did in self._handles:
+                self._handles[did] = handle
+            return None
+        commit = event.get("commit")
+        if event.get("kind") != "commit" or not isinstance(commit, dict) or commit.get("collection") != POST:
+            return None
+        uri = f"at://{did}/{POST}/{commit.get('rkey')}"
+        if commit.get("operation") == "delete":
+            # Ingest redacts our copy if we have one and ignores the rest, in batches.
+            return InboundPost(
+                external_id=uri, author=InboundAuthor(did), text="", posted_at=timezone.now(), deleted=True
+            )
+        record = commit.get("record")
+        if commit.get("operation") != "create" or not isinstance(record, dict) or did == self._own_did:
+            return None
+        rule = matcher.match(record)
+        if rule is None:
+            return None
+        return self._post(
+            uri=uri,
+            did=did,
+            handle=self._handle_for(did),
+            name="",
+            record=record,
+            raw=dict(event),
+            rule_id=rule.pk,
+        )
+
+    def _handle_for(self, did: str) -> str:
+        """The author's handle, for matched posts only (Jetstream sends DIDs); "" if unknown."""
+        if did not in self._handles:
+            try:
+                profile = self._xrpc("GET", "app.bsky.actor.getProfile", params=[("actor", did)])
+                self._handles[did] = str(profile.get("handle") or "") if isinstance(profile, dict) else ""
+            except ExternalError as exc:
+                logger.info("no handle for %s: %s", did, exc.message)
+                self._handles[did] = ""
+        return self._handles[did]
+
+    def stream_cursor(self) -> Cursor:
+        return {"time_us": self._time_us} if self._time_us else {}
+
+    # -- Replying ---------------------------------------------------------------------------
+
+    def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
+        if visibility == "direct":
+            return self._message(post, text)
+        if len(text.encode("utf-8")) > MAX_POST_BYTES:
+            raise PermanentError(
+                f"the reply is {len(text.encode('utf-8'))} bytes; a Bluesky post holds {MAX_POST_BYTES}"
+            )
+        session = self._session()
+        parent, root = self._refs(post)
+        earlier = self._sent_before(session, parent["uri"], text)
+        if earlier:
+            return earlier
+        record: dict[str, Any] = {
+            "$type": POST,
+            "text": text,
+            "createdAt": _iso(timezone.now()),
+            "reply": {"root": root, "parent": parent},
+        }
+        facets = self._facets(text, post)
+        if facets:
+            record["facets"] = facets
+        created = self._xrpc(
+            "POST",
+            "com.atproto.repo.createRecord",
+            body={"repo": session.did, "collection": POST, "record": record},
+        )
+        if not isinstance(created, dict) or not created.get("uri"):
+            raise PermanentError("Bluesky accepted the reply but did not say its uri")
+        return str(created["uri"])
+
+    def _refs(self, post: Post) -> tuple[dict[str, str], dict[str, str]]:
+        """Strong refs {uri, cid} of the post and of its thread's root (the post itself if it
+        starts the thread). The cid comes from the stored payload, else from the AppView."""
+        raw = post.raw or {}
+        record = raw.get("record") or (raw.get("commit") or {}).get("record")
+        cid = raw.get("cid") or (raw.get("commit") or {}).get("cid")
+        if not cid or not isinstance(record, dict):
+            found = _list(self._xrpc("GET", "app.bsky.feed.getPosts", params=[("uris", post.external_id)]), "posts")
+            if not found or not isinstance(found[0], dict):
+                raise PermanentError("the post is gone from Bluesky (deleted?); there is nothing to reply to")
+            cid, record = found[0].get("cid"), found[0].get("record")
+        parent = {"uri": post.external_id, "cid": str(cid)}
+        root = ((record or {}).get("reply") or {}).get("root")
+        if isinstance(root, dict) and root.get("uri") and root.get("cid"):
+            return parent, {"uri": str(root["uri"]), "cid": str(root["cid"])}
+        return parent, dict(parent)
+
+    def _sent_before(self, session: Session, parent_uri: str, text: str) -> str:
+        """A reply with this text to this post among our latest posts: a retry after a lost answer."""
+        data = self._xrpc(
+            "GET",
+            "com.atproto.repo.listRecords",
+            params=[("repo", session.did), ("collection", POST), ("limit", "25")],
+        )
+        for item in _list(data, "records"):
+            value = item.get("value") if isinstance(item, dict) else None
+            if not isinstance(value, dict) or value.get("text") != text:
+                continue
+            if ((value.get("reply") or {}).get("parent") or {}).get("uri") == parent_uri:
+                return str(item.get("uri") or "")
+        return ""
+
+    def _facets(self, text: str, post: Post) -> list[dict[str, Any]]:
+        """Mention and link facets, with byte offsets into the UTF-8 text as the lexicon wants."""
+        facets = []
+        author_handle = post.author.handle.lstrip("@").lower()
+        for match in _MENTION.finditer(text):
+            handle = match.group(1).rstrip(".").lower()
+            did = post.author.external_id if handle == author_handle else self._resolve(handle)
+            if did:
+                facets.append(
+                    _facet(
+                        text,
+                        match.start(),
+                        match.start() + 1 + len(handle),
+                        {"$type": "app.bsky.richtext.facet#mention", "did": did},
+                    )
+                )
+        for match in _LINK.finditer(text):
+            url = match.group().rstrip(".,;:!?")
+            facets.append(
+                _facet(
+                    text, match.start(), match.start() + len(url), {"$type": "app.bsky.richtext.facet#link", "uri": url}
+                )
+            )
+        return sorted(facets, key=lambda f: f["index"]["byteStart"])
+
+    def _resolve(self, handle: str) -> str:
+        try:
+            data = self._xrpc("GET", "com.atproto.identity.resolveHandle", params=[("handle", handle)])
+        except PermanentError:
+            return ""  # not a handle after all: the text stays as written
+        return str(data.get("did") or "") if isinstance(data, dict) else ""
+
+    def _message(self, post: Post, text: str) -> str:
+        recipient = post.author.external_id
+        convo = self._xrpc(
+            "GET", "chat.bsky.convo.getConvoForMembers", params=[("members", recipient)], proxy=CHAT_PROXY
+        ).get("convo")
+        if not isinstance(convo, dict) or not convo.get("id"):
+            raise PermanentError("Bluesky chat answered without a conversation")
+        last = convo.get("lastMessage") or {}
+        if last.get("text") == text and (last.get("sender") or {}).get("did") == self._session().did:
+            return str(last.get("id"))  # a retry: this very message is already the last one
+        sent = self._xrpc(
+            "POST",
+            "chat.bsky.convo.sendMessage",
+            body={"convoId": convo["id"], "message": {"text": text}},
+            proxy=CHAT_PROXY,
+        )
+        if not isinstance(sent, dict) or not sent.get("id"):
+            raise PermanentError("Bluesky chat accepted the message but did not say its id")
+        return str(sent["id"])
+
+
+class _SessionExpired(TransientError):
+    """The access token expired or was revoked: renew the session and try once more."""
+
+
+class _Matcher:
+    """Which of a channel's rules a Jetstream post record answers to."""
+
+    def __init__(self, rules: Sequence[WatchRule], own_did: str) -> None:
+        self.own_did = own_did
+        self.mentions = next((r for r in rules if r.kind == "mentions"), None)
+        self.hashtags = [(r.query.strip().lstrip("#").lower(), r) for r in rules if r.kind == "hashtag" and r.query]
+        self.searches = [(_terms(r.query), r) for r in rules if r.kind == "search" and r.query.strip()]
+
+    def match(self, record: Mapping[str, Any]) -> WatchRule | None:
+        text = str(record.get("text") or "")
+        features = [
+            f
+            for facet in record.get("facets") or []
+            if isinstance(facet, dict)
+            for f in facet.get("features") or []
+            if isinstance(f, dict)
+        ]
+        if self.mentions is not None and self.own_did and self._about_us(record, features):
+            return self.mentions
+        tags = {str(f.get("tag", "")).lower() for f in features if f.get("$type") == "app.bsky.richtext.facet#tag"}
+        tags |= {str(t).lower() for t in record.get("tags") or [] if isinstance(t, str)}
+        tags |= {t.lower() for t in re.findall(r"#(\w+)", text)}
+        for tag, rule in self.hashtags:
+            if tag in tags:
+                return rule
+        lowered = text.lower()
+        for terms, rule in self.searches:
+            if all(term in lowered for term in terms):
+                return rule
+        return None
+
+    def _about_us(self, record: Mapping[str, Any], features: list[dict[str, Any]]) -> bool:
+        if any(f.get("$type") == "app.bsky.richtext.facet#mention" and f.get("did") == self.own_did for f in features):
+            return True
+        parent = _dict(_dict(record.get("reply")).get("parent"))
+        if _did_of(str(parent.get("uri") or "")) == self.own_did:
+            return True
+        quoted = _dict(_dict(record.get("embed")).get("record"))
+        return _did_of(str(quoted.get("uri") or "")) == self.own_did
+
+
+def _terms(query: str) -> list[str]:
+    return [(phrase or word).lower() for phrase, word in re.findall(r'"([^"]+)"|(\S+)', query)]
+
+
+def _facet(text: str, start: int, end: int, feature: dict[str, Any]) -> dict[str, Any]:
+    byte_start = len(text[:start].encode("utf-8"))
+    return {
+        "index": {"byteStart": byte_start, "byteEnd": byte_start + len(text[start:end].encode("utf-8"))},
+        "features": [feature],
+    }
+
+
+def _pds_of(did_doc: Any) -> str:
+    if not isinstance(did_doc, dict):
+        return ""
+    for service in did_doc.get("service") or []:
+        if isinstance(service, dict) and str(service.get("id", "")).endswith("#atproto_pds"):
+            endpoint = str(service.get("serviceEndpoint") or "").rstrip("/")
+            if urlsplit(endpoint).scheme in ("http", "https"):
+                return endpoint
+    return ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(data: Any, key: str) -> list[Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, list):
+        raise TransientError(f"Bluesky answered without a {key} list")
+    return value
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _problem(response: requests.Response) -> tuple[str, str]:
+    try:
+        data = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return "", "" if text.startswith("<") else text[:200]
+    if isinstance(data, dict):
+        return str(data.get("error") or ""), str(data.get("message") or "")
+    return "", response.text[:200]

@@ -1,0 +1,546 @@
+"""Mastodon (and any server speaking the Mastodon client API): hashtags, mentions, direct messages.
+
+Channel: `base_url` is the server (https://mastodon.example), credentials
+`{"access_token": "..."}` (a user token with read + write:statuses). `verify()` learns the
+account (config `account_id`, `acct`) and, where the server says, its post length and streaming host.
+
+Listening, per WatchRule kind:
+- hashtag   GET /api/v1/timelines/tag/:tag, or the `hashtag` stream;
+- mentions  GET /api/v1/notifications?types[]=mention (public and unlisted ones), or the `user` stream;
+- direct    the same notifications, direct ones only;
+- search    GET /api/v2/search?type=statuses: only where the server has full-text search, and even
+            then only opted-in accounts are searchable (an empty answer is not an error).
+Polls page forward with `min_id` and rewind by OVERLAP on the next poll: federated posts get ids
+from their own (earlier) timestamps, so they can arrive "behind" the cursor. Ingest dedupes.
+
+Streaming: one WebSocket, `user` plus one `hashtag` subscription per rule. Mastodon cannot replay a
+stream, so every (re)connection first catches up by polling from the stream cursor; servers
+without a streaming API (404) are polled instead. `delete` events redact our copy.
+
+Replying: POST /api/v1/statuses with Idempotency-Key; the author is @-mentioned first (a direct
+status reaches only the accounts it mentions). Servers that ignore the key (Takahē) would post a
+retry twice, so our last hour of statuses is checked for the same reply first.
+Errors map as socialitsm.http does, plus the server quirks in API-CONTRACTS.md (a bad token may
+be a 400 with a plain-text body).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from django.utils import timezone
+from websockets.exceptions import ConnectionClosed
+
+from socialitsm import http
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+from socialitsm.text import clean_json, html_to_text
+
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark, backfill_only
+from .wsclient import ws_connect
+
+if TYPE_CHECKING:
+    from socialitsm.models import Post, WatchRule
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CHARACTERS = 500
+# Mastodon counts a link as 23 characters and a mention as its local part only (StatusLengthValidator).
+URL_LENGTH = 23
+# Room kept for the "@username " we put in front of a reply (usernames have at most 30 characters).
+MENTION_ROOM = 32
+PAGE_LIMIT = 40
+MAX_PAGES = 10
+OVERLAP = timedelta(minutes=10)
+# Seconds without a frame before the stream yields a mark (and notices a stop request).
+RECV_TIMEOUT = 5.0
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+_MENTION = re.compile(r"(?<![\w/])@(\w+)@[\w.-]+\w", re.UNICODE)
+
+
+def _id_key(value: str) -> tuple[int, str]:
+    """Ids are strings of digits on Mastodon (not guaranteed): compare numerically where they are."""
+    return (len(value), value) if value.isdigit() else (0, value)
+
+
+def _newest(ids: Sequence[str]) -> str:
+    return max(ids, key=_id_key)
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def status_length(text: str) -> int:
+    """Length of a status as Mastodon measures it."""
+    text = _URL.sub("x" * URL_LENGTH, text)
+    text = _MENTION.sub(lambda m: "@" + m.group(1), text)
+    return len(text)
+
+
+class MastodonConnector(Connector):
+    network = "mastodon"
+
+    def __init__(self, channel) -> None:
+        super().__init__(channel)
+        self._paused_until: datetime | None = None
+        self._stream_position: dict[str, str] = {}
+        self._notifications: dict[str, tuple[list[dict[str, Any]], Cursor]] = {}
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        url = (self.channel.base_url or "").rstrip("/")
+        if not url:
+            raise PermanentError("this Mastodon channel has no base URL (the server, e.g. https://mastodon.example)")
+        return url
+
+    def _headers(self) -> dict[str, str]:
+        token = self.channel.credentials.get("access_token")
+        if not token:
+            raise PermanentError("this Mastodon channel has no access_token in its credentials")
+        return {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "socialitsm"}
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """One request through socialitsm.http; rate-limit headers are noted on every answer,
+        errors included, and a used-up allowance stops further calls until it resets."""
+        now = timezone.now()
+        if self._paused_until is not None and self._paused_until > now:
+            raise TransientError(
+                f"Mastodon allowance used up until {self._paused_until:%H:%M:%S} UTC", retry_at=self._paused_until
+            )
+        seen: list[requests.Response] = []
+        try:
+            response = http.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=body,
+                headers={**self._headers(), **(headers or {})},
+                hooks={"response": [lambda r, *args, **kwargs: seen.append(r)]},
+            )
+        except ExternalError as exc:
+            if seen:
+                self._note(seen[-1])
+                raise self._error(exc, seen[-1]) from exc
+            raise
+        self._note(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._call(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientError(
+                f"Mastodon answered {path} with something that is not JSON: {response.text[:100]!r}",
+                status=response.status_code,
+            ) from None
+
+    def _note(self, response: requests.Response) -> None:
+        remaining = _int(response.headers.get("X-RateLimit-Remaining"))
+        reset_at = _time(response.headers.get("X-RateLimit-Reset"))
+        self.note_quota(remaining=remaining, limit=_int(response.headers.get("X-RateLimit-Limit")), reset_at=reset_at)
+        if remaining == 0 and reset_at is not None:
+            self._paused_until = reset_at
+
+    def _error(self, exc: ExternalError, response: requests.Response) -> ExternalError:
+        status = response.status_code
+        detail = _problem(response)
+        host = urlsplit(self.base_url).netloc
+        said = f"(HTTP {status}): {detail}" if detail else f"(HTTP {status})"
+        if status == 429:
+            reset = _time(response.headers.get("X-RateLimit-Reset")) or getattr(exc, "retry_at", None)
+            when = f"; it resets at {reset:%H:%M:%S} UTC" if reset else ""
+            return TransientError(f"{host} rate limit reached {said}{when}", status=status, retry_at=reset)
+        if status >= 500:
+            return TransientError(f"{host} is failing {said}", status=status)
+        # Takahē and other servers answer a bad token with 400 "Invalid Bearer token".
+        if status == 401 or (status == 400 and "token" in detail.lower()):
+            return PermanentError(f"{host} refused the access token {said}", status=status)
+        if status == 403:
+            return PermanentError(f"{host} does not allow this token to do that {said}", status=status)
+        if status == 404:
+            return PermanentError(f"{host} has no such resource {said}", status=status)
+        return PermanentError(f"{host} refused the request {said}", status=status)
+
+    # -- Channel ----------------------------------------------------------------------------
+
+    def verify(self) -> str:
+        account = self._json("GET", "/api/v1/accounts/verify_credentials")
+        if not isinstance(account, dict) or not account.get("id"):
+            raise PermanentError("the server's verify_credentials answer has no account id")
+        self.channel.config[OWN_ACCOUNT_KEY] = str(account["id"])
+        acct = str(account.get("acct") or account.get("username") or "")
+        self.channel.config["acct"] = acct
+        self._learn_instance()
+        domain = urlsplit(self.base_url).hostname or ""
+        return f"@{acct}" if "@" in acct else f"@{acct}@{domain}"
+
+    def _learn_instance(self) -> None:
+        """Post length and streaming host, where the server publishes them (v2 instance)."""
+        try:
+            instance = self._json("GET", "/api/v2/instance")
+        except ExternalError:
+            return
+        configuration = instance.get("configuration") if isinstance(instance, dict) else None
+        if not isinstance(configuration, dict):
+            return
+        statuses = configuration.get("statuses") or {}
+        if isinstance(statuses.get("max_characters"), int) and statuses["max_characters"] > MENTION_ROOM:
+            self.channel.config["max_characters"] = statuses["max_characters"]
+        streaming = (configuration.get("urls") or {}).get("streaming")
+        if isinstance(streaming, str) and streaming.startswith(("wss://", "ws://")):
+            self.channel.config["streaming_url"] = streaming.rstrip("/")
+
+    def limits(self) -> Limits:
+        maximum = int(self.channel.config.get("max_characters", DEFAULT_MAX_CHARACTERS))
+        return Limits(max_reply_chars=maximum - MENTION_ROOM, unit="characters")
+
+    def reply_length(self, text: str) -> int:
+        return status_length(text)
+
+    # -- Listening --------------------------------------------------------------------------
+
+    def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        posts, next_cursor = self._search(rule, cursor)
+        return backfill_only(posts, cursor), next_cursor
+
+    def _search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        if rule.kind == "hashtag":
+            tag = _tag(rule.query)
+            if not tag:
+                raise PermanentError(f"rule {rule.name!r} has no hashtag to follow")
+            statuses, cursor = self._page_forward(f"/api/v1/timelines/tag/{quote(tag, safe='')}", cursor, status=True)
+            return self._posts(statuses, rule), cursor
+        if rule.kind in ("mentions", "direct"):
+            # A channel's mentions and direct rules read the same notifications: ask once.
+            key = str(cursor.get("min_id", ""))
+            if key not in self._notifications:
+                self._notifications[key] = self._page_forward(
+                    "/api/v1/notifications", cursor, status=False, params=[("types[]", "mention")]
+                )
+            notifications, cursor = self._notifications[key]
+            statuses = [n["status"] for n in notifications if isinstance(n.get("status"), dict)]
+            return self._posts(statuses, rule), cursor
+        return self._search_statuses(rule, cursor)
+
+    def _page_forward(
+        self, path: str, cursor: Cursor, *, status: bool, params: Sequence[tuple[str, str]] = ()
+    ) -> tuple[list[dict[str, Any]], Cursor]:
+        """Everything above the cursor's min_id, oldest first, paging forward; the next cursor
+        rewinds by OVERLAP (statuses) so late federated posts are not skipped."""
+        min_id = str(cursor.get("min_id", ""))
+        items: list[dict[str, Any]] = []
+        caught_up = False
+        for _ in range(MAX_PAGES):
+            query = [*params, ("limit", str(PAGE_LIMIT))] + ([("min_id", min_id)] if min_id else [])
+            page = self._json("GET", path, params=query)
+            if not isinstance(page, list):
+                raise TransientError(f"Mastodon answered {path} with {type(page).__name__}, not a list")
+            page = [item for item in page if isinstance(item, dict) and item.get("id")]
+            items.extend(page)
+            # A first poll takes only the latest page: listening starts now, not years ago.
+            if not page or not cursor.get("min_id") or len(page) < PAGE_LIMIT:
+                caught_up = True
+                break
+            min_id = _newest([str(item["id"]) for item in page])
+        items.sort(key=lambda item: _id_key(str(item["id"])))
+        if not items:
+            return items, cursor
+        # Rewinding is for a poll that caught up; in a burst bigger than MAX_PAGES it would
+        # fetch the same pages forever, so the next poll goes on from the newest instead.
+        rewind = status and caught_up
+        return items, {"min_id": self._rewound(items) if rewind else str(items[-1]["id"])}
+
+    def _rewound(self, statuses: list[dict[str, Any]]) -> str:
+        newest = statuses[-1]
+        newest_at = _time(newest.get("created_at"))
+        if newest_at is None:
+            return str(newest["id"])
+        older = [s for s in statuses if (_time(s.get("created_at")) or newest_at) <= newest_at - OVERLAP]
+        # Nothing older than the overlap in this batch: keep a little of it by restarting at the
+        # oldest status we got (a re-fetch of one batch, deduped by ingest).
+        return str((older[-1] if older else statuses[0])["id"]) if len(statuses) > 1 else str(newest["id"])
+
+    def _search_statuses(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        # No paging parameters: some servers (Takahē) answer any of them with nothing.
+        found = self._json(
+            "GET",
+            "/api/v2/search",
+            params=[("q", rule.query), ("type", "statuses"), ("resolve", "false"), ("limit", str(PAGE_LIMIT))],
+        )
+        statuses = found.get("statuses") if isinstance(found, dict) else None
+        if not isinstance(statuses, list):
+            raise TransientError("Mastodon search answered without a statuses list")
+        after = str(cursor.get("min_id", ""))
+        fresh = [s for s in statuses if isinstance(s, dict) and s.get("id")]
+        fresh = [s for s in fresh if not after or _id_key(str(s["id"])) > _id_key(after)]
+        fresh.sort(key=lambda s: _id_key(str(s["id"])))
+        if not fresh:
+            return [], cursor
+        return self._posts(fresh, rule), {"min_id": self._rewound(fresh)}
+
+    def _posts(self, statuses: Sequence[dict[str, Any]], rule: WatchRule | None) -> list[InboundPost]:
+        posts = []
+        for status in statuses:
+            post = self.parse_status(status, rule_id=rule.pk if rule is not None else None)
+            if post is None:
+                continue
+            if rule is not None and rule.kind == "direct" and not post.is_direct:
+                continue
+            if rule is not None and rule.kind == "mentions" and post.is_direct:
+                continue
+            posts.append(post)
+        return posts
+
+    def parse_status(self, status: Mapping[str, Any], *, rule_id: int | None = None) -> InboundPost | None:
+        """A Status entity as our InboundPost; None for boosts and statuses without the basics."""
+        if status.get("reblog"):
+            return None
+        account = status.get("account")
+        posted_at = _time(status.get("created_at"))
+        if not isinstance(account, dict) or not account.get("id") or posted_at is None or not status.get("id"):
+            return None
+        text = html_to_text(str(status.get("content") or ""))
+        warning = str(status.get("spoiler_text") or "").strip()
+        if warning:
+            text = f"CW: {warning}\n\n{text}"
+        return InboundPost(
+            external_id=str(status["id"]),
+            author=InboundAuthor(
+                external_id=str(account["id"]),
+                handle=self._handle(str(account.get("acct") or account.get("username") or "")),
+                name=str(account.get("display_name") or ""),
+                profile_url=str(account.get("url") or ""),
+            ),
+            text=text,
+            posted_at=posted_at,
+            url=str(status.get("url") or status.get("uri") or ""),
+            in_reply_to=str(status.get("in_reply_to_id") or ""),
+            language=str(status.get("language") or "")[:16].lower(),
+            is_direct=status.get("visibility") == "direct",
+            raw=clean_json(dict(status)),
+            rule_id=rule_id,
+        )
+
+    def _handle(self, acct: str) -> str:
+        if not acct:
+            return ""
+        domain = urlsplit(self.base_url).hostname or ""
+        return f"@{acct}" if "@" in acct else f"@{acct}@{domain}"
+
+    # -- Streaming --------------------------------------------------------------------------
+
+    def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
+        saved = self.channel.stream_cursor or {}
+        self._stream_position = {str(k): str(v) for k, v in saved.items() if isinstance(v, str | int)}
+        hashtags = {_tag(rule.query).lower(): rule for rule in rules if rule.kind == "hashtag"}
+        listening = [rule for rule in rules if rule.kind in ("hashtag", "mentions", "direct")]
+        url = self.channel.config.get("streaming_url") or "wss://" + (urlsplit(self.base_url).netloc)
+        if self.base_url.startswith("http://") and not self.channel.config.get("streaming_url"):
+            url = "ws://" + urlsplit(self.base_url).netloc
+        with ExitStack() as stack:
+            try:
+                connection = stack.enter_context(
+                    ws_connect(url + "/api/v1/streaming", headers=self._headers(), name="Mastodon streaming")
+                )
+            except PermanentError as exc:
+                if exc.status != 404:
+                    raise
+                # No streaming API here (Takahē, some proxies): the runner polls meanwhile.
+                raise TransientError(
+                    "this server has no streaming API (HTTP 404); polling instead",
+                    status=404,
+                    retry_at=timezone.now() + timedelta(hours=1),
+                ) from exc
+            connection.send(json.dumps({"type": "subscribe", "stream": "user"}))
+            for tag in hashtags:
+                connection.send(json.dumps({"type": "subscribe", "stream": "hashtag", "tag": tag}))
+            # Mastodon does not replay a stream: what came while we were away is polled first.
+            yield from self._catch_up(listening)
+            yield from self._events(connection, rules, hashtags)
+
+    def _catch_up(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
+        for rule in rules:
+            key = str(rule.pk)
+            start = self._stream_position.get(key) or str((rule.cursor or {}).get("min_id", ""))
+            if not start:
+                continue  # never listened before: start live
+            posts, cursor = self.search(rule, {"min_id": start})
+            if cursor.get("min_id"):
+                self._stream_position[key] = str(cursor["min_id"])
+            yield from posts
+            yield StreamMark()
+
+    def _events(
+        self, connection: Any, rules: Sequence[WatchRule], hashtags: Mapping[str, WatchRule]
+    ) -> Iterator[InboundPost | StreamMark]:
+        by_kind = {rule.kind: rule for rule in rules}
+        last_mark = time.monotonic()
+        while True:
+            try:
+                frame = connection.recv(timeout=RECV_TIMEOUT)
+            except TimeoutError:
+                yield StreamMark()
+                last_mark = time.monotonic()
+                continue
+            except ConnectionClosed as exc:
+                raise TransientError(f"Mastodon streaming connection closed ({exc})") from exc
+            yield from self._frame_items(frame, by_kind, hashtags)
+            if time.monotonic() - last_mark > RECV_TIMEOUT:
+                yield StreamMark()
+                last_mark = time.monotonic()
+
+    def _frame_items(
+        self, frame: str | bytes, by_kind: Mapping[str, WatchRule], hashtags: Mapping[str, WatchRule]
+    ) -> Iterator[InboundPost]:
+        try:
+            message = json.loads(frame)
+            event = message.get("event")
+            payload = message.get("payload")
+            if isinstance(message.get("error"), str):
+                # E.g. {"error": "Unknown stream type", "status": 400} for one subscription;
+                # the others go on. A refused token closes the socket instead.
+                logger.warning("Mastodon streaming of %s: %s", self.channel.slug, message["error"])
+                return
+            if event == "delete" and payload:
+                yield self._deletion(str(payload))
+                return
+            data = json.loads(payload) if isinstance(payload, str) else payload
+        except (ValueError, AttributeError, TypeError):
+            return  # a malformed frame is skipped, not fatal: the next poll covers it
+        if not isinstance(data, dict):
+            return
+        if event == "notification" and data.get("type") == "mention" and isinstance(data.get("status"), dict):
+            status = data["status"]
+            rule = by_kind.get("direct" if status.get("visibility") == "direct" else "mentions")
+            if rule is not None:
+                post = self.parse_status(status, rule_id=rule.pk)
+                if post is not None:
+                    self._stream_position[str(rule.pk)] = str(data.get("id") or "")
+                    yield post
+        elif event == "update":
+            stream = message.get("stream") or []
+            tags = {str(t.get("name", "")).lower() for t in data.get("tags") or [] if isinstance(t, dict)}
+            if isinstance(stream, list) and len(stream) > 1 and stream[0] == "hashtag":
+                tags.add(str(stream[1]).lower())
+            matched = next((hashtags[t] for t in sorted(tags) if t in hashtags), None)
+            if matched is not None:
+                post = self.parse_status(data, rule_id=matched.pk)
+                if post is not None:
+                    self._stream_position[str(matched.pk)] = post.external_id
+                    yield post
+
+    def _deletion(self, status_id: str) -> InboundPost:
+        return InboundPost(
+            external_id=status_id,
+            author=InboundAuthor(external_id=""),
+            text="",
+            posted_at=timezone.now(),
+            deleted=True,
+        )
+
+    def stream_cursor(self) -> Cursor:
+        """Per rule id: the newest status (hashtag) or notification (mentions) id seen."""
+        return dict(self._stream_position)
+
+    # -- Replying ---------------------------------------------------------------------------
+
+    def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
+        mention = post.author.handle if post.author.handle.startswith("@") else f"@{post.author.handle}"
+        if post.author.handle and mention.lower() not in text.lower():
+            text = f"{mention} {text}"
+        maximum = int(self.channel.config.get("max_characters", DEFAULT_MAX_CHARACTERS))
+        if status_length(text) > maximum:
+            raise PermanentError(
+                f"the reply with its mention is {status_length(text)} characters; the server allows {maximum}"
+            )
+        direct = visibility == "direct"
+        body: dict[str, Any] = {"status": text, "visibility": "direct" if direct else self._public_visibility()}
+        # A DM answers in the private thread; a public post answered privately starts a new one.
+        if not direct or post.is_direct:
+            body["in_reply_to_id"] = post.external_id
+        earlier = self._sent_before(body)
+        if earlier:
+            return earlier
+        status = self._json("POST", "/api/v1/statuses", body=body, headers={"Idempotency-Key": idempotency_key})
+        if not isinstance(status, dict) or not status.get("id"):
+            raise PermanentError("the server accepted the reply but did not say its id")
+        return str(status["id"])
+
+    def _sent_before(self, body: Mapping[str, Any]) -> str:
+        """Our status with this text, visibility and parent from the last hour: a retry after
+        an answer that got lost. Mastodon dedupes by Idempotency-Key itself; some servers that
+        speak its API (Takahē) ignore the key, so we look before posting again."""
+        account = self.channel.config.get(OWN_ACCOUNT_KEY)
+        if not account:
+            return ""
+        recent = self._json(
+            "GET", f"/api/v1/accounts/{quote(str(account), safe='')}/statuses", params=[("limit", "20")]
+        )
+        since = timezone.now() - timedelta(hours=1)
+        wanted = _MENTION.sub(lambda m: "@" + m.group(1), body["status"]).strip()
+        for status in recent if isinstance(recent, list) else []:
+            if not isinstance(status, dict) or (_time(status.get("created_at")) or since) < since:
+                continue
+            if status.get("visibility") != body["visibility"]:
+                continue
+            if str(status.get("in_reply_to_id") or "") != str(body.get("in_reply_to_id") or ""):
+                continue
+            if html_to_text(str(status.get("content") or "")) == wanted:
+                return str(status.get("id") or "")
+        return ""
+
+    def _public_visibility(self) -> str:
+        chosen = self.channel.config.get("reply_visibility", "public")
+        return chosen if chosen in ("public", "unlisted") else "public"
+
+
+def _tag(query: str) -> str:
+    return query.strip().lstrip("#").split()[0] if query.strip().lstrip("#") else ""
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _problem(response: requests.Response) -> str:
+    """The error's own words: {"error": ..., "error_description": ...}, plain text, or the status."""
+    try:
+        data = response.json()
+    except ValueError:
+        text = response.text.strip()
+        # A 404 from some servers is a whole HTML page; its words are no help.
+        return "" if text.startswith("<") else text[:200]
+    if isinstance(data, dict) and data.get("error"):
+        description = data.get("error_description")
+        return f"{data['error']}: {description}" if description else str(data["error"])
+    return response.text[:200]

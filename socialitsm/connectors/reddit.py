@@ -1,0 +1,605 @@
+"""Reddit: subreddit search, new posts and comments, mentions and private messages in; comment
+replies and private messages out.
+
+API access needs Reddit's approval (Responsible Builder Policy) before any of this runs live.
+
+Credentials (encrypted on the channel): client_id, client_secret and either username + password
+(a "script" app owned by the support account) or refresh_token (an installed/web app authorised
+with duration=permanent). Scopes: identity read submit privatemessages.
+Config (not secret):
+    subreddits      names to watch, e.g. ["sysadmin", "acme"]; search rules without them search
+                    all of Reddit
+    include_comments  also read new comments of those subreddits for search rules (default true);
+                    Reddit has no comment search, so comments are matched here on the rule's terms
+    user_agent      the descriptive User-Agent Reddit requires; default names the account
+    max_pages       pages of 100 per listing and poll (default 5)
+    overlap_seconds re-read this far behind the newest item seen (default 600): search results
+                    and listings can surface late; what was already handed out is remembered
+    dm_subject      subject of private messages that start a conversation
+    account_id      our username, filled by verify(); ingest skips its posts
+
+The inbox is read, never marked read: marking would need the post stored first (a crash in
+between loses it) and would hide messages from the people who also read the account on Reddit.
+Cursors (timestamp watermark + recently seen names) make re-reading cheap and exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import requests
+from django.utils import timezone
+
+from socialitsm import http
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits
+
+if TYPE_CHECKING:
+    from socialitsm.models import Post, WatchRule
+
+logger = logging.getLogger(__name__)
+
+API = "https://oauth.reddit.com"
+TOKEN_URL = "https://www.reddit.com/api/v1/access_token"  # noqa: S105 (an address, not a secret)
+WEB = "https://www.reddit.com"
+MAX_REPLY_CHARS = 10_000
+MAX_SUBJECT_CHARS = 100
+PAGE_SIZE = 100
+GONE = {"[deleted]", "[removed]"}
+
+# Access tokens per process, keyed by channel and a digest of its credentials: never written to a
+# shared cache or the database, so a token is no more exposed than the worker's memory.
+_tokens: dict[tuple[int | None, str], tuple[str, float]] = {}
+_tokens_lock = threading.Lock()
+
+
+# --- markdown ---------------------------------------------------------------------------------
+
+_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_SPOILER = re.compile(r">!(.*?)!<", re.DOTALL)
+_FENCE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
+_BLOCK_PREFIX = re.compile(r"^[ \t]{0,3}(?:#{1,6}[ \t]+|>[ \t]?)+", re.MULTILINE)
+_EMPHASIS = re.compile(r"(\*\*\*|\*\*|\*|___|__|~~)(?=\S)(.+?)(?<=\S)\1", re.DOTALL)
+_UNDERSCORE = re.compile(r"(?<![\w\\])_(?=\S)(.+?)(?<=\S)_(?!\w)", re.DOTALL)
+_CODE = re.compile(r"`+([^`]*)`+")
+_SUPERSCRIPT = re.compile(r"\^\(([^)]*)\)|\^(?=\S)")
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~^>])")
+_PARKED = 0xF0000
+_UNPARK = re.compile("[\U000f0000-\U000f00ff]")
+_RULE = re.compile(r"^\s*([-*_])(?:\s*\1){2,}\s*$", re.MULTILINE)
+
+
+def markdown_to_text(value: str) -> str:
+    """Reddit markdown as plain text: links become "text (url)", emphasis, quotes, headings,
+    spoilers, code marks and escapes are dropped, entities decoded."""
+    text = html.unescape(value).replace("\u200b", "")
+    # Escaped characters are parked in a private-use plane so no later rule reads them as markup.
+    text = _ESCAPED.sub(lambda m: chr(_PARKED + ord(m.group(1))), text)
+    text = _FENCE.sub("", text)
+    text = _RULE.sub("", text)
+    text = _LINK.sub(lambda m: m.group(2) if m.group(1) in ("", m.group(2)) else f"{m.group(1)} ({m.group(2)})", text)
+    text = _SPOILER.sub(r"\1", text)
+    text = _BLOCK_PREFIX.sub("", text)
+    text = _CODE.sub(r"\1", text)
+    for _ in range(2):  # nested emphasis, e.g. **_word_**
+        text = _EMPHASIS.sub(r"\2", text)
+        text = _UNDERSCORE.sub(r"\1", text)
+    text = _SUPERSCRIPT.sub(lambda m: m.group(1) or "", text)
+    text = _UNPARK.sub(lambda m: chr(ord(m.group()) - _PARKED), text)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+_KEEP = re.compile(r"https?://\S+|(?<![\w/])/?[ur]/[A-Za-z0-9_-]+")
+_INLINE_SPECIAL = re.compile(r"([\\`*_~^\[\]|]|>!|!<)")
+_LINE_START = re.compile(r"^([ \t]*)(#|>|[-+*](?=\s)|\d+(?=[.)]\s))")
+
+
+def _neutralise(match: re.Match[str]) -> str:
+    indent, marker = match.group(1), match.group(2)
+    # "1." is escaped as "1\." (a backslash before a digit would show), the others before.
+    return f"{indent}{marker}\\" if marker[0].isdigit() else f"{indent}\\{marker}"
+
+
+def markdown_escape(text: str) -> str:
+    """An agent's plain text as Reddit markdown that shows exactly what was typed: characters
+    that would format are escaped (not inside links and u/ r/ names, which must stay clickable),
+    line starts that would make headings, quotes or lists are neutralised, and single line
+    breaks are kept as hard breaks instead of being joined."""
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        parts, position = [], 0
+        for keep in _KEEP.finditer(line):
+            parts.append(_INLINE_SPECIAL.sub(r"\\\1", line[position : keep.start()]))
+            parts.append(keep.group())
+            position = keep.end()
+        parts.append(_INLINE_SPECIAL.sub(r"\\\1", line[position:]))
+        escaped = "".join(parts)
+        # Four leading spaces would make a code block; the indentation is not worth that.
+        escaped = escaped.lstrip(" \t") if re.match(r"[ \t]{4}", escaped) else escaped
+        lines.append(_LINE_START.sub(_neutralise, escaped))
+    out = []
+    for index, line in enumerate(lines):
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        hard_break = bool(line.strip() and following.strip())
+        out.append(f"{line}  " if hard_break else line)
+    return "\n".join(out).strip("\n")
+
+
+# --- payload -> InboundPost -------------------------------------------------------------------
+
+
+def _created(data: Mapping[str, Any]) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(data["created_utc"]), tz=UTC)
+    except (KeyError, TypeError, ValueError):
+        return timezone.now()
+
+
+def _is_gone(kind: str, data: Mapping[str, Any]) -> bool:
+    if kind == "t3":
+        body = str(data.get("selftext", ""))
+        return body in GONE or bool(data.get("removed_by_category"))
+    return str(data.get("body", "")) in GONE
+
+
+_THREAD = re.compile(r"/comments/([a-z0-9]+)/")
+
+
+def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
+    """A listing child (t1 comment, t3 post, t4 private message) as our InboundPost. External ids
+    are fullnames ("t3_abc"), which is what replying needs as thing_id."""
+    name = str(data.get("name") or f"{kind}_{data['id']}")
+    author = str(data.get("author") or "[deleted]")
+    permalink = str(data.get("permalink") or data.get("context") or "")
+    if kind == "t3":
+        title = html.unescape(str(data.get("title", "")))
+        body = markdown_to_text(str(data.get("selftext", "")))
+        if not data.get("is_self", True) and data.get("url"):
+            body = "\n".join(p for p in (body, str(data["url"])) if p)
+        text = f"{title}\n\n{body}" if body else title
+        in_reply_to, conversation = "", name
+    elif kind == "t1":
+        text = markdown_to_text(str(data.get("body", "")))
+        in_reply_to = str(data.get("parent_id", ""))
+        # Inbox items carry no link_id; their context link names the thread.
+        thread = _THREAD.search(permalink)
+        conversation = str(data.get("link_id") or (f"t3_{thread.group(1)}" if thread else in_reply_to))
+    else:
+        subject = html.unescape(str(data.get("subject", "")))
+        body = markdown_to_text(str(data.get("body", "")))
+        text = f"{subject}\n\n{body}" if subject and not subject.lower().startswith("re:") else body
+        in_reply_to = str(data.get("parent_id") or "")
+        conversation = str(data.get("first_message_name") or name)
+        permalink = permalink or f"/message/messages/{data.get('id', '')}"
+    return InboundPost(
+        external_id=name,
+        author=InboundAuthor(
+            external_id=author,
+            handle=f"u/{author}" if author not in GONE else author,
+            profile_url=f"{WEB}/user/{author}" if author not in GONE else "",
+        ),
+        text=text,
+        posted_at=_created(data),
+        url=f"{WEB}{permalink}" if permalink.startswith("/") else permalink,
+        in_reply_to=in_reply_to,
+        conversation_id=conversation,
+        is_direct=kind == "t4",
+        deleted=_is_gone(kind, data),
+        raw={"kind": kind, "data": dict(data)},
+    )
+
+
+# --- rule terms (comments have no server-side search) ------------------------------------------
+
+_TERM = re.compile(r'(-?)"([^"]+)"|(-?)(\S+)')
+_OPERATORS = {"AND", "OR", "NOT"}
+
+
+def query_terms(query: str) -> tuple[list[str], list[str]]:
+    """The words and phrases of a search query, as (wanted, excluded), without operators."""
+    wanted: list[str] = []
+    excluded: list[str] = []
+    for match in _TERM.finditer(query):
+        negative = bool(match.group(1) or match.group(3))
+        term = (match.group(2) or match.group(4) or "").strip("()").casefold()
+        if not term or term.upper() in _OPERATORS or ":" in term:
+            continue
+        (excluded if negative else wanted).append(term)
+    return wanted, excluded
+
+
+def matches(text: str, wanted: Sequence[str], excluded: Sequence[str]) -> bool:
+    folded = text.casefold()
+    return (not wanted or any(t in folded for t in wanted)) and not any(t in folded for t in excluded)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+ERRORS = {
+    "THREAD_LOCKED": "the thread is locked",
+    "TOO_OLD": "the post is archived and takes no more comments",
+    "DELETED_COMMENT": "the comment was deleted",
+    "DELETED_LINK": "the post was deleted",
+    "USER_DOESNT_EXIST": "that account does not exist",
+    "NOT_WHITELISTED_BY_USER_MESSAGE": "the user only accepts private messages from people they approved",
+    "USER_BLOCKED_MESSAGE": "the user blocked private messages from us",
+    "SUBREDDIT_NOTALLOWED": "we may not comment in this subreddit",
+    "BAD_CAPTCHA": "Reddit wants a captcha (new or low-karma account)",
+}
+
+
+def _json_errors(body: Mapping[str, Any]) -> list[list[Any]]:
+    inner = body.get("json")
+    if not isinstance(inner, dict):
+        return []
+    errors = inner.get("errors") or []
+    return [e for e in errors if isinstance(e, list) and e]
+
+
+def _float_header(response: requests.Response, name: str) -> float | None:
+    try:
+        return float(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _reset_at(response: requests.Response) -> datetime | None:
+    seconds = _float_header(response, "X-Ratelimit-Reset")
+    return timezone.now() + timedelta(seconds=seconds) if seconds is not None else None
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    if isinstance(body, dict):
+        parts = [str(body.get(k)) for k in ("message", "reason", "explanation") if body.get(k)]
+        if parts:
+            return ": ".join(parts)
+    return str(body)[:200]
+
+
+class RedditConnector(Connector):
+    network = "reddit"
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    @property
+    def user_agent(self) -> str:
+        configured = str(self.channel.config.get("user_agent") or "").strip()
+        if configured:
+            return configured
+        owner = self.channel.credentials.get("username") or self.channel.handle.removeprefix("u/").lstrip("/")
+        return f"server:socialitsm:v1 (by /u/{owner})" if owner else "server:socialitsm:v1"
+
+    def _setting(self, name: str, default: int) -> int:
+        try:
+            return max(1, int(self.channel.config.get(name, default)))
+        except (TypeError, ValueError):
+            return default
+
+    def _subreddits(self) -> list[str]:
+        names = self.channel.config.get("subreddits") or []
+        if isinstance(names, str):
+            names = names.replace(",", " ").split()
+        return [str(n).strip().removeprefix("r/").removeprefix("/r/") for n in names if str(n).strip()]
+
+    # --- OAuth ------------------------------------------------------------------------------------
+
+    def _token_key(self) -> tuple[int | None, str]:
+        c = self.channel.credentials
+        material = "\n".join(
+            str(c.get(k, "")) for k in ("client_id", "client_secret", "username", "password", "refresh_token")
+        )
+        return self.channel.pk, hashlib.sha256(material.encode()).hexdigest()
+
+    def _token(self, *, fresh: bool = False) -> str:
+        key = self._token_key()
+        with _tokens_lock:
+            cached = _tokens.get(key)
+            if cached and not fresh and cached[1] > time.monotonic():
+                return cached[0]
+        token, lifetime = self._token_fetch()
+        with _tokens_lock:
+            # A minute's margin: a token must not expire between the check and the call.
+            _tokens[key] = (token, time.monotonic() + max(60.0, lifetime - 60.0))
+        return token
+
+    def _token_fetch(self) -> tuple[str, float]:
+        c = self.channel.credentials
+        if not c.get("client_id") or not c.get("client_secret"):
+            raise PermanentError("a Reddit channel needs client_id and client_secret")
+        if c.get("refresh_token"):
+            form = {"grant_type": "refresh_token", "refresh_token": c["refresh_token"]}
+        elif c.get("username") and c.get("password"):
+            form = {"grant_type": "password", "username": c["username"], "password": c["password"]}
+        else:
+            raise PermanentError("a Reddit channel needs username and password (script app) or a refresh_token")
+        response = self._send("POST", TOKEN_URL, data=form, auth=(c["client_id"], c["client_secret"]), what="sign-in")
+        body = self._decode(response, "sign-in")
+        # Reddit answers a wrong password with HTTP 200 and {"error": "invalid_grant"}.
+        if body.get("error") or not body.get("access_token"):
+            raise PermanentError(f"Reddit refused the sign-in ({body.get('error') or 'no access token'})")
+        try:
+            lifetime = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        return str(body["access_token"]), lifetime
+
+    # --- HTTP -------------------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
+        """One call through socialitsm.http; records the rate-limit headers of every answer
+        (errors included) and words Reddit's errors for the channel's health line."""
+        seen: list[requests.Response] = []
+        headers = {"User-Agent": self.user_agent, **kwargs.pop("headers", {})}
+        try:
+            response = http.request(
+                method, url, headers=headers, hooks={"response": [lambda r, *a, **k: seen.append(r)]}, **kwargs
+            )
+        except ExternalError as exc:
+            if not seen:
+                raise
+            self._note(seen[-1])
+            raise self._error(exc, seen[-1], what) from exc
+        self._note(response)
+        if 300 <= response.status_code < 400:
+            # Reddit sends unknown subreddits to its search page instead of a 404.
+            target = response.headers.get("Location", "")
+            raise PermanentError(
+                f"Reddit redirected {what} to {target or 'elsewhere'}: it does not exist or is private"
+            )
+        return response
+
+    def _note(self, response: requests.Response) -> None:
+        remaining = _float_header(response, "X-Ratelimit-Remaining")
+        used = _float_header(response, "X-Ratelimit-Used")
+        self.note_quota(
+            remaining=int(remaining) if remaining is not None else None,
+            limit=round(remaining + used) if remaining is not None and used is not None else None,
+            reset_at=_reset_at(response),
+        )
+
+    def _error(self, exc: ExternalError, response: requests.Response, what: str) -> ExternalError:
+        status = response.status_code
+        detail = _detail(response)
+        if status == 429:
+            reset = _reset_at(response) or getattr(exc, "retry_at", None)
+            return TransientError(
+                f"Reddit rate limit reached on {what}; wait for the reset", status=429, retry_at=reset
+            )
+        if status >= 500:
+            retry_at = getattr(exc, "retry_at", None)
+            return TransientError(f"Reddit is failing (HTTP {status}) on {what}", status=status, retry_at=retry_at)
+        if status == 401:
+            return PermanentError(
+                f"Reddit refused the channel's credentials on {what} (HTTP 401): {detail}", status=status
+            )
+        if status == 403:
+            return PermanentError(
+                f"Reddit forbids {what} (HTTP 403: {detail}): private or banned subreddit, or a missing scope",
+                status=status,
+            )
+        if status == 404:
+            return PermanentError(f"Reddit has no {what} (HTTP 404): {detail}", status=status)
+        return PermanentError(f"Reddit refused {what} (HTTP {status}): {detail}", status=status)
+
+    def _decode(self, response: requests.Response, what: str) -> Mapping[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError(
+                f"Reddit answered {what} with something that is not JSON: {response.text[:120]!r}"
+            ) from None
+        if not isinstance(body, dict):
+            raise TransientError(f"Reddit answered {what} with unexpected JSON: {str(body)[:120]}")
+        return body
+
+    def _api(self, method: str, path: str, *, what: str, **kwargs: Any) -> Mapping[str, Any]:
+        """An authenticated API call; a 401 (token revoked or expired early) gets one fresh
+        token and one retry."""
+        try:
+            response = self._authorised(method, path, self._token(), what=what, **kwargs)
+        except PermanentError as exc:
+            if exc.status != 401:
+                raise
+            response = self._authorised(method, path, self._token(fresh=True), what=what, **kwargs)
+        body = self._decode(response, what)
+        self._raise_json_errors(body, what)
+        return body
+
+    def _authorised(self, method: str, path: str, token: str, *, what: str, **kwargs: Any) -> requests.Response:
+        return self._send(method, API + path, what=what, headers={"Authorization": f"bearer {token}"}, **kwargs)
+
+    def _raise_json_errors(self, body: Mapping[str, Any], what: str) -> None:
+        """Reddit reports refused writes as HTTP 200 with {"json": {"errors": [[code, text, field]]}}."""
+        errors = _json_errors(body)
+        if not errors:
+            return
+        code, text = str(errors[0][0]), str(errors[0][1]) if len(errors[0]) > 1 else ""
+        if code == "RATELIMIT":
+            inner = body.get("json") or {}
+            seconds = inner.get("ratelimit") if isinstance(inner, dict) else None
+            if not isinstance(seconds, int | float):
+                found = re.search(r"(\d+)\s*(second|minute)", text)
+                seconds = int(found.group(1)) * (60 if found and found.group(2) == "minute" else 1) if found else 60
+            raise TransientError(
+                f"Reddit rate limit on {what}: {text}", status=429, retry_at=timezone.now() + timedelta(seconds=seconds)
+            )
+        reason = ERRORS.get(code, text or code)
+        raise PermanentError(f"Reddit refused {what}: {reason} ({code})")
+
+    # --- identity ---------------------------------------------------------------------------------
+
+    def verify(self) -> str:
+        """Signs in and asks /api/v1/me who we are; the username goes to config["account_id"]."""
+        body = self._api("GET", "/api/v1/me", what="the account check")
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise PermanentError("Reddit did not say which account these credentials belong to")
+        self.channel.config[OWN_ACCOUNT_KEY] = name
+        return f"u/{name}"
+
+    # --- listening --------------------------------------------------------------------------------
+
+    def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        from socialitsm.models import WatchRule
+
+        if rule.kind == WatchRule.Kind.MENTIONS:
+            # The inbox holds username mentions and replies to our comments and posts (t1);
+            # private messages (t4) belong to direct rules.
+            posts, state = self._listing(
+                "/message/inbox", {}, cursor.get("inbox") or {}, kinds={"t1"}, what="the inbox"
+            )
+            return posts, {"inbox": state}
+        if rule.kind == WatchRule.Kind.DIRECT:
+            posts, state = self._listing(
+                "/message/messages", {}, cursor.get("messages") or {}, kinds={"t4"}, what="private messages"
+            )
+            return posts, {"messages": state}
+        terms = rule.query.strip()
+        subreddits = self._subreddits()
+        scope = f"/r/{'+'.join(quote(s, safe='') for s in subreddits)}" if subreddits else ""
+        if not terms and not scope:
+            raise PermanentError(f"watch rule {rule.name!r} has no search terms and the channel watches no subreddits")
+        if terms:
+            path, params = f"{scope}/search", {"q": terms, "sort": "new", "t": "week", "type": "link"}
+            if scope:
+                params["restrict_sr"] = "1"
+        else:
+            # No terms: every new post of the watched subreddits (e.g. the company's own).
+            path, params = f"{scope}/new", {}
+        where = f"{'search in ' if terms else 'new posts in '}{scope or 'Reddit'}"
+        posts, posts_state = self._listing(path, params, cursor.get("posts") or {}, kinds={"t3"}, what=where)
+        result: Cursor = {"posts": posts_state}
+        if scope and self.channel.config.get("include_comments", True):
+            wanted, excluded = query_terms(terms)
+            comments, comments_state = self._listing(
+                f"{scope}/comments", {}, cursor.get("comments") or {}, kinds={"t1"}, what=f"new comments in {scope}"
+            )
+            posts = [*posts, *(c for c in comments if c.deleted or matches(c.text, wanted, excluded))]
+            result["comments"] = comments_state
+        posts.sort(key=lambda p: p.posted_at)
+        return posts, result
+
+    def _listing(
+        self, path: str, params: Mapping[str, str], state: Cursor, *, kinds: set[str], what: str
+    ) -> tuple[list[InboundPost], Cursor]:
+        """New items of a newest-first listing since the last poll.
+
+        State: {"watermark": newest created_utc handed out, "seen": names within the overlap
+        window}. We read from the top down to watermark - overlap, skip what was seen, and keep
+        the names in the window, so late-indexed items are caught and nothing is handed out twice.
+        A first poll takes one page. When max_pages runs out first, "after" and "pending" carry
+        the backfill on to the next poll before the watermark moves."""
+        overlap = self._setting("overlap_seconds", 600)
+        watermark = float(state.get("watermark") or 0)
+        floor = watermark - overlap if watermark else None
+        seen: dict[str, float] = dict(state.get("seen") or {})
+        after = str(state.get("after") or "")
+        pages = self._setting("max_pages", 5) if watermark else 1
+        fresh: list[InboundPost] = []
+        newest = max(watermark, float(state.get("pending") or 0))
+        for _ in range(pages):
+            query = {**params, "limit": str(PAGE_SIZE), "raw_json": "1", **({"after": after} if after else {})}
+            body = self._api("GET", path, what=what, params=query)
+            data = body.get("data") if body.get("kind") == "Listing" else None
+            if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+                raise TransientError(f"Reddit answered {what} with something that is not a listing")
+            reached = False
+            for child in data["children"]:
+                if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
+                    continue
+                item = child["data"]
+                created = float(item.get("created_utc") or 0)
+                if floor is not None and created < floor:
+                    reached = True
+                    break
+                if child.get("kind") not in kinds or not item.get("id"):
+                    continue
+                post = thing_to_inbound(str(child["kind"]), item)
+                newest = max(newest, created)
+                # A deletion is handed out even if the post was: ingest redacts our copy.
+                if post.external_id not in seen or post.deleted:
+                    seen[post.external_id] = created
+                    fresh.append(post)
+            after = str(data.get("after") or "")
+            if reached or not after or not data["children"]:
+                after = ""
+                break
+        if after and watermark:
+            return fresh, {"watermark": watermark, "seen": seen, "after": after, "pending": newest}
+        if not newest:
+            return fresh, {}
+        # Names older than the window can no longer come back: forget them.
+        window = newest - overlap
+        return fresh, {"watermark": newest, "seen": {name: at for name, at in seen.items() if at >= window}}
+
+    # --- replying ---------------------------------------------------------------------------------
+
+    def limits(self) -> Limits:
+        return Limits(max_reply_chars=MAX_REPLY_CHARS, unit="characters")
+
+    def reply_length(self, text: str) -> int:
+        """Length of the markdown actually sent, escapes included."""
+        return len(markdown_escape(text))
+
+    def reply_refusal(self, post: Post, visibility: str) -> str:
+        if visibility == "public" and post.external_id.startswith("t4_"):
+            return "This is a private message on Reddit: answer it with a direct message."
+        data = post.raw.get("data") if isinstance(post.raw, dict) else None
+        if visibility == "public" and isinstance(data, dict) and (data.get("locked") or data.get("archived")):
+            state = "locked" if data.get("locked") else "archived"
+            return f"This Reddit thread is {state} and takes no comments: answer with a direct message."
+        if visibility == "direct" and post.author.external_id in GONE:
+            return "The author's Reddit account is deleted: there is nobody to send a private message to."
+        return ""
+
+    def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
+        """Public: /api/comment under the post or comment. Direct: a reply in the message thread
+        for a private message, otherwise /api/compose to the author. Returns the fullname of what
+        was sent ("" for compose, which does not say). Reddit has no idempotency key."""
+        refusal = self.reply_refusal(post, visibility)
+        if refusal:
+            raise PermanentError(refusal)
+        body = markdown_escape(text)
+        if visibility == "public" or post.external_id.startswith("t4_"):
+            answer = self._api(
+                "POST",
+                "/api/comment",
+                what="the reply",
+                data={"api_type": "json", "thing_id": post.external_id, "text": body},
+            )
+            things = ((answer.get("json") or {}).get("data") or {}).get("things") or []
+            name = things[0].get("data", {}).get("name") if things and isinstance(things[0], dict) else None
+            if not name:
+                raise PermanentError(f"Reddit accepted the reply but did not return it: {str(answer)[:200]}")
+            return str(name)
+        self._api(
+            "POST",
+            "/api/compose",
+            what="the private message",
+            data={"api_type": "json", "to": post.author.external_id, "subject": self._subject(post), "text": body},
+        )
+        return ""
+
+    def _subject(self, post: Post) -> str:
+        configured = str(self.channel.config.get("dm_subject") or "").strip()
+        if configured:
+            return configured[:MAX_SUBJECT_CHARS]
+        raw = post.raw.get("data") if isinstance(post.raw, dict) else None
+        title = str((raw or {}).get("title") or (raw or {}).get("link_title") or "").strip()
+        subject = f"Re: {title}" if title else f"About your post, from {self.channel.name}"
+        return subject if len(subject) <= MAX_SUBJECT_CHARS else subject[: MAX_SUBJECT_CHARS - 1] + "…"

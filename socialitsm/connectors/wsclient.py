@@ -1,0 +1,67 @@
+"""WebSocket connections for streaming connectors, held to the rules of socialitsm.http:
+SSRF-checked URL, timeouts, and failures mapped to TransientError / PermanentError."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from django.utils import timezone
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from socialitsm.conf import conf
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.http import check_url
+
+# Frames can be large (a post with facets and embeds), but not unbounded.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+
+def _as_http(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme)
+    if scheme is None:
+        raise PermanentError(f"refusing URL {url!r}: a stream must be a ws:// or wss:// URL")
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
+
+
+@contextmanager
+def ws_connect(url: str, *, headers: Mapping[str, str] | None = None, name: str) -> Iterator[ClientConnection]:
+    """Open a WebSocket to `url`; `name` ("Jetstream", "Mastodon streaming") words the errors.
+
+    Raises PermanentError for a refused URL or credentials (401/403), TransientError for
+    everything worth retrying: unreachable, timeouts, 429 (at Retry-After) and 5xx."""
+    check_url(_as_http(url))
+    host = urlsplit(url).netloc
+    stack = ExitStack()
+    try:
+        connection = stack.enter_context(
+            connect(
+                url,
+                additional_headers=dict(headers or {}),
+                open_timeout=conf.HTTP_TIMEOUT,
+                close_timeout=2,
+                max_size=MAX_FRAME_BYTES,
+                user_agent_header="socialitsm",
+                compression=None,
+                proxy=None,
+            )
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        body = exc.response.body.decode("utf-8", "replace")[:200].strip() if exc.response.body else ""
+        detail = f"{name} at {host} answered HTTP {status}" + (f": {body}" if body else "")
+        if status in (401, 403):
+            raise PermanentError(f"authentication refused ({detail})", status=status) from exc
+        if status == 429 or status >= 500:
+            retry = exc.response.headers.get("Retry-After", "")
+            retry_at = timezone.now() + timedelta(seconds=int(retry)) if retry.isdigit() else None
+            raise TransientError(detail, status=status, retry_at=retry_at) from exc
+        raise PermanentError(detail, status=status) from exc
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        raise TransientError(f"cannot connect to {name} at {host}: {exc}") from exc
+    with stack:
+        yield connection

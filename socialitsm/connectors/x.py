@@ -1,0 +1,884 @@
+"""X (API v2): recent search, mentions and the filtered stream in; summoned replies and DMs out.
+
+Credentials (encrypted on the channel):
+    bearer_token        app-only token: recent search, the filtered stream and its rules
+    consumer_key, consumer_secret, access_token, access_token_secret
+                        OAuth 1.0a user context of the channel's account ("Read, Write and
+                        Direct Messages"): who-am-I, mentions, DMs, posting replies. These
+                        tokens do not expire, unlike OAuth 2.0 user tokens (2 h), which would
+                        need a refresh-and-store cycle the connector cannot do without writes.
+Config (not secret):
+    account_id          our account's user id, filled by verify()
+    reply_policy        "summoned" (self-serve tiers, default) or "any" (Enterprise)
+    prices              overrides of DEFAULT_PRICES, in USD per resource
+    max_pages           pages of 100 per rule and poll (default 5)
+    stream_backfill_minutes   ask the stream to replay up to 5 minutes after a reconnect
+                        (only some access levels allow it; default off)
+    stream_timeout      seconds of silence after which the stream counts as dropped (30)
+The channel's base_url, when set, replaces https://api.x.com (a proxy, or a test server).
+
+Cursor per rule: {"since_id"} once caught up; {"since_id", "until_id", "newest_id"} while a
+backlog larger than max_pages is being worked off oldest-last, so nothing between is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import requests
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from socialitsm import http
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark
+
+if TYPE_CHECKING:
+    from socialitsm.models import Channel, Post, WatchRule
+
+logger = logging.getLogger(__name__)
+
+API = "https://api.x.com"
+# Pay-per-use prices from the X pricing page (2026-08), USD per resource; channel.config["prices"]
+# overrides any of them. X charges a resource once per UTC day; we count every delivery, so the
+# figure is an upper bound.
+DEFAULT_PRICES: dict[str, float] = {
+    "post_read": 0.005,
+    "user_read": 0.010,
+    "owned_read": 0.001,
+    "dm_read": 0.010,
+    "post_create": 0.015,
+    "post_create_url": 0.20,
+    "summoned_reply": 0.010,
+    "dm_create": 0.015,
+}
+TWEET_FIELDS = "author_id,conversation_id,created_at,entities,in_reply_to_user_id,lang,note_tweet,referenced_tweets"
+EXPANSIONS = "author_id,referenced_tweets.id"
+USER_FIELDS = "username,name"
+DM_FIELDS = "id,text,event_type,created_at,sender_id,dm_conversation_id"
+PAGE_SIZE = 100
+# Pay-per-use search and stream rules take queries of up to 512 characters (Enterprise: more; the
+# channel's config["max_query_length"] raises it).
+MAX_QUERY_LENGTH = 512
+# Recent search reaches back 7 days; an older since_id is refused, so we start from the edge.
+SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=5)
+SNOWFLAKE_EPOCH_MS = 1288834974657
+# Language codes X uses for "no language" (undetermined, hashtags/mentions/links only, ...).
+NO_LANGUAGE = {"und", "zxx", "qam", "qct", "qht", "qme", "qst"}
+STREAM_READ_TIMEOUT = 30.0  # X sends a keep-alive at least every 20 s; silence beyond is a drop
+TAG_PREFIX = "socialitsm"
+
+
+def _snowflake_time(tweet_id: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(((int(tweet_id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, tz=UTC)
+    except ValueError:
+        return None
+
+
+# --- twitter-text v3 weighted length ------------------------------------------------------------
+# Implemented from the v3 configuration (config/v3.json of twitter/twitter-text): scale 100,
+# default weight 200, weight 100 in the ranges below, every URL counts as 23, an emoji sequence
+# counts once at the default weight, text is NFC-normalised first. The PyPI ports
+# (twitter-text-parser 3.0.0, 2023) are unmaintained and carry their own copy of an old emoji
+# table; this is 60 lines we can test against the project's conformance cases.
+MAX_WEIGHTED_LENGTH = 280
+URL_LENGTH = 23
+_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+_EMOJI_PRESENTED = (
+    "[\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u27bf"
+    "\u2934\u2935\u2b05-\u2b55\u3030\u303d\u3297\u3299]\ufe0f"
+)
+_EMOJI_ELEMENT = (
+    r"(?:[\U0001F000-\U0001FAFF](?:\ufe0f|[\U0001F3FB-\U0001F3FF])?"
+    rf"|{_EMOJI_PRESENTED}"
+    r"|[\u231a-\u27bf](?=\u200d)"
+    r"|[\u2600-\u27bf][\U0001F3FB-\U0001F3FF])"
+)
+_EMOJI = re.compile(
+    r"\U0001F3F4[\U000E0020-\U000E007E]+\U000E007F"  # subdivision flags
+    r"|[\U0001F1E6-\U0001F1FF]{2}"  # country flags
+    r"|[#*0-9]\ufe0f?\u20e3"  # keycaps
+    rf"|{_EMOJI_ELEMENT}(?:\u200d{_EMOJI_ELEMENT}\ufe0f?)*"
+)
+_GTLDS = frozenset(
+    {
+        *("com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "name", "pro", "aero", "coop"),
+        *("museum", "mobi", "asia", "tel", "travel", "jobs", "cat", "app", "dev", "page", "blog", "cloud"),
+        *("online", "site", "shop", "store", "tech", "xyz", "top", "club", "live", "news", "media", "digital"),
+        *("email", "support", "help", "network", "systems", "solutions", "services", "software", "company"),
+        *("agency", "group", "global", "world", "today", "social", "link", "click", "space", "website"),
+    }
+)
+_URL = re.compile(
+    r"(?<![\w@#$/.-])(?:"
+    r"(?P<scheme>https?://)[^\s/?#<>\"]+"
+    r"|(?P<host>(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+)(?P<tld>[a-z]{2,63})(?![\w-])(?::\d{1,5})?"
+    r")(?P<path>[/?#][^\s<>\"]*)?",
+    re.IGNORECASE,
+)
+
+
+def _is_url(match: re.Match[str]) -> bool:
+    """Links without a scheme count only where twitter-text would link them: a generic TLD,
+    or a country TLD after two labels or with a path (foo.co.jp, t.co, example.de/x)."""
+    if match.group("scheme"):
+        return True
+    tld = match.group("tld").lower()
+    if tld in _GTLDS:
+        return True
+    host = match.group("host")
+    return len(tld) == 2 and (bool(match.group("path")) or host.count(".") > 1 or host.lower() == "t.")
+
+
+def _url_spans(text: str) -> Iterator[tuple[int, int]]:
+    for match in _URL.finditer(text):
+        if not _is_url(match):
+            continue
+        end = match.end()
+        url = match.group()
+        # Trailing punctuation ends the sentence, not the URL (twitter-text does the same).
+        while url and (url[-1] in ".,:;!?'\"" or (url.endswith(")") and url.count("(") < url.count(")"))):
+            url, end = url[:-1], end - 1
+        yield match.start(), end
+
+
+def _plain_weight(text: str) -> int:
+    weight, index = 0, 0
+    while index < len(text):
+        emoji = _EMOJI.match(text, index)
+        if emoji:
+            weight += 200
+            index = emoji.end()
+            continue
+        code = ord(text[index])
+        weight += 100 if any(low <= code <= high for low, high in _LIGHT_RANGES) else 200
+        index += 1
+    return weight
+
+
+def weighted_length(text: str) -> int:
+    """The length X counts against its 280 limit (twitter-text v3 rules)."""
+    text = unicodedata.normalize("NFC", text)
+    total, position = 0, 0
+    for start, end in _url_spans(text):
+        total += _plain_weight(text[position:start]) + URL_LENGTH * 100
+        position = end
+    total += _plain_weight(text[position:])
+    return total // 100
+
+
+def contains_url(text: str) -> bool:
+    return any(True for _ in _url_spans(unicodedata.normalize("NFC", text)))
+
+
+# --- OAuth 1.0a ---------------------------------------------------------------------------------
+
+
+def _pct(value: str) -> str:
+    return quote(value, safe="~")
+
+
+def oauth1_header(
+    method: str,
+    url: str,
+    params: Mapping[str, str],
+    credentials: Mapping[str, str],
+    *,
+    nonce: str | None = None,
+    timestamp: int | None = None,
+) -> str:
+    """The Authorization header of an HMAC-SHA1 signed OAuth 1.0a request. `params` are the
+    query string and form fields (a JSON body is not signed)."""
+    oauth = {
+        "oauth_consumer_key": credentials["consumer_key"],
+        "oauth_nonce": nonce or secrets.token_hex(16),
+        "oauth_signature_method": "HMAC-SHA1",
+        "oauth_timestamp": str(timestamp if timestamp is not None else int(time.time())),
+        "oauth_token": credentials["access_token"],
+        "oauth_version": "1.0",
+    }
+    pairs = sorted((_pct(k), _pct(str(v))) for k, v in [*params.items(), *oauth.items()])
+    base = "&".join((method.upper(), _pct(url), _pct("&".join(f"{k}={v}" for k, v in pairs))))
+    key = f"{_pct(credentials['consumer_secret'])}&{_pct(credentials['access_token_secret'])}"
+    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
+    oauth["oauth_signature"] = base64.b64encode(digest).decode()
+    return "OAuth " + ", ".join(f'{_pct(k)}="{_pct(v)}"' for k, v in sorted(oauth.items()))
+
+
+USER_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+
+
+# --- payload -> InboundPost ---------------------------------------------------------------------
+
+
+def _full_text(tweet: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """Long posts carry their whole text in note_tweet; `text` is then cut at 280."""
+    note = tweet.get("note_tweet")
+    if isinstance(note, dict) and isinstance(note.get("text"), str):
+        return note["text"], note.get("entities") or {}
+    return str(tweet.get("text", "")), tweet.get("entities") or {}
+
+
+def plain_text(text: str, entities: Mapping[str, Any]) -> str:
+    """X text with its t.co links expanded and HTML entities (&amp; &lt; &gt;) decoded."""
+    for url in entities.get("urls") or []:
+        if isinstance(url, dict) and url.get("url") and url.get("expanded_url"):
+            text = text.replace(url["url"], url["expanded_url"])
+    return html.unescape(text)
+
+
+def _posted_at(value: Any, tweet_id: str) -> datetime:
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    return parsed or _snowflake_time(tweet_id) or timezone.now()
+
+
+def _language(value: Any) -> str:
+    code = str(value or "").lower()
+    return "" if code in NO_LANGUAGE else code
+
+
+def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
+    """One v2 post object (plus the response's `includes`) as our InboundPost."""
+    tweet_id = str(tweet["id"])
+    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
+    author = users.get(tweet.get("author_id")) or {}
+    username = str(author.get("username", ""))
+    text, entities = _full_text(tweet)
+    references = [r for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)]
+    referenced_ids = {str(r.get("id")) for r in references}
+    related = [t for t in includes.get("tweets") or [] if isinstance(t, dict) and str(t.get("id")) in referenced_ids]
+    return InboundPost(
+        external_id=tweet_id,
+        author=InboundAuthor(
+            external_id=str(tweet.get("author_id", "")),
+            handle=f"@{username}" if username else "",
+            name=str(author.get("name", "")),
+            profile_url=f"https://x.com/{username}" if username else "",
+        ),
+        text=plain_text(text, entities),
+        posted_at=_posted_at(tweet.get("created_at"), tweet_id),
+        url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
+        in_reply_to=next((str(r["id"]) for r in references if r.get("type") == "replied_to" and "id" in r), ""),
+        conversation_id=str(tweet.get("conversation_id", "")),
+        language=_language(tweet.get("lang")),
+        raw={"data": dict(tweet), "includes": {"users": [author] if author else [], "tweets": related}},
+    )
+
+
+def dm_to_inbound(event: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
+    event_id = str(event["id"])
+    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
+    sender = users.get(event.get("sender_id")) or {}
+    username = str(sender.get("username", ""))
+    conversation = str(event.get("dm_conversation_id", ""))
+    return InboundPost(
+        external_id=event_id,
+        author=InboundAuthor(
+            external_id=str(event.get("sender_id", "")),
+            handle=f"@{username}" if username else "",
+            name=str(sender.get("name", "")),
+            profile_url=f"https://x.com/{username}" if username else "",
+        ),
+        text=plain_text(str(event.get("text", "")), event.get("entities") or {}),
+        posted_at=_posted_at(event.get("created_at"), event_id),
+        url=f"https://x.com/messages/{conversation}" if conversation else "",
+        conversation_id=conversation,
+        is_direct=True,
+        raw={"data": dict(event), "includes": {"users": [sender] if sender else []}},
+    )
+
+
+def _valid_items(body: Mapping[str, Any], key: str = "data") -> list[Mapping[str, Any]]:
+    items = body.get(key) or []
+    if not isinstance(items, list):
+        raise PermanentError(f"X answered with an unexpected shape: {key!r} is not a list")
+    good: list[Mapping[str, Any]] = [i for i in items if isinstance(i, dict) and i.get("id") and "text" in i]
+    if len(good) != len(items):
+        logger.warning("X answer held %d items without id or text; skipped", len(items) - len(good))
+    return good
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _problem(response: requests.Response) -> str:
+    """The readable part of an X error body: RFC 7807 problem, v1.1 errors list, or raw text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    if isinstance(body, dict):
+        if body.get("title") or body.get("detail"):
+            return ": ".join(str(p) for p in (body.get("title"), body.get("detail")) if p)
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return str(first.get("detail") or first.get("message") or first.get("title") or first)
+    return str(body)[:200]
+
+
+def _reset_at(response: requests.Response) -> datetime | None:
+    value = response.headers.get("x-rate-limit-reset", "")
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    except ValueError:
+        return None
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    try:
+        return int(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+class XConnector(Connector):
+    network = "x"
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        self._stream_last: Cursor = dict(getattr(channel, "stream_cursor", None) or {})
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    def price(self, item: str) -> float:
+        overrides = self.channel.config.get("prices") or {}
+        try:
+            return float(overrides.get(item, DEFAULT_PRICES[item]))
+        except (TypeError, ValueError):
+            return DEFAULT_PRICES[item]
+
+    @property
+    def account_id(self) -> str:
+        return str(self.channel.config.get(OWN_ACCOUNT_KEY) or "")
+
+    @property
+    def username(self) -> str:
+        return self.channel.handle.strip().lstrip("@")
+
+    def _has_user_context(self) -> bool:
+        return all(self.channel.credentials.get(key) for key in USER_KEYS)
+
+    def _max_pages(self) -> int:
+        try:
+            return max(1, min(50, int(self.channel.config.get("max_pages", 5))))
+        except (TypeError, ValueError):
+            return 5
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    def _auth(self, method: str, url: str, params: Mapping[str, str], auth: str) -> str:
+        credentials = self.channel.credentials
+        if auth == "user":
+            if not self._has_user_context():
+                raise PermanentError(
+                    "this X channel has no OAuth 1.0a user keys (consumer_key, consumer_secret, "
+                    "access_token, access_token_secret); they are needed to read mentions and DMs and to reply"
+                )
+            return oauth1_header(method, url, params, credentials)
+        token = credentials.get("bearer_token")
+        if not token:
+            raise PermanentError("this X channel has no bearer_token (app-only token for search and the stream)")
+        return f"Bearer {token}"
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        stream: bool = False,
+        timeout: float | None = None,
+    ) -> requests.Response:
+        """One call through socialitsm.http, with X's own error wording and rate-limit reset.
+        The rate-limit headers of error responses are recorded too."""
+        url = (self.channel.base_url or API).rstrip("/") + path
+        params = dict(params or {})
+        headers = {"Authorization": self._auth(method, url, params, auth), "User-Agent": "socialitsm"}
+        seen: list[requests.Response] = []
+        try:
+            response = http.request(
+                method,
+                url,
+                params=params or None,
+                json=body,
+                headers=headers,
+                stream=stream,
+                timeout=timeout,
+                hooks={"response": [lambda r, *args, **kwargs: seen.append(r)]},
+            )
+        except ExternalError as exc:
+            if not seen:
+                raise
+            failed = seen[-1]
+            self._note(failed)
+            raise self._error(exc, failed) from exc
+        return response
+
+    def _note(self, response: requests.Response, cost: float = 0.0) -> None:
+        self.note_quota(
+            remaining=_int_header(response, "x-rate-limit-remaining"),
+            limit=_int_header(response, "x-rate-limit-limit"),
+            reset_at=_reset_at(response),
+            cost=cost,
+        )
+
+    def _error(self, exc: ExternalError, response: requests.Response) -> ExternalError:
+        status = response.status_code
+        detail = _problem(response)
+        if status == 429:
+            reset = _reset_at(response) or getattr(exc, "retry_at", None)
+            when = f"; allowance resets at {reset:%H:%M:%S} UTC" if reset else ""
+            return TransientError(f"X rate limit or usage cap reached ({detail}){when}", status=429, retry_at=reset)
+        if status >= 500:
+            # Not x-rate-limit-reset: that is when the allowance refills, not when X recovers.
+            retry_at = getattr(exc, "retry_at", None)
+            return TransientError(f"X is failing (HTTP {status}): {detail}", status=status, retry_at=retry_at)
+        if status == 401:
+            return PermanentError(f"X refused the channel's credentials (HTTP 401): {detail}", status=status)
+        if status == 403:
+            return PermanentError(f"X does not allow this (HTTP 403): {detail}", status=status)
+        if status == 404:
+            return PermanentError(f"X has no such resource (HTTP 404): {detail}", status=status)
+        return PermanentError(f"X refused the request (HTTP {status}): {detail}", status=status)
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: str,
+        charge: Callable[[Mapping[str, Any]], float] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> Mapping[str, Any]:
+        response = self._send(method, path, auth=auth, params=params, body=body)
+        try:
+            data = response.json()
+        except ValueError:
+            self._note(response)
+            raise TransientError(
+                f"X answered {path} with something that is not JSON: {response.text[:120]!r}",
+                status=response.status_code,
+            ) from None
+        if not isinstance(data, dict):
+            self._note(response)
+            raise TransientError(f"X answered {path} with unexpected JSON: {str(data)[:120]}")
+        self._note(response, charge(data) if charge else 0.0)
+        return data
+
+    def _read_cost(self, body: Mapping[str, Any], item: str) -> float:
+        includes = body.get("includes") or {}
+        posts = len(body.get("data") or []) + len(includes.get("tweets") or [])
+        return posts * self.price(item) + len(includes.get("users") or []) * self.price("user_read")
+
+    # --- identity --------------------------------------------------------------------------------
+
+    def verify(self) -> str:
+        """Who-am-I with the user keys (/2/users/me) or, with only an app token, a lookup of the
+        channel's handle. Stores the account id in config["account_id"]."""
+        credentials = self.channel.credentials
+        if not credentials.get("bearer_token") and not self._has_user_context():
+            raise PermanentError("an X channel needs a bearer_token and/or the four OAuth 1.0a user keys")
+        if self._has_user_context():
+            body = self._json(
+                "GET",
+                "/2/users/me",
+                auth="user",
+                params={"user.fields": USER_FIELDS},
+                charge=lambda b: self.price("user_read"),
+            )
+        else:
+            if not self.username:
+                raise PermanentError("set the channel's handle: with only an app token X cannot tell who we are")
+            body = self._json(
+                "GET",
+                f"/2/users/by/username/{quote(self.username, safe='')}",
+                auth="app",
+                params={"user.fields": USER_FIELDS},
+                charge=lambda b: self.price("user_read"),
+            )
+        user = body.get("data")
+        if not isinstance(user, dict) or not user.get("id") or not user.get("username"):
+            raise PermanentError(f"X did not say who this account is: {_problem_text(body)}")
+        if credentials.get("bearer_token") and self._has_user_context():
+            # The app token is used for search and the stream: check it too (free call).
+            self._json("GET", "/2/tweets/search/stream/rules", auth="app", params={"max_results": "1"})
+        self.channel.config[OWN_ACCOUNT_KEY] = str(user["id"])
+        return f"@{user['username']}"
+
+    # --- listening -------------------------------------------------------------------------------
+
+    def rule_query(self, rule: WatchRule) -> str:
+        """The X search/stream query of a watch rule: its terms, its languages, no reposts, not
+        our own posts."""
+        from socialitsm.models import WatchRule
+
+        terms = rule.query.strip()
+        if rule.kind == WatchRule.Kind.HASHTAG:
+            tags = [t.lstrip("#") for t in terms.split() if t.lstrip("#")]
+            terms = " OR ".join(f"#{t}" for t in tags)
+            if len(tags) > 1:
+                terms = f"({terms})"
+        elif rule.kind == WatchRule.Kind.MENTIONS:
+            if not self.username:
+                raise PermanentError("set the channel's handle to listen for mentions")
+            terms = f"@{self.username}"
+        if not terms:
+            raise PermanentError(f"watch rule {rule.name!r} has no search terms")
+        parts = [terms]
+        languages = [str(code) for code in rule.languages or [] if str(code).strip()]
+        if languages:
+            langs = " OR ".join(f"lang:{code}" for code in languages)
+            parts.append(f"({langs})" if len(languages) > 1 else langs)
+        parts.append("-is:retweet")
+        if self.username:
+            parts.append(f"-from:{self.username}")
+        query = " ".join(parts)
+        limit = int(self.channel.config.get("max_query_length") or MAX_QUERY_LENGTH)
+        if len(query) > limit:
+            raise PermanentError(
+                f"watch rule {rule.name!r} makes an X query of {len(query)} characters; the limit is {limit}"
+            )
+        return query
+
+    def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
+        from socialitsm.models import WatchRule
+
+        fields = {"tweet.fields": TWEET_FIELDS, "expansions": EXPANSIONS, "user.fields": USER_FIELDS}
+        if rule.kind == WatchRule.Kind.DIRECT:
+            return self._dm_events(cursor)
+        if rule.kind == WatchRule.Kind.MENTIONS:
+            if not self.account_id:
+                raise PermanentError("verify the X channel first: listening for mentions needs our account id")
+            return self._timeline(
+                f"/2/users/{self.account_id}/mentions", fields, cursor, auth="user", price="owned_read", window=None
+            )
+        query = self.rule_query(rule)
+        return self._timeline(
+            "/2/tweets/search/recent",
+            {**fields, "query": query},
+            cursor,
+            auth="app",
+            price="post_read",
+            window=SEARCH_WINDOW,
+        )
+
+    def _timeline(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        cursor: Cursor,
+        *,
+        auth: str,
+        price: str,
+        window: timedelta | None,
+    ) -> tuple[list[InboundPost], Cursor]:
+        """Newest-first pages after since_id, up to max_pages. A first poll takes only the newest
+        page (no week-long backfill bill); a backlog beyond the cap is resumed next poll from
+        until_id, and since_id only moves once everything up to newest_id is stored."""
+        since = str(cursor.get("since_id") or "")
+        until = str(cursor.get("until_id") or "")
+        newest = str(cursor.get("newest_id") or "")
+        base: dict[str, str] = {**params, "max_results": str(PAGE_SIZE)}
+        if since:
+            sent = _snowflake_time(since)
+            if window is not None and sent is not None and sent < timezone.now() - window:
+                # The gap is older than recent search reaches: take what it still has.
+                base["start_time"] = (timezone.now() - window).strftime("%Y-%m-%dT%H:%M:%SZ")
+            else:
+                base["since_id"] = since
+        if until:
+            base["until_id"] = until
+        first = not since and not until
+        pages = 1 if first else self._max_pages()
+        posts: dict[str, InboundPost] = {}
+        token = ""
+        for _ in range(pages):
+            query = {**base, "pagination_token": token} if token else base
+            body = self._json("GET", path, auth=auth, params=query, charge=lambda b: self._read_cost(b, price))
+            includes = body.get("includes") or {}
+            for tweet in _valid_items(body):
+                post = tweet_to_inbound(tweet, includes)
+                posts[post.external_id] = post
+            meta = body.get("meta") or {}
+            if meta.get("newest_id") and _newer(str(meta["newest_id"]), newest):
+                newest = str(meta["newest_id"])
+            token = str(meta.get("next_token") or "")
+            if not token:
+                break
+        ordered = sorted(posts.values(), key=lambda p: int(p.external_id))
+        oldest = ordered[0].external_id if ordered else until
+        if token and not first and oldest:
+            return ordered, {"since_id": since, "until_id": oldest, "newest_id": newest}
+        return ordered, {"since_id": newest or since} if (newest or since) else {}
+
+    def _dm_events(self, cursor: Cursor) -> tuple[list[InboundPost], Cursor]:
+        """DM events come newest first without since_id: page back until the last one stored."""
+        since = str(cursor.get("since_id") or "")
+        newest = since
+        params = {
+            "event_types": "MessageCreate",
+            "dm_event.fields": DM_FIELDS,
+            "expansions": "sender_id",
+            "user.fields": USER_FIELDS,
+            "max_results": str(PAGE_SIZE),
+        }
+        posts: list[InboundPost] = []
+        token = str(cursor.get("pagination_token") or "")
+        pending_newest = str(cursor.get("newest_id") or "")
+        pages = 1 if not since else self._max_pages()
+        reached = False
+        for _ in range(pages):
+            query = {**params, "pagination_token": token} if token else params
+            body = self._json(
+                "GET",
+                "/2/dm_events",
+                auth="user",
+                params=query,
+                charge=lambda b: len(b.get("data") or []) * self.price("dm_read"),
+            )
+            includes = body.get("includes") or {}
+            for event in _valid_items(body):
+                if since and not _newer(str(event["id"]), since):
+                    reached = True
+                    break
+                posts.append(dm_to_inbound(event, includes))
+            token = str((body.get("meta") or {}).get("next_token") or "")
+            if reached or not token:
+                token = ""
+                break
+        for post in posts:
+            if _newer(post.external_id, newest):
+                newest = post.external_id
+        if pending_newest and _newer(pending_newest, newest):
+            newest = pending_newest
+        posts.sort(key=lambda p: int(p.external_id))
+        if token and since:
+            return posts, {"since_id": since, "pagination_token": token, "newest_id": newest}
+        return posts, {"since_id": newest} if newest else {}
+
+    # --- filtered stream -------------------------------------------------------------------------
+
+    def rule_tag(self, rule: WatchRule) -> str:
+        return f"{TAG_PREFIX}:{self.channel.pk}:{rule.pk}"
+
+    def stream_rules_sync(self, rules: Sequence[WatchRule]) -> dict[str, int]:
+        """Make the app's stream rules match `rules`: add the missing, delete ours that are stale
+        (rule gone, disabled or edited). Rules of other channels or tools on the same app are
+        left alone; their matches are dropped by `stream`. Returns {"added", "deleted", "kept"}."""
+        from socialitsm.models import WatchRule
+
+        wanted = {
+            self.rule_tag(rule): self.rule_query(rule)
+            for rule in rules
+            if rule.enabled and rule.kind != WatchRule.Kind.DIRECT
+        }
+        current: list[Mapping[str, Any]] = []
+        token = ""
+        while True:
+            params = {"max_results": "1000", **({"pagination_token": token} if token else {})}
+            body = self._json("GET", "/2/tweets/search/stream/rules", auth="app", params=params)
+            current.extend(r for r in body.get("data") or [] if isinstance(r, dict))
+            token = str((body.get("meta") or {}).get("next_token") or "")
+            if not token:
+                break
+        prefix = f"{TAG_PREFIX}:{self.channel.pk}:"
+        ours = [r for r in current if str(r.get("tag", "")).startswith(prefix)]
+        stale = [str(r["id"]) for r in ours if wanted.get(str(r["tag"])) != r.get("value")]
+        present = {(str(r["tag"]), r.get("value")) for r in ours}
+        missing = [{"value": value, "tag": tag} for tag, value in wanted.items() if (tag, value) not in present]
+        if stale:
+            self._json("POST", "/2/tweets/search/stream/rules", auth="app", body={"delete": {"ids": stale}})
+        if missing:
+            body = self._json("POST", "/2/tweets/search/stream/rules", auth="app", body={"add": missing})
+            refused = [e for e in body.get("errors") or [] if isinstance(e, dict) and e.get("title") != "DuplicateRule"]
+            if refused:
+                details = "; ".join(f"{e.get('value', '?')}: {e.get('details') or e.get('title')}" for e in refused)
+                raise PermanentError(f"X refused stream rules: {details}")
+        return {"added": len(missing), "deleted": len(stale), "kept": len(ours) - len(stale)}
+
+    def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
+        """Syncs the stream rules, then reads the filtered stream until it drops. Raises
+        TransientError when the connection ends, stalls past 30 s or X disconnects us."""
+        self.stream_rules_sync(rules)
+        tags = {self.rule_tag(rule) for rule in rules if rule.enabled}
+        params = {"tweet.fields": TWEET_FIELDS, "expansions": EXPANSIONS, "user.fields": USER_FIELDS}
+        backfill = self._backfill_minutes()
+        if backfill:
+            params["backfill_minutes"] = str(backfill)
+        response = self._send(
+            "GET", "/2/tweets/search/stream", auth="app", params=params, stream=True, timeout=self._stream_timeout()
+        )
+        self._note(response)
+        try:
+            yield from self._stream_lines(response, tags)
+        except requests.RequestException as exc:
+            raise TransientError(f"the X stream dropped: {exc.__class__.__name__}") from exc
+        finally:
+            response.close()
+        raise TransientError("X closed the stream")
+
+    def _stream_lines(self, response: requests.Response, tags: set[str]) -> Iterator[InboundPost | StreamMark]:
+        for line in response.iter_lines(chunk_size=None):
+            if not line.strip():
+                yield StreamMark()
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                logger.warning("X stream sent a line that is not JSON; skipped: %r", line[:120])
+                yield StreamMark()
+                continue
+            data = event.get("data") if isinstance(event, dict) else None
+            if not isinstance(data, dict):
+                errors = event.get("errors") if isinstance(event, dict) else None
+                if errors:
+                    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+                    reason = first.get("disconnect_type") or first.get("connection_issue") or first.get("title")
+                    raise TransientError(f"X ended the stream: {reason}: {first.get('detail', '')}".rstrip(": "))
+                yield StreamMark()
+                continue
+            matched = {str(m.get("tag")) for m in event.get("matching_rules") or [] if isinstance(m, dict)}
+            if (tags and not matched & tags) or not data.get("id"):
+                yield StreamMark()
+                continue
+            post = tweet_to_inbound(data, event.get("includes") or {})
+            # Billed like search: the post, the posts it references and the users expanded.
+            self.quota.cost += self._read_cost({"data": [data], "includes": event.get("includes") or {}}, "post_read")
+            self._stream_last = {"last_id": post.external_id, "last_at": post.posted_at.isoformat()}
+            yield post
+
+    def _stream_timeout(self) -> float:
+        try:
+            return max(0.1, float(self.channel.config.get("stream_timeout", STREAM_READ_TIMEOUT)))
+        except (TypeError, ValueError):
+            return STREAM_READ_TIMEOUT
+
+    def _backfill_minutes(self) -> int:
+        """Minutes to replay after a reconnect, if the channel asks for it: since the last post
+        seen, at most what X allows (5)."""
+        allowed = int(self.channel.config.get("stream_backfill_minutes") or 0)
+        last = parse_datetime(str(self._stream_last.get("last_at", ""))) if self._stream_last else None
+        if not allowed or last is None:
+            return 0
+        gap = (timezone.now() - last).total_seconds() / 60
+        return max(1, min(allowed, 5, int(gap) + 1))
+
+    def stream_cursor(self) -> Cursor:
+        return dict(self._stream_last)
+
+    # --- replying --------------------------------------------------------------------------------
+
+    def limits(self) -> Limits:
+        return Limits(max_reply_chars=MAX_WEIGHTED_LENGTH, unit="weighted characters")
+
+    def reply_length(self, text: str) -> int:
+        return weighted_length(text)
+
+    def summoned(self, post: Post) -> bool:
+        """Did the author @mention our account or quote one of our posts? Read from the stored
+        payload's entities (mentions) and referenced posts (quotes)."""
+        raw: dict[str, Any] = post.raw if isinstance(post.raw, dict) else {}
+        data: dict[str, Any] = raw["data"] if isinstance(raw.get("data"), dict) else {}
+        mentions: list[Any] = []
+        for holder in (data, data.get("note_tweet") or {}):
+            if isinstance(holder, dict):
+                mentions.extend((holder.get("entities") or {}).get("mentions") or [])
+        me, name = self.account_id, self.username.casefold()
+        for mention in mentions:
+            if not isinstance(mention, dict):
+                continue
+            if (me and str(mention.get("id", "")) == me) or (
+                name and str(mention.get("username", "")).casefold() == name
+            ):
+                return True
+        quoted = {str(r.get("id")) for r in data.get("referenced_tweets") or [] if r.get("type") == "quoted"}
+        included = (raw.get("includes") or {}).get("tweets") or []
+        if me and any(str(t.get("id")) in quoted and str(t.get("author_id")) == me for t in included):
+            return True
+        # Payloads stored without entities: fall back to the text itself.
+        return bool(name) and re.search(rf"(?<![\w@])@{re.escape(name)}\b", post.text, re.IGNORECASE) is not None
+
+    def reply_refusal(self, post: Post, visibility: str) -> str:
+        if not self._has_user_context():
+            return "This X channel has no OAuth user keys, so it cannot post replies or send direct messages."
+        if visibility != "public":
+            return ""
+        if post.is_direct:
+            return "This is a direct message on X: answer it with a direct message."
+        if self.channel.config.get("reply_policy", "summoned") == "any" or self.summoned(post):
+            return ""
+        who = f"@{self.username}" if self.username else "our account"
+        return (
+            f"X only allows automated public replies to posts that mention or quote {who}, and this one "
+            "does neither. Send a direct message instead, or answer from the X app."
+        )
+
+    def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
+        """Public: POST /2/tweets as a reply; direct: POST /2/dm_conversations/with/:id/messages.
+        X has no idempotency key; duplicates of the same text are refused by X itself."""
+        refusal = self.reply_refusal(post, visibility)
+        if refusal:
+            raise PermanentError(refusal)
+        if visibility == "public":
+            if contains_url(text):
+                cost = self.price("post_create_url")
+            elif self.channel.config.get("reply_policy", "summoned") == "summoned":
+                cost = self.price("summoned_reply")
+            else:
+                cost = self.price("post_create")
+            body = self._json(
+                "POST",
+                "/2/tweets",
+                auth="user",
+                body={"text": text, "reply": {"in_reply_to_tweet_id": post.external_id}},
+                charge=lambda b: cost,
+            )
+            sent = (body.get("data") or {}).get("id")
+        else:
+            recipient = post.author.external_id
+            body = self._json(
+                "POST",
+                f"/2/dm_conversations/with/{quote(recipient, safe='')}/messages",
+                auth="user",
+                body={"text": text},
+                charge=lambda b: self.price("dm_create"),
+            )
+            sent = (body.get("data") or {}).get("dm_event_id")
+        if not sent:
+            raise PermanentError(f"X accepted the message but returned no id: {_problem_text(body)}")
+        return str(sent)
+
+
+def _newer(candidate: str, than: str) -> bool:
+    if not than:
+        return True
+    try:
+        return int(candidate) > int(than)
+    except ValueError:
+        return candidate > than
+
+
+def _problem_text(body: Mapping[str, Any]) -> str:
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("detail") or errors[0].get("title") or errors[0])
+    return str(body)[:200]

@@ -1,0 +1,106 @@
+"""Channels: check a channel's credentials against its network, and add channels from the shell."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django.db import transaction
+
+from socialitsm.connectors import connector_for
+from socialitsm.connectors.base import OWN_ACCOUNT_KEY
+from socialitsm.exceptions import ExternalError, PermanentError
+from socialitsm.models import Channel, WatchRule
+
+from .ingest import channel_error_record, channel_quota_record
+
+
+def channel_verify(*, channel: Channel) -> str:
+    """Check `channel`'s credentials against the network and fill in what the network told us:
+    the account's handle, and in `config` its id (which ingest uses to skip our own posts).
+    Does not save the channel; the caller does once the rest of its input is valid.
+
+    Raises PermanentError (refused, unknown network) or TransientError (unreachable)."""
+    try:
+        connector = connector_for(channel)
+    except (LookupError, ImportError) as exc:
+        raise PermanentError(f"no connector for network {channel.network!r}") from exc
+    try:
+        handle = connector.verify()
+    finally:
+        if channel.pk:
+            channel_quota_record(channel=channel, quota=connector.quota)
+    if handle:
+        channel.handle = handle
+    return channel.handle
+
+
+def channel_add(
+    *,
+    slug: str,
+    name: str,
+    network: str,
+    base_url: str = "",
+    handle: str = "",
+    credentials: dict[str, Any],
+    config: dict[str, Any] | None = None,
+    listen_mode: str = Channel.ListenMode.POLL,
+    rules: Sequence[tuple[str, str]] = (),
+    verify: bool = True,
+) -> Channel:
+    """Create a channel with its watch rules ((kind, query) pairs), once the network accepted
+    its credentials. Raises PermanentError/TransientError from the check; nothing is saved then."""
+    channel = Channel(
+        slug=slug,
+        name=name,
+        network=network,
+        base_url=base_url,
+        handle=handle,
+        # EncryptedJSONField stores a dict; the stubs know it only as the TextField it extends.
+        credentials=cast(Any, credentials),
+        config=dict(config or {}),
+        listen_mode=listen_mode,
+    )
+    channel.full_clean(exclude=["credentials"])
+    if verify:
+        channel_verify(channel=channel)
+    with transaction.atomic():
+        channel.save()
+        WatchRule.objects.bulk_create(
+            [
+                WatchRule(channel=channel, name=(f"{kind}: {query}" if query else kind)[:100], kind=kind, query=query)
+                for kind, query in rules
+            ]
+        )
+    return channel
+
+
+@dataclass
+class ChannelCheck:
+    handle: str
+    account_id: str
+    # Rule name -> posts the network returned for it now (only when searching was asked for).
+    found: dict[str, int] = field(default_factory=dict)
+
+
+def channel_test(*, channel: Channel, search: bool = False) -> ChannelCheck:
+    """Check a stored channel against its network and keep what it learned (handle, account id).
+    With `search`, also run each enabled rule's search once, without storing posts or moving
+    cursors (on X that costs money). Errors are recorded on the channel, then raised."""
+    try:
+        channel_verify(channel=channel)
+        Channel.objects.filter(pk=channel.pk).update(handle=channel.handle, config=channel.config)
+        check = ChannelCheck(handle=channel.handle, account_id=str(channel.config.get(OWN_ACCOUNT_KEY, "")))
+        if search:
+            connector = connector_for(channel)
+            try:
+                for rule in channel.rules.filter(enabled=True):
+                    posts, _cursor = connector.search(rule, rule.cursor)
+                    check.found[rule.name] = len(posts)
+            finally:
+                channel_quota_record(channel=channel, quota=connector.quota)
+    except ExternalError as exc:
+        channel_error_record(channel=channel, error=exc)
+        raise
+    return check

@@ -1,0 +1,480 @@
+"""Bluesky contract tests: documented XRPC payloads in, exact requests out, HTTP mocked at the transport."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+import time_machine
+from responses import matchers
+
+from socialitsm.connectors import bluesky, connector_for
+from socialitsm.connectors.bluesky import BlueskyConnector, graphemes
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
+from socialitsm.services.channels import channel_verify
+from socialitsm.services.ingest import channel_poll
+from socialitsm.services.replies import reply_queue, reply_send
+
+from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bluesky"
+ENTRYWAY = "https://bsky.social"
+PDS = "https://morel.us-east.host.bsky.network"
+OUR_DID = "did:plc:acmesupport7x2k3q4r5s6t"
+ACCESS = "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.access-1"
+JANE = "did:plc:jane4abcdefghijklmnop"
+JANE_POST = f"at://{JANE}/app.bsky.feed.post/3lbc2xkqz7s2a"
+JANE_CID = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _on_the_fixtures_day():
+    """The fixtures' posts are from 21 August 2026; a first poll keeps only the last day's posts."""
+    with time_machine.travel(datetime(2026, 8, 21, 11, 50, tzinfo=UTC)):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", ("93.184.215.14", port))])
+
+
+@pytest.fixture(autouse=True)
+def _no_sessions():
+    bluesky.sessions_forget()
+    yield
+    bluesky.sessions_forget()
+
+
+@pytest.fixture
+def channel() -> Channel:
+    return ChannelFactory(
+        name="Acme on Bluesky",
+        slug="acme-bluesky",
+        network="bluesky",
+        base_url="",
+        handle="@acmesupport.bsky.social",
+        credentials={"identifier": "acmesupport.bsky.social", "password": "abcd-efgh-ijkl-mnop"},
+        config={"account_id": OUR_DID},
+    )
+
+
+def _login() -> None:
+    responses.post(
+        f"{ENTRYWAY}/xrpc/com.atproto.server.createSession",
+        json=fixture("session__create"),
+        match=[
+            matchers.json_params_matcher({"identifier": "acmesupport.bsky.social", "password": "abcd-efgh-ijkl-mnop"})
+        ],
+    )
+
+
+def _authed(**extra: str) -> list:
+    return [matchers.header_matcher({"Authorization": f"Bearer {ACCESS}", **extra})]
+
+
+def _rule(channel: Channel, kind: str, query: str = "", **extra) -> WatchRule:
+    return WatchRuleFactory(channel=channel, name=f"{kind} {query}".strip(), kind=kind, query=query, **extra)
+
+
+def test_connector_is_registered(channel):
+    assert isinstance(connector_for(channel), BlueskyConnector)
+
+
+@responses.activate
+def test_verify_opens_a_session_and_learns_the_did_and_pds():
+    channel = ChannelFactory.build(
+        network="bluesky", credentials={"identifier": "acmesupport.bsky.social", "password": "abcd-efgh-ijkl-mnop"}
+    )
+    channel.config = {}
+    _login()
+    assert channel_verify(channel=channel) == "@acmesupport.bsky.social"
+    assert channel.config == {"account_id": OUR_DID, "pds": PDS}
+
+
+@responses.activate
+def test_a_wrong_app_password_says_so():
+    channel = ChannelFactory.build(network="bluesky", credentials={"identifier": "acme", "password": "nope"}, config={})
+    responses.post(f"{ENTRYWAY}/xrpc/com.atproto.server.createSession", status=401, json=fixture("error__auth_factor"))
+    with pytest.raises(PermanentError) as caught:
+        channel_verify(channel=channel)
+    assert caught.value.message == (
+        "Bluesky refused the identifier or app password (AuthenticationRequired: Invalid identifier or password)"
+    )
+
+
+@responses.activate
+def test_search_poll_turns_post_views_into_posts_and_reuses_the_session(channel):
+    rule = _rule(channel, "search", "acmemail down")
+    _login()
+    search = f"{PDS}/xrpc/app.bsky.feed.searchPosts"
+    responses.get(
+        search,
+        json=fixture("search_posts__latest"),
+        headers={"RateLimit-Limit": "3000", "RateLimit-Remaining": "2999", "RateLimit-Reset": "1787307600"},
+        match=[matchers.query_param_matcher({"q": "acmemail down", "sort": "latest", "limit": "100"}), *_authed()],
+    )
+    assert channel_poll(channel=channel) == 2
+    jane = Post.objects.get(external_id=JANE_POST)
+    assert (jane.text, jane.url, jane.language, jane.conversation_id, jane.in_reply_to) == (
+        "AcmeMail has been down for an hour, can't log in #acmedown",
+        "https://bsky.app/profile/jane.example.com/post/3lbc2xkqz7s2a",
+        "en",
+        JANE_POST,
+        "",
+    )
+    assert (jane.author.external_id, jane.author.handle, jane.author.name, jane.author.profile_url) == (
+        JANE,
+        "@jane.example.com",
+        "Jane Doe",
+        "https://bsky.app/profile/jane.example.com",
+    )
+    assert jane.raw["cid"] == JANE_CID
+    bob = Post.objects.get(author__handle="@bob.example.org")
+    assert (bob.in_reply_to, bob.conversation_id, bob.rule_id) == (JANE_POST, JANE_POST, rule.pk)
+    rule.refresh_from_db()
+    assert rule.cursor == {"since": "2026-08-21T10:15:01.000Z"}  # newest indexedAt minus 5 minutes
+    channel.refresh_from_db()
+    assert (channel.quota_remaining, channel.quota_limit, channel.requests_made) == (2999, 3000, 2)
+    assert channel.quota_reset_at == datetime.fromtimestamp(1787307600, UTC)
+
+    responses.get(
+        search,
+        json={"posts": []},
+        match=[
+            matchers.query_param_matcher(
+                {"q": "acmemail down", "sort": "latest", "limit": "100", "since": "2026-08-21T10:15:01.000Z"}
+            )
+        ],
+    )
+    assert channel_poll(channel=channel) == 0
+    assert len([c for c in responses.calls if "createSession" in c.request.url]) == 1
+
+
+@responses.activate
+def test_hashtag_rule_searches_for_the_tag(channel):
+    _rule(channel, "hashtag", "AcmeDown")
+    _login()
+    responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.searchPosts",
+        json={"posts": [fixture("search_posts__latest")["posts"][1]]},
+        match=[matchers.query_param_matcher({"q": "#AcmeDown", "sort": "latest", "limit": "100"})],
+    )
+    assert channel_poll(channel=channel) == 1
+
+
+@responses.activate
+def test_mentions_poll_takes_mentions_and_replies_not_likes(channel):
+    rule = _rule(channel, "mentions")
+    _login()
+    responses.get(
+        f"{PDS}/xrpc/app.bsky.notification.listNotifications",
+        json=fixture("notifications__mentions"),
+        match=[matchers.query_param_matcher({"limit": "100"}), *_authed()],
+    )
+    assert channel_poll(channel=channel) == 2
+    assert sorted(Post.objects.values_list("author__handle", "in_reply_to")) == [
+        ("@jane.example.com", f"at://{OUR_DID}/app.bsky.feed.post/3lbc2y4w5tq2c"),
+        ("@li.example.net", ""),
+    ]
+    rule.refresh_from_db()
+    assert rule.cursor == {"seen_at": "2026-08-21T10:30:01.000Z"}
+
+
+@responses.activate
+def test_an_expired_access_token_is_refreshed_once(channel):
+    _rule(channel, "mentions")
+    _login()
+    notifications = f"{PDS}/xrpc/app.bsky.notification.listNotifications"
+    responses.get(notifications, status=400, json=fixture("error__expired_token"), match=_authed())
+    responses.post(
+        f"{PDS}/xrpc/com.atproto.server.refreshSession",
+        json=fixture("session__refresh"),
+        match=[matchers.header_matcher({"Authorization": "Bearer eyJ0eXAiOiJyZWZyZXNoK2p3dCIs.refresh-1"})],
+    )
+    responses.get(
+        notifications,
+        json={"notifications": []},
+        match=[
+            matchers.header_matcher({"Authorization": "Bearer eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.access-2"})
+        ],
+    )
+    assert channel_poll(channel=channel) == 0
+    channel.refresh_from_db()
+    assert (channel.health, channel.last_error) == ("ok", "")
+
+
+def test_reply_length_counts_graphemes():
+    assert graphemes("👩‍💻 ok 🇫🇷") == 6
+    assert BlueskyConnector(ChannelFactory.build(network="bluesky")).limits().unit == "graphemes"
+
+
+def _stored(channel: Channel, **raw: Any) -> Post:
+    author = AuthorFactory(network="bluesky", external_id=JANE, handle="@jane.example.com")
+    record = {"text": "AcmeMail down", "createdAt": "2026-08-21T10:14:03.512Z"}
+    return PostFactory(
+        rule=_rule(channel, "mentions"),
+        external_id=JANE_POST,
+        author=author,
+        raw={"uri": JANE_POST, "cid": JANE_CID, "record": record, **raw},
+        incident=Incident.objects.create(short_description="AcmeMail down"),
+    )
+
+
+@responses.activate
+def test_public_reply_is_a_post_with_reply_refs_and_facets(channel, agent, django_capture_on_commit_callbacks):
+    post = _stored(channel)
+    _login()
+    responses.get(
+        f"{PDS}/xrpc/com.atproto.repo.listRecords",
+        json=fixture("list_records__ours"),
+        match=[matchers.query_param_matcher({"repo": OUR_DID, "collection": "app.bsky.feed.post", "limit": "25"})],
+    )
+    text = "@jane.example.com Sorry 😞 we are on it: https://status.acme.example/incidents/42."
+    ref = {"uri": JANE_POST, "cid": JANE_CID}
+    create = responses.post(
+        f"{PDS}/xrpc/com.atproto.repo.createRecord",
+        json=fixture("create_record__reply"),
+        match=_authed(),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(incident=post.incident, post=post, text=text, visibility="public", agent=agent)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id, reply.error) == (
+        Reply.Status.SENT,
+        f"at://{OUR_DID}/app.bsky.feed.post/3lbc2y4w5tq2c",
+        "",
+    )
+    body = json.loads(create.calls[0].request.body)
+    created_at = body["record"].pop("createdAt")
+    assert datetime.fromisoformat(created_at.replace("Z", "+00:00")).tzinfo is not None
+    assert body == {
+        "repo": OUR_DID,
+        "collection": "app.bsky.feed.post",
+        "record": {
+            "$type": "app.bsky.feed.post",
+            "text": text,
+            "reply": {"root": ref, "parent": ref},
+            "facets": [
+                {
+                    "index": {"byteStart": 0, "byteEnd": 17},
+                    "features": [{"$type": "app.bsky.richtext.facet#mention", "did": JANE}],
+                },
+                {
+                    # "Sorry 😞 " holds a 4-byte emoji: offsets count UTF-8 bytes, not characters.
+                    "index": {"byteStart": 43, "byteEnd": 83},
+                    "features": [
+                        {"$type": "app.bsky.richtext.facet#link", "uri": "https://status.acme.example/incidents/42"}
+                    ],
+                },
+            ],
+        },
+    }
+    assert text.encode()[43:83] == b"https://status.acme.example/incidents/42"
+
+
+@responses.activate
+def test_reply_to_a_reply_keeps_the_threads_root(channel):
+    root = {"uri": "at://did:plc:root/app.bsky.feed.post/1", "cid": "bafyroot"}
+    post = _stored(
+        channel, record={"text": "me too", "createdAt": "2026-08-21T10:20:00Z", "reply": {"root": root, "parent": root}}
+    )
+    _login()
+    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json={"records": []})
+    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
+    connector_for(channel).reply(post, "On it", "public", idempotency_key="k")
+    sent = json.loads(create.calls[0].request.body)["record"]
+    assert sent["reply"] == {"root": root, "parent": {"uri": JANE_POST, "cid": JANE_CID}}
+    assert "facets" not in sent
+
+
+@responses.activate
+def test_a_retried_reply_that_already_went_out_is_not_posted_twice(channel):
+    post = _stored(channel)
+    _login()
+    ours = {
+        "uri": f"at://{OUR_DID}/app.bsky.feed.post/3lbcsent0001",
+        "value": {"text": "On it", "reply": {"parent": {"uri": JANE_POST, "cid": JANE_CID}}},
+    }
+    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json={"records": [ours]})
+    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json={})
+    assert connector_for(channel).reply(post, "On it", "public", idempotency_key="k") == ours["uri"]
+    assert create.call_count == 0
+
+
+@responses.activate
+def test_a_post_without_a_stored_cid_is_looked_up(channel):
+    post = _stored(channel)
+    Post.objects.filter(pk=post.pk).update(raw={})
+    post.refresh_from_db()
+    _login()
+    responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPosts",
+        json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "x"}}]},
+        match=[matchers.query_param_matcher({"uris": JANE_POST})],
+    )
+    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json={"records": []})
+    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
+    connector_for(channel).reply(post, "On it", "public", idempotency_key="k")
+    assert json.loads(create.calls[0].request.body)["record"]["reply"]["parent"] == {"uri": JANE_POST, "cid": JANE_CID}
+
+
+@responses.activate
+def test_direct_reply_goes_through_the_chat_proxy(channel, agent, django_capture_on_commit_callbacks):
+    post = _stored(channel)
+    _login()
+    proxy = {"atproto-proxy": "did:web:api.bsky.chat#bsky_chat"}
+    responses.get(
+        f"{PDS}/xrpc/chat.bsky.convo.getConvoForMembers",
+        json=fixture("convo__for_members"),
+        match=[matchers.query_param_matcher({"members": JANE}), *_authed(**proxy)],
+    )
+    text = "Hi Jane, this is Acme Support. Could you send us the email address on your account?"
+    responses.post(
+        f"{PDS}/xrpc/chat.bsky.convo.sendMessage",
+        json=fixture("convo__send_message"),
+        match=[
+            matchers.json_params_matcher({"convoId": "3lbc2zq6pxk2a", "message": {"text": text}}),
+            *_authed(**proxy),
+        ],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(incident=post.incident, post=post, text=text, visibility="direct", agent=agent)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "3lbc2zr4abc2b")
+
+
+@responses.activate
+def test_a_recipient_who_refuses_messages_fails_the_reply_with_the_reason(channel):
+    post = _stored(channel)
+    reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="direct", text="Hi")
+    _login()
+    responses.get(
+        f"{PDS}/xrpc/chat.bsky.convo.getConvoForMembers", status=400, json=fixture("error__not_followed_by_sender")
+    )
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        Reply.Status.FAILED,
+        "the recipient only accepts direct messages from accounts they follow "
+        "(NotFollowedBySender: recipient requires incoming messages to come from someone they follow)",
+    )
+
+
+def _poll_error(channel: Channel, **response: Any) -> Channel:
+    rule = _rule(channel, "search", "acmemail", cursor={"since": "2026-08-21T10:00:00.000Z"})
+    _login()
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.searchPosts", **response)
+    assert channel_poll(channel=channel) == 0
+    rule.refresh_from_db()
+    assert rule.cursor == {"since": "2026-08-21T10:00:00.000Z"}
+    assert Post.objects.count() == 0
+    channel.refresh_from_db()
+    return channel
+
+
+@pytest.mark.parametrize(
+    ("response", "health", "error"),
+    [
+        (
+            {"status": 401, "json": {"error": "AuthMissing", "message": "Authentication Required"}},
+            "failing",
+            "Bluesky refused app.bsky.feed.searchPosts (HTTP 401): AuthMissing: Authentication Required",
+        ),
+        (
+            {"status": 403, "json": {"error": "Forbidden", "message": "search is disabled"}},
+            "failing",
+            "Bluesky refused app.bsky.feed.searchPosts (HTTP 403): Forbidden: search is disabled",
+        ),
+        (
+            {"status": 404, "body": "<html>not found</html>"},
+            "failing",
+            "Bluesky refused app.bsky.feed.searchPosts (HTTP 404): HTTP 404",
+        ),
+        (
+            {"status": 502, "json": {"error": "UpstreamFailure", "message": "appview unavailable"}},
+            "degraded",
+            "Bluesky is failing (HTTP 502): UpstreamFailure: appview unavailable",
+        ),
+        (
+            {"status": 200, "body": '{"posts": [', "content_type": "application/json"},
+            "degraded",
+            "Bluesky answered app.bsky.feed.searchPosts with something that is not JSON: '{\"posts\": ['",
+        ),
+        (
+            {"body": requests.ReadTimeout("read timed out")},
+            "degraded",
+            "timed out calling morel.us-east.host.bsky.network",
+        ),
+    ],
+    ids=["401", "403", "404", "5xx", "malformed-json", "timeout"],
+)
+@responses.activate
+def test_errors_leave_the_channel_consistent_and_say_what_happened(channel, response, health, error):
+    channel = _poll_error(channel, **response)
+    assert (channel.health, channel.last_error, channel.rate_limited_until) == (health, error, None)
+
+
+@responses.activate
+def test_429_holds_the_next_poll_until_the_epoch_reset(channel):
+    channel = _poll_error(
+        channel,
+        status=429,
+        json=fixture("error__rate_limit"),
+        headers={"RateLimit-Limit": "3000", "RateLimit-Remaining": "0", "RateLimit-Reset": "4102444800"},
+    )
+    reset = datetime(2100, 1, 1, tzinfo=UTC)
+    assert (channel.health, channel.rate_limited_until, channel.next_poll_at) == ("degraded", reset, reset)
+    assert channel.last_error == (
+        "Bluesky rate limit reached (RateLimitExceeded: Rate Limit Exceeded); it resets at 00:00:00 UTC"
+    )
+
+
+@responses.activate
+def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
+    post = _stored(channel)
+    reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="public", text="On it")
+    _login()
+    responses.get(
+        f"{PDS}/xrpc/com.atproto.repo.listRecords",
+        status=429,
+        json=fixture("error__rate_limit"),
+        headers={"RateLimit-Reset": "4102444800"},
+    )
+    with pytest.raises(TransientError) as caught:
+        reply_send(reply=reply)
+    assert caught.value.retry_at == datetime(2100, 1, 1, tzinfo=UTC)
+    reply.refresh_from_db()
+    assert reply.status == Reply.Status.QUEUED
+
+
+@responses.activate
+def test_direct_rules_poll_nothing(channel):
+    _rule(channel, "direct")
+    assert channel_poll(channel=channel) == 0
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_first_search_does_not_reach_back_further_than_a_day(channel):
+    _rule(channel, "search", "acmemail")
+    _login()
+    [bob, jane] = fixture("search_posts__latest")["posts"]
+    jane["record"]["createdAt"] = "2026-08-01T10:14:03.512Z"
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.searchPosts", json={"posts": [bob, jane]})
+    assert channel_poll(channel=channel) == 1
+    assert list(Post.objects.values_list("author__handle", flat=True)) == ["@bob.example.org"]

@@ -1,0 +1,547 @@
+"""Mastodon contract tests: documented payloads in, exact requests out, HTTP mocked at the transport."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+import time_machine
+from responses import matchers
+
+from socialitsm.connectors import connector_for
+from socialitsm.connectors.mastodon import MastodonConnector, status_length
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
+from socialitsm.services.channels import channel_verify
+from socialitsm.services.ingest import channel_poll
+from socialitsm.services.replies import reply_queue, reply_send
+
+from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mastodon"
+BASE = "https://mastodon.example"
+TOKEN = "6fQ-user-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _on_the_fixtures_day():
+    """The fixtures' posts are from 21 August 2026; a first poll keeps only the last day's posts."""
+    with time_machine.travel(datetime(2026, 8, 21, 11, 50, tzinfo=UTC)):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch):
+    """mastodon.example does not resolve here; the SSRF check sees a public address."""
+    import socket
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", ("93.184.215.14", port))])
+
+
+@pytest.fixture
+def channel() -> Channel:
+    return ChannelFactory(
+        name="Acme on Mastodon",
+        slug="acme-mastodon",
+        network="mastodon",
+        base_url=BASE,
+        handle="@acmesupport@mastodon.example",
+        credentials={"access_token": TOKEN},
+        config={"account_id": "110000000000000001", "acct": "acmesupport"},
+    )
+
+
+def _rule(channel: Channel, kind: str, query: str = "", **extra) -> WatchRule:
+    return WatchRuleFactory(channel=channel, name=f"{kind} {query}".strip(), kind=kind, query=query, **extra)
+
+
+def _tag_url(tag: str = "acmedown") -> str:
+    return f"{BASE}/api/v1/timelines/tag/{tag}"
+
+
+def _our_recent_statuses(statuses: list | None = None) -> None:
+    """What the connector reads before posting, to spot a retry of a reply that went out."""
+    responses.get(
+        f"{BASE}/api/v1/accounts/110000000000000001/statuses",
+        json=statuses or [],
+        match=[matchers.query_param_matcher({"limit": "20"})],
+    )
+
+
+def test_connector_is_registered(channel):
+    assert isinstance(connector_for(channel), MastodonConnector)
+
+
+@responses.activate
+def test_verify_learns_the_account_post_length_and_streaming_host():
+    channel = ChannelFactory.build(network="mastodon", base_url=BASE, credentials={"access_token": TOKEN}, config={})
+    responses.get(
+        f"{BASE}/api/v1/accounts/verify_credentials",
+        json=fixture("account__verify_credentials"),
+        match=[matchers.header_matcher(AUTH)],
+    )
+    responses.get(f"{BASE}/api/v2/instance", json=fixture("instance__v2"))
+    assert channel_verify(channel=channel) == "@acmesupport@mastodon.example"
+    assert channel.config == {
+        "account_id": "110000000000000001",
+        "acct": "acmesupport",
+        "max_characters": 1000,
+        "streaming_url": "wss://streaming.mastodon.example",
+    }
+    assert connector_for(channel).limits().max_reply_chars == 1000 - 32
+
+
+@responses.activate
+def test_verify_works_with_a_server_without_the_v2_instance_endpoint():
+    channel = ChannelFactory.build(
+        network="mastodon", base_url=BASE + "/", credentials={"access_token": TOKEN}, config={}
+    )
+    responses.get(f"{BASE}/api/v1/accounts/verify_credentials", json={"id": "7", "username": "alice", "acct": "alice"})
+    responses.get(f"{BASE}/api/v2/instance", status=404, body="<html>Not found</html>")
+    assert channel_verify(channel=channel) == "@alice@mastodon.example"
+    assert channel.config == {"account_id": "7", "acct": "alice"}
+    assert connector_for(channel).limits().max_reply_chars == 500 - 32
+
+
+@responses.activate
+def test_verify_with_a_revoked_token_says_so():
+    channel = ChannelFactory.build(network="mastodon", base_url=BASE, credentials={"access_token": "old"}, config={})
+    # Takahē's answer to a bad token: 400 with a plain-text body.
+    responses.get(f"{BASE}/api/v1/accounts/verify_credentials", status=400, body="Invalid Bearer token")
+    with pytest.raises(PermanentError) as caught:
+        channel_verify(channel=channel)
+    assert caught.value.message == "mastodon.example refused the access token (HTTP 400): Invalid Bearer token"
+
+
+@responses.activate
+def test_hashtag_poll_turns_statuses_into_posts(channel):
+    rule = _rule(channel, "hashtag", "#AcmeDown")
+    responses.get(
+        _tag_url("AcmeDown"),
+        json=[
+            fixture("status__reply_with_content_warning"),
+            fixture("status__boost"),
+            fixture("status__public_hashtag"),
+        ],
+        headers={
+            "X-RateLimit-Limit": "300",
+            "X-RateLimit-Remaining": "298",
+            "X-RateLimit-Reset": "2026-08-21T10:20:00.000000Z",
+        },
+        match=[matchers.query_param_matcher({"limit": "40"}), matchers.header_matcher(AUTH)],
+    )
+    assert channel_poll(channel=channel) == 2
+    jane, bob = Post.objects.order_by("posted_at")
+    assert (jane.external_id, jane.text, jane.url, jane.language, jane.is_direct, jane.in_reply_to) == (
+        "113012345678901234",
+        "AcmeMail has been down for an hour, can't log in #acmedown\n\nThird time this week!",
+        "https://social.example/@jane/113012345678901234",
+        "en",
+        False,
+        "",
+    )
+    assert (jane.author.external_id, jane.author.handle, jane.author.name, jane.author.profile_url) == (
+        "109876543210987654",
+        "@jane@social.example",
+        "Jane Doe",
+        "https://social.example/@jane",
+    )
+    assert jane.raw["tags"] == [{"name": "acmedown", "url": "https://mastodon.example/tags/acmedown"}]
+    assert (bob.text, bob.url, bob.language, bob.in_reply_to, bob.author.handle) == (
+        "CW: work rant\n\nBei mir auch, @jane!\nVPN & Mail tot #AcmeDown",
+        "https://other.example/users/bob/statuses/113012346000000001",
+        "de",
+        "113012345678901234",
+        "@bob@other.example",
+    )
+    assert {p.rule_id for p in (jane, bob)} == {rule.pk}
+    rule.refresh_from_db()
+    # Both within 10 minutes of the newest: the next poll starts again at the older one.
+    assert rule.cursor == {"min_id": "113012345678901234"}
+    channel.refresh_from_db()
+    assert (channel.quota_remaining, channel.quota_limit, channel.requests_made) == (298, 300, 1)
+    assert channel.quota_reset_at == datetime(2026, 8, 21, 10, 20, tzinfo=UTC)
+
+
+@responses.activate
+def test_after_downtime_the_poll_pages_forward_and_dedupes_the_overlap(channel):
+    rule = _rule(channel, "hashtag", "acmedown", cursor={"min_id": "100"})
+    old = fixture("status__public_hashtag")
+
+    def status(n: int, minute: int) -> dict:
+        return {**old, "id": str(1000 + n), "created_at": f"2026-08-21T11:{minute:02d}:00.000Z"}
+
+    first_page = [status(n, n // 2) for n in range(40, 0, -1)]  # newest first, as Mastodon sends
+    responses.get(_tag_url(), json=first_page, match=[matchers.query_param_matcher({"limit": "40", "min_id": "100"})])
+    responses.get(
+        _tag_url(),
+        json=[status(41, 40), status(40, 20)],
+        match=[matchers.query_param_matcher({"limit": "40", "min_id": "1040"})],
+    )
+    assert channel_poll(channel=channel) == 41
+    rule.refresh_from_db()
+    # Newest is 11:40; the newest status at least 10 minutes older is 1040 (11:20).
+    assert rule.cursor == {"min_id": "1040"}
+    responses.get(
+        _tag_url(),
+        json=[status(41, 40)],
+        match=[matchers.query_param_matcher({"limit": "40", "min_id": "1040"})],
+    )
+    assert channel_poll(channel=channel) == 0
+    assert Post.objects.count() == 41
+
+
+@responses.activate
+def test_mentions_and_direct_messages_go_to_their_own_rules(channel):
+    mentions = _rule(channel, "mentions")
+    direct = _rule(channel, "direct")
+    notifications = [fixture("notification__mention_public"), fixture("notification__mention_direct")]
+    responses.get(
+        f"{BASE}/api/v1/notifications",
+        json=notifications,
+        match=[matchers.query_param_matcher({"types[]": "mention", "limit": "40"})],
+    )
+    assert channel_poll(channel=channel) == 2
+    assert len(responses.calls) == 1  # both rules read the same notifications
+    public = Post.objects.get(external_id="113012351000000002")
+    dm = Post.objects.get(external_id="113012350000000001")
+    assert (public.rule_id, public.is_direct, public.author.handle) == (mentions.pk, False, "@li@mastodon.example")
+    assert (dm.rule_id, dm.is_direct, dm.text) == (
+        direct.pk,
+        True,
+        "@acmesupport my mailbox is gone?? I cannot log in to AcmeMail since this morning",
+    )
+    mentions.refresh_from_db()
+    direct.refresh_from_db()
+    # Notification ids are local and in order: no rewind needed.
+    assert mentions.cursor == direct.cursor == {"min_id": "34975870"}
+
+
+@responses.activate
+def test_search_skips_what_the_cursor_has_seen_and_sends_no_paging_parameters(channel):
+    _rule(channel, "search", "acmemail down", cursor={"min_id": "113012345678900000"})
+    responses.get(
+        f"{BASE}/api/v2/search",
+        json=fixture("search__statuses"),
+        match=[
+            matchers.query_param_matcher({"q": "acmemail down", "type": "statuses", "resolve": "false", "limit": "40"})
+        ],
+    )
+    assert channel_poll(channel=channel) == 1
+    assert list(Post.objects.values_list("external_id", flat=True)) == ["113012345678909999"]
+
+
+def test_status_length_counts_links_and_remote_mentions_as_mastodon_does():
+    text = "@jane@social.example see https://status.example.com/incidents/2026/08/21/acmemail-outage-details"
+    assert status_length(text) == len("@jane see ") + 23
+
+
+@responses.activate
+def test_end_to_end_hashtag_post_opens_an_incident_and_the_public_reply_is_exact(
+    channel, agent, django_capture_on_commit_callbacks
+):
+    _rule(channel, "hashtag", "acmedown")
+    responses.get(_tag_url(), json=[fixture("status__public_hashtag")])
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_poll(channel=channel)
+    post = Post.objects.get()
+    assert post.triage_state == Post.Triage.INCIDENT
+    incident = post.incident
+    _our_recent_statuses()
+    responses.post(
+        f"{BASE}/api/v1/statuses",
+        json=fixture("status__created_reply"),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "status": f"@jane@social.example Sorry about this. We are on it (ref {incident.number}).",
+                    "visibility": "public",
+                    "in_reply_to_id": "113012345678901234",
+                }
+            ),
+            matchers.header_matcher({**AUTH, "Content-Type": "application/json"}),
+        ],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(
+            incident=incident,
+            post=post,
+            text=f"Sorry about this. We are on it (ref {incident.number}).",
+            visibility="public",
+            agent=agent,
+        )
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "113012360000000002")
+    sent = responses.calls[-1].request
+    assert sent.headers["Idempotency-Key"] == str(reply.idempotency_key)
+
+
+@responses.activate
+def test_end_to_end_direct_message_answers_in_the_private_thread(channel, agent, django_capture_on_commit_callbacks):
+    _rule(channel, "direct")
+    responses.get(f"{BASE}/api/v1/notifications", json=[fixture("notification__mention_direct")])
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_poll(channel=channel)
+    post = Post.objects.get()
+    assert post.is_direct and post.incident is not None
+    _our_recent_statuses()
+    responses.post(
+        f"{BASE}/api/v1/statuses",
+        json={**fixture("status__created_reply"), "visibility": "direct"},
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "status": "@jane@social.example Could you send us your account email?",
+                    "visibility": "direct",
+                    "in_reply_to_id": "113012350000000001",
+                }
+            )
+        ],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(
+            incident=post.incident,
+            post=post,
+            text="Could you send us your account email?",
+            visibility="direct",
+            agent=agent,
+        )
+    reply.refresh_from_db()
+    assert reply.status == Reply.Status.SENT
+
+
+@responses.activate
+def test_a_public_post_answered_privately_starts_a_new_direct_thread(channel):
+    post = _stored_post(channel)
+    _our_recent_statuses()
+    responses.post(
+        f"{BASE}/api/v1/statuses",
+        json={"id": "9"},
+        match=[matchers.json_params_matcher({"status": "@jane@social.example Hi", "visibility": "direct"})],
+    )
+    assert connector_for(channel).reply(post, "Hi", "direct", idempotency_key="k") == "9"
+
+
+def _stored_post(channel: Channel) -> Post:
+    from ..factories import PostFactory
+
+    author = AuthorFactory(network="mastodon", external_id="109876543210987654", handle="@jane@social.example")
+    return PostFactory(rule=_rule(channel, "hashtag", "acmedown"), external_id="113012345678901234", author=author)
+
+
+@responses.activate
+def test_a_reply_that_already_mentions_the_author_is_sent_as_written(channel):
+    post = _stored_post(channel)
+    channel.config["reply_visibility"] = "unlisted"
+    _our_recent_statuses()
+    responses.post(
+        f"{BASE}/api/v1/statuses",
+        json={"id": "10"},
+        match=[
+            matchers.json_params_matcher(
+                {"status": "Hi @Jane@social.example!", "visibility": "unlisted", "in_reply_to_id": "113012345678901234"}
+            )
+        ],
+    )
+    assert connector_for(channel).reply(post, "Hi @Jane@social.example!", "public", idempotency_key="k") == "10"
+
+
+def _poll_error(channel: Channel, **response: Any) -> Channel:
+    rule = _rule(channel, "hashtag", "acmedown", cursor={"min_id": "5"})
+    responses.get(_tag_url(), **response)
+    assert channel_poll(channel=channel) == 0
+    rule.refresh_from_db()
+    assert rule.cursor == {"min_id": "5"}
+    assert Post.objects.count() == 0
+    channel.refresh_from_db()
+    return channel
+
+
+@pytest.mark.parametrize(
+    ("response", "health", "error"),
+    [
+        (
+            {"status": 401, "json": fixture("error__401")},
+            "failing",
+            "mastodon.example refused the access token (HTTP 401): The access token is invalid",
+        ),
+        (
+            {"status": 403, "json": {"error": "This action is outside the authorized scopes"}},
+            "failing",
+            "mastodon.example does not allow this token to do that (HTTP 403): "
+            "This action is outside the authorized scopes",
+        ),
+        (
+            {"status": 404, "body": "<!DOCTYPE html><html><body>Not found</body></html>"},
+            "failing",
+            "mastodon.example has no such resource (HTTP 404)",
+        ),
+        (
+            {"status": 503, "body": "upstream connect error"},
+            "degraded",
+            "mastodon.example is failing (HTTP 503): upstream connect error",
+        ),
+        (
+            {"status": 200, "body": "<html>maintenance</html>", "content_type": "text/html"},
+            "degraded",
+            "Mastodon answered /api/v1/timelines/tag/acmedown with something that is not JSON: "
+            "'<html>maintenance</html>'",
+        ),
+        (
+            {"body": requests.ConnectTimeout("connect timed out")},
+            "degraded",
+            "timed out calling mastodon.example",
+        ),
+    ],
+    ids=["401", "403", "404", "5xx", "malformed-json", "timeout"],
+)
+@responses.activate
+def test_errors_leave_the_channel_consistent_and_say_what_happened(channel, response, health, error):
+    channel = _poll_error(channel, **response)
+    assert (channel.health, channel.last_error) == (health, error)
+    assert channel.rate_limited_until is None
+
+
+@responses.activate
+def test_429_holds_the_next_poll_until_the_reset(channel):
+    channel = _poll_error(
+        channel,
+        status=429,
+        json=fixture("error__429"),
+        headers={
+            "X-RateLimit-Limit": "300",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": "2099-08-21T10:20:00.000000Z",
+        },
+    )
+    reset = datetime(2099, 8, 21, 10, 20, tzinfo=UTC)
+    assert (channel.health, channel.rate_limited_until, channel.next_poll_at) == ("degraded", reset, reset)
+    assert (
+        channel.last_error
+        == "mastodon.example rate limit reached (HTTP 429): Too many requests; it resets at 10:20:00 UTC"
+    )
+    assert (channel.quota_remaining, channel.requests_made) == (0, 1)
+
+
+@responses.activate
+def test_a_used_up_allowance_stops_further_calls_until_the_reset(channel):
+    _rule(channel, "hashtag", "acmedown")
+    _rule(channel, "mentions")
+    responses.get(
+        _tag_url(),
+        json=[fixture("status__public_hashtag")],
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "2099-01-01T00:00:00.000000Z"},
+    )
+    assert channel_poll(channel=channel) == 1
+    assert len(responses.calls) == 1  # the notifications were not asked for
+    channel.refresh_from_db()
+    assert channel.rate_limited_until == datetime(2099, 1, 1, tzinfo=UTC)
+
+
+@responses.activate
+def test_a_reply_refused_by_the_server_fails_with_its_words(channel, agent, django_capture_on_commit_callbacks):
+    post = _stored_post(channel)
+    incident = Incident.objects.create(short_description="AcmeMail down")
+    Post.objects.filter(pk=post.pk).update(incident=incident)
+    post.refresh_from_db()
+    _our_recent_statuses()
+    _our_recent_statuses()
+    responses.post(f"{BASE}/api/v1/statuses", status=422, json=fixture("error__422"))
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(incident=incident, post=post, text="On it", visibility="public", agent=agent)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        Reply.Status.FAILED,
+        "mastodon.example refused the request (HTTP 422): Validation failed: Text can't be blank",
+    )
+
+
+@responses.activate
+def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
+    post = _stored_post(channel)
+    incident = Incident.objects.create(short_description="AcmeMail down")
+    reply = Reply.objects.create(incident=incident, post=post, channel=channel, visibility="public", text="On it")
+    _our_recent_statuses()
+    responses.post(
+        f"{BASE}/api/v1/statuses",
+        status=429,
+        json=fixture("error__429"),
+        headers={"X-RateLimit-Reset": "2099-08-21T10:20:00.000000Z"},
+    )
+    with pytest.raises(TransientError) as caught:
+        reply_send(reply=reply)
+    assert caught.value.retry_at == datetime(2099, 8, 21, 10, 20, tzinfo=UTC)
+    reply.refresh_from_db()
+    assert (reply.status, reply.retry_after) == (Reply.Status.QUEUED, datetime(2099, 8, 21, 10, 20, tzinfo=UTC))
+
+
+@responses.activate
+def test_our_own_statuses_on_the_hashtag_are_not_ingested(channel):
+    _rule(channel, "hashtag", "acmedown")
+    ours = {
+        **fixture("status__public_hashtag"),
+        "id": "2",
+        "account": {"id": "110000000000000001", "acct": "acmesupport"},
+    }
+    responses.get(_tag_url(), json=[ours, fixture("status__public_hashtag")])
+    assert channel_poll(channel=channel) == 1
+    assert list(Post.objects.values_list("external_id", flat=True)) == ["113012345678901234"]
+
+
+@responses.activate
+def test_a_first_poll_does_not_reach_back_further_than_a_day(channel):
+    rule = _rule(channel, "hashtag", "acmedown")
+    old = {**fixture("status__public_hashtag"), "id": "100", "created_at": "2026-08-19T09:00:00.000Z"}
+    responses.get(_tag_url(), json=[fixture("status__public_hashtag"), old])
+    assert channel_poll(channel=channel) == 1
+    assert list(Post.objects.values_list("external_id", flat=True)) == ["113012345678901234"]
+    rule.refresh_from_db()
+    # The next poll re-reads what is newer than the last status before the overlap window.
+    assert rule.cursor == {"min_id": "100"}
+
+
+@responses.activate
+def test_a_retried_reply_that_already_went_out_is_not_posted_twice(channel):
+    post = _stored_post(channel)
+    sent = {
+        **fixture("status__created_reply"),
+        "created_at": "2026-08-21T11:45:00.000Z",
+        "content": '<p><span class="h-card"><a href="https://social.example/@jane" class="u-url mention">'
+        "@<span>jane</span></a></span> Sorry about this.</p>",
+    }
+    other = {**sent, "id": "1", "in_reply_to_id": "999"}
+    _our_recent_statuses([other, sent])
+    create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "dup"})
+    assert connector_for(channel).reply(post, "Sorry about this.", "public", idempotency_key="k") == sent["id"]
+    assert create.call_count == 0
+
+
+@responses.activate
+def test_a_burst_bigger_than_a_poll_moves_the_cursor_forward(channel, monkeypatch):
+    monkeypatch.setattr("socialitsm.connectors.mastodon.MAX_PAGES", 2)
+    rule = _rule(channel, "hashtag", "acmedown", cursor={"min_id": "100"})
+    base = fixture("status__public_hashtag")
+
+    def page(start: int) -> list[dict]:
+        # 40 statuses within the same minute, newest first.
+        return [
+            {**base, "id": str(n), "created_at": "2026-08-21T11:49:00.000Z"} for n in range(start + 39, start - 1, -1)
+        ]
+
+    responses.get(_tag_url(), json=page(1000), match=[matchers.query_param_matcher({"limit": "40", "min_id": "100"})])
+    responses.get(_tag_url(), json=page(1040), match=[matchers.query_param_matcher({"limit": "40", "min_id": "1039"})])
+    assert channel_poll(channel=channel) == 80
+    rule.refresh_from_db()
+    assert rule.cursor == {"min_id": "1079"}

@@ -1,0 +1,568 @@
+"""X connector contract tests: documented v2 payloads in, exact requests out (HTTP mocked at the
+transport with `responses`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+import time_machine
+
+from socialitsm.connectors.x import XConnector, oauth1_header, weighted_length
+from socialitsm.exceptions import ApplicationError, PermanentError
+from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
+from socialitsm.services.ingest import channel_poll
+from socialitsm.services.replies import reply_queue
+
+from ..factories import ChannelFactory, WatchRuleFactory
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "x"
+API = "https://api.x.com"
+SEARCH = f"{API}/2/tweets/search/recent"
+OUR_ID = "1100000000000000002"
+JANE_ID = "1500000000000000001"
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+RESET = 1795686000  # 2026-11-26T09:40:00Z
+LIMIT_HEADERS = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": "449", "x-rate-limit-reset": str(RESET)}
+CREDENTIALS = {
+    "bearer_token": "AAAA-app-bearer",
+    "consumer_key": "ck-123",
+    "consumer_secret": "cs-456",
+    "access_token": "1100000000000000002-at",
+    "access_token_secret": "ats-789",
+}
+
+
+def fixture(name: str, **subs: object) -> dict:
+    text = (FIXTURES / f"{name}.json").read_text(encoding="utf-8")
+    for key, value in subs.items():
+        text = text.replace(key, str(value))
+    return json.loads(text)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_clock_and_no_dns(settings):
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # api.x.com cannot be resolved in the sandbox
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def channel():
+    return ChannelFactory(
+        network="x",
+        handle="@AcmeSupport",
+        config={"account_id": OUR_ID},
+        credentials=dict(CREDENTIALS),
+    )
+
+
+@pytest.fixture
+def rule(channel):
+    return WatchRuleFactory(channel=channel, kind=WatchRule.Kind.SEARCH, query="VPN")
+
+
+def query_of(call) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+def poll(channel, django_capture_on_commit_callbacks) -> int:
+    with django_capture_on_commit_callbacks(execute=True):
+        return channel_poll(channel=Channel.objects.get(pk=channel.pk))
+
+
+# --- twitter-text v3 ----------------------------------------------------------------------------
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("This is a test.", 15),
+        ("Test https://test.com test https://test.com test.com test", 86),
+        ("https://www.twitter.com/aloha " * 10, 240),
+        ("randomurlrandomurlrandomurlrandomurlrandomurlrandomurlrandomurls.com", 68),  # 64-char label: no URL
+        ("t.co", 23),
+        ("foo.co.jp", 23),
+        ("example.de", 10),  # country TLD after one label, no path: not linked
+        ("see example.de/status.", 4 + 23 + 1),
+        (FAMILY * 140, 280),
+        ("Unicode 9.0 emoji: \U0001f920; \U0001f483; \U0001f483\U0001f3fe", 29),
+        (
+            "Unicode 10.0 emoji: \U0001f92a; \U0001f9d5; \U0001f9d5\U0001f3fe; \U0001f3f4"
+            + "\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
+            34,
+        ),
+        ("A\u0301B", 2),  # NFC first: one character
+        ("故人西辞黄鹤楼\uff0c烟花三月下扬州\u3002" * 10, 320),
+        ("1\ufe0f\u20e3 \u00a9 \u00a9\ufe0f", 2 + 1 + 1 + 1 + 2),
+        ("\u2018quotes\u2019 \u2014 dash", 15),
+    ],
+)
+def test_weighted_length_follows_twitter_text_v3(text, expected):
+    assert weighted_length(text) == expected
+
+
+def test_reply_length_and_limits_speak_weighted_characters(channel):
+    connector = XConnector(channel)
+    assert connector.reply_length("日本語 https://example.com/a/very/long/path/that/x/shortens") == 6 + 1 + 23
+    limits = connector.limits()
+    assert (limits.max_reply_chars, limits.unit) == (280, "weighted characters")
+
+
+def test_oauth1_signature_matches_the_documented_example():
+    credentials = {
+        "consumer_key": "xvz1evFS4wEEPTGEFPHBog",
+        "consumer_secret": "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
+        "access_token": "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
+        "access_token_secret": "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE",
+    }
+    header = oauth1_header(
+        "POST",
+        "https://api.twitter.com/1.1/statuses/update.json",
+        {"include_entities": "true", "status": "Hello Ladies + Gentlemen, a signed OAuth request!"},
+        credentials,
+        nonce="kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg",
+        timestamp=1318622958,
+    )
+    assert 'oauth_signature="hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D"' in header
+    assert header.startswith('OAuth oauth_consumer_key="xvz1evFS4wEEPTGEFPHBog", oauth_nonce=')
+
+
+# --- listen -> Post -> Incident -> reply --------------------------------------------------------
+
+
+@responses.activate
+def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent, django_capture_on_commit_callbacks):
+    responses.get(SEARCH, json=fixture("search_recent__mention"), headers=LIMIT_HEADERS)
+
+    assert poll(channel, django_capture_on_commit_callbacks) == 1
+
+    search = responses.calls[0]
+    assert search.request.headers["Authorization"] == "Bearer AAAA-app-bearer"
+    assert query_of(search) == {
+        "query": "VPN -is:retweet -from:AcmeSupport",
+        "max_results": "100",
+        "tweet.fields": (
+            "author_id,conversation_id,created_at,entities,in_reply_to_user_id,lang,note_tweet,referenced_tweets"
+        ),
+        "expansions": "author_id,referenced_tweets.id",
+        "user.fields": "username,name",
+    }
+    post = Post.objects.select_related("author", "incident").get()
+    assert post.external_id == "2125864646345653272"
+    assert (
+        post.text
+        == "@AcmeSupport VPN down again since 8am & nobody answers the helpdesk https://status.example.com/vpn"
+    )
+    assert (post.author.external_id, post.author.handle, post.author.name) == (JANE_ID, "@janedoe", "Jane Doe")
+    assert post.url == "https://x.com/janedoe/status/2125864646345653272"
+    assert (post.language, post.conversation_id, post.is_direct) == ("en", "2125864646345653272", False)
+    assert post.posted_at == datetime(2026, 11, 26, 8, 10, 3, tzinfo=UTC)
+    assert post.incident is not None and post.incident.service.slug == "vpn"
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"since_id": "2125864646345653272"}
+    stored = Channel.objects.get(pk=channel.pk)
+    assert (stored.requests_made, stored.quota_remaining, stored.quota_limit) == (1, 449, 450)
+    assert stored.quota_reset_at == datetime(2026, 11, 26, 9, 40, tzinfo=UTC)
+    assert stored.cost_used == Decimal("0.0150")  # one post read + one user read
+    assert stored.health == Channel.Health.OK
+
+    responses.post(f"{API}/2/tweets", json=fixture("tweets_create__reply"), status=201, headers=LIMIT_HEADERS)
+    text = "Sorry about this, Jane. We're investigating the VPN outage (ref INC0001001)."
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(incident=post.incident, post=post, text=text, visibility="public", agent=agent)
+    sent = responses.calls[1].request
+    assert json.loads(sent.body) == {"text": text, "reply": {"in_reply_to_tweet_id": "2125864646345653272"}}
+    assert sent.headers["Authorization"].startswith('OAuth oauth_consumer_key="ck-123", oauth_nonce="')
+    assert 'oauth_token="1100000000000000002-at"' in sent.headers["Authorization"]
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "2125870422000000001")
+
+
+@responses.activate
+def test_quote_of_our_post_allows_a_public_reply(channel, rule):
+    responses.get(SEARCH, json=fixture("search_recent__quote"), headers=LIMIT_HEADERS)
+    posts, _ = XConnector(channel).search(rule, {})
+    post = Post(channel=channel, text=posts[0].text, raw=posts[0].raw, is_direct=False)
+    assert posts[0].text == (
+        "Third VPN outage this week, remote access is unusable https://x.com/AcmeSupport/status/2125860858889141272"
+    )
+    assert XConnector(channel).reply_refusal(post, "public") == ""
+
+
+@responses.activate
+def test_post_that_does_not_summon_us_gets_a_refusal_and_a_dm_instead(
+    channel, rule, agent, django_capture_on_commit_callbacks
+):
+    responses.get(SEARCH, json=fixture("search_recent__keyword"), headers=LIMIT_HEADERS)
+    poll(channel, django_capture_on_commit_callbacks)
+    post = Post.objects.select_related("incident").get()
+    assert post.text == "Is the Acme VPN down for anyone else? Cannot connect since this morning >:("
+
+    with pytest.raises(ApplicationError) as refused:
+        reply_queue(incident=post.incident, post=post, text="We're on it", visibility="public", agent=agent)
+    assert refused.value.field == "visibility"
+    assert refused.value.message == (
+        "X only allows automated public replies to posts that mention or quote @AcmeSupport, and this one does "
+        "neither. Send a direct message instead, or answer from the X app."
+    )
+    assert len(responses.calls) == 1  # nothing was sent
+
+    responses.post(
+        f"{API}/2/dm_conversations/with/1500000000000000003/messages",
+        json=fixture("dm_conversations__create"),
+        status=201,
+    )
+    text = "Hi Bob, this is Acme Support. Could you DM us your employee id? Ref INC0001001."
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(incident=post.incident, post=post, text=text, visibility="direct", agent=agent)
+    assert json.loads(responses.calls[1].request.body) == {"text": text}
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "2125870422000000777")
+
+
+def test_enterprise_channel_may_reply_to_anything(channel):
+    channel.config["reply_policy"] = "any"
+    post = Post(channel=channel, text="VPN down", raw={"data": {"id": "1", "text": "VPN down"}})
+    assert XConnector(channel).reply_refusal(post, "public") == ""
+
+
+def test_direct_message_cannot_be_answered_publicly(channel):
+    post = Post(channel=channel, text="@AcmeSupport help", raw={}, is_direct=True)
+    assert XConnector(channel).reply_refusal(post, "public") == (
+        "This is a direct message on X: answer it with a direct message."
+    )
+
+
+def test_channel_without_user_keys_cannot_reply(channel):
+    channel.credentials = {"bearer_token": "AAAA"}
+    post = Post(channel=channel, text="@AcmeSupport help", raw={})
+    assert "no OAuth user keys" in XConnector(channel).reply_refusal(post, "direct")
+
+
+@responses.activate
+def test_reply_costs_are_counted_per_price_and_overridable(channel):
+    channel.config["prices"] = {"summoned_reply": "0.02"}
+    post = Post(channel=channel, external_id="2125864646345653272", text="@AcmeSupport VPN down", raw={})
+    responses.post(f"{API}/2/tweets", json=fixture("tweets_create__reply"), status=201)
+    connector = XConnector(channel)
+    connector.reply(post, "On it", "public", idempotency_key="k1")
+    connector.reply(post, "Status: https://status.example.com", "public", idempotency_key="k2")
+    assert connector.quota.requests == 2
+    assert connector.quota.cost == pytest.approx(0.02 + 0.20)
+
+
+@responses.activate
+def test_long_post_is_read_from_note_tweet(channel, rule):
+    responses.get(SEARCH, json=fixture("search_recent__long_post"))
+    (post,), _ = XConnector(channel).search(rule, {})
+    assert post.text.endswith("Wir verpassen Kundenanfragen.")
+    assert len(post.text) > 280
+    assert post.language == "de"
+
+
+@responses.activate
+def test_partial_errors_keep_the_data(channel, rule):
+    responses.get(SEARCH, json=fixture("search_recent__partial_errors"))
+    posts, cursor = XConnector(channel).search(rule, {})
+    assert [p.external_id for p in posts] == ["2125865892053941272"]
+    assert cursor == {"since_id": "2125865892053941272"}
+
+
+# --- cursors ------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_next_poll_asks_since_the_cursor_and_an_empty_answer_keeps_it(channel, rule):
+    responses.get(SEARCH, json=fixture("search_recent__empty"))
+    posts, cursor = XConnector(channel).search(rule, {"since_id": "2125864646345653272"})
+    assert (list(posts), cursor) == ([], {"since_id": "2125864646345653272"})
+    assert query_of(responses.calls[0])["since_id"] == "2125864646345653272"
+
+
+@responses.activate
+def test_backlog_beyond_the_page_cap_is_resumed_without_gaps(channel, rule):
+    channel.config["max_pages"] = 1
+    since = "2125860858889141272"
+    responses.get(SEARCH, json=fixture("search_recent__page_1"))
+    responses.get(SEARCH, json=fixture("search_recent__page_2"))
+    connector = XConnector(channel)
+
+    posts, cursor = connector.search(rule, {"since_id": since})
+    assert [p.external_id for p in posts] == ["2125869666927541272", "2125869918585781272"]  # oldest first
+    assert cursor == {"since_id": since, "until_id": "2125869666927541272", "newest_id": "2125869918585781272"}
+
+    posts, cursor = connector.search(rule, cursor)
+    second = query_of(responses.calls[1])
+    assert (second["since_id"], second["until_id"]) == (since, "2125869666927541272")
+    assert [p.external_id for p in posts] == ["2125868408636341272"]
+    assert cursor == {"since_id": "2125869918585781272"}
+
+
+@responses.activate
+def test_pages_are_followed_within_one_poll(channel, rule):
+    responses.get(SEARCH, json=fixture("search_recent__page_1"))
+    responses.get(SEARCH, json=fixture("search_recent__page_2"))
+    posts, cursor = XConnector(channel).search(rule, {"since_id": "2125860858889141272"})
+    assert query_of(responses.calls[1])["pagination_token"] == "b26v89c19zqg8o3fr5w6d2x8z1"
+    assert [p.external_id for p in posts] == ["2125868408636341272", "2125869666927541272", "2125869918585781272"]
+    assert cursor == {"since_id": "2125869918585781272"}
+
+
+@responses.activate
+def test_first_poll_reads_one_page_only(channel, rule):
+    responses.get(SEARCH, json=fixture("search_recent__page_1"))
+    _, cursor = XConnector(channel).search(rule, {})
+    assert len(responses.calls) == 1
+    assert cursor == {"since_id": "2125869918585781272"}
+
+
+@responses.activate
+def test_cursor_older_than_the_search_window_starts_at_its_edge(channel, rule):
+    responses.get(SEARCH, json=fixture("search_recent__empty"))
+    week_old = "2123000000000000000"  # 2026-11-18
+    XConnector(channel).search(rule, {"since_id": week_old})
+    query = query_of(responses.calls[0])
+    assert "since_id" not in query
+    assert query["start_time"] == "2026-11-19T09:05:00Z"
+
+
+@responses.activate
+def test_mentions_rule_reads_the_mentions_timeline_as_the_account(channel):
+    rule = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.MENTIONS, query="")
+    url = f"{API}/2/users/{OUR_ID}/mentions"
+    responses.get(url, json=fixture("mentions__reply"), headers=LIMIT_HEADERS)
+    connector = XConnector(channel)
+    (post,), cursor = connector.search(rule, {"since_id": "2125864646345653272"})
+    call = responses.calls[0]
+    assert call.request.headers["Authorization"].startswith("OAuth ")
+    assert query_of(call)["since_id"] == "2125864646345653272"
+    assert (post.in_reply_to, post.conversation_id) == ("2125860858889141272", "2125860858889141272")
+    assert cursor == {"since_id": "2125870170244021272"}
+    assert connector.quota.cost == pytest.approx(2 * 0.001 + 0.010)  # owned reads: reply + our quoted post
+
+
+@responses.activate
+def test_direct_rule_reads_dm_events_and_our_own_messages_are_not_stored(channel, django_capture_on_commit_callbacks):
+    rule = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.DIRECT, query="")
+    responses.get(f"{API}/2/dm_events", json=fixture("dm_events__message_create"))
+    poll(channel, django_capture_on_commit_callbacks)
+    post = Post.objects.get()
+    assert post.external_id == "2125869918585781999"
+    assert post.is_direct
+    assert post.text == "Hi, my Outlook mailbox is full and I cannot send mail & the helpdesk line is busy"
+    assert post.conversation_id == f"{OUR_ID}-{JANE_ID}"
+    assert post.incident is not None
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"since_id": "2125869918585781999"}
+    assert query_of(responses.calls[0])["event_types"] == "MessageCreate"
+
+
+# --- identity -----------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_verify_returns_the_handle_and_records_our_account_id():
+    channel = ChannelFactory(network="x", handle="", config={}, credentials=dict(CREDENTIALS))
+    responses.get(f"{API}/2/users/me", json=fixture("users_me"), headers=LIMIT_HEADERS)
+    responses.get(f"{API}/2/tweets/search/stream/rules", json={"meta": {"sent": "x", "result_count": 0}})
+    assert XConnector(channel).verify() == "@AcmeSupport"
+    assert channel.config["account_id"] == OUR_ID
+    assert responses.calls[1].request.headers["Authorization"] == "Bearer AAAA-app-bearer"
+
+
+@responses.activate
+def test_verify_with_only_an_app_token_looks_up_the_handle():
+    channel = ChannelFactory(network="x", handle="@AcmeSupport", config={}, credentials={"bearer_token": "AAAA"})
+    responses.get(f"{API}/2/users/by/username/AcmeSupport", json=fixture("users_me"))
+    assert XConnector(channel).verify() == "@AcmeSupport"
+    assert channel.config["account_id"] == OUR_ID
+
+
+@responses.activate
+def test_verify_with_bad_keys_says_so():
+    channel = ChannelFactory(network="x", config={}, credentials=dict(CREDENTIALS))
+    responses.get(f"{API}/2/users/me", json=fixture("error__unauthorized"), status=401)
+    with pytest.raises(PermanentError, match=r"X refused the channel's credentials \(HTTP 401\): Unauthorized"):
+        XConnector(channel).verify()
+    assert "account_id" not in channel.config
+
+
+def test_verify_without_credentials_is_refused():
+    channel = ChannelFactory(network="x", config={}, credentials={})
+    with pytest.raises(PermanentError, match="needs a bearer_token"):
+        XConnector(channel).verify()
+
+
+# --- error paths: the channel stays consistent --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "health", "error", "limited_until"),
+    [
+        (
+            {"json": fixture("error__unauthorized"), "status": 401},
+            "failing",
+            "X refused the channel's credentials",
+            None,
+        ),
+        (
+            {"json": fixture("error__forbidden_reply"), "status": 403},
+            "failing",
+            "X does not allow this (HTTP 403): Forbidden: Reply to this conversation",
+            None,
+        ),
+        ({"json": fixture("error__not_found"), "status": 404}, "failing", "X has no such resource (HTTP 404)", None),
+        (
+            {
+                "json": fixture("error__rate_limit_v1"),
+                "status": 429,
+                "headers": {**LIMIT_HEADERS, "x-rate-limit-remaining": "0"},
+            },
+            "degraded",
+            "X rate limit or usage cap reached (Rate limit exceeded); allowance resets at 09:40:00 UTC",
+            datetime(2026, 11, 26, 9, 40, tzinfo=UTC),
+        ),
+        (
+            {"json": fixture("error__usage_capped"), "status": 429, "headers": {"x-rate-limit-reset": str(RESET)}},
+            "degraded",
+            "X rate limit or usage cap reached (UsageCapExceeded: Usage cap exceeded: Monthly product cap)",
+            datetime(2026, 11, 26, 9, 40, tzinfo=UTC),
+        ),
+        (
+            {
+                "json": fixture("error__rate_limit_problem"),
+                "status": 429,
+                "headers": {"x-rate-limit-reset": str(RESET)},
+            },
+            "degraded",
+            "X rate limit or usage cap reached (Too Many Requests: Too Many Requests)",
+            datetime(2026, 11, 26, 9, 40, tzinfo=UTC),
+        ),
+        (
+            {"json": fixture("error__service_unavailable"), "status": 503},
+            "degraded",
+            "X is failing (HTTP 503)",
+            None,
+        ),
+        (
+            {"body": "<html>upstream hiccup</html>", "status": 200},
+            "degraded",
+            "X answered /2/tweets/search/recent with something that is not JSON",
+            None,
+        ),
+        ({"body": requests.exceptions.ReadTimeout("read timed out")}, "degraded", "timed out calling api.x.com", None),
+        (
+            {"body": requests.exceptions.ConnectionError("reset by peer")},
+            "degraded",
+            "cannot connect to api.x.com",
+            None,
+        ),
+    ],
+    ids=[
+        "401",
+        "403",
+        "404",
+        "429-v1",
+        "429-usage-cap",
+        "429-problem",
+        "503",
+        "malformed-json",
+        "timeout",
+        "connection",
+    ],
+)
+@responses.activate
+def test_poll_errors_leave_the_cursor_and_report_on_the_channel(
+    channel, rule, response, health, error, limited_until, django_capture_on_commit_callbacks
+):
+    rule.cursor = {"since_id": "2125860858889141272"}
+    rule.save()
+    responses.get(SEARCH, **response)
+
+    assert poll(channel, django_capture_on_commit_callbacks) == 0
+
+    stored = Channel.objects.get(pk=channel.pk)
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"since_id": "2125860858889141272"}
+    assert (stored.health, stored.rate_limited_until) == (health, limited_until)
+    assert stored.last_error.startswith(error)
+    assert Post.objects.count() == 0 and Incident.objects.count() == 0
+    if limited_until is not None:
+        assert stored.next_poll_at == limited_until
+
+
+@responses.activate
+def test_reply_refused_by_x_fails_with_its_reason(channel, agent, django_capture_on_commit_callbacks):
+    rule = WatchRuleFactory(channel=channel, query="VPN")
+    responses.get(SEARCH, json=fixture("search_recent__mention"))
+    poll(channel, django_capture_on_commit_callbacks)
+    post = Post.objects.select_related("incident").get(rule=rule)
+    responses.post(f"{API}/2/tweets", json=fixture("error__forbidden_reply"), status=403)
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(incident=post.incident, post=post, text="On it", visibility="public", agent=agent)
+    reply.refresh_from_db()
+    assert reply.status == Reply.Status.FAILED
+    assert reply.error.startswith(
+        "X does not allow this (HTTP 403): Forbidden: Reply to this conversation is not allowed"
+    )
+
+
+# --- filtered stream rules ----------------------------------------------------------------------
+
+
+@responses.activate
+def test_stream_rules_sync_adds_missing_and_deletes_stale_rules_only_of_this_channel(channel, rule):
+    mentions = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.MENTIONS, query="", name="Mentions")
+    WatchRuleFactory(channel=channel, kind=WatchRule.Kind.DIRECT, query="", name="DMs")
+    subs = {"CHANNEL": channel.pk, "RULE": rule.pk, "MENTIONS": mentions.pk}
+    rules_url = f"{API}/2/tweets/search/stream/rules"
+    responses.get(rules_url, json=fixture("stream_rules__list", **subs))
+    responses.post(rules_url, json=fixture("stream_rules__delete"))
+    responses.post(rules_url, json=fixture("stream_rules__add", **subs))
+
+    summary = XConnector(channel).stream_rules_sync(list(channel.rules.all()))
+
+    assert summary == {"added": 1, "deleted": 1, "kept": 1}
+    assert json.loads(responses.calls[1].request.body) == {"delete": {"ids": ["2125800000000000001"]}}
+    assert json.loads(responses.calls[2].request.body) == {
+        "add": [
+            {"value": "@AcmeSupport -is:retweet -from:AcmeSupport", "tag": f"socialitsm:{channel.pk}:{mentions.pk}"}
+        ]
+    }
+    assert all(c.request.headers["Authorization"] == "Bearer AAAA-app-bearer" for c in responses.calls)
+
+
+@responses.activate
+def test_stream_rules_refused_by_x_are_a_clear_error(channel):
+    mentions = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.MENTIONS, query="")
+    rules_url = f"{API}/2/tweets/search/stream/rules"
+    responses.get(rules_url, json={"meta": {"sent": "2026-11-26T08:00:00.000Z", "result_count": 0}})
+    responses.post(rules_url, json=fixture("stream_rules__add_invalid"))
+    with pytest.raises(PermanentError, match="X refused stream rules: @AcmeSupport -is:retweet -from:AcmeSupport: "):
+        XConnector(channel).stream_rules_sync([mentions])
+
+
+def test_rule_query_carries_hashtags_and_languages(channel):
+    rule = WatchRuleFactory.build(
+        channel=channel, kind=WatchRule.Kind.HASHTAG, query="#acmedown vpnfail", languages=["en", "de"]
+    )
+    assert XConnector(channel).rule_query(rule) == (
+        "(#acmedown OR #vpnfail) (lang:en OR lang:de) -is:retweet -from:AcmeSupport"
+    )
+
+
+def test_a_query_longer_than_the_access_level_allows_is_refused_before_calling(channel):
+    rule = WatchRuleFactory.build(channel=channel, name="Too long", query=" OR ".join(["outage"] * 50))
+    with pytest.raises(PermanentError) as refused:
+        XConnector(channel).rule_query(rule)
+    assert refused.value.message == "watch rule 'Too long' makes an X query of 526 characters; the limit is 512"
+    channel.config["max_query_length"] = 1024
+    assert len(XConnector(channel).rule_query(rule)) == 526
