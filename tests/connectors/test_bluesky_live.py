@@ -1,5 +1,5 @@
 """The Bluesky connector against a real AT Protocol network on 127.0.0.1 (PLC + PDS + AppView
-from @atproto/dev-env; start it with /work/shared/peers/bluesky/start.sh). Skipped when the
+from @atproto/dev-env; start it with ../shared/peers/bluesky/start.sh; .ci/run does). Skipped when the
 network's env file is absent. Not covered here: Jetstream (not on npm) and chat (no chat service
 in dev-env); both are tested against local stand-ins in the other Bluesky tests."""
 
