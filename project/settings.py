@@ -214,6 +214,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 SOCIALITSM_ENCRYPTION_KEYS = env.list("SOCIALITSM_ENCRYPTION_KEYS", default=[])
 SOCIALITSM_DEMO = env.bool("SOCIALITSM_DEMO", default=False)
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
+# Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
+SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
+SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))
 
 LOGGING = {
     "version": 1,

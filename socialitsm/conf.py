@@ -25,6 +25,10 @@ DEFAULTS: dict[str, Any] = {
     # Outbound URLs to private, loopback or link-local addresses are refused unless this is set.
     "ALLOW_PRIVATE_URLS": False,
     "DEMO": False,
+    # Complaint model retrained from agents' labels (socialitsm_train); the shipped one while absent.
+    "MODEL_PATH": "",
+    # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.
+    "DATA_DIR": "",
 }
 
 

@@ -37,21 +37,29 @@ class Clean:
     text: str
     lowered: str
     tags: frozenset[str]
+    mentions: bool = False
+    urls: bool = False
 
 
 def normalise(text: object) -> Clean:
-    """Return cleaned text (original case), its lowercase form and the lowercased hashtags."""
+    """Return cleaned text (original case), its lowercase form, the lowercased hashtags and
+    whether @mentions or URLs were removed."""
     raw = _decode_markup(_as_str(text)[:_RAW_CAP])
     raw = unicodedata.normalize("NFKC", raw).translate(_QUOTES)
     # The substring guards skip whole regex passes, which matter for long posts.
+    urls = False
     if "://" in raw or "www." in raw.lower():
-        raw = _URL.sub(" ", raw)
+        raw, count = _URL.subn(" ", raw)
+        urls = count > 0
     tags: frozenset[str] = frozenset()
+    mentions = False
     if "@" in raw or "#" in raw:
-        tags = frozenset(m[2].lower() for m in _HANDLE.finditer(raw) if m[1] == "#")
+        handles = _HANDLE.findall(raw)
+        tags = frozenset(body.lower() for mark, body in handles if mark == "#")
+        mentions = any(mark == "@" for mark, _ in handles)
         raw = _HANDLE.sub(_expand_handle, raw)
     cleaned = " ".join(raw.split())[:MAX_CHARS]
-    return Clean(cleaned, cleaned.lower(), tags)
+    return Clean(cleaned, cleaned.lower(), tags, mentions, urls)
 
 
 def _as_str(text: object) -> str:
