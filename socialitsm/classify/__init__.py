@@ -88,7 +88,8 @@ def _decide(
     is_complaint = score >= threshold
     urgent = urgency_cues(post.clean.lowered) if is_complaint else ()
     terms = _dense_terms(post, mood, scores.dense[i].tolist())
-    terms.extend(words)
+    cues = {f"word '{hit.cue}'" for hit in post.hits}
+    terms.extend(term for term in words if term[1] not in cues)
     return Verdict(
         is_complaint=is_complaint,
         score=score,
@@ -124,7 +125,8 @@ def _words_by_post(batch: Batch, scores: Scores) -> dict[int, list[tuple[float, 
         batch.spans[strong].tolist(), batch.token_doc[strong].tolist(), scores.token[strong].tolist(), strict=True
     ):
         word = joined[start:end]
-        if end - start > 1 or word.isalnum() or not word.isascii():
+        # Single letters and punctuation say little; single emoji do.
+        if end - start > 1 or not (word.isascii() or word.isalnum()):
             per = shares.setdefault(doc, {})
             per[word] = per.get(word, 0.0) + share
     return {doc: [(share, f"word '{_shorten(word)}'") for word, share in per.items()] for doc, per in shares.items()}

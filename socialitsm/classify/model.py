@@ -137,7 +137,7 @@ def load(path: Path) -> Model:
                 bias=float(data["bias"]),
                 meta=meta,
             )
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"{path}: not a readable model ({exc})") from exc

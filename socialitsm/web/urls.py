@@ -17,4 +17,5 @@ urlpatterns = [
     path("incidents/<str:number>/reply/", views.incident_reply_view, name="incident-reply"),
     path("posts/", views.triage, name="triage"),
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),
+    path("posts/<int:pk>/label/", views.post_label_view, name="post-label"),
 ]

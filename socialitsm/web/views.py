@@ -16,6 +16,7 @@ from django.db.models import Count, Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -26,7 +27,7 @@ from socialitsm.models import Incident, Post, Reply
 from socialitsm.roles import is_agent
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.replies import reply_limit, reply_queue
-from socialitsm.services.routing import post_promote
+from socialitsm.services.routing import post_label, post_promote
 
 from .forms import IncidentUpdateForm, QueueFilterForm, ReplyForm, TriageFilterForm
 
@@ -136,7 +137,11 @@ def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str
 @agent_required
 def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
-    posts = list(incident.posts.select_related("author", "channel", "detected_service").order_by("posted_at", "id"))
+    posts = list(
+        incident.posts.select_related("author", "channel", "detected_service", "labelled_by").order_by(
+            "posted_at", "id"
+        )
+    )
     targets, default_post = _reply_targets(incident, posts)
     draft = request.session.pop(f"socialitsm:reply-draft:{incident.pk}", None) or {}
     chosen = next((t for t in targets if t["post"].pk == draft.get("post")), None) or next(
@@ -238,7 +243,7 @@ def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
     posts = (
         Post.objects.filter(triage_state__in=form.states())
-        .select_related("author", "channel", "detected_service")
+        .select_related("author", "channel", "detected_service", "labelled_by")
         .order_by("-posted_at", "-id")
     )
     page = Paginator(posts, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -256,3 +261,19 @@ def post_promote_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("socialitsm:triage")
     messages.success(request, f"Post promoted to {incident.number}.")
     return redirect("socialitsm:incident", number=incident.number)
+
+
+@require_POST
+@agent_required
+def post_label_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """An agent's complaint / not-a-complaint label; back to where the post is shown."""
+    post = get_object_or_404(Post.objects.select_related("incident"), pk=pk)
+    try:
+        post_label(post=post, label=request.POST.get("label", ""), actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Post labelled {post.get_label_display().lower()}; retraining learns from it.")
+    if post.incident is not None:
+        return redirect(f"{reverse('socialitsm:incident', kwargs={'number': post.incident.number})}#post-{post.pk}")
+    return redirect("socialitsm:triage")
