@@ -34,6 +34,15 @@ _FEATURE_LABELS = {
     "shouting": "capitals",
 }
 _SENTIMENT = ("vader", "textblob", "sarcastic_positive")
+# Function words move scores a little but tell an agent nothing, so reasons do not name them.
+_FUNCTION_WORDS = """
+    a an the is are was were be been am it its this that of to in on at for with and or but my our your
+    i you we he she they me us them do does did has have had so as by from up
+    le la les un une des de du et ou mais est sont ce cet cette je tu il elle nous vous ils en au aux ne pas
+    der die das ein eine und oder aber ist sind ich du er sie wir ihr es im am zu mit von auf nicht
+    el los las una unos y o pero es son yo tu él ella nosotros en con por para del al lo que se no
+"""
+_UNTOLD = frozenset(_FUNCTION_WORDS.split())
 _INDEX = {name: i for i, name in enumerate(DENSE_FEATURES)}
 
 
@@ -88,8 +97,9 @@ def _decide(
     is_complaint = score >= threshold
     urgent = urgency_cues(post.clean.lowered) if is_complaint else ()
     terms = _dense_terms(post, mood, scores.dense[i].tolist())
-    cues = {f"word '{hit.cue}'" for hit in post.hits}
-    terms.extend(term for term in words if term[1] not in cues)
+    # A word that is part of a cue already named is not named again.
+    cued = {word for hit in post.hits for word in hit.cue.split()}
+    terms.extend((share, f"word '{_shorten(word)}'") for share, word in words if word not in cued)
     return Verdict(
         is_complaint=is_complaint,
         score=score,
@@ -116,7 +126,7 @@ def _dense_terms(post: Prepared, mood: float, share: list[float]) -> list[tuple[
 
 
 def _words_by_post(batch: Batch, scores: Scores) -> dict[int, list[tuple[float, str]]]:
-    """Per post, the words whose n-grams moved its score noticeably."""
+    """Per post, (share, word) for the words whose n-grams moved its score noticeably."""
     # Only tokens that could make it into the reasons are looked at, so long posts stay cheap.
     strong = np.flatnonzero(np.abs(scores.token) >= _MIN_WORD_WEIGHT)
     joined = batch.joined
@@ -126,10 +136,10 @@ def _words_by_post(batch: Batch, scores: Scores) -> dict[int, list[tuple[float, 
     ):
         word = joined[start:end]
         # Single letters and punctuation say little; single emoji do.
-        if end - start > 1 or not (word.isascii() or word.isalnum()):
+        if (end - start > 1 and word not in _UNTOLD) or not (word.isascii() or word.isalnum()):
             per = shares.setdefault(doc, {})
             per[word] = per.get(word, 0.0) + share
-    return {doc: [(share, f"word '{_shorten(word)}'") for word, share in per.items()] for doc, per in shares.items()}
+    return {doc: [(share, word) for word, share in per.items()] for doc, per in shares.items()}
 
 
 def _reasons(

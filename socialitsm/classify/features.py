@@ -36,7 +36,7 @@ class Grams:
 
     `doc` is the post index in the batch, `bucket` the feature index in [0, BUCKETS), and
     `token` the index (into `Batch.spans`) of the word the occurrence belongs to, which is
-    what reasons name.
+    what reasons name, or -1 for word pairs and character windows that span two words.
     """
 
     doc: IntArray
@@ -149,21 +149,24 @@ def _word_grams(prefix: HashArray, inverse: HashArray, spans: IntArray, doc_of: 
     tokens = np.arange(len(spans), dtype=np.int64)
     pair = np.flatnonzero(token_doc[1:] == token_doc[:-1])
     pair_hashes = hashes[pair] * np.uint64(_BASE) + hashes[pair + 1]
-    # A pair counts for its first word in the reasons; the second has its own unigram.
+    # Pairs are credited to no single word in the reasons (-1); each word has its own unigram.
     return Grams(
         doc=np.concatenate((token_doc, token_doc[pair])),
         bucket=np.concatenate((_mix(hashes, _SEEDS["word"]), _mix(pair_hashes, _SEEDS["pair"]))),
-        token=np.concatenate((tokens, pair)),
+        token=np.concatenate((tokens, np.full(len(pair), -1, dtype=np.int64))),
     )
 
 
 def _char_grams(prefix: HashArray, inverse: HashArray, doc_of: IntArray, token_of: IntArray) -> Grams:
     docs, buckets, tokens = [], [], []
     total = len(doc_of)
-    # The token a window is credited to: its first non-space code point.
+    # The token of a window's first and of its last non-space code point; a window is
+    # credited to its word only when both are the same word (" vpn", not "s do").
     owner = token_of.copy()
+    back = token_of.copy()
     if total > 1:
         owner[:-1] = np.where(owner[:-1] < 0, token_of[1:], owner[:-1])
+        back[1:] = np.where(back[1:] < 0, token_of[:-1], back[1:])
     for size in CHAR_SIZES:
         if total < size:
             break
@@ -172,7 +175,8 @@ def _char_grams(prefix: HashArray, inverse: HashArray, doc_of: IntArray, token_o
         hashes = _window_hash(prefix, inverse, start, start + size)
         docs.append(doc_of[start])
         buckets.append(_mix(hashes + np.uint64(size), _SEEDS["char"]))
-        tokens.append(owner[start])
+        first, last = owner[start], back[start + size - 1]
+        tokens.append(np.where(first == last, first, -1))
     if not docs:
         empty = np.zeros(0, dtype=np.int64)
         return Grams(empty, empty, empty)

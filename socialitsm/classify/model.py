@@ -37,7 +37,6 @@ DENSE_FEATURES = (
     "trouble",
     "repeat",
     "positive",
-    "service",
     "mention",
     "url",
     "question",
@@ -101,9 +100,10 @@ class Model:
         dense_share = dense * self.dense
         logits = self.bias + word_doc + char_doc + dense_share.sum(axis=1)
         tokens = len(batch.spans)
-        token = np.bincount(batch.words.token, weights=word_each, minlength=tokens) + np.bincount(
-            batch.chars.token, weights=char_each, minlength=tokens
-        )
+        token = np.zeros(tokens, dtype=np.float64)
+        for grams, each in ((batch.words, word_each), (batch.chars, char_each)):
+            credited = grams.token >= 0
+            token += np.bincount(grams.token[credited], weights=each[credited], minlength=tokens)
         return Scores(logits.astype(np.float32), dense_share.astype(np.float32), token.astype(np.float32))
 
 

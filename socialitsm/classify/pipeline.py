@@ -48,7 +48,7 @@ def prepare(text: object, matcher: Matcher) -> Prepared:
     clean = normalise(text)
     hits = tuple(scan(clean.lowered, clean.tags))
     service = matcher.find(clean.text, clean.lowered) if clean.text else None
-    return Prepared(clean, hits, service, _dense_row(clean, hits, service))
+    return Prepared(clean, hits, service, _dense_row(clean, hits))
 
 
 def prepare_many(texts: Iterable[object], matcher: Matcher) -> PreparedBatch:
@@ -64,7 +64,7 @@ def prepare_many(texts: Iterable[object], matcher: Matcher) -> PreparedBatch:
     return PreparedBatch(posts, batch, mood, dense)
 
 
-def _dense_row(clean: Clean, hits: tuple[Hit, ...], service: ServiceMatch | None) -> list[float]:
+def _dense_row(clean: Clean, hits: tuple[Hit, ...]) -> list[float]:
     """The features known per post; polarity columns are filled for the whole batch."""
     row = [0.0] * len(DENSE_FEATURES)
     counts = dict.fromkeys(RULE_KINDS, 0)
@@ -73,7 +73,6 @@ def _dense_row(clean: Clean, hits: tuple[Hit, ...], service: ServiceMatch | None
     for kind, count in counts.items():
         row[_INDEX[kind]] = float(min(count, _MAX_CUES_PER_KIND))
     text = clean.text
-    row[_INDEX["service"]] = float(service is not None)
     row[_INDEX["mention"]] = float(clean.mentions)
     row[_INDEX["url"]] = float(clean.urls)
     row[_INDEX["question"]] = float("?" in text)

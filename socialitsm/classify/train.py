@@ -23,25 +23,13 @@ from scipy import sparse  # type: ignore[import-untyped]
 from .features import BUCKETS, Grams
 from .model import DENSE_FEATURES, FloatArray, save
 from .pipeline import prepare_many
-from .services import ServiceEntry, matcher_for
+from .services import matcher_for
 
 OWN_POSTS = Path(__file__).with_name("data") / "own_posts.csv"
 SEED = 13
 C = 10.0
 MIN_DF = 2
-WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 3.0, "feedback": 5.0}
-# Generic IT services so the "names a service" feature means something in training; the
-# deployment's own catalogue is added by the training command.
-TRAINING_CATALOGUE = (
-    ServiceEntry("vpn", ("VPN", "GlobalProtect", "AnyConnect")),
-    ServiceEntry("email", ("email", "e-mail", "mail", "Outlook", "Exchange", "courriel", "correo")),
-    ServiceEntry("teams", ("Teams", "Zoom", "Webex", "Slack")),
-    ServiceEntry("wifi", ("wifi", "wi-fi", "wlan", "network", "réseau", "Netzwerk", "red")),
-    ServiceEntry("printer", ("printer", "imprimante", "Drucker", "impresora")),
-    ServiceEntry("sharepoint", ("SharePoint", "OneDrive", "intranet")),
-    ServiceEntry("erp", ("SAP", "ERP", "payroll", "Workday")),
-    ServiceEntry("helpdesk", ("helpdesk", "service desk", "IT support", "hotline")),
-)
+WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "feedback": 5.0}
 _SENTIMENT_LABEL = {"negative": 1, "neutral": 0, "positive": 0}
 
 Progress = Callable[[int], None]
@@ -102,11 +90,11 @@ def _take(grams: Grams, remap: npt.NDArray[np.int64]) -> Grams:
 
 def featurise(
     texts: Sequence[str],
-    catalogue: Sequence[ServiceEntry] = TRAINING_CATALOGUE,
     progress: Progress | None = None,
     chunk: int = 2000,
 ) -> Corpus:
-    matcher = matcher_for(tuple(catalogue))
+    # The model does not read the service: catalogues differ between deployments.
+    matcher = matcher_for(())
     words: list[Grams] = []
     chars: list[Grams] = []
     dense: list[FloatArray] = []
@@ -218,12 +206,11 @@ def train(
     examples: Sequence[Example],
     output: Path,
     *,
-    catalogue: Sequence[ServiceEntry] = TRAINING_CATALOGUE,
     command: str = "",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Fit on `examples` and write the model to `output`; returns the metadata written."""
-    corpus = featurise([e.text for e in examples], catalogue, progress)
+    corpus = featurise([e.text for e in examples], progress)
     labels = np.array([e.label for e in examples], dtype=np.int64)
     weights = np.array([e.weight for e in examples], dtype=np.float64)
     fitted = fit(corpus, labels, weights)

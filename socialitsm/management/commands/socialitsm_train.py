@@ -14,7 +14,6 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from socialitsm.classify import model, train
 from socialitsm.conf import conf
 from socialitsm.models import Post
-from socialitsm.services.routing import catalogue_load
 
 SHIPPED_COMMAND = "manage.py socialitsm_train --shipped"
 
@@ -46,11 +45,10 @@ class Command(BaseCommand):
         examples += train.own_examples()
         if not (shipped or options["no_feedback"]):
             examples += feedback_examples()
-        catalogue = train.TRAINING_CATALOGUE if shipped else (*train.TRAINING_CATALOGUE, *catalogue_load()[1])
         command = SHIPPED_COMMAND if shipped else "manage.py " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
         with tqdm(total=len(examples), desc="featurising", unit="post", disable=None, file=self.stderr) as bar:
             try:
-                meta = train.train(examples, output, catalogue=catalogue, command=command, progress=bar.update)
+                meta = train.train(examples, output, command=command, progress=bar.update)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
         counts = ", ".join(f"{name} {sum(per.values())}" for name, per in sorted(meta["examples"].items()))
