@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from .services import ServiceEntry, ServiceMatch, matcher_for
 
 __all__ = ["ServiceEntry", "Verdict", "verdict", "verdict_many"]
 
+_BATCH = 512
 _MAX_REASONS = 8
 _MIN_REASON_WEIGHT = 0.1
 _MIN_WORD_WEIGHT = 0.15
@@ -75,19 +77,24 @@ def verdict_many(
     catalogue: Sequence[ServiceEntry] = (),
     threshold: float = 0.5,
 ) -> list[Verdict]:
-    """Classify (text, lang) pairs in one batch: n-grams are hashed and scored for all at once.
+    """Classify (text, lang) pairs in batches: n-grams are hashed and scored for a batch at once.
 
     The language is accepted for callers' convenience; the model reads the text itself.
     """
-    pairs = list(texts)
-    if not pairs:
-        return []
-    prepared = prepare_many((text for text, _ in pairs), matcher_for(catalogue))
-    batch = prepared.grams
-    scores = active.get().score(batch, prepared.dense)
-    words = _words_by_post(batch, scores)
-    moods = prepared.polarity.combined.tolist()
-    return [_decide(post, moods[i], scores, i, words.get(i, []), threshold) for i, post in enumerate(prepared.posts)]
+    matcher = matcher_for(catalogue)
+    model = active.get()
+    verdicts: list[Verdict] = []
+    pairs = iter(texts)
+    # Bounded batches keep the working arrays (and the cached hash tables) small.
+    while chunk := [text for text, _ in islice(pairs, _BATCH)]:
+        prepared = prepare_many(chunk, matcher)
+        scores = model.score(prepared.grams, prepared.dense)
+        words = _words_by_post(prepared.grams, scores)
+        moods = prepared.polarity.combined.tolist()
+        verdicts.extend(
+            _decide(post, moods[i], scores, i, words.get(i, []), threshold) for i, post in enumerate(prepared.posts)
+        )
+    return verdicts
 
 
 def _decide(

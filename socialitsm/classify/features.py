@@ -71,14 +71,14 @@ def grams(lowered: list[str]) -> Batch:
 
 
 def _powers(size: int) -> tuple[HashArray, HashArray]:
-    base, inverse = _power_table(max(size, 1))
+    # Tables are cached by size rounded up to a power of two, so batches share a few of them.
+    capacity = 1 << max(size - 1, 1).bit_length()
+    base, inverse = _power_table(capacity)
     return base[:size], inverse[:size]
 
 
 @cache
-def _power_table(size: int) -> tuple[HashArray, HashArray]:
-    # Cached by size rounded up to a power of two, so batches of similar size share one table.
-    capacity = 1 << max(size - 1, 1).bit_length()
+def _power_table(capacity: int) -> tuple[HashArray, HashArray]:
     return _power_series(_BASE, capacity), _power_series(_BASE_INVERSE, capacity)
 
 
