@@ -208,11 +208,19 @@ def train(
     *,
     command: str = "",
     progress: Progress | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Fit on `examples` and write the model to `output`; returns the metadata written."""
+    """Fit on `examples` and write the model to `output`; returns the metadata written.
+
+    `progress` hears of every featurised post, `stage` of each step ("featurising", "fitting").
+    """
+    if stage is not None:
+        stage("featurising")
     corpus = featurise([e.text for e in examples], progress)
     labels = np.array([e.label for e in examples], dtype=np.int64)
     weights = np.array([e.weight for e in examples], dtype=np.float64)
+    if stage is not None:
+        stage("fitting")
     fitted = fit(corpus, labels, weights)
     meta = {
         "command": command,

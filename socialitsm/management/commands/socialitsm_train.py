@@ -4,7 +4,6 @@ also learns from agents' labels."""
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,14 @@ class Command(BaseCommand):
         examples += train.own_examples()
         if not (shipped or options["no_feedback"]):
             examples += feedback_examples()
-        command = SHIPPED_COMMAND if shipped else "manage.py " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
-        with tqdm(total=len(examples), desc="featurising", unit="post", disable=None, file=self.stderr) as bar:
+        flags = [flag for flag in ("--no-public", "--no-feedback") if options[flag[2:].replace("-", "_")]]
+        command = SHIPPED_COMMAND if shipped else shlex.join(["manage.py", "socialitsm_train", *flags])
+        self.stderr.style_func = None  # a progress bar, not an error
+        with tqdm(total=len(examples), unit="post", disable=None, file=self.stderr) as bar:
             try:
-                meta = train.train(examples, output, command=command, progress=bar.update)
+                meta = train.train(
+                    examples, output, command=command, progress=bar.update, stage=bar.set_description_str
+                )
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
         counts = ", ".join(f"{name} {sum(per.values())}" for name, per in sorted(meta["examples"].items()))
