@@ -79,15 +79,16 @@ def verdict_many(
 ) -> list[Verdict]:
     """Classify (text, lang) pairs in batches: n-grams are hashed and scored for a batch at once.
 
-    The language is accepted for callers' convenience; the model reads the text itself.
+    The language (an ISO code, or None when unknown) only decides whether the English polarity
+    lexicons apply; the n-gram model reads every language.
     """
     matcher = matcher_for(catalogue)
     model = active.get()
     verdicts: list[Verdict] = []
     pairs = iter(texts)
     # Bounded batches keep the working arrays (and the cached hash tables) small.
-    while chunk := [text for text, _ in islice(pairs, _BATCH)]:
-        prepared = prepare_many(chunk, matcher)
+    while chunk := list(islice(pairs, _BATCH)):
+        prepared = prepare_many([text for text, _ in chunk], matcher, [lang for _, lang in chunk])
         scores = model.score(prepared.grams, prepared.dense)
         words = _words_by_post(prepared.grams, scores)
         moods = prepared.polarity.combined.tolist()

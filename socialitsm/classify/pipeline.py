@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,11 +51,14 @@ def prepare(text: object, matcher: Matcher) -> Prepared:
     return Prepared(clean, hits, service, _dense_row(clean, hits))
 
 
-def prepare_many(texts: Iterable[object], matcher: Matcher) -> PreparedBatch:
-    """Prepared posts, their hashed n-grams, their polarity and their dense feature matrix."""
+def prepare_many(texts: Iterable[object], matcher: Matcher, languages: Sequence[str | None] = ()) -> PreparedBatch:
+    """Prepared posts, their hashed n-grams, their polarity and their dense feature matrix.
+
+    `languages` holds an ISO code or None per text, or is empty when no language is known.
+    """
     posts = [prepare(text, matcher) for text in texts]
     batch = grams([post.clean.lowered for post in posts])
-    mood = polarities(batch)
+    mood = polarities(batch, languages)
     dense = np.array([post.dense for post in posts], dtype=np.float32).reshape(len(posts), len(DENSE_FEATURES))
     dense[:, _INDEX["vader"]] = mood.vader
     dense[:, _INDEX["textblob"]] = mood.textblob

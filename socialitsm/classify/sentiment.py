@@ -6,12 +6,14 @@ array operations over its tokens instead of a run of VADER's and TextBlob's per-
 VADER's valences, its normalisation of the sum (s / sqrt(s² + 15)) and its damped flip after a
 negator within three words; TextBlob's averaging of word polarities and its halving flip after
 a negator. Not kept: their punctuation, capitals and booster heuristics; the n-gram model sees
-those. Both lexicons are English, like the originals.
+those. Both lexicons are English, so posts in another language get no polarity (their English
+look-alikes mislead: German "die" is not dying); the language is the one given, or else the one
+whose commonest words the post uses most.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -27,6 +29,14 @@ _VADER_NEGATION = -0.74
 _TEXTBLOB_NEGATION = -0.5
 _NEGATION_REACH = 3
 _EXTRA_NEGATORS = ("cant", "dont", "doesnt", "didnt", "wont", "isnt", "wasnt", "aint", "without", "nothing")
+# Frequent words that tell one language from the others (none shared between them).
+_LANGUAGE_WORDS = {
+    "en": "the is are and of to my it this that with for was not why can't don't again",
+    "fr": "le la les est et des du une pas je ne pour avec sur mon ça c'est plus encore",
+    "de": "der die das und ist nicht ich ein eine mit auf zu mein wir schon wieder kein geht",
+    "es": "el los las y una por para con mi qué está del sin pero otra vez funciona",
+}
+_LANGUAGES = tuple(_LANGUAGE_WORDS)
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -46,10 +56,14 @@ class _Lexicon:
     textblob: FloatArray
     textblob_known: npt.NDArray[np.bool_]
     negator: npt.NDArray[np.bool_]
+    language: npt.NDArray[np.int8]  # 1 + index in _LANGUAGES of a telltale word, else 0
 
 
-def polarities(batch: Batch) -> Polarities:
-    """VADER compound, TextBlob polarity and their weighted combination for every post."""
+def polarities(batch: Batch, languages: Sequence[str | None] = ()) -> Polarities:
+    """VADER compound, TextBlob polarity and their weighted combination for every post.
+
+    `languages` holds an ISO code or None per post (or is empty: all unknown).
+    """
     size = batch.size
     tokens = len(batch.spans)
     if not tokens:
@@ -58,6 +72,10 @@ def polarities(batch: Batch) -> Polarities:
     lexicon = _lexicon()
     buckets = batch.words.bucket[:tokens]
     docs = batch.token_doc
+    english = _english(lexicon.language[buckets], docs, size, languages)
+    # Tokens of posts in other languages count for nothing.
+    keep = english[docs]
+    buckets, docs = buckets[keep], docs[keep]
     negated = _negated(lexicon.negator[buckets], docs)
     vader = lexicon.vader[buckets] * np.where(negated, _VADER_NEGATION, 1.0)
     total = np.bincount(docs, weights=vader, minlength=size)
@@ -72,6 +90,26 @@ def polarities(batch: Batch) -> Polarities:
         np.clip(textblob_mean, -1.0, 1.0).astype(np.float32),
         vader_compound.astype(np.float32),
     )
+
+
+def _english(
+    telltale: npt.NDArray[np.int8], docs: npt.NDArray[np.int64], size: int, languages: Sequence[str | None]
+) -> npt.NDArray[np.bool_]:
+    """Per post: English, or unknown and not clearly another language."""
+    width = len(_LANGUAGES) + 1
+    votes = np.bincount(docs * width + telltale.astype(np.int64), minlength=size * width).reshape(size, width)
+    guessed = votes[:, 1] >= votes[:, 2:].max(axis=1)
+    given = [_base_language(code) for code in languages] if languages else [None] * size
+    return np.array(
+        [guess if code is None else code == "en" for code, guess in zip(given, guessed.tolist(), strict=True)],
+        dtype=np.bool_,
+    )
+
+
+def _base_language(code: str | None) -> str | None:
+    """ "fr-FR" -> "fr"; None, "", "und" (undetermined) -> None."""
+    base = (code or "").strip().lower().replace("_", "-").split("-")[0]
+    return base if base and base != "und" else None
 
 
 def _negated(negator: npt.NDArray[np.bool_], docs: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -111,7 +149,11 @@ def _lexicon() -> _Lexicon:
     words = {*NEGATE, *textblob_lexicon.negations, *_EXTRA_NEGATORS}
     for bucket, _ in _single_words((word, 1.0) for word in words):
         negator[bucket] = True
-    return _Lexicon(vader, textblob, known, negator)
+    language = np.zeros(BUCKETS, dtype=np.int8)
+    for index, code in enumerate(_LANGUAGES, start=1):
+        for bucket, _ in _single_words((word, 1.0) for word in _LANGUAGE_WORDS[code].split()):
+            language[bucket] = index
+    return _Lexicon(vader, textblob, known, negator, language)
 
 
 def _single_words(entries: Iterable[tuple[str, float]]) -> list[tuple[int, float]]:

@@ -41,6 +41,7 @@ class Example:
     label: int  # 1 complaint, 0 not a complaint
     source: str
     weight: float = 1.0
+    lang: str | None = None
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -51,16 +52,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def tweeteval_examples(data_dir: Path) -> list[Example]:
     """TweetEval sentiment validation split; the test split is kept for the benchmark."""
     rows = _rows(data_dir / "tweeteval-sentiment" / "val.csv")
-    return [Example(r["text"], _SENTIMENT_LABEL[r["label_name"]], "tweeteval", WEIGHTS["tweeteval"]) for r in rows]
+    return [
+        Example(r["text"], _SENTIMENT_LABEL[r["label_name"]], "tweeteval", WEIGHTS["tweeteval"], "en") for r in rows
+    ]
 
 
 def vader_examples(data_dir: Path) -> list[Example]:
     rows = _rows(data_dir / "vader-tweets-hutto2014" / "tweets.csv")
-    return [Example(r["text"], _SENTIMENT_LABEL[r["label"]], "vader", WEIGHTS["vader"]) for r in rows]
+    return [Example(r["text"], _SENTIMENT_LABEL[r["label"]], "vader", WEIGHTS["vader"], "en") for r in rows]
 
 
 def own_examples(path: Path = OWN_POSTS) -> list[Example]:
-    return [Example(r["text"], int(r["label"]), "own", WEIGHTS["own"]) for r in _rows(path)]
+    return [Example(r["text"], int(r["label"]), "own", WEIGHTS["own"], r["lang"]) for r in _rows(path)]
 
 
 def public_examples(data_dir: Path) -> list[Example]:
@@ -92,6 +95,7 @@ def featurise(
     texts: Sequence[str],
     progress: Progress | None = None,
     chunk: int = 2000,
+    languages: Sequence[str | None] = (),
 ) -> Corpus:
     # The model does not read the service: catalogues differ between deployments.
     matcher = matcher_for(())
@@ -99,7 +103,7 @@ def featurise(
     chars: list[Grams] = []
     dense: list[FloatArray] = []
     for start in range(0, len(texts), chunk):
-        prepared = prepare_many(texts[start : start + chunk], matcher)
+        prepared = prepare_many(texts[start : start + chunk], matcher, languages[start : start + chunk])
         words.append(_shift(prepared.grams.words, start))
         chars.append(_shift(prepared.grams.chars, start))
         dense.append(prepared.dense)
@@ -216,7 +220,7 @@ def train(
     """
     if stage is not None:
         stage("featurising")
-    corpus = featurise([e.text for e in examples], progress)
+    corpus = featurise([e.text for e in examples], progress, languages=[e.lang for e in examples])
     labels = np.array([e.label for e in examples], dtype=np.int64)
     weights = np.array([e.weight for e in examples], dtype=np.float64)
     if stage is not None:
@@ -245,7 +249,7 @@ def _counts(examples: Iterable[Example]) -> dict[str, dict[str, int]]:
 def _digest(examples: Iterable[Example]) -> str:
     digest = hashlib.sha256()
     for example in examples:
-        digest.update(f"{example.label}\t{example.weight}\t{example.text}\n".encode())
+        digest.update(f"{example.label}\t{example.weight}\t{example.lang}\t{example.text}\n".encode())
     return digest.hexdigest()
 
 

@@ -140,3 +140,23 @@ def test_a_broken_retrained_model_keeps_the_current_one(tmp_path, settings):
         assert active.error is not None and "not a readable model" in active.error
     finally:
         active.reset()
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "english"),
+    [
+        ("Wann ist die nächste Schulung?", None, False),  # German "die" is not dying
+        ("Wann ist die nächste Schulung?", "de-AT", False),
+        ("I love this laptop", None, True),
+        ("I love this laptop", "en_GB", True),
+        ("I love this laptop", "und", True),
+        ("I love this laptop", "fr", False),
+        ("super, le VPN ne marche plus", None, False),
+        ("¿Por qué el VPN no funciona otra vez?", None, False),
+    ],
+)
+def test_english_lexicons_apply_to_english_posts_only(text, lang, english):
+    mood = polarities(grams([text.lower()]), [lang])
+
+    assert bool(mood.vader[0] != 0) is english
+    assert bool(mood.textblob[0] != 0) is english

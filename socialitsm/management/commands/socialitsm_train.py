@@ -67,9 +67,12 @@ class Command(BaseCommand):
 
 def feedback_examples() -> list[train.Example]:
     """Every post an agent labelled, weighted above the public data."""
-    rows = Post.objects.exclude(label="").order_by("id").values_list("text", "label")
+    rows = Post.objects.exclude(label="").order_by("id").values_list("text", "label", "language")
     weight = train.WEIGHTS["feedback"]
-    return [train.Example(text, int(label == Post.Label.COMPLAINT), "feedback", weight) for text, label in rows]
+    return [
+        train.Example(text, int(label == Post.Label.COMPLAINT), "feedback", weight, language or None)
+        for text, label, language in rows
+    ]
 
 
 def _default_output() -> Path:
