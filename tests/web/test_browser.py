@@ -168,3 +168,20 @@ def test_replies_update_in_place_and_stop_polling(page, agent_user):
     assert seen >= 1
     page.wait_for_timeout(2500)
     assert len(polls) == seen
+
+
+def test_agent_labels_a_post_from_the_incident_page(page, agent_user):
+    from playwright.sync_api import expect
+
+    incident, post = incident_from_post()
+    log_in(page, f"/incidents/{incident.number}/")
+
+    verdict = page.locator(f"#post-{post.pk} .label-form")
+    expect(verdict).to_contain_text("Is this a complaint?")
+    verdict.get_by_role("button", name="Not a complaint").click()
+
+    expect(page.locator(".message-success")).to_have_text("Post labelled not a complaint; retraining learns from it.")
+    expect(verdict).to_contain_text("Labelled not a complaint by agent.anna")
+    expect(verdict.get_by_role("button", name="Not a complaint")).to_have_attribute("aria-pressed", "true")
+    post.refresh_from_db()
+    assert (post.label, post.labelled_by) == ("not_complaint", agent_user)
