@@ -62,7 +62,8 @@ class Command(BaseCommand):
         try:
             return train.public_examples(folder)
         except (OSError, KeyError) as exc:
-            raise CommandError(f"cannot read the public training data under {folder}: {exc}") from exc
+            message = f"cannot read the public training data under {folder} ({exc}); pass --data, or --no-public"
+            raise CommandError(message) from exc
 
 
 def feedback_examples() -> list[train.Example]:
