@@ -91,7 +91,7 @@ def verdict_many(
         prepared = prepare_many([text for text, _ in chunk], matcher, [lang for _, lang in chunk])
         scores = model.score(prepared.grams, prepared.dense)
         words = _words_by_post(prepared.grams, scores)
-        moods = prepared.polarity.combined.tolist()
+        moods = prepared.polarity.sentiment.tolist()
         verdicts.extend(
             _decide(post, moods[i], scores, i, words.get(i, []), threshold) for i, post in enumerate(prepared.posts)
         )

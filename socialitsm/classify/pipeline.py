@@ -62,8 +62,8 @@ def prepare_many(texts: Iterable[object], matcher: Matcher, languages: Sequence[
     dense = np.array([post.dense for post in posts], dtype=np.float32).reshape(len(posts), len(DENSE_FEATURES))
     dense[:, _INDEX["vader"]] = mood.vader
     dense[:, _INDEX["textblob"]] = mood.textblob
-    sarcastic = (dense[:, _INDEX["sarcasm"]] > 0) & (mood.combined > 0)
-    dense[:, _INDEX["sarcastic_positive"]] = np.where(sarcastic, mood.combined, 0.0)
+    sarcastic = (dense[:, _INDEX["sarcasm"]] > 0) & (mood.sentiment > 0)
+    dense[:, _INDEX["sarcastic_positive"]] = np.where(sarcastic, mood.sentiment, 0.0)
     return PreparedBatch(posts, batch, mood, dense)
 
 

@@ -41,7 +41,7 @@ def test_lexicon_polarity_flips_after_a_negator():
 
     assert mood.vader[0] > 0.3 and mood.textblob[0] > 0.3
     assert mood.vader[1] < 0 and mood.textblob[1] < 0
-    assert (mood.vader[2], mood.textblob[2], mood.combined[2]) == (0.0, 0.0, 0.0)
+    assert (mood.vader[2], mood.textblob[2], mood.sentiment[2]) == (0.0, 0.0, 0.0)
 
 
 def test_reasons_name_words_cues_and_service():
@@ -160,3 +160,16 @@ def test_english_lexicons_apply_to_english_posts_only(text, lang, english):
 
     assert bool(mood.vader[0] != 0) is english
     assert bool(mood.textblob[0] != 0) is english
+
+
+def test_vader_rules_kept_but_emphasis_and_emoji():
+    texts = ["the laptop is good", "the laptop is good!!", "the laptop is good but the screen is bad", "😂", "😠"]
+
+    vader = polarities(grams(texts), ["en"] * len(texts)).vader.tolist()
+
+    # Same valences and rules as VADER: good 1.9, bad -2.5, "!" adds 0.292 each, "but" halves
+    # what comes before and adds half to what comes after; an emoji counts as its description.
+    assert vader[0] == pytest.approx(1.9 / (1.9**2 + 15) ** 0.5, abs=1e-4)
+    assert vader[1] == pytest.approx(2.484 / (2.484**2 + 15) ** 0.5, abs=1e-4)
+    assert vader[2] == pytest.approx(-2.8 / (2.8**2 + 15) ** 0.5, abs=1e-4)
+    assert vader[3] > 0 > vader[4]
