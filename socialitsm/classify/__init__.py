@@ -16,7 +16,7 @@ from itertools import islice
 import numpy as np
 
 from .features import Batch
-from .model import DENSE_FEATURES, Scores, active
+from .model import DENSE_FEATURES, NAMED_FEATURES, Scores, active
 from .pipeline import RULE_KINDS, Prepared, prepare_many
 from .rules import LABELS, urgency_cues
 from .services import ServiceEntry, ServiceMatch, matcher_for
@@ -130,6 +130,7 @@ def _dense_terms(post: Prepared, mood: float, share: list[float]) -> list[tuple[
     for name, label in _FEATURE_LABELS.items():
         if share[_INDEX[name]]:
             terms.append((share[_INDEX[name]], label))
+    terms.append((sum(share[len(NAMED_FEATURES) :]), "overall wording"))
     return terms
 
 

@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .embedding import DIMENSIONS
 from .features import BUCKETS, Batch, Grams
 
 FORMAT = 1
 SHIPPED_PATH = Path(__file__).with_name("model.npz")
-# Dense features, in the order of the coefficient vector; computed by `classify._dense_row`.
-DENSE_FEATURES = (
+# Dense features, in the order of the coefficient vector: named cues (pipeline._dense_row),
+# then the static sentence vector (embedding.embed).
+NAMED_FEATURES = (
     "vader",
     "textblob",
     "sarcastic_positive",
@@ -44,6 +46,8 @@ DENSE_FEATURES = (
     "shouting",
     "empty",
 )
+EMBEDDING_FEATURES = tuple(f"embedding_{i}" for i in range(DIMENSIONS))
+DENSE_FEATURES = NAMED_FEATURES + EMBEDDING_FEATURES
 # How often a worker looks at the retrained model's file for a newer version.
 RELOAD_CHECK_SECONDS = 2.0
 

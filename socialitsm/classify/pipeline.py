@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .embedding import embed
 from .features import Batch, grams
-from .model import DENSE_FEATURES, FloatArray
+from .model import DENSE_FEATURES, NAMED_FEATURES, FloatArray
 from .rules import Hit, scan
 from .sentiment import Polarities, polarities
 from .services import Matcher, ServiceMatch
@@ -64,6 +65,7 @@ def prepare_many(texts: Iterable[object], matcher: Matcher, languages: Sequence[
     dense[:, _INDEX["textblob"]] = mood.textblob
     sarcastic = (dense[:, _INDEX["sarcasm"]] > 0) & (mood.sentiment > 0)
     dense[:, _INDEX["sarcastic_positive"]] = np.where(sarcastic, mood.sentiment, 0.0)
+    dense[:, len(NAMED_FEATURES) :] = embed([f"{post.clean.lowered} {post.clean.handles}" for post in posts])
     return PreparedBatch(posts, batch, mood, dense)
 
 

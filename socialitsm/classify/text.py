@@ -30,6 +30,7 @@ _HASHTAG_VOCABULARY = """
 _HASHTAG_WORDS = frozenset(_HASHTAG_VOCABULARY.split())
 _LONGEST_WORD = max(map(len, _HASHTAG_WORDS))
 _MAX_SEGMENTED = 40
+_MAX_HANDLES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Clean:
     tags: frozenset[str]
     mentions: bool = False
     urls: bool = False
+    handles: str = ""  # the accounts mentioned, as lowercase words: "@ITSupport" -> "it support"
 
 
 def normalise(text: object) -> Clean:
@@ -52,14 +54,14 @@ def normalise(text: object) -> Clean:
         raw, count = _URL.subn(" ", raw)
         urls = count > 0
     tags: frozenset[str] = frozenset()
-    mentions = False
+    mentions = ""
     if "@" in raw or "#" in raw:
         handles = _HANDLE.findall(raw)
         tags = frozenset(body.lower() for mark, body in handles if mark == "#")
-        mentions = any(mark == "@" for mark, _ in handles)
+        mentions = " ".join(split_hashtag(body) for mark, body in handles[:_MAX_HANDLES] if mark == "@")
         raw = _HANDLE.sub(_expand_handle, raw)
     cleaned = " ".join(raw.split())[:MAX_CHARS]
-    return Clean(cleaned, cleaned.lower(), tags, mentions, urls)
+    return Clean(cleaned, cleaned.lower(), tags, bool(mentions), urls, mentions)
 
 
 def _as_str(text: object) -> str:

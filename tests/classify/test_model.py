@@ -173,3 +173,33 @@ def test_vader_rules_kept_but_emphasis_and_emoji():
     assert vader[1] == pytest.approx(2.484 / (2.484**2 + 15) ** 0.5, abs=1e-4)
     assert vader[2] == pytest.approx(-2.8 / (2.8**2 + 15) ** 0.5, abs=1e-4)
     assert vader[3] > 0 > vader[4]
+
+
+def test_static_vectors_put_related_words_near_each_other():
+    from socialitsm.classify.embedding import embed
+
+    slow, laggy, lunch, empty = embed(["the vpn is slow", "the vpn is laggy", "lunch at noon", ""])
+
+    assert float(slow @ laggy) > float(slow @ lunch) + 0.2
+    assert float(np.linalg.norm(slow)) == pytest.approx(1.0, abs=1e-5)
+    assert not empty.any()
+
+
+def test_word_pieces_follow_bert_uncased():
+    from socialitsm.classify.embedding import _pieces, _table
+
+    vocab = {i: piece for piece, i in _table().ids.items()}
+
+    assert [vocab[i] for i in _pieces("café")] == [vocab[i] for i in _pieces("cafe")]
+    first, *rest = (vocab[i] for i in _pieces("unreachable"))
+    assert first == "un"
+    assert rest and all(piece.startswith("##") for piece in rest)
+    assert _pieces("x" * 101) == ()
+
+
+def test_mentioned_accounts_are_kept_apart_as_words():
+    from socialitsm.classify.text import normalise
+
+    clean = normalise("@ITSupport @mika_k VPN down https://x.example/1")
+
+    assert (clean.text, clean.handles, clean.mentions, clean.urls) == ("VPN down", "it support mika k", True, True)
