@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.txt.stamp
 PORT ?= 8000
 ARGS ?=
+BENCH ?= ingest
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test lint bench clean
@@ -14,7 +15,7 @@ help:
 	@echo "make run     set up .venv and .env, migrate, load the demo, start web + worker + beat on http://127.0.0.1:$(PORT)/"
 	@echo "make test    run the test suite (extra pytest arguments: ARGS=\"-k ingest\")"
 	@echo "make lint    ruff check, ruff format --check, mypy"
-	@echo "make bench   run bench/ingest.py"
+	@echo "make bench   run bench/ingest.py (BENCH=classify runs bench/classify.py; arguments: ARGS=...)"
 	@echo "make clean   remove var/ and .venv"
 
 venv: $(STAMP)
@@ -49,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py $(ARGS)
+	$(BIN)/python bench/$(BENCH).py $(ARGS)
 
 clean:
 	rm -rf var $(VENV)

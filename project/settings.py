@@ -235,6 +235,9 @@ if not 0 < SOCIALITSM_SLA_WARN_RATIO < 1:
     raise ImproperlyConfigured("SOCIALITSM_SLA_WARN_RATIO must be between 0 and 1, e.g. 0.8")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
+# Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
+SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
+SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))
 
 LOGGING = {
     "version": 1,

@@ -202,12 +202,33 @@ class AuthorAdmin(admin.ModelAdmin):
 
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "author", "posted_at", "triage_state", "complaint_score", "detected_service", "incident"]
-    list_filter = ["network", "triage_state", "is_direct", "detected_service"]
+    list_display = [
+        "__str__",
+        "author",
+        "posted_at",
+        "triage_state",
+        "complaint_score",
+        "label",
+        "detected_service",
+        "incident",
+    ]
+    list_filter = ["network", "triage_state", "label", "is_direct", "detected_service"]
     list_select_related = ["author", "incident", "detected_service"]
     search_fields = ["external_id", "text", "author__handle"]
     raw_id_fields = ["author", "incident", "channel", "rule"]
-    readonly_fields = ["network", "external_id", "raw", "ingested_at", "complaint_score", "sentiment", "reasons"]
+    readonly_fields = [
+        "network",
+        "external_id",
+        "raw",
+        "ingested_at",
+        "complaint_score",
+        "sentiment",
+        "reasons",
+        # Agents label from the console or the API, which record who and when.
+        "label",
+        "labelled_by",
+        "labelled_at",
+    ]
     date_hierarchy = "posted_at"
 
 

@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "QUIET_BUSY_POSTS": 50,
     "QUIET_GAPS": 10,
     "QUIET_MIN_MINUTES": 30,
+    # Complaint model retrained from agents' labels (socialitsm_train); the shipped one while absent.
+    "MODEL_PATH": "",
+    # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.
+    "DATA_DIR": "",
 }
 
 

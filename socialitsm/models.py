@@ -282,6 +282,10 @@ class Post(models.Model):
         QUEUED = "queued", "Queued for triage"
         IGNORED = "ignored", "Ignored (not a complaint)"
 
+    class Label(models.TextChoices):
+        COMPLAINT = "complaint", "Complaint"
+        NOT_COMPLAINT = "not_complaint", "Not a complaint"
+
     network = models.CharField(max_length=16, choices=Network.choices)
     external_id = models.CharField(max_length=255)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="posts")
@@ -307,6 +311,16 @@ class Post(models.Model):
     deleted_at = models.DateTimeField(
         null=True, blank=True, help_text="When we saw the author delete it upstream; text and payload are redacted."
     )
+    label = models.CharField(
+        max_length=16,
+        choices=Label.choices,
+        blank=True,
+        help_text="An agent's verdict on the classifier's call; socialitsm_train learns from it.",
+    )
+    labelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    labelled_at = models.DateTimeField(null=True, blank=True)
 
     objects = PostQuerySet.as_manager()
 
@@ -317,6 +331,7 @@ class Post(models.Model):
             models.Index(fields=["ingested_at"], name="post_pending_idx", condition=Q(triage_state="pending")),
             models.Index(fields=["author", "conversation_id"], name="post_author_conversation_idx"),
             models.Index(fields=["triage_state", "posted_at"], name="post_triage_idx"),
+            models.Index(fields=["labelled_at"], name="post_labelled_idx", condition=~Q(label="")),
         ]
 
     def __str__(self) -> str:

@@ -58,6 +58,7 @@ class PostFilter(filters.FilterSet):
     is_complaint = filters.BooleanFilter()
     service = filters.CharFilter(field_name="detected_service__slug", help_text="Detected service slug, e.g. vpn.")
     incident = filters.CharFilter(field_name="incident__number", help_text="Incident number, e.g. INC0001001.")
+    label = filters.ChoiceFilter(choices=Post.Label.choices, help_text="Agents' label, for reviewing feedback.")
 
     class Meta:
         model = Post

@@ -275,6 +275,7 @@ class PostSerializer(serializers.ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(
         slug_field="number", read_only=True, allow_null=True
     )
+    labelled_by = UserRefSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Post
@@ -300,8 +301,19 @@ class PostSerializer(serializers.ModelSerializer):
             "reasons",
             "triage_state",
             "incident",
+            "label",
+            "labelled_by",
+            "labelled_at",
         )
         read_only_fields = fields
+
+
+class PostLabelSerializer(serializers.Serializer):
+    # The serializer metaclass takes declared fields off the class, so this does not shadow Field.label.
+    label = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=Post.Label.choices,
+        help_text="The agent's verdict; the next `socialitsm_train` learns from it.",
+    )
 
 
 class ReplySerializer(serializers.ModelSerializer):

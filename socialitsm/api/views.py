@@ -73,7 +73,7 @@ def _itsm_link_queryset() -> QuerySet[ItsmLink]:
 
 
 def _post_queryset() -> QuerySet[Post]:
-    return Post.objects.select_related("author", "channel", "detected_service", "incident")
+    return Post.objects.select_related("author", "channel", "detected_service", "incident", "labelled_by")
 
 
 def _reply_queryset() -> QuerySet[Reply]:
@@ -239,6 +239,20 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         post = self.get_object()
         incident = routing.post_promote(post=post, actor=request.user)
         return _incident_response(incident, self.get_serializer_context(), status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Label a post as a complaint or not, for the classifier to learn from",
+        request=s.PostLabelSerializer,
+        responses={200: s.PostSerializer, 400: OpenApiResponse(description="Unknown label")},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def label(self, request: Request, pk: str | None = None) -> Response:
+        post = self.get_object()
+        data = s.PostLabelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        routing.post_label(post=post, label=data.validated_data["label"], actor=request.user)
+        fresh = _post_queryset().get(pk=post.pk)
+        return Response(s.PostSerializer(fresh, context=self.get_serializer_context()).data)
 
 
 @extend_schema_view(

@@ -1,29 +1,51 @@
-"""Baseline complaint classifier for social-media posts about IT services."""
+"""Complaint classifier for social-media posts about IT services.
+
+A logistic regression (see `model` and `train`) scores hashed word and character n-grams together
+with TextBlob/VADER polarity and the IT-service cues of `rules`; `services` finds the catalogue
+service and `rules.urgency_cues` the urgency. Reasons name the cues and words that pushed the
+score the way it went.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
-from .rules import LABELS, WEIGHTS, Hit, scan, urgency_cues
-from .sentiment import polarity
-from .services import Matcher, ServiceEntry, ServiceMatch, matcher_for
-from .text import Clean, normalise
+import numpy as np
+
+from .features import Batch
+from .model import DENSE_FEATURES, NAMED_FEATURES, Scores, active
+from .pipeline import RULE_KINDS, Prepared, prepare_many
+from .rules import LABELS, urgency_cues
+from .services import ServiceEntry, ServiceMatch, matcher_for
 
 __all__ = ["ServiceEntry", "Verdict", "verdict", "verdict_many"]
 
-_BIAS = -2.0
-_SERVICE_WEIGHT = 0.5
-# TextBlob and VADER only know English; elsewhere they mostly see emoji, so rules carry the decision.
-_SENTIMENT_WEIGHT_EN = 2.5
-_SENTIMENT_WEIGHT_OTHER = 1.0
-_ENGLISH = frozenset({"", "en", "und"})
-_EXTRA_HIT_FACTOR = 0.3
-_MAX_HITS_PER_KIND = 4
+_BATCH = 512
 _MAX_REASONS = 8
 _MIN_REASON_WEIGHT = 0.1
+_MIN_WORD_WEIGHT = 0.15
 _MAX_CUE_CHARS = 30
+_FEATURE_LABELS = {
+    "mention": "addressed to an account",
+    "url": "contains a link",
+    "question": "question mark",
+    "exclamation": "exclamation mark",
+    "shouting": "capitals",
+}
+_SENTIMENT = ("vader", "textblob", "sarcastic_positive")
+# Function words move scores a little but tell an agent nothing, so reasons do not name them.
+_FUNCTION_WORDS = """
+    a an the is are was were be been am it its this that of to in on at for with and or but my our your
+    i you we he she they me us them do does did has have had so as by from up
+    le la les un une des de du et ou mais est sont ce cet cette je tu il elle nous vous ils en au aux ne pas
+    der die das ein eine und oder aber ist sind ich du er sie wir ihr es im am zu mit von auf nicht
+    el los las una unos y o pero es son yo tu él ella nosotros en con por para del al lo que se no
+"""
+_UNTOLD = frozenset(_FUNCTION_WORDS.split())
+_INDEX = {name: i for i, name in enumerate(DENSE_FEATURES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +68,7 @@ def verdict(
     threshold: float = 0.5,
 ) -> Verdict:
     """Classify one post; `lang` is an ISO code such as "en", "fr-FR" or None when unknown."""
-    return _judge(text, lang, matcher_for(catalogue), threshold)
+    return verdict_many([(text, lang)], catalogue=catalogue, threshold=threshold)[0]
 
 
 def verdict_many(
@@ -55,54 +77,98 @@ def verdict_many(
     catalogue: Sequence[ServiceEntry] = (),
     threshold: float = 0.5,
 ) -> list[Verdict]:
-    """Classify (text, lang) pairs with one compiled catalogue."""
+    """Classify (text, lang) pairs in batches: n-grams are hashed and scored for a batch at once.
+
+    The language (an ISO code, or None when unknown) only decides whether the English polarity
+    lexicons apply; the n-gram model reads every language.
+    """
     matcher = matcher_for(catalogue)
-    return [_judge(text, lang, matcher, threshold) for text, lang in texts]
+    model = active.get()
+    verdicts: list[Verdict] = []
+    pairs = iter(texts)
+    # Bounded batches keep the working arrays (and the cached hash tables) small.
+    while chunk := list(islice(pairs, _BATCH)):
+        prepared = prepare_many([text for text, _ in chunk], matcher, [lang for _, lang in chunk])
+        scores = model.score(prepared.grams, prepared.dense)
+        words = _words_by_post(prepared.grams, scores)
+        moods = prepared.polarity.sentiment.tolist()
+        verdicts.extend(
+            _decide(post, moods[i], scores, i, words.get(i, []), threshold) for i, post in enumerate(prepared.posts)
+        )
+    return verdicts
 
 
-def _judge(text: str, lang: str | None, matcher: Matcher, threshold: float) -> Verdict:
-    clean = normalise(text)
-    hits = scan(clean.lowered, clean.tags)
-    service = matcher.find(clean.text, clean.lowered) if clean.text else None
-    sentiment, weighted = _sentiment_terms(clean, lang, hits)
-    weighted.extend(_rule_terms(hits))
-    if service is not None:
-        weighted.append((_SERVICE_WEIGHT, _service_reason(service)))
-    score = _logistic(_BIAS + sum(weight for weight, _ in weighted))
+def _decide(
+    post: Prepared, mood: float, scores: Scores, i: int, words: list[tuple[float, str]], threshold: float
+) -> Verdict:
+    score = _logistic(float(scores.logits[i]))
     is_complaint = score >= threshold
-    urgent = urgency_cues(clean.lowered) if is_complaint else ()
+    urgent = urgency_cues(post.clean.lowered) if is_complaint else ()
+    terms = _dense_terms(post, mood, scores.dense[i].tolist())
+    # A word that is part of a cue already named is not named again.
+    cued = {word for hit in post.hits for word in hit.cue.split()}
+    terms.extend((share, f"word '{_shorten(word)}'") for share, word in words if word not in cued)
     return Verdict(
         is_complaint=is_complaint,
         score=score,
-        sentiment=sentiment,
-        service=service.slug if service else None,
-        urgency=_urgency(is_complaint, urgent),
-        reasons=_reasons(weighted, urgent, clean),
+        sentiment=mood,
+        service=post.service.slug if post.service else None,
+        urgency=(1 if urgent else 2) if is_complaint else 3,
+        reasons=_reasons(terms, is_complaint, post, urgent),
     )
 
 
-def _sentiment_terms(clean: Clean, lang: str | None, hits: list[Hit]) -> tuple[float, list[tuple[float, str]]]:
-    value = polarity(clean.text).combined
-    if not value:
-        return 0.0, []
-    scale = _SENTIMENT_WEIGHT_EN if _language(lang) in _ENGLISH else _SENTIMENT_WEIGHT_OTHER
-    if value > 0 and any(hit.kind == "sarcasm" for hit in hits):
-        return value, [(scale * value, f"sarcastic positive sentiment {value:+.2f}")]
-    mood = "negative" if value < 0 else "positive"
-    return value, [(-scale * value, f"{mood} sentiment {value:+.2f}")]
-
-
-def _rule_terms(hits: list[Hit]) -> list[tuple[float, str]]:
+def _dense_terms(post: Prepared, mood: float, share: list[float]) -> list[tuple[float, str]]:
     terms: list[tuple[float, str]] = []
-    seen: dict[str, int] = {}
-    for hit in hits:
-        count = seen.get(hit.kind, 0)
-        if count >= _MAX_HITS_PER_KIND:
-            continue
-        seen[hit.kind] = count + 1
-        weight = WEIGHTS[hit.kind] * (1.0 if count == 0 else _EXTRA_HIT_FACTOR)
-        terms.append((weight, f"{LABELS[hit.kind]} '{_shorten(hit.cue)}'"))
+    if mood:
+        label = "sarcastic positive" if post.sarcastic and mood > 0 else ("negative" if mood < 0 else "positive")
+        terms.append((sum(share[_INDEX[name]] for name in _SENTIMENT), f"{label} sentiment {mood:+.2f}"))
+    for kind in RULE_KINDS:
+        cues = list(dict.fromkeys(hit.cue for hit in post.hits if hit.kind == kind))
+        for cue in cues:
+            terms.append((share[_INDEX[kind]] / len(cues), f"{LABELS[kind]} '{_shorten(cue)}'"))
+    for name, label in _FEATURE_LABELS.items():
+        if share[_INDEX[name]]:
+            terms.append((share[_INDEX[name]], label))
+    terms.append((sum(share[len(NAMED_FEATURES) :]), "overall wording"))
     return terms
+
+
+def _words_by_post(batch: Batch, scores: Scores) -> dict[int, list[tuple[float, str]]]:
+    """Per post, (share, word) for the words whose n-grams moved its score noticeably."""
+    # Only tokens that could make it into the reasons are looked at, so long posts stay cheap.
+    strong = np.flatnonzero(np.abs(scores.token) >= _MIN_WORD_WEIGHT)
+    joined = batch.joined
+    shares: dict[int, dict[str, float]] = {}
+    for (start, end), doc, share in zip(
+        batch.spans[strong].tolist(), batch.token_doc[strong].tolist(), scores.token[strong].tolist(), strict=True
+    ):
+        word = joined[start:end]
+        # Single letters and punctuation say little; single emoji do.
+        if (end - start > 1 and word not in _UNTOLD) or not (word.isascii() or word.isalnum()):
+            per = shares.setdefault(doc, {})
+            per[word] = per.get(word, 0.0) + share
+    return {doc: [(share, word) for word, share in per.items()] for doc, per in shares.items()}
+
+
+def _reasons(
+    terms: list[tuple[float, str]], is_complaint: bool, post: Prepared, urgent: tuple[str, ...]
+) -> tuple[str, ...]:
+    sign = 1.0 if is_complaint else -1.0
+    ranked = sorted((t for t in terms if t[0] * sign >= _MIN_REASON_WEIGHT), key=lambda t: -abs(t[0]))
+    reasons = [reason for _, reason in ranked[:_MAX_REASONS]]
+    if post.service is not None:
+        reasons.append(_service_reason(post.service))
+    reasons.extend(f"{LABELS['urgency']} '{_shorten(cue)}'" for cue in urgent[:2])
+    if not reasons:
+        reasons.append(_no_strong_reason(post, is_complaint))
+    return tuple(reasons)
+
+
+def _no_strong_reason(post: Prepared, is_complaint: bool) -> str:
+    if not post.clean.text:
+        return "empty text"
+    return "many weak complaint cues" if is_complaint else "no complaint cues"
 
 
 def _shorten(cue: str) -> str:
@@ -114,24 +180,5 @@ def _service_reason(service: ServiceMatch) -> str:
     return f"service {service.slug}: '{service.written}'{typo}"
 
 
-def _urgency(is_complaint: bool, urgent: tuple[str, ...]) -> int:
-    if not is_complaint:
-        return 3
-    return 1 if urgent else 2
-
-
-def _reasons(weighted: list[tuple[float, str]], urgent: tuple[str, ...], clean: Clean) -> tuple[str, ...]:
-    ranked = sorted(weighted, key=lambda term: -abs(term[0]))
-    reasons = [reason for weight, reason in ranked if abs(weight) >= _MIN_REASON_WEIGHT][:_MAX_REASONS]
-    reasons.extend(f"{LABELS['urgency']} '{_shorten(cue)}'" for cue in urgent[:2])
-    if not reasons:
-        reasons.append("no complaint cues" if clean.text else "empty text")
-    return tuple(reasons)
-
-
-def _language(lang: str | None) -> str:
-    return (lang or "").strip().lower().replace("_", "-").split("-")[0]
-
-
 def _logistic(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z))
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))

@@ -30,6 +30,7 @@ _HASHTAG_VOCABULARY = """
 _HASHTAG_WORDS = frozenset(_HASHTAG_VOCABULARY.split())
 _LONGEST_WORD = max(map(len, _HASHTAG_WORDS))
 _MAX_SEGMENTED = 40
+_MAX_HANDLES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +38,30 @@ class Clean:
     text: str
     lowered: str
     tags: frozenset[str]
+    mentions: bool = False
+    urls: bool = False
+    handles: str = ""  # the accounts mentioned, as lowercase words: "@ITSupport" -> "it support"
 
 
 def normalise(text: object) -> Clean:
-    """Return cleaned text (original case), its lowercase form and the lowercased hashtags."""
+    """Return cleaned text (original case), its lowercase form, the lowercased hashtags and
+    whether @mentions or URLs were removed."""
     raw = _decode_markup(_as_str(text)[:_RAW_CAP])
     raw = unicodedata.normalize("NFKC", raw).translate(_QUOTES)
     # The substring guards skip whole regex passes, which matter for long posts.
+    urls = False
     if "://" in raw or "www." in raw.lower():
-        raw = _URL.sub(" ", raw)
+        raw, count = _URL.subn(" ", raw)
+        urls = count > 0
     tags: frozenset[str] = frozenset()
+    mentions = ""
     if "@" in raw or "#" in raw:
-        tags = frozenset(m[2].lower() for m in _HANDLE.finditer(raw) if m[1] == "#")
+        handles = _HANDLE.findall(raw)
+        tags = frozenset(body.lower() for mark, body in handles if mark == "#")
+        mentions = " ".join(split_hashtag(body) for mark, body in handles[:_MAX_HANDLES] if mark == "@")
         raw = _HANDLE.sub(_expand_handle, raw)
     cleaned = " ".join(raw.split())[:MAX_CHARS]
-    return Clean(cleaned, cleaned.lower(), tags)
+    return Clean(cleaned, cleaned.lower(), tags, bool(mentions), urls, mentions)
 
 
 def _as_str(text: object) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 from django.db.models.functions import Collate
+from django.utils import timezone
 
 from socialitsm import classify
 from socialitsm.db import rows_update
@@ -250,3 +251,18 @@ def post_promote(*, post: Post, actor) -> Incident:
         )
         event_record(incident, IncidentEvent.Kind.PROMOTED, actor=actor, new=f"{locked.network}:{locked.external_id}")
         return incident
+
+
+def post_label(*, post: Post, label: str, actor) -> Post:
+    """An agent says whether a post is a complaint; `socialitsm_train` learns from the label.
+
+    Labelling again replaces the earlier label (the latest agent's word counts); the routing
+    of the post is left as it is: promote or close its incident for that.
+    """
+    from socialitsm.exceptions import ApplicationError
+
+    if label not in Post.Label.values:
+        raise ApplicationError(f"label must be one of {', '.join(Post.Label.values)}", field="label")
+    post.label, post.labelled_by, post.labelled_at = label, actor, timezone.now()
+    post.save(update_fields=["label", "labelled_by", "labelled_at"])
+    return post

@@ -22,4 +22,5 @@ urlpatterns = [
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),
     path("sla/", views.sla_dashboard, name="sla-dashboard"),
     path("sla/export.csv", views.sla_dashboard_csv, name="sla-dashboard-csv"),
+    path("posts/<int:pk>/label/", views.post_label_view, name="post-label"),
 ]

@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -29,7 +30,7 @@ from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
 from socialitsm.services.replies import reply_options, reply_queue
-from socialitsm.services.routing import post_promote
+from socialitsm.services.routing import post_label, post_promote
 
 from . import charts
 from .forms import IncidentUpdateForm, QueueFilterForm, ReplyForm, SlaReportForm, TriageFilterForm
@@ -167,7 +168,11 @@ def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str
 @agent_required
 def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
-    posts = list(incident.posts.select_related("author", "channel", "detected_service").order_by("posted_at", "id"))
+    posts = list(
+        incident.posts.select_related("author", "channel", "detected_service", "labelled_by").order_by(
+            "posted_at", "id"
+        )
+    )
     targets, default_post = _reply_targets(incident, posts)
     draft = request.session.pop(f"socialitsm:reply-draft:{incident.pk}", None) or {}
     chosen = next((t for t in targets if t["post"].pk == draft.get("post")), None) or next(
@@ -314,7 +319,7 @@ def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
     posts = (
         Post.objects.filter(triage_state__in=form.states())
-        .select_related("author", "channel", "detected_service")
+        .select_related("author", "channel", "detected_service", "labelled_by")
         .order_by("-posted_at", "-id")
     )
     page = Paginator(posts, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -434,3 +439,19 @@ def _csv_safe(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+@require_POST
+@agent_required
+def post_label_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """An agent's complaint / not-a-complaint label; back to where the post is shown."""
+    post = get_object_or_404(Post.objects.select_related("incident"), pk=pk)
+    try:
+        post_label(post=post, label=request.POST.get("label", ""), actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Post labelled {post.get_label_display().lower()}; retraining learns from it.")
+    if post.incident is not None:
+        return redirect(f"{reverse('socialitsm:incident', kwargs={'number': post.incident.number})}#post-{post.pk}")
+    return redirect("socialitsm:triage")

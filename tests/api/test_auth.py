@@ -25,6 +25,7 @@ ENDPOINTS = [
     ("get", "/api/v1/posts/", None, 200),
     ("get", "/api/v1/posts/{post}/", None, 200),
     ("post", "/api/v1/posts/{ignored}/promote/", None, 201),
+    ("post", "/api/v1/posts/{post}/label/", {"label": "complaint"}, 200),
     ("get", "/api/v1/replies/", None, 200),
     ("get", "/api/v1/replies/{reply}/", None, 200),
     ("get", "/api/v1/services/", None, 200),
@@ -51,7 +52,7 @@ def snapshot() -> tuple:
         list(Incident.objects.order_by("pk").values_list("number", "state", "category", "assignee")),
         IncidentEvent.objects.count(),
         Reply.objects.count(),
-        list(Post.objects.order_by("pk").values_list("triage_state", "incident")),
+        list(Post.objects.order_by("pk").values_list("triage_state", "incident", "label")),
     )
 
 

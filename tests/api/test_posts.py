@@ -124,6 +124,9 @@ def test_post_detail_returns_text_as_posted(agent_api, feed):
         "reasons": ["outage word", "repeat"],
         "triage_state": "incident",
         "incident": "INC0000801",
+        "label": "",
+        "labelled_by": None,
+        "labelled_at": None,
     }
 
 
@@ -200,3 +203,61 @@ def test_service_catalogue(agent_api):
         "aliases": ["GlobalProtect", "AnyConnect", "remote access", "Cisco VPN"],
         "owner_group": None,
     }
+
+
+@pytest.mark.parametrize("label", ["complaint", "not_complaint"])
+def test_label_a_post(agent_api, agent, feed, label, time_machine):
+    time_machine.move_to(at(12), tick=False)
+    post = feed["ignored"]
+
+    response = agent_api.post(f"{LIST}{post.pk}/label/", {"label": label}, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["id"], body["label"], body["labelled_by"], body["labelled_at"]) == (
+        post.pk,
+        label,
+        {"id": agent.pk, "username": "agent.anna"},
+        "2026-11-26T12:00:00Z",
+    )
+    post.refresh_from_db()
+    assert (post.label, post.labelled_by, post.labelled_at) == (label, agent, at(12))
+    # Labelling is feedback only: the routing outcome stays as it was.
+    assert (post.triage_state, post.is_complaint, post.incident) == ("ignored", False, None)
+
+
+def test_relabel_replaces_the_label_and_the_filter_finds_it(agent_api, feed):
+    post = feed["linked"]
+    agent_api.post(f"{LIST}{post.pk}/label/", {"label": "complaint"}, format="json")
+
+    agent_api.post(f"{LIST}{post.pk}/label/", {"label": "not_complaint"}, format="json")
+
+    response = agent_api.get(f"{LIST}?label=not_complaint")
+    assert [p["external_id"] for p in response.json()["results"]] == ["p-2"]
+    assert agent_api.get(f"{LIST}?label=complaint").json()["results"] == []
+
+
+@pytest.mark.parametrize("payload", [{"label": "spam"}, {"label": ""}, {}])
+def test_label_refuses_unknown_labels(agent_api, feed, payload):
+    post = feed["ignored"]
+
+    response = agent_api.post(f"{LIST}{post.pk}/label/", payload, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["label"]
+    post.refresh_from_db()
+    assert (post.label, post.labelled_by, post.labelled_at) == ("", None, None)
+
+
+def test_label_needs_an_agent(api, outsider, feed):
+    post = feed["ignored"]
+
+    assert api.post(f"{LIST}{post.pk}/label/", {"label": "complaint"}, format="json").status_code == 401
+    api.force_authenticate(outsider)
+    assert api.post(f"{LIST}{post.pk}/label/", {"label": "complaint"}, format="json").status_code == 403
+    post.refresh_from_db()
+    assert post.label == ""
+
+
+def test_label_of_a_missing_post_is_404(agent_api, db):
+    assert agent_api.post(f"{LIST}999999/label/", {"label": "complaint"}, format="json").status_code == 404

@@ -13,6 +13,7 @@ PATHS = {
     "/api/v1/posts/": {"get"},
     "/api/v1/posts/{id}/": {"get"},
     "/api/v1/posts/{id}/promote/": {"post"},
+    "/api/v1/posts/{id}/label/": {"post"},
     "/api/v1/replies/": {"get"},
     "/api/v1/replies/{id}/": {"get"},
     "/api/v1/services/": {"get"},

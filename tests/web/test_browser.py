@@ -200,3 +200,20 @@ def test_reply_box_counts_x_weighted_characters(page, agent_user, fake_network):
     # A link weighs 23 whatever its length; Latin letters 1; CJK ideographs 2.
     page.locator("#reply-text").fill("https://status.example.com/incidents/2026/11/26 héllo 日本")
     expect(page.locator("#reply-counter [data-count]")).to_have_text(str(23 + len(" héllo ") + 4))
+
+
+def test_agent_labels_a_post_from_the_incident_page(page, agent_user):
+    from playwright.sync_api import expect
+
+    incident, post = incident_from_post()
+    log_in(page, f"/incidents/{incident.number}/")
+
+    verdict = page.locator(f"#post-{post.pk} .label-form")
+    expect(verdict).to_contain_text("Is this a complaint?")
+    verdict.get_by_role("button", name="Not a complaint").click()
+
+    expect(page.locator(".message-success")).to_have_text("Post labelled not a complaint; retraining learns from it.")
+    expect(verdict).to_contain_text("Labelled not a complaint by agent.anna")
+    expect(verdict.get_by_role("button", name="Not a complaint")).to_have_attribute("aria-pressed", "true")
+    post.refresh_from_db()
+    assert (post.label, post.labelled_by) == ("not_complaint", agent_user)

@@ -101,6 +101,7 @@ def test_outsider_is_forbidden_everywhere(client, outsider, agent):
             "text": "Hi",
         },
         reverse("socialitsm:post-promote", args=[queued.pk]): {},
+        reverse("socialitsm:post-label", args=[queued.pk]): {"label": "complaint"},
     }
     for url, data in posts.items():
         assert client.post(url, data).status_code == 403, url
@@ -611,3 +612,69 @@ def test_reply_box_explains_a_refused_public_reply_and_preselects_direct(agent_c
         '<p class="refusal" id="reply-refusal" data-reply-refusal>'
         "No public reply: X allows a public reply only where the author mentioned or quoted us</p>"
     ) in body
+
+
+# Agents' labels
+
+
+def test_incident_page_offers_label_buttons_per_post(agent_client):
+    incident, post = open_incident()
+
+    page = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+
+    form = page[page.index(f'action="/posts/{post.pk}/label/"') :]
+    form = form[: form.index("</form>")]
+    assert 'name="csrfmiddlewaretoken"' in form
+    assert 'name="label" value="complaint"' in form
+    assert 'name="label" value="not_complaint"' in form
+    assert "Is this a complaint?" in form
+
+
+def test_label_on_the_incident_page_is_stored_and_shown(agent_client, agent):
+    incident, post = open_incident()
+
+    response = agent_client.post(reverse("socialitsm:post-label", args=[post.pk]), {"label": "not_complaint"})
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/incidents/{incident.number}/#post-{post.pk}"
+    post.refresh_from_db()
+    assert (post.label, post.labelled_by, post.labelled_at is not None) == ("not_complaint", agent, True)
+    assert (post.incident, post.triage_state) == (incident, Post.Triage.INCIDENT)
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "Labelled <strong>not a complaint</strong> by agent.anna" in page
+    assert 'value="not_complaint" aria-pressed="true"' in page
+
+
+def test_label_in_triage_returns_to_triage(agent_client, triage_posts):
+    post = triage_posts["ignored"]
+
+    response = agent_client.post(reverse("socialitsm:post-label", args=[post.pk]), {"label": "complaint"}, follow=True)
+
+    assert response.redirect_chain == [("/posts/", 302)]
+    assert messages_of(response) == ["Post labelled complaint; retraining learns from it."]
+    post.refresh_from_db()
+    assert post.label == "complaint"
+
+
+def test_unknown_label_is_refused_with_a_message(agent_client, triage_posts):
+    post = triage_posts["ignored"]
+    url = reverse("socialitsm:post-label", args=[post.pk])
+
+    response = agent_client.post(url, {"label": "<b>spam</b>"}, follow=True)
+
+    assert messages_of(response) == ["label must be one of complaint, not_complaint"]
+    post.refresh_from_db()
+    assert post.label == ""
+
+
+def test_label_needs_post_and_csrf(client, agent, triage_posts):
+    post = triage_posts["ignored"]
+    url = reverse("socialitsm:post-label", args=[post.pk])
+    client.force_login(agent)
+    assert client.get(url).status_code == 405
+    client.handler.enforce_csrf_checks = True
+
+    assert client.post(url, {"label": "complaint"}).status_code == 403
+
+    post.refresh_from_db()
+    assert post.label == ""

@@ -1,0 +1,211 @@
+"""The trained complaint model: a logistic regression over hashed n-grams and cue features.
+
+A model is one `.npz` file (numpy arrays only, loaded with allow_pickle=False) holding, for the
+word and character n-gram buckets that were frequent enough in training, their idf and
+coefficient, plus the coefficients of the dense cue features and a JSON metadata record
+(training command, data counts). The shipped model sits next to this module; a model retrained
+from agents' feedback is written to SOCIALITSM_MODEL_PATH and replaces it while that file exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .embedding import DIMENSIONS
+from .features import BUCKETS, Batch, Grams
+
+FORMAT = 1
+SHIPPED_PATH = Path(__file__).with_name("model.npz")
+# Dense features, in the order of the coefficient vector: named cues (pipeline._dense_row),
+# then the static sentence vector (embedding.embed).
+NAMED_FEATURES = (
+    "vader",
+    "textblob",
+    "sarcastic_positive",
+    "outage",
+    "sarcasm",
+    "frustration",
+    "trouble",
+    "repeat",
+    "positive",
+    "mention",
+    "url",
+    "question",
+    "exclamation",
+    "shouting",
+    "empty",
+)
+EMBEDDING_FEATURES = tuple(f"embedding_{i}" for i in range(DIMENSIONS))
+DENSE_FEATURES = NAMED_FEATURES + EMBEDDING_FEATURES
+# How often a worker looks at the retrained model's file for a newer version.
+RELOAD_CHECK_SECONDS = 2.0
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class ModelError(ValueError):
+    """A model file that is missing, unreadable or of another format."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One n-gram kind: per bucket, coefficient x idf (the score) and idf squared (the norm)."""
+
+    weight: FloatArray
+    norm: FloatArray
+
+    @classmethod
+    def from_sparse(cls, index: npt.NDArray[Any], idf: FloatArray, coef: FloatArray) -> Block:
+        weight = np.zeros(BUCKETS, dtype=np.float32)
+        norm = np.zeros(BUCKETS, dtype=np.float32)
+        weight[index] = coef * idf
+        norm[index] = idf * idf
+        return cls(weight, norm)
+
+    def contributions(self, grams: Grams, size: int) -> tuple[FloatArray, FloatArray]:
+        """Per post logit share, and per occurrence share (for naming the words that mattered)."""
+        if not len(grams.doc):
+            return np.zeros(size, dtype=np.float32), np.zeros(0, dtype=np.float32)
+        norms = np.sqrt(np.bincount(grams.doc, weights=self.norm[grams.bucket], minlength=size))
+        norms[norms == 0] = 1.0
+        each = self.weight[grams.bucket] / norms[grams.doc]
+        return np.bincount(grams.doc, weights=each, minlength=size).astype(np.float32), each.astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    logits: FloatArray
+    dense: FloatArray  # (posts, features) per feature logit share
+    token: FloatArray  # per token logit share, indexed like Batch.spans
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    words: Block
+    chars: Block
+    dense: FloatArray
+    bias: float
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def score(self, batch: Batch, dense: FloatArray) -> Scores:
+        word_doc, word_each = self.words.contributions(batch.words, batch.size)
+        char_doc, char_each = self.chars.contributions(batch.chars, batch.size)
+        dense_share = dense * self.dense
+        logits = self.bias + word_doc + char_doc + dense_share.sum(axis=1)
+        tokens = len(batch.spans)
+        token = np.zeros(tokens, dtype=np.float64)
+        for grams, each in ((batch.words, word_each), (batch.chars, char_each)):
+            credited = grams.token >= 0
+            token += np.bincount(grams.token[credited], weights=each[credited], minlength=tokens)
+        return Scores(logits.astype(np.float32), dense_share.astype(np.float32), token.astype(np.float32))
+
+
+def save(path: Path, arrays: Mapping[str, npt.NDArray[Any]], meta: Mapping[str, Any]) -> None:
+    """Write a model as an .npz, byte for byte the same for the same inputs, and atomically,
+    so a worker never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    record = {**meta, "format": FORMAT, "dense_features": list(DENSE_FEATURES)}
+    members = {"meta": np.array(json.dumps(record, sort_keys=True)), **arrays}
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(members):
+            # A fixed timestamp: np.savez stamps the current time, which would change every build.
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w") as member:
+                np.lib.format.write_array(member, np.asarray(members[name]), allow_pickle=False)
+    tmp.replace(path)
+
+
+def load(path: Path) -> Model:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != FORMAT or tuple(meta.get("dense_features", ())) != DENSE_FEATURES:
+                raise ModelError(f"{path}: model format {meta.get('format')} does not match this code")
+            return Model(
+                words=Block.from_sparse(data["word_index"], data["word_idf"], data["word_coef"]),
+                chars=Block.from_sparse(data["char_index"], data["char_idf"], data["char_coef"]),
+                dense=data["dense_coef"].astype(np.float32),
+                bias=float(data["bias"]),
+                meta=meta,
+            )
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"{path}: not a readable model ({exc})") from exc
+
+
+def configured_path() -> Path | None:
+    """SOCIALITSM_MODEL_PATH from Django settings when configured, else from the environment."""
+    from django.conf import settings
+
+    from socialitsm.conf import conf
+
+    value = conf.MODEL_PATH if settings.configured else os.environ.get("SOCIALITSM_MODEL_PATH")
+    return Path(value) if value else None
+
+
+class _Active:
+    """The model in use: the retrained file while it exists, else the shipped one.
+
+    Workers notice a newly trained file within RELOAD_CHECK_SECONDS (by path and mtime);
+    a broken file is reported once per change and the previous model stays in use.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: Model | None = None
+        self._key: tuple[str, int] | None = None
+        self._checked = 0.0
+        self.error: str | None = None
+
+    def get(self) -> Model:
+        model = self._model
+        if model is not None and time.monotonic() - self._checked < RELOAD_CHECK_SECONDS:
+            return model
+        with self._lock:
+            self._checked = time.monotonic()
+            key = _current_key()
+            if self._model is None or key != self._key:
+                self._swap(key)
+            assert self._model is not None
+            return self._model
+
+    def _swap(self, key: tuple[str, int]) -> None:
+        try:
+            self._model = load(Path(key[0]))
+            self.error = None
+        except ModelError as exc:
+            self.error = str(exc)
+            if self._model is None:
+                self._model = load(SHIPPED_PATH)
+        self._key = key
+
+    def reset(self) -> None:
+        with self._lock:
+            self._model, self._key, self._checked, self.error = None, None, 0.0, None
+
+
+def _current_key() -> tuple[str, int]:
+    path = configured_path()
+    if path is not None:
+        try:
+            return str(path), path.stat().st_mtime_ns
+        except OSError:
+            pass
+    return str(SHIPPED_PATH), 0
+
+
+active = _Active()

@@ -1,0 +1,190 @@
+"""Training: run-time scores equal training-time scores, reproducible files, learning from agents."""
+
+from __future__ import annotations
+
+import csv
+import json
+from io import StringIO
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from socialitsm.classify import model, train, verdict, verdict_many
+from socialitsm.classify.model import active, load
+from socialitsm.classify.pipeline import prepare_many
+from socialitsm.classify.services import matcher_for
+from socialitsm.models import Post
+from socialitsm.services.routing import catalogue_load, post_label
+
+from ..factories import PostFactory
+
+TEXT = "the quarterly report is ready for review"
+
+
+@pytest.fixture
+def own() -> list[train.Example]:
+    return train.own_examples()
+
+
+@pytest.fixture
+def retrained(tmp_path, settings):
+    """SOCIALITSM_MODEL_PATH in a temporary folder, and the active model forgotten around the test."""
+    path = tmp_path / "var" / "classify-model.npz"
+    settings.SOCIALITSM_MODEL_PATH = str(path)
+    active.reset()
+    yield path
+    active.reset()
+
+
+def test_run_time_scores_equal_training_time_scores(own, tmp_path):
+    path = tmp_path / "m.npz"
+    train.train(own, path)
+    texts = [e.text for e in own[:40]] + ["", "😡", TEXT]
+    fitted = load(path)
+    corpus = train.featurise(texts)
+
+    expected = train.Fitted(_arrays(path)).logits(corpus)
+    prepared = prepare_many(texts, matcher_for(()))
+    actual = fitted.score(prepared.grams, prepared.dense).logits
+
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files if name != "meta"}
+
+
+def test_training_is_reproducible_byte_for_byte(own, tmp_path):
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+
+    train.train(own, first, command="x")
+    train.train(own, second, command="x")
+
+    assert first.read_bytes() == second.read_bytes()
+    meta = load(first).meta
+    assert meta["examples"] == {"own": {"complaint": 169, "not_complaint": 107}}
+    assert (meta["seed"], meta["c"], meta["min_df"], meta["command"]) == (train.SEED, train.C, train.MIN_DF, "x")
+
+
+def test_training_needs_both_classes(tmp_path):
+    examples = [train.Example("VPN down", 1, "own"), train.Example("Outlook down", 1, "own")]
+
+    with pytest.raises(ValueError, match="both classes"):
+        train.train(examples, tmp_path / "m.npz")
+
+
+def test_cross_validation_scores_every_post_out_of_fold(own):
+    corpus = train.featurise([e.text for e in own])
+    labels = np.array([e.label for e in own])
+    folds = np.arange(len(own)) % 3
+
+    probabilities = train.cross_validate(corpus, labels, folds)
+
+    assert probabilities.shape == (len(own),)
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    # Even out of fold, our own IT posts are mostly told apart.
+    assert ((probabilities >= 0.5) == labels).mean() > 0.7
+
+
+def test_shipped_option_refuses_other_outputs(tmp_path):
+    with pytest.raises(CommandError, match="takes only --data"):
+        call_command("socialitsm_train", "--shipped", "--output", str(tmp_path / "x.npz"))
+
+
+def test_train_command_reports_unreadable_public_data(tmp_path, retrained, db):
+    with pytest.raises(CommandError, match="cannot read the public training data"):
+        call_command("socialitsm_train", "--data", str(tmp_path / "nowhere"), stdout=StringIO(), stderr=StringIO())
+
+
+def test_agents_labels_change_a_retrained_model(retrained, agent, own):
+    catalogue = catalogue_load()[1]
+    out = StringIO()
+    call_command("socialitsm_train", "--no-public", stdout=out, stderr=StringIO())
+    assert out.getvalue() == f"trained on {len(own)} posts (own {len(own)}); wrote {retrained}\n"
+    before = verdict(TEXT, "en", catalogue=catalogue)
+    assert not before.is_complaint
+
+    # Agents say posts about the late report are complaints (say, it is a known pain point).
+    for i in range(12):
+        post = PostFactory(external_id=f"fb-{i}", text=f"{TEXT} #{i}")
+        post_label(post=post, label=Post.Label.COMPLAINT, actor=agent)
+    out = StringIO()
+    call_command("socialitsm_train", "--no-public", stdout=out, stderr=StringIO())
+    assert out.getvalue() == f"trained on {len(own) + 12} posts (feedback 12, own {len(own)}); wrote {retrained}\n"
+    active.reset()  # as a worker does once RELOAD_CHECK_SECONDS have passed
+
+    after = verdict(TEXT, "en", catalogue=catalogue)
+    assert after.is_complaint
+    assert after.score > before.score + 0.3
+    assert any(reason.startswith("word 'report'") or reason.startswith("word 'quarterly'") for reason in after.reasons)
+    assert load(retrained).meta["examples"]["feedback"] == {"complaint": 12, "not_complaint": 0}
+
+
+def test_workers_pick_up_a_new_model_file(retrained, own, monkeypatch):
+    monkeypatch.setattr(model, "RELOAD_CHECK_SECONDS", 0.0)
+    shipped = verdict(TEXT).score
+    train.train([*own, *(train.Example(f"{TEXT} {i}", 1, "feedback", 5.0) for i in range(12))], retrained)
+
+    assert verdict(TEXT).score != shipped
+    assert load(retrained).meta["examples"]["feedback"]["complaint"] == 12
+
+    retrained.unlink()
+    assert verdict(TEXT).score == shipped
+
+
+def test_classify_command_writes_one_json_object_per_line(db):
+    lines = ["VPN down again, third time this week", "", "Merci, tout fonctionne à nouveau", "Outlok keeps crashing"]
+    out = StringIO()
+
+    call_command("socialitsm_classify", "--lang", "en", stdin=StringIO("\n".join(lines) + "\n"), stdout=out)
+
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    expected = verdict_many([(line, "en") for line in lines], catalogue=catalogue_load()[1])
+    assert records == [
+        {
+            "is_complaint": v.is_complaint,
+            "score": round(v.score, 4),
+            "sentiment": round(v.sentiment, 4),
+            "service": v.service,
+            "urgency": v.urgency,
+            "reasons": list(v.reasons),
+        }
+        for v in expected
+    ]
+    assert [(r["is_complaint"], r["service"]) for r in records] == [
+        (True, "vpn"),
+        (False, None),
+        (False, None),
+        (True, "email"),
+    ]
+
+
+def test_classify_command_threshold_and_escaped_newlines(db):
+    out = StringIO()
+
+    call_command(
+        "socialitsm_classify", "--threshold", "0.0", stdin=StringIO("Anyone up for lunch?\\nAt noon?\n"), stdout=out
+    )
+
+    (record,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert record["is_complaint"] is True
+    assert record["score"] == round(verdict("Anyone up for lunch?\nAt noon?").score, 4)
+
+
+def test_classify_command_without_catalogue_needs_no_database():
+    out = StringIO()
+
+    call_command("socialitsm_classify", "--no-catalogue", stdin=StringIO("Outlook is down\n"), stdout=out)
+
+    assert json.loads(out.getvalue())["service"] is None
+
+
+def test_own_posts_are_well_formed():
+    with train.OWN_POSTS.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+
+    assert {row["lang"] for row in rows} == {"en", "fr", "de", "es"}
+    assert {row["label"] for row in rows} == {"0", "1"}
+    assert len({row["text"] for row in rows}) == len(rows)
