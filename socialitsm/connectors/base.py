@@ -179,3 +179,15 @@ class Connector(ABC):
         """Why the network would refuse this kind of reply to `post` ("" when it would not),
         e.g. X allows a public reply only where the author mentioned or quoted us."""
         return ""
+
+
+def aware_time(value: Any) -> datetime | None:
+    """An ISO 8601 time with an offset ("Z" included) as an aware datetime; None for anything
+    else (missing, not a string, malformed, or naive), so network JSON never raises here."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None

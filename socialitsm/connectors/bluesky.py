@@ -45,7 +45,17 @@ from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import clean_json, clean_text
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark, backfill_only
+from .base import (
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    StreamMark,
+    aware_time,
+    backfill_only,
+)
 from .wsclient import ws_connect
 
 if TYPE_CHECKING:
@@ -101,16 +111,6 @@ def sessions_forget() -> None:
 
 def graphemes(text: str) -> int:
     return len(regex.findall(r"\X", text))
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 def _iso(value: datetime) -> str:
@@ -304,7 +304,7 @@ class BlueskyConnector(Connector):
             query = "#" + query.lstrip("#").split()[0] if query.lstrip("#") else ""
         if not query:
             raise PermanentError(f"rule {rule.name!r} has nothing to search for")
-        since = _time(cursor.get("since"))
+        since = aware_time(cursor.get("since"))
         views: list[dict[str, Any]] = []
         page_cursor = ""
         for _ in range(MAX_PAGES):
@@ -322,7 +322,7 @@ class BlueskyConnector(Connector):
         return self._from_views(views, rule, cursor, "since")
 
     def _mentions(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        seen_at = _time(cursor.get("seen_at"))
+        seen_at = aware_time(cursor.get("seen_at"))
         notes: list[dict[str, Any]] = []
         page_cursor = ""
         for _ in range(MAX_PAGES):
@@ -331,7 +331,7 @@ class BlueskyConnector(Connector):
             page = [n for n in _list(data, "notifications") if isinstance(n, dict) and n.get("uri")]
             notes.extend(page)
             page_cursor = str(data.get("cursor") or "")
-            times = [t for t in (_time(n.get("indexedAt")) for n in page) if t is not None]
+            times = [t for t in (aware_time(n.get("indexedAt")) for n in page) if t is not None]
             oldest = min(times) if times else None
             if seen_at is None or not page_cursor or (oldest is not None and oldest <= seen_at):
                 break
@@ -341,16 +341,16 @@ class BlueskyConnector(Connector):
     def _from_views(
         self, views: list[dict[str, Any]], rule: WatchRule, cursor: Cursor, key: str
     ) -> tuple[list[InboundPost], Cursor]:
-        since = _time(cursor.get(key))
+        since = aware_time(cursor.get(key))
         posts = []
         for view in views:
             post = self.parse_view(view, rule_id=rule.pk)
-            indexed = _time(view.get("indexedAt"))
+            indexed = aware_time(view.get("indexedAt"))
             if post is None or (since is not None and indexed is not None and indexed < since - OVERLAP):
                 continue
             posts.append(post)
         posts.sort(key=lambda p: (p.posted_at, p.external_id))
-        newest = max((t for t in (_time(v.get("indexedAt")) for v in views) if t), default=None)
+        newest = max((t for t in (aware_time(v.get("indexedAt")) for v in views) if t), default=None)
         if newest is None:
             return posts, cursor
         # Search results can be indexed late: keep an overlap; notifications are in order.
@@ -390,7 +390,7 @@ class BlueskyConnector(Connector):
         raw: dict[str, Any],
         rule_id: int | None,
     ) -> InboundPost | None:
-        posted_at = _time(record.get("createdAt"))
+        posted_at = aware_time(record.get("createdAt"))
         if posted_at is None:
             return None
         reply = _dict(record.get("reply"))

@@ -44,7 +44,17 @@ from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import clean_json, html_to_text
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark, backfill_only
+from .base import (
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    StreamMark,
+    aware_time,
+    backfill_only,
+)
 from .wsclient import ws_connect
 
 if TYPE_CHECKING:
@@ -74,16 +84,6 @@ def _id_key(value: str) -> tuple[int, str]:
 
 def _newest(ids: Sequence[str]) -> str:
     return max(ids, key=_id_key)
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 def status_length(text: str) -> int:
@@ -163,7 +163,7 @@ class MastodonConnector(Connector):
 
     def _note(self, response: requests.Response) -> None:
         remaining = _int(response.headers.get("X-RateLimit-Remaining"))
-        reset_at = _time(response.headers.get("X-RateLimit-Reset"))
+        reset_at = aware_time(response.headers.get("X-RateLimit-Reset"))
         self.note_quota(remaining=remaining, limit=_int(response.headers.get("X-RateLimit-Limit")), reset_at=reset_at)
         if remaining == 0 and reset_at is not None:
             self._paused_until = reset_at
@@ -174,7 +174,7 @@ class MastodonConnector(Connector):
         host = urlsplit(self.base_url).netloc
         said = f"(HTTP {status}): {detail}" if detail else f"(HTTP {status})"
         if status == 429:
-            reset = _time(response.headers.get("X-RateLimit-Reset")) or getattr(exc, "retry_at", None)
+            reset = aware_time(response.headers.get("X-RateLimit-Reset")) or getattr(exc, "retry_at", None)
             when = f"; it resets at {reset:%H:%M:%S} UTC" if reset else ""
             return TransientError(f"{host} rate limit reached {said}{when}", status=status, retry_at=reset)
         if status >= 500:
@@ -279,10 +279,10 @@ class MastodonConnector(Connector):
 
     def _rewound(self, statuses: list[dict[str, Any]]) -> str:
         newest = statuses[-1]
-        newest_at = _time(newest.get("created_at"))
+        newest_at = aware_time(newest.get("created_at"))
         if newest_at is None:
             return str(newest["id"])
-        older = [s for s in statuses if (_time(s.get("created_at")) or newest_at) <= newest_at - OVERLAP]
+        older = [s for s in statuses if (aware_time(s.get("created_at")) or newest_at) <= newest_at - OVERLAP]
         # Nothing older than the overlap in this batch: keep a little of it by restarting at the
         # oldest status we got (a re-fetch of one batch, deduped by ingest).
         return str((older[-1] if older else statuses[0])["id"]) if len(statuses) > 1 else str(newest["id"])
@@ -323,7 +323,7 @@ class MastodonConnector(Connector):
         if status.get("reblog"):
             return None
         account = status.get("account")
-        posted_at = _time(status.get("created_at"))
+        posted_at = aware_time(status.get("created_at"))
         if not isinstance(account, dict) or not account.get("id") or posted_at is None or not status.get("id"):
             return None
         text = html_to_text(str(status.get("content") or ""))
@@ -506,7 +506,7 @@ class MastodonConnector(Connector):
         since = timezone.now() - timedelta(hours=1)
         wanted = _MENTION.sub(lambda m: "@" + m.group(1), body["status"]).strip()
         for status in recent if isinstance(recent, list) else []:
-            if not isinstance(status, dict) or (_time(status.get("created_at")) or since) < since:
+            if not isinstance(status, dict) or (aware_time(status.get("created_at")) or since) < since:
                 continue
             if status.get("visibility") != body["visibility"]:
                 continue
