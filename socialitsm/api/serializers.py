@@ -18,10 +18,13 @@ from rest_framework.reverse import reverse
 
 from socialitsm import sla as sla_maths
 from socialitsm.connectors import connector_for
+from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.http import check_url
 from socialitsm.models import (
     Channel,
     Incident,
     IncidentEvent,
+    ItsmConnection,
     ItsmLink,
     Network,
     Post,
@@ -64,6 +67,82 @@ class IncidentLinksSerializer(serializers.Serializer):
     posts = serializers.URLField(read_only=True)
     events = serializers.URLField(read_only=True)
     replies = serializers.URLField(read_only=True)
+
+
+class ItsmConnectionSerializer(serializers.ModelSerializer):
+    """An ITSM suite connection. Credentials are write-only: omitted on update, they are kept."""
+
+    credentials = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=4096),
+        write_only=True,
+        required=False,
+        help_text="Tokens and passwords (RT: token; ServiceNow: username, password; Jira and Zendesk: email, "
+        "api_token; webhook: secret), plus webhook_secret to accept signed inbound calls. Stored encrypted.",
+    )
+    has_credentials = serializers.SerializerMethodField()
+    accepts_webhooks = serializers.SerializerMethodField(help_text="A webhook_secret is stored.")
+    webhook_url = serializers.SerializerMethodField(help_text="Where the suite posts its signed change events.")
+    rule_services: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Service.objects.all(), many=True, required=False
+    )
+
+    class Meta:
+        model = ItsmConnection
+        fields = (
+            "id",
+            "name",
+            "slug",
+            "kind",
+            "base_url",
+            "credentials",
+            "has_credentials",
+            "accepts_webhooks",
+            "webhook_url",
+            "config",
+            "field_map",
+            "state_map",
+            "rule_services",
+            "rule_groups",
+            "rule_max_priority",
+            "poll_interval",
+            "enabled",
+            "last_polled_at",
+            "next_poll_at",
+            "last_error",
+            "last_error_at",
+        )
+        read_only_fields = ("last_polled_at", "next_poll_at", "last_error", "last_error_at")
+
+    def get_has_credentials(self, connection: ItsmConnection) -> bool:
+        return bool(connection.credentials)
+
+    def get_accepts_webhooks(self, connection: ItsmConnection) -> bool:
+        return bool(connection.credentials.get("webhook_secret"))
+
+    def get_webhook_url(self, connection: ItsmConnection) -> str:
+        return reverse(
+            "socialitsm-api:itsm-webhook", kwargs={"slug": connection.slug}, request=self.context.get("request")
+        )
+
+    def validate_base_url(self, value: str) -> str:
+        try:
+            check_url(value)
+        except PermanentError as exc:
+            raise serializers.ValidationError(exc.message) from exc
+        except TransientError:
+            pass  # not resolvable now (DNS down, host not yet created): checked again on every call
+        return value
+
+    def validate_poll_interval(self, value: int) -> int:
+        if value < 10:
+            raise serializers.ValidationError("poll at most every 10 seconds")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in ("config", "field_map", "state_map"):
+            if name in attrs and not isinstance(attrs[name], dict):
+                raise serializers.ValidationError({name: ["must be a JSON object"]})
+        return attrs
 
 
 class ItsmLinkSerializer(serializers.ModelSerializer):

@@ -8,6 +8,7 @@ from .itsm import ItsmWebhookView
 from .views import (
     ChannelViewSet,
     IncidentViewSet,
+    ItsmConnectionViewSet,
     ItsmLinkViewSet,
     PostViewSet,
     ReplyViewSet,
@@ -28,6 +29,7 @@ router.register("channels", ChannelViewSet, basename="channel")
 router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla/calendars", SlaCalendarViewSet, basename="sla-calendar")
 router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")
+router.register("itsm-connections", ItsmConnectionViewSet, basename="itsm-connection")
 
 urlpatterns = [
     path("ingest/<slug:slug>/", IngestView.as_view(), name="ingest"),

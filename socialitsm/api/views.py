@@ -23,6 +23,7 @@ from socialitsm.models import (
     Channel,
     Incident,
     IncidentEvent,
+    ItsmConnection,
     ItsmLink,
     Post,
     Reply,
@@ -37,7 +38,7 @@ from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
 from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
-from .permissions import IsLead
+from .permissions import CanManage, IsLead
 
 
 class ApiViewSet(GenericViewSet):
@@ -370,6 +371,24 @@ class ItsmLinkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     def retry(self, request: Request, pk: str | None = None) -> Response:
         link = itsm_sync.itsm_link_retry_for_agent(link=self.get_object())
         return Response(self.get_serializer(_itsm_link_queryset().get(pk=link.pk)).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="ITSM suite connections"),
+    retrieve=extend_schema(summary="One ITSM connection by slug"),
+    create=extend_schema(summary="Connect an ITSM suite"),
+    update=extend_schema(summary="Replace an ITSM connection's settings"),
+    partial_update=extend_schema(summary="Change an ITSM connection; omitted credentials are kept"),
+    destroy=extend_schema(summary="Remove an ITSM connection and its links (the suite's records stay)"),
+)
+class ItsmConnectionViewSet(ModelViewSet):
+    serializer_class = s.ItsmConnectionSerializer
+    permission_classes = (CanManage,)
+    lookup_field = "slug"
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[ItsmConnection]:
+        return ItsmConnection.objects.prefetch_related("rule_services", "rule_groups").order_by("name", "pk")
 
 
 @extend_schema_view(

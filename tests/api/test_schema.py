@@ -30,6 +30,8 @@ PATHS = {
     "/api/v1/itsm-links/{id}/": {"get"},
     "/api/v1/itsm-links/{id}/retry/": {"post"},
     "/api/v1/itsm/{slug}/webhook/": {"post"},
+    "/api/v1/itsm-connections/": {"get", "post"},
+    "/api/v1/itsm-connections/{slug}/": {"get", "put", "patch", "delete"},
 }
 
 
