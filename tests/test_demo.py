@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -383,3 +384,22 @@ def test_demo_agent_is_a_lead_and_sees_the_history_and_the_stream_on_the_sla_das
     assert figures["breaches_by_agent.anna.agent"] != "0"
     assert figures["incidents.out"] == "21"
     assert figures["first_response.median_minutes"] != "—"
+
+
+def test_demo_history_promotes_the_posts_a_retrained_model_does_not_take_for_complaints(monkeypatch):
+    from socialitsm import classify
+
+    real = classify.verdict_many
+
+    def nothing_is_a_complaint(*args, **kwargs):
+        return [dataclasses.replace(v, score=0.0, is_complaint=False) for v in real(*args, **kwargs)]
+
+    monkeypatch.setattr(classify, "verdict_many", nothing_is_a_complaint)
+
+    run_demo()
+
+    assert Incident.objects.count() == len(STORIES)
+    promoted = IncidentEvent.objects.filter(kind=IncidentEvent.Kind.PROMOTED)
+    assert promoted.count() == len(STORIES)
+    assert set(promoted.values_list("actor__username", flat=True)) == {"anna.agent", "ben.agent", "carla.agent", None}
+    assert Incident.objects.exclude(first_response_at=None).count() == 27
