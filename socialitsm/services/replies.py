@@ -122,10 +122,13 @@ def reply_send(*, reply: Reply) -> Reply | None:
         raise
     except PermanentError as exc:
         return reply_mark_failed(reply=reply, error=exc.message)
-    return _reply_record_sent(reply, external_id)
+    return reply_mark_sent(reply=reply, external_id=external_id)
 
 
-def _reply_record_sent(reply: Reply, external_id: str) -> Reply:
+def reply_mark_sent(*, reply: Reply, external_id: str) -> Reply:
+    """Record that the network took `reply` under `external_id`: the first one sent is the
+    incident's first response, and the SLA clocks are replayed. Called by `reply_send`, and by
+    the demo, which builds a past week of answered incidents without calling any network."""
     sent_at = timezone.now()
     with transaction.atomic():
         Reply.objects.filter(pk=reply.pk).update(

@@ -1,5 +1,5 @@
-"""Set up the demo: teams, SLA policies and business hours, a replay stream, a webhook channel and a
-login that is an agent and a team lead."""
+"""Set up the demo: teams, SLA policies and business hours, a replay stream, a webhook channel, a
+login that is an agent and a team lead, three team agents and a past week of incidents they worked."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from socialitsm.conf import conf
 from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
+from socialitsm.demo import history
 from socialitsm.models import Channel, Network, Service, SlaCalendar, SlaPolicy, WatchRule
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
@@ -40,6 +42,8 @@ STREAM_SLUG = "demo"
 STREAM_RULE = "IT complaints"
 WEBHOOK_SLUG = "webhook"
 WEBHOOK_RULE = "Pushed complaints"
+# The agents of the seeded history: they have no password, so nobody can log in as them.
+TEAM_AGENTS = {history.ANNA: SERVICE_DESK, history.BEN: NETWORK_TEAM, history.CARLA: WORKPLACE_IT}
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,13 @@ class DemoLogin:
     username: str
     password: str
     webhook_secret: str
+    # Incidents of the past week seeded by this run; 0 when the history was already there.
+    history_incidents: int
 
 
-def demo_setup(*, reset_stream: bool = False) -> DemoLogin:
-    """Create what the demo needs, once; later runs only give the agent a new password."""
+def demo_setup(*, reset_stream: bool = False, reset_history: bool = False) -> DemoLogin:
+    """Create what the demo needs, once; later runs only give the agent a new password (and,
+    with `reset_history`, build the past week again up to now)."""
     with transaction.atomic():
         groups = {
             name: Group.objects.get_or_create(name=name)[0] for name in (SERVICE_DESK, NETWORK_TEAM, WORKPLACE_IT)
@@ -142,7 +149,35 @@ def demo_setup(*, reset_stream: bool = False) -> DemoLogin:
         user.set_password(password)
         user.save()
         user.groups.add(*Group.objects.filter(name__in=(AGENT_GROUP, LEAD_GROUP)), groups[SERVICE_DESK])
-    return DemoLogin(username=DEMO_USERNAME, password=password, webhook_secret=webhook.credentials["secret"])
+        agents = _team_agents(groups)
+
+    channels = {STREAM_SLUG: stream, WEBHOOK_SLUG: webhook}
+    if reset_history:
+        history.history_remove(channels=channels)
+    seeded = 0
+    if not history.history_posts(channels).exists():
+        seeded = history.history_seed(channels=channels, agents=agents).incidents
+    return DemoLogin(
+        username=DEMO_USERNAME,
+        password=password,
+        webhook_secret=webhook.credentials["secret"],
+        history_incidents=seeded,
+    )
+
+
+def _team_agents(groups: dict[str, Group]) -> dict[str, AbstractBaseUser]:
+    agent_group = Group.objects.get(name=AGENT_GROUP)
+    agents: dict[str, AbstractBaseUser] = {}
+    for username, team in TEAM_AGENTS.items():
+        agent, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"email": f"{username}@example.com"}
+        )
+        if created:
+            agent.set_unusable_password()
+            agent.save(update_fields=["password"])
+        agent.groups.add(agent_group, groups[team])
+        agents[username] = agent
+    return agents
 
 
 def webhook_example(*, url: str, secret: str) -> str:
@@ -171,11 +206,21 @@ class Command(BaseCommand):
             "--url", default="http://127.0.0.1:8000/", help="Where the site is served, for the printout."
         )
         parser.add_argument("--reset-stream", action="store_true", help="Play the demo stream again from the top.")
+        parser.add_argument(
+            "--reset-history",
+            action="store_true",
+            help="Delete the seeded past week of incidents and build it again, ending now.",
+        )
 
-    def handle(self, *args, url: str, reset_stream: bool, **options) -> None:
+    def handle(self, *args, url: str, reset_stream: bool, reset_history: bool, **options) -> None:
         if not conf.DEMO:
             raise CommandError("refusing to create a demo login with a known role: set SOCIALITSM_DEMO=1 to allow it")
-        login = demo_setup(reset_stream=reset_stream)
+        login = demo_setup(reset_stream=reset_stream, reset_history=reset_history)
+        seeded = (
+            f"{login.history_incidents} incidents of the past week, worked by {', '.join(TEAM_AGENTS)}"
+            if login.history_incidents
+            else "already loaded (--reset-history builds it again, ending now)"
+        )
         url = url.rstrip("/") + "/"
         ingest_url = f"{url}api/v1/ingest/{WEBHOOK_SLUG}/"
         self.stdout.write(
@@ -187,6 +232,8 @@ class Command(BaseCommand):
                     f"  Password:         {login.password}",
                     f"  Admin:            {url}admin/",
                     f"  API docs:         {url}api/docs/",
+                    f"  SLA dashboard:    {url}sla/",
+                    f"  History:          {seeded}",
                     f"  Webhook secret:   {login.webhook_secret}",
                     "  Push a signed post to the webhook channel:",
                     f"    {webhook_example(url=ingest_url, secret=login.webhook_secret)}",
