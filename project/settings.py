@@ -171,6 +171,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StateEnum": "socialitsm.models.Incident.State",
         "SlaClockStateEnum": "socialitsm.models.SlaClock.State",
+        "PriorityEnum": "socialitsm.models.Incident.Priority",
     },
 }
 
