@@ -33,7 +33,8 @@ def sign(secret: str, body: bytes) -> str:
 def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
     if not secret or not header:
         return False
-    return hmac.compare_digest(sign(secret, body), header.strip())
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a caller can send.
+    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode("utf-8", "surrogateescape"))
 
 
 class WebhookConnector(Connector):

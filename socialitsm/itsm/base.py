@@ -113,7 +113,8 @@ class ItsmAdapter(ABC):
         header = headers.get(SIGNATURE_HEADER)
         if not secret or not header:
             return False
-        return hmac.compare_digest(sign(secret, body), header.strip())
+        # As bytes: compare_digest refuses str with non-ASCII characters, which a caller can send.
+        return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode("utf-8", "surrogateescape"))
 
     def webhook_remote_id(self, payload: Any) -> str:
         """The id of the suite's record an inbound call is about; "" when it names none."""

@@ -138,7 +138,7 @@ class ZendeskAdapter(ItsmAdapter):
         if not secret or not signature or not timestamp:
             return False
         expected = base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest())
-        return hmac.compare_digest(expected.decode(), signature.strip())
+        return hmac.compare_digest(expected, signature.strip().encode("utf-8", "surrogateescape"))
 
     def webhook_remote_id(self, payload: Any) -> str:
         if isinstance(payload, dict) and payload.get("ticket_id"):

@@ -189,6 +189,17 @@ def test_push_needs_no_csrf_token(channel, django_capture_on_commit_callbacks):
     assert Post.objects.count() == 1
 
 
+def test_signature_with_non_ascii_characters_is_refused(api, channel):
+    # HTTP headers arrive as latin-1: a signature with such characters is wrong, not a crash.
+    body = json.dumps(post_json()).encode()
+
+    response = api.post(URL, data=body, content_type="application/json", headers={SIGNATURE_HEADER: "sha256=\xe9t\xe9"})
+
+    assert response.status_code == 401
+    assert response.json() == BAD_SIGNATURE
+    assert Post.objects.count() == 0
+
+
 def test_signature_of_another_body_is_refused(api, channel):
     body = json.dumps(post_json()).encode()
 

@@ -158,6 +158,18 @@ def test_inbound_webhook_refusals(fake_connection, fake_suite, payload, secret, 
     assert fake_suite.calls == []
 
 
+def test_inbound_webhook_with_a_non_ascii_signature_is_refused(fake_connection, fake_suite):
+    # HTTP headers arrive as latin-1: a signature with such characters is wrong, not a crash.
+    response = APIClient().post(
+        "/api/v1/itsm/suite/webhook/",
+        b'{"id": "1"}',
+        content_type="application/json",
+        headers={SIGNATURE_HEADER: "sha256=\xe9t\xe9"},
+    )
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_signature")
+    assert fake_suite.calls == []
+
+
 def test_inbound_webhook_without_a_configured_secret_is_refused(fake_connection):
     fake_connection.credentials = {}
     fake_connection.save()

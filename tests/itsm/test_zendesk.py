@@ -190,3 +190,9 @@ def test_zendesk_signed_webhook_is_accepted(connection):
     assert adapter.webhook_signature_valid(headers, payload)
     assert not adapter.webhook_signature_valid(headers, b'{"ticket_id": "4712"}')
     assert adapter.webhook_remote_id({"ticket_id": "4711"}) == "4711"
+
+
+def test_zendesk_webhook_signature_with_non_ascii_characters_is_refused(connection):
+    adapter = adapter_for(connection)
+    headers = {"X-Zendesk-Webhook-Signature": "sig\xe9", "X-Zendesk-Webhook-Signature-Timestamp": "17326\xe9"}
+    assert not adapter.webhook_signature_valid(headers, b'{"ticket_id": "4711"}')
