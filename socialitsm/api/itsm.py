@@ -19,6 +19,7 @@ from socialitsm.itsm import adapter_for
 from socialitsm.itsm.base import SIGNATURE_HEADER
 from socialitsm.models import ItsmConnection
 from socialitsm.services.itsm_sync import itsm_webhook_receive
+from socialitsm.text import clean_text, shorten
 
 
 class ItsmWebhookResultSerializer(serializers.Serializer):
@@ -90,5 +91,6 @@ class ItsmWebhookView(APIView):
             return _error(status.HTTP_400_BAD_REQUEST, "no_record", "The body names no record of the suite.")
         link = itsm_webhook_receive(connection=connection, remote_id=remote_id)
         if link is None:
-            return _error(status.HTTP_404_NOT_FOUND, "unknown_record", f"No incident is linked to {remote_id}.")
+            named = shorten(clean_text(remote_id), 128)
+            return _error(status.HTTP_404_NOT_FOUND, "unknown_record", f"No incident is linked to {named}.")
         return Response({"incident": link.incident.number}, status=status.HTTP_202_ACCEPTED)

@@ -40,6 +40,10 @@ from . import serializers as s
 from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
 from .permissions import CanManage, IsLead
 
+# Slugs and incident numbers in URLs: any character but a NUL, which PostgreSQL refuses in a
+# query (a 500 instead of a 404).
+LOOKUP_REGEX = r"[^/.\x00]+"
+
 
 class ApiViewSet(GenericViewSet):
     """Turns a service's refusal into a 400 naming the field it concerns."""
@@ -103,6 +107,7 @@ def _reply_target(incident: Incident) -> Post:
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = s.IncidentSerializer
     lookup_field = "number"
+    lookup_value_regex = LOOKUP_REGEX
     filterset_class = IncidentFilter
     filter_backends = (DjangoFilterBackend, NullsLastOrderingFilter)
     # breach_due_at: time to breach, soonest first; incidents with no running clock come last.
@@ -277,6 +282,7 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = s.ServiceSerializer
     lookup_field = "slug"
+    lookup_value_regex = LOOKUP_REGEX
     filter_backends: tuple[type, ...] = ()
 
     def get_queryset(self) -> QuerySet[Service]:
@@ -385,6 +391,7 @@ class ItsmConnectionViewSet(ModelViewSet):
     serializer_class = s.ItsmConnectionSerializer
     permission_classes = (CanManage,)
     lookup_field = "slug"
+    lookup_value_regex = LOOKUP_REGEX
     filter_backends: tuple[type, ...] = ()
 
     def get_queryset(self) -> QuerySet[ItsmConnection]:
@@ -398,6 +405,7 @@ class ItsmConnectionViewSet(ModelViewSet):
 class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = s.ChannelSerializer
     lookup_field = "slug"
+    lookup_value_regex = LOOKUP_REGEX
     filter_backends: tuple[type, ...] = ()
 
     def get_queryset(self) -> QuerySet[Channel]:

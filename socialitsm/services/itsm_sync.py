@@ -51,6 +51,7 @@ from socialitsm.models import (
     Post,
     Reply,
 )
+from socialitsm.text import clean_text
 
 from .incidents import TRANSITIONS, event_record, incident_update
 
@@ -648,6 +649,10 @@ def itsm_link_retry_for_agent(*, link: ItsmLink) -> ItsmLink:
 def itsm_webhook_receive(*, connection: ItsmConnection, remote_id: str) -> ItsmLink | None:
     """A suite told us a record changed: pull it (the payload only names the record; its state
     is read from the suite). Returns None when no incident is linked to that record."""
+    longest = ItsmLink._meta.get_field("remote_id").max_length or 0
+    if len(remote_id) > longest or clean_text(remote_id) != remote_id:
+        # Never stored so: a NUL or lone surrogate would make PostgreSQL refuse the query.
+        return None
     link = ItsmLink.objects.filter(connection=connection, remote_id=remote_id).first()
     if link is None:
         return None

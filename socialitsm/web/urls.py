@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, register_converter
+from django.urls.converters import StringConverter
 
 from . import views
+
+
+class IncidentNumberConverter(StringConverter):
+    """An incident number: any character but "/" and NUL, which PostgreSQL refuses in a query."""
+
+    regex = r"[^/\x00]+"
+
+
+register_converter(IncidentNumberConverter, "incident_number")
 
 app_name = "socialitsm"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
-    path("incidents/<str:number>/", views.incident_detail, name="incident"),
-    path("incidents/<str:number>/replies/", views.incident_replies, name="incident-replies"),
-    path("incidents/<str:number>/update/", views.incident_update_view, name="incident-update"),
-    path("incidents/<str:number>/assign/", views.incident_assign_view, name="incident-assign"),
-    path("incidents/<str:number>/reply/", views.incident_reply_view, name="incident-reply"),
+    path("incidents/<incident_number:number>/", views.incident_detail, name="incident"),
+    path("incidents/<incident_number:number>/replies/", views.incident_replies, name="incident-replies"),
+    path("incidents/<incident_number:number>/update/", views.incident_update_view, name="incident-update"),
+    path("incidents/<incident_number:number>/assign/", views.incident_assign_view, name="incident-assign"),
+    path("incidents/<incident_number:number>/reply/", views.incident_reply_view, name="incident-reply"),
     path(
-        "incidents/<str:number>/itsm/<int:link_id>/retry/", views.incident_itsm_retry_view, name="incident-itsm-retry"
+        "incidents/<incident_number:number>/itsm/<int:link_id>/retry/",
+        views.incident_itsm_retry_view,
+        name="incident-itsm-retry",
     ),
     path("posts/", views.triage, name="triage"),
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),

@@ -170,6 +170,14 @@ def test_inbound_webhook_with_a_non_ascii_signature_is_refused(fake_connection, 
     assert fake_suite.calls == []
 
 
+@pytest.mark.parametrize("remote_id", ["1\\u0000", "\\ud800", "9" * 129], ids=["nul", "lone-surrogate", "too-long"])
+def test_inbound_webhook_naming_an_impossible_record_is_unknown(fake_connection, fake_suite, remote_id):
+    # PostgreSQL refuses NUL and lone surrogates in a query: such ids are never linked.
+    response = post_hook(f'{{"id": "{remote_id}"}}'.encode())
+    assert (response.status_code, response.json()["error"]) == (404, "unknown_record")
+    assert fake_suite.calls == []
+
+
 def test_inbound_webhook_without_a_configured_secret_is_refused(fake_connection):
     fake_connection.credentials = {}
     fake_connection.save()
