@@ -10,14 +10,27 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.utils import timezone
 from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection, reconnect
 
 from socialitsm.conf import conf
-from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.http import check_url
 
 # Frames can be large (a post with facets and embeds), but not unbounded.
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+
+class _CheckedConnect(reconnect):
+    """websockets follows up to 10 redirects on its own: each target is SSRF-checked first."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        target = super().process_redirect(exc)
+        if isinstance(target, str):
+            try:
+                check_url(_as_http(target))
+            except ExternalError as refused:
+                return refused
+        return target
 
 
 def _as_http(url: str) -> str:
@@ -39,7 +52,7 @@ def ws_connect(url: str, *, headers: Mapping[str, str] | None = None, name: str)
     stack = ExitStack()
     try:
         connection = stack.enter_context(
-            connect(
+            _CheckedConnect(
                 url,
                 additional_headers=dict(headers or {}),
                 open_timeout=conf.HTTP_TIMEOUT,
@@ -48,7 +61,7 @@ def ws_connect(url: str, *, headers: Mapping[str, str] | None = None, name: str)
                 user_agent_header="socialitsm",
                 compression=None,
                 proxy=None,
-            )
+            ).connect()
         )
     except InvalidStatus as exc:
         status = exc.response.status_code
