@@ -75,6 +75,13 @@ def request(method: str, url: str, *, timeout: float | None = None, **kwargs: An
         raise TransientError(f"timed out calling {urlsplit(url).netloc}") from exc
     except requests.ConnectionError as exc:
         raise TransientError(f"cannot connect to {urlsplit(url).netloc}: {exc}") from exc
+    except (requests.exceptions.InvalidHeader, UnicodeEncodeError):
+        # requests quotes the offending header value, which is mostly a credential (a token pasted
+        # with its line break): name the problem, never the value, and drop the original exception.
+        raise PermanentError(
+            f"bad request to {urlsplit(url).netloc}: a header value (usually a token or password from the "
+            "credentials) has a line break, leading spaces or characters HTTP headers cannot carry"
+        ) from None
     except requests.RequestException as exc:
         raise PermanentError(f"bad request to {urlsplit(url).netloc}: {exc}") from exc
     raise_for_response(response)

@@ -104,3 +104,29 @@ def test_redirects_are_not_followed(public_dns):
     responses.get(URL, status=302, headers={"Location": "http://169.254.169.254/"})
     assert http.request("GET", URL).status_code == 302
     assert len(responses.calls) == 1
+
+
+HEADER_REFUSED = (
+    "bad request to {host}: a header value (usually a token or password from the credentials) has a line break, "
+    "leading spaces or characters HTTP headers cannot carry"
+)
+
+
+@responses.activate
+@pytest.mark.parametrize("token", ["tok-s3cret\n", "tok-s3cret\r\nX-Injected: 1"])
+def test_a_bad_header_value_is_refused_without_quoting_it(public_dns, token):
+    # requests' own message quotes the value: stored as last_error it would show the token.
+    with pytest.raises(PermanentError) as caught:
+        http.request("GET", URL, headers={"Authorization": f"Bearer {token}"})
+    assert caught.value.message == HEADER_REFUSED.format(host="api.example.com")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert len(responses.calls) == 0
+
+
+def test_a_header_value_http_cannot_encode_is_a_permanent_error(settings):
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True
+    # Refused while the request is written, before any connection: the port need not listen.
+    with pytest.raises(PermanentError) as caught:
+        http.request("GET", "http://127.0.0.1:9/x", headers={"Authorization": "Bearer tok-s3cret-€"})
+    assert caught.value.message == HEADER_REFUSED.format(host="127.0.0.1:9")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
