@@ -32,9 +32,26 @@ def check_url(url: str) -> None:
     except socket.gaierror as exc:
         raise TransientError(f"cannot resolve {parts.hostname}: {exc}") from exc
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
+        if not _public(ipaddress.ip_address(info[4][0])):
             raise PermanentError(f"refusing URL {url!r}: {parts.hostname} resolves to a non-public address")
+
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 and IPv4-compatible.
+_EMBEDS_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global and unicast, and so is any IPv4 address inside an IPv6 one (a NAT64 or 6to4
+    gateway would carry 64:ff9b::7f00:1 or 2002:7f00:1:: to 127.0.0.1)."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or address.sixtofour
+        if inner is None and any(address in network for network in _EMBEDS_IPV4):
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if inner is not None and not _public(inner):
+            return False
+    return True
 
 
 def retry_at_from(response: requests.Response) -> datetime | None:

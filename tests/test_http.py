@@ -130,3 +130,29 @@ def test_a_header_value_http_cannot_encode_is_a_permanent_error(settings):
         http.request("GET", "http://127.0.0.1:9/x", headers={"Authorization": "Bearer tok-s3cret-€"})
     assert caught.value.message == HEADER_REFUSED.format(host="127.0.0.1:9")
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2002:a00:5::1", "::7f00:1", "::ffff:10.0.0.5"],
+    ids=["nat64-loopback", "nat64-metadata", "6to4-loopback", "6to4-private", "ipv4-compatible", "ipv4-mapped"],
+)
+def test_ipv6_addresses_carrying_a_private_ipv4_address_are_refused(monkeypatch, address):
+    def resolve(host, port, *args, **kwargs):
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with pytest.raises(PermanentError) as caught:
+        http.check_url("https://sneaky.example.com/x")
+    assert caught.value.message == (
+        "refusing URL 'https://sneaky.example.com/x': sneaky.example.com resolves to a non-public address"
+    )
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::5db8:d70e", "2002:5db8:d70e::1", "2606:4700::1111"])
+def test_ipv6_addresses_of_public_hosts_pass(monkeypatch, address):
+    def resolve(host, port, *args, **kwargs):
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    http.check_url("https://public.example.com/x")
