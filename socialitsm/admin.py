@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .exceptions import ExternalError
+from .http import CREDENTIALS_FOR_NEW_HOST, same_host
 from .models import (
     Author,
     Channel,
@@ -31,6 +32,20 @@ from .selectors import channel_list
 from .services import itsm_sync, replies
 from .services.channels import channel_test, channel_verify
 from .services.sla import sla_rules_changed
+
+
+def _require_credentials_for_new_host(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:
+    """Stored credentials are not sent to a host the base URL was changed to: they are asked again."""
+    instance = form.instance
+    if (
+        instance.pk
+        and instance.credentials
+        and "base_url" in form.changed_data
+        and "base_url" in cleaned
+        and not cleaned.get("new_credentials")
+        and not same_host(instance.base_url, cleaned["base_url"])
+    ):
+        form.add_error("new_credentials", CREDENTIALS_FOR_NEW_HOST[:1].upper() + CREDENTIALS_FOR_NEW_HOST[1:] + ".")
 
 
 class ChannelForm(forms.ModelForm):
@@ -72,6 +87,7 @@ class ChannelForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
+        _require_credentials_for_new_host(self, cleaned)
         if self.errors or cleaned.get("skip_verify"):
             return cleaned
         if self.instance.pk and not set(self.VERIFY_ON) & set(self.changed_data):
@@ -393,6 +409,7 @@ class ItsmConnectionForm(forms.ModelForm):
         new = cleaned.get("new_credentials")
         if new is not None and new != "" and not isinstance(new, dict):
             self.add_error("new_credentials", "Enter a JSON object.")
+        _require_credentials_for_new_host(self, cleaned)
         return cleaned
 
     def save(self, commit: bool = True) -> ItsmConnection:

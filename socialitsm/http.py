@@ -54,6 +54,24 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return True
 
 
+CREDENTIALS_FOR_NEW_HOST = "the base URL now points to another host: enter the credentials for it again"
+
+
+def same_host(first: str, second: str) -> bool:
+    """Whether two URLs reach the same host and port. Stored credentials may follow a changed
+    URL only there: elsewhere, whoever may edit the URL could have them sent to a host of theirs."""
+
+    def host(url: str) -> tuple[str, int | None]:
+        parts = urlsplit(url)
+        try:
+            port = parts.port or {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme)
+        except ValueError:
+            port = None
+        return (parts.hostname or "").rstrip("."), port
+
+    return host(first) == host(second)
+
+
 def retry_at_from(response: requests.Response) -> datetime | None:
     """When the remote asked us to come back, from Retry-After (seconds or HTTP date)."""
     value = response.headers.get("Retry-After")

@@ -222,3 +222,65 @@ def test_check_credentials_action_reports_each_channel(admin_client, fake_networ
     ]
     assert Channel.objects.get(pk=good.pk).config["account_id"] == "fake-account-1"
     assert Channel.objects.get(pk=bad.pk).health == "failing"
+
+
+def test_moving_a_channel_to_another_host_asks_for_its_credentials_again(admin_client, fake_network):
+    channel = ChannelFactory(
+        slug="fake-support",
+        config={"connector": "fake"},
+        base_url="https://mastodon.example",
+        credentials={"access_token": "stored-t0k3n"},
+    )
+    url = reverse("admin:socialitsm_channel_change", args=[channel.pk])
+    moved = _channel_form(base_url="https://collector.example.net", new_credentials="", handle=channel.handle)
+    fake_network.errors.append(TransientError("the network was asked"))
+
+    response = admin_client.post(url, moved)
+
+    # Not saved, and the network was not asked: the stored token never went to the new host.
+    assert response.status_code == 200
+    assert "The base URL now points to another host: enter the credentials for it again." in response.content.decode()
+    assert Channel.objects.get(pk=channel.pk).base_url == "https://mastodon.example"
+    assert len(fake_network.errors) == 1
+    fake_network.errors.clear()
+    same_host = _channel_form(base_url="https://MASTODON.example:443/", new_credentials="", handle=channel.handle)
+    assert admin_client.post(url, same_host).status_code == 302
+    moved["new_credentials"] = '{"access_token": "new-t0k3n"}'
+    assert admin_client.post(url, moved).status_code == 302
+    channel.refresh_from_db()
+    assert (channel.base_url, channel.credentials) == ("https://collector.example.net", {"access_token": "new-t0k3n"})
+
+
+def test_moving_an_itsm_connection_to_another_host_asks_for_its_credentials_again(admin_client):
+    from socialitsm.models import ItsmConnection
+
+    connection = ItsmConnection.objects.create(
+        name="RT", slug="rt", kind="rt", base_url="https://rt.example.com", credentials={"token": "keep-me"}
+    )
+    url = reverse("admin:socialitsm_itsmconnection_change", args=[connection.pk])
+    form = {
+        "name": "RT",
+        "slug": "rt",
+        "kind": "rt",
+        "base_url": "https://collector.example.net",
+        "new_credentials": "",
+        "config": "{}",
+        "field_map": "{}",
+        "state_map": "{}",
+        "rule_max_priority": "2",
+        "poll_interval": "60",
+        "enabled": "on",
+    }
+
+    response = admin_client.post(url, form)
+
+    assert response.status_code == 200
+    assert "The base URL now points to another host: enter the credentials for it again." in response.content.decode()
+    assert ItsmConnection.objects.get(pk=connection.pk).base_url == "https://rt.example.com"
+    form["new_credentials"] = '{"token": "for-the-new-host"}'
+    assert admin_client.post(url, form).status_code == 302
+    connection.refresh_from_db()
+    assert (connection.base_url, connection.credentials) == (
+        "https://collector.example.net",
+        {"token": "for-the-new-host"},
+    )

@@ -19,7 +19,7 @@ from rest_framework.reverse import reverse
 from socialitsm import sla as sla_maths
 from socialitsm.connectors import connector_for
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.http import check_url
+from socialitsm.http import CREDENTIALS_FOR_NEW_HOST, check_url, same_host
 from socialitsm.models import (
     Channel,
     Incident,
@@ -142,6 +142,15 @@ class ItsmConnectionSerializer(serializers.ModelSerializer):
         for name in ("config", "field_map", "state_map"):
             if name in attrs and not isinstance(attrs[name], dict):
                 raise serializers.ValidationError({name: ["must be a JSON object"]})
+        connection = self.instance
+        if (
+            isinstance(connection, ItsmConnection)
+            and connection.credentials
+            and "base_url" in attrs
+            and not attrs.get("credentials")
+            and not same_host(connection.base_url, attrs["base_url"])
+        ):
+            raise serializers.ValidationError({"credentials": [CREDENTIALS_FOR_NEW_HOST]})
         return attrs
 
 

@@ -65,6 +65,31 @@ def test_partial_update_without_credentials_keeps_them(integrator):
     assert connection.credentials["token"] == "s3cret"
 
 
+def test_moving_to_another_host_needs_the_credentials_again(integrator):
+    integrator.post(LIST, BODY, format="json")
+
+    moved = integrator.patch(f"{LIST}acme-rt/", {"base_url": "https://collector.example.net"}, format="json")
+    same_host = integrator.patch(f"{LIST}acme-rt/", {"base_url": "https://RT.example.com:443/rt"}, format="json")
+
+    assert moved.status_code == 400
+    assert moved.json() == {
+        "credentials": ["the base URL now points to another host: enter the credentials for it again"]
+    }
+    assert same_host.status_code == 200, same_host.json()
+    assert ItsmConnection.objects.get(slug="acme-rt").base_url == "https://RT.example.com:443/rt"
+    with_credentials = integrator.patch(
+        f"{LIST}acme-rt/",
+        {"base_url": "https://collector.example.net", "credentials": {"token": "for-the-new-host"}},
+        format="json",
+    )
+    assert with_credentials.status_code == 200, with_credentials.json()
+    connection = ItsmConnection.objects.get(slug="acme-rt")
+    assert (connection.base_url, connection.credentials) == (
+        "https://collector.example.net",
+        {"token": "for-the-new-host"},
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
