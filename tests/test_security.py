@@ -3,6 +3,7 @@ agent role; lookups that PostgreSQL cannot run are 404s, not 500s."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -177,3 +178,41 @@ def test_a_nul_in_a_lookup_is_not_found(world, client, url):
     response = client.get(url)
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("value", "shown"), [("vpn\x00", "vpn"), ("vpn\ud800", "vpn\ufffd")], ids=["nul", "surrogate"])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        ("patch", "/api/v1/incidents/INC0000901/", lambda v: {"service": v}, "service"),
+        (
+            "post",
+            "/api/v1/sla/policies/",
+            lambda v: {"name": "P4", "priority": 4, "first_response_minutes": 60, "service": v},
+            "service",
+        ),
+        (
+            "post",
+            "/api/v1/itsm-connections/",
+            lambda v: {
+                "name": "RT",
+                "slug": "rt",
+                "kind": "rt",
+                "base_url": "https://rt.example.com",
+                "rule_services": [v],
+            },
+            "rule_services",
+        ),
+    ],
+    ids=["incident-service", "sla-policy-service", "itsm-connection-services"],
+)
+def test_a_slug_reference_no_row_can_hold_is_a_400(world, method, url, body, field, value, shown):
+    # PostgreSQL fails a query holding a NUL or a lone surrogate: refused before the lookup.
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(UserFactory(username="root", is_superuser=True))
+    payload = json.dumps(body(value)).encode()  # json.dumps escapes the surrogate, as a client would
+
+    response = getattr(client, method)(url, payload, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {field: [f"Object with slug={shown} does not exist."]}

@@ -35,6 +35,7 @@ from socialitsm.models import (
     SlaPolicy,
 )
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
+from socialitsm.text import clean_text
 
 User = get_user_model()
 
@@ -45,6 +46,16 @@ def _agents() -> QuerySet:
         .filter(Q(is_superuser=True) | Q(groups__name__in=(AGENT_GROUP, LEAD_GROUP)))
         .distinct()
     )
+
+
+class SlugLookupField(serializers.SlugRelatedField):
+    """A writable SlugRelatedField that answers "does not exist" for a value no row can hold
+    (a NUL or a lone surrogate) instead of sending it to PostgreSQL, which fails the query."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and clean_text(data) != data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=clean_text(data))
+        return super().to_internal_value(data)
 
 
 def _absolute(path: str, context: dict[str, Any]) -> str:
@@ -82,7 +93,7 @@ class ItsmConnectionSerializer(serializers.ModelSerializer):
     has_credentials = serializers.SerializerMethodField()
     accepts_webhooks = serializers.SerializerMethodField(help_text="A webhook_secret is stored.")
     webhook_url = serializers.SerializerMethodField(help_text="Where the suite posts its signed change events.")
-    rule_services: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
+    rule_services: serializers.SlugRelatedField[Service] = SlugLookupField(
         slug_field="slug", queryset=Service.objects.all(), many=True, required=False
     )
 
@@ -314,9 +325,7 @@ class IncidentUpdateSerializer(serializers.Serializer):
         queryset=_agents(), allow_null=True, required=False, help_text="An agent's user id."
     )
     assignment_group = serializers.PrimaryKeyRelatedField(queryset=Group.objects.all(), allow_null=True, required=False)
-    service = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
-    )
+    service = SlugLookupField(slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False)
     short_description = serializers.CharField(max_length=160, required=False)
     category = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
@@ -586,7 +595,7 @@ class SlaCalendarSerializer(serializers.ModelSerializer):
 
 
 class SlaPolicySerializer(serializers.ModelSerializer):
-    service: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
+    service: serializers.SlugRelatedField[Service] = SlugLookupField(
         slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
     )
     network = serializers.ChoiceField(choices=Network.choices, allow_blank=True, required=False)
