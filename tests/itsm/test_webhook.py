@@ -178,6 +178,31 @@ def test_inbound_webhook_naming_an_impossible_record_is_unknown(fake_connection,
     assert fake_suite.calls == []
 
 
+@pytest.mark.parametrize(
+    ("payload", "status", "error"),
+    [
+        (b"[1, 2]", 400, "no_record"),
+        (b'"1"', 400, "no_record"),
+        (b'{"id": {"nested": 1}}', 400, "no_record"),
+        (b'{"id": true}', 400, "no_record"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "invalid_json"),
+        (b"\xff\xfe{}", 400, "invalid_json"),
+    ],
+    ids=["list", "string", "object-id", "boolean-id", "deep", "not-utf8"],
+)
+def test_inbound_webhook_odd_bodies_are_clear_4xx(fake_connection, fake_suite, payload, status, error):
+    response = post_hook(payload)
+    assert (response.status_code, response.json()["error"]) == (status, error)
+    assert fake_suite.calls == []
+
+
+def test_inbound_webhook_too_large_body_is_413(fake_connection, fake_suite, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64
+    response = post_hook(b'{"id": "1", "padding": "' + b"x" * 100 + b'"}')
+    assert (response.status_code, response.json()["error"]) == (413, "too_large")
+    assert fake_suite.calls == []
+
+
 def test_inbound_webhook_without_a_configured_secret_is_refused(fake_connection):
     fake_connection.credentials = {}
     fake_connection.save()
