@@ -48,6 +48,19 @@ def _require_credentials_for_new_host(form: forms.ModelForm, cleaned: dict[str, 
         form.add_error("new_credentials", CREDENTIALS_FOR_NEW_HOST[:1].upper() + CREDENTIALS_FOR_NEW_HOST[1:] + ".")
 
 
+def _require_credentials_for_new_stream_host(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:
+    """Mastodon's streaming connection carries the access token to config["streaming_url"]
+    (learned from the server): set by hand to another host, the credentials are asked again."""
+    instance = form.instance
+    config = cleaned.get("config")
+    wanted = config.get("streaming_url") if isinstance(config, dict) else None
+    if not (instance.pk and instance.credentials and isinstance(wanted, str) and wanted):
+        return
+    current = instance.config.get("streaming_url") or instance.base_url
+    if not cleaned.get("new_credentials") and not same_host(current, wanted):
+        form.add_error("config", "streaming_url points to another host: enter the credentials for it again.")
+
+
 class ChannelForm(forms.ModelForm):
     """Credentials are write-only: a blank field keeps what is stored. Saving checks them
     against the network (and learns the account's handle and id) unless told not to."""
@@ -88,6 +101,7 @@ class ChannelForm(forms.ModelForm):
         super().clean()
         cleaned = self.cleaned_data
         _require_credentials_for_new_host(self, cleaned)
+        _require_credentials_for_new_stream_host(self, cleaned)
         if self.errors or cleaned.get("skip_verify"):
             return cleaned
         if self.instance.pk and not set(self.VERIFY_ON) & set(self.changed_data):

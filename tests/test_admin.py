@@ -284,3 +284,30 @@ def test_moving_an_itsm_connection_to_another_host_asks_for_its_credentials_agai
         "https://collector.example.net",
         {"token": "for-the-new-host"},
     )
+
+
+def test_pointing_the_mastodon_stream_to_another_host_asks_for_the_credentials_again(admin_client, fake_network):
+    channel = ChannelFactory(
+        slug="fake-support",
+        config={"connector": "fake", "streaming_url": "wss://streaming.mastodon.example"},
+        base_url="https://mastodon.example",
+        credentials={"access_token": "stored-t0k3n"},
+    )
+    url = reverse("admin:socialitsm_channel_change", args=[channel.pk])
+    form = _channel_form(
+        base_url="https://mastodon.example",
+        new_credentials="",
+        handle=channel.handle,
+        config='{"connector": "fake", "streaming_url": "wss://collector.example.net"}',
+    )
+    fake_network.errors.append(TransientError("the network was asked"))
+
+    response = admin_client.post(url, form)
+
+    assert response.status_code == 200
+    assert "streaming_url points to another host: enter the credentials for it again." in response.content.decode()
+    assert Channel.objects.get(pk=channel.pk).config["streaming_url"] == "wss://streaming.mastodon.example"
+    assert len(fake_network.errors) == 1
+    fake_network.errors.clear()
+    form["config"] = '{"connector": "fake", "streaming_url": "wss://streaming.mastodon.example:443"}'
+    assert admin_client.post(url, form).status_code == 302
