@@ -33,7 +33,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -80,6 +80,8 @@ SNOWFLAKE_EPOCH_MS = 1288834974657
 # Language codes X uses for "no language" (undetermined, hashtags/mentions/links only, ...).
 NO_LANGUAGE = {"und", "zxx", "qam", "qct", "qht", "qme", "qst"}
 STREAM_READ_TIMEOUT = 30.0  # X sends a keep-alive at least every 20 s; silence beyond is a drop
+# A stream line is one post with its expansions, a few kB; a longer one means a broken stream.
+MAX_STREAM_LINE = 1024 * 1024
 TAG_PREFIX = "socialitsm"
 
 
@@ -737,7 +739,7 @@ class XConnector(Connector):
         raise TransientError("X closed the stream")
 
     def _stream_lines(self, response: requests.Response, tags: set[str]) -> Iterator[InboundPost | StreamMark]:
-        for line in response.iter_lines(chunk_size=None):
+        for line in bounded_lines(response.iter_content(chunk_size=None), MAX_STREAM_LINE):
             if not line.strip():
                 yield StreamMark()
                 continue
@@ -882,3 +884,19 @@ def _problem_text(body: Mapping[str, Any]) -> str:
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("detail") or errors[0].get("title") or errors[0])
     return str(body)[:200]
+
+
+def bounded_lines(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """Lines of a chunked byte stream, without their line ends, as they complete.
+
+    Raises TransientError once a line grows past `limit` bytes, instead of buffering without end."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r")
+        if len(pending) > limit:
+            raise TransientError(f"the X stream sent a line longer than {limit} bytes; reconnecting")
+    if pending:
+        yield pending.rstrip(b"\r")

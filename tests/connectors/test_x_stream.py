@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from socialitsm.connectors.base import InboundPost, StreamMark
-from socialitsm.connectors.x import XConnector
+from socialitsm.connectors.x import XConnector, bounded_lines
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Post, WatchRule
 from socialitsm.services.ingest import posts_ingest
@@ -284,3 +284,26 @@ def test_too_many_connections_waits_for_the_reset(fake_x, stream_channel):
     assert isinstance(error, TransientError)
     assert error.retry_at is not None and int(error.retry_at.timestamp()) == 1795686000
     assert (connector.quota.remaining, connector.quota.limit) == (0, 50)
+
+
+def test_a_line_without_end_is_a_drop_not_unbounded_memory(fake_x, stream_channel, monkeypatch):
+    monkeypatch.setattr("socialitsm.connectors.x.MAX_STREAM_LINE", 4096)
+    fake, _ = fake_x
+    channel, rule = stream_channel
+    fake.sessions.append([b"\r\n", b'{"data": "' + b"x" * 3000, b"y" * 3000, "end"])
+    items, error = consume(XConnector(channel), [rule])
+    assert [type(i).__name__ for i in items] == ["StreamMark"]
+    assert isinstance(error, TransientError)
+    assert error.message == "the X stream sent a line longer than 4096 bytes; reconnecting"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b'{"a": 1}\r\n{"b"', b": 2}\r\n\r\n"], [b'{"a": 1}', b'{"b": 2}', b""]),
+        ([b"one\n", b"", b"tw", b"o"], [b"one", b"two"]),
+        ([b"\r", b"\n"], [b""]),
+    ],
+)
+def test_bounded_lines_split_across_chunks(chunks, lines):
+    assert list(bounded_lines(iter(chunks), 100)) == lines
