@@ -72,6 +72,14 @@ def same_host(first: str, second: str) -> bool:
     return host(first) == host(second)
 
 
+def header_int(response: requests.Response, name: str) -> int | None:
+    """A whole-number header (rate-limit counters), or None when it is missing or not a number."""
+    try:
+        return int(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
 def retry_at_from(response: requests.Response) -> datetime | None:
     """When the remote asked us to come back, from Retry-After (seconds or HTTP date)."""
     value = response.headers.get("Retry-After")

@@ -156,3 +156,13 @@ def test_ipv6_addresses_of_public_hosts_pass(monkeypatch, address):
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     http.check_url("https://public.example.com/x")
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"X-RateLimit-Remaining": "299"}, 299), ({"X-RateLimit-Remaining": "1.5"}, None), ({}, None)],
+)
+def test_header_int_reads_whole_numbers_only(headers, expected):
+    response = requests.Response()
+    response.headers.update(headers)
+    assert http.header_int(response, "x-ratelimit-remaining") == expected

@@ -244,10 +244,10 @@ class BlueskyConnector(Connector):
             ) from None
 
     def _note(self, response: requests.Response) -> None:
-        reset = _int(response.headers.get("RateLimit-Reset"))
+        reset = http.header_int(response, "RateLimit-Reset")
         self.note_quota(
-            remaining=_int(response.headers.get("RateLimit-Remaining")),
-            limit=_int(response.headers.get("RateLimit-Limit")),
+            remaining=http.header_int(response, "RateLimit-Remaining"),
+            limit=http.header_int(response, "RateLimit-Limit"),
             reset_at=datetime.fromtimestamp(reset, UTC) if reset else None,
         )
 
@@ -258,7 +258,7 @@ class BlueskyConnector(Connector):
         if authenticated and name in ("ExpiredToken", "InvalidToken") and nsid != "com.atproto.server.refreshSession":
             return _SessionExpired(detail)
         if status == 429:
-            reset = _int(response.headers.get("RateLimit-Reset"))
+            reset = http.header_int(response, "RateLimit-Reset")
             retry_at = datetime.fromtimestamp(reset, UTC) if reset else getattr(exc, "retry_at", None)
             when = f"; it resets at {retry_at:%H:%M:%S} UTC" if retry_at else ""
             return TransientError(f"Bluesky rate limit reached ({detail}){when}", status=status, retry_at=retry_at)
@@ -691,13 +691,6 @@ def _list(data: Any, key: str) -> list[Any]:
     if not isinstance(value, list):
         raise TransientError(f"Bluesky answered without a {key} list")
     return value
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _problem(response: requests.Response) -> tuple[str, str]:

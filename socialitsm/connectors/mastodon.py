@@ -162,9 +162,9 @@ class MastodonConnector(Connector):
             ) from None
 
     def _note(self, response: requests.Response) -> None:
-        remaining = _int(response.headers.get("X-RateLimit-Remaining"))
+        remaining = http.header_int(response, "X-RateLimit-Remaining")
         reset_at = aware_time(response.headers.get("X-RateLimit-Reset"))
-        self.note_quota(remaining=remaining, limit=_int(response.headers.get("X-RateLimit-Limit")), reset_at=reset_at)
+        self.note_quota(remaining=remaining, limit=http.header_int(response, "X-RateLimit-Limit"), reset_at=reset_at)
         if remaining == 0 and reset_at is not None:
             self._paused_until = reset_at
 
@@ -523,13 +523,6 @@ class MastodonConnector(Connector):
 
 def _tag(query: str) -> str:
     return query.strip().lstrip("#").split()[0] if query.strip().lstrip("#") else ""
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _problem(response: requests.Response) -> str:

@@ -342,13 +342,6 @@ def _reset_at(response: requests.Response) -> datetime | None:
         return None
 
 
-def _int_header(response: requests.Response, name: str) -> int | None:
-    try:
-        return int(response.headers[name])
-    except (KeyError, ValueError):
-        return None
-
-
 class XConnector(Connector):
     network = "x"
 
@@ -436,8 +429,8 @@ class XConnector(Connector):
 
     def _note(self, response: requests.Response, cost: float = 0.0) -> None:
         self.note_quota(
-            remaining=_int_header(response, "x-rate-limit-remaining"),
-            limit=_int_header(response, "x-rate-limit-limit"),
+            remaining=http.header_int(response, "x-rate-limit-remaining"),
+            limit=http.header_int(response, "x-rate-limit-limit"),
             reset_at=_reset_at(response),
             cost=cost,
         )
