@@ -16,7 +16,7 @@ from itertools import islice
 import numpy as np
 
 from .features import Batch
-from .model import DENSE_FEATURES, NAMED_FEATURES, Scores, active
+from .model import NAMED_FEATURES, Scores, active
 from .pipeline import RULE_KINDS, Prepared, prepare_many
 from .rules import LABELS, urgency_cues
 from .services import ServiceEntry, ServiceMatch, matcher_for
@@ -45,7 +45,7 @@ _FUNCTION_WORDS = """
     el los las una unos y o pero es son yo tu él ella nosotros en con por para del al lo que se no
 """
 _UNTOLD = frozenset(_FUNCTION_WORDS.split())
-_INDEX = {name: i for i, name in enumerate(DENSE_FEATURES)}
+_INDEX = {name: i for i, name in enumerate(NAMED_FEATURES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,19 +92,24 @@ def verdict_many(
         scores = model.score(prepared.grams, prepared.dense)
         words = _words_by_post(prepared.grams, scores)
         moods = prepared.polarity.sentiment.tolist()
+        logits = scores.logits.tolist()
+        # Per post, the named features' shares and, last, the sentence vector's as one.
+        named = len(NAMED_FEATURES)
+        shares = np.hstack([scores.dense[:, :named], scores.dense[:, named:].sum(axis=1, keepdims=True)]).tolist()
         verdicts.extend(
-            _decide(post, moods[i], scores, i, words.get(i, []), threshold) for i, post in enumerate(prepared.posts)
+            _decide(post, moods[i], logits[i], shares[i], words.get(i, []), threshold)
+            for i, post in enumerate(prepared.posts)
         )
     return verdicts
 
 
 def _decide(
-    post: Prepared, mood: float, scores: Scores, i: int, words: list[tuple[float, str]], threshold: float
+    post: Prepared, mood: float, logit: float, share: list[float], words: list[tuple[float, str]], threshold: float
 ) -> Verdict:
-    score = _logistic(float(scores.logits[i]))
+    score = _logistic(logit)
     is_complaint = score >= threshold
     urgent = urgency_cues(post.clean.lowered) if is_complaint else ()
-    terms = _dense_terms(post, mood, scores.dense[i].tolist())
+    terms = _dense_terms(post, mood, share)
     # A word that is part of a cue already named is not named again.
     cued = {word for hit in post.hits for word in hit.cue.split()}
     terms.extend((share, f"word '{_shorten(word)}'") for share, word in words if word not in cued)
@@ -123,14 +128,17 @@ def _dense_terms(post: Prepared, mood: float, share: list[float]) -> list[tuple[
     if mood:
         label = "sarcastic positive" if post.sarcastic and mood > 0 else ("negative" if mood < 0 else "positive")
         terms.append((sum(share[_INDEX[name]] for name in _SENTIMENT), f"{label} sentiment {mood:+.2f}"))
-    for kind in RULE_KINDS:
-        cues = list(dict.fromkeys(hit.cue for hit in post.hits if hit.kind == kind))
-        for cue in cues:
-            terms.append((share[_INDEX[kind]] / len(cues), f"{LABELS[kind]} '{_shorten(cue)}'"))
+    if post.hits:
+        by_kind: dict[str, dict[str, None]] = {}
+        for hit in post.hits:
+            by_kind.setdefault(hit.kind, {})[hit.cue] = None
+        for kind in RULE_KINDS:
+            cues = by_kind.get(kind, {})
+            terms.extend((share[_INDEX[kind]] / len(cues), f"{LABELS[kind]} '{_shorten(cue)}'") for cue in cues)
     for name, label in _FEATURE_LABELS.items():
         if share[_INDEX[name]]:
             terms.append((share[_INDEX[name]], label))
-    terms.append((sum(share[len(NAMED_FEATURES) :]), "overall wording"))
+    terms.append((share[-1], "overall wording"))
     return terms
 
 

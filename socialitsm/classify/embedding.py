@@ -11,9 +11,10 @@ word. The vocabulary is English; other languages mostly fall back to sub-word pi
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ import numpy.typing as npt
 PATH = Path(__file__).with_name("data") / "minilm_static.npz"
 DIMENSIONS = 128
 _MAX_WORD = 100
-_WORD_CACHE = 200_000
+# Words whose vector is kept ready; past this many the cache starts afresh (about 25 MB).
+_WORD_CACHE = 50_000
 # BERT's pre-tokenisation: runs of letters and digits, and every other visible character alone.
 _WORDS = re.compile(r"[^\W_]+|[^\w\s]|_")
 
@@ -43,31 +45,65 @@ def _table() -> _Table:
     return _Table({piece: i for i, piece in enumerate(vocab)}, vectors.astype(np.float32))
 
 
+class _WordVectors:
+    """Per word, the sum of its pieces' vectors, as a row of one growing matrix.
+
+    Row 0 is zeros (a word without known pieces). Rows are only appended, and a word's row
+    is written before the word is listed, so a reader that takes the matrix after looking
+    its words up finds every row it needs, even while another thread adds words.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.matrix = np.zeros((1024, DIMENSIONS), dtype=np.float32)
+        self.used = 1
+
+    def add(self, words: list[str]) -> None:
+        table = _table()
+        for word in words:
+            if word in self.rows:
+                continue
+            if self.used == len(self.matrix):
+                grown = np.zeros((2 * len(self.matrix), DIMENSIONS), dtype=np.float32)
+                grown[: self.used] = self.matrix[: self.used]
+                self.matrix = grown
+            pieces = _pieces(word)
+            self.matrix[self.used] = table.vectors[list(pieces)].sum(axis=0) if pieces else 0.0
+            self.rows[word] = self.used
+            self.used += 1
+
+
+_words = _WordVectors()
+_lock = threading.Lock()
+
+
 def embed(texts: list[str]) -> FloatArray:
     """(posts, DIMENSIONS) unit-length mean piece vectors of lowercased texts; zeros for posts
     without known pieces."""
-    table = _table()
+    global _words
+    found = [_WORDS.findall(text) for text in texts]
+    flat = [word for words in found for word in words]
+    cached = _words
+    rows = [cached.rows.get(word, -1) for word in flat]
+    if -1 in rows:
+        with _lock:
+            if len(_words.rows) > _WORD_CACHE:
+                _words = _WordVectors()
+            cached = _words
+            cached.add([word for word in flat if word not in cached.rows])
+        rows = [cached.rows[word] for word in flat]
     out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-    ids: list[int] = []
-    docs: list[int] = []
-    for doc, text in enumerate(texts):
-        for word in _WORDS.findall(text):
-            pieces = _pieces(word)
-            ids.extend(pieces)
-            docs.extend([doc] * len(pieces))
-    if not ids:
+    if not flat:
         return out
-    doc_of = np.array(docs, dtype=np.int64)
-    vectors = table.vectors[np.array(ids, dtype=np.int64)]
-    # Tokens come in post order, so each post's pieces are one run.
-    starts = np.flatnonzero(np.concatenate(([True], doc_of[1:] != doc_of[:-1])))
-    sums = np.add.reduceat(vectors, starts, axis=0)
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    posts = np.flatnonzero(counts)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[posts]
+    sums = np.add.reduceat(cached.matrix[np.array(rows, dtype=np.int64)], starts, axis=0)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    out[doc_of[starts]] = sums / np.where(norms > 0, norms, 1.0)
+    out[posts] = sums / np.where(norms > 0, norms, 1.0)
     return out
 
 
-@lru_cache(maxsize=_WORD_CACHE)
 def _pieces(word: str) -> tuple[int, ...]:
     """Word-piece ids of one lowercased word; unknown words give none."""
     ids = _table().ids

@@ -158,8 +158,11 @@ def _word_grams(prefix: HashArray, inverse: HashArray, spans: IntArray, doc_of: 
 
 
 def _char_grams(prefix: HashArray, inverse: HashArray, doc_of: IntArray, token_of: IntArray) -> Grams:
-    docs, buckets, tokens = [], [], []
     total = len(doc_of)
+    sizes = np.array([size for size in CHAR_SIZES if size <= total], dtype=np.int64)
+    if not len(sizes):
+        empty = np.zeros(0, dtype=np.int64)
+        return Grams(empty, empty, empty)
     # The token of a window's first and of its last non-space code point; a window is
     # credited to its word only when both are the same word (" vpn", not "s do").
     owner = token_of.copy()
@@ -167,17 +170,18 @@ def _char_grams(prefix: HashArray, inverse: HashArray, doc_of: IntArray, token_o
     if total > 1:
         owner[:-1] = np.where(owner[:-1] < 0, token_of[1:], owner[:-1])
         back[1:] = np.where(back[1:] < 0, token_of[:-1], back[1:])
-    for size in CHAR_SIZES:
-        if total < size:
-            break
-        start = np.arange(total - size + 1, dtype=np.int64)
-        start = start[(doc_of[start] == doc_of[start + size - 1]) & (owner[start] >= 0)]
-        hashes = _window_hash(prefix, inverse, start, start + size)
-        docs.append(doc_of[start])
-        buckets.append(_mix(hashes + np.uint64(size), _SEEDS["char"]))
-        first, last = owner[start], back[start + size - 1]
-        tokens.append(np.where(first == last, first, -1))
-    if not docs:
-        empty = np.zeros(0, dtype=np.int64)
-        return Grams(empty, empty, empty)
-    return Grams(np.concatenate(docs), np.concatenate(buckets), np.concatenate(tokens))
+    # Every window of every size at once, smallest size first: one pass of array operations.
+    start = np.tile(np.arange(total, dtype=np.int64), len(sizes))
+    size = np.repeat(sizes, total)
+    end = start + size
+    fits = end <= total
+    start, size, end = start[fits], size[fits], end[fits]
+    keep = (doc_of[start] == doc_of[end - 1]) & (owner[start] >= 0)
+    start, size, end = start[keep], size[keep], end[keep]
+    hashes = _window_hash(prefix, inverse, start, end)
+    first, last = owner[start], back[end - 1]
+    return Grams(
+        doc_of[start],
+        _mix(hashes + size.astype(np.uint64), _SEEDS["char"]),
+        np.where(first == last, first, -1),
+    )

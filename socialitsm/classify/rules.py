@@ -312,6 +312,7 @@ _EMOJI: dict[str, tuple[str, ...]] = {
     "frustration": (*"😡😠🤬😤🙄😩😫😭😞😒🤦💩👎😑😣😖", "ಠ_ಠ"),
     "positive": tuple("👍🙏❤💯🎉😊🙂😀😃🥳"),
 }
+_EMOJI_FIRST = frozenset(emoji[0] for emojis in _EMOJI.values() for emoji in emojis)
 
 # "down" is the commonest outage word on social media but also lives in idioms.
 _DOWN_IDIOMS = re.compile(
@@ -343,7 +344,9 @@ _BLOCKERS: dict[str, re.Pattern[str]] = {
 
 def _alternation(cues: dict[str, tuple[str, ...]]) -> re.Pattern[str]:
     groups = "|".join(f"(?P<{kind}>{'|'.join(parts)})" for kind, parts in cues.items())
-    return re.compile(rf"\b(?:{groups})\b")
+    # Every cue starts with a word character, so a match can only begin where a word does:
+    # trying there alone, rather than at every word boundary, halves the scan.
+    return re.compile(rf"(?<!\w)(?=\w)(?:{groups})\b")
 
 
 _WORDS = _alternation(_WORD_CUES)
@@ -369,6 +372,8 @@ def urgency_cues(lowered: str) -> tuple[str, ...]:
 
 
 def _emoji_hits(lowered: str) -> list[Hit]:
+    if _EMOJI_FIRST.isdisjoint(lowered):
+        return []
     return [Hit(kind, emoji) for kind, emojis in _EMOJI.items() for emoji in emojis if emoji in lowered]
 
 

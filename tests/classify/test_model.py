@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -203,3 +205,64 @@ def test_mentioned_accounts_are_kept_apart_as_words():
     clean = normalise("@ITSupport @mika_k VPN down https://x.example/1")
 
     assert (clean.text, clean.handles, clean.mentions, clean.urls) == ("VPN down", "it support mika k", True, True)
+
+
+def test_sentence_vectors_do_not_depend_on_the_word_cache(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from socialitsm.classify import embedding
+
+    posts = [f"vpn {i} down again, can't log in to outlook #fail {'é' * (i % 3)}" for i in range(300)]
+    expected = embedding.embed(posts)
+    # A tiny cache is thrown away and refilled many times, also while other threads read it.
+    monkeypatch.setattr(embedding, "_WORD_CACHE", 5)
+    monkeypatch.setattr(embedding, "_words", embedding._WordVectors())
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda chunk: embedding.embed(posts[chunk : chunk + 30]), range(0, 300, 30)))
+
+    np.testing.assert_allclose(np.concatenate(results), expected, atol=1e-5)
+    assert not embedding.embed([""]).any()
+    assert embedding.embed([]).shape == (0, embedding.DIMENSIONS)
+
+
+def test_cues_are_found_exactly_where_a_word_boundary_allows():
+    # The cue scan tries matches only where a word starts; that is the same as \b only while
+    # every cue begins with a word character. A cue like "#fail" or ":(" would break it.
+    from socialitsm.classify import rules
+
+    patterns = [*(part for parts in rules._WORD_CUES.values() for part in parts), *rules._URGENCY_CUES]
+    for pattern in patterns:
+        assert _starts_with_word_character(re._parser.parse(pattern)), f"cue {pattern!r} can start otherwise"
+    assert not _starts_with_word_character(re._parser.parse("(?:#|x)fail"))
+    text = "(vpn down) again!! can't log in.#outage, 3rd time — whole floor; :( status 503"
+    for compiled in (rules._WORDS, rules._URGENCY):
+        reference = re.compile(r"\b" + compiled.pattern.removeprefix(r"(?<!\w)(?=\w)"))
+        assert [m.span() for m in compiled.finditer(text)] == [m.span() for m in reference.finditer(text)]
+        assert compiled.search(text)
+
+
+def _starts_with_word_character(parsed: re._parser.SubPattern) -> bool:
+    """Whether every way of matching the parsed pattern starts with a word character."""
+    from re import _constants as c
+
+    def wordy(kind: object, value: object) -> bool:
+        if kind is c.CATEGORY:
+            return value in (c.CATEGORY_WORD, c.CATEGORY_DIGIT)
+        if kind is c.LITERAL:
+            return chr(value).isalnum()  # type: ignore[arg-type]
+        if kind is c.RANGE:
+            return all(chr(v).isalnum() for v in value)  # type: ignore[attr-defined]
+        return False
+
+    op, arg = parsed[0]
+    if op is c.LITERAL:
+        return wordy(op, arg)
+    if op is c.IN:
+        return all(wordy(kind, value) for kind, value in arg)
+    if op is c.SUBPATTERN:
+        return _starts_with_word_character(arg[-1])
+    if op is c.BRANCH:
+        return all(_starts_with_word_character(branch) for branch in arg[1])
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT) and arg[0] >= 1:
+        return _starts_with_word_character(arg[2])
+    return False
