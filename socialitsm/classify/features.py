@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-BUCKETS = 1 << 20
+BUCKETS = 1 << 20  # a power of two (see _mix)
 CHAR_SIZES = (2, 3, 4, 5)
 # Odd multipliers: odd numbers are invertible modulo 2**64, which the token hash relies on.
 _BASE = 0x100000001B3
@@ -23,6 +23,8 @@ _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
 _SEEDS = {"word": 0x9E3779B97F4A7C15, "pair": 0xC2B2AE3D27D4EB4F, "char": 0x165667B19E3779F9}
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
+_SHIFT_27, _SHIFT_30, _SHIFT_31 = np.uint64(27), np.uint64(30), np.uint64(31)
+_BUCKET_MASK = np.uint64(BUCKETS - 1)
 _APOSTROPHE = ord("'")
 _BMP = 0x10000
 
@@ -132,12 +134,15 @@ def _window_hash(prefix: HashArray, inverse: HashArray, start: IntArray, end: In
 
 
 def _mix(values: HashArray, seed: int) -> IntArray:
-    """splitmix64 finaliser, reduced to a bucket."""
+    """splitmix64 finaliser, reduced to a bucket (BUCKETS is a power of two: a mask, not a division)."""
     z = values ^ np.uint64(seed)
-    z = (z ^ (z >> np.uint64(30))) * _MIX_1
-    z = (z ^ (z >> np.uint64(27))) * _MIX_2
-    z ^= z >> np.uint64(31)
-    return (z % np.uint64(BUCKETS)).astype(np.int64)
+    z ^= z >> _SHIFT_30
+    z *= _MIX_1
+    z ^= z >> _SHIFT_27
+    z *= _MIX_2
+    z ^= z >> _SHIFT_31
+    z &= _BUCKET_MASK
+    return z.astype(np.int64)
 
 
 def _word_grams(prefix: HashArray, inverse: HashArray, spans: IntArray, doc_of: IntArray) -> Grams:
