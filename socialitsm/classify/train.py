@@ -29,7 +29,6 @@ OWN_POSTS = Path(__file__).with_name("data") / "own_posts.csv"
 SEED = 13
 C = 10.0
 MIN_DF = 2
-NB_ALPHA = 1.0
 WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "feedback": 5.0}
 _SENTIMENT_LABEL = {"negative": 1, "neutral": 0, "positive": 0}
 
@@ -179,54 +178,32 @@ def fit(
     c: float = C,
     min_df: int = MIN_DF,
 ) -> Fitted:
-    """Logistic regression with balanced classes; deterministic (lbfgs, fixed inputs).
-
-    Word n-grams enter scaled by their naive Bayes log-count ratio (NBSVM, Wang & Manning
-    2012), so the regression starts from how much each word leans to one class; the ratio is
-    folded back into the stored coefficients, and scoring stays a plain dot product.
-    """
+    """Logistic regression with balanced classes; deterministic (lbfgs, fixed inputs)."""
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
     if len(set(labels.tolist())) < 2:
         raise ValueError("training needs posts of both classes (complaint and not a complaint)")
     words = _Vocabulary.learn(corpus.words, corpus.size, min_df)
     chars = _Vocabulary.learn(corpus.chars, corpus.size, min_df)
-    word_matrix = words.matrix(corpus.words, corpus.size)
-    ratio = log_count_ratio(word_matrix, labels, weights)
     matrix = sparse.hstack(
-        [word_matrix @ sparse.diags(ratio), chars.matrix(corpus.chars, corpus.size), corpus.dense]
+        [words.matrix(corpus.words, corpus.size), chars.matrix(corpus.chars, corpus.size), corpus.dense]
     ).tocsr()
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=SEED)
     model.fit(matrix, labels, sample_weight=weights)
-    coef = model.coef_[0].astype(np.float64)
+    coef = model.coef_[0].astype(np.float32)
     split = (len(words.index), len(words.index) + len(chars.index))
     return Fitted(
         {
             "word_index": words.index.astype(np.int32),
             "word_idf": words.idf,
-            "word_coef": (coef[: split[0]] * ratio).astype(np.float32),
+            "word_coef": coef[: split[0]],
             "char_index": chars.index.astype(np.int32),
             "char_idf": chars.idf,
-            "char_coef": coef[split[0] : split[1]].astype(np.float32),
-            "dense_coef": coef[split[1] :].astype(np.float32),
+            "char_coef": coef[split[0] : split[1]],
+            "dense_coef": coef[split[1] :],
             "bias": np.array(model.intercept_[0], dtype=np.float32),
         }
     )
-
-
-def log_count_ratio(
-    matrix: sparse.csr_matrix,
-    labels: npt.NDArray[np.int64],
-    weights: npt.NDArray[np.float64] | None = None,
-    alpha: float = NB_ALPHA,
-) -> npt.NDArray[np.float64]:
-    """Per column, log of its (smoothed, weighted) share of complaint posts over its share of
-    the others, counting posts that contain it."""
-    present = (matrix > 0).astype(np.float64).tocsc()
-    weight = np.ones(matrix.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
-    complaint = alpha + present.T @ (weight * (labels == 1))
-    other = alpha + present.T @ (weight * (labels != 1))
-    return np.asarray(np.log((complaint / complaint.sum()) / (other / other.sum())), dtype=np.float64)
 
 
 def train(
@@ -254,7 +231,6 @@ def train(
         "seed": SEED,
         "c": C,
         "min_df": MIN_DF,
-        "nb_alpha": NB_ALPHA,
         "examples": _counts(examples),
         "data_sha256": _digest(examples),
     }

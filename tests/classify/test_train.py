@@ -188,20 +188,3 @@ def test_own_posts_are_well_formed():
     assert {row["lang"] for row in rows} == {"en", "fr", "de", "es"}
     assert {row["label"] for row in rows} == {"0", "1"}
     assert len({row["text"] for row in rows}) == len(rows)
-
-
-def test_naive_bayes_ratio_leans_to_the_class_a_word_appears_in():
-    from scipy import sparse
-
-    from socialitsm.classify.train import log_count_ratio
-
-    # Columns: only in complaints, only in the others, in both equally, in nothing.
-    matrix = sparse.csr_matrix(np.array([[0.5, 0, 0.3, 0], [0.2, 0, 0.3, 0], [0, 0.9, 0.3, 0], [0, 0.4, 0.3, 0]]))
-    labels = np.array([1, 1, 0, 0])
-
-    ratio = log_count_ratio(matrix, labels)
-    assert ratio[0] > 0 > ratio[1]
-    assert ratio[2] == pytest.approx(0.0) == ratio[3]
-    # A weighted post counts that many times.
-    heavier = log_count_ratio(matrix, labels, np.array([5.0, 1.0, 1.0, 1.0]))
-    assert heavier[0] > ratio[0]
