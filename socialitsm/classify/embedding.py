@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse  # type: ignore[import-untyped]
 
 PATH = Path(__file__).with_name("data") / "minilm_static.npz"
 DIMENSIONS = 128
@@ -92,16 +93,20 @@ def embed(texts: list[str]) -> FloatArray:
             cached = _words
             cached.add([word for word in flat if word not in cached.rows])
         rows = [cached.rows[word] for word in flat]
-    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     if not flat:
-        return out
+        return np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
-    posts = np.flatnonzero(counts)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[posts]
-    sums = np.add.reduceat(cached.matrix[np.array(rows, dtype=np.int64)], starts, axis=0)
+    # Posts x cached words, times the word vectors: sums without a (words, DIMENSIONS) copy.
+    pointers = np.concatenate(([0], np.cumsum(counts)))
+    columns = np.array(rows, dtype=np.int64)
+    # Read after the rows were looked up, so it holds all of them (see _WordVectors).
+    matrix = cached.matrix
+    width = int(columns.max()) + 1
+    ones = np.ones(len(columns), dtype=np.float32)
+    words = sparse.csr_matrix((ones, columns, pointers), shape=(len(texts), width))
+    sums = np.asarray(words @ matrix[:width])
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    out[posts] = sums / np.where(norms > 0, norms, 1.0)
-    return out
+    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def _pieces(word: str) -> tuple[int, ...]:

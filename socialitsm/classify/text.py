@@ -6,6 +6,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_CHARS = 2000
 # Markup, URLs and entities shrink during cleaning, so the raw cut is looser than the analysed one.
@@ -88,6 +89,7 @@ def _expand_handle(match: re.Match[str]) -> str:
     return " " + split_hashtag(match.group(2)) + " "
 
 
+@lru_cache(maxsize=20_000)
 def split_hashtag(body: str) -> str:
     """Split a hashtag or handle body into lowercase words: "VPNdown" -> "vpn down"."""
     words: list[str] = []
