@@ -24,7 +24,7 @@ from scipy import sparse  # type: ignore[import-untyped]
 PATH = Path(__file__).with_name("data") / "minilm_static.npz"
 DIMENSIONS = 128
 _MAX_WORD = 100
-# Words whose vector is kept ready; past this many the cache starts afresh (about 25 MB).
+# Words whose vector is kept ready; past this many the cache starts afresh (at most 34 MB).
 _WORD_CACHE = 50_000
 # BERT's pre-tokenisation: runs of letters and digits, and every other visible character alone.
 _WORDS = re.compile(r"[^\W_]+|[^\w\s]|_")
