@@ -254,6 +254,17 @@ def _language(value: Any) -> str:
     return "" if code in NO_LANGUAGE else code
 
 
+def _author(user_id: Any, user: Mapping[str, Any]) -> InboundAuthor:
+    """The poster from an id and its user object in `includes` (empty when X left it out)."""
+    username = str(user.get("username", ""))
+    return InboundAuthor(
+        external_id=str(user_id or ""),
+        handle=f"@{username}" if username else "",
+        name=str(user.get("name", "")),
+        profile_url=f"https://x.com/{username}" if username else "",
+    )
+
+
 def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
     """One v2 post object (plus the response's `includes`) as our InboundPost."""
     tweet_id = str(tweet["id"])
@@ -266,12 +277,7 @@ def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> I
     related = [t for t in includes.get("tweets") or [] if isinstance(t, dict) and str(t.get("id")) in referenced_ids]
     return InboundPost(
         external_id=tweet_id,
-        author=InboundAuthor(
-            external_id=str(tweet.get("author_id", "")),
-            handle=f"@{username}" if username else "",
-            name=str(author.get("name", "")),
-            profile_url=f"https://x.com/{username}" if username else "",
-        ),
+        author=_author(tweet.get("author_id"), author),
         text=plain_text(text, entities),
         posted_at=_posted_at(tweet.get("created_at"), tweet_id),
         url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
@@ -286,16 +292,10 @@ def dm_to_inbound(event: Mapping[str, Any], includes: Mapping[str, Any]) -> Inbo
     event_id = str(event["id"])
     users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
     sender = users.get(event.get("sender_id")) or {}
-    username = str(sender.get("username", ""))
     conversation = str(event.get("dm_conversation_id", ""))
     return InboundPost(
         external_id=event_id,
-        author=InboundAuthor(
-            external_id=str(event.get("sender_id", "")),
-            handle=f"@{username}" if username else "",
-            name=str(sender.get("name", "")),
-            profile_url=f"https://x.com/{username}" if username else "",
-        ),
+        author=_author(event.get("sender_id"), sender),
         text=plain_text(str(event.get("text", "")), event.get("entities") or {}),
         posted_at=_posted_at(event.get("created_at"), event_id),
         url=f"https://x.com/messages/{conversation}" if conversation else "",
