@@ -67,11 +67,16 @@ IngestPayload = PolymorphicProxySerializer(
 )
 
 
-def _error(code: int, error: str, **extra: Any) -> Response:
+def signed_error(realm: str, code: int, error: str, **extra: Any) -> Response:
+    """An error answer of a signed endpoint; a 401 names the signature header as its scheme."""
     headers = (
-        {"WWW-Authenticate": f'{SIGNATURE_HEADER} realm="ingest"'} if code == status.HTTP_401_UNAUTHORIZED else None
+        {"WWW-Authenticate": f'{SIGNATURE_HEADER} realm="{realm}"'} if code == status.HTTP_401_UNAUTHORIZED else None
     )
     return Response({"error": error, **extra}, status=code, headers=headers)
+
+
+def _error(code: int, error: str, **extra: Any) -> Response:
+    return signed_error("ingest", code, error, **extra)
 
 
 def _reject_constant(name: str) -> Any:
@@ -79,7 +84,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-class IngestView(APIView):
+class SignedWebhookView(APIView):
+    """An endpoint other systems call: no session or token, an HMAC of the raw body instead."""
+
     authentication_classes: tuple[type, ...] = ()
     permission_classes = (AllowAny,)
     throttle_classes = (ScopedRateThrottle,)
@@ -87,6 +94,8 @@ class IngestView(APIView):
     # Only documents the media type: the body is read raw and request.data is never touched.
     parser_classes = (JSONParser,)
 
+
+class IngestView(SignedWebhookView):
     @extend_schema(
         operation_id="ingest_create",
         summary="Push posts to a webhook channel",

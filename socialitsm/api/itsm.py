@@ -8,18 +8,16 @@ from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
 from socialitsm.itsm import adapter_for
 from socialitsm.itsm.base import SIGNATURE_HEADER
 from socialitsm.models import ItsmConnection
 from socialitsm.services.itsm_sync import itsm_webhook_receive
 from socialitsm.text import clean_text, shorten
+
+from .ingest import SignedWebhookView, signed_error
 
 
 class ItsmWebhookResultSerializer(serializers.Serializer):
@@ -34,17 +32,10 @@ class ItsmWebhookErrorSerializer(serializers.Serializer):
 
 
 def _error(code: int, error: str, detail: str) -> Response:
-    headers = {"WWW-Authenticate": f'{SIGNATURE_HEADER} realm="itsm"'} if code == status.HTTP_401_UNAUTHORIZED else None
-    return Response({"error": error, "detail": detail}, status=code, headers=headers)
+    return signed_error("itsm", code, error, detail=detail)
 
 
-class ItsmWebhookView(APIView):
-    authentication_classes: tuple[type, ...] = ()
-    permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "ingest"
-    parser_classes = (JSONParser,)
-
+class ItsmWebhookView(SignedWebhookView):
     @extend_schema(
         operation_id="itsm_webhook",
         summary="A suite reports a change to one of its records",
