@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime
 from importlib import import_module
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -18,6 +20,27 @@ from .factories import UserFactory
 REQUIRED = os.environ.get("SOCIALITSM_REQUIRE_SERVICES") == "1"
 # Written by ../shared/peers/rt/start-rt.sh (RT_URL, RT_TOKEN, RT_QUEUE, RT_CF); RT_* variables win.
 RT_ENV_FILE = os.environ.get("RT_ENV_FILE", "/var/lib/rt-peer/env")
+
+
+# Moments of the week and year that tests reading the clock must all hold at (UTC; the demo's
+# Service Desk hours are Europe/Berlin, 08-18 on weekdays, German holidays). A test or module
+# asks for the `any_clock` fixture to run once at each of them.
+CLOCKS = {
+    "weekday-afternoon": datetime(2026, 11, 25, 13, 0, tzinfo=UTC),  # a Wednesday, 14:00 in Berlin
+    "sunday-night": datetime(2026, 12, 6, 22, 0, tzinfo=UTC),
+    "monday-early": datetime(2026, 11, 30, 5, 30, tzinfo=UTC),  # before the desk opens, after a weekend
+    "holiday": datetime(2026, 12, 25, 10, 0, tzinfo=UTC),  # Christmas Day, a Friday
+    "dst-spring": datetime(2026, 3, 29, 1, 30, tzinfo=UTC),  # Berlin went from 02:00 to 03:00 half an hour ago
+    "dst-autumn": datetime(2026, 10, 25, 1, 30, tzinfo=UTC),  # Berlin's 02:00-03:00 came twice
+    "year-end": datetime(2026, 12, 31, 23, 30, tzinfo=UTC),  # already the new year in Berlin
+}
+
+
+@pytest.fixture(params=list(CLOCKS.values()), ids=list(CLOCKS))
+def any_clock(request: pytest.FixtureRequest):
+    """Run the test with the clock set to each moment of CLOCKS (it keeps ticking from there)."""
+    with time_machine.travel(request.param, tick=True):
+        yield request.param
 
 
 def rt_peer() -> dict[str, str]:

@@ -168,6 +168,7 @@ def test_names_are_escaped_on_the_page(lead_client):
         ({"from": "not a date"}, "Enter a valid date."),
     ],
 )
+@pytest.mark.usefixtures("any_clock")
 def test_bad_filters_are_explained(lead_client, query, message):
     page = lead_client.get(PAGE, query)
     export = lead_client.get(CSV, query)
