@@ -543,7 +543,7 @@ def test_a_retried_public_reply_that_bluesky_took_is_not_posted_again(channel, r
 def test_a_retried_public_reply_without_a_copy_is_posted_once(channel):
     reply = _dead_worker_reply(channel, "public")
     _login()
-    _public_listings(
+    own, replies = _public_listings(
         [
             _record("3lbcold00001", at="2026-08-21T10:00:00.000Z"),  # the same words an hour before this reply
             _record("3lbcother001", parent="at://did:plc:other/app.bsky.feed.post/1"),  # to another post
@@ -555,7 +555,7 @@ def test_a_retried_public_reply_without_a_copy_is_posted_once(channel):
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert (reply.status, reply.external_id) == (Reply.Status.SENT, f"at://{OUR_DID}/app.bsky.feed.post/3lbc2y4w5tq2c")
-    assert create.call_count == 1
+    assert (own.call_count, replies.call_count, create.call_count) == (1, 1, 1)
 
 
 def _messages(*messages: dict) -> Any:
@@ -595,7 +595,7 @@ def test_a_retried_direct_message_that_bluesky_took_is_not_sent_again(channel):
 def test_a_retried_direct_message_without_a_copy_is_sent_once(channel):
     reply = _dead_worker_reply(channel, "direct")
     _login()
-    _messages(
+    listed = _messages(
         _message("3lbcjane0003", sender=JANE),  # Jane's words, not ours
         _message("3lbcold00002", at="2026-08-21T09:00:00.000Z"),  # ours, but before this reply
     )
@@ -607,7 +607,7 @@ def test_a_retried_direct_message_without_a_copy_is_sent_once(channel):
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert (reply.status, reply.external_id) == (Reply.Status.SENT, "3lbc2zr4abc2b")
-    assert send.call_count == 1
+    assert (listed.call_count, send.call_count) == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -703,12 +703,12 @@ def test_a_retried_reply_that_x_took_is_not_sent_again(channel, visibility, url,
 @responses.activate
 def test_a_retried_reply_without_a_copy_is_sent_once(channel, visibility, url, listed, send, answer):
     reply = _dead_worker_reply(channel, visibility)
-    responses.get(url, json={"data": listed, "meta": {"result_count": len(listed)}})
+    looked = responses.get(url, json={"data": listed, "meta": {"result_count": len(listed)}})
     sent = responses.post(f"{API}{send}", json=answer, status=201)
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
-    assert sent.call_count == 1
+    assert (looked.call_count, sent.call_count) == (1, 1)
     assert json.loads(sent.calls[0].request.body)["text"] == TEXT
 
 
