@@ -870,25 +870,26 @@ class XConnector(Connector):
         poster (newest first, billed as DM reads). At most SENT_PAGES pages of 100 each."""
         if not self.account_id:
             raise PermanentError("verify the X channel first: looking for an earlier reply needs our account id")
+        if visibility == "public":
+            params = {
+                "max_results": str(PAGE_SIZE),
+                "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "tweet.fields": "created_at,entities,note_tweet,referenced_tweets",
+            }
+            path, price = f"/2/users/{quote(self.account_id, safe='')}/tweets", self.price("owned_read")
+        else:
+            params = {"event_types": "MessageCreate", "dm_event.fields": DM_FIELDS, "max_results": str(PAGE_SIZE)}
+            recipient = quote(post.author.external_id, safe="")
+            path, price = f"/2/dm_conversations/with/{recipient}/dm_events", self.price("dm_read")
         found: list[str] = []
         token = ""
         for _ in range(SENT_PAGES):
-            if visibility == "public":
-                params = {
-                    "max_results": str(PAGE_SIZE),
-                    "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "tweet.fields": "created_at,entities,note_tweet,referenced_tweets",
-                }
-                path, price = f"/2/users/{quote(self.account_id, safe='')}/tweets", "owned_read"
-            else:
-                params = {"event_types": "MessageCreate", "dm_event.fields": DM_FIELDS, "max_results": str(PAGE_SIZE)}
-                path, price = f"/2/dm_conversations/with/{quote(post.author.external_id, safe='')}/dm_events", "dm_read"
             body = self._json(
                 "GET",
                 path,
                 auth="user",
                 params={**params, "pagination_token": token} if token else params,
-                charge=lambda b, price=price: len(b.get("data") or []) * self.price(price),
+                charge=lambda b: len(b.get("data") or []) * price,
             )
             items = _valid_items(body)
             found.extend(str(item["id"]) for item in items if self._is_copy(item, post, text, visibility, since))
