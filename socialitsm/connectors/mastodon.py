@@ -536,7 +536,8 @@ class MastodonConnector(Connector):
                 return []
             raise
         if key == "descendants":
-            data = data.get("descendants") if isinstance(data, dict) else None
+            # A server may leave out an empty list; anything else in its place is malformed.
+            data = data.get("descendants", []) if isinstance(data, dict) else None
         if not isinstance(data, list):
             raise TransientError(f"Mastodon answered {path} without a list")
         if key == "last_status":
@@ -549,13 +550,15 @@ class MastodonConnector(Connector):
         created = aware_time(status.get("created_at"))
         if created is None or created < since or status.get("reblog"):
             return False
-        if str((status.get("account") or {}).get("id") or "") != account:
+        author = status.get("account")
+        if not isinstance(author, dict) or str(author.get("id") or "") != account:
             return False
         if (status.get("visibility") == "direct") != (body["visibility"] == "direct"):
             return False
         if str(status.get("in_reply_to_id") or "") != str(body.get("in_reply_to_id") or ""):
             return False
-        mentioned = {str(m.get("id")) for m in status.get("mentions") or [] if isinstance(m, dict)}
+        mentions = status.get("mentions")
+        mentioned = {str(m.get("id")) for m in mentions if isinstance(m, dict)} if isinstance(mentions, list) else set()
         if mentioned and recipient and recipient not in mentioned:
             return False
         return same_text(str(body["status"]), html_to_text(str(status.get("content") or "")))

@@ -906,12 +906,12 @@ class XConnector(Connector):
             references = [r for r in item.get("referenced_tweets") or [] if isinstance(r, dict)]
             if not any(r.get("type") == "replied_to" and str(r.get("id")) == post.external_id for r in references):
                 return False
-            listed = plain_text(*_full_text(item))
+            listed, entities = _full_text(item)
         else:
             if str(item.get("sender_id") or "") != self.account_id:
                 return False
-            listed = plain_text(str(item.get("text", "")), item.get("entities") or {})
-        return same_text(text, listed)
+            listed, entities = str(item.get("text", "")), item.get("entities") or {}
+        return same_text(text, plain_text(listed, entities if isinstance(entities, dict) else {}))
 
 
 def _newer(candidate: str, than: str) -> bool:
