@@ -629,3 +629,19 @@ def test_a_look_up_that_fails_sends_nothing_and_retries_later(channel, visibilit
     reply.refresh_from_db()
     assert (reply.status, reply.external_id) == (Reply.Status.QUEUED, "")
     assert sent.call_count == 0
+
+
+@responses.activate
+def test_a_retry_to_a_post_gone_from_the_appview_relies_on_our_records(channel):
+    reply = _dead_worker_reply(channel, "public")
+    _login()
+    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json=fixture("list_records__ours"))
+    thread = responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPostThread",
+        status=400,
+        json={"error": "NotFound", "message": f"Post not found: {JANE_POST}"},
+    )
+    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, thread.call_count, create.call_count) == (Reply.Status.SENT, 1, 1)
