@@ -7,9 +7,13 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark
+from socialitsm.exceptions import TransientError
+
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark, same_text
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from socialitsm.models import Post, WatchRule
 
 
@@ -23,6 +27,12 @@ class FakeNetwork:
         self.inbox: dict[str, list[InboundPost]] = defaultdict(list)
         self.sent: list[dict] = []
         self.errors: list[Exception] = []
+        # Replies the network takes whose answer is then lost (a dropped connection, a worker
+        # that died): recorded in `sent`, but the sender gets a TransientError.
+        self.answers_lost = 0
+        # Raised, one per call, by find_sent (a listing that cannot be read).
+        self.lookup_errors: list[Exception] = []
+        self.lookups = 0
         self.max_reply_chars = 500
         self.reply_unit = "characters"
         # visibility -> why the network would refuse that kind of reply
@@ -87,7 +97,21 @@ class FakeConnector(Connector):
         network.sent.append(
             {"id": reply_id, "to": post.external_id, "text": text, "visibility": visibility, "key": idempotency_key}
         )
+        if network.answers_lost:
+            network.answers_lost -= 1
+            raise TransientError("connection reset after the network took the reply")
         return reply_id
+
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """What `sent` holds for this post, kind and text (the fake keeps no send times)."""
+        network.lookups += 1
+        if network.lookup_errors:
+            raise network.lookup_errors.pop(0)
+        return [
+            m["id"]
+            for m in network.sent
+            if m["to"] == post.external_id and m["visibility"] == visibility and same_text(text, m["text"])
+        ]
 
     def limits(self) -> Limits:
         return Limits(max_reply_chars=network.max_reply_chars, unit=network.reply_unit)
