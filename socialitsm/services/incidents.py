@@ -154,11 +154,9 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
     from .sla import incident_sla_recompute
 
-    unknown = set(changes) - set(EDITABLE)
-    if unknown:
-        raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     with transaction.atomic():
         locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        incident_changes_check(incident=locked, **changes)
         changed: list[str] = []
         now = timezone.now()
         for name, value in changes.items():
@@ -166,10 +164,7 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
             if old == value:
                 continue
             if name == "state":
-                _state_check(locked.state, value)
                 _state_stamp(locked, value, now)
-            if name in ("impact", "urgency") and value not in (1, 2, 3):
-                raise ApplicationError(f"{name} must be 1, 2 or 3", field=name)
             setattr(locked, name, value)
             changed.append(name)
             event_record(
@@ -191,6 +186,23 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
             incident_sla_recompute(incident=locked)
             locked.refresh_from_db()
     return locked
+
+
+def incident_changes_check(*, incident: Incident, **changes: Any) -> None:
+    """Refuse what incident_update would refuse for `incident` as given, without writing: lets a
+    form show the error beside the field before anything is saved.
+
+    Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    for name, value in changes.items():
+        if getattr(incident, name) == value:
+            continue
+        if name == "state":
+            _state_check(incident.state, value)
+        if name in ("impact", "urgency") and value not in (1, 2, 3):
+            raise ApplicationError(f"{name} must be 1, 2 or 3", field=name)
 
 
 def _state_check(old: str, new: str) -> None:
