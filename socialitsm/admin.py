@@ -333,7 +333,7 @@ class IncidentAdminForm(forms.ModelForm):
         return {name: self.cleaned_data[name] for name in self.changed_data if name in self.cleaned_data}
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         # self.instance still holds the stored values here: the form's are set on it after clean().
         try:
             incident_changes_check(incident=self.instance, **self.changes())
@@ -634,6 +634,11 @@ class ItsmLinkAdmin(admin.ModelAdmin):
     ]
     inlines = [ItsmDeliveryInline]
     actions = ["retry"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ItsmLink | None = None) -> list[str]:
+        fields = [*super().get_readonly_fields(request, obj)]
+        # A link is one incident's record in one suite: pointing it elsewhere would mix records.
+        return [*fields, "connection", "incident", "created_at"] if obj is not None else fields
 
     @admin.action(description="Retry ITSM sync now")
     def retry(self, request, queryset) -> None:

@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import (
@@ -504,6 +505,27 @@ def test_posts_and_replies_cannot_be_edited_in_the_admin(admin_client, model):
         "pending",
         reply.incident_id,
     )
+
+
+def test_an_itsm_link_cannot_be_moved_to_another_incident_or_suite(admin_client):
+    first = ItsmConnection.objects.create(name="A", slug="a", kind="fake", base_url="https://a.example.com")
+    second = ItsmConnection.objects.create(name="B", slug="b", kind="fake", base_url="https://b.example.com")
+    incident, other = IncidentFactory(), IncidentFactory()
+    link = ItsmLink.objects.create(connection=first, incident=incident, external_ref="socialitsm:x", remote_id="7")
+    raw = {
+        "connection": second.pk,
+        "incident": other.pk,
+        "created_at_0": "2020-01-01",
+        "created_at_1": "00:00:00",
+        "deliveries-TOTAL_FORMS": "0",
+        "deliveries-INITIAL_FORMS": "0",
+    }
+
+    assert admin_client.post(_change_url(link), raw).status_code == 302
+
+    link.refresh_from_db()
+    assert (link.connection, link.incident, link.remote_id) == (first, incident, "7")
+    assert link.created_at.year == timezone.now().year
 
 
 def test_incidents_cannot_be_deleted_in_the_admin(admin_client):
