@@ -24,10 +24,12 @@ def sla_defaults_notice(
     if not applied:
         return
     defaults = import_module(f"socialitsm.migrations.{DEFAULTS_MIGRATION}")
-    policies = list(apps.get_model("socialitsm", "SlaPolicy").objects.order_by("priority").values())
-    fields = list(defaults.shipped(*defaults.POLICIES[0]))
-    if not defaults.untouched([{name: policy[name] for name in fields} for policy in policies]):
+    model = apps.get_model("socialitsm", "SlaPolicy")
+    if not defaults.in_force(model):
         return
+    policies = list(
+        model.objects.order_by("priority").values("priority", "first_response_minutes", "resolution_minutes")
+    )
     targets = ", ".join(
         f"P{p['priority']} {_duration(p['first_response_minutes'])} / {_duration(p['resolution_minutes'])}"
         for p in policies

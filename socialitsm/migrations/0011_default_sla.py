@@ -41,6 +41,11 @@ def untouched(policies) -> bool:
     return sorted(policies, key=lambda p: p["priority"]) == expected
 
 
+def in_force(SlaPolicy) -> bool:
+    """Whether `SlaPolicy`'s rows are still exactly the shipped ones."""
+    return untouched(list(SlaPolicy.objects.values(*shipped(*POLICIES[0]))))
+
+
 def seed(apps, schema_editor):
     SlaPolicy = apps.get_model("socialitsm", "SlaPolicy")
     Group = apps.get_model("auth", "Group")
