@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "NUMBER_DIGITS": 7,
     "NUMBER_START": 1001,
     "DEFAULT_IMPACT": 3,
+    # The group (by name) that takes incidents neither their service's owner group nor their
+    # watch rule routes; migration 0011 creates it on a fresh install. "" leaves them unassigned.
+    "DEFAULT_GROUP": "Service Desk",
     # Work not finished after this many seconds is picked up again by the recovery sweep.
     "STALE_AFTER_SECONDS": 120,
     # A reply claimed for sending longer ago than this is considered abandoned by a dead worker.

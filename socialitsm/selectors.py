@@ -7,6 +7,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import import_module
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -16,12 +17,18 @@ from django.utils import timezone
 
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Channel, Incident, IncidentQuerySet, Network, Post, SlaClock
+from socialitsm.models import Channel, Incident, IncidentQuerySet, Network, Post, SlaClock, SlaPolicy
 
 MAX_REPORT_DAYS = 366
 # Combined polarity beyond these counts as negative or positive; between them, neutral.
 NEGATIVE_BELOW = -0.05
 POSITIVE_ABOVE = 0.05
+
+
+def sla_defaults_in_force() -> bool:
+    """Whether the SLA policies are still exactly those a fresh install ships (migration 0011):
+    leads are reminded to adapt them."""
+    return import_module("socialitsm.migrations.0011_default_sla").in_force(SlaPolicy)
 
 
 def channel_list() -> QuerySet[Channel]:

@@ -20,6 +20,7 @@ from .factories import UserFactory
 REQUIRED = os.environ.get("SOCIALITSM_REQUIRE_SERVICES") == "1"
 # Written by ../shared/peers/rt/start-rt.sh (RT_URL, RT_TOKEN, RT_QUEUE, RT_CF); RT_* variables win.
 RT_ENV_FILE = os.environ.get("RT_ENV_FILE", "/var/lib/rt-peer/env")
+SLA_DEFAULTS = "socialitsm.migrations.0011_default_sla"
 
 
 # Moments of the week and year that tests reading the clock must all hold at (UTC; the demo's
@@ -110,16 +111,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def django_db_setup(django_db_setup, django_db_blocker):
     """Transactional tests flush every table when they end; with --reuse-db the next session
     would start without the seeded catalogue and roles. Seed again and re-serialize, so
-    serialized_rollback restores them."""
+    serialized_rollback restores them. Tests set up their own SLA rules and groups: the shipped
+    SLA defaults are taken out (the `sla_defaults` fixture puts them back)."""
     from django.apps import apps
     from django.db import connections
 
     seed = import_module("socialitsm.migrations.0002_default_catalogue").seed
     with django_db_blocker.unblock():
         seed(apps, None)
+        import_module(SLA_DEFAULTS).unseed(apps, None)
         for conn in connections.all():
             if hasattr(conn, "_test_serialized_contents"):
                 conn._test_serialized_contents = conn.creation.serialize_db_to_string()
+
+
+@pytest.fixture
+def sla_defaults(db) -> None:
+    """What migration 0011 ships to a fresh install: SLA policies per priority and the default group."""
+    from django.apps import apps
+
+    import_module(SLA_DEFAULTS).seed(apps, None)
 
 
 @pytest.fixture(autouse=True)

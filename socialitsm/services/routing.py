@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import cached_property
 
+from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.db.models.functions import Collate
 from django.utils import timezone
@@ -16,6 +18,7 @@ from socialitsm.models import Author, Incident, IncidentEvent, Post, Reply, Serv
 from .incidents import (
     event_build,
     event_record,
+    group_default,
     incident_build,
     incident_numbers_next,
     incident_open_from_post,
@@ -100,6 +103,10 @@ class _BatchRouter:
         self.outcome: dict[str, int] = {}
         self.by_post, self.by_conversation = _threads_preload(posts)
 
+    @cached_property
+    def default_group(self) -> Group | None:
+        return group_default()
+
     def route(self, post: Post, verdict: classify.Verdict) -> None:
         rule: WatchRule | None = post.rule
         threshold = rule.complaint_threshold if rule else 0.5
@@ -123,7 +130,9 @@ class _BatchRouter:
                 post.triage_state = Post.Triage.QUEUED
             else:
                 service = detected or (rule.default_service if rule else None)
-                incident = incident_build(post=post, rule=rule, service=service, urgency=verdict.urgency)
+                incident = incident_build(
+                    post=post, rule=rule, service=service, urgency=verdict.urgency, default_group=self.default_group
+                )
                 reasons = ", ".join(verdict.reasons)
                 self.new_incidents.append(
                     (incident, f"complaint score {verdict.score:.2f} >= {threshold:.2f}: {reasons}")

@@ -391,7 +391,12 @@ def _sla_charts(report: dict[str, Any]) -> dict[str, Any]:
 @lead_required
 def sla_dashboard(request: HttpRequest) -> HttpResponse:
     form, report = _sla_report(request)
-    context: dict[str, Any] = {"form": form, "report": report, "query": request.GET.urlencode()}
+    context: dict[str, Any] = {
+        "form": form,
+        "report": report,
+        "query": request.GET.urlencode(),
+        "sla_defaults": selectors.sla_defaults_in_force(),
+    }
     if report is not None:
         context["charts"] = _sla_charts(report)
         context["target_labels"] = dict(SlaClock.Target.choices)

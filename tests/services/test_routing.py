@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
+from django.test import override_settings
 
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import Incident, IncidentEvent, Post, Service, WatchRule
@@ -217,3 +219,60 @@ def test_concurrent_follow_ups_open_one_incident():
     assert errors == []
     assert Incident.objects.count() == 1
     assert set(Post.objects.values_list("incident_id", flat=True)) == {Incident.objects.get().pk}
+
+
+# What a fresh install ships (migration 0011): priority -> (first response, resolution) minutes, 24x7.
+SHIPPED_TARGETS = {1: (15, 240), 2: (60, 480), 3: (240, 4320), 4: (480, 7200), 5: (1440, 14400)}
+FRESH_NOW = datetime(2026, 11, 28, 22, 30, tzinfo=UTC)  # a Saturday night: the defaults never sleep
+
+
+@time_machine.travel(FRESH_NOW, tick=False)
+@pytest.mark.parametrize("promoted", [False, True])
+def test_on_a_fresh_install_incidents_get_the_service_desk_and_due_times(sla_defaults, promoted):
+    posted = FRESH_NOW - timedelta(minutes=5)
+    rule = WatchRuleFactory(action=WatchRule.Action.QUEUE if promoted else WatchRule.Action.OPEN_INCIDENT)
+    post = PostFactory(rule=rule, text=COMPLAINT, posted_at=posted, ingested_at=posted)
+    route(post)
+    if promoted:
+        post_promote(post=Post.objects.get(pk=post.pk), actor=None)
+
+    incident = Post.objects.get(pk=post.pk).incident
+    response, resolution = SHIPPED_TARGETS[incident.priority]
+    assert (incident.service.slug, incident.assignment_group.name, incident.sla_policy.priority) == (
+        "vpn",
+        "Service Desk",
+        incident.priority,
+    )
+    assert (incident.response_due_at, incident.resolution_due_at) == (
+        posted + timedelta(minutes=response),
+        posted + timedelta(minutes=resolution),
+    )
+
+
+@pytest.mark.parametrize(
+    ("owner", "rule_group", "expected"),
+    [
+        ("Network Team", "Triage", "Network Team"),
+        (None, "Triage", "Triage"),
+        (None, None, "Service Desk"),
+    ],
+)
+def test_the_default_group_takes_only_what_nothing_else_routes(sla_defaults, owner, rule_group, expected):
+    if owner:
+        Service.objects.filter(slug="vpn").update(owner_group=Group.objects.create(name=owner))
+    rule = WatchRuleFactory(assignment_group=Group.objects.create(name=rule_group) if rule_group else None)
+    post = PostFactory(rule=rule, text=COMPLAINT)
+
+    route(post)
+
+    assert Post.objects.get(pk=post.pk).incident.assignment_group.name == expected
+
+
+@pytest.mark.parametrize("setting", ["", "No Such Group"])
+def test_without_a_default_group_unrouted_incidents_stay_unassigned(sla_defaults, setting):
+    post = PostFactory(text=COMPLAINT)
+
+    with override_settings(SOCIALITSM_DEFAULT_GROUP=setting):
+        route(post)
+
+    assert Post.objects.get(pk=post.pk).incident.assignment_group is None
