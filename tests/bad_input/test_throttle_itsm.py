@@ -3,16 +3,21 @@ addresses: each is refused or recorded, never silently kept pending or counted a
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 import responses
 import time_machine
+from django.core.cache import caches
+from rest_framework.test import APIClient
 
-from socialitsm.models import IncidentEvent, ItsmConnection, ItsmDelivery, ItsmLink
+from socialitsm import ratelimit
+from socialitsm.connectors.webhook import sign
+from socialitsm.models import IncidentEvent, ItsmConnection, ItsmDelivery, ItsmLink, Post
 from socialitsm.services.itsm_sync import itsm_link_pull, itsm_link_sync
 
-from ..factories import IncidentFactory
+from ..factories import ChannelFactory, IncidentFactory, WatchRuleFactory
 from ..itsm.conftest import NOW, make_link
 
 # -- ITSM: every answer mapped to the error contract -------------------------------------------------
@@ -191,3 +196,128 @@ def test_outbound_webhook_answers(answer, status, words, suite_settings, inciden
     assert (link.status, link.lease_until) == (status, None)
     assert words in link.last_error
     assert link.attempts == (0 if status == "ok" else 1)
+
+
+# -- Signed endpoints: floods never use up a channel's bucket -----------------------------------------
+
+SECRET = "whsec-example-0123456789"
+INGEST = "/api/v1/ingest/status-hook/"
+ITSM_HOOK = "/api/v1/itsm/suite/webhook/"
+ATTACKER = "203.0.113.9"
+SENDER = "198.51.100.7"
+# 30 seconds into a minute: a one-minute window ends 30 seconds later.
+FLOOD_NOW = NOW + timedelta(seconds=30)
+
+
+@pytest.fixture
+def limits(settings):
+    caches["throttle"].clear()
+    settings.SOCIALITSM_THROTTLE_RATES = {"ingest": "3/minute", "ingest_refused": "5/minute"}
+    with time_machine.travel(FLOOD_NOW, tick=False) as traveller:
+        yield traveller
+    caches["throttle"].clear()
+
+
+@pytest.fixture
+def channel(db):
+    channel = ChannelFactory(slug="status-hook", network="webhook", config={}, credentials={"secret": SECRET})
+    WatchRuleFactory(channel=channel, name="Everything", query="")
+    return channel
+
+
+def one_post(n: int) -> bytes:
+    return json.dumps(
+        {
+            "id": f"p-{n}",
+            "text": "VPN down again",
+            "created_at": "2026-11-26T08:15:00Z",
+            "author": {"id": "u-17", "handle": "@maria"},
+        }
+    ).encode()
+
+
+def send(url: str, body: bytes, *, address: str, signature: str | None = None, **extra: str):
+    headers = {"HTTP_X_SOCIALITSM_SIGNATURE": signature} if signature is not None else {}
+    return APIClient().post(url, body, content_type="application/json", REMOTE_ADDR=address, **headers, **extra)
+
+
+# (name, url, body, signature) of calls refused for their signature
+REFUSED = [
+    ("no_signature", INGEST, one_post(0), None),
+    ("wrong_signature", INGEST, one_post(0), sign("not-the-secret", one_post(0))),
+    ("garbage_signature", INGEST, one_post(0), "sha256=zz"),
+    ("unknown_channel", "/api/v1/ingest/nope/", one_post(0), sign(SECRET, one_post(0))),
+    ("signature_of_another_body", INGEST, one_post(0), sign(SECRET, one_post(1))),
+]
+
+
+@pytest.mark.parametrize(("name", "url", "payload", "signature"), REFUSED, ids=[r[0] for r in REFUSED])
+def test_an_unsigned_flood_is_throttled_per_address_and_leaves_the_channel_alone(
+    name, url, payload, signature, limits, channel
+):
+    flood = [send(url, payload, address=ATTACKER, signature=signature) for _ in range(8)]
+
+    assert [r.status_code for r in flood] == [401] * 5 + [429] * 3
+    assert flood[-1].headers["Retry-After"] == "30"
+    assert flood[-1].json() == {"error": "throttled", "detail": "Too many calls; try again in 30 seconds."}
+    # The sender with the secret still has the channel's whole bucket.
+    signed = [send(INGEST, one_post(n), address=SENDER, signature=sign(SECRET, one_post(n))) for n in range(4)]
+    assert [r.status_code for r in signed] == [202, 202, 202, 429]
+    assert Post.objects.count() == 3
+
+
+def test_rotating_x_forwarded_for_does_not_escape_the_refused_limit(limits, channel):
+    flood = [
+        send(INGEST, one_post(0), address=ATTACKER, signature="sha256=00", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+        for n in range(8)
+    ]
+    assert [r.status_code for r in flood] == [401] * 5 + [429] * 3
+
+
+def test_a_throttled_address_is_refused_before_its_body_is_read(limits, channel):
+    for _ in range(5):
+        send(INGEST, one_post(0), address=ATTACKER)
+    # Even correctly signed, the address waits out its refused calls; nothing is stored.
+    response = send(INGEST, one_post(1), address=ATTACKER, signature=sign(SECRET, one_post(1)))
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "30")
+    assert Post.objects.count() == 0
+    limits.shift(timedelta(seconds=30))
+    response = send(INGEST, one_post(1), address=ATTACKER, signature=sign(SECRET, one_post(1)))
+    assert response.status_code == 202
+
+
+def test_too_large_bodies_count_as_refused(limits, channel, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    big = b'{"id": "' + b"x" * 200 + b'"}'
+    statuses = [send(INGEST, big, address=ATTACKER, signature=sign(SECRET, big)).status_code for _ in range(7)]
+    assert statuses == [413] * 5 + [429] * 2
+
+
+def test_itsm_webhook_floods_are_throttled_per_address_and_signed_calls_per_connection(limits, db):
+    connection = ItsmConnection.objects.create(
+        name="Suite", slug="suite", kind="fake", base_url=BASE, credentials={"webhook_secret": "inbound"}
+    )
+    body = b'{"id": "4711"}'
+    flood = [send(ITSM_HOOK, body, address=ATTACKER, signature="sha256=00").status_code for _ in range(7)]
+    assert flood == [401] * 5 + [429] * 2
+    signed = [send(ITSM_HOOK, body, address=SENDER, signature=sign("inbound", body)) for _ in range(4)]
+    # No incident is linked to 4711: answered 404 three times, then the connection's bucket is used up.
+    assert [r.status_code for r in signed] == [404, 404, 404, 429]
+    assert signed[-1].json()["error"] == "throttled"
+    assert connection.links.count() == 0
+
+
+@pytest.mark.redis
+def test_the_channel_bucket_is_shared_by_processes_in_redis(limits, channel, monkeypatch, settings):
+    """Two web processes, each with its own Redis client, count against one bucket."""
+    from django.core.cache.backends.redis import RedisCache
+
+    processes = [RedisCache(settings.CELERY_BROKER_URL, {"KEY_PREFIX": "socialitsm-test"}) for _ in range(2)]
+    processes[0].clear()
+    turn = iter(range(100))
+    monkeypatch.setattr(ratelimit, "throttle_cache", lambda: processes[next(turn) % 2])
+
+    signed = [send(INGEST, one_post(n), address=SENDER, signature=sign(SECRET, one_post(n))) for n in range(4)]
+
+    assert [r.status_code for r in signed] == [202, 202, 202, 429]
+    processes[0].clear()
