@@ -275,6 +275,22 @@ SOCIALITSM_THROTTLE_RATES = {
 # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For is believed, e.g. 10.0.0.0/8.
 SOCIALITSM_TRUSTED_PROXIES = env.list("SOCIALITSM_TRUSTED_PROXIES", default=[])
 
+# Login lockout (django-axes) for the web and admin logins: after AXES_FAILURE_LIMIT wrong
+# passwords for one account from one client address, that pair is refused (429) for the cool-off;
+# other addresses still log in, and a success clears the count. API tokens are limited by the
+# per-address rate of bad tokens instead.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the failure that locked: a try while locked does not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "socialitsm.ratelimit.client_address"
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
