@@ -55,6 +55,22 @@ DEFAULTS: dict[str, Any] = {
     "MODEL_PATH": "",
     # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.
     "DATA_DIR": "",
+    # Rate limits ("<count>/<second|minute|hour|day>"; None turns one off), kept in the cache
+    # THROTTLE_CACHE names (Redis in production, so every process counts together):
+    "THROTTLE_RATES": {
+        # signed posts per webhook channel, and signed calls per ITSM connection;
+        "ingest": "600/minute",
+        # calls to the signed endpoints refused (no or bad signature, too large) per address;
+        "ingest_refused": "60/minute",
+        # API calls per user (token or session), and per client address (anonymous ones too);
+        "api_user": "600/minute",
+        "api_address": "1200/minute",
+        # API calls with a token that is not valid, per client address.
+        "api_auth_failure": "20/minute",
+    },
+    "THROTTLE_CACHE": "default",
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed; nobody's by default.
+    "TRUSTED_PROXIES": [],
 }
 
 

@@ -468,7 +468,9 @@ class IngestResultSerializer(serializers.Serializer):
 
 
 class IngestErrorSerializer(serializers.Serializer):
-    error = serializers.ChoiceField(choices=["invalid_signature", "too_large", "invalid_json", "invalid_post"])
+    error = serializers.ChoiceField(
+        choices=["invalid_signature", "too_large", "invalid_json", "invalid_post", "throttled"]
+    )
     detail = serializers.CharField(required=False)
     # Shadows Serializer.fields only in the class body: the serializer metaclass moves declared fields out of it.
     fields = serializers.DictField(  # type: ignore[assignment]

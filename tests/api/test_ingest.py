@@ -5,10 +5,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
-from rest_framework.throttling import ScopedRateThrottle
 
 from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
 from socialitsm.models import Author, Incident, Post
@@ -310,15 +309,19 @@ def test_odd_unicode_is_accepted_and_stored_clean(push, channel):
     assert post.raw["text"] == post.text
 
 
-def test_ingest_is_throttled_per_scope(push, channel, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"ingest": "2/minute"})
-    cache.clear()
+def test_ingest_is_throttled_per_channel(push, channel, settings):
+    settings.SOCIALITSM_THROTTLE_RATES = {"ingest": "2/minute"}
+    other = ChannelFactory(slug="other-hook", network="webhook", config={}, credentials={"secret": SECRET})
+    WatchRuleFactory(channel=other, name="Everything", query="")
+    caches["throttle"].clear()
 
     statuses = [push(post_json(f"t-{n}")).status_code for n in range(3)]
+    elsewhere = push(post_json("o-1"), url="/api/v1/ingest/other-hook/").status_code
 
-    cache.clear()
+    caches["throttle"].clear()
     assert statuses == [202, 202, 429]
-    assert Post.objects.count() == 2
+    assert elsewhere == 202
+    assert Post.objects.count() == 3
 
 
 def test_broker_down_still_accepts_and_keeps_posts_pending(push, channel, monkeypatch):
