@@ -54,6 +54,7 @@ _PARAGRAPH = re.compile(r"</p\s*>\s*<p[^>]*>", re.IGNORECASE)
 def html_to_text(value: str) -> str:
     """Plain text of a network's sanitised HTML (Mastodon `content`): line and paragraph
     breaks kept, tags dropped, entities decoded, then cleaned like any untrusted text."""
-    value = _PARAGRAPH.sub("\n\n", _BREAK.sub("\n", value))
+    # Cleaned before the sanitiser too: it encodes to UTF-8 and raises on a lone surrogate.
+    value = _PARAGRAPH.sub("\n\n", _BREAK.sub("\n", clean_text(value)))
     stripped = nh3.clean(value, tags=set(), attributes={}, strip_comments=True)
     return clean_text(html.unescape(stripped)).strip()
