@@ -464,7 +464,10 @@ class ServiceSerializer(serializers.ModelSerializer):
 class IngestResultSerializer(serializers.Serializer):
     received = serializers.IntegerField(help_text="Posts in the request.")
     created = serializers.IntegerField(help_text="Posts stored now.")
-    duplicates = serializers.IntegerField(help_text="Posts already stored (same network and id), left as they were.")
+    duplicates = serializers.IntegerField(help_text="Posts already stored (same channel and id), left as they were.")
+    rejected = serializers.IntegerField(
+        required=False, help_text="Present when some posts could not be stored: set aside for an admin, not retried."
+    )
 
 
 class IngestErrorSerializer(serializers.Serializer):

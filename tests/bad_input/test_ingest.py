@@ -344,3 +344,105 @@ def test_deletion_marker_with_a_nul_in_its_id_redacts_the_post():
 
     assert (result.redacted, result.duplicates, result.rejected) == (1, 0, 0)
     assert Post.objects.get().deleted_at == NOW
+
+
+SECRET_A, SECRET_B = "whsec-a-0123456789", "whsec-b-0123456789"
+
+
+def _webhook_post(external_id: str, text: str, author: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {"id": external_id, "text": text, "created_at": "2026-11-26T08:15:00Z", "author": author, **extra}
+
+
+MARIA = {"id": "u-17", "handle": "@maria", "name": "Maria"}
+MALLORY = {"id": "u-17", "handle": "@mallory", "name": "Mallory"}
+
+# What channel B's caller sends, knowing channel A's ids (A holds post abc-1 by u-17 in an open
+# incident, conversation c-5); what B's caller is answered.
+CROSS_CHANNEL = [
+    (
+        "B reuses A's post id",
+        _webhook_post("abc-1", "printer jammed, VPN down", {"id": "b-9"}),
+        {"received": 1, "created": 1, "duplicates": 0},
+    ),
+    (
+        "B renames A's author",
+        _webhook_post("b-1", "nice weather today", MALLORY),
+        {"received": 1, "created": 1, "duplicates": 0},
+    ),
+    (
+        "B answers A's post to join its incident",
+        _webhook_post("b-2", "VPN still down for me too", {"id": "b-9"}, in_reply_to="abc-1"),
+        {"received": 1, "created": 1, "duplicates": 0},
+    ),
+    (
+        "B posts as A's author in A's conversation",
+        _webhook_post("b-3", "VPN still down", MALLORY, conversation_id="c-5"),
+        {"received": 1, "created": 1, "duplicates": 0},
+    ),
+]
+
+
+def _push(client: Any, slug: str, secret: str, payload: Any) -> Any:
+    from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
+
+    body = json.dumps(payload).encode()
+    return client.post(
+        f"/api/v1/ingest/{slug}/",
+        data=body,
+        content_type="application/json",
+        headers={SIGNATURE_HEADER: sign(secret, body)},
+    )
+
+
+@pytest.mark.parametrize(("case", "payload", "answer"), CROSS_CHANNEL, ids=[c for c, _, _ in CROSS_CHANNEL])
+def test_one_webhook_channel_cannot_touch_another_channels_posts_authors_or_incidents(
+    case, payload, answer, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from socialitsm.models import Incident
+
+    a = ChannelFactory(slug="hook-a", network="webhook", config={}, credentials={"secret": SECRET_A})
+    b = ChannelFactory(slug="hook-b", network="webhook", config={}, credentials={"secret": SECRET_B})
+    WatchRuleFactory(channel=a, query="")
+    WatchRuleFactory(channel=b, query="")
+    client = APIClient()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _push(
+            client, "hook-a", SECRET_A, _webhook_post("abc-1", "VPN down again", MARIA, conversation_id="c-5")
+        )
+    assert first.status_code == 202
+    a_post = Post.objects.select_related("author", "incident").get(channel=a)
+    assert a_post.incident is not None
+    a_before = Post.objects.filter(channel=a).values().get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _push(client, "hook-b", SECRET_B, payload)
+
+    assert response.status_code == 202
+    assert response.json() == answer
+    assert Post.objects.filter(channel=a).values().get() == a_before
+    a_post.author.refresh_from_db()
+    assert (a_post.author.handle, a_post.author.name) == ("@maria", "Maria")
+    assert list(a_post.incident.posts.values_list("pk", flat=True)) == [a_post.pk]
+    b_post = Post.objects.select_related("author").get(channel=b)
+    assert (b_post.external_id, b_post.scope, b_post.author.scope) == (payload["id"], str(b.pk), str(b.pk))
+    assert b_post.author_id != a_post.author_id
+    assert b_post.incident_id != a_post.incident_id
+    assert Incident.objects.filter(posts__channel=a).distinct().count() == 1
+
+
+def test_a_webhook_channel_still_threads_its_own_posts(django_capture_on_commit_callbacks):
+    from rest_framework.test import APIClient
+
+    a = ChannelFactory(slug="hook-a", network="webhook", config={}, credentials={"secret": SECRET_A})
+    ChannelFactory(slug="hook-b", network="webhook", config={}, credentials={"secret": SECRET_B})
+    WatchRuleFactory(channel=a, query="")
+    client = APIClient()
+    with django_capture_on_commit_callbacks(execute=True):
+        _push(client, "hook-a", SECRET_A, _webhook_post("abc-1", "VPN down again", MARIA))
+        _push(client, "hook-a", SECRET_A, _webhook_post("abc-2", "still down", {"id": "u-2"}, in_reply_to="abc-1"))
+
+    first, second = Post.objects.order_by("external_id")
+    assert first.incident_id is not None
+    assert second.incident_id == first.incident_id
