@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Channel, SlaCalendar
+from socialitsm.models import Channel, IngestRejection, Post, SlaCalendar
 
 from .factories import ChannelFactory, IncidentFactory, PostFactory, UserFactory, WatchRuleFactory
 
@@ -20,10 +23,12 @@ def admin_client(client):
 
 @pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label == "socialitsm"])
 def test_admin_pages_render(admin_client, model):
-    PostFactory(incident=IncidentFactory())
+    post = PostFactory(incident=IncidentFactory())
+    IngestRejection.objects.create(channel=post.channel, network="replay", external_id="p-x", error="refused")
     prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
     assert admin_client.get(reverse(f"{prefix}_changelist")).status_code == 200
-    assert admin_client.get(reverse(f"{prefix}_add")).status_code == 200
+    # Set-aside posts are a record: read, never added or edited by hand.
+    assert admin_client.get(reverse(f"{prefix}_add")).status_code == (403 if model is IngestRejection else 200)
     obj = model.objects.first()
     if obj is not None:
         assert admin_client.get(reverse(f"{prefix}_change", args=[obj.pk])).status_code == 200
@@ -311,3 +316,39 @@ def test_pointing_the_mastodon_stream_to_another_host_asks_for_the_credentials_a
     fake_network.errors.clear()
     form["config"] = '{"connector": "fake", "streaming_url": "wss://streaming.mastodon.example:443"}'
     assert admin_client.post(url, form).status_code == 302
+
+
+def test_posts_set_aside_are_counted_on_the_channel_and_listed_read_only(admin_client):
+    channel = ChannelFactory()
+    IngestRejection.objects.create(channel=channel, network="replay", external_id="p-1", error="DataError: boom")
+    IngestRejection.objects.create(channel=channel, network="replay", external_id="p-2", error="DataError: boom")
+    old = IngestRejection.objects.create(channel=channel, network="replay", external_id="p-0", error="old")
+    IngestRejection.objects.filter(pk=old.pk).update(created_at=old.created_at - timedelta(days=2))
+
+    page = admin_client.get(reverse("admin:socialitsm_channel_changelist")).content.decode()
+    assert f'<a href="/admin/socialitsm/ingestrejection/?channel__id__exact={channel.pk}">2</a>' in page
+    listed = admin_client.get(
+        reverse("admin:socialitsm_ingestrejection_changelist") + f"?channel__id__exact={channel.pk}"
+    )
+    assert [r.external_id for r in listed.context["cl"].result_list] == ["p-2", "p-1", "p-0"]
+    change = admin_client.post(reverse("admin:socialitsm_ingestrejection_change", args=[old.pk]), {"error": "edited"})
+    assert change.status_code == 403
+    assert IngestRejection.objects.get(pk=old.pk).error == "old"
+
+
+def test_route_again_action_hands_parked_posts_back_to_routing(admin_client, django_capture_on_commit_callbacks):
+    parked = PostFactory(text="Anyone up for lunch at the canteen today?")
+    Post.objects.filter(pk=parked.pk).update(routing_error="ValueError: x", routing_failed_at=timezone.now())
+    untouched = PostFactory(text="Anyone up for lunch at the canteen today?")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:socialitsm_post_changelist"),
+            {"action": "route_again", "_selected_action": [parked.pk, untouched.pk]},
+            follow=True,
+        )
+
+    assert [str(m) for m in response.context["messages"]] == ["1 post(s) handed to routing again."]
+    parked.refresh_from_db()
+    assert (parked.routing_error, parked.routing_failed_at, parked.triage_state) == ("", None, "ignored")
+    assert Post.objects.get(pk=untouched.pk).triage_state == "pending"

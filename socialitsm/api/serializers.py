@@ -639,6 +639,9 @@ class ChannelSerializer(serializers.ModelSerializer):
         help_text="A busy channel that has heard nothing for far longer than usual: check its stream or access."
     )
     recent_posts = serializers.IntegerField(read_only=True, help_text="Posts stored within the quiet window.")
+    rejected_posts = serializers.IntegerField(
+        read_only=True, help_text="Posts set aside in the last 24 hours because they could not be stored."
+    )
     reply_limit = serializers.SerializerMethodField()
 
     class Meta:
@@ -654,6 +657,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             "health",
             "quiet",
             "recent_posts",
+            "rejected_posts",
             "last_event_at",
             "last_polled_at",
             "last_error",
