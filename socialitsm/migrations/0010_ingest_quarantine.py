@@ -8,6 +8,13 @@ from django.db.migrations.exceptions import IrreversibleError
 WEBHOOK = "webhook"
 
 
+def _check_now(schema_editor):
+    """Run the deferred foreign-key checks of the rows just moved: PostgreSQL refuses to alter a
+    table with pending trigger events, and the constraints change next in this transaction."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def scope_webhook_ids(apps, schema_editor):
     """Webhook ids become unique per channel: each post takes its channel as scope, and an
     author whose posts came through several webhook channels becomes one author per channel."""
@@ -39,6 +46,7 @@ def scope_webhook_ids(apps, schema_editor):
             )
             Post.objects.filter(author=author, channel_id=channel_id).update(author=copy)
             Incident.objects.filter(author=author, channel_id=channel_id).update(author=copy)
+    _check_now(schema_editor)
 
 
 def unscope_webhook_ids(apps, schema_editor):
@@ -64,6 +72,7 @@ def unscope_webhook_ids(apps, schema_editor):
         Author.objects.filter(pk=pk).delete()
     Author.objects.exclude(scope="").update(scope="")
     Post.objects.exclude(scope="").update(scope="")
+    _check_now(schema_editor)
 
 
 class Migration(migrations.Migration):
