@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, models, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -57,9 +57,10 @@ class PostRefused(ValueError):
 
 
 def _max_length(model: type[Post] | type[Author], name: str) -> int:
-    limit = model._meta.get_field(name).max_length
-    assert limit is not None
-    return limit
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.CharField) or field.max_length is None:
+        raise TypeError(f"{model.__name__}.{name} is not a bounded text field")
+    return field.max_length
 
 
 def _line(value: Any, limit: int) -> str:
