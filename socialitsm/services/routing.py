@@ -78,9 +78,9 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
         return _posts_route(posts, services, catalogue)
     except _NOT_THE_POSTS_FAULT:
         raise
-    except Exception:
+    except Exception as exc:
         if len(posts) == 1:
-            return _post_route_or_park(posts[0].pk, services, catalogue)
+            return _park(posts[0].pk, exc)
         logger.exception("routing a batch of %d posts failed; routing them one by one", len(posts))
     outcome: dict[str, int] = {}
     for post in posts:
@@ -101,8 +101,13 @@ def _post_route_or_park(
     except _NOT_THE_POSTS_FAULT:
         raise
     except Exception as exc:
-        logger.exception("routing post %s failed; parked for a person to look at", post_id)
-        return {PARKED: post_routing_park(post_id=post_id, error=f"{type(exc).__name__}: {exc}")}
+        return _park(post_id, exc)
+
+
+def _park(post_id: int, error: Exception) -> dict[str, int]:
+    logger.error("routing post %s failed; parked for a person to look at", post_id, exc_info=error)
+    parked = post_routing_park(post_id=post_id, error=f"{type(error).__name__}: {error}")
+    return {PARKED: parked} if parked else {}
 
 
 def _posts_route(
