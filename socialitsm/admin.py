@@ -8,7 +8,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from .exceptions import ApplicationError, ExternalError
 from .http import CREDENTIALS_FOR_NEW_HOST, same_host
@@ -17,6 +19,7 @@ from .models import (
     Channel,
     Incident,
     IncidentEvent,
+    IngestRejection,
     ItsmConnection,
     ItsmDelivery,
     ItsmLink,
@@ -32,7 +35,7 @@ from .selectors import channel_list
 from .services import itsm_sync, replies
 from .services.channels import channel_test, channel_verify
 from .services.incidents import EDITABLE, incident_assign, incident_changes_check, incident_update
-from .services.routing import post_label, post_promote
+from .services.routing import post_label, post_promote, post_routing_retry
 from .services.sla import sla_rules_changed
 
 
@@ -163,6 +166,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "enabled",
         "health",
         "quiet",
+        "rejected",
         "last_event_at",
         "last_error_at",
         "quota",
@@ -175,6 +179,7 @@ class ChannelAdmin(admin.ModelAdmin):
     readonly_fields = [
         "health",
         "quiet",
+        "rejected",
         "last_polled_at",
         "last_event_at",
         "last_error",
@@ -208,6 +213,15 @@ class ChannelAdmin(admin.ModelAdmin):
         """A busy channel that has heard nothing for far longer than usual."""
         return channel.is_quiet(recent_posts=getattr(channel, "recent_posts", 0), now=timezone.now())
 
+    @admin.display(description="Set aside (24 h)")
+    def rejected(self, channel: Channel) -> str:
+        """Posts refused at ingest lately, linked to their list."""
+        count = getattr(channel, "rejected_posts", 0)
+        if not count:
+            return "0"
+        url = reverse("admin:socialitsm_ingestrejection_changelist") + f"?channel__id__exact={channel.pk}"
+        return format_html('<a href="{}">{}</a>', url, count)
+
     @admin.display(description="Quota left")
     def quota(self, channel: Channel) -> str:
         if channel.quota_remaining is None:
@@ -232,6 +246,19 @@ class AuthorAdmin(admin.ModelAdmin):
     readonly_fields = ["network", "external_id"]
 
 
+class RoutingFailedFilter(admin.SimpleListFilter):
+    title = "routing"
+    parameter_name = "routing"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("failed", "Failed (parked)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Post]) -> QuerySet[Post]:
+        if self.value() == "failed":
+            return queryset.filter(routing_failed_at__isnull=False)
+        return queryset
+
+
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
     """Posts are what the networks said and what routing made of them: view-only. Labelling and
@@ -247,11 +274,11 @@ class PostAdmin(admin.ModelAdmin):
         "detected_service",
         "incident",
     ]
-    list_filter = ["network", "triage_state", "label", "is_direct", "detected_service"]
+    list_filter = ["network", "triage_state", RoutingFailedFilter, "label", "is_direct", "detected_service"]
     list_select_related = ["author", "incident", "detected_service"]
     search_fields = ["external_id", "text", "author__handle"]
     date_hierarchy = "posted_at"
-    actions = ["label_complaint", "label_not_complaint", "promote"]
+    actions = ["label_complaint", "label_not_complaint", "promote", "route_again"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -286,6 +313,28 @@ class PostAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{post}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"{post}: linked to {incident.number}", messages.SUCCESS)
+
+    @admin.action(description="Route posts that failed routing again")
+    def route_again(self, request: HttpRequest, queryset: QuerySet[Post]) -> None:
+        count = sum(post_routing_retry(post=post) for post in queryset.filter(routing_failed_at__isnull=False))
+        self.message_user(request, f"{count} post(s) handed to routing again.", messages.SUCCESS)
+
+
+@admin.register(IngestRejection)
+class IngestRejectionAdmin(admin.ModelAdmin):
+    """Posts the database refused at ingest, kept as they were for a person to read."""
+
+    list_display = ["created_at", "channel", "network", "external_id", "error"]
+    list_filter = ["network", "channel"]
+    list_select_related = ["channel"]
+    search_fields = ["external_id", "error"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class IncidentEventInline(admin.TabularInline):

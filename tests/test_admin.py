@@ -13,6 +13,7 @@ from socialitsm.models import (
     Channel,
     Incident,
     IncidentEvent,
+    IngestRejection,
     ItsmConnection,
     ItsmLink,
     Post,
@@ -42,13 +43,16 @@ def admin_client(client):
     return client
 
 
-# Written only by the services: the admin shows them and acts on them, it does not add them.
-NOT_ADDED_IN_ADMIN = {Incident, Post, Reply}
+# Written only by the services (or a record of what ingest set aside): the admin shows them and
+# acts on them, it does not add them.
+NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection}
 
 
 @pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label == "socialitsm"])
 def test_admin_pages_render(admin_client, model):
     ReplyFactory(post=PostFactory(incident=IncidentFactory()))
+    post = Post.objects.get()
+    IngestRejection.objects.create(channel=post.channel, network="replay", external_id="p-x", error="refused")
     prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
     assert admin_client.get(reverse(f"{prefix}_changelist")).status_code == 200
     assert admin_client.get(reverse(f"{prefix}_add")).status_code == (403 if model in NOT_ADDED_IN_ADMIN else 200)
@@ -630,3 +634,39 @@ def test_retry_action_queues_failed_replies_again(admin_client, monkeypatch, dja
     assert [str(m) for m in response.context["messages"]] == ["1 replies queued again."]
     assert list(Reply.objects.order_by("pk").values_list("status", "error")) == [("queued", ""), ("sent", "")]
     assert sent == [failed.pk]
+
+
+def test_posts_set_aside_are_counted_on_the_channel_and_listed_read_only(admin_client):
+    channel = ChannelFactory()
+    IngestRejection.objects.create(channel=channel, network="replay", external_id="p-1", error="DataError: boom")
+    IngestRejection.objects.create(channel=channel, network="replay", external_id="p-2", error="DataError: boom")
+    old = IngestRejection.objects.create(channel=channel, network="replay", external_id="p-0", error="old")
+    IngestRejection.objects.filter(pk=old.pk).update(created_at=old.created_at - timedelta(days=2))
+
+    page = admin_client.get(reverse("admin:socialitsm_channel_changelist")).content.decode()
+    assert f'<a href="/admin/socialitsm/ingestrejection/?channel__id__exact={channel.pk}">2</a>' in page
+    listed = admin_client.get(
+        reverse("admin:socialitsm_ingestrejection_changelist") + f"?channel__id__exact={channel.pk}"
+    )
+    assert [r.external_id for r in listed.context["cl"].result_list] == ["p-2", "p-1", "p-0"]
+    change = admin_client.post(reverse("admin:socialitsm_ingestrejection_change", args=[old.pk]), {"error": "edited"})
+    assert change.status_code == 403
+    assert IngestRejection.objects.get(pk=old.pk).error == "old"
+
+
+def test_route_again_action_hands_parked_posts_back_to_routing(admin_client, django_capture_on_commit_callbacks):
+    parked = PostFactory(text="Anyone up for lunch at the canteen today?")
+    Post.objects.filter(pk=parked.pk).update(routing_error="ValueError: x", routing_failed_at=timezone.now())
+    untouched = PostFactory(text="Anyone up for lunch at the canteen today?")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:socialitsm_post_changelist"),
+            {"action": "route_again", "_selected_action": [parked.pk, untouched.pk]},
+            follow=True,
+        )
+
+    assert [str(m) for m in response.context["messages"]] == ["1 post(s) handed to routing again."]
+    parked.refresh_from_db()
+    assert (parked.routing_error, parked.routing_failed_at, parked.triage_state) == ("", None, "ignored")
+    assert Post.objects.get(pk=untouched.pk).triage_state == "pending"

@@ -128,3 +128,56 @@ def test_the_defaults_notice_keeps_quiet_at_verbosity_0():
     assert _migrate("socialitsm", verbosity=0) == ""
     assert len(_policies()) == 5
     SlaPolicy.objects.all().delete()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_webhook_ids_become_unique_per_channel_and_back():
+    from datetime import UTC, datetime
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    target = ("socialitsm", "0010_ingest_quarantine")
+    executor = MigrationExecutor(connection)
+    before = sorted(parent.key for parent in executor.loader.graph.node_map[target].parents)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    Channel, Author, Post, Incident = (
+        old.get_model("socialitsm", m) for m in ("Channel", "Author", "Post", "Incident")
+    )
+    a = Channel.objects.create(name="A", slug="hook-a", network="webhook")
+    b = Channel.objects.create(name="B", slug="hook-b", network="webhook")
+    r = Channel.objects.create(name="R", slug="replay", network="replay")
+    shared = Author.objects.create(network="webhook", external_id="u-1", handle="@maria", caller_email="m@example.com")
+    other = Author.objects.create(network="replay", external_id="u-1")
+    at = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    Post.objects.create(network="webhook", external_id="p-a", channel=a, author=shared, text="x", posted_at=at)
+    Post.objects.create(network="webhook", external_id="p-b", channel=b, author=shared, text="x", posted_at=at)
+    Post.objects.create(network="replay", external_id="p-r", channel=r, author=other, text="x", posted_at=at)
+    Incident.objects.create(number="INC1", short_description="x", priority=4, author=shared, channel=b)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+    new = executor.loader.project_state([target]).apps
+    Author, Post, Incident = (new.get_model("socialitsm", m) for m in ("Author", "Post", "Incident"))
+    rows = Post.objects.order_by("external_id").values_list("external_id", "scope", "author__scope", "author__pk")
+    copy = Author.objects.get(network="webhook", scope=str(b.pk))
+    assert list(rows) == [
+        ("p-a", str(a.pk), str(a.pk), shared.pk),
+        ("p-b", str(b.pk), str(b.pk), copy.pk),
+        ("p-r", "", "", other.pk),
+    ]
+    assert (copy.external_id, copy.handle, copy.caller_email) == ("u-1", "@maria", "m@example.com")
+    assert Incident.objects.get().author_id == copy.pk
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    Author, Post, Incident = (old.get_model("socialitsm", m) for m in ("Author", "Post", "Incident"))
+    assert sorted(Author.objects.values_list("network", "external_id", "pk")) == [
+        ("replay", "u-1", other.pk),
+        ("webhook", "u-1", shared.pk),
+    ]
+    assert set(Post.objects.filter(network="webhook").values_list("author_id", flat=True)) == {shared.pk}
+    assert Incident.objects.get().author_id == shared.pk
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

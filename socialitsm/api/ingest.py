@@ -128,8 +128,9 @@ class IngestView(SignedWebhookView):
         description=(
             "Signed with the channel secret: header "
             "`X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
-            'The body is one post or `{"posts": [...]}`; a batch is stored all or nothing. '
-            "Posts already stored (same id) are counted as duplicates and left unchanged."
+            'The body is one post or `{"posts": [...]}`; a batch with an invalid post is refused whole. '
+            "Posts already stored (same id on this channel) are counted as duplicates and left unchanged; "
+            "ids, authors and threads are this channel's own, never another channel's."
         ),
         auth=[],
         parameters=[
@@ -212,7 +213,7 @@ class IngestView(SignedWebhookView):
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_post", fields=exc.errors)
         rule = channel.rules.filter(enabled=True).order_by("id").first()
         result = posts_ingest(channel=channel, posts=posts, rule=rule)
-        return Response(
-            {"received": result.received, "created": result.created, "duplicates": result.duplicates},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        answer = {"received": result.received, "created": result.created, "duplicates": result.duplicates}
+        if result.rejected:
+            answer["rejected"] = result.rejected
+        return Response(answer, status=status.HTTP_202_ACCEPTED)

@@ -44,7 +44,6 @@ from websockets.exceptions import ConnectionClosed
 
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.text import clean_json, clean_text
 
 from .base import (
     OWN_ACCOUNT_KEY,
@@ -407,13 +406,13 @@ class BlueskyConnector(Connector):
             author=InboundAuthor(
                 external_id=did, handle=f"@{handle}" if handle else "", name=name, profile_url=profile
             ),
-            text=clean_text(str(record.get("text") or "")),
+            text=str(record.get("text") or ""),
             posted_at=posted_at,
             url=f"{profile}/post/{_rkey(uri)}",
             in_reply_to=parent,
             conversation_id=root or uri,
             language=str(langs[0])[:16].lower() if langs else "",
-            raw=clean_json(raw),
+            raw=raw,
             rule_id=rule_id,
         )
 

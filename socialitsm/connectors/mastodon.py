@@ -42,7 +42,7 @@ from websockets.exceptions import ConnectionClosed
 
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.text import clean_json, html_to_text
+from socialitsm.text import html_to_text
 
 from .base import (
     OWN_ACCOUNT_KEY,
@@ -345,7 +345,7 @@ class MastodonConnector(Connector):
             in_reply_to=str(status.get("in_reply_to_id") or ""),
             language=str(status.get("language") or "")[:16].lower(),
             is_direct=status.get("visibility") == "direct",
-            raw=clean_json(dict(status)),
+            raw=dict(status),
             rule_id=rule_id,
         )
 

@@ -79,5 +79,5 @@ def unseed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("socialitsm", "0007_classify_feedback"), ("auth", "0012_alter_user_first_name_max_length")]
+    dependencies = [("socialitsm", "0010_ingest_quarantine"), ("auth", "0012_alter_user_first_name_max_length")]
     operations = [migrations.RunPython(seed, unseed)]

@@ -499,8 +499,9 @@ def _linked_posts(events: list[IncidentEvent]) -> dict[str, Post]:
     keys = [e.new_value.partition(":") for e in events]
     if not keys:
         return {}
+    # The incident's own posts only: webhook ids are unique per channel, not per network.
     posts = Post.objects.filter(
-        network__in={n for n, _, _ in keys}, external_id__in={i for _, _, i in keys}
+        incident_id=events[0].incident_id, network__in={n for n, _, _ in keys}, external_id__in={i for _, _, i in keys}
     ).select_related("author")
     return {f"{p.network}:{p.external_id}": p for p in posts}
 

@@ -196,8 +196,10 @@ def work_recover() -> dict[str, int]:
 
     now = timezone.now()
     stale = now - timedelta(seconds=conf.STALE_AFTER_SECONDS)
+    # Parked posts (routing failed on them) wait for a person, so they never hold back the
+    # posts behind them here.
     post_ids = list(
-        Post.objects.pending()
+        Post.objects.routable()
         .filter(ingested_at__lt=stale)
         .order_by("posted_at", "id")
         .values_list("id", flat=True)[:5000]

@@ -200,6 +200,25 @@ def test_quote_of_our_post_allows_a_public_reply(channel, rule):
 
 
 @responses.activate
+def test_nul_in_a_post_and_its_poster_does_not_stop_the_channel(channel, rule, django_capture_on_commit_callbacks):
+    # JSON escapes, as the network sends them: json.loads turns them into NUL and a lone surrogate.
+    page = fixture(
+        "search_recent__keyword", **{"Acme VPN": "Acme\\u0000 VPN", "Bob Martin": "Bob\\u0000 \\ud800Martin"}
+    )
+    responses.get(SEARCH, json=page, headers=LIMIT_HEADERS)
+
+    assert poll(channel, django_capture_on_commit_callbacks) == 1
+
+    post = Post.objects.select_related("author").get()
+    assert post.text == "Is the Acme VPN down for anyone else? Cannot connect since this morning >:("
+    assert post.author.name == "Bob \ufffdMartin"
+    assert post.raw["data"]["text"].startswith("Is the Acme VPN down")
+    channel.refresh_from_db()
+    assert (channel.health, channel.last_error) == (Channel.Health.OK, "")
+    assert WatchRule.objects.get(pk=rule.pk).cursor["since_id"] == "2125865892053941272"
+
+
+@responses.activate
 def test_post_that_does_not_summon_us_gets_a_refusal_and_a_dm_instead(
     channel, rule, agent, django_capture_on_commit_callbacks
 ):

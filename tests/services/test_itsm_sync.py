@@ -23,7 +23,7 @@ from socialitsm.services.itsm_sync import (
 )
 from socialitsm.services.routing import posts_process
 
-from ..factories import AuthorFactory, IncidentFactory, PostFactory, ReplyFactory
+from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFactory, ReplyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -243,6 +243,20 @@ def test_follow_up_posts_go_out_as_internal_notes(connection, incident, fake_sui
             "public": False,
         }
     ]
+
+
+def test_follow_up_note_is_the_incidents_own_post_when_another_webhook_channel_reuses_its_id(
+    connection, incident, fake_suite
+):
+    itsm_tick()
+    ours, theirs = (ChannelFactory(network="webhook") for _ in range(2))
+    follow_up = PostFactory(
+        rule__channel=ours, scope=str(ours.pk), external_id="w-2", text="Still down", author=incident.author
+    )
+    PostFactory(rule__channel=theirs, scope=str(theirs.pk), external_id="w-2", text="Another caller's post")
+    post_link(post=follow_up, incident=incident)
+    itsm_tick()
+    assert [c["text"] for c in fake_suite.tickets["1"].comments] == ["New post from @maria on Webhook:\n\nStill down"]
 
 
 def test_a_comment_that_failed_is_sent_again_and_once(connection, incident, fake_suite, agent):
