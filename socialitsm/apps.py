@@ -8,6 +8,6 @@ class SocialItsmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import db
+        from . import checks, db  # noqa: F401  (importing checks registers the system checks)
 
         connection_created.connect(db.clamp_timestamps, dispatch_uid="socialitsm-clamp-timestamps")
