@@ -453,3 +453,39 @@ def test_posts_stored_with_extreme_dates_are_listed_and_can_be_deleted(agent, st
     assert one.json()["posted_at"] == read
     Post.objects.filter(pk=odd.pk).delete()
     assert list(Post.objects.values_list("external_id", flat=True)) == ["fine"]
+
+
+ITSM_SECRET = "itsm-webhook-secret-0123"
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "status", "answer"),
+    [
+        ("/api/v1/itsm/suite/webhook", b'{"id": "R-1"}', 404, "unknown_record"),
+        ("/api/v1/itsm/caf%C3%A9/webhook/", b'{"id": "R-1"}', 401, "invalid_signature"),
+        ("/api/v1/itsm/suite%00/webhook/", b'{"id": "R-1"}', 401, "invalid_signature"),
+        ("/api/v1/itsm/suite/webhook/", b'{"id": 1e400}', 400, "invalid_json"),
+        ("/api/v1/itsm/suite/webhook/", json.dumps({"id": nested(100)}).encode(), 400, "invalid_json"),
+    ],
+    ids=["no-trailing-slash", "unicode-slug", "nul-in-slug", "number-1e400", "nested-100"],
+)
+def test_itsm_webhook_bad_input(url, body, status, answer):
+    from socialitsm.itsm.base import SIGNATURE_HEADER as ITSM_HEADER
+    from socialitsm.itsm.base import sign as itsm_sign
+    from socialitsm.models import ItsmConnection, ItsmLink
+
+    ItsmConnection.objects.create(
+        name="Suite",
+        slug="suite",
+        kind="fake",
+        base_url="https://suite.example.com",
+        credentials={"webhook_secret": ITSM_SECRET},
+    )
+
+    response = APIClient().post(
+        url, data=body, content_type="application/json", headers={ITSM_HEADER: itsm_sign(ITSM_SECRET, body)}
+    )
+
+    assert (response.status_code, response["Content-Type"]) == (status, "application/json")
+    assert response.json()["error"] == answer
+    assert ItsmLink.objects.count() == 0
