@@ -15,7 +15,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
-from socialitsm.models import Author, Incident, IncidentEvent, Post, Reply
+from socialitsm.models import Author, Incident, IncidentEvent, Post, Reply, SlaPolicy
 
 from ..factories import ChannelFactory, IncidentFactory, PostFactory, WatchRuleFactory
 
@@ -489,3 +489,53 @@ def test_itsm_webhook_bad_input(url, body, status, answer):
     assert (response.status_code, response["Content-Type"]) == (status, "application/json")
     assert response.json()["error"] == answer
     assert ItsmLink.objects.count() == 0
+
+
+BIG = 10**30
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "answer"),
+    [
+        (
+            "patch",
+            "/api/v1/incidents/INC0000001/",
+            {"assignee": BIG},
+            400,
+            {"assignee": [f'Invalid pk "{BIG}" - object does not exist.']},
+        ),
+        (
+            "post",
+            "/api/v1/incidents/INC0000001/replies/",
+            {"text": "On it", "visibility": "public", "post": BIG},
+            400,
+            {"post": [f'Invalid pk "{BIG}" - object does not exist.']},
+        ),
+        (
+            "post",
+            "/api/v1/sla/policies/",
+            {"name": "Huge", "priority": 1, "first_response_minutes": BIG, "resolution_minutes": 5},
+            400,
+            {"first_response_minutes": ["Ensure this value is less than or equal to 2147483647."]},
+        ),
+        ("get", f"/api/v1/posts/{BIG}/", None, 404, {"detail": "No Post matches the given query."}),
+        ("get", f"/api/v1/incidents/?page={BIG}", None, 404, {"detail": "Invalid page."}),
+    ],
+    ids=["assignee", "reply-post", "sla-minutes", "post-pk", "page"],
+)
+def test_integers_past_the_database_range(lead, method, url, body, status, answer):
+    incident = IncidentFactory(number="INC0000001", state=Incident.State.IN_PROGRESS)
+    PostFactory(incident=incident)
+    client = APIClient()
+    client.force_authenticate(lead)
+
+    response = getattr(client, method)(
+        url, data=json.dumps(body) if body is not None else None, content_type="application/json"
+    )
+
+    assert response.status_code == status
+    assert response.json() == answer
+    incident.refresh_from_db()
+    assert incident.assignee_id is None
+    assert (Reply.objects.count(), IncidentEvent.objects.filter(incident=incident).count()) == (0, 0)
+    assert not SlaPolicy.objects.filter(name="Huge").exists()
