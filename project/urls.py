@@ -26,5 +26,7 @@ urlpatterns = [
     path("", include("socialitsm.web.urls")),
 ]
 
+handler400 = "project.errors.bad_request"
+handler403 = "project.errors.permission_denied"
 handler404 = "project.errors.page_not_found"
 handler500 = "project.errors.server_error"

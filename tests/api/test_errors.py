@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from socialitsm.api import views
+from socialitsm.models import Incident
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +54,37 @@ def test_error_pages_outside_the_api_stay_html(rf):
 
     assert response.status_code == 500
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_body_over_the_upload_limit_is_a_json_413(agent_api, settings):
+    from ..factories import IncidentFactory
+
+    IncidentFactory(number="INC0000001", category="")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = agent_api.patch("/api/v1/incidents/INC0000001/", data={"category": "x" * 5000}, format="json")
+
+    assert (response.status_code, response["Content-Type"]) == (413, "application/json")
+    assert response.json() == {"error": "too_large", "detail": "The body is larger than this server accepts."}
+    assert Incident.objects.get().category == ""
+
+
+def test_bad_host_under_the_api_is_a_json_400(agent_api, settings):
+    settings.ALLOWED_HOSTS = ["itsm.example.com"]
+
+    response = agent_api.get("/api/v1/incidents/", headers={"host": "evil.example.net"})
+
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json")
+    assert response.json() == {"error": "bad_request", "detail": "The request was refused."}
+
+
+def test_permission_denied_outside_a_drf_view_is_json_under_the_api(rf):
+    from django.core.exceptions import PermissionDenied
+
+    from project.errors import permission_denied
+
+    api = permission_denied(rf.get("/api/v1/anything/"), PermissionDenied())
+    page = permission_denied(rf.get("/incidents/"), PermissionDenied())
+
+    assert (api.status_code, api["Content-Type"]) == (403, "application/json")
+    assert (page.status_code, page["Content-Type"].split(";")[0]) == (403, "text/html")
