@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
@@ -44,10 +45,13 @@ def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, A
     return field
 
 
+@cache
 def _clamped_loader(base: type) -> type:
     import psycopg
 
     class ClampedTimestamptzLoader(base):
+        clamps_reads = True
+
         def load(self, data: Any) -> datetime:
             try:
                 value = super().load(data)
@@ -76,6 +80,4 @@ def clamp_timestamps(sender: Any, connection: Any, **kwargs: Any) -> None:
     current = context.get_loader(timestamptz, Format.TEXT)
     if current is None or getattr(current, "clamps_reads", False):
         return
-    loader = _clamped_loader(current)
-    loader.clamps_reads = True  # type: ignore[attr-defined]
-    context.register_loader(timestamptz, loader)
+    context.register_loader(timestamptz, _clamped_loader(current))
