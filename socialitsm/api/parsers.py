@@ -70,9 +70,7 @@ class InvalidJson(ParseError):
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser with the limits above; errors are 400 invalid_json."""
 
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
