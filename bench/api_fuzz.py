@@ -133,17 +133,22 @@ def main() -> int:
             [sys.executable, "manage.py", *a], cwd=ROOT, env=env, check=True, capture_output=True, text=True
         )
         run("migrate", "-v0")
-        token = re.search(r"^TOKEN (\w+)$", run("shell", "-c", SEED).stdout, re.M).group(1)  # type: ignore[union-attr]
+        seeded = re.search(r"^TOKEN (\w+)$", run("shell", "-c", SEED).stdout, re.M)
+        if seeded is None:
+            raise SystemExit("seeding the fuzz database printed no token")
+        token = seeded.group(1)
         access_log, error_log = work / "access.log", work / "error.log"
         server = subprocess.Popen(  # noqa: S603
             [
                 *(sys.executable, "-m", "gunicorn", "project.wsgi", "--bind", f"127.0.0.1:{port}"),
                 *("--workers", "2", "--timeout", "60", "--no-control-socket"),
                 *("--access-logfile", str(access_log), "--access-logformat", ACCESS_FORMAT),
-                *("--error-logfile", str(error_log)),
             ],
             cwd=ROOT,
             env=env,
+            # Django logs each 500 with its traceback on stderr.
+            stdout=error_log.open("w"),
+            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
@@ -200,11 +205,20 @@ def summarize(access_log: Path, error_log: Path, reports: Path, exit_code: int, 
     print(f"api fuzz: 5xx answers: {sum(errors.values())}")
     for request, count in errors.most_common():
         print(f"  {count:4d}  {request}")
-    raised = sorted(set(re.findall(r"^(\w+(?:\.\w+)*(?:Error|Exception)\b.*)$", error_log.read_text(), re.M)))
-    for line in raised[:20]:
-        print(f"  logged: {line[:200]}")
+    for path, exception in sorted(set(server_errors(error_log.read_text()))):
+        print(f"  {path}: {exception[:200]}")
     print(f"api fuzz: schemathesis exited {exit_code}")
     return 1 if errors else 0
+
+
+def server_errors(log: str) -> list[tuple[str, str]]:
+    """(path, the exception's last line) for each 500 Django logged."""
+    found = []
+    for block in re.split(r"^.*ERROR django\.request: Internal Server Error: ", log, flags=re.M)[1:]:
+        path = block.split("\n", 1)[0]
+        raised = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)\b.*)$", block, re.M)
+        found.append((path, raised[-1] if raised else "(no traceback)"))
+    return found
 
 
 if __name__ == "__main__":
