@@ -246,7 +246,7 @@ def _kill_on_request(stack: Stack, receiver: Receiver, at: int) -> threading.Eve
     return killed
 
 
-def test_ingest_and_routing_lose_nothing_when_the_worker_is_killed(stack):
+def test_ingest_and_routing_lose_nothing_when_the_worker_is_killed(stack, figures):
     total = 500
     channel = stack.driver("ingest_setup", posts=total, batch=50)["channel"]
 
@@ -282,11 +282,11 @@ def test_ingest_and_routing_lose_nothing_when_the_worker_is_killed(stack):
     assert states.get("incident", 0) > 0
     assert unlinked == 0
     assert cursor == {"line": total, "round": 0}
-    print(f"faults: killed in ingest at {during_ingest[:60]!r}, in routing at {during_routing[:60]!r}")
-    print(f"faults: posts stored {distinct}/{total} once, routed {total}/{total} {states}, stuck 0")
+    figures(f"faults: killed in ingest at {during_ingest[:60]!r}, in routing at {during_routing[:60]!r}")
+    figures(f"faults: posts stored {distinct}/{total} once, routed {total}/{total} {states}, stuck 0")
 
 
-def test_each_reply_is_sent_once_when_the_worker_is_killed_mid_send(stack, receiver):
+def test_each_reply_is_sent_once_when_the_worker_is_killed_mid_send(stack, receiver, figures):
     count = 40
     remote = receiver(0.05)
     killed = _kill_on_request(stack, remote, at=count // 3)
@@ -319,13 +319,13 @@ def test_each_reply_is_sent_once_when_the_worker_is_killed_mid_send(stack, recei
     assert {status for _, _, status in replies} == {"sent"}
     stuck = stack.pg.value("SELECT count(*) FROM socialitsm_reply WHERE status IN ('queued', 'sending')")
     assert stuck == 0
-    print(
+    figures(
         f"faults: replies sent {len(remote.messages)}/{count} once ({len(remote.requests)} requests,"
         f" {resent} resent with its idempotency key), stuck {stuck}"
     )
 
 
-def test_each_itsm_record_is_made_once_when_the_worker_is_killed_mid_push(stack, receiver):
+def test_each_itsm_record_is_made_once_when_the_worker_is_killed_mid_push(stack, receiver, figures):
     count = 25
     remote = receiver(0.02)
     killed = _kill_on_request(stack, remote, at=count)
@@ -373,7 +373,7 @@ def test_each_itsm_record_is_made_once_when_the_worker_is_killed_mid_push(stack,
         " AND (status <> 'ok' OR lease_until IS NOT NULL)",
         setup["connection"],
     )
-    print(
+    figures(
         f"faults: itsm records {len(opened)}/{count} once, events {len(remote.messages)}/{len(expected)} once"
         f" ({len(remote.requests)} requests, {resent} resent with its idempotency key), stuck {stuck}"
     )
@@ -443,7 +443,7 @@ class MastodonServer:
         self.server.shutdown()
 
 
-def test_a_stream_loses_nothing_while_redis_and_postgresql_restart(stack):
+def test_a_stream_loses_nothing_while_redis_and_postgresql_restart(stack, figures):
     total = 300
     server = MastodonServer("faultsdown")
     channel = stack.driver("stream_setup", base_url=f"http://127.0.0.1:{server.port}", tag=server.tag)["channel"]
@@ -482,7 +482,7 @@ def test_a_stream_loses_nothing_while_redis_and_postgresql_restart(stack):
         assert (rows, distinct) == (total, total)
         assert stuck == 0
         assert health == "ok"
-        print(
+        figures(
             f"faults: streamed posts stored {distinct}/{total} once across a Redis and a PostgreSQL restart,"
             f" {server.connections} stream connections, stuck {stuck}"
         )
