@@ -125,7 +125,11 @@ def main() -> int:
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
-        "SOCIALITSM_INGEST_RATE": "100000/minute",
+        # Rate limits would answer most of the run with 429: the point is what the inputs do.
+        **{
+            f"SOCIALITSM_{name}_RATE": "1000000/minute"
+            for name in ("INGEST", "INGEST_REFUSED", "API_USER", "API_ADDRESS", "API_AUTH_FAILURE")
+        },
     }
     server: subprocess.Popen | None = None
     try:
