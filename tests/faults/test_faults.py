@@ -4,7 +4,8 @@ and a stream running while Redis and then PostgreSQL restart. Afterwards every p
 once and routed, every reply sent once, every ITSM record made once, and nothing is left stuck.
 
 The servers are throwaway ones on free ports (the shared ones are never touched); the worker,
-beat and stream processes run with tests/faults/settings.py: leases and ticks of seconds."""
+beat and stream processes run with tests/faults/settings.py: leases and ticks of seconds.
+SOCIALITSM_FAULTS_KEEP=1 keeps the servers' data and the processes' logs afterwards."""
 
 from __future__ import annotations
 
@@ -162,7 +163,10 @@ def stack() -> Iterator[Stack]:
             log = stack.root / f"{name}.log"
             if log.exists():
                 print(f"--- {name} log (last lines) ---\n" + "\n".join(log.read_text().splitlines()[-40:]))
-        shutil.rmtree(stack.root, ignore_errors=True)
+        if os.environ.get("SOCIALITSM_FAULTS_KEEP") == "1":
+            print(f"kept the servers' data and the logs in {stack.root}")
+        else:
+            shutil.rmtree(stack.root, ignore_errors=True)
 
 
 class Receiver(ThreadingHTTPServer):
