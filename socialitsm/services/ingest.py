@@ -13,6 +13,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, models, t
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.connectors import InboundPost, Quota, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, InboundAuthor
@@ -48,8 +49,9 @@ REDACTED_TEXT = "[deleted by the author]"
 # broken time (epoch zero, year 1, a wrong offset): it is kept, dated when it reached us, and
 # the network's time is recorded in Post.posted_at_reported. Keeping it, rather than setting it
 # aside, means a real complaint is never lost to a bad clock.
-EARLIEST_POST = datetime(2006, 1, 1, tzinfo=UTC)
-POST_FUTURE_SLACK = timedelta(days=1)
+# The same window the API's validation applies (socialitsm.datetimes).
+EARLIEST_POST = datetimes.POSTS_EARLIEST
+POST_FUTURE_SLACK = datetimes.POSTS_AHEAD
 
 
 class PostRefused(ValueError):

@@ -130,12 +130,12 @@ def test_every_agent_operation_documents_401_and_403(schema):
 @pytest.mark.parametrize(
     ("method", "path", "codes"),
     [
-        ("get", "/api/v1/incidents/", {"200", "400", "401", "403", "404"}),
-        ("get", "/api/v1/incidents/{number}/", {"200", "401", "403", "404"}),
-        ("patch", "/api/v1/incidents/{number}/", {"200", "400", "401", "403", "404"}),
-        ("get", "/api/v1/services/", {"200", "401", "403", "404"}),
-        ("get", "/api/v1/reports/sla/", {"200", "400", "401", "403"}),
-        ("delete", "/api/v1/sla/policies/{id}/", {"204", "401", "403", "404"}),
+        ("get", "/api/v1/incidents/", {"200", "400", "401", "403", "404", "429"}),
+        ("get", "/api/v1/incidents/{number}/", {"200", "401", "403", "404", "429"}),
+        ("patch", "/api/v1/incidents/{number}/", {"200", "400", "401", "403", "404", "429"}),
+        ("get", "/api/v1/services/", {"200", "401", "403", "404", "429"}),
+        ("get", "/api/v1/reports/sla/", {"200", "400", "401", "403", "429"}),
+        ("delete", "/api/v1/sla/policies/{id}/", {"204", "401", "403", "404", "429"}),
         ("post", "/api/v1/itsm/{slug}/webhook/", {"202", "400", "401", "404", "413", "429"}),
     ],
 )
