@@ -16,7 +16,9 @@ class ErrorSerializer(serializers.Serializer):
 
 FIELD_ERRORS = {
     "type": "object",
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    # A field's messages are a list; a nested or list field's, an object by key or index; the
+    # codes of a refused body (error, detail) are strings.
+    "additionalProperties": {"oneOf": [{"type": "array"}, {"type": "object"}, {"type": "string"}]},
     "description": 'Messages by field (or non_field_errors), e.g. {"opened_before": ["..."]}; '
     'an unreadable body is {"error": "invalid_json", "detail": "..."}.',
 }
