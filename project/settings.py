@@ -217,6 +217,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.itsm_tick_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_ITSM_TICK", default=5)),
     },
+    "socialitsm-replies-due": {
+        "task": "socialitsm.tasks.replies_send_due_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
+    },
     "socialitsm-recover-stale-work": {
         "task": "socialitsm.tasks.work_recover_task",
         "schedule": timedelta(seconds=60),

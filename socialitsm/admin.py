@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .exceptions import ExternalError
+from .exceptions import ApplicationError, ExternalError
 from .http import CREDENTIALS_FOR_NEW_HOST, same_host
 from .models import (
     Author,
@@ -329,14 +329,18 @@ class ReplyAdmin(admin.ModelAdmin):
         "claimed_at",
         "sent_at",
         "retry_after",
+        "retry_until",
     ]
     actions = ["retry_failed"]
 
-    @admin.action(description="Send failed replies again")
+    @admin.action(description="Send failed or waiting replies again now")
     def retry_failed(self, request, queryset) -> None:
         count = 0
-        for reply in queryset.filter(status=Reply.Status.FAILED):
-            replies.reply_retry(reply=reply)
+        for reply in queryset.filter(status__in=(Reply.Status.FAILED, Reply.Status.QUEUED)):
+            try:
+                replies.reply_retry(reply=reply, actor=request.user)
+            except ApplicationError:
+                continue
             count += 1
         self.message_user(request, f"{count} replies queued again.", messages.SUCCESS)
 

@@ -21,6 +21,11 @@ DEFAULTS: dict[str, Any] = {
     "STALE_AFTER_SECONDS": 120,
     # A reply claimed for sending longer ago than this is considered abandoned by a dead worker.
     "SEND_LEASE_SECONDS": 300,
+    # A reply that fails transiently (timeout, 429, 5xx) stays queued and is tried again with
+    # exponential backoff and jitter, each wait at most REPLY_MAX_BACKOFF_SECONDS (or until the
+    # time the network named), for REPLY_RETRY_HOURS after its first failure; then it fails.
+    "REPLY_RETRY_HOURS": 24,
+    "REPLY_MAX_BACKOFF_SECONDS": 900,
     "HTTP_TIMEOUT": 10.0,
     # Outbound URLs to private, loopback or link-local addresses are refused unless this is set.
     "ALLOW_PRIVATE_URLS": False,

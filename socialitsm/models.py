@@ -350,6 +350,7 @@ class Reply(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="replies")
     post = models.ForeignKey(Post, on_delete=models.PROTECT, related_name="replies")
@@ -364,17 +365,38 @@ class Reply(models.Model):
     external_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
-    retry_after = models.DateTimeField(null=True, blank=True, help_text="Not to be sent again before this time.")
+    retry_after = models.DateTimeField(
+        null=True, blank=True, help_text="After a transient failure: the next attempt, not before this time."
+    )
+    retry_until = models.DateTimeField(
+        null=True, blank=True, help_text="After a transient failure: no attempt after this time; then it fails."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["created_at"], name="reply_unsent_idx", condition=Q(status__in=["queued", "sending"])),
+            models.Index(fields=["retry_after"], name="reply_retry_due_idx", condition=Q(status="queued")),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_visibility_display()} on {self.incident.number}"
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued again after a transient failure, for a later attempt."""
+        return self.status == self.Status.QUEUED and self.attempts > 0
+
+    @property
+    def can_retry(self) -> bool:
+        """An agent may send it again now: it failed, or it waits out a backoff."""
+        return self.status == self.Status.FAILED or self.is_waiting
+
+    @property
+    def can_cancel(self) -> bool:
+        """An agent may withdraw it: nothing is on its way to the network."""
+        return self.status in (self.Status.QUEUED, self.Status.FAILED)
 
 
 class SlaCalendar(models.Model):
@@ -557,6 +579,9 @@ class IncidentEvent(models.Model):
         REPLY_QUEUED = "reply_queued", "Reply queued"
         REPLY_SENT = "reply_sent", "Reply sent"
         REPLY_FAILED = "reply_failed", "Reply failed"
+        REPLY_DELAYED = "reply_delayed", "Reply delayed"
+        REPLY_RETRIED = "reply_retried", "Reply retried"
+        REPLY_CANCELED = "reply_canceled", "Reply canceled"
         FIRST_RESPONSE = "first_response", "First response"
         PROMOTED = "promoted", "Post promoted"
         SLA_WARNING = "sla_warning", "SLA at risk"

@@ -1,18 +1,39 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
-from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
-from socialitsm.models import Incident, Reply
-from socialitsm.services.replies import reply_mark_failed, reply_queue, reply_retry, reply_send, work_recover
+from socialitsm import tasks
+from socialitsm.backoff import backoff_delay
+from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
+from socialitsm.models import Incident, IncidentEvent, Reply
+from socialitsm.services.replies import (
+    replies_send_due,
+    reply_cancel,
+    reply_mark_failed,
+    reply_queue,
+    reply_retry,
+    reply_send,
+    work_recover,
+)
 from socialitsm.services.routing import posts_process
 
 from ..factories import PostFactory
 
 pytestmark = pytest.mark.django_db
+
+# A Thursday morning; nothing here depends on the weekday.
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+DOWN = TransientError("cannot connect to mastodon.example (connection refused)")
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
 
 
 @pytest.fixture
@@ -97,22 +118,26 @@ def test_reply_to_a_post_of_another_incident_is_refused(incident_post, agent):
         queue(incident, other, agent)
 
 
-def test_transient_error_requeues_for_retry(incident_post, agent, fake_network):
+def test_rate_limited_reply_waits_for_the_reset_then_is_sent(clock, incident_post, agent, fake_network):
     incident, post = incident_post
     reply = queue(incident, post, agent)
-    reset = timezone.now() + timedelta(minutes=5)
+    reset = NOW + timedelta(minutes=5)
     fake_network.errors.append(TransientError("HTTP 429", status=429, retry_at=reset))
-    with pytest.raises(TransientError):
-        reply_send(reply=reply)
-    reply.refresh_from_db()
-    assert (reply.status, reply.attempts, reply.error, reply.retry_after) == ("queued", 1, "HTTP 429", reset)
-    assert fake_network.sent == []
     reply_send(reply=reply)
     reply.refresh_from_db()
-    assert (reply.status, reply.attempts) == ("sent", 2)
+    assert (reply.status, reply.attempts, reply.error) == ("queued", 1, "HTTP 429")
+    assert (reply.retry_after, reply.retry_until) == (reset, NOW + timedelta(hours=24))
+    clock.move_to(reset - timedelta(seconds=1))
+    assert reply_send(reply=reply) is None
+    assert fake_network.sent == []
+    clock.move_to(reset)
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.retry_after) == ("sent", 2, None)
+    assert len(fake_network.sent) == 1
 
 
-def test_permanent_error_marks_failed_and_retry_requeues(
+def test_permanent_error_marks_failed_at_once_and_retry_requeues(
     incident_post, agent, fake_network, django_capture_on_commit_callbacks
 ):
     incident, post = incident_post
@@ -120,12 +145,17 @@ def test_permanent_error_marks_failed_and_retry_requeues(
     fake_network.errors.append(PermanentError("HTTP 422: status is too long", status=422))
     reply_send(reply=reply)
     reply.refresh_from_db()
-    assert (reply.status, reply.error) == ("failed", "HTTP 422: status is too long")
-    assert incident.events.filter(kind="reply_failed").count() == 1
+    assert (reply.status, reply.attempts, reply.error) == ("failed", 1, "HTTP 422: status is too long")
+    assert (reply.retry_after, reply.retry_until) == (None, None)
+    assert list(incident.events.filter(kind="reply_failed").values_list("message", flat=True)) == [
+        "HTTP 422: status is too long"
+    ]
+    assert replies_send_due(now=timezone.now() + timedelta(days=2)) == 0
     with django_capture_on_commit_callbacks(execute=True):
-        assert reply_retry(reply=reply) is True
+        reply_retry(reply=reply, actor=agent)
     reply.refresh_from_db()
-    assert reply.status == "sent"
+    assert (reply.status, reply.attempts) == ("sent", 1)
+    assert len(fake_network.sent) == 1
 
 
 def test_sent_reply_is_never_sent_twice(incident_post, agent, fake_network):
@@ -174,3 +204,235 @@ def test_recovery_sweep_requeues_stale_work(incident_post, agent, monkeypatch):
     assert sent == [old_reply.pk]
     assert processed == [[pending.pk]]
     assert fresh_reply.pk not in sent
+
+
+def sweep(clock, fake_network, *, down: bool) -> None:
+    """Let the clock reach the next due attempt and run the beat's sweep, with the network
+    refusing connections while `down`."""
+    fake_network.errors[:] = [DOWN] if down else []
+    due = Reply.objects.filter(status="queued").order_by("retry_after").values_list("retry_after", flat=True)[0]
+    clock.move_to(due)
+    replies_send_due()
+
+
+def test_reply_outlives_a_server_down_for_minutes_and_is_sent_once(
+    clock, incident_post, agent, fake_network, django_capture_on_commit_callbacks
+):
+    incident, post = incident_post
+    fake_network.errors[:] = [DOWN]
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = queue(incident, post, agent)
+    back_at = NOW + timedelta(minutes=20)
+    gaps, seen = [], NOW
+    while True:
+        reply.refresh_from_db()
+        assert (reply.status, reply.error) == ("queued", DOWN.message)
+        assert reply.retry_until == NOW + timedelta(hours=24)
+        gaps.append((reply.retry_after - seen).total_seconds())
+        ceiling = backoff_delay(reply.attempts, cap=900)
+        assert ceiling / 2 <= gaps[-1] <= ceiling
+        # Nothing happens before the next attempt is due.
+        clock.move_to(reply.retry_after - timedelta(seconds=1))
+        assert replies_send_due() == 0
+        seen = reply.retry_after
+        if seen >= back_at:
+            break
+        sweep(clock, fake_network, down=True)
+    # Six tries in about 25 s used to be the end; now the reply is still waiting, with the
+    # waits doubling: 30 s, 60 s, 120 s, 240 s ... (each jittered into its upper half).
+    assert reply.attempts >= 6
+    assert [round(backoff_delay(n, cap=900)) for n in range(1, 7)] == [30, 60, 120, 240, 480, 900]
+    # Until the cap the jittered ranges do not overlap, so each wait is at least the one before.
+    assert gaps[:6] == sorted(gaps[:6])
+    sweep(clock, fake_network, down=False)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error, reply.retry_after) == ("sent", "", None)
+    assert len(fake_network.sent) == 1
+    assert replies_send_due(now=NOW + timedelta(days=2)) == 0
+    assert list(incident.events.filter(kind__startswith="reply_").values_list("kind", flat=True)) == [
+        "reply_queued",
+        "reply_delayed",
+        "reply_sent",
+    ]
+    delayed = incident.events.get(kind="reply_delayed")
+    assert (delayed.new_value, delayed.message) == ("retrying until 2026-11-27 09:00 UTC", DOWN.message)
+
+
+def test_reply_fails_once_the_retry_window_is_spent(clock, incident_post, agent, fake_network, settings):
+    settings.SOCIALITSM_REPLY_RETRY_HOURS = 1
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors[:] = [DOWN]
+    reply_send(reply=reply)
+    attempts_at = [NOW]
+    while Reply.objects.get(pk=reply.pk).status == "queued":
+        sweep(clock, fake_network, down=True)
+        attempts_at.append(timezone.now())
+    reply.refresh_from_db()
+    window_end = NOW + timedelta(hours=1)
+    # The backoff overshooting the window does not skip the last try: it is made as the window closes.
+    assert attempts_at[-1] == window_end
+    assert all(at < window_end for at in attempts_at[:-1])
+    assert (reply.status, reply.attempts, reply.retry_after) == ("failed", len(attempts_at), None)
+    assert reply.error == (
+        f"gave up after {len(attempts_at)} attempts, retried until 2026-11-26 10:00 UTC; last error: {DOWN.message}"
+    )
+    assert list(incident.events.filter(kind="reply_failed").values_list("message", flat=True)) == [reply.error]
+    assert fake_network.sent == []
+    assert replies_send_due(now=NOW + timedelta(days=2)) == 0
+
+
+def test_a_reset_past_the_retry_window_fails_the_reply_now(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors[:] = [TransientError("HTTP 429", status=429, retry_at=NOW + timedelta(hours=30))]
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        "failed",
+        "HTTP 429; the network asked to wait until 2026-11-27 15:00 UTC, after the retry window closed "
+        "(2026-11-27 09:00 UTC)",
+    )
+
+
+def test_a_waiting_reply_is_not_claimed_before_its_next_attempt(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors[:] = [DOWN]
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert reply_send(reply=reply) is None
+    assert tasks.reply_send_task(reply.pk) is None
+    assert Reply.objects.get(pk=reply.pk).attempts == 1
+    assert fake_network.sent == []
+
+
+def _in_state(reply: Reply, state: str) -> Reply:
+    changes = {
+        "fresh": {},
+        "waiting": {"attempts": 3, "error": "HTTP 503", "retry_after": NOW + timedelta(minutes=4)},
+        "failed": {"status": "failed", "attempts": 2, "error": "HTTP 422: too long"},
+        "sending": {"status": "sending", "attempts": 1, "claimed_at": NOW},
+        "sent": {"status": "sent", "attempts": 1, "external_id": "fake-9", "sent_at": NOW},
+        "canceled": {"status": "canceled"},
+    }[state]
+    Reply.objects.filter(pk=reply.pk).update(**changes, retry_until=NOW + timedelta(hours=20) if changes else None)
+    reply.refresh_from_db()
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("state", "refusal"),
+    [
+        ("waiting", None),
+        ("failed", None),
+        ("fresh", "this reply is queued and has not failed; it is sent shortly, there is nothing to retry"),
+        ("sending", "this reply is being sent right now; wait for the network's answer"),
+        ("sent", "this reply was already sent; there is nothing to retry"),
+        ("canceled", "this reply was canceled; write it again to send it"),
+    ],
+)
+def test_retry_rules(clock, incident_post, agent, fake_network, django_capture_on_commit_callbacks, state, refusal):
+    incident, post = incident_post
+    reply = _in_state(queue(incident, post, agent), state)
+    before = Reply.objects.filter(pk=reply.pk).values().get()
+    events = incident.events.count()
+    if refusal:
+        with pytest.raises(ConflictError) as info:
+            reply_retry(reply=reply, actor=agent)
+        assert info.value.message == refusal
+        assert Reply.objects.filter(pk=reply.pk).values().get() == before
+        assert incident.events.count() == events
+        assert fake_network.sent == []
+        return
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = reply_retry(reply=reply, actor=agent)
+    assert (retried.status, retried.attempts, retried.error, retried.retry_after, retried.retry_until) == (
+        "queued",
+        0,
+        "",
+        None,
+        None,
+    )
+    event = incident.events.get(kind="reply_retried")
+    old = {"waiting": "Queued", "failed": "Failed"}[state]
+    message = {"waiting": "after 3 attempts: HTTP 503", "failed": "after 2 attempts: HTTP 422: too long"}[state]
+    assert (event.actor, event.old_value, event.new_value, event.message) == (agent, old, "Queued", message)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts) == ("sent", 1)
+    assert len(fake_network.sent) == 1
+
+
+def test_retry_on_a_closed_incident_is_refused(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = _in_state(queue(incident, post, agent), "failed")
+    Incident.objects.filter(pk=incident.pk).update(state=Incident.State.CLOSED)
+    with pytest.raises(ConflictError, match="is closed; reopen it to reply"):
+        reply_retry(reply=reply, actor=agent)
+    assert Reply.objects.get(pk=reply.pk).status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("state", "refusal"),
+    [
+        ("fresh", None),
+        ("waiting", None),
+        ("failed", None),
+        ("sending", "this reply is being sent right now; wait for the network's answer"),
+        ("sent", "this reply was already sent; there is nothing to cancel"),
+        ("canceled", "this reply was canceled; write it again to send it"),
+    ],
+)
+def test_cancel_rules(clock, incident_post, agent, fake_network, state, refusal):
+    incident, post = incident_post
+    reply = _in_state(queue(incident, post, agent), state)
+    before = Reply.objects.filter(pk=reply.pk).values().get()
+    events = incident.events.count()
+    if refusal:
+        with pytest.raises(ConflictError) as info:
+            reply_cancel(reply=reply, actor=agent)
+        assert info.value.message == refusal
+        assert Reply.objects.filter(pk=reply.pk).values().get() == before
+        assert incident.events.count() == events
+        return
+    canceled = reply_cancel(reply=reply, actor=agent)
+    assert (canceled.status, canceled.retry_after) == ("canceled", None)
+    event = incident.events.get(kind="reply_canceled")
+    old = {"fresh": "Queued", "waiting": "Queued", "failed": "Failed"}[state]
+    assert (event.actor, event.old_value, event.new_value, event.message) == (agent, old, "Canceled", reply.text)
+
+
+def test_a_canceled_reply_is_never_sent(
+    clock, incident_post, agent, fake_network, django_capture_on_commit_callbacks, settings
+):
+    incident, post = incident_post
+    # Queued, its task not run yet; then waiting out a backoff: both end canceled.
+    fresh = queue(incident, post, agent)
+    waiting = _in_state(queue(incident, post, agent, text="second"), "waiting")
+    reply_cancel(reply=fresh, actor=agent)
+    reply_cancel(reply=waiting, actor=agent)
+    later = NOW + timedelta(days=3)
+    clock.move_to(later)
+    for reply in (fresh, waiting):
+        tasks.reply_send_task(reply.pk)
+        assert reply_send(reply=reply) is None
+    assert replies_send_due() == 0
+    assert work_recover()["replies"] == 0
+    assert reply_mark_failed(reply=fresh, error="late").status == "canceled"
+    assert fake_network.sent == []
+    assert set(Reply.objects.values_list("status", flat=True)) == {"canceled"}
+    assert IncidentEvent.objects.filter(kind__in=["reply_sent", "reply_failed"]).count() == 0
+
+
+def test_due_sweep_hands_only_due_waiting_replies_to_workers(clock, incident_post, agent, monkeypatch):
+    incident, post = incident_post
+    due = _in_state(queue(incident, post, agent), "waiting")
+    not_yet = _in_state(queue(incident, post, agent, text="later"), "waiting")
+    Reply.objects.filter(pk=not_yet.pk).update(retry_after=NOW + timedelta(minutes=10))
+    _in_state(queue(incident, post, agent, text="failed"), "failed")
+    queue(incident, post, agent, text="fresh")
+    sent = []
+    monkeypatch.setattr("socialitsm.tasks.reply_send_task.delay", sent.append)
+    clock.move_to(NOW + timedelta(minutes=4))
+    assert replies_send_due() == 1
+    assert sent == [due.pk]
