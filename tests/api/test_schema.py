@@ -16,6 +16,8 @@ PATHS = {
     "/api/v1/posts/{id}/label/": {"post"},
     "/api/v1/replies/": {"get"},
     "/api/v1/replies/{id}/": {"get"},
+    "/api/v1/replies/{id}/retry/": {"post"},
+    "/api/v1/replies/{id}/cancel/": {"post"},
     "/api/v1/services/": {"get"},
     "/api/v1/services/{slug}/": {"get"},
     "/api/v1/channels/": {"get"},
@@ -99,3 +101,17 @@ def test_schema_and_docs_need_an_agent(api, outsider, path):
     assert api.get(path).status_code == 401
     api.force_authenticate(outsider)
     assert api.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("command", ["retry", "cancel"])
+def test_schema_documents_the_reply_commands(schema, command):
+    operation = schema["paths"][f"/api/v1/replies/{{id}}/{command}/"]["post"]
+
+    assert "requestBody" not in operation
+    assert set(operation["responses"]) == {"200", "409"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Reply"
+    }
+    reply = schema["components"]["schemas"]["Reply"]["properties"]
+    assert (reply["next_attempt_at"]["format"], reply["next_attempt_at"]["nullable"]) == ("date-time", True)
+    assert "canceled" in schema["components"]["schemas"]["ReplyStatusEnum"]["enum"]
