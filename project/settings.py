@@ -238,6 +238,12 @@ SOCIALITSM_DEMO = env.bool("SOCIALITSM_DEMO", default=False)
 SOCIALITSM_SLA_WARN_RATIO = env.float("SOCIALITSM_SLA_WARN_RATIO", default=0.8)
 if not 0 < SOCIALITSM_SLA_WARN_RATIO < 1:
     raise ImproperlyConfigured("SOCIALITSM_SLA_WARN_RATIO must be between 0 and 1, e.g. 0.8")
+# A reply failing transiently is retried with backoff for this many hours, each wait at most
+# SOCIALITSM_REPLY_MAX_BACKOFF seconds; then it is marked failed.
+SOCIALITSM_REPLY_RETRY_HOURS = env.float("SOCIALITSM_REPLY_RETRY_HOURS", default=24)
+SOCIALITSM_REPLY_MAX_BACKOFF_SECONDS = env.int("SOCIALITSM_REPLY_MAX_BACKOFF", default=900)
+if SOCIALITSM_REPLY_RETRY_HOURS < 0 or SOCIALITSM_REPLY_MAX_BACKOFF_SECONDS < 1:
+    raise ImproperlyConfigured("SOCIALITSM_REPLY_RETRY_HOURS must be 0 or more, SOCIALITSM_REPLY_MAX_BACKOFF 1 or more")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
