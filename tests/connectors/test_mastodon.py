@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from socialitsm.exceptions import PermanentError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.channels import channel_verify
 from socialitsm.services.ingest import channel_poll
-from socialitsm.services.replies import reply_queue, reply_send
+from socialitsm.services.replies import replies_send_due, reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory
 
@@ -484,6 +484,48 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
         reply_send(reply=reply)
     reply.refresh_from_db()
     assert (reply.status, reply.retry_after) == (Reply.Status.QUEUED, datetime(2099, 8, 21, 10, 20, tzinfo=UTC))
+
+
+@responses.activate
+def test_a_reply_outlives_a_server_outage_and_is_posted_once(channel, agent, django_capture_on_commit_callbacks):
+    post = _stored_post(channel)
+    incident = Incident.objects.create(short_description="AcmeMail down")
+    Post.objects.filter(pk=post.pk).update(incident=incident)
+    post.refresh_from_db()
+    _our_recent_statuses()
+    statuses = f"{BASE}/api/v1/statuses"
+    # Down for a minute and a half: refused connections, then a proxy's 502 and 503, then up.
+    for outage in (requests.ConnectionError("Connection refused"), requests.ConnectionError("Connection refused")):
+        responses.post(statuses, body=outage)
+    responses.post(statuses, status=502, body="Bad Gateway")
+    responses.post(statuses, status=503, body="Service Unavailable")
+    responses.post(statuses, json=fixture("status__created_reply"))
+    start = datetime(2026, 8, 21, 11, 50, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        with django_capture_on_commit_callbacks(execute=True):
+            reply = reply_queue(incident=incident, post=post, text="On it", visibility="public", agent=agent)
+        errors = []
+        for _ in range(4):
+            reply.refresh_from_db()
+            assert (reply.status, reply.retry_until) == (Reply.Status.QUEUED, datetime(2026, 8, 22, 11, 50, tzinfo=UTC))
+            errors.append(reply.error)
+            clock.move_to(reply.retry_after)
+            replies_send_due()
+    reply.refresh_from_db()
+    assert errors == [
+        "cannot connect to mastodon.example: Connection refused",
+        "cannot connect to mastodon.example: Connection refused",
+        "mastodon.example is failing (HTTP 502): Bad Gateway",
+        "mastodon.example is failing (HTTP 503): Service Unavailable",
+    ]
+    assert (reply.status, reply.attempts, reply.external_id) == (
+        Reply.Status.SENT,
+        5,
+        fixture("status__created_reply")["id"],
+    )
+    # Waits of 30 s, 1, 2 and 4 min, each jittered into its upper half.
+    assert timedelta(seconds=225) <= reply.sent_at - start <= timedelta(seconds=450)
+    assert [call.request.method for call in responses.calls if call.request.url == statuses] == ["POST"] * 5
 
 
 @responses.activate
