@@ -436,3 +436,60 @@ def test_due_sweep_hands_only_due_waiting_replies_to_workers(clock, incident_pos
     clock.move_to(NOW + timedelta(minutes=4))
     assert replies_send_due() == 1
     assert sent == [due.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_workers_agents_retrying_and_canceling_at_once_send_at_most_once(agent, fake_network, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connections
+
+    from socialitsm.connectors.fake import FakeConnector
+
+    post = PostFactory(text="VPN down again, third time this week")
+    posts_process(post_ids=[post.pk])
+    post.refresh_from_db()
+    reply = queue(post.incident, post, agent)
+    Reply.objects.filter(pk=reply.pk).update(
+        attempts=2, error="HTTP 503", retry_after=timezone.now() - timedelta(seconds=1)
+    )
+    send = FakeConnector.reply
+
+    def slow_send(self, *args, **kwargs):
+        time.sleep(0.2)  # the others arrive while the first is inside the network call
+        return send(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeConnector, "reply", slow_send)
+    commands = [reply_send] * 4 + [reply_cancel] * 2 + [reply_retry] * 2
+    barrier = threading.Barrier(len(commands))
+    errors: list[Exception] = []
+
+    def work(command) -> None:
+        try:
+            barrier.wait()
+            if command is reply_send:
+                command(reply=reply)
+            else:
+                command(reply=reply, actor=agent)
+        except ConflictError:
+            pass
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(command,)) for command in commands]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    reply.refresh_from_db()
+    if reply.status == "sent":
+        assert len(fake_network.sent) == 1
+        assert not IncidentEvent.objects.filter(kind="reply_canceled").exists()
+    else:
+        assert (reply.status, fake_network.sent) == ("canceled", [])
+        assert IncidentEvent.objects.filter(kind="reply_canceled").count() == 1
