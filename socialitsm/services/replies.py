@@ -167,7 +167,7 @@ def reply_postpone(*, reply: Reply, error: TransientError) -> Reply:
     if now >= retry_until:
         return reply_mark_failed(
             reply=reply,
-            error=f"gave up after {reply.attempts} attempts, retried until {retry_until:%Y-%m-%d %H:%M} UTC; "
+            error=f"gave up {_attempts_summary(reply)}, retried until {retry_until:%Y-%m-%d %H:%M} UTC; "
             f"last error: {error.message}",
         )
     retry_at = next_attempt_at(
@@ -260,8 +260,7 @@ def _refusal(reply: Reply, action: str) -> str:
 
 
 def _attempts_summary(reply: Reply) -> str:
-    summary = f"after {reply.attempts} attempt{'s' if reply.attempts != 1 else ''}"
-    return f"{summary}: {reply.error}" if reply.error else summary
+    return f"after {reply.attempts} attempt{'s' if reply.attempts != 1 else ''}"
 
 
 def reply_retry(*, reply: Reply, actor=None) -> Reply:
@@ -269,7 +268,7 @@ def reply_retry(*, reply: Reply, actor=None) -> Reply:
     window start over. Raises ConflictError when the reply is in no state to retry (or the
     incident is closed)."""
     with transaction.atomic():
-        locked = Reply.objects.select_for_update().select_related("incident").get(pk=reply.pk)
+        locked = Reply.objects.select_for_update(of=("self",)).select_related("incident").get(pk=reply.pk)
         if not locked.can_retry:
             raise ConflictError(_refusal(locked, "retry"))
         incident = locked.incident
@@ -284,7 +283,7 @@ def reply_retry(*, reply: Reply, actor=None) -> Reply:
             actor=actor,
             old=locked.get_status_display(),
             new=Reply.Status.QUEUED.label,
-            message=_attempts_summary(locked),
+            message=f"{_attempts_summary(locked)}: {locked.error}" if locked.error else _attempts_summary(locked),
         )
         transaction.on_commit(lambda: _enqueue_send(locked.pk), robust=True)
     locked.refresh_from_db()
@@ -296,7 +295,7 @@ def reply_cancel(*, reply: Reply, actor=None) -> Reply:
     by a task already on its way (the send claims only queued replies). Raises ConflictError
     for a reply being sent, sent or canceled already."""
     with transaction.atomic():
-        locked = Reply.objects.select_for_update().select_related("incident").get(pk=reply.pk)
+        locked = Reply.objects.select_for_update(of=("self",)).select_related("incident").get(pk=reply.pk)
         if not locked.can_cancel:
             raise ConflictError(_refusal(locked, "cancel"))
         Reply.objects.filter(pk=locked.pk).update(status=Reply.Status.CANCELED, retry_after=None)

@@ -282,6 +282,22 @@ def test_reply_fails_once_the_retry_window_is_spent(clock, incident_post, agent,
     assert replies_send_due(now=NOW + timedelta(days=2)) == 0
 
 
+def test_no_retry_window_fails_a_reply_at_its_first_transient_error(
+    clock, incident_post, agent, fake_network, settings
+):
+    settings.SOCIALITSM_REPLY_RETRY_HOURS = 0
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors[:] = [DOWN]
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        "failed",
+        f"gave up after 1 attempt, retried until 2026-11-26 09:00 UTC; last error: {DOWN.message}",
+    )
+    assert incident.events.filter(kind="reply_delayed").count() == 0
+
+
 def test_a_reset_past_the_retry_window_fails_the_reply_now(clock, incident_post, agent, fake_network):
     incident, post = incident_post
     reply = queue(incident, post, agent)
