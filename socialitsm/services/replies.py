@@ -177,7 +177,11 @@ def reply_postpone(*, reply: Reply, error: TransientError) -> Reply:
     retry_at = min(retry_at, retry_until)
     with transaction.atomic():
         updated = Reply.objects.filter(pk=reply.pk, status=Reply.Status.SENDING).update(
-            status=Reply.Status.QUEUED, error=error.message, retry_after=retry_at, retry_until=retry_until
+            status=Reply.Status.QUEUED,
+            error=error.message,
+            retry_after=retry_at,
+            retry_until=retry_until,
+            claimed_at=None,
         )
         if updated and reply.retry_until is None:
             event_record(
@@ -234,13 +238,18 @@ def work_recover() -> dict[str, int]:
 
 def replies_send_due(*, now: datetime | None = None) -> int:
     """The beat's entry point for replies waiting out a backoff: hand those whose next attempt
-    is due to the workers, earliest first. Returns how many."""
+    is due to the workers, earliest first. Returns how many. A reply handed over is stamped
+    (`claimed_at`), so that while workers are busy the next ticks do not hand it over again; if
+    its task is lost, it is handed over again once SEND_LEASE_SECONDS have passed."""
     now = now or timezone.now()
+    lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
     reply_ids = list(
         Reply.objects.filter(status=Reply.Status.QUEUED, retry_after__lte=now)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease))
         .order_by("retry_after", "id")
         .values_list("id", flat=True)[:1000]
     )
+    Reply.objects.filter(pk__in=reply_ids, status=Reply.Status.QUEUED).update(claimed_at=now)
     for reply_id in reply_ids:
         _enqueue_send(reply_id)
     return len(reply_ids)

@@ -509,3 +509,22 @@ def test_workers_agents_retrying_and_canceling_at_once_send_at_most_once(agent, 
     else:
         assert (reply.status, fake_network.sent) == ("canceled", [])
         assert IncidentEvent.objects.filter(kind="reply_canceled").count() == 1
+
+
+def test_a_reply_handed_to_a_worker_is_not_handed_over_again_until_its_lease_ends(
+    clock, incident_post, agent, monkeypatch, settings
+):
+    settings.SOCIALITSM_SEND_LEASE_SECONDS = 300
+    incident, post = incident_post
+    reply = _in_state(queue(incident, post, agent), "waiting")
+    sent = []
+    monkeypatch.setattr("socialitsm.tasks.reply_send_task.delay", sent.append)
+    clock.move_to(NOW + timedelta(minutes=4))
+    assert replies_send_due() == 1
+    # The workers are busy: the next ticks leave it alone ...
+    clock.move_to(NOW + timedelta(minutes=8))
+    assert replies_send_due() == 0
+    # ... until the task must have been lost.
+    clock.move_to(NOW + timedelta(minutes=9, seconds=1))
+    assert replies_send_due() == 1
+    assert sent == [reply.pk, reply.pk]
