@@ -48,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
     "QUIET_BUSY_POSTS": 50,
     "QUIET_GAPS": 10,
     "QUIET_MIN_MINUTES": 30,
+    # Posts of live incidents are asked after on their network (deleted upstream?) at most every
+    # RECHECK_MINUTES, at most RECHECK_MAX_POSTS per channel and sweep; networks that bill
+    # reads (X) default to less, and a channel's config may set its own.
+    "RECHECK_MINUTES": 30,
+    "RECHECK_MAX_POSTS": 100,
     # Complaint model retrained from agents' labels (socialitsm_train); the shipped one while absent.
     "MODEL_PATH": "",
     # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.

@@ -286,6 +286,10 @@ class Post(models.Model):
         COMPLAINT = "complaint", "Complaint"
         NOT_COMPLAINT = "not_complaint", "Not a complaint"
 
+    class Gone(models.TextChoices):
+        DELETED = "deleted", "Deleted by its author"
+        REMOVED = "removed", "Removed by moderators"
+
     network = models.CharField(max_length=16, choices=Network.choices)
     external_id = models.CharField(max_length=255)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="posts")
@@ -311,6 +315,12 @@ class Post(models.Model):
     deleted_at = models.DateTimeField(
         null=True, blank=True, help_text="When we saw the author delete it upstream; text and payload are redacted."
     )
+    gone_reason = models.CharField(
+        max_length=8, choices=Gone.choices, blank=True, help_text="Who took the post down, once it is gone upstream."
+    )
+    checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the network was last asked whether the post still exists."
+    )
     label = models.CharField(
         max_length=16,
         choices=Label.choices,
@@ -332,6 +342,12 @@ class Post(models.Model):
             models.Index(fields=["author", "conversation_id"], name="post_author_conversation_idx"),
             models.Index(fields=["triage_state", "posted_at"], name="post_triage_idx"),
             models.Index(fields=["labelled_at"], name="post_labelled_idx", condition=~Q(label="")),
+            # The re-check sweep: live posts of incidents, least recently checked first.
+            models.Index(
+                fields=["channel", "checked_at"],
+                name="post_recheck_idx",
+                condition=Q(deleted_at__isnull=True, incident__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

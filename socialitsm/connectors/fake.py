@@ -36,6 +36,12 @@ class FakeNetwork:
         self.streams_exhausted = threading.Event()
         # What verify() learns: the account's handle and id.
         self.account = ("@ITSupport", "fake-account-1")
+        # Look-ups of stored posts: external id -> "deleted" / "removed" for posts gone upstream,
+        # the ids asked for per call, errors the next calls raise, and posts per call (0: none).
+        self.gone: dict[str, str] = {}
+        self.lookups: list[list[str]] = []
+        self.lookup_errors: list[Exception] = []
+        self.lookup_batch = 50
 
 
 network = FakeNetwork()
@@ -43,6 +49,10 @@ network = FakeNetwork()
 
 class FakeConnector(Connector):
     network = "fake"
+
+    def __init__(self, channel) -> None:
+        super().__init__(channel)
+        self.lookup_batch = network.lookup_batch
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
         if network.quota:
@@ -94,3 +104,10 @@ class FakeConnector(Connector):
 
     def reply_refusal(self, post: Post, visibility: str) -> str:
         return network.refusals.get(visibility, "")
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        network.lookups.append([post.external_id for post in posts])
+        self.note_quota()
+        if network.lookup_errors:
+            raise network.lookup_errors.pop(0)
+        return {post.external_id: network.gone[post.external_id] for post in posts if post.external_id in network.gone}

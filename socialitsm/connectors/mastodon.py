@@ -45,6 +45,7 @@ from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import clean_json, html_to_text
 
 from .base import (
+    GONE_DELETED,
     OWN_ACCOUNT_KEY,
     Connector,
     Cursor,
@@ -95,6 +96,8 @@ def status_length(text: str) -> int:
 
 class MastodonConnector(Connector):
     network = "mastodon"
+    # One GET per status (the batch GET /api/v1/statuses?id[]= is Mastodon 4.3+ only).
+    lookup_batch = 20
 
     def __init__(self, channel) -> None:
         super().__init__(channel)
@@ -515,6 +518,21 @@ class MastodonConnector(Connector):
             if html_to_text(str(status.get("content") or "")) == wanted:
                 return str(status.get("id") or "")
         return ""
+
+    # -- Deletions --------------------------------------------------------------------------
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /api/v1/statuses/:id per post: 404 or 410 is gone (Mastodon cannot tell a deletion
+        from a moderator's removal or a suspended account; Takahē answers 404 as an HTML page)."""
+        gone: dict[str, str] = {}
+        for post in posts:
+            try:
+                self._call("GET", f"/api/v1/statuses/{quote(post.external_id, safe='')}")
+            except PermanentError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                gone[post.external_id] = GONE_DELETED
+        return gone
 
     def _public_visibility(self) -> str:
         chosen = self.channel.config.get("reply_visibility", "public")

@@ -45,7 +45,7 @@ from django.utils.dateparse import parse_datetime
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark
+from .base import GONE_DELETED, OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -344,6 +344,10 @@ def _reset_at(response: requests.Response) -> datetime | None:
 
 class XConnector(Connector):
     network = "x"
+    lookup_batch = 100  # GET /2/tweets takes up to 100 ids
+    # Every post read is billed (once per UTC day): look posts up a few times a day, not hourly.
+    recheck_minutes = 360
+    recheck_max_posts = 20
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
@@ -827,6 +831,23 @@ class XConnector(Connector):
             "does neither. Send a direct message instead, or answer from the X app."
         )
 
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /2/tweets?ids=: a post X reports as resource-not-found is gone (X does not say
+        whether its author or X removed it). Direct messages have no look-up and are left out.
+        Uses the user keys where the channel has them, else the app token."""
+        ids = sorted({post.external_id for post in posts if not post.is_direct})
+        if not ids:
+            return {}
+        body = self._json(
+            "GET",
+            "/2/tweets",
+            auth="user" if self._has_user_context() else "app",
+            params={"ids": ",".join(ids)},
+            charge=lambda b: len(b.get("data") or []) * self.price("post_read"),
+        )
+        missing = {_not_found(error) for error in body.get("errors") or []}
+        return {post_id: GONE_DELETED for post_id in ids if post_id in missing}
+
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: POST /2/tweets as a reply; direct: POST /2/dm_conversations/with/:id/messages.
         X has no idempotency key; duplicates of the same text are refused by X itself."""
@@ -861,6 +882,16 @@ class XConnector(Connector):
         if not sent:
             raise PermanentError(f"X accepted the message but returned no id: {_problem_text(body)}")
         return str(sent)
+
+
+def _not_found(error: Any) -> str:
+    """The post id of a partial error saying X has no such post (deleted, or its author's
+    account is gone); "" for any other error, e.g. a post we may not see."""
+    if not isinstance(error, dict) or not str(error.get("type", "")).endswith("/resource-not-found"):
+        return ""
+    if error.get("parameter") not in (None, "", "ids"):
+        return ""  # a post it refers to, not one we asked for
+    return str(error.get("resource_id") or error.get("value") or "")
 
 
 def _newer(candidate: str, than: str) -> bool:
