@@ -202,6 +202,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "socialitsm.tasks.channel_poll_task": {"queue": "io"},
+    "socialitsm.tasks.channel_posts_recheck_task": {"queue": "io"},
     "socialitsm.tasks.reply_send_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
@@ -225,6 +226,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.sla_sweep_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
     },
+    # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
+    "socialitsm-recheck-posts": {
+        "task": "socialitsm.tasks.channels_recheck_due_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_RECHECK_TICK", default=300)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -236,6 +242,10 @@ if not 0 < SOCIALITSM_SLA_WARN_RATIO < 1:
     raise ImproperlyConfigured("SOCIALITSM_SLA_WARN_RATIO must be between 0 and 1, e.g. 0.8")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
+SOCIALITSM_RECHECK_MINUTES = env.int("SOCIALITSM_RECHECK_MINUTES", default=30)
+SOCIALITSM_RECHECK_MAX_POSTS = env.int("SOCIALITSM_RECHECK_MAX_POSTS", default=100)
+if SOCIALITSM_RECHECK_MINUTES < 1 or SOCIALITSM_RECHECK_MAX_POSTS < 1:
+    raise ImproperlyConfigured("SOCIALITSM_RECHECK_MINUTES and SOCIALITSM_RECHECK_MAX_POSTS must be at least 1")
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
 SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
 SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))

@@ -16,9 +16,9 @@ from django.utils import timezone
 from socialitsm.connectors import InboundPost, Quota, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.models import Author, Channel, IncidentEvent, Post, Reply, WatchRule
+from socialitsm.models import Author, Channel, Post, Reply, WatchRule
 
-from .incidents import event_build
+from .deletions import posts_redact
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,6 @@ class IngestResult:
     own: int = 0
     # Deletions seen upstream that redacted a stored post (deletions of unknown posts are no-ops).
     redacted: int = 0
-
-
-REDACTED_TEXT = "[deleted by the author]"
 
 
 def posts_enqueue_processing(post_ids: list[int]) -> None:
@@ -162,37 +159,6 @@ def _replies_to_us_rethreaded(network: str, posts: list[InboundPost]) -> list[In
     if not answered:
         return posts
     return [replace(p, in_reply_to=answered[p.in_reply_to]) if p.in_reply_to in answered else p for p in posts]
-
-
-def posts_redact(*, network: str, external_ids: Sequence[str]) -> int:
-    """Redact our copies of posts their authors deleted: the text is replaced and the payload
-    dropped, while the row and its incident link stay for the record. A post still waiting
-    for classification is set aside. Idempotent; unknown ids are ignored. Returns posts redacted."""
-    now = timezone.now()
-    targets = list(
-        Post.objects.select_for_update(of=("self",))
-        .filter(network=network, external_id__in=list(external_ids), deleted_at__isnull=True)
-        .order_by("external_id")
-        .select_related("incident")
-    )
-    if not targets:
-        return 0
-    ids = [p.pk for p in targets]
-    Post.objects.filter(pk__in=ids).update(text=REDACTED_TEXT, raw={}, deleted_at=now)
-    Post.objects.filter(pk__in=ids, triage_state=Post.Triage.PENDING).update(triage_state=Post.Triage.IGNORED)
-    IncidentEvent.objects.bulk_create(
-        [
-            event_build(
-                post.incident,
-                IncidentEvent.Kind.POST_DELETED,
-                old=f"{post.network}:{post.external_id}",
-                message="The author deleted this post; our copy was redacted.",
-            )
-            for post in targets
-            if post.incident is not None
-        ]
-    )
-    return len(targets)
 
 
 def _authors_upsert(network: str, posts: Sequence[InboundPost]) -> dict[str, int]:

@@ -15,6 +15,7 @@ from socialitsm.connectors import connector_for
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
+from .deletions import gone_refusal, reply_target_gone
 from .incidents import event_record
 from .sla import incident_sla_recompute
 
@@ -36,7 +37,11 @@ def reply_options(post: Post) -> ReplyOptions:
     connector = connector_for(post.channel)
     limits = connector.limits()
     network = post.get_network_display()
-    public = connector.reply_refusal(post, Reply.Visibility.PUBLIC) if limits.supports_public else ""
+    public = (
+        (gone_refusal(post, Reply.Visibility.PUBLIC) or connector.reply_refusal(post, Reply.Visibility.PUBLIC))
+        if limits.supports_public
+        else ""
+    )
     direct = connector.reply_refusal(post, Reply.Visibility.DIRECT) if limits.supports_direct else ""
     return ReplyOptions(
         limit=limits.max_reply_chars,
@@ -49,8 +54,8 @@ def reply_options(post: Post) -> ReplyOptions:
 def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, agent) -> Reply:
     """Queue `text` as a public reply or a direct message to the poster of `post`.
 
-    Raises ApplicationError when the incident is closed, the post is not the incident's, or the
-    text does not fit the network."""
+    Raises ApplicationError when the incident is closed, the post is not the incident's, the
+    text does not fit the network, or a public reply would answer a post gone upstream."""
     text = text.strip()
     if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
         raise ApplicationError(f"{incident.number} is {incident.get_state_display().lower()}; reopen it to reply")
@@ -72,7 +77,7 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         raise ApplicationError(f"{post.get_network_display()} cannot send direct messages here", field="visibility")
     if visibility == Reply.Visibility.PUBLIC and not limits.supports_public:
         raise ApplicationError(f"{post.get_network_display()} does not allow a public reply here", field="visibility")
-    refusal = connector.reply_refusal(post, visibility)
+    refusal = gone_refusal(post, visibility) or connector.reply_refusal(post, visibility)
     if refusal:
         raise ApplicationError(refusal, field="visibility")
     with transaction.atomic():
@@ -95,7 +100,9 @@ def _enqueue_send(reply_id: int) -> None:
 def reply_send(*, reply: Reply) -> Reply | None:
     """Send a queued reply once. The status claim is the guard: a reply that is not queued (or
     abandoned mid-send by a dead worker) is left alone. The network is called outside any
-    transaction. Raises TransientError for a retry; permanent errors mark the reply failed."""
+    transaction; a public reply first asks it whether the post still exists, and a post gone
+    upstream is redacted and fails the reply unsent. Raises TransientError for a retry;
+    permanent errors mark the reply failed."""
     now = timezone.now()
     claimable = Q(status=Reply.Status.QUEUED) | Q(
         status=Reply.Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
@@ -110,6 +117,9 @@ def reply_send(*, reply: Reply) -> Reply | None:
         pk=reply.pk
     )
     try:
+        gone = reply_target_gone(reply=reply)
+        if gone:
+            return reply_mark_failed(reply=reply, error=gone)
         external_id = connector_for(reply.channel).reply(
             reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
         )

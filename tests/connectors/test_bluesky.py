@@ -235,10 +235,20 @@ def _stored(channel: Channel, **raw: Any) -> Post:
     )
 
 
+def _still_there() -> None:
+    """What the connector asks before a public reply: does the post still exist?"""
+    responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPosts",
+        json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "AcmeMail down"}}]},
+        match=[matchers.query_param_matcher({"uris": JANE_POST})],
+    )
+
+
 @responses.activate
 def test_public_reply_is_a_post_with_reply_refs_and_facets(channel, agent, django_capture_on_commit_callbacks):
     post = _stored(channel)
     _login()
+    _still_there()
     responses.get(
         f"{PDS}/xrpc/com.atproto.repo.listRecords",
         json=fixture("list_records__ours"),
@@ -449,6 +459,7 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
     post = _stored(channel)
     reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="public", text="On it")
     _login()
+    _still_there()
     responses.get(
         f"{PDS}/xrpc/com.atproto.repo.listRecords",
         status=429,

@@ -71,6 +71,11 @@ def _tag_url(tag: str = "acmedown") -> str:
     return f"{BASE}/api/v1/timelines/tag/{tag}"
 
 
+def _status_still_there(status_id: str = "113012345678901234") -> None:
+    """What the connector asks before a public reply: does the status still exist?"""
+    responses.get(f"{BASE}/api/v1/statuses/{status_id}", json=fixture("status__public_hashtag"))
+
+
 def _our_recent_statuses(statuses: list | None = None) -> None:
     """What the connector reads before posting, to spot a retry of a reply that went out."""
     responses.get(
@@ -259,6 +264,7 @@ def test_end_to_end_hashtag_post_opens_an_incident_and_the_public_reply_is_exact
     post = Post.objects.get()
     assert post.triage_state == Post.Triage.INCIDENT
     incident = post.incident
+    _status_still_there()
     _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
@@ -456,6 +462,7 @@ def test_a_reply_refused_by_the_server_fails_with_its_words(channel, agent, djan
     incident = Incident.objects.create(short_description="AcmeMail down")
     Post.objects.filter(pk=post.pk).update(incident=incident)
     post.refresh_from_db()
+    _status_still_there()
     _our_recent_statuses()
     _our_recent_statuses()
     responses.post(f"{BASE}/api/v1/statuses", status=422, json=fixture("error__422"))
@@ -473,6 +480,7 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
     post = _stored_post(channel)
     incident = Incident.objects.create(short_description="AcmeMail down")
     reply = Reply.objects.create(incident=incident, post=post, channel=channel, visibility="public", text="On it")
+    _status_still_there()
     _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",

@@ -150,11 +150,14 @@ def test_search_hit_becomes_incident_and_comment_reply_is_sent(
     assert stored.quota_reset_at == NOW + timedelta(seconds=412)
     assert stored.cost_used == 0
 
+    # Before a public reply: is the post still there? (/api/info answers in a listing.)
+    responses.get(f"{API}/api/info", json=fixture("search__post"), headers=LIMIT_HEADERS)
     responses.post(f"{API}/api/comment", json=fixture("comment__created"), headers=LIMIT_HEADERS)
     text = "Hi u/jdoe_it, sorry about this.\n*Status*: https://status.example.com/acme_mail (ref INC0001001)"
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text=text, visibility="public", agent=agent)
-    sent = responses.calls[2]
+    assert query_of(responses.calls[2]) == {"id": "t3_1h2g3k4", "raw_json": "1"}
+    sent = responses.calls[3]
     assert form(sent) == {
         "api_type": "json",
         "thing_id": "t3_1h2g3k4",
@@ -500,6 +503,7 @@ def test_locked_thread_fails_the_reply_with_the_reason(channel, rule, agent, dja
     responses.get(SEARCH, json=fixture("search__post"))
     poll(channel, django_capture_on_commit_callbacks)
     post = Post.objects.select_related("incident").get()
+    responses.get(f"{API}/api/info", json=fixture("search__post"))
     responses.post(f"{API}/api/comment", json=fixture("comment__thread_locked"))
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text="On it", visibility="public", agent=agent)

@@ -176,11 +176,14 @@ def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent,
     assert stored.cost_used == Decimal("0.0150")  # one post read + one user read
     assert stored.health == Channel.Health.OK
 
+    # Before a public reply: is the post still there?
+    responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__found"), headers=LIMIT_HEADERS)
     responses.post(f"{API}/2/tweets", json=fixture("tweets_create__reply"), status=201, headers=LIMIT_HEADERS)
     text = "Sorry about this, Jane. We're investigating the VPN outage (ref INC0001001)."
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text=text, visibility="public", agent=agent)
-    sent = responses.calls[1].request
+    assert query_of(responses.calls[1]) == {"ids": "2125864646345653272"}
+    sent = responses.calls[2].request
     assert json.loads(sent.body) == {"text": text, "reply": {"in_reply_to_tweet_id": "2125864646345653272"}}
     assert sent.headers["Authorization"].startswith('OAuth oauth_consumer_key="ck-123", oauth_nonce="')
     assert 'oauth_token="1100000000000000002-at"' in sent.headers["Authorization"]
@@ -505,6 +508,7 @@ def test_reply_refused_by_x_fails_with_its_reason(channel, agent, django_capture
     responses.get(SEARCH, json=fixture("search_recent__mention"))
     poll(channel, django_capture_on_commit_callbacks)
     post = Post.objects.select_related("incident").get(rule=rule)
+    responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__found"))
     responses.post(f"{API}/2/tweets", json=fixture("error__forbidden_reply"), status=403)
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text="On it", visibility="public", agent=agent)
