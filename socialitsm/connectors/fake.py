@@ -37,10 +37,10 @@ class FakeNetwork:
         # What verify() learns: the account's handle and id.
         self.account = ("@ITSupport", "fake-account-1")
         # Look-ups of stored posts: external id -> "deleted" / "removed" for posts gone upstream,
-        # the ids asked for per call, errors the next calls raise, and posts per call (0: none).
+        # the ids asked for per call, what the next calls raise (None: answer), posts per call.
         self.gone: dict[str, str] = {}
         self.lookups: list[list[str]] = []
-        self.lookup_errors: list[Exception] = []
+        self.lookup_errors: list[Exception | None] = []
         self.lookup_batch = 50
 
 
@@ -108,6 +108,7 @@ class FakeConnector(Connector):
     def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
         network.lookups.append([post.external_id for post in posts])
         self.note_quota()
-        if network.lookup_errors:
-            raise network.lookup_errors.pop(0)
+        error = network.lookup_errors.pop(0) if network.lookup_errors else None
+        if error is not None:
+            raise error
         return {post.external_id: network.gone[post.external_id] for post in posts if post.external_id in network.gone}

@@ -69,6 +69,8 @@ def text_without(value: str, text: str, marker: str) -> str:
         length = len(head)
         while found + length < len(value) and length < len(flat) and value[found + length] == flat[length]:
             length += 1
+        while value[found + length - 1].isspace():
+            length -= 1  # the copy ends at its last word, not at the space after it
         pieces += [value[start:found], marker]
         start = found + length
         if value.startswith("…", start):
