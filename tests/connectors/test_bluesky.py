@@ -489,3 +489,70 @@ def test_a_first_search_does_not_reach_back_further_than_a_day(channel):
     responses.get(f"{PDS}/xrpc/app.bsky.feed.searchPosts", json={"posts": [bob, jane]})
     assert channel_poll(channel=channel) == 1
     assert list(Post.objects.values_list("author__handle", flat=True)) == ["@bob.example.org"]
+
+
+# --- deletions: are stored posts still there? ---------------------------------------------------
+
+BOB_POST = "at://did:plc:bob2abcdefghijklmnop/app.bsky.feed.post/3lbc2xkqz7s2b"
+NEW_POST = "at://did:plc:bob2abcdefghijklmnop/app.bsky.feed.post/3lbc2xkqz7s2c"
+
+
+def _stored_at(uri: str, ingested_at: datetime) -> Post:
+    return Post(external_id=uri, ingested_at=ingested_at)
+
+
+@responses.activate
+def test_posts_gone_asks_get_posts_once_and_takes_a_missing_uri_for_gone(channel):
+    _login()
+    lookup = responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPosts",
+        json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "AcmeMail down"}}]},
+        match=[matchers.query_param_matcher({"uris": [JANE_POST, BOB_POST, NEW_POST]}), *_authed()],
+    )
+    settled = datetime(2026, 8, 21, 11, 30, tzinfo=UTC)
+    posts = [
+        _stored_at(JANE_POST, settled),
+        _stored_at(BOB_POST, settled),
+        # Stored five minutes ago: the AppView may not have indexed it yet.
+        _stored_at(NEW_POST, datetime(2026, 8, 21, 11, 45, tzinfo=UTC)),
+    ]
+    assert BlueskyConnector(channel).posts_gone(posts) == {BOB_POST: "deleted"}
+    assert lookup.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 502, "body": "<html>Bad Gateway</html>"}, TransientError),
+        ({"status": 429, "json": {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}}, TransientError),
+        ({"json": {"feed": []}}, TransientError),
+        ({"body": requests.Timeout("read timed out")}, TransientError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    _login()
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", **answer)
+    with pytest.raises(error):
+        BlueskyConnector(channel).posts_gone([_stored_at(JANE_POST, datetime(2026, 8, 20, tzinfo=UTC))])
+
+
+@responses.activate
+def test_a_public_reply_to_a_post_deleted_meanwhile_is_refused_unsent(channel):
+    post = _stored(channel)
+    Post.objects.filter(pk=post.pk).update(ingested_at=datetime(2026, 8, 21, 10, 15, tzinfo=UTC))
+    reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="public", text="On it")
+    _login()
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", json={"posts": []})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        Reply.Status.FAILED,
+        "the post was deleted by its author, so it cannot be answered in public; send a direct message instead",
+    )
+    assert [call.request.url.split("?")[0].rsplit("/", 1)[-1] for call in responses.calls] == [
+        "com.atproto.server.createSession",
+        "app.bsky.feed.getPosts",
+    ]
+    post.refresh_from_db()
+    assert (post.text, post.raw) == ("[deleted by the author]", {})

@@ -553,3 +553,70 @@ def test_a_burst_bigger_than_a_poll_moves_the_cursor_forward(channel, monkeypatc
     assert channel_poll(channel=channel) == 80
     rule.refresh_from_db()
     assert rule.cursor == {"min_id": "1079"}
+
+
+# --- deletions: is a stored status still there? ------------------------------------------------
+
+TAKAHE_404 = "<!DOCTYPE html>\n<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
+
+
+@responses.activate
+def test_posts_gone_asks_for_each_status_and_takes_a_404_for_gone(channel):
+    alive = responses.get(
+        f"{BASE}/api/v1/statuses/113012345678901234",
+        json=fixture("status__public_hashtag"),
+        match=[matchers.header_matcher(AUTH)],
+    )
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900001", status=404, json={"error": "Record not found"})
+    # Takahē answers an unknown id with an HTML page.
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900002", status=404, body=TAKAHE_404, content_type="text/html")
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900003", status=410, json={"error": "Gone"})
+    posts = [
+        Post(external_id=i)
+        for i in ("113012345678901234", "113012345678900001", "113012345678900002", "113012345678900003")
+    ]
+    connector = MastodonConnector(channel)
+    assert connector.posts_gone(posts) == {
+        "113012345678900001": "deleted",
+        "113012345678900002": "deleted",
+        "113012345678900003": "deleted",
+    }
+    assert alive.call_count == 1
+    assert connector.quota.requests == 4
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 503, "body": "upstream down"}, TransientError),
+        ({"status": 502, "body": TAKAHE_404.replace("Not Found", "Bad Gateway")}, TransientError),
+        ({"status": 429, "json": fixture("error__429")}, TransientError),
+        ({"body": requests.ConnectionError("connection reset")}, TransientError),
+        ({"body": requests.Timeout("read timed out")}, TransientError),
+        ({"status": 401, "json": fixture("error__401")}, PermanentError),
+        ({"status": 400, "body": "Invalid Bearer token"}, PermanentError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    responses.get(f"{BASE}/api/v1/statuses/113012345678901234", **answer)
+    with pytest.raises(error):
+        MastodonConnector(channel).posts_gone([Post(external_id="113012345678901234")])
+
+
+@responses.activate
+def test_the_sweep_redacts_a_status_deleted_while_we_polled(channel):
+    from socialitsm.services.deletions import channel_posts_recheck
+
+    post = _stored_post(channel)
+    Post.objects.filter(pk=post.pk).update(incident=Incident.objects.create(short_description=post.text))
+    responses.get(f"{BASE}/api/v1/statuses/113012345678901234", status=404, body=TAKAHE_404)
+    result = channel_posts_recheck(channel=channel)
+    assert (result.checked, result.gone) == (1, 1)
+    post.refresh_from_db()
+    assert (post.text, post.gone_reason, post.incident.short_description) == (
+        "[deleted by the author]",
+        "deleted",
+        "Post deleted by its author",
+    )
+    assert Channel.objects.get(pk=channel.pk).requests_made == 1

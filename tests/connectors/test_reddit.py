@@ -562,3 +562,61 @@ def test_markdown_becomes_plain_text():
         )
         == "Bold it link (https://example.com/a_b) & code tiny *kept* spoil\n\nquote\n\nHead"
     )
+
+
+# --- deletions: are stored posts and comments still there? --------------------------------------
+
+
+@responses.activate
+def test_posts_gone_tells_deleted_by_the_author_from_removed_by_moderators(channel):
+    signed_in()
+    info = responses.get(f"{API}/api/info", json=fixture("info__stored_things"), headers=LIMIT_HEADERS)
+    names = ["t3_1h2g3k4", "t3_1h2g3k5", "t3_1h2g3k9", "t1_lq9x8z0", "t1_lq9x8z1", "t1_lq9x8z2", "t1_notreturned"]
+    # A private message has no look-up; it is not even asked for.
+    posts = [Post(external_id=name) for name in names] + [Post(external_id="t4_2bc3d4", is_direct=True)]
+    assert RedditConnector(channel).posts_gone(posts) == {
+        "t3_1h2g3k5": "deleted",  # a link post its author deleted
+        "t3_1h2g3k9": "removed",  # removed by a moderator
+        "t1_lq9x8z0": "deleted",
+        "t1_lq9x8z1": "removed",
+    }
+    assert query_of(info.calls[0]) == {"id": ",".join(sorted(names)), "raw_json": "1"}
+    assert info.calls[0].request.headers["Authorization"] == "bearer eyJhbGciOi-test-token"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 500, "body": "<html>Internal</html>"}, TransientError),
+        ({"status": 429, "json": fixture("error__too_many_requests")}, TransientError),
+        ({"json": {"kind": "t3", "data": {}}}, TransientError),
+        ({"json": {"kind": "Listing", "data": {"children": "none"}}}, TransientError),
+        ({"status": 403, "json": fixture("error__forbidden_private")}, PermanentError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    signed_in()
+    responses.get(f"{API}/api/info", **answer)
+    with pytest.raises(error):
+        RedditConnector(channel).posts_gone([Post(external_id="t3_1h2g3k9")])
+
+
+@responses.activate
+def test_the_sweep_records_a_moderator_removal(channel, rule):
+    from socialitsm.models import Incident
+    from socialitsm.services.deletions import channel_posts_recheck
+
+    from ..factories import PostFactory
+
+    post = PostFactory(
+        rule=rule,
+        external_id="t3_1h2g3k9",
+        text="Acme VPN broken",
+        incident=Incident.objects.create(number="INC0001001", short_description="Acme VPN broken"),
+    )
+    signed_in()
+    responses.get(f"{API}/api/info", json=fixture("info__stored_things"))
+    assert (channel_posts_recheck(channel=channel).gone, Post.objects.get(pk=post.pk).gone_reason) == (1, "removed")
+    post.refresh_from_db()
+    assert (post.text, post.incident.short_description) == ("[removed by moderators]", "Post removed by moderators")

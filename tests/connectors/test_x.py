@@ -570,3 +570,67 @@ def test_a_query_longer_than_the_access_level_allows_is_refused_before_calling(c
     assert refused.value.message == "watch rule 'Too long' makes an X query of 526 characters; the limit is 512"
     channel.config["max_query_length"] = 1024
     assert len(XConnector(channel).rule_query(rule)) == 526
+
+
+# --- deletions: are stored posts still there? ---------------------------------------------------
+
+GONE_ID = "2125865892053941272"
+HIDDEN_ID = "2125866000000000001"
+ALIVE_ID = "2125864646345653272"
+
+
+@responses.activate
+def test_posts_gone_looks_posts_up_in_one_call_and_takes_not_found_for_gone(channel):
+    lookup = responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__partial_errors"), headers=LIMIT_HEADERS)
+    posts = [
+        Post(external_id=ALIVE_ID),
+        Post(external_id=GONE_ID),
+        # A protected post we may not see: cannot tell, so not gone.
+        Post(external_id=HIDDEN_ID),
+        # A direct message has no post look-up.
+        Post(external_id="1582838000000000099", is_direct=True),
+    ]
+    connector = XConnector(channel)
+    assert connector.posts_gone(posts) == {GONE_ID: "deleted"}
+    assert query_of(lookup.calls[0]) == {"ids": f"{ALIVE_ID},{GONE_ID},{HIDDEN_ID}"}
+    assert lookup.calls[0].request.headers["Authorization"].startswith("OAuth ")
+    # Billed per post read: one came back.
+    assert (connector.quota.requests, connector.quota.cost) == (1, 0.005)
+
+
+@responses.activate
+def test_posts_gone_uses_the_app_token_without_user_keys():
+    channel = ChannelFactory(network="x", credentials={"bearer_token": "AAAA-app-bearer"}, config={})
+    lookup = responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__found"))
+    assert XConnector(channel).posts_gone([Post(external_id=ALIVE_ID)]) == {}
+    assert lookup.calls[0].request.headers["Authorization"] == "Bearer AAAA-app-bearer"
+
+
+def test_only_direct_messages_cost_no_call(channel):
+    assert XConnector(channel).posts_gone([Post(external_id="1582838000000000099", is_direct=True)]) == {}
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 503, "json": fixture("error__service_unavailable")}, "X is failing (HTTP 503)"),
+        ({"status": 429, "json": fixture("error__usage_capped")}, "X rate limit or usage cap reached"),
+        ({"body": requests.ConnectionError("reset")}, "cannot connect to api.x.com"),
+        ({"status": 200, "body": "<html>oops</html>"}, "X answered /2/tweets with something that is not JSON"),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    from socialitsm.exceptions import TransientError
+
+    responses.get(f"{API}/2/tweets", **answer)
+    with pytest.raises(TransientError) as caught:
+        XConnector(channel).posts_gone([Post(external_id=GONE_ID)])
+    assert caught.value.message.startswith(error)
+
+
+@responses.activate
+def test_a_404_problem_for_the_whole_request_is_not_a_deletion(channel):
+    responses.get(f"{API}/2/tweets", status=404, json=fixture("error__not_found"))
+    with pytest.raises(PermanentError):
+        XConnector(channel).posts_gone([Post(external_id=GONE_ID)])
