@@ -556,7 +556,11 @@ class BlueskyConnector(Connector):
         if not posts:
             return {}
         data = self._xrpc("GET", "app.bsky.feed.getPosts", params=[("uris", post.external_id) for post in posts])
-        found = {str(view.get("uri")) for view in _list(data, "posts") if isinstance(view, dict)}
+        uris = [view.get("uri") if isinstance(view, dict) else None for view in _list(data, "posts")]
+        if not all(isinstance(uri, str) and uri for uri in uris):
+            # Posts we cannot read are no proof that the others are gone.
+            raise TransientError("Bluesky answered getPosts with posts that have no uri")
+        found = set(uris)
         settled = timezone.now() - INDEX_GRACE
         return {
             post.external_id: GONE_DELETED

@@ -843,9 +843,9 @@ class XConnector(Connector):
             "/2/tweets",
             auth="user" if self._has_user_context() else "app",
             params={"ids": ",".join(ids)},
-            charge=lambda b: len(b.get("data") or []) * self.price("post_read"),
+            charge=lambda b: len(_as_list(b.get("data"))) * self.price("post_read"),
         )
-        missing = {_not_found(error) for error in body.get("errors") or []}
+        missing = {_not_found(error) for error in _as_list(body.get("errors"))}
         return {post_id: GONE_DELETED for post_id in ids if post_id in missing}
 
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
@@ -882,6 +882,10 @@ class XConnector(Connector):
         if not sent:
             raise PermanentError(f"X accepted the message but returned no id: {_problem_text(body)}")
         return str(sent)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _not_found(error: Any) -> str:
