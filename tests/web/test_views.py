@@ -678,3 +678,17 @@ def test_label_needs_post_and_csrf(client, agent, triage_posts):
 
     post.refresh_from_db()
     assert post.label == ""
+
+
+def test_reply_box_explains_that_a_deleted_post_takes_no_public_reply(agent_client, fake_network):
+    from socialitsm.services.deletions import posts_redact
+
+    incident, post = open_incident()
+    posts_redact(network=post.network, external_ids=[post.external_id])
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert 'value="direct" checked' in body
+    assert (
+        '<p class="refusal" id="reply-refusal" data-reply-refusal>No public reply: the post was deleted by its '
+        "author, so it cannot be answered in public; send a direct message instead</p>"
+    ) in body
+    assert COMPLAINT not in body
