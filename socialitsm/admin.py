@@ -242,7 +242,7 @@ class PostAdmin(admin.ModelAdmin):
         "detected_service",
         "incident",
     ]
-    list_filter = ["network", "triage_state", "label", "is_direct", "detected_service"]
+    list_filter = ["network", "triage_state", "label", "is_direct", "gone_reason", "detected_service"]
     list_select_related = ["author", "incident", "detected_service"]
     search_fields = ["external_id", "text", "author__handle"]
     raw_id_fields = ["author", "incident", "channel", "rule"]
@@ -258,6 +258,10 @@ class PostAdmin(admin.ModelAdmin):
         "label",
         "labelled_by",
         "labelled_at",
+        # Set by the redaction of a post gone upstream and the re-check sweep.
+        "deleted_at",
+        "gone_reason",
+        "checked_at",
     ]
     date_hierarchy = "posted_at"
 
