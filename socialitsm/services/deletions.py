@@ -196,13 +196,19 @@ def _due(channel: Channel, before: datetime) -> QuerySet[Post]:
 
 def channels_recheck_due(*, now: datetime | None = None) -> list[int]:
     """Hand every channel that has posts due for a look-up to a re-check task. Channels that are
-    disabled, failing (a wrong base URL would answer 404 for every post) or on a network
-    without a look-up are left alone."""
+    disabled, failing (a wrong base URL would answer 404 for every post), waiting for a rate
+    limit to reset or on a network without a look-up are left alone."""
     from socialitsm.tasks import channel_posts_recheck_task
 
     now = now or timezone.now()
     handed = []
-    for channel in Channel.objects.filter(enabled=True).exclude(health=Channel.Health.FAILING).order_by("pk"):
+    channels = (
+        Channel.objects.filter(enabled=True)
+        .exclude(health=Channel.Health.FAILING)
+        .exclude(rate_limited_until__gt=now)
+        .order_by("pk")
+    )
+    for channel in channels:
         connector = _connector(channel)
         if connector is None:
             continue
@@ -219,11 +225,12 @@ def channel_posts_recheck(*, channel: Channel, now: datetime | None = None) -> R
 
     Each post is stamped as checked before the call, so concurrent sweeps take different posts
     and the next sweep moves on to others. Network errors end the sweep early and are
-    logged, never raised: those posts are asked again once their interval has passed."""
+    logged, never raised: those posts are asked again once their interval has passed. A rate
+    limit the network names holds the channel's look-ups until it resets."""
     now = now or timezone.now()
     result = RecheckResult()
     connector = _connector(channel)
-    if connector is None:
+    if connector is None or (channel.rate_limited_until is not None and channel.rate_limited_until > now):
         return result
     interval, budget = connector.recheck_budget()
     due = _due(channel, now - interval)
@@ -240,6 +247,11 @@ def channel_posts_recheck(*, channel: Channel, now: datetime | None = None) -> R
     except (TransientError, PermanentError) as exc:
         logger.warning("re-check of channel %s stopped: %s", channel.slug, exc.message)
         result.error = exc.message
+        retry_at = exc.retry_at if isinstance(exc, TransientError) else None
+        if retry_at is not None and retry_at > now:
+            Channel.objects.filter(pk=channel.pk).filter(
+                Q(rate_limited_until__isnull=True) | Q(rate_limited_until__lt=retry_at)
+            ).update(rate_limited_until=retry_at)
     finally:
         _quota_record(channel, connector)
     for reason in sorted(set(gone.values())):

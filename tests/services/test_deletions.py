@@ -391,3 +391,22 @@ def test_queueing_a_public_reply_to_a_deleted_post_is_refused_with_the_reason(
         reply = reply_queue(incident=answered.incident, post=answered, text="Hi", visibility="direct", agent=agent)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
+
+
+def test_a_rate_limit_holds_the_channels_look_ups_until_it_resets(sweep_channel, clock, fake_network, monkeypatch):
+    reset = NOW + timedelta(hours=2)
+    fake_network.lookup_errors = [TransientError("rate limit reached", status=429, retry_at=reset)]
+    assert channel_posts_recheck(channel=sweep_channel).error == "rate limit reached"
+    sweep_channel.refresh_from_db()
+    assert sweep_channel.rate_limited_until == reset
+    monkeypatch.setattr(tasks.channel_posts_recheck_task, "delay", lambda channel_id: None)
+
+    clock.shift(timedelta(minutes=31))
+    fake_network.lookups.clear()
+    assert sweep_channel.pk not in channels_recheck_due()
+    assert channel_posts_recheck(channel=sweep_channel).checked == 0
+    assert fake_network.lookups == []
+
+    clock.shift(timedelta(hours=2))
+    assert sweep_channel.pk in channels_recheck_due()
+    assert channel_posts_recheck(channel=sweep_channel).checked == 3
