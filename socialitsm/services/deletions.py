@@ -55,14 +55,19 @@ _MIN_FRAGMENT = 12
 def text_without(value: str, text: str, marker: str) -> str:
     """`value` with every copy of `text` replaced by `marker`: as written, on one line (as
     `shorten` writes titles and event messages), or cut short after at least _MIN_FRAGMENT
-    characters (with the ellipsis `shorten` adds)."""
+    characters (with the ellipsis `shorten` adds). A shorter text ("VPN down") is taken out
+    only where it is the whole value or a whole line, not from inside other words."""
     if not value or not text.strip():
         return value
     flat = " ".join(text.split())
+    if len(flat) < _MIN_FRAGMENT:
+        if " ".join(value.split()) == flat:
+            return marker
+        if "\n" in text.strip():
+            return value.replace(text, marker)
+        return "\n".join(marker if " ".join(line.split()) == flat else line for line in value.split("\n"))
     value = value.replace(text, marker).replace(flat, marker)
     head = flat[:_MIN_FRAGMENT]
-    if len(head) < _MIN_FRAGMENT:
-        return value
     pieces: list[str] = []
     start = 0
     while (found := value.find(head, start)) >= 0:

@@ -166,9 +166,35 @@ def test_text_without_finds_the_text_whole_on_one_line_and_cut_short(value, expe
     assert text_without(value, "VPN down again since 8am\nand the portal is dead", "[x]") == expected
 
 
-def test_a_short_text_is_only_taken_out_where_it_appears_whole():
-    assert text_without("VPN down", "VPN down", "[x]") == "[x]"
-    assert text_without("Is the VPN dow for you too?", "VPN down", "[x]") == "Is the VPN dow for you too?"
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("VPN down", "[x]"),
+        (" VPN  down ", "[x]"),
+        (
+            "@maria on Replay at 2026-11-26 08:00 UTC:\n\nVPN down\n\nhttps://example.com/1",
+            "@maria on Replay at 2026-11-26 08:00 UTC:\n\n[x]\n\nhttps://example.com/1",
+        ),
+        ("Is the VPN down for you too?", "Is the VPN down for you too?"),
+        ("from Suite; both sides changed the state", "from Suite; both sides changed the state"),
+    ],
+)
+def test_a_short_text_is_only_taken_out_where_it_is_the_whole_value_or_line(value, expected):
+    assert text_without(value, "VPN down", "[x]") == expected
+
+
+def test_a_one_letter_post_leaves_other_words_alone(routed, agent):
+    incident = routed.incident
+    post = PostFactory(rule=routed.rule, text="a", external_id="short-1")
+    post_link(post=post, incident=incident)
+    posts_redact(network=post.network, external_ids=["short-1"])
+    assert (
+        incident.events.get(kind="post_linked", new_value=f"{post.network}:short-1").message
+        == "[deleted by the author]"
+    )
+    assert incident.events.get(kind="opened").message.startswith("complaint score ")
+    incident.refresh_from_db()
+    assert incident.short_description == shorten(SECRET, 160)
 
 
 # -- the sweep -----------------------------------------------------------------------------------
