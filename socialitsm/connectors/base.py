@@ -50,6 +50,8 @@ class InboundPost:
     is_direct: bool = False
     # True for a deletion seen upstream: only external_id matters, and our copy gets redacted.
     deleted: bool = False
+    # With `deleted`: GONE_REMOVED where the network says moderators took it down ("" = by its author).
+    gone_reason: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
     # From `stream()`: the WatchRule whose subscription heard the post (search() passes its
     # rule to ingest instead). None leaves it to the rule ingest was given, if any.

@@ -211,6 +211,7 @@ def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
         conversation_id=conversation,
         is_direct=kind == "t4",
         deleted=_is_gone(kind, data),
+        gone_reason=gone_reason(kind, data),
         raw={"kind": kind, "data": dict(data)},
     )
 

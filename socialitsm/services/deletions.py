@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from socialitsm.connectors import connector_for
+from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import Connector
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, IncidentEvent, ItsmDelivery, ItsmLink, Post, Reply
@@ -116,6 +116,18 @@ def posts_redact(
         for incident_id in sorted(by_incident):
             _incident_redact(incident_id, by_incident[incident_id], Post.Gone(reason), now)
     return len(targets)
+
+
+def posts_redact_seen(*, network: str, posts: Sequence[InboundPost]) -> int:
+    """Redact our copies of the deletions a stream or listing reported (see `posts_redact`),
+    each with the reason the network gave. Returns posts redacted."""
+    reasons: dict[str, str] = {}
+    for post in posts:
+        reasons.setdefault(post.external_id, post.gone_reason or Post.Gone.DELETED)
+    return sum(
+        posts_redact(network=network, external_ids=sorted(i for i, r in reasons.items() if r == reason), reason=reason)
+        for reason in sorted(set(reasons.values()))
+    )
 
 
 def _incident_redact(incident_id: int, posts: list[Post], reason: Post.Gone, now: datetime) -> None:

@@ -18,7 +18,7 @@ from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.models import Author, Channel, Post, Reply, WatchRule
 
-from .deletions import posts_redact
+from .deletions import posts_redact_seen
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def posts_ingest(
             if fresh:
                 Channel.objects.filter(pk=channel.pk).update(last_event_at=timezone.now())
         if deletions:
-            result.redacted = posts_redact(network=network, external_ids=sorted(deletions))
+            result.redacted = posts_redact_seen(network=network, posts=[p for p in posts if p.deleted])
         result.duplicates = result.received - result.created - result.own - sum(p.deleted for p in posts)
         if rule is not None and cursor is not None:
             WatchRule.objects.filter(pk=rule.pk).update(cursor=cursor)

@@ -217,7 +217,19 @@ def test_removed_post_is_a_deletion_marker(channel, rule):
     signed_in()
     responses.get(SEARCH, json=fixture("search__removed"))
     (post,), _ = RedditConnector(channel).search(rule, {})
-    assert (post.external_id, post.deleted) == ("t3_1h2g3k9", True)
+    assert (post.external_id, post.deleted, post.gone_reason) == ("t3_1h2g3k9", True, "removed")
+
+
+@responses.activate
+def test_a_removal_seen_in_a_listing_redacts_our_copy_as_removed(channel, rule, django_capture_on_commit_callbacks):
+    from ..factories import PostFactory
+
+    stored = PostFactory(rule=rule, external_id="t3_1h2g3k9", text="Acme VPN broken, call me on 555 0100")
+    signed_in()
+    responses.get(SEARCH, json=fixture("search__removed"))
+    poll(channel, django_capture_on_commit_callbacks)
+    stored.refresh_from_db()
+    assert (stored.text, stored.gone_reason, stored.raw) == ("[removed by moderators]", "removed", {})
 
 
 @responses.activate
