@@ -143,9 +143,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://socialitsm")}
 
 REST_FRAMEWORK = {
-    # Token first so an anonymous request gets 401 with a WWW-Authenticate header, not 403.
+    # Token first so an anonymous request gets 401 with a WWW-Authenticate header, not 403, and
+    # so every call counts against its client address and bad tokens are limited (429).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "socialitsm.api.throttling.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["socialitsm.api.permissions.IsAgent"],
@@ -156,7 +157,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"ingest": env.str("SOCIALITSM_INGEST_RATE", default="600/minute")},
+    "DEFAULT_THROTTLE_CLASSES": ["socialitsm.api.throttling.UserRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SocialITSM API",
@@ -249,6 +250,56 @@ if SOCIALITSM_RECHECK_MINUTES < 1 or SOCIALITSM_RECHECK_MAX_POSTS < 1:
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
 SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
 SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))
+
+# Rate limits.
+# Counters live in the "throttle" cache: Redis when SOCIALITSM_THROTTLE_CACHE_URL names one, or
+# else the broker's Redis (CELERY_BROKER_URL redis://...), so every process counts together;
+# without Redis (the embedded default) a local-memory cache, which counts per process.
+_throttle_url = env.str(
+    "SOCIALITSM_THROTTLE_CACHE_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")) else "",
+)
+CACHES["throttle"] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _throttle_url,
+        "KEY_PREFIX": "socialitsm",
+        # A Redis that does not answer lets calls through (unthrottled) instead of holding them.
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if _throttle_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "socialitsm-throttle"}
+)
+SOCIALITSM_THROTTLE_CACHE = "throttle"
+# "<count>/<second|minute|hour|day>"; "off" turns a limit off.
+SOCIALITSM_THROTTLE_RATES = {
+    scope: (None if value.lower() == "off" else value)
+    for scope, value in {
+        "ingest": env.str("SOCIALITSM_INGEST_RATE", default="600/minute"),
+        "ingest_refused": env.str("SOCIALITSM_INGEST_REFUSED_RATE", default="60/minute"),
+        "api_user": env.str("SOCIALITSM_API_USER_RATE", default="600/minute"),
+        "api_address": env.str("SOCIALITSM_API_ADDRESS_RATE", default="1200/minute"),
+        "api_auth_failure": env.str("SOCIALITSM_API_AUTH_FAILURE_RATE", default="20/minute"),
+    }.items()
+}
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For is believed, e.g. 10.0.0.0/8.
+SOCIALITSM_TRUSTED_PROXIES = env.list("SOCIALITSM_TRUSTED_PROXIES", default=[])
+
+# Login lockout (django-axes) for the web and admin logins: after AXES_FAILURE_LIMIT wrong
+# passwords for one account from one client address, that pair is refused (429) for the cool-off;
+# other addresses still log in, and a success clears the count. API tokens are limited by the
+# per-address rate of bad tokens instead.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the failure that locked: a try while locked does not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "socialitsm.ratelimit.client_address"
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 
 LOGGING = {
     "version": 1,

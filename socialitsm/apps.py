@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class SocialItsmConfig(AppConfig):
     name = "socialitsm"
     verbose_name = "SocialITSM"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from .management import sla_defaults_notice
+
+        post_migrate.connect(sla_defaults_notice, sender=self)

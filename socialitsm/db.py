@@ -28,6 +28,37 @@ def rows_update(model: type[models.Model], objs: Sequence[models.Model], fields:
         cursor.executemany(sql, params)
 
 
+def rows_insert_new(
+    model: type[models.Model], objs: Sequence[models.Model], returning: Sequence[str], *, batch_size: int = 500
+) -> list[tuple[Any, ...]]:
+    """Insert `objs`, skipping any that would break a unique constraint, and return `returning`
+    of the rows this call wrote. Counting these says what the database did: a concurrent
+    writer's row is skipped here, never counted twice (bulk_create with ignore_conflicts
+    cannot tell which rows it wrote)."""
+    if not objs:
+        return []
+    qn = connection.ops.quote_name
+    columns = [f for f in model._meta.concrete_fields if not f.primary_key]
+    names = ", ".join(qn(column.column) for column in columns)
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    back = ", ".join(qn(_concrete_field(model, name).column) for name in returning)
+    written: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), batch_size):
+            chunk = objs[start : start + batch_size]
+            # Only quoted model metadata is interpolated; every value is a parameter.
+            sql = (
+                f"INSERT INTO {qn(model._meta.db_table)} ({names}) VALUES {', '.join([row] * len(chunk))} "  # noqa: S608
+                f"ON CONFLICT DO NOTHING RETURNING {back}"
+            )
+            params = [
+                column.get_db_prep_save(column.pre_save(obj, True), connection) for obj in chunk for column in columns
+            ]
+            cursor.execute(sql, params)
+            written.extend(tuple(r) for r in cursor.fetchall())
+    return written
+
+
 def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     field = model._meta.get_field(name)
     if not isinstance(field, models.Field):

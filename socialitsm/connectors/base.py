@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +28,10 @@ OWN_ACCOUNT_KEY = "account_id"
 # What `Connector.posts_gone` says of a post no longer on the network (the values of Post.Gone).
 GONE_DELETED = "deleted"  # by its author
 GONE_REMOVED = "removed"  # by the community's moderators or the network
+
+# A network's clock and ours may disagree: an earlier copy of a reply is looked for from this
+# long before the reply was queued (see `Connector.find_sent`).
+SENT_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +186,17 @@ class Connector(ABC):
         """Send `text` to the poster of `post`, publicly or by direct message, and return the
         network's id of what was sent. Raises TransientError or PermanentError."""
 
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """Ids of what our account already sent to the poster of `post` as this reply (same
+        kind, same target, the same text as the network shows it, see `same_text`), created at
+        or after `since`, oldest first: the copy an earlier attempt got onto the network although
+        its answer was lost. Looked for wherever the network lists it, one or two pages of each
+        listing at most. Raises TransientError when a listing cannot be read (the caller retries
+        later instead of sending blind) and PermanentError when it is refused. A network that
+        lists nothing of the kind returns [] (the README names them); `reply` then relies on
+        the best guard it has, such as an idempotency key."""
+        return []
+
     @abstractmethod
     def limits(self) -> Limits:
         """The reply limits of this network."""
@@ -217,6 +235,35 @@ class Connector(ABC):
 
         minutes = setting("recheck_minutes", self.recheck_minutes, conf.RECHECK_MINUTES)
         return timedelta(minutes=minutes), setting("recheck_max_posts", self.recheck_max_posts, conf.RECHECK_MAX_POSTS)
+
+
+_REMOTE_MENTION = re.compile(r"(?<![\w@])@(\w[\w.-]*?)@[\w-]+(?:\.[\w-]+)+")
+_LINK = re.compile(r"https?://\S+|(?<![\w@/.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?:/\S*)?", re.IGNORECASE)
+_LEADING_MENTIONS = re.compile(r"^(?:@[\w.-]+\s+)+")
+
+
+def sent_text_key(text: str) -> str:
+    """`text` reduced to what survives a network's rendering of it: entities decoded, every
+    link one token (networks shorten, wrap and cut links), `@user@server` as `@user` (Mastodon
+    shows the local part), mentions in front dropped (networks and `reply` add them), case and
+    whitespace folded."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    text = _REMOTE_MENTION.sub(r"@\1", text)
+    text = _LINK.sub("\u27e8link\u27e9", text)
+    text = " ".join(text.split()).casefold()
+    return _LEADING_MENTIONS.sub("", text + " ").strip()
+
+
+def same_text(sent: str, listed: str) -> bool:
+    """Whether `listed`, the plain text a network shows for a message, is `sent` as we wrote it
+    (see `sent_text_key`); a listing that cut the text short with an ellipsis matches its start."""
+    ours, theirs = sent_text_key(sent), sent_text_key(listed)
+    if not ours or not theirs:
+        return False
+    if ours == theirs:
+        return True
+    cut = theirs.removesuffix("…").removesuffix("...").rstrip()
+    return cut != theirs and len(cut) >= 20 and ours.startswith(cut)
 
 
 def aware_time(value: Any) -> datetime | None:

@@ -5,7 +5,8 @@ API access needs Reddit's approval (Responsible Builder Policy) before any of th
 
 Credentials (encrypted on the channel): client_id, client_secret and either username + password
 (a "script" app owned by the support account) or refresh_token (an installed/web app authorised
-with duration=permanent). Scopes: identity read submit privatemessages.
+with duration=permanent). Scopes: identity read submit privatemessages history (a retried reply
+looks for its earlier copy among the account's own comments).
 Config (not secret):
     subreddits      names to watch, e.g. ["sysadmin", "acme"]; search rules without them search
                     all of Reddit
@@ -42,7 +43,17 @@ from django.utils import timezone
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import GONE_DELETED, GONE_REMOVED, OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits
+from .base import (
+    GONE_DELETED,
+    GONE_REMOVED,
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    same_text,
+)
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -613,7 +624,8 @@ class RedditConnector(Connector):
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: /api/comment under the post or comment. Direct: a reply in the message thread
         for a private message, otherwise /api/compose to the author. Returns the fullname of what
-        was sent ("" for compose, which does not say). Reddit has no idempotency key."""
+        was sent ("" for compose, which does not say). Reddit has no idempotency key: a retry
+        looks for the earlier copy first (`find_sent`)."""
         refusal = self.reply_refusal(post, visibility)
         if refusal:
             raise PermanentError(refusal)
@@ -637,6 +649,49 @@ class RedditConnector(Connector):
             data={"api_type": "json", "to": post.author.external_id, "subject": self._subject(post), "text": body},
         )
         return ""
+
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """Comments: the account's comments (/user/:name/comments, scope `history`) that answer
+        the post. Private messages, new or in a message thread: the account's sent messages
+        (/message/sent) to the poster. One page of 100, newest first; bodies are compared as
+        the markdown we sent."""
+        username = str(self.channel.config.get(OWN_ACCOUNT_KEY) or self.channel.credentials.get("username") or "")
+        if not username:
+            raise PermanentError("verify the Reddit channel first: looking for an earlier reply needs our username")
+        if visibility == "public":
+            path, kind, what = f"/user/{quote(username, safe='')}/comments", "t1", "our comments"
+            params = {"sort": "new", "limit": str(PAGE_SIZE), "raw_json": "1"}
+        else:
+            path, kind, what = "/message/sent", "t4", "our sent messages"
+            params = {"limit": str(PAGE_SIZE), "raw_json": "1"}
+        body = self._api("GET", path, what=what, params=params)
+        data = body.get("data") if body.get("kind") == "Listing" else None
+        if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+            raise TransientError(f"Reddit answered {what} with something that is not a listing")
+        sent = markdown_escape(text)
+        found = []
+        for child in data["children"]:
+            item = child.get("data") if isinstance(child, dict) and child.get("kind") == kind else None
+            if not isinstance(item, dict) or not item.get("name"):
+                continue
+            created = _created(item)
+            if created < since or str(item.get("author") or "").casefold() != username.casefold():
+                continue
+            if not self._answers(item, post, kind) or not same_text(sent, str(item.get("body") or "")):
+                continue
+            found.append((created, str(item["name"])))
+        return [name for _, name in sorted(found)]
+
+    def _answers(self, item: Mapping[str, Any], post: Post, kind: str) -> bool:
+        """Whether a comment or sent message of ours is addressed where a reply to `post` goes."""
+        if kind == "t1":
+            return str(item.get("parent_id") or "") == post.external_id
+        if str(item.get("dest") or "").casefold() != post.author.external_id.casefold():
+            return False
+        if not post.external_id.startswith("t4_"):
+            return True
+        thread = {post.external_id, post.conversation_id} - {""}
+        return str(item.get("parent_id") or "") in thread or str(item.get("first_message_name") or "") in thread
 
     def _subject(self, post: Post) -> str:
         configured = str(self.channel.config.get("dm_subject") or "").strip()

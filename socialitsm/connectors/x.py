@@ -45,7 +45,17 @@ from django.utils.dateparse import parse_datetime
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import GONE_DELETED, OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark
+from .base import (
+    GONE_DELETED,
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    StreamMark,
+    same_text,
+)
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -71,6 +81,8 @@ EXPANSIONS = "author_id,referenced_tweets.id"
 USER_FIELDS = "username,name"
 DM_FIELDS = "id,text,event_type,created_at,sender_id,dm_conversation_id"
 PAGE_SIZE = 100
+# Pages of our own posts or DM events read when a retry looks for a copy of its reply.
+SENT_PAGES = 2
 # Pay-per-use search and stream rules take queries of up to 512 characters (Enterprise: more; the
 # channel's config["max_query_length"] raises it).
 MAX_QUERY_LENGTH = 512
@@ -850,7 +862,7 @@ class XConnector(Connector):
 
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: POST /2/tweets as a reply; direct: POST /2/dm_conversations/with/:id/messages.
-        X has no idempotency key; duplicates of the same text are refused by X itself."""
+        X has no idempotency key: a retry looks for the earlier copy first (`find_sent`)."""
         refusal = self.reply_refusal(post, visibility)
         if refusal:
             raise PermanentError(refusal)
@@ -882,6 +894,55 @@ class XConnector(Connector):
         if not sent:
             raise PermanentError(f"X accepted the message but returned no id: {_problem_text(body)}")
         return str(sent)
+
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """Public: our posts since `since` (GET /2/users/:id/tweets, replies included, billed as
+        owned reads) that reply to the post. Direct: the DM events of our conversation with the
+        poster (newest first, billed as DM reads). At most SENT_PAGES pages of 100 each."""
+        if not self.account_id:
+            raise PermanentError("verify the X channel first: looking for an earlier reply needs our account id")
+        if visibility == "public":
+            params = {
+                "max_results": str(PAGE_SIZE),
+                "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "tweet.fields": "created_at,entities,note_tweet,referenced_tweets",
+            }
+            path, price = f"/2/users/{quote(self.account_id, safe='')}/tweets", self.price("owned_read")
+        else:
+            params = {"event_types": "MessageCreate", "dm_event.fields": DM_FIELDS, "max_results": str(PAGE_SIZE)}
+            recipient = quote(post.author.external_id, safe="")
+            path, price = f"/2/dm_conversations/with/{recipient}/dm_events", self.price("dm_read")
+        found: list[str] = []
+        token = ""
+        for _ in range(SENT_PAGES):
+            body = self._json(
+                "GET",
+                path,
+                auth="user",
+                params={**params, "pagination_token": token} if token else params,
+                charge=lambda b: len(b.get("data") or []) * price,
+            )
+            items = _valid_items(body)
+            found.extend(str(item["id"]) for item in items if self._is_copy(item, post, text, visibility, since))
+            token = str((body.get("meta") or {}).get("next_token") or "")
+            times = [_posted_at(item.get("created_at"), str(item["id"])) for item in items]
+            if not token or (times and min(times) < since):
+                break
+        return sorted(set(found), key=int)
+
+    def _is_copy(self, item: Mapping[str, Any], post: Post, text: str, visibility: str, since: datetime) -> bool:
+        if _posted_at(item.get("created_at"), str(item["id"])) < since:
+            return False
+        if visibility == "public":
+            references = [r for r in item.get("referenced_tweets") or [] if isinstance(r, dict)]
+            if not any(r.get("type") == "replied_to" and str(r.get("id")) == post.external_id for r in references):
+                return False
+            listed, entities = _full_text(item)
+        else:
+            if str(item.get("sender_id") or "") != self.account_id:
+                return False
+            listed, entities = str(item.get("text", "")), item.get("entities") or {}
+        return same_text(text, plain_text(listed, entities if isinstance(entities, dict) else {}))
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import Connector
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Channel, Incident, IncidentEvent, ItsmDelivery, ItsmLink, Post, Reply
+from socialitsm.models import Channel, Incident, IncidentEvent, ItsmDelivery, ItsmLink, Post, Reply, id_scope
 
 from .incidents import event_build
 
@@ -85,7 +85,12 @@ def text_without(value: str, text: str, marker: str) -> str:
 
 
 def posts_redact(
-    *, network: str, external_ids: Sequence[str], reason: str = Post.Gone.DELETED, now: datetime | None = None
+    *,
+    network: str,
+    external_ids: Sequence[str],
+    scope: str = "",
+    reason: str = Post.Gone.DELETED,
+    now: datetime | None = None,
 ) -> int:
     """Redact our copies of posts gone upstream: the text is replaced, the payload and the
     classifier's quoted reasons dropped, and the post marked gone with the time and `reason`
@@ -93,13 +98,14 @@ def posts_redact(
     a neutral one, the description and the audit trail lose the text, and what the ITSM sync
     last pushed forgets it (so the next sync pushes the redacted fields). An event records the
     redaction, without the text. The row and its incident link stay for the record; a post
-    still waiting for classification is set aside. Idempotent; unknown ids are ignored.
-    Returns posts redacted."""
+    still waiting for classification is set aside. Only posts of `scope` are touched (see
+    `id_scope`: on webhook channels, the calling channel's own). Idempotent; unknown ids are
+    ignored. Returns posts redacted."""
     now = now or timezone.now()
     with transaction.atomic():
         targets = list(
             Post.objects.select_for_update(of=("self",))
-            .filter(network=network, external_id__in=list(external_ids), deleted_at__isnull=True)
+            .filter(network=network, scope=scope, external_id__in=list(external_ids), deleted_at__isnull=True)
             .order_by("external_id")
         )
         if not targets:
@@ -118,14 +124,20 @@ def posts_redact(
     return len(targets)
 
 
-def posts_redact_seen(*, network: str, posts: Sequence[InboundPost]) -> int:
-    """Redact our copies of the deletions a stream or listing reported (see `posts_redact`),
-    each with the reason the network gave. Returns posts redacted."""
+def posts_redact_seen(*, network: str, posts: Sequence[InboundPost], scope: str = "") -> int:
+    """Redact our copies of the deletions a stream, listing or webhook reported (see
+    `posts_redact`; `scope` is the reporting channel's), each with the reason the network
+    gave. Returns posts redacted."""
     reasons: dict[str, str] = {}
     for post in posts:
         reasons.setdefault(post.external_id, post.gone_reason or Post.Gone.DELETED)
     return sum(
-        posts_redact(network=network, external_ids=sorted(i for i, r in reasons.items() if r == reason), reason=reason)
+        posts_redact(
+            network=network,
+            scope=scope,
+            external_ids=sorted(i for i, r in reasons.items() if r == reason),
+            reason=reason,
+        )
         for reason in sorted(set(reasons.values()))
     )
 
@@ -273,7 +285,11 @@ def channel_posts_recheck(*, channel: Channel, now: datetime | None = None) -> R
         _quota_record(channel, connector)
     for reason in sorted(set(gone.values())):
         result.gone += posts_redact(
-            network=channel.network, external_ids=[i for i, r in gone.items() if r == reason], reason=reason, now=now
+            network=channel.network,
+            scope=id_scope(channel),
+            external_ids=[i for i, r in gone.items() if r == reason],
+            reason=reason,
+            now=now,
         )
     return result
 
@@ -303,7 +319,9 @@ def reply_target_gone(*, reply: Reply) -> str:
         Post.objects.filter(pk=post.pk).update(checked_at=timezone.now())
         if post.external_id not in gone:
             return ""
-        posts_redact(network=post.network, external_ids=[post.external_id], reason=gone[post.external_id])
+        posts_redact(
+            network=post.network, scope=post.scope, external_ids=[post.external_id], reason=gone[post.external_id]
+        )
         post.refresh_from_db()
     return gone_refusal(post, Reply.Visibility.PUBLIC)
 

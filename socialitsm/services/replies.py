@@ -11,7 +11,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from socialitsm.conf import conf
-from socialitsm.connectors import connector_for
+from socialitsm.connectors import Connector, connector_for
+from socialitsm.connectors.base import SENT_CLOCK_SKEW
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
@@ -99,10 +100,11 @@ def _enqueue_send(reply_id: int) -> None:
 
 def reply_send(*, reply: Reply) -> Reply | None:
     """Send a queued reply once. The status claim is the guard: a reply that is not queued (or
-    abandoned mid-send by a dead worker) is left alone. The network is called outside any
-    transaction; a public reply first asks it whether the post still exists, and a post gone
-    upstream is redacted and fails the reply unsent. Raises TransientError for a retry;
-    permanent errors mark the reply failed."""
+    abandoned mid-send by a dead worker) is left alone. A retry first looks for a copy an
+    earlier attempt got onto the network and records that one instead of sending again. Before
+    a public reply goes out, the network is asked whether the post still exists; a post gone
+    upstream is redacted and fails the reply unsent. The network is called outside any
+    transaction. Raises TransientError for a retry; permanent errors mark the reply failed."""
     now = timezone.now()
     claimable = Q(status=Reply.Status.QUEUED) | Q(
         status=Reply.Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
@@ -116,13 +118,17 @@ def reply_send(*, reply: Reply) -> Reply | None:
     reply = Reply.objects.select_related("post", "post__author", "post__channel", "channel", "incident").get(
         pk=reply.pk
     )
+    connector = connector_for(reply.channel)
     try:
-        gone = reply_target_gone(reply=reply)
-        if gone:
-            return reply_mark_failed(reply=reply, error=gone)
-        external_id = connector_for(reply.channel).reply(
-            reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
-        )
+        # A copy already on the network is recorded as sent even if the post has gone since.
+        external_id = _earlier_copy(connector, reply)
+        if not external_id:
+            gone = reply_target_gone(reply=reply)
+            if gone:
+                return reply_mark_failed(reply=reply, error=gone)
+            external_id = connector.reply(
+                reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
+            )
     except TransientError as exc:
         # Mirrors the task's backoff, so the recovery sweep does not resend before the retry.
         retry_after = exc.retry_at or now + timedelta(seconds=min(600, 2**reply.attempts))
@@ -133,6 +139,25 @@ def reply_send(*, reply: Reply) -> Reply | None:
     except PermanentError as exc:
         return reply_mark_failed(reply=reply, error=exc.message)
     return reply_mark_sent(reply=reply, external_id=external_id)
+
+
+def _earlier_copy(connector: Connector, reply: Reply) -> str:
+    """On a retry, the network's id of a copy of `reply` that an earlier attempt got onto the
+    network although its answer never reached us (a worker that died, a lost connection); ""
+    on a first attempt or when there is none. Copies recorded by other replies are not this
+    one's. Raises what `Connector.find_sent` raises: never send blind."""
+    if reply.attempts <= 1:
+        return ""
+    found = connector.find_sent(reply.post, reply.text, reply.visibility, since=reply.created_at - SENT_CLOCK_SKEW)
+    taken = set(
+        Reply.objects.filter(channel_id=reply.channel_id, external_id__in=found)
+        .exclude(pk=reply.pk)
+        .values_list("external_id", flat=True)
+    )
+    earlier = next((external_id for external_id in found if external_id not in taken), "")
+    if earlier:
+        logger.info("reply %s was already on the network as %s; not sent again", reply.pk, earlier)
+    return earlier
 
 
 def reply_mark_sent(*, reply: Reply, external_id: str) -> Reply:
@@ -183,8 +208,10 @@ def work_recover() -> dict[str, int]:
 
     now = timezone.now()
     stale = now - timedelta(seconds=conf.STALE_AFTER_SECONDS)
+    # Parked posts (routing failed on them) wait for a person, so they never hold back the
+    # posts behind them here.
     post_ids = list(
-        Post.objects.pending()
+        Post.objects.routable()
         .filter(ingested_at__lt=stale)
         .order_by("posted_at", "id")
         .values_list("id", flat=True)[:5000]

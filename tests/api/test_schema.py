@@ -50,7 +50,7 @@ def test_schema_documents_the_ingest_endpoint(schema):
     operation = schema["paths"]["/api/v1/ingest/{slug}/"]["post"]
 
     assert "security" not in operation
-    assert set(operation["responses"]) == {"202", "400", "401", "413"}
+    assert set(operation["responses"]) == {"202", "400", "401", "413", "429"}
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/IngestPayloadRequest"
     }

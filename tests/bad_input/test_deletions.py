@@ -61,7 +61,7 @@ def test_a_reply_to_a_post_gone_upstream(
     assert Reply.objects.count() == replies
     assert [m["visibility"] for m in fake_network.sent] == [visibility] * replies
     # A post known gone is never looked up again.
-    assert fake_network.lookups == []
+    assert fake_network.gone_lookups == []
 
 
 MASTODON = "https://mastodon.example"

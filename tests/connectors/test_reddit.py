@@ -18,7 +18,7 @@ from socialitsm.connectors.reddit import RedditConnector, markdown_escape, markd
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
-from socialitsm.services.replies import reply_queue
+from socialitsm.services.replies import reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory
 
@@ -632,3 +632,142 @@ def test_the_sweep_records_a_moderator_removal(channel, rule):
     assert (channel_posts_recheck(channel=channel).gone, Post.objects.get(pk=post.pk).gone_reason) == (1, "removed")
     post.refresh_from_db()
     assert (post.text, post.incident.short_description) == ("[removed by moderators]", "Post removed by moderators")
+
+
+# --- a retry after Reddit took the reply ----------------------------------------------------------
+
+TEXT = "Sorry *again*, we are on it: https://status.acme.example/x_y"
+SENT_BODY = "Sorry \\*again\\*, we are on it: https://status.acme.example/x_y"
+COPY_AT = T0 + 31 * 60  # 08:41:03, a minute after the reply was queued
+OUR_COMMENTS = f"{API}/user/acme_support/comments"
+OUR_MESSAGES = f"{API}/message/sent"
+
+
+def _dead_worker_reply(channel, *, post_id: str, visibility: str, author: str = "jdoe_it") -> Reply:
+    """A reply whose first attempt reached Reddit at 08:41 and whose worker then died."""
+    from ..factories import PostFactory
+
+    post = PostFactory(
+        rule=WatchRuleFactory(channel=channel, kind=WatchRule.Kind.SEARCH, query="AcmeMail"),
+        external_id=post_id,
+        conversation_id=post_id,
+        is_direct=post_id.startswith("t4_"),
+        raw={},
+        author=AuthorFactory(network="reddit", external_id=author, handle=f"u/{author}"),
+        incident=Incident.objects.create(short_description="AcmeMail down"),
+    )
+    return Reply.objects.create(
+        incident=post.incident,
+        post=post,
+        channel=channel,
+        visibility=visibility,
+        text=TEXT,
+        status=Reply.Status.SENDING,
+        attempts=1,
+        created_at=datetime(2026, 11, 26, 8, 40, tzinfo=UTC),
+        claimed_at=datetime(2026, 11, 26, 8, 41, tzinfo=UTC),
+    )
+
+
+def _comment(id_: str, *, parent: str = "t3_1h2g3k4", body: str = SENT_BODY, at: float = COPY_AT) -> dict:
+    return {
+        "kind": "t1",
+        "data": {
+            "id": id_,
+            "name": f"t1_{id_}",
+            "parent_id": parent,
+            "link_id": "t3_1h2g3k4",
+            "author": "acme_support",
+            "body": body,
+            "created_utc": at,
+        },
+    }
+
+
+def _sent_message(id_: str, *, dest: str = "jdoe_it", parent: str | None = None, at: float = COPY_AT) -> dict:
+    return {
+        "kind": "t4",
+        "data": {
+            "id": id_,
+            "name": f"t4_{id_}",
+            "author": "acme_support",
+            "dest": dest,
+            "subject": "re: Printer on floor 3" if parent else "Re: AcmeMail down for anyone else?",
+            "body": SENT_BODY,
+            "parent_id": parent,
+            "first_message_name": parent,
+            "created_utc": at,
+        },
+    }
+
+
+KINDS = {
+    # (post answered, visibility, recipient, listing read, where the reply is sent)
+    "comment": ("t3_1h2g3k4", "public", "jdoe_it", OUR_COMMENTS, "/api/comment"),
+    "message-thread": ("t4_2b3c4e", "direct", "mara_ops", OUR_MESSAGES, "/api/comment"),
+    "private-message": ("t3_1h2g3k4", "direct", "jdoe_it", OUR_MESSAGES, "/api/compose"),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "copy"),
+    [
+        ("comment", _comment("lqcopy1")),
+        ("message-thread", _sent_message("2bcopy1", dest="mara_ops", parent="t4_2b3c4e")),
+        ("private-message", _sent_message("2bcopy2")),
+    ],
+)
+@responses.activate
+def test_a_retried_reply_that_reddit_took_is_not_sent_again(channel, kind, copy):
+    post_id, visibility, author, url, send = KINDS[kind]
+    reply = _dead_worker_reply(channel, post_id=post_id, visibility=visibility, author=author)
+    signed_in()
+    older = _comment("lqold01", at=T0 - 3600) if copy["kind"] == "t1" else _sent_message("2bold1", at=T0 - 3600)
+    listed = responses.get(url, json=listing(copy, older))
+    sent = responses.post(f"{API}{send}", json={"json": {"errors": []}})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, copy["data"]["name"])
+    assert (listed.call_count, sent.call_count) == (1, 0)
+    expected = {"limit": "100", "raw_json": "1", **({"sort": "new"} if url == OUR_COMMENTS else {})}
+    assert query_of(listed.calls[0]) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "listed"),
+    [
+        ("comment", [_comment("lq1", parent="t3_other"), _comment("lq2", body="Fixed now."), _comment("lq3", at=T0)]),
+        ("message-thread", [_sent_message("2b1", dest="mara_ops", parent="t4_other0"), _sent_message("2b2")]),
+        ("private-message", [_sent_message("2b3", dest="someone_else"), _sent_message("2b4", at=T0)]),
+    ],
+)
+@responses.activate
+def test_a_retried_reply_without_a_copy_is_sent_once(channel, kind, listed):
+    post_id, visibility, author, url, send = KINDS[kind]
+    reply = _dead_worker_reply(channel, post_id=post_id, visibility=visibility, author=author)
+    signed_in()
+    looked = responses.get(url, json=listing(*listed))
+    # Before a public reply: is the post still there? (A direct message is not asked after.)
+    alive = responses.get(f"{API}/api/info", json=fixture("search__post"))
+    answer = fixture("compose__ok") if send == "/api/compose" else fixture("comment__created")
+    sent = responses.post(f"{API}{send}", json=answer)
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert reply.status == Reply.Status.SENT
+    assert (looked.call_count, alive.call_count, sent.call_count) == (1, int(visibility == "public"), 1)
+    assert form(sent.calls[0])["text"] == SENT_BODY
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@responses.activate
+def test_a_look_up_that_fails_sends_nothing_and_retries_later(channel, kind):
+    post_id, visibility, author, url, send = KINDS[kind]
+    reply = _dead_worker_reply(channel, post_id=post_id, visibility=visibility, author=author)
+    signed_in()
+    responses.get(url, status=503, body="upstream connect error")
+    sent = responses.post(f"{API}{send}", json={"json": {"errors": []}})
+    with pytest.raises(TransientError, match="Reddit is failing"):
+        reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.QUEUED, "")
+    assert sent.call_count == 0

@@ -208,7 +208,7 @@ def _post_in(channel: Channel, state: str | None, external_id: str, **extra) -> 
 
 @pytest.fixture
 def sweep_channel(clock, fake_network):
-    fake_network.lookup_batch = 2
+    fake_network.gone_lookup_batch = 2
     channel = ChannelFactory(config={"connector": "fake", "recheck_max_posts": 3, "recheck_minutes": 30})
     for number, state in enumerate(["new", "in_progress", "on_hold", "new", "resolved"], start=1):
         _post_in(channel, state, f"live-{number}")
@@ -226,41 +226,41 @@ def test_the_sweep_looks_up_live_posts_of_open_incidents_within_the_budget_and_r
     fake_network.gone = {"live-2": "deleted"}
     result = channel_posts_recheck(channel=sweep_channel)
     assert (result.checked, result.gone, result.error) == (3, 1, "")
-    assert fake_network.lookups == [["live-1", "live-2"], ["live-3"]]
+    assert fake_network.gone_lookups == [["live-1", "live-2"], ["live-3"]]
     assert Post.objects.get(external_id="live-2").text == "[deleted by the author]"
     assert Post.objects.get(external_id="live-1").checked_at == NOW
 
     clock.shift(timedelta(minutes=1))
-    fake_network.lookups.clear()
+    fake_network.gone_lookups.clear()
     assert channel_posts_recheck(channel=sweep_channel).checked == 2
-    assert fake_network.lookups == [["live-4", "live-5"]]
+    assert fake_network.gone_lookups == [["live-4", "live-5"]]
 
     clock.shift(timedelta(minutes=1))
-    fake_network.lookups.clear()
+    fake_network.gone_lookups.clear()
     assert channel_posts_recheck(channel=sweep_channel).checked == 0
-    assert fake_network.lookups == []
+    assert fake_network.gone_lookups == []
 
     # Half an hour after the first look: the least recently checked go first again.
     clock.shift(timedelta(minutes=29))
     assert channel_posts_recheck(channel=sweep_channel).checked == 2
-    assert fake_network.lookups == [["live-1", "live-3"]]
+    assert fake_network.gone_lookups == [["live-1", "live-3"]]
     never = Post.objects.filter(external_id__in=["closed-1", "canceled-1", "loose-1", "deleted-1", "elsewhere-1"])
     assert list(never.exclude(checked_at=None)) == []
 
 
 def test_a_network_error_ends_the_sweep_and_marks_nothing_gone(sweep_channel, fake_network):
     fake_network.gone = {"live-1": "deleted", "live-3": "removed"}
-    fake_network.lookup_errors = [TransientError("mastodon.example is failing (HTTP 503)")]
+    fake_network.gone_lookup_errors = [TransientError("mastodon.example is failing (HTTP 503)")]
     result = channel_posts_recheck(channel=sweep_channel)
     assert (result.checked, result.gone, result.error) == (0, 0, "mastodon.example is failing (HTTP 503)")
-    assert fake_network.lookups == [["live-1", "live-2"]]
+    assert fake_network.gone_lookups == [["live-1", "live-2"]]
     assert Post.objects.filter(deleted_at__isnull=False).count() == 1  # deleted-1, from before
     assert Channel.objects.get(pk=sweep_channel.pk).requests_made == 1
 
 
 def test_a_later_batch_failing_keeps_what_earlier_batches_found(sweep_channel, fake_network):
     fake_network.gone = {"live-1": "deleted", "live-3": "removed"}
-    fake_network.lookup_errors = [None, PermanentError("refused")]
+    fake_network.gone_lookup_errors = [None, PermanentError("refused")]
     result = channel_posts_recheck(channel=sweep_channel)
     assert (result.checked, result.gone, result.error) == (2, 1, "refused")
     assert Post.objects.get(external_id="live-1").gone_reason == "deleted"
@@ -311,10 +311,10 @@ def test_x_checks_less_often_and_fewer_posts_by_default():
 
 def test_the_recheck_tasks_run_the_sweep(sweep_channel, fake_network, caplog):
     tasks.channel_posts_recheck_task(sweep_channel.pk)
-    assert fake_network.lookups == [["live-1", "live-2"], ["live-3"]]
+    assert fake_network.gone_lookups == [["live-1", "live-2"], ["live-3"]]
     Channel.objects.filter(pk=sweep_channel.pk).update(enabled=False)
     tasks.channel_posts_recheck_task(sweep_channel.pk)
-    assert len(fake_network.lookups) == 2
+    assert len(fake_network.gone_lookups) == 2
     assert f"channel {sweep_channel.pk} vanished or was disabled before its re-check" in caplog.text
 
 
@@ -339,7 +339,7 @@ def test_a_public_reply_to_a_post_deleted_meanwhile_is_not_sent(answered, agent,
         "the post was deleted by its author, so it cannot be answered in public; send a direct message instead",
     )
     assert fake_network.sent == []
-    assert fake_network.lookups == [["target-1"]]
+    assert fake_network.gone_lookups == [["target-1"]]
     answered.refresh_from_db()
     assert (answered.text, answered.checked_at is not None) == ("[deleted by the author]", True)
     assert list(answered.incident.events.values_list("kind", flat=True))[-2:] == ["post_deleted", "reply_failed"]
@@ -350,13 +350,13 @@ def test_a_public_reply_to_a_live_post_goes_out_after_the_look_up(answered, agen
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
-    assert fake_network.lookups == [["target-1"]]
+    assert fake_network.gone_lookups == [["target-1"]]
     assert [sent["to"] for sent in fake_network.sent] == ["target-1"]
 
 
 def test_a_look_up_that_cannot_answer_now_retries_the_reply_later(answered, agent, fake_network):
     reply = ReplyFactory(post=answered, incident=answered.incident, agent=agent)
-    fake_network.lookup_errors = [TransientError("timed out calling mastodon.example")]
+    fake_network.gone_lookup_errors = [TransientError("timed out calling mastodon.example")]
     with pytest.raises(TransientError):
         reply_send(reply=reply)
     reply.refresh_from_db()
@@ -369,7 +369,7 @@ def test_a_look_up_that_cannot_answer_now_retries_the_reply_later(answered, agen
 
 def test_a_refused_look_up_leaves_the_verdict_to_the_reply(answered, agent, fake_network):
     reply = ReplyFactory(post=answered, incident=answered.incident, agent=agent)
-    fake_network.lookup_errors = [PermanentError("this token may not read statuses")]
+    fake_network.gone_lookup_errors = [PermanentError("this token may not read statuses")]
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
@@ -381,7 +381,7 @@ def test_a_direct_message_is_not_held_up_by_a_look_up(answered, agent, fake_netw
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
-    assert fake_network.lookups == []
+    assert fake_network.gone_lookups == []
 
 
 def test_a_post_known_gone_fails_the_reply_without_asking(answered, agent, fake_network):
@@ -394,7 +394,7 @@ def test_a_post_known_gone_fails_the_reply_without_asking(answered, agent, fake_
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.FAILED
-    assert (fake_network.lookups, fake_network.sent) == ([], [])
+    assert (fake_network.gone_lookups, fake_network.sent) == ([], [])
 
 
 def test_queueing_a_public_reply_to_a_deleted_post_is_refused_with_the_reason(
@@ -421,17 +421,17 @@ def test_queueing_a_public_reply_to_a_deleted_post_is_refused_with_the_reason(
 
 def test_a_rate_limit_holds_the_channels_look_ups_until_it_resets(sweep_channel, clock, fake_network, monkeypatch):
     reset = NOW + timedelta(hours=2)
-    fake_network.lookup_errors = [TransientError("rate limit reached", status=429, retry_at=reset)]
+    fake_network.gone_lookup_errors = [TransientError("rate limit reached", status=429, retry_at=reset)]
     assert channel_posts_recheck(channel=sweep_channel).error == "rate limit reached"
     sweep_channel.refresh_from_db()
     assert sweep_channel.rate_limited_until == reset
     monkeypatch.setattr(tasks.channel_posts_recheck_task, "delay", lambda channel_id: None)
 
     clock.shift(timedelta(minutes=31))
-    fake_network.lookups.clear()
+    fake_network.gone_lookups.clear()
     assert sweep_channel.pk not in channels_recheck_due()
     assert channel_posts_recheck(channel=sweep_channel).checked == 0
-    assert fake_network.lookups == []
+    assert fake_network.gone_lookups == []
 
     clock.shift(timedelta(hours=2))
     assert sweep_channel.pk in channels_recheck_due()

@@ -174,3 +174,100 @@ def test_recovery_sweep_requeues_stale_work(incident_post, agent, monkeypatch):
     assert sent == [old_reply.pk]
     assert processed == [[pending.pk]]
     assert fresh_reply.pk not in sent
+
+
+# --- a retry never sends twice ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("visibility", ["public", "direct"])
+def test_a_retry_after_the_network_took_the_reply_records_that_copy(incident_post, agent, fake_network, visibility):
+    incident, post = incident_post
+    reply = queue(incident, post, agent, visibility=visibility)
+    fake_network.answers_lost = 1
+    with pytest.raises(TransientError):
+        reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.external_id) == ("queued", 1, "")
+    assert fake_network.lookups == 0  # a first attempt has nothing to look for
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.external_id) == ("sent", 2, "fake-1")
+    assert [m["id"] for m in fake_network.sent] == ["fake-1"]
+    assert fake_network.lookups == 1
+    assert incident.events.filter(kind="reply_sent", new_value="fake-1").count() == 1
+
+
+def test_a_reply_left_sending_by_a_dead_worker_is_found_not_resent(incident_post, agent, fake_network, settings):
+    settings.SOCIALITSM_SEND_LEASE_SECONDS = 60
+    incident, post = incident_post
+    reply = queue(incident, post, agent, visibility="direct")
+    # The network took it; the worker died before it could record the answer.
+    fake_network.sent.append(
+        {"id": "fake-9", "to": post.external_id, "text": reply.text, "visibility": "direct", "key": "k"}
+    )
+    Reply.objects.filter(pk=reply.pk).update(
+        status="sending", attempts=1, claimed_at=timezone.now() - timedelta(seconds=90)
+    )
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.external_id) == ("sent", 2, "fake-9")
+    assert len(fake_network.sent) == 1
+
+
+def test_a_retry_that_finds_no_copy_sends_once(incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    with pytest.raises(TransientError):
+        reply_send(reply=reply)
+    assert fake_network.sent == []
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == ("sent", "fake-1")
+    assert (len(fake_network.sent), fake_network.lookups) == (1, 1)
+
+
+def test_a_look_up_that_fails_is_retried_later_and_nothing_is_sent(incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    Reply.objects.filter(pk=reply.pk).update(attempts=1)
+    fake_network.lookup_errors.append(TransientError("listing timed out"))
+    with pytest.raises(TransientError):
+        reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.error) == ("queued", 2, "listing timed out")
+    assert reply.retry_after is not None
+    assert fake_network.sent == []
+
+
+def test_a_look_up_that_is_refused_fails_the_reply_without_sending(incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    Reply.objects.filter(pk=reply.pk).update(attempts=1)
+    fake_network.lookup_errors.append(PermanentError("HTTP 403: missing scope", status=403))
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == ("failed", "HTTP 403: missing scope")
+    assert fake_network.sent == []
+
+
+def test_a_copy_recorded_by_another_reply_is_not_taken_for_this_one(incident_post, agent, fake_network):
+    incident, post = incident_post
+    first = queue(incident, post, agent, text="On it")
+    reply_send(reply=first)
+    second = queue(incident, post, agent, text="On it")
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    with pytest.raises(TransientError):
+        reply_send(reply=second)
+    reply_send(reply=second)
+    second.refresh_from_db()
+    assert (second.status, second.external_id) == ("sent", "fake-2")
+    third = queue(incident, post, agent, text="On it")
+    fake_network.answers_lost = 1
+    with pytest.raises(TransientError):
+        reply_send(reply=third)
+    reply_send(reply=third)
+    third.refresh_from_db()
+    # fake-1 and fake-2 belong to the first two; the lost answer was fake-3.
+    assert (third.status, third.external_id) == ("sent", "fake-3")
+    assert [m["id"] for m in fake_network.sent] == ["fake-1", "fake-2", "fake-3"]
