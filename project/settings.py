@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "project.security.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -134,6 +135,32 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Health checks reach the container over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Set on every response by project.security; the API docs pages relax style-src (project/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+PERMISSIONS_POLICY = {
+    feature: "()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
@@ -156,7 +183,14 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON with limits (finite numbers, bounded nesting): anything else is a 400 invalid_json.
+    "DEFAULT_PARSER_CLASSES": [
+        "socialitsm.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "socialitsm.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "socialitsm.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["socialitsm.api.throttling.UserRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
@@ -234,6 +268,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Creates the schedule file's folder: with PostgreSQL and Redis nothing else makes var/.
+CELERY_BEAT_SCHEDULER = "project.celery:PersistentScheduler"
 
 SOCIALITSM_ENCRYPTION_KEYS = env.list("SOCIALITSM_ENCRYPTION_KEYS", default=[])
 SOCIALITSM_DEMO = env.bool("SOCIALITSM_DEMO", default=False)

@@ -1,11 +1,21 @@
-"""Database helpers the ORM lacks."""
+"""Database helpers the ORM lacks.
+
+Timestamps PostgreSQL holds but Python cannot (it stores 4713 BC to 294276 AD; Python's datetime
+years 1 to 9999) are read back clamped: a post once accepted with `0001-01-01T00:30:00+01:00`
+(year 0 in UTC) made every query that read it fail, including the one that deletes it. Such
+values load as the nearest instant with room for any time zone conversion (datetimes.READ_*).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
+
+from socialitsm import datetimes
 
 
 def rows_update(model: type[models.Model], objs: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -64,3 +74,41 @@ def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, A
     if not isinstance(field, models.Field):
         raise TypeError(f"{model.__name__}.{name} is not a concrete field")
     return field
+
+
+@cache
+def _clamped_loader(base: type) -> type:
+    import psycopg
+
+    class ClampedTimestamptzLoader(base):
+        clamps_reads = True
+
+        def load(self, data: Any) -> datetime:
+            try:
+                value = super().load(data)
+            except psycopg.DataError:
+                text = bytes(data)
+                late = not text.endswith(b"BC") and text[:1].isdigit() and int(text.split(b"-", 1)[0]) >= 9999
+                value = datetimes.READ_LATEST if late else datetimes.READ_EARLIEST
+                tz = getattr(self, "timezone", UTC)
+                return value.astimezone(tz) if tz is not None else value.replace(tzinfo=None)
+            if value.tzinfo is None:
+                return value
+            return datetimes.clamp_read(value)
+
+    return ClampedTimestamptzLoader
+
+
+def clamp_timestamps(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """connection_created receiver: wrap the connection's timestamptz loader (PostgreSQL only)."""
+    if connection.vendor != "postgresql" or not hasattr(connection.connection, "adapters"):
+        return
+    from psycopg import adapters
+    from psycopg.pq import Format
+
+    timestamptz = adapters.types["timestamptz"].oid
+    context = connection.connection.adapters
+    current = context.get_loader(timestamptz, Format.TEXT)
+    if current is None or getattr(current, "clamps_reads", False):
+        return
+    context.register_loader(timestamptz, _clamped_loader(current))

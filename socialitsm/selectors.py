@@ -15,6 +15,7 @@ from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import Channel, Incident, IncidentQuerySet, IngestRejection, Network, Post, SlaClock, SlaPolicy
@@ -71,12 +72,20 @@ class ReportFilter:
         return datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=UTC)
 
 
+# Days a report can cover: any later and the period's end overflows Python's dates.
+FIRST_REPORT_DAY = datetimes.FILTERS_EARLIEST.date()
+LAST_REPORT_DAY = datetimes.FILTERS_LATEST.date() - timedelta(days=1)
+
+
 def report_filter(
     *, start: date | None, end: date | None, group: Group | None, network: str, today: date
 ) -> ReportFilter:
     """The report scope from the query; a missing end is today, a missing start a week before it.
 
     Raises ApplicationError naming the field at fault."""
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and not FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY:
+            raise ApplicationError(f"the date must be between {FIRST_REPORT_DAY} and {LAST_REPORT_DAY}", field=name)
     end = end or today
     start = start or end - timedelta(days=6)
     if start > end:

@@ -16,6 +16,7 @@ from socialitsm.itsm import fake as fake_itsm
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 from .factories import UserFactory
+from .faults.servers import missing_binaries
 
 REQUIRED = os.environ.get("SOCIALITSM_REQUIRE_SERVICES") == "1"
 # Written by ../shared/peers/rt/start-rt.sh (RT_URL, RT_TOKEN, RT_QUEUE, RT_CF); RT_* variables win.
@@ -93,6 +94,8 @@ def _missing(item: pytest.Item) -> str | None:
         return "needs Redis: set CELERY_BROKER_URL=redis://... to a running server"
     if item.get_closest_marker("rt") and not _rt_available():
         return "needs Request Tracker: run ../shared/peers/rt/start-rt.sh (or set RT_URL and RT_TOKEN)"
+    if item.get_closest_marker("faults") and (reason := missing_binaries()):
+        return reason
     if item.get_closest_marker("browser") and not shutil.which(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
         return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
     return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -18,7 +17,6 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,7 +27,9 @@ from socialitsm.connectors.webhook import SIGNATURE_HEADER, signature_valid
 from socialitsm.models import Channel, Network
 from socialitsm.ratelimit import client_address, exceeded, hit
 from socialitsm.services.ingest import posts_ingest
+from socialitsm.text import clean_text
 
+from . import parsers
 from .serializers import IngestErrorSerializer, IngestResultSerializer
 
 BAD_SIGNATURE = "The signature is not valid for this endpoint."
@@ -79,9 +79,16 @@ def _error(code: int, error: str, **extra: Any) -> Response:
     return signed_error("ingest", code, error, **extra)
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON, and PostgreSQL's jsonb refuses them in the stored raw payload.
-    raise ValueError(f"{name} is not valid JSON")
+# Longer than any slug a channel or connection can have: looked up as no such endpoint.
+MAX_SLUG_LENGTH = 255
+
+
+def slug_lookup(slug: str) -> str | None:
+    """The slug to look up, or None for one no row can hold (a NUL, a lone surrogate, too long),
+    which PostgreSQL would fail on instead of finding nothing."""
+    if len(slug) > MAX_SLUG_LENGTH or clean_text(slug) != slug:
+        return None
+    return slug
 
 
 class SignedWebhookView(APIView):
@@ -97,8 +104,9 @@ class SignedWebhookView(APIView):
     permission_classes = (AllowAny,)
     throttle_classes: tuple[type, ...] = ()
     realm = "ingest"
-    # Only documents the media type: the body is read raw and request.data is never touched.
-    parser_classes = (JSONParser,)
+    # Only documents the media type: the body is read raw, parsed with the same limits, and
+    # request.data is never touched.
+    parser_classes = (parsers.StrictJSONParser,)
 
     def refused_wait(self, request: Request) -> int | None:
         """Seconds this caller's address must wait after too many refused calls, else None."""
@@ -195,17 +203,22 @@ class IngestView(SignedWebhookView):
             return self.refusal(
                 request, status.HTTP_401_UNAUTHORIZED, "invalid_signature", f"The {SIGNATURE_HEADER} header is missing."
             )
-        channel = Channel.objects.filter(slug=slug, network=Network.WEBHOOK, enabled=True).first()
+        lookup = slug_lookup(slug)
+        channel = (
+            Channel.objects.filter(slug=lookup, network=Network.WEBHOOK, enabled=True).first()
+            if lookup is not None
+            else None
+        )
         if channel is None or not signature_valid(channel.credentials.get("secret", ""), body, header):
             return self.refusal(request, status.HTTP_401_UNAUTHORIZED, "invalid_signature", BAD_SIGNATURE)
         wait = self.signed_wait(f"channel:{channel.pk}")
         if wait is not None:
             return self.too_many(wait)
         try:
-            data = json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant)
+            data = parsers.decode(body)
         except UnicodeDecodeError:
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", detail="The body is not UTF-8.")
-        except (ValueError, RecursionError) as exc:
+        except ValueError as exc:
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", detail=f"The body is not JSON: {exc}")
         try:
             posts = jsonpost.parse_payload(data)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,7 +15,8 @@ from socialitsm.models import ItsmConnection
 from socialitsm.services.itsm_sync import itsm_webhook_receive
 from socialitsm.text import clean_text, shorten
 
-from .ingest import SignedWebhookView, signed_error
+from . import parsers
+from .ingest import SignedWebhookView, signed_error, slug_lookup
 
 
 class ItsmWebhookResultSerializer(serializers.Serializer):
@@ -74,7 +73,8 @@ class ItsmWebhookView(SignedWebhookView):
             return self.refusal(
                 request, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", "The body is too large."
             )
-        connection = ItsmConnection.objects.filter(slug=slug, enabled=True).first()
+        lookup = slug_lookup(slug)
+        connection = ItsmConnection.objects.filter(slug=lookup, enabled=True).first() if lookup is not None else None
         adapter = adapter_for(connection) if connection is not None else None
         if adapter is None or not adapter.webhook_signature_valid(request.headers, body):
             return self.refusal(
@@ -88,8 +88,8 @@ class ItsmWebhookView(SignedWebhookView):
         if wait is not None:
             return self.too_many(wait)
         try:
-            data = json.loads(body.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            data = parsers.decode(body)
+        except (UnicodeDecodeError, ValueError) as exc:
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", f"The body is not JSON: {exc}")
         remote_id = adapter.webhook_remote_id(data)
         if not remote_id:

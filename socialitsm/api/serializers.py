@@ -365,12 +365,19 @@ class PostSerializer(serializers.ModelSerializer):
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = AuthorSerializer(read_only=True)
     text = serializers.CharField(read_only=True, help_text="As posted: untrusted plain text, not HTML-escaped.")
+    url = serializers.CharField(
+        read_only=True, help_text="The post on its network, as the network gave it: may be empty, not always a URI."
+    )
     detected_service: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, allow_null=True
     )
     reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(
         slug_field="number", read_only=True, allow_null=True
+    )
+    # The serializer metaclass takes declared fields off the class, so this does not shadow Field.label.
+    label = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=Post.Label.choices, allow_blank=True, read_only=True, help_text="An agent's verdict; empty until one."
     )
     labelled_by = UserRefSerializer(read_only=True, allow_null=True)
 
@@ -648,6 +655,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         read_only=True, help_text="Posts set aside in the last 24 hours because they could not be stored."
     )
     reply_limit = serializers.SerializerMethodField()
+    base_url = serializers.CharField(read_only=True, help_text="The network's server; empty where there is one only.")
 
     class Meta:
         model = Channel
