@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime
 from importlib import import_module
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -14,10 +16,33 @@ from socialitsm.itsm import fake as fake_itsm
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 from .factories import UserFactory
+from .faults.servers import missing_binaries
 
 REQUIRED = os.environ.get("SOCIALITSM_REQUIRE_SERVICES") == "1"
 # Written by ../shared/peers/rt/start-rt.sh (RT_URL, RT_TOKEN, RT_QUEUE, RT_CF); RT_* variables win.
 RT_ENV_FILE = os.environ.get("RT_ENV_FILE", "/var/lib/rt-peer/env")
+SLA_DEFAULTS = "socialitsm.migrations.0011_default_sla"
+
+
+# Moments of the week and year that tests reading the clock must all hold at (UTC; the demo's
+# Service Desk hours are Europe/Berlin, 08-18 on weekdays, German holidays). A test or module
+# asks for the `any_clock` fixture to run once at each of them.
+CLOCKS = {
+    "weekday-afternoon": datetime(2026, 11, 25, 13, 0, tzinfo=UTC),  # a Wednesday, 14:00 in Berlin
+    "sunday-night": datetime(2026, 12, 6, 22, 0, tzinfo=UTC),
+    "monday-early": datetime(2026, 11, 30, 5, 30, tzinfo=UTC),  # before the desk opens, after a weekend
+    "holiday": datetime(2026, 12, 25, 10, 0, tzinfo=UTC),  # Christmas Day, a Friday
+    "dst-spring": datetime(2026, 3, 29, 1, 30, tzinfo=UTC),  # Berlin went from 02:00 to 03:00 half an hour ago
+    "dst-autumn": datetime(2026, 10, 25, 1, 30, tzinfo=UTC),  # Berlin's 02:00-03:00 came twice
+    "year-end": datetime(2026, 12, 31, 23, 30, tzinfo=UTC),  # already the new year in Berlin
+}
+
+
+@pytest.fixture(params=list(CLOCKS.values()), ids=list(CLOCKS))
+def any_clock(request: pytest.FixtureRequest):
+    """Run the test with the clock set to each moment of CLOCKS (it keeps ticking from there)."""
+    with time_machine.travel(request.param, tick=True):
+        yield request.param
 
 
 def rt_peer() -> dict[str, str]:
@@ -69,6 +94,8 @@ def _missing(item: pytest.Item) -> str | None:
         return "needs Redis: set CELERY_BROKER_URL=redis://... to a running server"
     if item.get_closest_marker("rt") and not _rt_available():
         return "needs Request Tracker: run ../shared/peers/rt/start-rt.sh (or set RT_URL and RT_TOKEN)"
+    if item.get_closest_marker("faults") and (reason := missing_binaries()):
+        return reason
     if item.get_closest_marker("browser") and not shutil.which(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
         return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
     return None
@@ -87,16 +114,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def django_db_setup(django_db_setup, django_db_blocker):
     """Transactional tests flush every table when they end; with --reuse-db the next session
     would start without the seeded catalogue and roles. Seed again and re-serialize, so
-    serialized_rollback restores them."""
+    serialized_rollback restores them. Tests set up their own SLA rules and groups: the shipped
+    SLA defaults are taken out (the `sla_defaults` fixture puts them back)."""
     from django.apps import apps
     from django.db import connections
 
     seed = import_module("socialitsm.migrations.0002_default_catalogue").seed
     with django_db_blocker.unblock():
         seed(apps, None)
+        import_module(SLA_DEFAULTS).unseed(apps, None)
         for conn in connections.all():
             if hasattr(conn, "_test_serialized_contents"):
                 conn._test_serialized_contents = conn.creation.serialize_db_to_string()
+
+
+@pytest.fixture
+def sla_defaults(db) -> None:
+    """What migration 0011 ships to a fresh install: SLA policies per priority and the default group."""
+    from django.apps import apps
+
+    import_module(SLA_DEFAULTS).seed(apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -107,6 +107,7 @@ def test_sla_report_for_another_network_counts_only_its_posts():
     ]
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_report_filter_defaults_to_the_last_seven_days():
     got = report_filter(start=None, end=None, group=None, network="", today=date(2026, 11, 26))
     assert (got.start, got.end, got.since.isoformat(), got.until.isoformat()) == (
@@ -125,6 +126,7 @@ def test_report_filter_defaults_to_the_last_seven_days():
         ({"network": "myspace"}, "network", "unknown network 'myspace'"),
     ],
 )
+@pytest.mark.usefixtures("any_clock")
 def test_report_filter_refuses_bad_scopes(kwargs, field, message):
     with pytest.raises(ApplicationError) as err:
         report_filter(

@@ -16,6 +16,7 @@ from .factories import PostFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_sla_sweep_command_re_evaluates_then_announces():
     policy = SlaPolicy.objects.create(name="P1", priority=1, first_response_minutes=60, resolution_minutes=240)
     post = PostFactory(posted_at=timezone.now() - timedelta(minutes=20), ingested_at=timezone.now())

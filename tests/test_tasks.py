@@ -145,6 +145,7 @@ def test_canceled_reply_task_sends_nothing(reply, fake_network, agent):
     assert fake_network.sent == []
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_recover_task_requeues(reply, monkeypatch):
     Reply.objects.filter(pk=reply.pk).update(created_at=timezone.now() - timedelta(hours=1))
     sent = []
@@ -153,6 +154,7 @@ def test_recover_task_requeues(reply, monkeypatch):
     assert sent == [reply.pk]
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_sla_sweep_task_announces_a_breach():
     SlaPolicy.objects.create(name="P1", priority=1, first_response_minutes=15, resolution_minutes=240)
     post = PostFactory(posted_at=timezone.now() - timedelta(minutes=20), ingested_at=timezone.now())
@@ -168,6 +170,7 @@ def test_sla_sweep_task_announces_a_breach():
     ]
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_sla_recompute_open_task_applies_an_edited_policy():
     policy = SlaPolicy.objects.create(name="P4", priority=4, first_response_minutes=60, resolution_minutes=480)
     post = PostFactory(posted_at=timezone.now(), ingested_at=timezone.now())
@@ -179,3 +182,18 @@ def test_sla_recompute_open_task_applies_an_edited_policy():
 
     incident.refresh_from_db()
     assert incident.response_due_at == post.posted_at + timedelta(minutes=30)
+
+
+def test_recheck_task_looks_up_the_posts_of_open_incidents_and_redacts_the_gone(fake_network):
+    live = PostFactory(text="VPN down again", external_id="live-1")
+    gone = PostFactory(rule=live.rule, text="Mail down again", external_id="gone-1")
+    posts_process(post_ids=[live.pk, gone.pk])
+    fake_network.gone = {"gone-1": "deleted"}
+
+    tasks.channels_recheck_due_task()
+
+    assert fake_network.gone_lookups == [["live-1", "gone-1"]]
+    assert list(Post.objects.order_by("pk").values_list("external_id", "text", "gone_reason")) == [
+        ("live-1", "VPN down again", ""),
+        ("gone-1", "[deleted by the author]", "deleted"),
+    ]

@@ -39,6 +39,7 @@ from socialitsm.services.sla import sla_rules_changed
 from . import serializers as s
 from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
 from .permissions import CanManage, IsLead
+from .schema import ErrorSerializer
 
 # Slugs and incident numbers in URLs: any character but a NUL, which PostgreSQL refuses in a
 # query (a 500 instead of a 404).
@@ -285,11 +286,13 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 
     @extend_schema(
         summary="Send a failed reply, or one waiting for its next attempt, again now",
-        description="The reply's attempts and retry window start over; the incident's history records who asked.",
+        description="The reply's backoff and retry window start over; the incident's history records who asked.",
         request=None,
         responses={
             200: s.ReplySerializer,
-            409: OpenApiResponse(description="The reply is being sent, sent, canceled or not failed yet"),
+            409: OpenApiResponse(
+                ErrorSerializer, description="The reply is being sent, sent, canceled or not failed yet"
+            ),
         },
     )
     @action(detail=True, methods=["post"], filter_backends=[])
@@ -303,7 +306,7 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         request=None,
         responses={
             200: s.ReplySerializer,
-            409: OpenApiResponse(description="The reply is being sent, sent or canceled already"),
+            409: OpenApiResponse(ErrorSerializer, description="The reply is being sent, sent or canceled already"),
         },
     )
     @action(detail=True, methods=["post"], filter_backends=[])

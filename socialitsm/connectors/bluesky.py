@@ -20,7 +20,8 @@ reconnection rewinds REWIND_US and ingest dedupes. Deleted posts redact our copy
 Replying: public = com.atproto.repo.createRecord with reply root/parent strong refs and facets for
 @mentions and links (byte offsets into UTF-8); direct = chat.bsky.convo.getConvoForMembers +
 sendMessage through the PDS with the `atproto-proxy` header. There is no idempotency key: a retry
-first looks for the same reply among our latest posts (or the conversation's last message).
+first looks for the reply among our own records and the post's thread, or among the
+conversation's latest messages (`find_sent`).
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ from websockets.exceptions import ConnectionClosed
 
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.text import clean_json, clean_text
 
 from .base import (
+    GONE_DELETED,
     OWN_ACCOUNT_KEY,
     Connector,
     Cursor,
@@ -55,6 +56,7 @@ from .base import (
     StreamMark,
     aware_time,
     backfill_only,
+    same_text,
 )
 from .wsclient import ws_connect
 
@@ -71,10 +73,14 @@ MAX_GRAPHEMES = 300
 MAX_POST_BYTES = 3000  # the lexicon's second bound; only long emoji sequences reach it first
 PAGE_LIMIT = 100
 MAX_PAGES = 5
+# Our latest posts or chat messages read when a retry looks for a copy of its reply.
+SENT_PAGE = 50
 OVERLAP = timedelta(minutes=5)
 REWIND_US = 5_000_000
 RECV_TIMEOUT = 5.0
 MARK_EVERY = 1.0
+# The AppView indexes a new post within seconds; until then getPosts leaves it out as if deleted.
+INDEX_GRACE = timedelta(minutes=10)
 # Refused because of who the recipient is or what they allow, not because of our channel.
 RECIPIENT_ERRORS = {
     "MessagesDisabled": "does not accept direct messages",
@@ -127,6 +133,7 @@ def _did_of(uri: str) -> str:
 
 class BlueskyConnector(Connector):
     network = "bluesky"
+    lookup_batch = 25  # app.bsky.feed.getPosts takes at most 25 uris
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
@@ -403,13 +410,13 @@ class BlueskyConnector(Connector):
             author=InboundAuthor(
                 external_id=did, handle=f"@{handle}" if handle else "", name=name, profile_url=profile
             ),
-            text=clean_text(str(record.get("text") or "")),
+            text=str(record.get("text") or ""),
             posted_at=posted_at,
             url=f"{profile}/post/{_rkey(uri)}",
             in_reply_to=parent,
             conversation_id=root or uri,
             language=str(langs[0])[:16].lower() if langs else "",
-            raw=clean_json(raw),
+            raw=raw,
             rule_id=rule_id,
         )
 
@@ -507,9 +514,6 @@ class BlueskyConnector(Connector):
             )
         session = self._session()
         parent, root = self._refs(post)
-        earlier = self._sent_before(session, parent["uri"], text)
-        if earlier:
-            return earlier
         record: dict[str, Any] = {
             "$type": POST,
             "text": text,
@@ -545,20 +549,24 @@ class BlueskyConnector(Connector):
             return parent, {"uri": str(root["uri"]), "cid": str(root["cid"])}
         return parent, dict(parent)
 
-    def _sent_before(self, session: Session, parent_uri: str, text: str) -> str:
-        """A reply with this text to this post among our latest posts: a retry after a lost answer."""
-        data = self._xrpc(
-            "GET",
-            "com.atproto.repo.listRecords",
-            params=[("repo", session.did), ("collection", POST), ("limit", "25")],
-        )
-        for item in _list(data, "records"):
-            value = item.get("value") if isinstance(item, dict) else None
-            if not isinstance(value, dict) or value.get("text") != text:
-                continue
-            if ((value.get("reply") or {}).get("parent") or {}).get("uri") == parent_uri:
-                return str(item.get("uri") or "")
-        return ""
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """app.bsky.feed.getPosts (25 uris a call): a uri missing from the answer is gone. The
+        AppView does not say whether the author deleted the post or it was taken down; a post
+        stored in the last INDEX_GRACE may not be indexed yet and is left out."""
+        if not posts:
+            return {}
+        data = self._xrpc("GET", "app.bsky.feed.getPosts", params=[("uris", post.external_id) for post in posts])
+        uris = [view.get("uri") if isinstance(view, dict) else None for view in _list(data, "posts")]
+        if not all(isinstance(uri, str) and uri for uri in uris):
+            # Posts we cannot read are no proof that the others are gone.
+            raise TransientError("Bluesky answered getPosts with posts that have no uri")
+        found = set(uris)
+        settled = timezone.now() - INDEX_GRACE
+        return {
+            post.external_id: GONE_DELETED
+            for post in posts
+            if post.external_id not in found and post.ingested_at <= settled
+        }
 
     def _facets(self, text: str, post: Post) -> list[dict[str, Any]]:
         """Mention and link facets, with byte offsets into the UTF-8 text as the lexicon wants."""
@@ -592,25 +600,81 @@ class BlueskyConnector(Connector):
             return ""  # not a handle after all: the text stays as written
         return str(data.get("did") or "") if isinstance(data, dict) else ""
 
-    def _message(self, post: Post, text: str) -> str:
-        recipient = post.author.external_id
-        convo = self._xrpc(
+    def _convo_with(self, recipient: str) -> str:
+        """The id of our 1:1 chat conversation with `recipient` (Bluesky makes it if need be)."""
+        data = self._xrpc(
             "GET", "chat.bsky.convo.getConvoForMembers", params=[("members", recipient)], proxy=CHAT_PROXY
-        ).get("convo")
+        )
+        convo = data.get("convo") if isinstance(data, dict) else None
         if not isinstance(convo, dict) or not convo.get("id"):
             raise PermanentError("Bluesky chat answered without a conversation")
-        last = convo.get("lastMessage") or {}
-        if last.get("text") == text and (last.get("sender") or {}).get("did") == self._session().did:
-            return str(last.get("id"))  # a retry: this very message is already the last one
+        return str(convo["id"])
+
+    def _message(self, post: Post, text: str) -> str:
         sent = self._xrpc(
             "POST",
             "chat.bsky.convo.sendMessage",
-            body={"convoId": convo["id"], "message": {"text": text}},
+            body={"convoId": self._convo_with(post.author.external_id), "message": {"text": text}},
             proxy=CHAT_PROXY,
         )
         if not isinstance(sent, dict) or not sent.get("id"):
             raise PermanentError("Bluesky chat accepted the message but did not say its id")
         return str(sent["id"])
+
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """Public: our own records (the PDS's list of our posts, newest first), then the post's
+        direct replies in its thread (the AppView), for a reply to this post with this text.
+        Direct: the latest messages of our conversation with the poster."""
+        did = self._session().did
+        if visibility == "direct":
+            return self._messages_sent(post, text, did, since)
+        data = self._xrpc(
+            "GET",
+            "com.atproto.repo.listRecords",
+            params=[("repo", did), ("collection", POST), ("limit", str(SENT_PAGE))],
+        )
+        records = [
+            (str(item.get("uri") or ""), _dict(item.get("value")))
+            for item in _list(data, "records")
+            if isinstance(item, dict)
+        ]
+        found = _copies(records, post.external_id, text, since)
+        return found or _copies(self._thread_replies(post.external_id, did), post.external_id, text, since)
+
+    def _thread_replies(self, uri: str, did: str) -> list[tuple[str, dict[str, Any]]]:
+        """(uri, record) of our direct replies to `uri` as its thread shows them."""
+        try:
+            data = self._xrpc(
+                "GET", "app.bsky.feed.getPostThread", params=[("uri", uri), ("depth", "1"), ("parentHeight", "0")]
+            )
+        except PermanentError as exc:
+            if "NotFound" in exc.message:
+                return []  # the post is gone from the AppView: there is no thread to look in
+            raise
+        replies = _dict(_dict(data).get("thread")).get("replies")
+        views = [_dict(_dict(reply).get("post")) for reply in replies] if isinstance(replies, list) else []
+        return [
+            (str(view.get("uri") or ""), _dict(view.get("record")))
+            for view in views
+            if _dict(view.get("author")).get("did") == did
+        ]
+
+    def _messages_sent(self, post: Post, text: str, did: str, since: datetime) -> list[str]:
+        data = self._xrpc(
+            "GET",
+            "chat.bsky.convo.getMessages",
+            params=[("convoId", self._convo_with(post.author.external_id)), ("limit", str(SENT_PAGE))],
+            proxy=CHAT_PROXY,
+        )
+        found = []
+        for message in _list(data, "messages"):
+            # A deleted message has neither text nor anything to match.
+            if not isinstance(message, dict) or _dict(message.get("sender")).get("did") != did:
+                continue
+            sent_at = aware_time(message.get("sentAt"))
+            if sent_at is not None and sent_at >= since and same_text(text, str(message.get("text") or "")):
+                found.append((sent_at, str(message.get("id") or "")))
+        return [message_id for _, message_id in sorted(found) if message_id]
 
 
 class _SessionExpired(TransientError):
@@ -657,6 +721,21 @@ class _Matcher:
             return True
         quoted = _dict(_dict(record.get("embed")).get("record"))
         return _did_of(str(quoted.get("uri") or "")) == self.own_did
+
+
+def _copies(records: Sequence[tuple[str, Mapping[str, Any]]], parent: str, text: str, since: datetime) -> list[str]:
+    """Uris of the post records answering `parent` with `text`, created at or after `since`,
+    oldest first."""
+    found = []
+    for uri, record in records:
+        created = aware_time(record.get("createdAt"))
+        if not uri or created is None or created < since:
+            continue
+        if _dict(_dict(record.get("reply")).get("parent")).get("uri") != parent:
+            continue
+        if same_text(text, str(record.get("text") or "")):
+            found.append((created, uri))
+    return [uri for _, uri in sorted(found)]
 
 
 def _terms(query: str) -> list[str]:

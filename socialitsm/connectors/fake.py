@@ -7,9 +7,13 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark
+from socialitsm.exceptions import TransientError
+
+from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark, same_text
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from socialitsm.models import Post, WatchRule
 
 
@@ -23,6 +27,12 @@ class FakeNetwork:
         self.inbox: dict[str, list[InboundPost]] = defaultdict(list)
         self.sent: list[dict] = []
         self.errors: list[Exception] = []
+        # Replies the network takes whose answer is then lost (a dropped connection, a worker
+        # that died): recorded in `sent`, but the sender gets a TransientError.
+        self.answers_lost = 0
+        # Raised, one per call, by find_sent (a listing that cannot be read).
+        self.lookup_errors: list[Exception] = []
+        self.lookups = 0
         self.max_reply_chars = 500
         self.reply_unit = "characters"
         # visibility -> why the network would refuse that kind of reply
@@ -36,6 +46,12 @@ class FakeNetwork:
         self.streams_exhausted = threading.Event()
         # What verify() learns: the account's handle and id.
         self.account = ("@ITSupport", "fake-account-1")
+        # Look-ups of stored posts: external id -> "deleted" / "removed" for posts gone upstream,
+        # the ids asked for per call, what the next calls raise (None: answer), posts per call.
+        self.gone: dict[str, str] = {}
+        self.gone_lookups: list[list[str]] = []
+        self.gone_lookup_errors: list[Exception | None] = []
+        self.gone_lookup_batch = 50
 
 
 network = FakeNetwork()
@@ -43,6 +59,10 @@ network = FakeNetwork()
 
 class FakeConnector(Connector):
     network = "fake"
+
+    def __init__(self, channel) -> None:
+        super().__init__(channel)
+        self.lookup_batch = network.gone_lookup_batch
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
         if network.quota:
@@ -87,10 +107,32 @@ class FakeConnector(Connector):
         network.sent.append(
             {"id": reply_id, "to": post.external_id, "text": text, "visibility": visibility, "key": idempotency_key}
         )
+        if network.answers_lost:
+            network.answers_lost -= 1
+            raise TransientError("connection reset after the network took the reply")
         return reply_id
+
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """What `sent` holds for this post, kind and text (the fake keeps no send times)."""
+        network.lookups += 1
+        if network.lookup_errors:
+            raise network.lookup_errors.pop(0)
+        return [
+            m["id"]
+            for m in network.sent
+            if m["to"] == post.external_id and m["visibility"] == visibility and same_text(text, m["text"])
+        ]
 
     def limits(self) -> Limits:
         return Limits(max_reply_chars=network.max_reply_chars, unit=network.reply_unit)
 
     def reply_refusal(self, post: Post, visibility: str) -> str:
         return network.refusals.get(visibility, "")
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        network.gone_lookups.append([post.external_id for post in posts])
+        self.note_quota()
+        error = network.gone_lookup_errors.pop(0) if network.gone_lookup_errors else None
+        if error is not None:
+            raise error
+        return {post.external_id: network.gone[post.external_id] for post in posts if post.external_id in network.gone}

@@ -19,7 +19,7 @@ without a streaming API (404) are polled instead. `delete` events redact our cop
 
 Replying: POST /api/v1/statuses with Idempotency-Key; the author is @-mentioned first (a direct
 status reaches only the accounts it mentions). Servers that ignore the key (Takahē) would post a
-retry twice, so our last hour of statuses is checked for the same reply first.
+retry twice, so a retry first looks for the reply where the server lists it (`find_sent`).
 Errors map as socialitsm.http does, plus the server quirks in API-CONTRACTS.md (a bad token may
 be a 400 with a plain-text body).
 """
@@ -42,9 +42,10 @@ from websockets.exceptions import ConnectionClosed
 
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.text import clean_json, html_to_text
+from socialitsm.text import html_to_text
 
 from .base import (
+    GONE_DELETED,
     OWN_ACCOUNT_KEY,
     Connector,
     Cursor,
@@ -54,6 +55,7 @@ from .base import (
     StreamMark,
     aware_time,
     backfill_only,
+    same_text,
 )
 from .wsclient import ws_connect
 
@@ -95,6 +97,8 @@ def status_length(text: str) -> int:
 
 class MastodonConnector(Connector):
     network = "mastodon"
+    # One GET per status (the batch GET /api/v1/statuses?id[]= is Mastodon 4.3+ only).
+    lookup_batch = 20
 
     def __init__(self, channel) -> None:
         super().__init__(channel)
@@ -344,7 +348,7 @@ class MastodonConnector(Connector):
             in_reply_to=str(status.get("in_reply_to_id") or ""),
             language=str(status.get("language") or "")[:16].lower(),
             is_direct=status.get("visibility") == "direct",
-            raw=clean_json(dict(status)),
+            raw=dict(status),
             rule_id=rule_id,
         )
 
@@ -472,6 +476,15 @@ class MastodonConnector(Connector):
     # -- Replying ---------------------------------------------------------------------------
 
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
+        body = self._status_body(post, text, visibility)
+        status = self._json("POST", "/api/v1/statuses", body=body, headers={"Idempotency-Key": idempotency_key})
+        if not isinstance(status, dict) or not status.get("id"):
+            raise PermanentError("the server accepted the reply but did not say its id")
+        return str(status["id"])
+
+    def _status_body(self, post: Post, text: str, visibility: str) -> dict[str, Any]:
+        """The status that answers `post`: the author @-mentioned first (a direct status reaches
+        only the accounts it mentions), in the private thread for a DM to a DM."""
         mention = post.author.handle if post.author.handle.startswith("@") else f"@{post.author.handle}"
         if post.author.handle and mention.lower() not in text.lower():
             text = f"{mention} {text}"
@@ -485,36 +498,88 @@ class MastodonConnector(Connector):
         # A DM answers in the private thread; a public post answered privately starts a new one.
         if not direct or post.is_direct:
             body["in_reply_to_id"] = post.external_id
-        earlier = self._sent_before(body)
-        if earlier:
-            return earlier
-        status = self._json("POST", "/api/v1/statuses", body=body, headers={"Idempotency-Key": idempotency_key})
-        if not isinstance(status, dict) or not status.get("id"):
-            raise PermanentError("the server accepted the reply but did not say its id")
-        return str(status["id"])
+        return body
 
-    def _sent_before(self, body: Mapping[str, Any]) -> str:
-        """Our status with this text, visibility and parent from the last hour: a retry after
-        an answer that got lost. Mastodon dedupes by Idempotency-Key itself; some servers that
-        speak its API (Takahē) ignore the key, so we look before posting again."""
-        account = self.channel.config.get(OWN_ACCOUNT_KEY)
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """Our statuses answering `post` with this text. Mastodon dedupes by Idempotency-Key
+        for an hour; other servers (Takahē) ignore the key, and their list of our own statuses
+        leaves direct ones out, so every place a server may list them is read, one page each,
+        until one holds a copy: the post's replies (context descendants), our own statuses, and
+        for a direct message the conversations (empty on Takahē) and our home timeline."""
+        account = str(self.channel.config.get(OWN_ACCOUNT_KEY) or "")
         if not account:
-            return ""
-        recent = self._json(
-            "GET", f"/api/v1/accounts/{quote(str(account), safe='')}/statuses", params=[("limit", "20")]
-        )
-        since = timezone.now() - timedelta(hours=1)
-        wanted = _MENTION.sub(lambda m: "@" + m.group(1), body["status"]).strip()
-        for status in recent if isinstance(recent, list) else []:
-            if not isinstance(status, dict) or (aware_time(status.get("created_at")) or since) < since:
-                continue
-            if status.get("visibility") != body["visibility"]:
-                continue
-            if str(status.get("in_reply_to_id") or "") != str(body.get("in_reply_to_id") or ""):
-                continue
-            if html_to_text(str(status.get("content") or "")) == wanted:
-                return str(status.get("id") or "")
-        return ""
+            raise PermanentError("verify the Mastodon channel first: looking for an earlier reply needs our account id")
+        body = self._status_body(post, text, visibility)
+        parent = str(body.get("in_reply_to_id") or "")
+        direct = body["visibility"] == "direct"
+        sources: list[tuple[str, list[tuple[str, str]], str]] = []
+        if parent:
+            sources.append((f"/api/v1/statuses/{quote(parent, safe='')}/context", [], "descendants"))
+        sources.append((f"/api/v1/accounts/{quote(account, safe='')}/statuses", [("limit", str(PAGE_LIMIT))], ""))
+        if direct:
+            sources.append(("/api/v1/conversations", [("limit", str(PAGE_LIMIT))], "last_status"))
+            sources.append(("/api/v1/timelines/home", [("limit", str(PAGE_LIMIT))], ""))
+        for path, params, key in sources:
+            found = [
+                str(status["id"])
+                for status in self._listed_statuses(path, params, key)
+                if self._is_copy(status, body, account=account, recipient=post.author.external_id, since=since)
+            ]
+            if found:
+                return sorted(set(found), key=_id_key)
+        return []
+
+    def _listed_statuses(self, path: str, params: Sequence[tuple[str, str]], key: str) -> list[dict[str, Any]]:
+        """The statuses of one listing: the list itself, the `descendants` of a context, or the
+        `last_status` of each conversation. A listing the server does not have (404) is empty."""
+        try:
+            data = self._json("GET", path, params=params)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        if key == "descendants":
+            # A server may leave out an empty list; anything else in its place is malformed.
+            data = data.get("descendants", []) if isinstance(data, dict) else None
+        if not isinstance(data, list):
+            raise TransientError(f"Mastodon answered {path} without a list")
+        if key == "last_status":
+            data = [item.get("last_status") for item in data if isinstance(item, dict)]
+        return [status for status in data if isinstance(status, dict) and status.get("id")]
+
+    def _is_copy(
+        self, status: Mapping[str, Any], body: Mapping[str, Any], *, account: str, recipient: str, since: datetime
+    ) -> bool:
+        created = aware_time(status.get("created_at"))
+        if created is None or created < since or status.get("reblog"):
+            return False
+        author = status.get("account")
+        if not isinstance(author, dict) or str(author.get("id") or "") != account:
+            return False
+        if (status.get("visibility") == "direct") != (body["visibility"] == "direct"):
+            return False
+        if str(status.get("in_reply_to_id") or "") != str(body.get("in_reply_to_id") or ""):
+            return False
+        mentions = status.get("mentions")
+        mentioned = {str(m.get("id")) for m in mentions if isinstance(m, dict)} if isinstance(mentions, list) else set()
+        if mentioned and recipient and recipient not in mentioned:
+            return False
+        return same_text(str(body["status"]), html_to_text(str(status.get("content") or "")))
+
+    # -- Deletions --------------------------------------------------------------------------
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /api/v1/statuses/:id per post: 404 or 410 is gone (Mastodon cannot tell a deletion
+        from a moderator's removal or a suspended account; Takahē answers 404 as an HTML page)."""
+        gone: dict[str, str] = {}
+        for post in posts:
+            try:
+                self._call("GET", f"/api/v1/statuses/{quote(post.external_id, safe='')}")
+            except PermanentError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                gone[post.external_id] = GONE_DELETED
+        return gone
 
     def _public_visibility(self) -> str:
         chosen = self.channel.config.get("reply_visibility", "public")

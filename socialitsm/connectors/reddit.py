@@ -5,7 +5,8 @@ API access needs Reddit's approval (Responsible Builder Policy) before any of th
 
 Credentials (encrypted on the channel): client_id, client_secret and either username + password
 (a "script" app owned by the support account) or refresh_token (an installed/web app authorised
-with duration=permanent). Scopes: identity read submit privatemessages.
+with duration=permanent). Scopes: identity read submit privatemessages history (a retried reply
+looks for its earlier copy among the account's own comments).
 Config (not secret):
     subreddits      names to watch, e.g. ["sysadmin", "acme"]; search rules without them search
                     all of Reddit
@@ -42,7 +43,17 @@ from django.utils import timezone
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits
+from .base import (
+    GONE_DELETED,
+    GONE_REMOVED,
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    same_text,
+)
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -147,10 +158,25 @@ def _created(data: Mapping[str, Any]) -> datetime:
 
 
 def _is_gone(kind: str, data: Mapping[str, Any]) -> bool:
-    if kind == "t3":
-        body = str(data.get("selftext", ""))
-        return body in GONE or bool(data.get("removed_by_category"))
-    return str(data.get("body", "")) in GONE
+    return bool(gone_reason(kind, data))
+
+
+# Values of a post's removed_by_category that mean its author deleted it; the others
+# (moderator, reddit, automod_filtered, anti_evil_ops, copyright_takedown, ...) are removals.
+BY_AUTHOR = {"deleted", "author"}
+
+
+def gone_reason(kind: str, data: Mapping[str, Any]) -> str:
+    """GONE_DELETED where the author deleted the post or comment (its text reads "[deleted]"),
+    GONE_REMOVED where moderators, Reddit or its filters took it down ("[removed]"), "" while
+    it stands. A comment whose author deleted their account stays up under "[deleted]"."""
+    body = str(data.get("selftext" if kind == "t3" else "body", ""))
+    category = data.get("removed_by_category") if kind == "t3" else None
+    if body == "[removed]" or (category and str(category) not in BY_AUTHOR):
+        return GONE_REMOVED
+    if body == "[deleted]" or category:
+        return GONE_DELETED
+    return ""
 
 
 _THREAD = re.compile(r"/comments/([a-z0-9]+)/")
@@ -196,6 +222,7 @@ def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
         conversation_id=conversation,
         is_direct=kind == "t4",
         deleted=_is_gone(kind, data),
+        gone_reason=gone_reason(kind, data),
         raw={"kind": kind, "data": dict(data)},
     )
 
@@ -273,6 +300,7 @@ def _detail(response: requests.Response) -> str:
 
 class RedditConnector(Connector):
     network = "reddit"
+    lookup_batch = 100  # /api/info takes up to 100 fullnames
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -547,6 +575,32 @@ class RedditConnector(Connector):
         window = newest - overlap
         return fresh, {"watermark": newest, "seen": {name: at for name, at in seen.items() if at >= window}}
 
+    # --- deletions --------------------------------------------------------------------------------
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /api/info?id=t1_..,t3_..: deleted and removed posts and comments still come back,
+        with "[deleted]" or "[removed]" for their text. Private messages have no look-up, and a
+        thing missing from the answer (a private or banned subreddit) cannot be told: both are
+        left out."""
+        names = sorted({p.external_id for p in posts if p.external_id.startswith(("t1_", "t3_"))})
+        if not names:
+            return {}
+        body = self._api(
+            "GET", "/api/info", what="the look-up of stored posts", params={"id": ",".join(names), "raw_json": "1"}
+        )
+        data = body.get("data") if body.get("kind") == "Listing" else None
+        if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+            raise TransientError("Reddit answered the look-up of stored posts with something that is not a listing")
+        gone: dict[str, str] = {}
+        for child in data["children"]:
+            item = child.get("data") if isinstance(child, dict) else None
+            if not isinstance(item, dict) or str(item.get("name") or "") not in names:
+                continue
+            reason = gone_reason(str(child.get("kind") or ""), item)
+            if reason:
+                gone[str(item["name"])] = reason
+        return gone
+
     # --- replying ---------------------------------------------------------------------------------
 
     def limits(self) -> Limits:
@@ -570,7 +624,8 @@ class RedditConnector(Connector):
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: /api/comment under the post or comment. Direct: a reply in the message thread
         for a private message, otherwise /api/compose to the author. Returns the fullname of what
-        was sent ("" for compose, which does not say). Reddit has no idempotency key."""
+        was sent ("" for compose, which does not say). Reddit has no idempotency key: a retry
+        looks for the earlier copy first (`find_sent`)."""
         refusal = self.reply_refusal(post, visibility)
         if refusal:
             raise PermanentError(refusal)
@@ -594,6 +649,49 @@ class RedditConnector(Connector):
             data={"api_type": "json", "to": post.author.external_id, "subject": self._subject(post), "text": body},
         )
         return ""
+
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """Comments: the account's comments (/user/:name/comments, scope `history`) that answer
+        the post. Private messages, new or in a message thread: the account's sent messages
+        (/message/sent) to the poster. One page of 100, newest first; bodies are compared as
+        the markdown we sent."""
+        username = str(self.channel.config.get(OWN_ACCOUNT_KEY) or self.channel.credentials.get("username") or "")
+        if not username:
+            raise PermanentError("verify the Reddit channel first: looking for an earlier reply needs our username")
+        if visibility == "public":
+            path, kind, what = f"/user/{quote(username, safe='')}/comments", "t1", "our comments"
+            params = {"sort": "new", "limit": str(PAGE_SIZE), "raw_json": "1"}
+        else:
+            path, kind, what = "/message/sent", "t4", "our sent messages"
+            params = {"limit": str(PAGE_SIZE), "raw_json": "1"}
+        body = self._api("GET", path, what=what, params=params)
+        data = body.get("data") if body.get("kind") == "Listing" else None
+        if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+            raise TransientError(f"Reddit answered {what} with something that is not a listing")
+        sent = markdown_escape(text)
+        found = []
+        for child in data["children"]:
+            item = child.get("data") if isinstance(child, dict) and child.get("kind") == kind else None
+            if not isinstance(item, dict) or not item.get("name"):
+                continue
+            created = _created(item)
+            if created < since or str(item.get("author") or "").casefold() != username.casefold():
+                continue
+            if not self._answers(item, post, kind) or not same_text(sent, str(item.get("body") or "")):
+                continue
+            found.append((created, str(item["name"])))
+        return [name for _, name in sorted(found)]
+
+    def _answers(self, item: Mapping[str, Any], post: Post, kind: str) -> bool:
+        """Whether a comment or sent message of ours is addressed where a reply to `post` goes."""
+        if kind == "t1":
+            return str(item.get("parent_id") or "") == post.external_id
+        if str(item.get("dest") or "").casefold() != post.author.external_id.casefold():
+            return False
+        if not post.external_id.startswith("t4_"):
+            return True
+        thread = {post.external_id, post.conversation_id} - {""}
+        return str(item.get("parent_id") or "") in thread or str(item.get("first_message_name") or "") in thread
 
     def _subject(self, post: Post) -> str:
         configured = str(self.channel.config.get("dm_subject") or "").strip()

@@ -45,7 +45,17 @@ from django.utils.dateparse import parse_datetime
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark
+from .base import (
+    GONE_DELETED,
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    StreamMark,
+    same_text,
+)
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -71,6 +81,8 @@ EXPANSIONS = "author_id,referenced_tweets.id"
 USER_FIELDS = "username,name"
 DM_FIELDS = "id,text,event_type,created_at,sender_id,dm_conversation_id"
 PAGE_SIZE = 100
+# Pages of our own posts or DM events read when a retry looks for a copy of its reply.
+SENT_PAGES = 2
 # Pay-per-use search and stream rules take queries of up to 512 characters (Enterprise: more; the
 # channel's config["max_query_length"] raises it).
 MAX_QUERY_LENGTH = 512
@@ -344,6 +356,10 @@ def _reset_at(response: requests.Response) -> datetime | None:
 
 class XConnector(Connector):
     network = "x"
+    lookup_batch = 100  # GET /2/tweets takes up to 100 ids
+    # Every post read is billed (once per UTC day): look posts up a few times a day, not hourly.
+    recheck_minutes = 360
+    recheck_max_posts = 20
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
@@ -827,9 +843,26 @@ class XConnector(Connector):
             "does neither. Send a direct message instead, or answer from the X app."
         )
 
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /2/tweets?ids=: a post X reports as resource-not-found is gone (X does not say
+        whether its author or X removed it). Direct messages have no look-up and are left out.
+        Uses the user keys where the channel has them, else the app token."""
+        ids = sorted({post.external_id for post in posts if not post.is_direct})
+        if not ids:
+            return {}
+        body = self._json(
+            "GET",
+            "/2/tweets",
+            auth="user" if self._has_user_context() else "app",
+            params={"ids": ",".join(ids)},
+            charge=lambda b: len(_as_list(b.get("data"))) * self.price("post_read"),
+        )
+        missing = {_not_found(error) for error in _as_list(body.get("errors"))}
+        return {post_id: GONE_DELETED for post_id in ids if post_id in missing}
+
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: POST /2/tweets as a reply; direct: POST /2/dm_conversations/with/:id/messages.
-        X has no idempotency key; duplicates of the same text are refused by X itself."""
+        X has no idempotency key: a retry looks for the earlier copy first (`find_sent`)."""
         refusal = self.reply_refusal(post, visibility)
         if refusal:
             raise PermanentError(refusal)
@@ -861,6 +894,69 @@ class XConnector(Connector):
         if not sent:
             raise PermanentError(f"X accepted the message but returned no id: {_problem_text(body)}")
         return str(sent)
+
+    def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
+        """Public: our posts since `since` (GET /2/users/:id/tweets, replies included, billed as
+        owned reads) that reply to the post. Direct: the DM events of our conversation with the
+        poster (newest first, billed as DM reads). At most SENT_PAGES pages of 100 each."""
+        if not self.account_id:
+            raise PermanentError("verify the X channel first: looking for an earlier reply needs our account id")
+        if visibility == "public":
+            params = {
+                "max_results": str(PAGE_SIZE),
+                "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "tweet.fields": "created_at,entities,note_tweet,referenced_tweets",
+            }
+            path, price = f"/2/users/{quote(self.account_id, safe='')}/tweets", self.price("owned_read")
+        else:
+            params = {"event_types": "MessageCreate", "dm_event.fields": DM_FIELDS, "max_results": str(PAGE_SIZE)}
+            recipient = quote(post.author.external_id, safe="")
+            path, price = f"/2/dm_conversations/with/{recipient}/dm_events", self.price("dm_read")
+        found: list[str] = []
+        token = ""
+        for _ in range(SENT_PAGES):
+            body = self._json(
+                "GET",
+                path,
+                auth="user",
+                params={**params, "pagination_token": token} if token else params,
+                charge=lambda b: len(b.get("data") or []) * price,
+            )
+            items = _valid_items(body)
+            found.extend(str(item["id"]) for item in items if self._is_copy(item, post, text, visibility, since))
+            token = str((body.get("meta") or {}).get("next_token") or "")
+            times = [_posted_at(item.get("created_at"), str(item["id"])) for item in items]
+            if not token or (times and min(times) < since):
+                break
+        return sorted(set(found), key=int)
+
+    def _is_copy(self, item: Mapping[str, Any], post: Post, text: str, visibility: str, since: datetime) -> bool:
+        if _posted_at(item.get("created_at"), str(item["id"])) < since:
+            return False
+        if visibility == "public":
+            references = [r for r in item.get("referenced_tweets") or [] if isinstance(r, dict)]
+            if not any(r.get("type") == "replied_to" and str(r.get("id")) == post.external_id for r in references):
+                return False
+            listed, entities = _full_text(item)
+        else:
+            if str(item.get("sender_id") or "") != self.account_id:
+                return False
+            listed, entities = str(item.get("text", "")), item.get("entities") or {}
+        return same_text(text, plain_text(listed, entities if isinstance(entities, dict) else {}))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _not_found(error: Any) -> str:
+    """The post id of a partial error saying X has no such post (deleted, or its author's
+    account is gone); "" for any other error, e.g. a post we may not see."""
+    if not isinstance(error, dict) or not str(error.get("type", "")).endswith("/resource-not-found"):
+        return ""
+    if error.get("parameter") not in (None, "", "ids"):
+        return ""  # a post it refers to, not one we asked for
+    return str(error.get("resource_id") or error.get("value") or "")
 
 
 def _newer(candidate: str, than: str) -> bool:

@@ -11,7 +11,9 @@ written directly.
 Times are relative to now and all in the last six days, so the dashboard's default period (the
 last seven UTC days) holds them all; the jitter comes from a fixed seed. Priorities 1 and 2 run
 around the clock, so their outcomes are the same whenever the demo is loaded; priorities 3 to 5
-count Service Desk hours, so theirs depend on the weekday.
+count Service Desk hours, so theirs depend on the weekday. Whatever the weekday, the report shows
+met and breached targets, breaches by named agents and by nobody (an incident triaged as P2 and
+left unassigned), and at-risk incidents.
 """
 
 from __future__ import annotations
@@ -67,10 +69,10 @@ REPLIES = (
 
 @dataclass(frozen=True)
 class Story:
-    """One incident: who posted what how many hours ago, which agent took it, the (impact,
-    urgency) they set when taking it if classification's guess was not right, and what they did
-    how many minutes after the post. Steps: assign (take it, with the triage), reply (answer in
-    public), hold, resume, resolve, close."""
+    """One incident: who posted what how many hours ago, which agent handled it, the (impact,
+    urgency) they set if classification's guess was not right, and what they did how many
+    minutes after the post. Steps: assign (take it, with the triage), triage (set the priority
+    and leave it unassigned), reply (answer in public), hold, resume, resolve, close."""
 
     hours_ago: float
     author: str
@@ -123,7 +125,7 @@ STORIES = (
           "@ITSupport OneDrive stopped syncing, files stuck on pending for hours"),
     Story(56, "sofia", CARLA, (1, 2), "assign 10, reply 30, resolve 200, close 1440",
           "Zoom audio is broken in meeting room B, nobody can hear us @ITSupport"),
-    Story(52, "omar", "", None, "",
+    Story(52, "omar", CARLA, (1, 2), "triage 25",
           "@ITSupport the mobile app crashes on login on Android"),
     Story(46, "lukas", BEN, (1, 1), "assign 12, reply 30, resolve 260, close 1440",
           "GlobalProtect won't connect at all this morning, whole team locked out of the servers @ITSupport"),
@@ -294,11 +296,12 @@ class _Player:
     def act(self, number: int, story: Story, step: str) -> None:
         incident = self.incidents[number]
         agent = self.agents[story.agent]
-        if step == "assign":
+        if step in ("assign", "triage"):
             if story.triage is not None:
                 impact, urgency = story.triage
                 incident = incident_update(incident=incident, actor=agent, impact=impact, urgency=urgency)
-            incident = incident_assign(incident=incident, actor=agent, assignee=agent)
+            if step == "assign":
+                incident = incident_assign(incident=incident, actor=agent, assignee=agent)
         elif step == "reply":
             post = incident.posts.order_by("posted_at", "id").first()
             assert post is not None

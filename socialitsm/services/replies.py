@@ -12,10 +12,12 @@ from django.utils import timezone
 
 from socialitsm.backoff import next_attempt_at
 from socialitsm.conf import conf
-from socialitsm.connectors import connector_for
+from socialitsm.connectors import Connector, connector_for
+from socialitsm.connectors.base import SENT_CLOCK_SKEW
 from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
+from .deletions import gone_refusal, reply_target_gone
 from .incidents import event_record
 from .sla import incident_sla_recompute
 
@@ -37,7 +39,11 @@ def reply_options(post: Post) -> ReplyOptions:
     connector = connector_for(post.channel)
     limits = connector.limits()
     network = post.get_network_display()
-    public = connector.reply_refusal(post, Reply.Visibility.PUBLIC) if limits.supports_public else ""
+    public = (
+        (gone_refusal(post, Reply.Visibility.PUBLIC) or connector.reply_refusal(post, Reply.Visibility.PUBLIC))
+        if limits.supports_public
+        else ""
+    )
     direct = connector.reply_refusal(post, Reply.Visibility.DIRECT) if limits.supports_direct else ""
     return ReplyOptions(
         limit=limits.max_reply_chars,
@@ -50,8 +56,8 @@ def reply_options(post: Post) -> ReplyOptions:
 def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, agent) -> Reply:
     """Queue `text` as a public reply or a direct message to the poster of `post`.
 
-    Raises ApplicationError when the incident is closed, the post is not the incident's, or the
-    text does not fit the network."""
+    Raises ApplicationError when the incident is closed, the post is not the incident's, the
+    text does not fit the network, or a public reply would answer a post gone upstream."""
     text = text.strip()
     if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
         raise ApplicationError(f"{incident.number} is {incident.get_state_display().lower()}; reopen it to reply")
@@ -73,7 +79,7 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         raise ApplicationError(f"{post.get_network_display()} cannot send direct messages here", field="visibility")
     if visibility == Reply.Visibility.PUBLIC and not limits.supports_public:
         raise ApplicationError(f"{post.get_network_display()} does not allow a public reply here", field="visibility")
-    refusal = connector.reply_refusal(post, visibility)
+    refusal = gone_refusal(post, visibility) or connector.reply_refusal(post, visibility)
     if refusal:
         raise ApplicationError(refusal, field="visibility")
     with transaction.atomic():
@@ -95,7 +101,10 @@ def _enqueue_send(reply_id: int) -> None:
 
 def reply_send(*, reply: Reply) -> Reply | None:
     """Send a queued reply once. The status claim is the guard: a reply that is not queued (or
-    abandoned mid-send by a dead worker) is left alone. The network is called outside any
+    abandoned mid-send by a dead worker) is left alone. A retry first looks for a copy an
+    earlier attempt got onto the network and records that one instead of sending again. Before
+    a public reply goes out, the network is asked whether the post still exists; a post gone
+    upstream is redacted and fails the reply unsent. The network is called outside any
     transaction. A transient error queues the reply for a later attempt (`reply_postpone`);
     a permanent one marks it failed. Errors are recorded, not raised."""
     now = timezone.now()
@@ -112,15 +121,41 @@ def reply_send(*, reply: Reply) -> Reply | None:
     reply = Reply.objects.select_related("post", "post__author", "post__channel", "channel", "incident").get(
         pk=reply.pk
     )
+    connector = connector_for(reply.channel)
     try:
-        external_id = connector_for(reply.channel).reply(
-            reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
-        )
+        # A copy already on the network is recorded as sent even if the post has gone since.
+        external_id = _earlier_copy(connector, reply)
+        if not external_id:
+            gone = reply_target_gone(reply=reply)
+            if gone:
+                return reply_mark_failed(reply=reply, error=gone)
+            external_id = connector.reply(
+                reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
+            )
     except TransientError as exc:
         return reply_postpone(reply=reply, error=exc)
     except PermanentError as exc:
         return reply_mark_failed(reply=reply, error=exc.message)
     return reply_mark_sent(reply=reply, external_id=external_id)
+
+
+def _earlier_copy(connector: Connector, reply: Reply) -> str:
+    """On a retry, the network's id of a copy of `reply` that an earlier attempt got onto the
+    network although its answer never reached us (a worker that died, a lost connection); ""
+    on a first attempt or when there is none. Copies recorded by other replies are not this
+    one's. Raises what `Connector.find_sent` raises: never send blind."""
+    if reply.attempts <= 1:
+        return ""
+    found = connector.find_sent(reply.post, reply.text, reply.visibility, since=reply.created_at - SENT_CLOCK_SKEW)
+    taken = set(
+        Reply.objects.filter(channel_id=reply.channel_id, external_id__in=found)
+        .exclude(pk=reply.pk)
+        .values_list("external_id", flat=True)
+    )
+    earlier = next((external_id for external_id in found if external_id not in taken), "")
+    if earlier:
+        logger.info("reply %s was already on the network as %s; not sent again", reply.pk, earlier)
+    return earlier
 
 
 def reply_mark_sent(*, reply: Reply, external_id: str) -> Reply:
@@ -216,8 +251,10 @@ def work_recover() -> dict[str, int]:
 
     now = timezone.now()
     stale = now - timedelta(seconds=conf.STALE_AFTER_SECONDS)
+    # Parked posts (routing failed on them) wait for a person, so they never hold back the
+    # posts behind them here.
     post_ids = list(
-        Post.objects.pending()
+        Post.objects.routable()
         .filter(ingested_at__lt=stale)
         .order_by("posted_at", "id")
         .values_list("id", flat=True)[:5000]

@@ -103,6 +103,7 @@ def test_incident_carries_its_sla_state(agent_api, agent, office):
         ("-breach_due_at", ["INC0001001", "INC0001002", "INC0001003"]),
     ],
 )
+@pytest.mark.usefixtures("any_clock")
 def test_incidents_order_by_time_to_breach_with_no_clock_last(agent_api, ordering, expected):
     SlaPolicy.objects.create(name="P4", priority=4, first_response_minutes=60, resolution_minutes=480)
     SlaPolicy.objects.create(name="P1", priority=1, first_response_minutes=15, resolution_minutes=240)

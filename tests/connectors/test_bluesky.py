@@ -15,7 +15,7 @@ from responses import matchers
 
 from socialitsm.connectors import bluesky, connector_for
 from socialitsm.connectors.bluesky import BlueskyConnector, graphemes
-from socialitsm.exceptions import PermanentError
+from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.channels import channel_verify
 from socialitsm.services.ingest import channel_poll
@@ -235,15 +235,20 @@ def _stored(channel: Channel, **raw: Any) -> Post:
     )
 
 
+def _still_there() -> None:
+    """What the connector asks before a public reply: does the post still exist?"""
+    responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPosts",
+        json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "AcmeMail down"}}]},
+        match=[matchers.query_param_matcher({"uris": JANE_POST})],
+    )
+
+
 @responses.activate
 def test_public_reply_is_a_post_with_reply_refs_and_facets(channel, agent, django_capture_on_commit_callbacks):
     post = _stored(channel)
     _login()
-    responses.get(
-        f"{PDS}/xrpc/com.atproto.repo.listRecords",
-        json=fixture("list_records__ours"),
-        match=[matchers.query_param_matcher({"repo": OUR_DID, "collection": "app.bsky.feed.post", "limit": "25"})],
-    )
+    _still_there()
     text = "@jane.example.com Sorry 😞 we are on it: https://status.acme.example/incidents/42."
     ref = {"uri": JANE_POST, "cid": JANE_CID}
     create = responses.post(
@@ -294,26 +299,11 @@ def test_reply_to_a_reply_keeps_the_threads_root(channel):
         channel, record={"text": "me too", "createdAt": "2026-08-21T10:20:00Z", "reply": {"root": root, "parent": root}}
     )
     _login()
-    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json={"records": []})
     create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
     connector_for(channel).reply(post, "On it", "public", idempotency_key="k")
     sent = json.loads(create.calls[0].request.body)["record"]
     assert sent["reply"] == {"root": root, "parent": {"uri": JANE_POST, "cid": JANE_CID}}
     assert "facets" not in sent
-
-
-@responses.activate
-def test_a_retried_reply_that_already_went_out_is_not_posted_twice(channel):
-    post = _stored(channel)
-    _login()
-    ours = {
-        "uri": f"at://{OUR_DID}/app.bsky.feed.post/3lbcsent0001",
-        "value": {"text": "On it", "reply": {"parent": {"uri": JANE_POST, "cid": JANE_CID}}},
-    }
-    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json={"records": [ours]})
-    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json={})
-    assert connector_for(channel).reply(post, "On it", "public", idempotency_key="k") == ours["uri"]
-    assert create.call_count == 0
 
 
 @responses.activate
@@ -327,7 +317,6 @@ def test_a_post_without_a_stored_cid_is_looked_up(channel):
         json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "x"}}]},
         match=[matchers.query_param_matcher({"uris": JANE_POST})],
     )
-    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json={"records": []})
     create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
     connector_for(channel).reply(post, "On it", "public", idempotency_key="k")
     assert json.loads(create.calls[0].request.body)["record"]["reply"]["parent"] == {"uri": JANE_POST, "cid": JANE_CID}
@@ -449,8 +438,9 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
     post = _stored(channel)
     reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="public", text="On it")
     _login()
-    responses.get(
-        f"{PDS}/xrpc/com.atproto.repo.listRecords",
+    _still_there()
+    responses.post(
+        f"{PDS}/xrpc/com.atproto.repo.createRecord",
         status=429,
         json=fixture("error__rate_limit"),
         headers={"RateLimit-Reset": "4102444800"},
@@ -477,3 +467,262 @@ def test_a_first_search_does_not_reach_back_further_than_a_day(channel):
     responses.get(f"{PDS}/xrpc/app.bsky.feed.searchPosts", json={"posts": [bob, jane]})
     assert channel_poll(channel=channel) == 1
     assert list(Post.objects.values_list("author__handle", flat=True)) == ["@bob.example.org"]
+
+
+# --- deletions: are stored posts still there? ---------------------------------------------------
+
+BOB_POST = "at://did:plc:bob2abcdefghijklmnop/app.bsky.feed.post/3lbc2xkqz7s2b"
+NEW_POST = "at://did:plc:bob2abcdefghijklmnop/app.bsky.feed.post/3lbc2xkqz7s2c"
+
+
+def _stored_at(uri: str, ingested_at: datetime) -> Post:
+    return Post(external_id=uri, ingested_at=ingested_at)
+
+
+@responses.activate
+def test_posts_gone_asks_get_posts_once_and_takes_a_missing_uri_for_gone(channel):
+    _login()
+    lookup = responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPosts",
+        json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "AcmeMail down"}}]},
+        match=[matchers.query_param_matcher({"uris": [JANE_POST, BOB_POST, NEW_POST]}), *_authed()],
+    )
+    settled = datetime(2026, 8, 21, 11, 30, tzinfo=UTC)
+    posts = [
+        _stored_at(JANE_POST, settled),
+        _stored_at(BOB_POST, settled),
+        # Stored five minutes ago: the AppView may not have indexed it yet.
+        _stored_at(NEW_POST, datetime(2026, 8, 21, 11, 45, tzinfo=UTC)),
+    ]
+    assert BlueskyConnector(channel).posts_gone(posts) == {BOB_POST: "deleted"}
+    assert lookup.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 502, "body": "<html>Bad Gateway</html>"}, TransientError),
+        ({"status": 429, "json": {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}}, TransientError),
+        ({"json": {"feed": []}}, TransientError),
+        ({"body": requests.Timeout("read timed out")}, TransientError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    _login()
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", **answer)
+    with pytest.raises(error):
+        BlueskyConnector(channel).posts_gone([_stored_at(JANE_POST, datetime(2026, 8, 20, tzinfo=UTC))])
+
+
+@responses.activate
+def test_a_public_reply_to_a_post_deleted_meanwhile_is_refused_unsent(channel):
+    post = _stored(channel)
+    Post.objects.filter(pk=post.pk).update(ingested_at=datetime(2026, 8, 21, 10, 15, tzinfo=UTC))
+    reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="public", text="On it")
+    _login()
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", json={"posts": []})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        Reply.Status.FAILED,
+        "the post was deleted by its author, so it cannot be answered in public; send a direct message instead",
+    )
+    assert [call.request.url.split("?")[0].rsplit("/", 1)[-1] for call in responses.calls] == [
+        "com.atproto.server.createSession",
+        "app.bsky.feed.getPosts",
+    ]
+    post.refresh_from_db()
+    assert (post.text, post.raw) == ("[deleted by the author]", {})
+
+
+# --- a retry after Bluesky took the reply ---------------------------------------------------------
+
+TEXT = "Sorry, we are on it: https://status.acme.example/incidents/42"
+PROXY = {"atproto-proxy": "did:web:api.bsky.chat#bsky_chat"}
+
+
+def _dead_worker_reply(channel: Channel, visibility: str) -> Reply:
+    """A reply whose first attempt reached Bluesky at 11:41 and whose worker then died."""
+    post = _stored(channel)
+    return Reply.objects.create(
+        incident=post.incident,
+        post=post,
+        channel=channel,
+        visibility=visibility,
+        text=TEXT,
+        status=Reply.Status.SENDING,
+        attempts=1,
+        created_at=datetime(2026, 8, 21, 11, 40, tzinfo=UTC),
+        claimed_at=datetime(2026, 8, 21, 11, 41, tzinfo=UTC),
+    )
+
+
+def _record(rkey: str, *, parent: str = JANE_POST, text: str = TEXT, at: str = "2026-08-21T11:41:01.000Z") -> dict:
+    ref = {"uri": parent, "cid": JANE_CID}
+    return {
+        "uri": f"at://{OUR_DID}/app.bsky.feed.post/{rkey}",
+        "cid": "bafyreicopy",
+        "value": {"$type": "app.bsky.feed.post", "text": text, "createdAt": at, "reply": {"root": ref, "parent": ref}},
+    }
+
+
+def _thread(*replies: dict) -> dict:
+    return {
+        "thread": {
+            "$type": "app.bsky.feed.defs#threadViewPost",
+            "post": {"uri": JANE_POST, "cid": JANE_CID, "author": {"did": JANE}, "record": {"text": "AcmeMail down"}},
+            "replies": [{"$type": "app.bsky.feed.defs#threadViewPost", "post": reply} for reply in replies],
+        }
+    }
+
+
+def _view(record: dict, did: str = OUR_DID) -> dict:
+    return {"uri": record["uri"], "cid": record["cid"], "author": {"did": did}, "record": record["value"]}
+
+
+def _public_listings(records: list, thread: dict) -> tuple:
+    own = responses.get(
+        f"{PDS}/xrpc/com.atproto.repo.listRecords",
+        json={"cursor": "x", "records": records},
+        match=[matchers.query_param_matcher({"repo": OUR_DID, "collection": "app.bsky.feed.post", "limit": "50"})],
+    )
+    replies = responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPostThread",
+        json=thread,
+        match=[matchers.query_param_matcher({"uri": JANE_POST, "depth": "1", "parentHeight": "0"})],
+    )
+    return own, replies
+
+
+@pytest.mark.parametrize(
+    ("records", "thread", "found", "thread_read"),
+    [
+        ([_record("3lbccopy0001"), *fixture("list_records__ours")["records"]], _thread(), "3lbccopy0001", False),
+        # A busy account: the copy is past our latest records, the post's thread shows it.
+        (fixture("list_records__ours")["records"], _thread(_view(_record("3lbccopy0002"))), "3lbccopy0002", True),
+    ],
+    ids=["in-our-records", "in-the-thread"],
+)
+@responses.activate
+def test_a_retried_public_reply_that_bluesky_took_is_not_posted_again(channel, records, thread, found, thread_read):
+    reply = _dead_worker_reply(channel, "public")
+    _login()
+    own, replies = _public_listings(records, thread)
+    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, f"at://{OUR_DID}/app.bsky.feed.post/{found}")
+    assert (own.call_count, replies.call_count, create.call_count) == (1, int(thread_read), 0)
+
+
+@responses.activate
+def test_a_retried_public_reply_without_a_copy_is_posted_once(channel):
+    reply = _dead_worker_reply(channel, "public")
+    _login()
+    _still_there()
+    own, replies = _public_listings(
+        [
+            _record("3lbcold00001", at="2026-08-21T10:00:00.000Z"),  # the same words an hour before this reply
+            _record("3lbcother001", parent="at://did:plc:other/app.bsky.feed.post/1"),  # to another post
+            _record("3lbcfixed001", text="Fixed now."),
+        ],
+        _thread(_view(_record("3lbcjane0001"), did=JANE)),  # Jane quoting us word for word
+    )
+    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, f"at://{OUR_DID}/app.bsky.feed.post/3lbc2y4w5tq2c")
+    assert (own.call_count, replies.call_count, create.call_count) == (1, 1, 1)
+
+
+def _messages(*messages: dict) -> Any:
+    responses.get(
+        f"{PDS}/xrpc/chat.bsky.convo.getConvoForMembers",
+        json=fixture("convo__for_members"),
+        match=[matchers.query_param_matcher({"members": JANE}), *_authed(**PROXY)],
+    )
+    return responses.get(
+        f"{PDS}/xrpc/chat.bsky.convo.getMessages",
+        json={"cursor": "c", "messages": list(messages)},
+        match=[matchers.query_param_matcher({"convoId": "3lbc2zq6pxk2a", "limit": "50"}), *_authed(**PROXY)],
+    )
+
+
+def _message(message_id: str, *, sender: str = OUR_DID, text: str = TEXT, at: str = "2026-08-21T11:41:01.500Z"):
+    return {"id": message_id, "rev": "2", "text": text, "sender": {"did": sender}, "sentAt": at}
+
+
+@responses.activate
+def test_a_retried_direct_message_that_bluesky_took_is_not_sent_again(channel):
+    reply = _dead_worker_reply(channel, "direct")
+    _login()
+    listed = _messages(
+        _message("3lbcjane0002", sender=JANE, text="Thanks!", at="2026-08-21T11:45:00.000Z"),
+        _message("3lbccopy0003"),
+        {"id": "3lbcgone0001", "rev": "1", "sender": {"did": OUR_DID}, "sentAt": "2026-08-21T11:40:30.000Z"},
+    )
+    send = responses.post(f"{PDS}/xrpc/chat.bsky.convo.sendMessage", json=fixture("convo__send_message"))
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "3lbccopy0003")
+    assert (listed.call_count, send.call_count) == (1, 0)
+
+
+@responses.activate
+def test_a_retried_direct_message_without_a_copy_is_sent_once(channel):
+    reply = _dead_worker_reply(channel, "direct")
+    _login()
+    listed = _messages(
+        _message("3lbcjane0003", sender=JANE),  # Jane's words, not ours
+        _message("3lbcold00002", at="2026-08-21T09:00:00.000Z"),  # ours, but before this reply
+    )
+    send = responses.post(
+        f"{PDS}/xrpc/chat.bsky.convo.sendMessage",
+        json=fixture("convo__send_message"),
+        match=[matchers.json_params_matcher({"convoId": "3lbc2zq6pxk2a", "message": {"text": TEXT}})],
+    )
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "3lbc2zr4abc2b")
+    assert (listed.call_count, send.call_count) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("visibility", "listing", "send"),
+    [
+        ("public", "com.atproto.repo.listRecords", "com.atproto.repo.createRecord"),
+        ("direct", "chat.bsky.convo.getMessages", "chat.bsky.convo.sendMessage"),
+    ],
+)
+@responses.activate
+def test_a_look_up_that_fails_sends_nothing_and_retries_later(channel, visibility, listing, send):
+    reply = _dead_worker_reply(channel, visibility)
+    _login()
+    responses.get(f"{PDS}/xrpc/chat.bsky.convo.getConvoForMembers", json=fixture("convo__for_members"))
+    responses.get(f"{PDS}/xrpc/{listing}", status=502, json={"error": "UpstreamFailure", "message": "unavailable"})
+    sent = responses.post(f"{PDS}/xrpc/{send}", json={})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.QUEUED, "")
+    assert reply.error.startswith("Bluesky is failing")
+    assert reply.retry_after is not None
+    assert sent.call_count == 0
+
+
+@responses.activate
+def test_a_retry_to_a_post_gone_from_the_appview_relies_on_our_records(channel):
+    reply = _dead_worker_reply(channel, "public")
+    _login()
+    responses.get(f"{PDS}/xrpc/com.atproto.repo.listRecords", json=fixture("list_records__ours"))
+    thread = responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPostThread",
+        status=400,
+        json={"error": "NotFound", "message": f"Post not found: {JANE_POST}"},
+    )
+    # The AppView has not indexed the post yet; stored minutes ago, it is not taken for deleted.
+    lookup = responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", json={"posts": []})
+    create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, thread.call_count, lookup.call_count, create.call_count) == (Reply.Status.SENT, 1, 1, 1)

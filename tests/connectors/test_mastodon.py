@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -15,7 +16,7 @@ from responses import matchers
 
 from socialitsm.connectors import connector_for
 from socialitsm.connectors.mastodon import MastodonConnector, status_length
-from socialitsm.exceptions import PermanentError
+from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.channels import channel_verify
 from socialitsm.services.ingest import channel_poll
@@ -71,13 +72,9 @@ def _tag_url(tag: str = "acmedown") -> str:
     return f"{BASE}/api/v1/timelines/tag/{tag}"
 
 
-def _our_recent_statuses(statuses: list | None = None) -> None:
-    """What the connector reads before posting, to spot a retry of a reply that went out."""
-    responses.get(
-        f"{BASE}/api/v1/accounts/110000000000000001/statuses",
-        json=statuses or [],
-        match=[matchers.query_param_matcher({"limit": "20"})],
-    )
+def _status_still_there(status_id: str = "113012345678901234") -> None:
+    """What the connector asks before a public reply: does the status still exist?"""
+    responses.get(f"{BASE}/api/v1/statuses/{status_id}", json=fixture("status__public_hashtag"))
 
 
 def test_connector_is_registered(channel):
@@ -259,7 +256,7 @@ def test_end_to_end_hashtag_post_opens_an_incident_and_the_public_reply_is_exact
     post = Post.objects.get()
     assert post.triage_state == Post.Triage.INCIDENT
     incident = post.incident
-    _our_recent_statuses()
+    _status_still_there()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json=fixture("status__created_reply"),
@@ -296,7 +293,6 @@ def test_end_to_end_direct_message_answers_in_the_private_thread(channel, agent,
         channel_poll(channel=channel)
     post = Post.objects.get()
     assert post.is_direct and post.incident is not None
-    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json={**fixture("status__created_reply"), "visibility": "direct"},
@@ -325,7 +321,6 @@ def test_end_to_end_direct_message_answers_in_the_private_thread(channel, agent,
 @responses.activate
 def test_a_public_post_answered_privately_starts_a_new_direct_thread(channel):
     post = _stored_post(channel)
-    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json={"id": "9"},
@@ -345,7 +340,6 @@ def _stored_post(channel: Channel) -> Post:
 def test_a_reply_that_already_mentions_the_author_is_sent_as_written(channel):
     post = _stored_post(channel)
     channel.config["reply_visibility"] = "unlisted"
-    _our_recent_statuses()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json={"id": "10"},
@@ -456,8 +450,7 @@ def test_a_reply_refused_by_the_server_fails_with_its_words(channel, agent, djan
     incident = Incident.objects.create(short_description="AcmeMail down")
     Post.objects.filter(pk=post.pk).update(incident=incident)
     post.refresh_from_db()
-    _our_recent_statuses()
-    _our_recent_statuses()
+    _status_still_there()
     responses.post(f"{BASE}/api/v1/statuses", status=422, json=fixture("error__422"))
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=incident, post=post, text="On it", visibility="public", agent=agent)
@@ -473,7 +466,7 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
     post = _stored_post(channel)
     incident = Incident.objects.create(short_description="AcmeMail down")
     reply = Reply.objects.create(incident=incident, post=post, channel=channel, visibility="public", text="On it")
-    _our_recent_statuses()
+    _status_still_there()
     responses.post(
         f"{BASE}/api/v1/statuses",
         status=429,
@@ -492,7 +485,8 @@ def test_a_reply_outlives_a_server_outage_and_is_posted_once(channel, agent, dja
     incident = Incident.objects.create(short_description="AcmeMail down")
     Post.objects.filter(pk=post.pk).update(incident=incident)
     post.refresh_from_db()
-    _our_recent_statuses()
+    _status_still_there()
+    listings = _listings()
     statuses = f"{BASE}/api/v1/statuses"
     # Down for a minute and a half: refused connections, then a proxy's 502 and 503, then up.
     for outage in (requests.ConnectionError("Connection refused"), requests.ConnectionError("Connection refused")):
@@ -526,6 +520,8 @@ def test_a_reply_outlives_a_server_outage_and_is_posted_once(channel, agent, dja
     # Waits of 30 s, 1, 2 and 4 min, each jittered into its upper half.
     assert timedelta(seconds=225) <= reply.sent_at - start <= timedelta(seconds=450)
     assert [call.request.method for call in responses.calls if call.request.url == statuses] == ["POST"] * 5
+    # Each retry first looked for a copy an earlier attempt got onto the server.
+    assert listings["context"].call_count == 4
 
 
 @responses.activate
@@ -554,22 +550,6 @@ def test_a_first_poll_does_not_reach_back_further_than_a_day(channel):
 
 
 @responses.activate
-def test_a_retried_reply_that_already_went_out_is_not_posted_twice(channel):
-    post = _stored_post(channel)
-    sent = {
-        **fixture("status__created_reply"),
-        "created_at": "2026-08-21T11:45:00.000Z",
-        "content": '<p><span class="h-card"><a href="https://social.example/@jane" class="u-url mention">'
-        "@<span>jane</span></a></span> Sorry about this.</p>",
-    }
-    other = {**sent, "id": "1", "in_reply_to_id": "999"}
-    _our_recent_statuses([other, sent])
-    create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "dup"})
-    assert connector_for(channel).reply(post, "Sorry about this.", "public", idempotency_key="k") == sent["id"]
-    assert create.call_count == 0
-
-
-@responses.activate
 def test_a_burst_bigger_than_a_poll_moves_the_cursor_forward(channel, monkeypatch):
     monkeypatch.setattr("socialitsm.connectors.mastodon.MAX_PAGES", 2)
     rule = _rule(channel, "hashtag", "acmedown", cursor={"min_id": "100"})
@@ -586,3 +566,264 @@ def test_a_burst_bigger_than_a_poll_moves_the_cursor_forward(channel, monkeypatc
     assert channel_poll(channel=channel) == 80
     rule.refresh_from_db()
     assert rule.cursor == {"min_id": "1079"}
+
+
+# --- deletions: is a stored status still there? ------------------------------------------------
+
+TAKAHE_404 = "<!DOCTYPE html>\n<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
+
+
+@responses.activate
+def test_posts_gone_asks_for_each_status_and_takes_a_404_for_gone(channel):
+    alive = responses.get(
+        f"{BASE}/api/v1/statuses/113012345678901234",
+        json=fixture("status__public_hashtag"),
+        match=[matchers.header_matcher(AUTH)],
+    )
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900001", status=404, json={"error": "Record not found"})
+    # Takahē answers an unknown id with an HTML page.
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900002", status=404, body=TAKAHE_404, content_type="text/html")
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900003", status=410, json={"error": "Gone"})
+    posts = [
+        Post(external_id=i)
+        for i in ("113012345678901234", "113012345678900001", "113012345678900002", "113012345678900003")
+    ]
+    connector = MastodonConnector(channel)
+    assert connector.posts_gone(posts) == {
+        "113012345678900001": "deleted",
+        "113012345678900002": "deleted",
+        "113012345678900003": "deleted",
+    }
+    assert alive.call_count == 1
+    assert connector.quota.requests == 4
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 503, "body": "upstream down"}, TransientError),
+        ({"status": 502, "body": TAKAHE_404.replace("Not Found", "Bad Gateway")}, TransientError),
+        ({"status": 429, "json": fixture("error__429")}, TransientError),
+        ({"body": requests.ConnectionError("connection reset")}, TransientError),
+        ({"body": requests.Timeout("read timed out")}, TransientError),
+        ({"status": 401, "json": fixture("error__401")}, PermanentError),
+        ({"status": 400, "body": "Invalid Bearer token"}, PermanentError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    responses.get(f"{BASE}/api/v1/statuses/113012345678901234", **answer)
+    with pytest.raises(error):
+        MastodonConnector(channel).posts_gone([Post(external_id="113012345678901234")])
+
+
+@responses.activate
+def test_the_sweep_redacts_a_status_deleted_while_we_polled(channel):
+    from socialitsm.services.deletions import channel_posts_recheck
+
+    post = _stored_post(channel)
+    Post.objects.filter(pk=post.pk).update(incident=Incident.objects.create(short_description=post.text))
+    responses.get(f"{BASE}/api/v1/statuses/113012345678901234", status=404, body=TAKAHE_404)
+    result = channel_posts_recheck(channel=channel)
+    assert (result.checked, result.gone) == (1, 1)
+    post.refresh_from_db()
+    assert (post.text, post.gone_reason, post.incident.short_description) == (
+        "[deleted by the author]",
+        "deleted",
+        "Post deleted by its author",
+    )
+    assert Channel.objects.get(pk=channel.pk).requests_made == 1
+
+
+# --- a retry after the server took the reply ------------------------------------------------------
+
+OURS = {"id": "110000000000000001", "username": "acmesupport", "acct": "acmesupport"}
+JANE = {"id": "109876543210987654", "username": "jane", "acct": "jane@social.example"}
+DM_POST = "113012350000000001"
+
+
+def _copy(status_id: str, *, visibility: str, in_reply_to_id: str | None, at: str = "2026-08-21T11:41:02.000Z") -> dict:
+    """Our status as the server lists it: the mention shows its local part only."""
+    return {
+        **fixture("status__created_reply"),
+        "id": status_id,
+        "created_at": at,
+        "visibility": visibility,
+        "in_reply_to_id": in_reply_to_id,
+        "account": OURS,
+        "mentions": [{**JANE, "url": "https://social.example/@jane"}],
+        "content": '<p><span class="h-card"><a href="https://social.example/@jane" class="u-url mention">'
+        "@<span>jane</span></a></span> Could you send us   your account email?<br>See "
+        '<a href="https://status.acme.example/incidents/42"><span class="invisible">https://</span>'
+        '<span class="ellipsis">status.acme.example/inc</span><span class="invisible">idents/42</span></a></p>',
+    }
+
+
+TEXT = "Could you send us your account email?\nSee https://status.acme.example/incidents/42"
+
+
+def _dead_worker_reply(channel: Channel, *, direct_post: bool, visibility: str) -> Reply:
+    """A reply whose first attempt reached the server at 11:41 and whose worker then died."""
+    from ..factories import PostFactory
+
+    author = AuthorFactory(network="mastodon", external_id=JANE["id"], handle="@jane@social.example")
+    post = PostFactory(
+        rule=_rule(channel, "direct" if direct_post else "hashtag", "" if direct_post else "acmedown"),
+        external_id=DM_POST if direct_post else "113012345678901234",
+        author=author,
+        is_direct=direct_post,
+        incident=Incident.objects.create(short_description="AcmeMail down"),
+    )
+    return Reply.objects.create(
+        incident=post.incident,
+        post=post,
+        channel=channel,
+        visibility=visibility,
+        text=TEXT,
+        status=Reply.Status.SENDING,
+        attempts=1,
+        created_at=datetime(2026, 8, 21, 11, 40, tzinfo=UTC),
+        claimed_at=datetime(2026, 8, 21, 11, 41, tzinfo=UTC),
+    )
+
+
+def _listings(*, context=(), own=(), conversations=(), home=(), parent="113012345678901234") -> dict[str, Any]:
+    limit = [matchers.query_param_matcher({"limit": "40"})]
+    return {
+        "context": responses.get(
+            f"{BASE}/api/v1/statuses/{parent}/context", json={"ancestors": [], "descendants": list(context)}
+        ),
+        "own": responses.get(f"{BASE}/api/v1/accounts/{OURS['id']}/statuses", json=list(own), match=limit),
+        "conversations": responses.get(
+            f"{BASE}/api/v1/conversations",
+            json=[{"id": "7", "unread": False, "accounts": [JANE], "last_status": s} for s in conversations],
+            match=limit,
+        ),
+        "home": responses.get(f"{BASE}/api/v1/timelines/home", json=list(home), match=limit),
+    }
+
+
+@pytest.mark.parametrize(
+    ("direct_post", "visibility", "listed", "reads"),
+    [
+        # Real Mastodon and Takahē alike: the public reply is among the post's replies.
+        (
+            False,
+            "public",
+            {"context": [_copy("501", visibility="public", in_reply_to_id="113012345678901234")]},
+            ["context"],
+        ),
+        # A busy thread: the copy is not in the context page but in our own statuses.
+        (
+            False,
+            "public",
+            {"own": [_copy("502", visibility="public", in_reply_to_id="113012345678901234")]},
+            ["context", "own"],
+        ),
+        # Takahē: a DM in a DM thread is left out of our own statuses; the thread shows it.
+        (True, "direct", {"context": [_copy("503", visibility="direct", in_reply_to_id=DM_POST)]}, ["context"]),
+        # Real Mastodon: a DM starting a new thread is in the conversations list.
+        (
+            False,
+            "direct",
+            {"conversations": [_copy("504", visibility="direct", in_reply_to_id=None)]},
+            ["own", "conversations"],
+        ),
+        # Takahē: no conversations, no DMs among our own statuses; our home timeline has it.
+        (
+            False,
+            "direct",
+            {"home": [_copy("505", visibility="direct", in_reply_to_id=None)]},
+            ["own", "conversations", "home"],
+        ),
+    ],
+    ids=["public-in-context", "public-in-own-statuses", "dm-thread-takahe", "new-dm-mastodon", "new-dm-takahe"],
+)
+@responses.activate
+def test_a_retry_finds_the_reply_the_server_took_and_posts_nothing(channel, direct_post, visibility, listed, reads):
+    reply = _dead_worker_reply(channel, direct_post=direct_post, visibility=visibility)
+    mocks = _listings(parent=DM_POST if direct_post else "113012345678901234", **listed)
+    create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "dup"})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    found = next(iter(listed.values()))[0]["id"]
+    assert (reply.status, reply.external_id, reply.attempts) == (Reply.Status.SENT, found, 2)
+    assert create.call_count == 0
+    assert [name for name, mock in mocks.items() if mock.call_count] == reads
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        _copy("601", visibility="direct", in_reply_to_id=None, at="2026-08-21T10:30:00.000Z"),  # before this reply
+        {**_copy("602", visibility="direct", in_reply_to_id=None), "account": JANE},  # not ours
+        {**_copy("603", visibility="direct", in_reply_to_id=None), "mentions": [{"id": "1", "acct": "bob"}]},
+        _copy("604", visibility="public", in_reply_to_id=None),  # not a DM
+        {**_copy("605", visibility="direct", in_reply_to_id=None), "content": "<p>@jane Fixed now.</p>"},
+    ],
+    ids=["too-old", "someone-else", "other-recipient", "other-kind", "other-text"],
+)
+@responses.activate
+def test_a_retry_without_an_earlier_copy_posts_once(channel, copy):
+    reply = _dead_worker_reply(channel, direct_post=False, visibility="direct")
+    mocks = _listings(own=[copy], conversations=[copy], home=[copy])
+    create = responses.post(
+        f"{BASE}/api/v1/statuses",
+        json={"id": "700"},
+        match=[
+            matchers.json_params_matcher({"status": f"@jane@social.example {TEXT}", "visibility": "direct"}),
+            matchers.header_matcher({"Idempotency-Key": str(reply.idempotency_key)}),
+        ],
+    )
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "700")
+    assert create.call_count == 1
+    assert [mock.call_count for mock in mocks.values()] == [0, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [{"status": 502, "body": "bad gateway"}, {"body": requests.ConnectionError("connection refused")}],
+    ids=["5xx", "unreachable"],
+)
+@responses.activate
+def test_a_look_up_that_fails_posts_nothing_and_retries_later(channel, failure):
+    reply = _dead_worker_reply(channel, direct_post=True, visibility="direct")
+    responses.get(f"{BASE}/api/v1/statuses/{DM_POST}/context", **failure)
+    create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "dup"})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.QUEUED, "")
+    assert reply.error.startswith(("mastodon.example is failing (HTTP 502)", "cannot connect to mastodon.example"))
+    assert reply.retry_after is not None
+    assert create.call_count == 0
+
+
+@responses.activate
+def test_a_server_without_conversations_is_looked_through_its_home_timeline(channel):
+    reply = _dead_worker_reply(channel, direct_post=False, visibility="direct")
+    responses.get(f"{BASE}/api/v1/accounts/{OURS['id']}/statuses", json=[])
+    responses.get(f"{BASE}/api/v1/conversations", status=404, body="<html>Not found</html>")
+    responses.get(f"{BASE}/api/v1/timelines/home", json=[_copy("505", visibility="direct", in_reply_to_id=None)])
+    create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "dup"})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id, create.call_count) == (Reply.Status.SENT, "505", 0)
+
+
+@responses.activate
+def test_a_first_attempt_posts_without_reading_anything(channel):
+    reply = _dead_worker_reply(channel, direct_post=False, visibility="public")
+    Reply.objects.filter(pk=reply.pk).update(status=Reply.Status.QUEUED, attempts=0, claimed_at=None)
+    _status_still_there()
+    create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "800"})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, "800")
+    # Only the post's own existence is asked before posting: none of our listings are read.
+    assert [(call.request.method, urlsplit(call.request.url).path) for call in responses.calls] == [
+        ("GET", "/api/v1/statuses/113012345678901234"),
+        ("POST", "/api/v1/statuses"),
+    ]
+    assert create.call_count == 1

@@ -18,7 +18,7 @@ from socialitsm.connectors.reddit import RedditConnector, markdown_escape, markd
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
-from socialitsm.services.replies import reply_queue
+from socialitsm.services.replies import reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory
 
@@ -150,11 +150,14 @@ def test_search_hit_becomes_incident_and_comment_reply_is_sent(
     assert stored.quota_reset_at == NOW + timedelta(seconds=412)
     assert stored.cost_used == 0
 
+    # Before a public reply: is the post still there? (/api/info answers in a listing.)
+    responses.get(f"{API}/api/info", json=fixture("search__post"), headers=LIMIT_HEADERS)
     responses.post(f"{API}/api/comment", json=fixture("comment__created"), headers=LIMIT_HEADERS)
     text = "Hi u/jdoe_it, sorry about this.\n*Status*: https://status.example.com/acme_mail (ref INC0001001)"
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text=text, visibility="public", agent=agent)
-    sent = responses.calls[2]
+    assert query_of(responses.calls[2]) == {"id": "t3_1h2g3k4", "raw_json": "1"}
+    sent = responses.calls[3]
     assert form(sent) == {
         "api_type": "json",
         "thing_id": "t3_1h2g3k4",
@@ -214,7 +217,19 @@ def test_removed_post_is_a_deletion_marker(channel, rule):
     signed_in()
     responses.get(SEARCH, json=fixture("search__removed"))
     (post,), _ = RedditConnector(channel).search(rule, {})
-    assert (post.external_id, post.deleted) == ("t3_1h2g3k9", True)
+    assert (post.external_id, post.deleted, post.gone_reason) == ("t3_1h2g3k9", True, "removed")
+
+
+@responses.activate
+def test_a_removal_seen_in_a_listing_redacts_our_copy_as_removed(channel, rule, django_capture_on_commit_callbacks):
+    from ..factories import PostFactory
+
+    stored = PostFactory(rule=rule, external_id="t3_1h2g3k9", text="Acme VPN broken, call me on 555 0100")
+    signed_in()
+    responses.get(SEARCH, json=fixture("search__removed"))
+    poll(channel, django_capture_on_commit_callbacks)
+    stored.refresh_from_db()
+    assert (stored.text, stored.gone_reason, stored.raw) == ("[removed by moderators]", "removed", {})
 
 
 @responses.activate
@@ -500,6 +515,7 @@ def test_locked_thread_fails_the_reply_with_the_reason(channel, rule, agent, dja
     responses.get(SEARCH, json=fixture("search__post"))
     poll(channel, django_capture_on_commit_callbacks)
     post = Post.objects.select_related("incident").get()
+    responses.get(f"{API}/api/info", json=fixture("search__post"))
     responses.post(f"{API}/api/comment", json=fixture("comment__thread_locked"))
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text="On it", visibility="public", agent=agent)
@@ -558,3 +574,201 @@ def test_markdown_becomes_plain_text():
         )
         == "Bold it link (https://example.com/a_b) & code tiny *kept* spoil\n\nquote\n\nHead"
     )
+
+
+# --- deletions: are stored posts and comments still there? --------------------------------------
+
+
+@responses.activate
+def test_posts_gone_tells_deleted_by_the_author_from_removed_by_moderators(channel):
+    signed_in()
+    info = responses.get(f"{API}/api/info", json=fixture("info__stored_things"), headers=LIMIT_HEADERS)
+    names = ["t3_1h2g3k4", "t3_1h2g3k5", "t3_1h2g3k9", "t1_lq9x8z0", "t1_lq9x8z1", "t1_lq9x8z2", "t1_notreturned"]
+    # A private message has no look-up; it is not even asked for.
+    posts = [Post(external_id=name) for name in names] + [Post(external_id="t4_2bc3d4", is_direct=True)]
+    assert RedditConnector(channel).posts_gone(posts) == {
+        "t3_1h2g3k5": "deleted",  # a link post its author deleted
+        "t3_1h2g3k9": "removed",  # removed by a moderator
+        "t1_lq9x8z0": "deleted",
+        "t1_lq9x8z1": "removed",
+    }
+    assert query_of(info.calls[0]) == {"id": ",".join(sorted(names)), "raw_json": "1"}
+    assert info.calls[0].request.headers["Authorization"] == "bearer eyJhbGciOi-test-token"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 500, "body": "<html>Internal</html>"}, TransientError),
+        ({"status": 429, "json": fixture("error__too_many_requests")}, TransientError),
+        ({"json": {"kind": "t3", "data": {}}}, TransientError),
+        ({"json": {"kind": "Listing", "data": {"children": "none"}}}, TransientError),
+        ({"status": 403, "json": fixture("error__forbidden_private")}, PermanentError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    signed_in()
+    responses.get(f"{API}/api/info", **answer)
+    with pytest.raises(error):
+        RedditConnector(channel).posts_gone([Post(external_id="t3_1h2g3k9")])
+
+
+@responses.activate
+def test_the_sweep_records_a_moderator_removal(channel, rule):
+    from socialitsm.models import Incident
+    from socialitsm.services.deletions import channel_posts_recheck
+
+    from ..factories import PostFactory
+
+    post = PostFactory(
+        rule=rule,
+        external_id="t3_1h2g3k9",
+        text="Acme VPN broken",
+        incident=Incident.objects.create(number="INC0001001", short_description="Acme VPN broken"),
+    )
+    signed_in()
+    responses.get(f"{API}/api/info", json=fixture("info__stored_things"))
+    assert (channel_posts_recheck(channel=channel).gone, Post.objects.get(pk=post.pk).gone_reason) == (1, "removed")
+    post.refresh_from_db()
+    assert (post.text, post.incident.short_description) == ("[removed by moderators]", "Post removed by moderators")
+
+
+# --- a retry after Reddit took the reply ----------------------------------------------------------
+
+TEXT = "Sorry *again*, we are on it: https://status.acme.example/x_y"
+SENT_BODY = "Sorry \\*again\\*, we are on it: https://status.acme.example/x_y"
+COPY_AT = T0 + 31 * 60  # 08:41:03, a minute after the reply was queued
+OUR_COMMENTS = f"{API}/user/acme_support/comments"
+OUR_MESSAGES = f"{API}/message/sent"
+
+
+def _dead_worker_reply(channel, *, post_id: str, visibility: str, author: str = "jdoe_it") -> Reply:
+    """A reply whose first attempt reached Reddit at 08:41 and whose worker then died."""
+    from ..factories import PostFactory
+
+    post = PostFactory(
+        rule=WatchRuleFactory(channel=channel, kind=WatchRule.Kind.SEARCH, query="AcmeMail"),
+        external_id=post_id,
+        conversation_id=post_id,
+        is_direct=post_id.startswith("t4_"),
+        raw={},
+        author=AuthorFactory(network="reddit", external_id=author, handle=f"u/{author}"),
+        incident=Incident.objects.create(short_description="AcmeMail down"),
+    )
+    return Reply.objects.create(
+        incident=post.incident,
+        post=post,
+        channel=channel,
+        visibility=visibility,
+        text=TEXT,
+        status=Reply.Status.SENDING,
+        attempts=1,
+        created_at=datetime(2026, 11, 26, 8, 40, tzinfo=UTC),
+        claimed_at=datetime(2026, 11, 26, 8, 41, tzinfo=UTC),
+    )
+
+
+def _comment(id_: str, *, parent: str = "t3_1h2g3k4", body: str = SENT_BODY, at: float = COPY_AT) -> dict:
+    return {
+        "kind": "t1",
+        "data": {
+            "id": id_,
+            "name": f"t1_{id_}",
+            "parent_id": parent,
+            "link_id": "t3_1h2g3k4",
+            "author": "acme_support",
+            "body": body,
+            "created_utc": at,
+        },
+    }
+
+
+def _sent_message(id_: str, *, dest: str = "jdoe_it", parent: str | None = None, at: float = COPY_AT) -> dict:
+    return {
+        "kind": "t4",
+        "data": {
+            "id": id_,
+            "name": f"t4_{id_}",
+            "author": "acme_support",
+            "dest": dest,
+            "subject": "re: Printer on floor 3" if parent else "Re: AcmeMail down for anyone else?",
+            "body": SENT_BODY,
+            "parent_id": parent,
+            "first_message_name": parent,
+            "created_utc": at,
+        },
+    }
+
+
+KINDS = {
+    # (post answered, visibility, recipient, listing read, where the reply is sent)
+    "comment": ("t3_1h2g3k4", "public", "jdoe_it", OUR_COMMENTS, "/api/comment"),
+    "message-thread": ("t4_2b3c4e", "direct", "mara_ops", OUR_MESSAGES, "/api/comment"),
+    "private-message": ("t3_1h2g3k4", "direct", "jdoe_it", OUR_MESSAGES, "/api/compose"),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "copy"),
+    [
+        ("comment", _comment("lqcopy1")),
+        ("message-thread", _sent_message("2bcopy1", dest="mara_ops", parent="t4_2b3c4e")),
+        ("private-message", _sent_message("2bcopy2")),
+    ],
+)
+@responses.activate
+def test_a_retried_reply_that_reddit_took_is_not_sent_again(channel, kind, copy):
+    post_id, visibility, author, url, send = KINDS[kind]
+    reply = _dead_worker_reply(channel, post_id=post_id, visibility=visibility, author=author)
+    signed_in()
+    older = _comment("lqold01", at=T0 - 3600) if copy["kind"] == "t1" else _sent_message("2bold1", at=T0 - 3600)
+    listed = responses.get(url, json=listing(copy, older))
+    sent = responses.post(f"{API}{send}", json={"json": {"errors": []}})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.SENT, copy["data"]["name"])
+    assert (listed.call_count, sent.call_count) == (1, 0)
+    expected = {"limit": "100", "raw_json": "1", **({"sort": "new"} if url == OUR_COMMENTS else {})}
+    assert query_of(listed.calls[0]) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "listed"),
+    [
+        ("comment", [_comment("lq1", parent="t3_other"), _comment("lq2", body="Fixed now."), _comment("lq3", at=T0)]),
+        ("message-thread", [_sent_message("2b1", dest="mara_ops", parent="t4_other0"), _sent_message("2b2")]),
+        ("private-message", [_sent_message("2b3", dest="someone_else"), _sent_message("2b4", at=T0)]),
+    ],
+)
+@responses.activate
+def test_a_retried_reply_without_a_copy_is_sent_once(channel, kind, listed):
+    post_id, visibility, author, url, send = KINDS[kind]
+    reply = _dead_worker_reply(channel, post_id=post_id, visibility=visibility, author=author)
+    signed_in()
+    looked = responses.get(url, json=listing(*listed))
+    # Before a public reply: is the post still there? (A direct message is not asked after.)
+    alive = responses.get(f"{API}/api/info", json=fixture("search__post"))
+    answer = fixture("compose__ok") if send == "/api/compose" else fixture("comment__created")
+    sent = responses.post(f"{API}{send}", json=answer)
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert reply.status == Reply.Status.SENT
+    assert (looked.call_count, alive.call_count, sent.call_count) == (1, int(visibility == "public"), 1)
+    assert form(sent.calls[0])["text"] == SENT_BODY
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@responses.activate
+def test_a_look_up_that_fails_sends_nothing_and_retries_later(channel, kind):
+    post_id, visibility, author, url, send = KINDS[kind]
+    reply = _dead_worker_reply(channel, post_id=post_id, visibility=visibility, author=author)
+    signed_in()
+    responses.get(url, status=503, body="upstream connect error")
+    sent = responses.post(f"{API}{send}", json={"json": {"errors": []}})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == (Reply.Status.QUEUED, "")
+    assert reply.error.startswith("Reddit is failing")
+    assert reply.retry_after is not None
+    assert sent.call_count == 0

@@ -528,3 +528,159 @@ def test_a_reply_handed_to_a_worker_is_not_handed_over_again_until_its_lease_end
     clock.move_to(NOW + timedelta(minutes=9, seconds=1))
     assert replies_send_due() == 1
     assert sent == [reply.pk, reply.pk]
+
+
+# --- a retry never sends twice ------------------------------------------------------------------
+
+
+def send_when_due(clock, reply: Reply) -> Reply | None:
+    """The next attempt, once the backoff of the one before has passed."""
+    reply.refresh_from_db()
+    if reply.retry_after is not None:
+        clock.move_to(reply.retry_after)
+    return reply_send(reply=reply)
+
+
+@pytest.mark.parametrize("visibility", ["public", "direct"])
+def test_a_retry_after_the_network_took_the_reply_records_that_copy(
+    clock, incident_post, agent, fake_network, visibility
+):
+    incident, post = incident_post
+    reply = queue(incident, post, agent, visibility=visibility)
+    fake_network.answers_lost = 1
+    assert reply_send(reply=reply).status == "queued"
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.external_id) == ("queued", 1, "")
+    assert fake_network.lookups == 0  # a first attempt has nothing to look for
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.external_id) == ("sent", 2, "fake-1")
+    assert [m["id"] for m in fake_network.sent] == ["fake-1"]
+    assert fake_network.lookups == 1
+    assert incident.events.filter(kind="reply_sent", new_value="fake-1").count() == 1
+
+
+def test_a_copy_that_went_out_before_the_post_was_deleted_is_recorded_sent(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.answers_lost = 1
+    assert reply_send(reply=reply).status == "queued"
+    assert fake_network.gone_lookups == [[post.external_id]]
+    # The author deletes the post after our reply reached it: the copy is found first.
+    fake_network.gone[post.external_id] = "deleted"
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id, reply.error) == ("sent", "fake-1", "")
+    assert (fake_network.lookups, fake_network.gone_lookups) == (1, [[post.external_id]])
+    assert [m["id"] for m in fake_network.sent] == ["fake-1"]
+
+
+def test_a_retry_without_a_copy_to_a_deleted_post_fails_unsent(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    assert reply_send(reply=reply).status == "queued"
+    fake_network.gone[post.external_id] = "deleted"
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        "failed",
+        "the post was deleted by its author, so it cannot be answered in public; send a direct message instead",
+    )
+    assert (fake_network.lookups, fake_network.gone_lookups, fake_network.sent) == (
+        1,
+        [[post.external_id], [post.external_id]],
+        [],
+    )
+
+
+def test_a_deleted_post_look_up_that_fails_on_a_retry_is_retried_later(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    Reply.objects.filter(pk=reply.pk).update(attempts=1)
+    fake_network.gone_lookup_errors.append(TransientError("timed out"))
+    assert reply_send(reply=reply).status == "queued"
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.error) == ("queued", 2, "timed out")
+    assert reply.retry_after > timezone.now()
+    assert (fake_network.lookups, fake_network.sent) == (1, [])
+    # The next attempt asks again, finds the post still there and sends once.
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts) == ("sent", 3)
+    assert (fake_network.lookups, len(fake_network.gone_lookups), len(fake_network.sent)) == (2, 2, 1)
+
+
+def test_a_reply_left_sending_by_a_dead_worker_is_found_not_resent(clock, incident_post, agent, fake_network, settings):
+    settings.SOCIALITSM_SEND_LEASE_SECONDS = 60
+    incident, post = incident_post
+    reply = queue(incident, post, agent, visibility="direct")
+    # The network took it; the worker died before it could record the answer.
+    fake_network.sent.append(
+        {"id": "fake-9", "to": post.external_id, "text": reply.text, "visibility": "direct", "key": "k"}
+    )
+    Reply.objects.filter(pk=reply.pk).update(
+        status="sending", attempts=1, claimed_at=timezone.now() - timedelta(seconds=90)
+    )
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.external_id) == ("sent", 2, "fake-9")
+    assert len(fake_network.sent) == 1
+
+
+def test_a_retry_that_finds_no_copy_sends_once(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    assert reply_send(reply=reply).status == "queued"
+    assert fake_network.sent == []
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == ("sent", "fake-1")
+    assert (len(fake_network.sent), fake_network.lookups) == (1, 1)
+
+
+def test_a_look_up_that_fails_is_retried_later_and_nothing_is_sent(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    Reply.objects.filter(pk=reply.pk).update(attempts=1)
+    fake_network.lookup_errors.append(TransientError("listing timed out"))
+    assert reply_send(reply=reply).status == "queued"
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.error) == ("queued", 2, "listing timed out")
+    assert reply.retry_after > timezone.now()
+    assert fake_network.sent == []
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id, fake_network.lookups) == ("sent", "fake-1", 2)
+
+
+def test_a_look_up_that_is_refused_fails_the_reply_without_sending(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    Reply.objects.filter(pk=reply.pk).update(attempts=1)
+    fake_network.lookup_errors.append(PermanentError("HTTP 403: missing scope", status=403))
+    send_when_due(clock, reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == ("failed", "HTTP 403: missing scope")
+    assert fake_network.sent == []
+
+
+def test_a_copy_recorded_by_another_reply_is_not_taken_for_this_one(clock, incident_post, agent, fake_network):
+    incident, post = incident_post
+    first = queue(incident, post, agent, text="On it")
+    reply_send(reply=first)
+    second = queue(incident, post, agent, text="On it")
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    assert reply_send(reply=second).status == "queued"
+    send_when_due(clock, second)
+    second.refresh_from_db()
+    assert (second.status, second.external_id) == ("sent", "fake-2")
+    third = queue(incident, post, agent, text="On it")
+    fake_network.answers_lost = 1
+    assert reply_send(reply=third).status == "queued"
+    send_when_due(clock, third)
+    third.refresh_from_db()
+    # fake-1 and fake-2 belong to the first two; the lost answer was fake-3.
+    assert (third.status, third.external_id) == ("sent", "fake-3")
+    assert [m["id"] for m in fake_network.sent] == ["fake-1", "fake-2", "fake-3"]

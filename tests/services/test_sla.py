@@ -75,6 +75,7 @@ def clocks(incident: Incident) -> dict[tuple[str, int], tuple]:
     }
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_clocks_start_at_the_post_time_in_business_hours_and_lag_is_reported(policies):
     # Posted Thursday 16:30 local, received 20 minutes later.
     incident = open_incident("2026-11-26 15:30", "2026-11-26 15:50")
@@ -93,6 +94,7 @@ def test_clocks_start_at_the_post_time_in_business_hours_and_lag_is_reported(pol
     assert (incident.response_due_at, incident.resolution_due_at) == (z("2026-11-27 09:30"), z("2026-11-27 15:30"))
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_a_post_dated_in_the_future_is_clamped_to_its_receipt_and_recorded_once(policies):
     incident = open_incident("2026-11-26 10:07", "2026-11-26 10:00", impact=1, urgency=1)
 
@@ -244,6 +246,7 @@ def event_kinds(incident: Incident) -> list[tuple[str, str]]:
     return list(incident.events.filter(kind__startswith="sla_").order_by("id").values_list("kind", "field"))
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_the_sweep_warns_then_marks_the_breach_once(policies):
     incident = open_incident("2026-11-26 09:00", "2026-11-26 09:00", impact=1, urgency=1)  # 15 min response
 
@@ -271,6 +274,7 @@ def test_the_sweep_warns_then_marks_the_breach_once(policies):
     assert (incident.response_breached, incident.resolution_breached) == (True, True)
 
 
+@pytest.mark.usefixtures("any_clock")
 def test_a_reply_sent_late_is_still_announced_as_a_breach(policies, agent):
     incident = open_incident("2026-11-26 09:00", "2026-11-26 09:00", impact=1, urgency=1)
     send(incident, agent, "2026-11-26 09:20")
@@ -289,6 +293,7 @@ def test_a_met_clock_is_never_announced(policies, agent):
     assert event_kinds(incident) == []
 
 
+@pytest.mark.usefixtures("any_clock")
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_sweeps_announce_each_breach_exactly_once(office):
