@@ -310,9 +310,10 @@ def _attempts_summary(reply: Reply) -> str:
 
 
 def reply_retry(*, reply: Reply, actor=None) -> Reply:
-    """Send a failed reply, or one waiting out a backoff, again now; its attempts and retry
-    window start over. Raises ConflictError when the reply is in no state to retry (or the
-    incident is closed)."""
+    """Send a failed reply, or one waiting out a backoff, again now; its backoff and retry
+    window start over. The attempts made count as one, so that the next send first looks for a
+    copy one of them got onto the network (`_earlier_copy`) instead of sending blind. Raises
+    ConflictError when the reply is in no state to retry (or the incident is closed)."""
     with transaction.atomic():
         locked = Reply.objects.select_for_update(of=("self",)).select_related("incident").get(pk=reply.pk)
         if not locked.can_retry:
@@ -321,7 +322,12 @@ def reply_retry(*, reply: Reply, actor=None) -> Reply:
         if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
             raise ConflictError(f"{incident.number} is {incident.get_state_display().lower()}; reopen it to reply")
         Reply.objects.filter(pk=locked.pk).update(
-            status=Reply.Status.QUEUED, attempts=0, error="", retry_after=None, retry_until=None, claimed_at=None
+            status=Reply.Status.QUEUED,
+            attempts=min(locked.attempts, 1),
+            error="",
+            retry_after=None,
+            retry_until=None,
+            claimed_at=None,
         )
         event_record(
             incident,

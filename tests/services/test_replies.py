@@ -154,7 +154,7 @@ def test_permanent_error_marks_failed_at_once_and_retry_requeues(
     with django_capture_on_commit_callbacks(execute=True):
         reply_retry(reply=reply, actor=agent)
     reply.refresh_from_db()
-    assert (reply.status, reply.attempts) == ("sent", 1)
+    assert (reply.status, reply.attempts, fake_network.lookups) == ("sent", 2, 1)
     assert len(fake_network.sent) == 1
 
 
@@ -363,9 +363,10 @@ def test_retry_rules(clock, incident_post, agent, fake_network, django_capture_o
         return
     with django_capture_on_commit_callbacks(execute=True):
         retried = reply_retry(reply=reply, actor=agent)
+    # The attempts made count as one: the next send looks for a copy of them first.
     assert (retried.status, retried.attempts, retried.error, retried.retry_after, retried.retry_until) == (
         "queued",
-        0,
+        1,
         "",
         None,
         None,
@@ -375,7 +376,7 @@ def test_retry_rules(clock, incident_post, agent, fake_network, django_capture_o
     message = {"waiting": "after 3 attempts: HTTP 503", "failed": "after 2 attempts: HTTP 422: too long"}[state]
     assert (event.actor, event.old_value, event.new_value, event.message) == (agent, old, "Queued", message)
     reply.refresh_from_db()
-    assert (reply.status, reply.attempts) == ("sent", 1)
+    assert (reply.status, reply.attempts, fake_network.lookups) == ("sent", 2, 1)
     assert len(fake_network.sent) == 1
 
 
@@ -684,3 +685,19 @@ def test_a_copy_recorded_by_another_reply_is_not_taken_for_this_one(clock, incid
     # fake-1 and fake-2 belong to the first two; the lost answer was fake-3.
     assert (third.status, third.external_id) == ("sent", "fake-3")
     assert [m["id"] for m in fake_network.sent] == ["fake-1", "fake-2", "fake-3"]
+
+
+def test_an_agent_retry_still_looks_for_the_copy_an_earlier_attempt_got_out(
+    clock, incident_post, agent, fake_network, django_capture_on_commit_callbacks
+):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.answers_lost = 1
+    assert reply_send(reply=reply).status == "queued"
+    # "Retry now" on the waiting reply: its backoff starts over, yet the copy is found, not resent.
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = reply_retry(reply=reply, actor=agent)
+    assert (retried.attempts, retried.retry_after) == (1, None)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id) == ("sent", "fake-1")
+    assert ([m["id"] for m in fake_network.sent], fake_network.lookups) == (["fake-1"], 1)

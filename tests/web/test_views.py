@@ -809,7 +809,7 @@ def test_agent_retries_a_failed_reply_from_the_ticket(
     page = agent_client.get(response["Location"])
     assert messages_of(page) == ["Public reply queued to be sent again now."]
     reply.refresh_from_db()
-    assert (reply.status, reply.attempts) == ("sent", 1)
+    assert (reply.status, reply.attempts, fake_network.lookups) == ("sent", 2, 1)
     assert len(fake_network.sent) == 1
     event = reply.incident.events.get(kind="reply_retried")
     assert (event.actor, event.message) == (agent, "after 1 attempt: blocked")
