@@ -237,6 +237,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "socialitsm.tasks.channel_poll_task": {"queue": "io"},
+    "socialitsm.tasks.channel_posts_recheck_task": {"queue": "io"},
     "socialitsm.tasks.reply_send_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
@@ -252,6 +253,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.itsm_tick_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_ITSM_TICK", default=5)),
     },
+    "socialitsm-replies-due": {
+        "task": "socialitsm.tasks.replies_send_due_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
+    },
     "socialitsm-recover-stale-work": {
         "task": "socialitsm.tasks.work_recover_task",
         "schedule": timedelta(seconds=60),
@@ -259,6 +264,11 @@ CELERY_BEAT_SCHEDULE = {
     "socialitsm-sla-sweep": {
         "task": "socialitsm.tasks.sla_sweep_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
+    },
+    # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
+    "socialitsm-recheck-posts": {
+        "task": "socialitsm.tasks.channels_recheck_due_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_RECHECK_TICK", default=300)),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -271,8 +281,18 @@ SOCIALITSM_DEMO = env.bool("SOCIALITSM_DEMO", default=False)
 SOCIALITSM_SLA_WARN_RATIO = env.float("SOCIALITSM_SLA_WARN_RATIO", default=0.8)
 if not 0 < SOCIALITSM_SLA_WARN_RATIO < 1:
     raise ImproperlyConfigured("SOCIALITSM_SLA_WARN_RATIO must be between 0 and 1, e.g. 0.8")
+# A reply failing transiently is retried with backoff for this many hours, each wait at most
+# SOCIALITSM_REPLY_MAX_BACKOFF seconds; then it is marked failed.
+SOCIALITSM_REPLY_RETRY_HOURS = env.float("SOCIALITSM_REPLY_RETRY_HOURS", default=24)
+SOCIALITSM_REPLY_MAX_BACKOFF_SECONDS = env.int("SOCIALITSM_REPLY_MAX_BACKOFF", default=900)
+if SOCIALITSM_REPLY_RETRY_HOURS < 0 or SOCIALITSM_REPLY_MAX_BACKOFF_SECONDS < 1:
+    raise ImproperlyConfigured("SOCIALITSM_REPLY_RETRY_HOURS must be 0 or more, SOCIALITSM_REPLY_MAX_BACKOFF 1 or more")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
+SOCIALITSM_RECHECK_MINUTES = env.int("SOCIALITSM_RECHECK_MINUTES", default=30)
+SOCIALITSM_RECHECK_MAX_POSTS = env.int("SOCIALITSM_RECHECK_MAX_POSTS", default=100)
+if SOCIALITSM_RECHECK_MINUTES < 1 or SOCIALITSM_RECHECK_MAX_POSTS < 1:
+    raise ImproperlyConfigured("SOCIALITSM_RECHECK_MINUTES and SOCIALITSM_RECHECK_MAX_POSTS must be at least 1")
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
 SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
 SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))

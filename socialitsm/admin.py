@@ -274,7 +274,15 @@ class PostAdmin(admin.ModelAdmin):
         "detected_service",
         "incident",
     ]
-    list_filter = ["network", "triage_state", RoutingFailedFilter, "label", "is_direct", "detected_service"]
+    list_filter = [
+        "network",
+        "triage_state",
+        RoutingFailedFilter,
+        "label",
+        "is_direct",
+        "gone_reason",
+        "detected_service",
+    ]
     list_select_related = ["author", "incident", "detected_service"]
     search_fields = ["external_id", "text", "author__handle"]
     date_hierarchy = "posted_at"
@@ -504,7 +512,7 @@ class IncidentAdmin(admin.ModelAdmin):
 @admin.register(Reply)
 class ReplyAdmin(admin.ModelAdmin):
     """Replies are written from the ticket and tracked until the network confirms: view-only; a
-    failed one can be queued again."""
+    failed or waiting one can be sent again now."""
 
     list_display = ["incident", "visibility", "status", "attempts", "agent", "created_at", "sent_at"]
     list_filter = ["status", "visibility"]
@@ -520,9 +528,15 @@ class ReplyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Reply | None = None) -> bool:
         return False
 
-    @admin.action(description="Send failed replies again")
+    @admin.action(description="Send failed or waiting replies again now")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Reply]) -> None:
-        count = sum(replies.reply_retry(reply=reply) for reply in queryset.filter(status=Reply.Status.FAILED))
+        count = 0
+        for reply in queryset.filter(status__in=(Reply.Status.FAILED, Reply.Status.QUEUED)):
+            try:
+                replies.reply_retry(reply=reply, actor=request.user)
+            except ApplicationError:
+                continue
+            count += 1
         self.message_user(request, f"{count} replies queued again.", messages.SUCCESS)
 
 

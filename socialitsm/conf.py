@@ -24,6 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "STALE_AFTER_SECONDS": 120,
     # A reply claimed for sending longer ago than this is considered abandoned by a dead worker.
     "SEND_LEASE_SECONDS": 300,
+    # A reply that fails transiently (timeout, 429, 5xx) stays queued and is tried again with
+    # exponential backoff and jitter, each wait at most REPLY_MAX_BACKOFF_SECONDS (or until the
+    # time the network named), for REPLY_RETRY_HOURS after its first failure; then it fails.
+    "REPLY_RETRY_HOURS": 24,
+    "REPLY_MAX_BACKOFF_SECONDS": 900,
     "HTTP_TIMEOUT": 10.0,
     # Outbound URLs to private, loopback or link-local addresses are refused unless this is set.
     "ALLOW_PRIVATE_URLS": False,
@@ -51,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     "QUIET_BUSY_POSTS": 50,
     "QUIET_GAPS": 10,
     "QUIET_MIN_MINUTES": 30,
+    # Posts of live incidents are asked after on their network (deleted upstream?) at most every
+    # RECHECK_MINUTES, at most RECHECK_MAX_POSTS per channel and sweep; networks that bill
+    # reads (X) default to less, and a channel's config may set its own.
+    "RECHECK_MINUTES": 30,
+    "RECHECK_MAX_POSTS": 100,
     # Complaint model retrained from agents' labels (socialitsm_train); the shipped one while absent.
     "MODEL_PATH": "",
     # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.

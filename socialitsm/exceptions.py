@@ -14,6 +14,11 @@ class ApplicationError(Exception):
         self.field = field
 
 
+class ConflictError(ApplicationError):
+    """A well-formed request that the row's current state does not allow, e.g. cancelling a
+    reply that was already sent; the API answers 409."""
+
+
 class ExternalError(Exception):
     """A call to a network or suite failed."""
 

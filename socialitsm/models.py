@@ -306,6 +306,10 @@ class Post(models.Model):
         COMPLAINT = "complaint", "Complaint"
         NOT_COMPLAINT = "not_complaint", "Not a complaint"
 
+    class Gone(models.TextChoices):
+        DELETED = "deleted", "Deleted by its author"
+        REMOVED = "removed", "Removed by moderators"
+
     network = models.CharField(max_length=16, choices=Network.choices)
     scope = models.CharField(
         max_length=32, blank=True, default="", editable=False, help_text="The channel owning the id; see id_scope."
@@ -338,6 +342,12 @@ class Post(models.Model):
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts")
     deleted_at = models.DateTimeField(
         null=True, blank=True, help_text="When we saw the author delete it upstream; text and payload are redacted."
+    )
+    gone_reason = models.CharField(
+        max_length=8, choices=Gone.choices, blank=True, help_text="Who took the post down, once it is gone upstream."
+    )
+    checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the network was last asked whether the post still exists."
     )
     label = models.CharField(
         max_length=16,
@@ -373,6 +383,12 @@ class Post(models.Model):
             models.Index(fields=["author", "conversation_id"], name="post_author_conversation_idx"),
             models.Index(fields=["triage_state", "posted_at"], name="post_triage_idx"),
             models.Index(fields=["labelled_at"], name="post_labelled_idx", condition=~Q(label="")),
+            # The re-check sweep: live posts of incidents, least recently checked first.
+            models.Index(
+                fields=["channel", "checked_at"],
+                name="post_recheck_idx",
+                condition=Q(deleted_at__isnull=True, incident__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -410,6 +426,7 @@ class Reply(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="replies")
     post = models.ForeignKey(Post, on_delete=models.PROTECT, related_name="replies")
@@ -424,17 +441,38 @@ class Reply(models.Model):
     external_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
-    retry_after = models.DateTimeField(null=True, blank=True, help_text="Not to be sent again before this time.")
+    retry_after = models.DateTimeField(
+        null=True, blank=True, help_text="After a transient failure: the next attempt, not before this time."
+    )
+    retry_until = models.DateTimeField(
+        null=True, blank=True, help_text="After a transient failure: no attempt after this time; then it fails."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["created_at"], name="reply_unsent_idx", condition=Q(status__in=["queued", "sending"])),
+            models.Index(fields=["retry_after"], name="reply_retry_due_idx", condition=Q(status="queued")),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_visibility_display()} on {self.incident.number}"
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued again after a transient failure, for a later attempt."""
+        return self.status == self.Status.QUEUED and self.attempts > 0
+
+    @property
+    def can_retry(self) -> bool:
+        """An agent may send it again now: it failed, or it waits out a backoff."""
+        return self.status == self.Status.FAILED or self.is_waiting
+
+    @property
+    def can_cancel(self) -> bool:
+        """An agent may withdraw it: nothing is on its way to the network."""
+        return self.status in (self.Status.QUEUED, self.Status.FAILED)
 
 
 class SlaCalendar(models.Model):
@@ -617,6 +655,9 @@ class IncidentEvent(models.Model):
         REPLY_QUEUED = "reply_queued", "Reply queued"
         REPLY_SENT = "reply_sent", "Reply sent"
         REPLY_FAILED = "reply_failed", "Reply failed"
+        REPLY_DELAYED = "reply_delayed", "Reply delayed"
+        REPLY_RETRIED = "reply_retried", "Reply retried"
+        REPLY_CANCELED = "reply_canceled", "Reply canceled"
         FIRST_RESPONSE = "first_response", "First response"
         PROMOTED = "promoted", "Post promoted"
         SLA_WARNING = "sla_warning", "SLA at risk"

@@ -3,41 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import Task, shared_task
 
-from .exceptions import TransientError
 from .models import Channel, ItsmConnection, ItsmLink, Reply
-from .services import ingest, itsm_sync, replies, routing, sla
+from .services import deletions, ingest, itsm_sync, replies, routing, sla
 
 logger = logging.getLogger(__name__)
 
-RETRY: dict[str, Any] = {
-    "autoretry_for": (TransientError,),
-    "retry_backoff": True,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": 5,
-}
 
+class ReplySendTask(Task):
+    """An error the service did not expect (transient and permanent ones it records itself)
+    leaves the reply's fate unknown once it was claimed: it is marked failed for an agent to
+    look at rather than sent again by the recovery sweep."""
 
-class NetworkTask(Task):
-    """Retries at the time a rate limit resets when the remote named one, not sooner."""
-
-    def retry(
-        self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
-    ):
-        if isinstance(exc, TransientError) and exc.retry_at is not None and eta is None:
-            eta, countdown = exc.retry_at, None
-        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
-
-
-class ReplySendTask(NetworkTask):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        reply = Reply.objects.filter(pk=args[0] if args else kwargs.get("reply_id")).first()
+        reply_id = args[0] if args else kwargs.get("reply_id")
+        reply = Reply.objects.filter(pk=reply_id, status=Reply.Status.SENDING).first()
         if reply is not None:
-            replies.reply_mark_failed(reply=reply, error=f"gave up after {reply.attempts} attempts: {exc}")
+            error = f"stopped by an unexpected error ({type(exc).__name__}: {exc})"
+            replies.reply_mark_failed(reply=reply, error=error)
 
 
 @shared_task(acks_late=True)
@@ -55,17 +40,38 @@ def channel_poll_task(channel_id: int) -> None:
 
 
 @shared_task(acks_late=True)
+def channels_recheck_due_task() -> None:
+    deletions.channels_recheck_due()
+
+
+@shared_task(acks_late=True)
+def channel_posts_recheck_task(channel_id: int) -> None:
+    channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
+    if channel is None:
+        logger.info("channel %s vanished or was disabled before its re-check", channel_id)
+        return
+    deletions.channel_posts_recheck(channel=channel)
+
+
+@shared_task(acks_late=True)
 def posts_process_task(post_ids: list[int]) -> None:
     routing.posts_process(post_ids=post_ids)
 
 
-@shared_task(base=ReplySendTask, acks_late=True, **RETRY)
+# Replies record their own retries (Reply.retry_after within Reply.retry_until, picked up by
+# replies_send_due_task), so a server down for hours delays a reply instead of failing it.
+@shared_task(base=ReplySendTask, acks_late=True)
 def reply_send_task(reply_id: int) -> None:
     reply = Reply.objects.filter(pk=reply_id).first()
     if reply is None:
         logger.info("reply %s vanished before send", reply_id)
         return
     replies.reply_send(reply=reply)
+
+
+@shared_task(acks_late=True)
+def replies_send_due_task() -> None:
+    replies.replies_send_due()
 
 
 @shared_task(acks_late=True)

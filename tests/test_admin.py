@@ -178,6 +178,38 @@ def test_itsm_link_retry_action(admin_client, fake_suite, django_capture_on_comm
     assert (link.status, link.remote_id, link.last_error) == ("ok", "1", "")
 
 
+def test_reply_retry_action_sends_failed_and_waiting_replies_and_skips_the_rest(
+    admin_client, fake_network, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from socialitsm.models import IncidentEvent, Reply
+
+    from .factories import ReplyFactory
+
+    post = PostFactory(incident=IncidentFactory())
+    later = timezone.now() + timedelta(minutes=5)
+    chosen = {
+        "failed": ReplyFactory(post=post, status="failed", attempts=1, error="HTTP 422"),
+        "waiting": ReplyFactory(post=post, attempts=3, error="HTTP 503", retry_after=later),
+        "sent": ReplyFactory(post=post, status="sent", external_id="fake-9"),
+        "canceled": ReplyFactory(post=post, status="canceled"),
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:socialitsm_reply_changelist"),
+            {"action": "retry_failed", "_selected_action": [r.pk for r in chosen.values()]},
+        )
+    assert response.status_code == 302
+    statuses = {name: Reply.objects.get(pk=r.pk).status for name, r in chosen.items()}
+    assert statuses == {"failed": "sent", "waiting": "sent", "sent": "sent", "canceled": "canceled"}
+    assert len(fake_network.sent) == 2
+    retried = IncidentEvent.objects.filter(kind="reply_retried")
+    assert sorted(retried.values_list("actor__username", "old_value")) == [("root", "Failed"), ("root", "Queued")]
+
+
 def _channel_form(**changes) -> dict:
     form = {
         "name": "Fake support",

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
 MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
@@ -77,6 +78,28 @@ def test_check_without_secret_key_fails_naming_it(tmp_path):
         "django.core.exceptions.ImproperlyConfigured: Set the SECRET_KEY environment variable"
     )
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SOCIALITSM_REPLY_RETRY_HOURS", "-1"), ("SOCIALITSM_REPLY_MAX_BACKOFF", "0")],
+)
+def test_a_reply_retry_setting_out_of_range_fails_naming_it(tmp_path, variable, value):
+    result = manage(
+        "check",
+        env={
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            variable: value,
+        },
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: SOCIALITSM_REPLY_RETRY_HOURS must be 0 or more, "
+        "SOCIALITSM_REPLY_MAX_BACKOFF 1 or more"
+    )
 
 
 def test_deploy_checks_fail_without_an_encryption_key(tmp_path):

@@ -81,6 +81,8 @@ def _url(name: str, route: str, world: dict[str, dict[str, Any]]) -> str:
         kwargs["number"] = "INC0000901"
     if "link_id" in route:
         kwargs.update(world["link"])
+    if "reply_id" in route:
+        kwargs["reply_id"] = world["pks"]["reply"]
     if "pk>" in route:
         kwargs["pk"] = world["pks"][base] if base in world["pks"] else world["pks"]["post"]
     if "slug" in route:
@@ -98,6 +100,8 @@ def test_the_walk_sees_every_kind_of_route():
     assert {
         "socialitsm:queue",
         "socialitsm:incident-itsm-retry",
+        "socialitsm:incident-reply-cancel",
+        "socialitsm-api:reply-retry",
         "socialitsm:sla-dashboard-csv",
         "socialitsm:post-label",
         "socialitsm-api:incident-detail",

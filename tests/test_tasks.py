@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from celery.app.task import Task
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from socialitsm import tasks
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, SlaPolicy
+from socialitsm.services import replies
 from socialitsm.services.incidents import incident_open_from_post
 from socialitsm.services.replies import reply_queue
 from socialitsm.services.routing import posts_process
@@ -85,38 +85,64 @@ def no_propagate():
     conf.task_eager_propagates = before
 
 
-def test_transient_error_is_retried(reply, fake_network, no_propagate):
-    fake_network.errors.append(TransientError("HTTP 503", status=503))
-    tasks.reply_send_task.apply(args=[reply.pk])
-    reply.refresh_from_db()
-    assert (reply.status, reply.attempts) == ("sent", 2)
-
-
-def test_exhausted_retries_mark_the_reply_failed(reply, fake_network, no_propagate):
+def test_transient_error_is_recorded_for_a_later_attempt_not_retried_by_celery(reply, fake_network, no_propagate):
+    # Six quick failures used to spend Celery's retries in about 25 s and fail the reply.
     fake_network.errors.extend([TransientError("HTTP 503", status=503)] * 6)
     result = tasks.reply_send_task.apply(args=[reply.pk])
-    assert isinstance(result.result, TransientError)
+    assert result.successful()
     reply.refresh_from_db()
-    assert reply.status == "failed"
-    assert reply.attempts == 6
-    assert reply.error == "gave up after 6 attempts: HTTP 503"
+    assert (reply.status, reply.attempts, reply.error) == ("queued", 1, "HTTP 503")
+    assert reply.retry_after > timezone.now()
+    assert len(fake_network.errors) == 5
     assert fake_network.sent == []
 
 
-def test_rate_limit_retry_waits_for_reset(monkeypatch):
-    seen = {}
+def test_replies_send_due_task_sends_a_reply_whose_next_attempt_is_due(reply, fake_network):
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    tasks.reply_send_task(reply.pk)
+    tasks.replies_send_due_task()
+    assert Reply.objects.get(pk=reply.pk).status == "queued"
+    Reply.objects.filter(pk=reply.pk).update(retry_after=timezone.now() - timedelta(seconds=1))
+    tasks.replies_send_due_task()
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts) == ("sent", 2)
+    assert len(fake_network.sent) == 1
 
-    def fake_retry(
-        self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
-    ):
-        seen.update(eta=eta, countdown=countdown)
 
-    monkeypatch.setattr(Task, "retry", fake_retry)
-    reset = timezone.now() + timedelta(minutes=7)
-    tasks.reply_send_task.retry(exc=TransientError("HTTP 429", status=429, retry_at=reset), countdown=3)
-    assert seen == {"eta": reset, "countdown": None}
-    tasks.reply_send_task.retry(exc=TransientError("HTTP 503", status=503), countdown=3)
-    assert seen == {"eta": None, "countdown": 3}
+def test_unexpected_error_mid_send_marks_the_reply_failed(reply, fake_network, no_propagate, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("id")
+
+    monkeypatch.setattr("socialitsm.connectors.fake.FakeConnector.reply", broken)
+    result = tasks.reply_send_task.apply(args=[reply.pk])
+    assert isinstance(result.result, KeyError)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.error) == (
+        "failed",
+        1,
+        "stopped by an unexpected error (KeyError: 'id')",
+    )
+    assert reply.incident.events.filter(kind="reply_failed").count() == 1
+
+
+def test_unexpected_error_before_the_claim_leaves_the_reply_queued(reply, fake_network, no_propagate, monkeypatch):
+    def broken(*, reply):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("socialitsm.services.replies.reply_send", broken)
+    result = tasks.reply_send_task.apply(args=[reply.pk])
+    assert isinstance(result.result, OperationalError)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == ("queued", "")
+    assert reply.incident.events.filter(kind="reply_failed").count() == 0
+
+
+def test_canceled_reply_task_sends_nothing(reply, fake_network, agent):
+    replies.reply_cancel(reply=reply, actor=agent)
+    tasks.reply_send_task(reply.pk)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts) == ("canceled", 0)
+    assert fake_network.sent == []
 
 
 @pytest.mark.usefixtures("any_clock")
@@ -156,3 +182,18 @@ def test_sla_recompute_open_task_applies_an_edited_policy():
 
     incident.refresh_from_db()
     assert incident.response_due_at == post.posted_at + timedelta(minutes=30)
+
+
+def test_recheck_task_looks_up_the_posts_of_open_incidents_and_redacts_the_gone(fake_network):
+    live = PostFactory(text="VPN down again", external_id="live-1")
+    gone = PostFactory(rule=live.rule, text="Mail down again", external_id="gone-1")
+    posts_process(post_ids=[live.pk, gone.pk])
+    fake_network.gone = {"gone-1": "deleted"}
+
+    tasks.channels_recheck_due_task()
+
+    assert fake_network.gone_lookups == [["live-1", "gone-1"]]
+    assert list(Post.objects.order_by("pk").values_list("external_id", "text", "gone_reason")) == [
+        ("live-1", "VPN down again", ""),
+        ("gone-1", "[deleted by the author]", "deleted"),
+    ]

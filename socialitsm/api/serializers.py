@@ -429,6 +429,12 @@ class ReplySerializer(serializers.ModelSerializer):
     agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
+    next_attempt_at = serializers.SerializerMethodField(
+        help_text="When a reply queued again after a transient failure is tried next; null otherwise."
+    )
+    retry_until = serializers.SerializerMethodField(
+        help_text="When a reply that keeps failing transiently is given up and marked failed; null otherwise."
+    )
 
     class Meta:
         model = Reply
@@ -441,12 +447,20 @@ class ReplySerializer(serializers.ModelSerializer):
             "status",
             "attempts",
             "error",
+            "next_attempt_at",
+            "retry_until",
             "external_id",
             "created_at",
             "sent_at",
             "agent",
         )
         read_only_fields = fields
+
+    def get_next_attempt_at(self, reply: Reply) -> datetime | None:
+        return reply.retry_after if reply.status == Reply.Status.QUEUED else None
+
+    def get_retry_until(self, reply: Reply) -> datetime | None:
+        return reply.retry_until if reply.status == Reply.Status.QUEUED else None
 
 
 class ReplyCreateSerializer(serializers.Serializer):

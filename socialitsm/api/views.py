@@ -10,7 +10,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
 from socialitsm import selectors
-from socialitsm.exceptions import ApplicationError
+from socialitsm.exceptions import ApplicationError, ConflictError
 from socialitsm.models import (
     Channel,
     Incident,
@@ -39,20 +39,30 @@ from socialitsm.services.sla import sla_rules_changed
 from . import serializers as s
 from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
 from .permissions import CanManage, IsLead
+from .schema import ErrorSerializer
 
 # Slugs and incident numbers in URLs: any character but a NUL, which PostgreSQL refuses in a
 # query (a 500 instead of a 404).
 LOOKUP_REGEX = r"[^/.\x00]+"
 
 
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The current state does not allow this."
+    default_code = "conflict"
+
+
 class ApiViewSet(GenericViewSet):
-    """Turns a service's refusal into a 400 naming the field it concerns."""
+    """Turns a service's refusal into a 400 naming the field it concerns, or a 409 when the
+    row's state does not allow the command."""
 
     # Service field names that an action's input calls something else.
     error_fields: ClassVar[dict[str, str]] = {}
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ApplicationError):
+        if isinstance(exc, ConflictError):
+            exc = Conflict(exc.message)
+        elif isinstance(exc, ApplicationError):
             field = exc.field or api_settings.NON_FIELD_ERRORS_KEY
             exc = ValidationError({self.error_fields.get(field, field): [exc.message]})
         return super().handle_exception(exc)
@@ -273,6 +283,36 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 
     def get_queryset(self) -> QuerySet[Reply]:
         return _reply_queryset()
+
+    @extend_schema(
+        summary="Send a failed reply, or one waiting for its next attempt, again now",
+        description="The reply's backoff and retry window start over; the incident's history records who asked.",
+        request=None,
+        responses={
+            200: s.ReplySerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="The reply is being sent, sent, canceled or not failed yet"
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        reply = replies.reply_retry(reply=self.get_object(), actor=request.user)
+        return Response(self.get_serializer(_reply_queryset().get(pk=reply.pk)).data)
+
+    @extend_schema(
+        summary="Cancel a queued, waiting or failed reply",
+        description="A canceled reply is never sent; the incident's history records who canceled it.",
+        request=None,
+        responses={
+            200: s.ReplySerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The reply is being sent, sent or canceled already"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        reply = replies.reply_cancel(reply=self.get_object(), actor=request.user)
+        return Response(self.get_serializer(_reply_queryset().get(pk=reply.pk)).data)
 
 
 @extend_schema_view(

@@ -45,6 +45,7 @@ from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import html_to_text
 
 from .base import (
+    GONE_DELETED,
     OWN_ACCOUNT_KEY,
     Connector,
     Cursor,
@@ -96,6 +97,8 @@ def status_length(text: str) -> int:
 
 class MastodonConnector(Connector):
     network = "mastodon"
+    # One GET per status (the batch GET /api/v1/statuses?id[]= is Mastodon 4.3+ only).
+    lookup_batch = 20
 
     def __init__(self, channel) -> None:
         super().__init__(channel)
@@ -562,6 +565,21 @@ class MastodonConnector(Connector):
         if mentioned and recipient and recipient not in mentioned:
             return False
         return same_text(str(body["status"]), html_to_text(str(status.get("content") or "")))
+
+    # -- Deletions --------------------------------------------------------------------------
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /api/v1/statuses/:id per post: 404 or 410 is gone (Mastodon cannot tell a deletion
+        from a moderator's removal or a suspended account; Takahē answers 404 as an HTML page)."""
+        gone: dict[str, str] = {}
+        for post in posts:
+            try:
+                self._call("GET", f"/api/v1/statuses/{quote(post.external_id, safe='')}")
+            except PermanentError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                gone[post.external_id] = GONE_DELETED
+        return gone
 
     def _public_visibility(self) -> str:
         chosen = self.channel.config.get("reply_visibility", "public")

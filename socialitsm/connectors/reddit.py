@@ -43,7 +43,17 @@ from django.utils import timezone
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, same_text
+from .base import (
+    GONE_DELETED,
+    GONE_REMOVED,
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    same_text,
+)
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -148,10 +158,25 @@ def _created(data: Mapping[str, Any]) -> datetime:
 
 
 def _is_gone(kind: str, data: Mapping[str, Any]) -> bool:
-    if kind == "t3":
-        body = str(data.get("selftext", ""))
-        return body in GONE or bool(data.get("removed_by_category"))
-    return str(data.get("body", "")) in GONE
+    return bool(gone_reason(kind, data))
+
+
+# Values of a post's removed_by_category that mean its author deleted it; the others
+# (moderator, reddit, automod_filtered, anti_evil_ops, copyright_takedown, ...) are removals.
+BY_AUTHOR = {"deleted", "author"}
+
+
+def gone_reason(kind: str, data: Mapping[str, Any]) -> str:
+    """GONE_DELETED where the author deleted the post or comment (its text reads "[deleted]"),
+    GONE_REMOVED where moderators, Reddit or its filters took it down ("[removed]"), "" while
+    it stands. A comment whose author deleted their account stays up under "[deleted]"."""
+    body = str(data.get("selftext" if kind == "t3" else "body", ""))
+    category = data.get("removed_by_category") if kind == "t3" else None
+    if body == "[removed]" or (category and str(category) not in BY_AUTHOR):
+        return GONE_REMOVED
+    if body == "[deleted]" or category:
+        return GONE_DELETED
+    return ""
 
 
 _THREAD = re.compile(r"/comments/([a-z0-9]+)/")
@@ -197,6 +222,7 @@ def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
         conversation_id=conversation,
         is_direct=kind == "t4",
         deleted=_is_gone(kind, data),
+        gone_reason=gone_reason(kind, data),
         raw={"kind": kind, "data": dict(data)},
     )
 
@@ -274,6 +300,7 @@ def _detail(response: requests.Response) -> str:
 
 class RedditConnector(Connector):
     network = "reddit"
+    lookup_batch = 100  # /api/info takes up to 100 fullnames
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -547,6 +574,32 @@ class RedditConnector(Connector):
         # Names older than the window can no longer come back: forget them.
         window = newest - overlap
         return fresh, {"watermark": newest, "seen": {name: at for name, at in seen.items() if at >= window}}
+
+    # --- deletions --------------------------------------------------------------------------------
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /api/info?id=t1_..,t3_..: deleted and removed posts and comments still come back,
+        with "[deleted]" or "[removed]" for their text. Private messages have no look-up, and a
+        thing missing from the answer (a private or banned subreddit) cannot be told: both are
+        left out."""
+        names = sorted({p.external_id for p in posts if p.external_id.startswith(("t1_", "t3_"))})
+        if not names:
+            return {}
+        body = self._api(
+            "GET", "/api/info", what="the look-up of stored posts", params={"id": ",".join(names), "raw_json": "1"}
+        )
+        data = body.get("data") if body.get("kind") == "Listing" else None
+        if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+            raise TransientError("Reddit answered the look-up of stored posts with something that is not a listing")
+        gone: dict[str, str] = {}
+        for child in data["children"]:
+            item = child.get("data") if isinstance(child, dict) else None
+            if not isinstance(item, dict) or str(item.get("name") or "") not in names:
+                continue
+            reason = gone_reason(str(child.get("kind") or ""), item)
+            if reason:
+                gone[str(item["name"])] = reason
+        return gone
 
     # --- replying ---------------------------------------------------------------------------------
 

@@ -45,7 +45,17 @@ from django.utils.dateparse import parse_datetime
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, StreamMark, same_text
+from .base import (
+    GONE_DELETED,
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundAuthor,
+    InboundPost,
+    Limits,
+    StreamMark,
+    same_text,
+)
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -346,6 +356,10 @@ def _reset_at(response: requests.Response) -> datetime | None:
 
 class XConnector(Connector):
     network = "x"
+    lookup_batch = 100  # GET /2/tweets takes up to 100 ids
+    # Every post read is billed (once per UTC day): look posts up a few times a day, not hourly.
+    recheck_minutes = 360
+    recheck_max_posts = 20
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
@@ -829,6 +843,23 @@ class XConnector(Connector):
             "does neither. Send a direct message instead, or answer from the X app."
         )
 
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /2/tweets?ids=: a post X reports as resource-not-found is gone (X does not say
+        whether its author or X removed it). Direct messages have no look-up and are left out.
+        Uses the user keys where the channel has them, else the app token."""
+        ids = sorted({post.external_id for post in posts if not post.is_direct})
+        if not ids:
+            return {}
+        body = self._json(
+            "GET",
+            "/2/tweets",
+            auth="user" if self._has_user_context() else "app",
+            params={"ids": ",".join(ids)},
+            charge=lambda b: len(_as_list(b.get("data"))) * self.price("post_read"),
+        )
+        missing = {_not_found(error) for error in _as_list(body.get("errors"))}
+        return {post_id: GONE_DELETED for post_id in ids if post_id in missing}
+
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: POST /2/tweets as a reply; direct: POST /2/dm_conversations/with/:id/messages.
         X has no idempotency key: a retry looks for the earlier copy first (`find_sent`)."""
@@ -912,6 +943,20 @@ class XConnector(Connector):
                 return False
             listed, entities = str(item.get("text", "")), item.get("entities") or {}
         return same_text(text, plain_text(listed, entities if isinstance(entities, dict) else {}))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _not_found(error: Any) -> str:
+    """The post id of a partial error saying X has no such post (deleted, or its author's
+    account is gone); "" for any other error, e.g. a post we may not see."""
+    if not isinstance(error, dict) or not str(error.get("type", "")).endswith("/resource-not-found"):
+        return ""
+    if error.get("parameter") not in (None, "", "ids"):
+        return ""  # a post it refers to, not one we asked for
+    return str(error.get("resource_id") or error.get("value") or "")
 
 
 def _newer(candidate: str, than: str) -> bool:

@@ -78,7 +78,7 @@ def unscope_webhook_ids(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('socialitsm', '0007_classify_feedback'),
+        ('socialitsm', '0009_post_recheck'),
     ]
 
     operations = [

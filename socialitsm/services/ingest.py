@@ -19,10 +19,10 @@ from socialitsm.connectors import InboundPost, Quota, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, InboundAuthor
 from socialitsm.db import rows_insert_new
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.models import Author, Channel, IncidentEvent, IngestRejection, Post, Reply, WatchRule, id_scope
+from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
 from socialitsm.text import clean_json, clean_text
 
-from .incidents import event_build
+from .deletions import posts_redact_seen
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,6 @@ class IngestResult:
     # Posts set aside as IngestRejection rows: unusable ids, or refused by the database.
     rejected: int = 0
 
-
-REDACTED_TEXT = "[deleted by the author]"
 
 # A post dated before this, or further ahead of our clock than POST_FUTURE_SLACK, carries a
 # broken time (epoch zero, year 1, a wrong offset): it is kept, dated when it reached us, and
@@ -163,7 +161,7 @@ def posts_ingest(
     now = timezone.now()
     network, scope = channel.network, id_scope(channel)
     unique: dict[str, tuple[InboundPost, str]] = {}
-    deletions: set[str] = set()
+    deleted: list[InboundPost] = []
     markers = 0
     rejections: list[IngestRejection] = []
     for post in posts:
@@ -174,7 +172,7 @@ def posts_ingest(
             continue
         if clean.deleted:
             markers += 1
-            deletions.add(clean.external_id)
+            deleted.append(clean)
         else:
             unique.setdefault(clean.external_id, (clean, reported))
     result = IngestResult(received=len(posts))
@@ -229,8 +227,8 @@ def posts_ingest(
             result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
             if written:
                 Channel.objects.filter(pk=channel.pk).update(last_event_at=now)
-        if deletions:
-            result.redacted = posts_redact(network=network, external_ids=sorted(deletions), scope=scope)
+        if deleted:
+            result.redacted = posts_redact_seen(network=network, scope=scope, posts=deleted)
         if rejections:
             _rejections_record(channel, rejections, now)
         result.rejected = len(rejections)
@@ -357,37 +355,6 @@ def _replies_to_us_rethreaded(channel: Channel, posts: list[InboundPost]) -> lis
     if not answered:
         return posts
     return [replace(p, in_reply_to=answered[p.in_reply_to]) if p.in_reply_to in answered else p for p in posts]
-
-
-def posts_redact(*, network: str, external_ids: Sequence[str], scope: str = "") -> int:
-    """Redact our copies of posts their authors deleted: the text is replaced and the payload
-    dropped, while the row and its incident link stay for the record. A post still waiting
-    for classification is set aside. Idempotent; unknown ids are ignored. Returns posts redacted."""
-    now = timezone.now()
-    targets = list(
-        Post.objects.select_for_update(of=("self",))
-        .filter(network=network, scope=scope, external_id__in=list(external_ids), deleted_at__isnull=True)
-        .order_by("external_id")
-        .select_related("incident")
-    )
-    if not targets:
-        return 0
-    ids = [p.pk for p in targets]
-    Post.objects.filter(pk__in=ids).update(text=REDACTED_TEXT, raw={}, deleted_at=now)
-    Post.objects.filter(pk__in=ids, triage_state=Post.Triage.PENDING).update(triage_state=Post.Triage.IGNORED)
-    IncidentEvent.objects.bulk_create(
-        [
-            event_build(
-                post.incident,
-                IncidentEvent.Kind.POST_DELETED,
-                old=f"{post.network}:{post.external_id}",
-                message="The author deleted this post; our copy was redacted.",
-            )
-            for post in targets
-            if post.incident is not None
-        ]
-    )
-    return len(targets)
 
 
 def _authors_upsert(channel: Channel, posts: Sequence[InboundPost]) -> dict[str, int]:

@@ -41,6 +41,7 @@ from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from socialitsm.backoff import next_attempt_at
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError, TransientError
 from socialitsm.itsm import SYNCED_FIELDS, ExternalTicket, ItsmAdapter, TicketFields, adapter_for
@@ -235,14 +236,9 @@ def _claim(link: ItsmLink, now: datetime) -> ItsmLink | None:
     ).get(pk=link.pk)
 
 
-def _backoff(attempts: int, retry_at: datetime | None, now: datetime) -> datetime:
-    delay = min(conf.ITSM_MAX_BACKOFF_SECONDS, 30 * 2 ** max(0, attempts - 1))
-    return max(retry_at, now) if retry_at is not None else now + timedelta(seconds=delay)
-
-
 def _record_transient(link: ItsmLink, exc: TransientError, now: datetime) -> None:
     attempts = link.attempts + 1
-    retry_at = _backoff(attempts, exc.retry_at, now)
+    retry_at = next_attempt_at(attempts, now=now, cap=conf.ITSM_MAX_BACKOFF_SECONDS, retry_at=exc.retry_at)
     ItsmLink.objects.filter(pk=link.pk).update(
         status=ItsmLink.Status.PENDING,
         lease_until=None,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from socialitsm.backoff import next_attempt_at
 from socialitsm.conf import conf
 from socialitsm.connectors import Connector, connector_for
 from socialitsm.connectors.base import SENT_CLOCK_SKEW
-from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
+from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
+from .deletions import gone_refusal, reply_target_gone
 from .incidents import event_record
 from .sla import incident_sla_recompute
 
@@ -37,7 +39,11 @@ def reply_options(post: Post) -> ReplyOptions:
     connector = connector_for(post.channel)
     limits = connector.limits()
     network = post.get_network_display()
-    public = connector.reply_refusal(post, Reply.Visibility.PUBLIC) if limits.supports_public else ""
+    public = (
+        (gone_refusal(post, Reply.Visibility.PUBLIC) or connector.reply_refusal(post, Reply.Visibility.PUBLIC))
+        if limits.supports_public
+        else ""
+    )
     direct = connector.reply_refusal(post, Reply.Visibility.DIRECT) if limits.supports_direct else ""
     return ReplyOptions(
         limit=limits.max_reply_chars,
@@ -50,8 +56,8 @@ def reply_options(post: Post) -> ReplyOptions:
 def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, agent) -> Reply:
     """Queue `text` as a public reply or a direct message to the poster of `post`.
 
-    Raises ApplicationError when the incident is closed, the post is not the incident's, or the
-    text does not fit the network."""
+    Raises ApplicationError when the incident is closed, the post is not the incident's, the
+    text does not fit the network, or a public reply would answer a post gone upstream."""
     text = text.strip()
     if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
         raise ApplicationError(f"{incident.number} is {incident.get_state_display().lower()}; reopen it to reply")
@@ -73,7 +79,7 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         raise ApplicationError(f"{post.get_network_display()} cannot send direct messages here", field="visibility")
     if visibility == Reply.Visibility.PUBLIC and not limits.supports_public:
         raise ApplicationError(f"{post.get_network_display()} does not allow a public reply here", field="visibility")
-    refusal = connector.reply_refusal(post, visibility)
+    refusal = gone_refusal(post, visibility) or connector.reply_refusal(post, visibility)
     if refusal:
         raise ApplicationError(refusal, field="visibility")
     with transaction.atomic():
@@ -96,11 +102,14 @@ def _enqueue_send(reply_id: int) -> None:
 def reply_send(*, reply: Reply) -> Reply | None:
     """Send a queued reply once. The status claim is the guard: a reply that is not queued (or
     abandoned mid-send by a dead worker) is left alone. A retry first looks for a copy an
-    earlier attempt got onto the network and records that one instead of sending again. The
-    network is called outside any transaction. Raises TransientError for a retry; permanent
-    errors mark the reply failed."""
+    earlier attempt got onto the network and records that one instead of sending again. Before
+    a public reply goes out, the network is asked whether the post still exists; a post gone
+    upstream is redacted and fails the reply unsent. The network is called outside any
+    transaction. A transient error queues the reply for a later attempt (`reply_postpone`);
+    a permanent one marks it failed. Errors are recorded, not raised."""
     now = timezone.now()
-    claimable = Q(status=Reply.Status.QUEUED) | Q(
+    due = Q(retry_after__isnull=True) | Q(retry_after__lte=now)
+    claimable = Q(due, status=Reply.Status.QUEUED) | Q(
         status=Reply.Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
     )
     claimed = Reply.objects.filter(claimable, pk=reply.pk).update(
@@ -114,16 +123,17 @@ def reply_send(*, reply: Reply) -> Reply | None:
     )
     connector = connector_for(reply.channel)
     try:
-        external_id = _earlier_copy(connector, reply) or connector.reply(
-            reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
-        )
+        # A copy already on the network is recorded as sent even if the post has gone since.
+        external_id = _earlier_copy(connector, reply)
+        if not external_id:
+            gone = reply_target_gone(reply=reply)
+            if gone:
+                return reply_mark_failed(reply=reply, error=gone)
+            external_id = connector.reply(
+                reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
+            )
     except TransientError as exc:
-        # Mirrors the task's backoff, so the recovery sweep does not resend before the retry.
-        retry_after = exc.retry_at or now + timedelta(seconds=min(600, 2**reply.attempts))
-        Reply.objects.filter(pk=reply.pk, status=Reply.Status.SENDING).update(
-            status=Reply.Status.QUEUED, error=exc.message, retry_after=retry_after
-        )
-        raise
+        return reply_postpone(reply=reply, error=exc)
     except PermanentError as exc:
         return reply_mark_failed(reply=reply, error=exc.message)
     return reply_mark_sent(reply=reply, external_id=external_id)
@@ -155,7 +165,7 @@ def reply_mark_sent(*, reply: Reply, external_id: str) -> Reply:
     sent_at = timezone.now()
     with transaction.atomic():
         Reply.objects.filter(pk=reply.pk).update(
-            status=Reply.Status.SENT, external_id=external_id, sent_at=sent_at, error=""
+            status=Reply.Status.SENT, external_id=external_id, sent_at=sent_at, error="", retry_after=None
         )
         event_record(
             reply.incident, IncidentEvent.Kind.REPLY_SENT, actor=reply.agent, new=external_id, message=reply.text
@@ -175,13 +185,57 @@ def reply_mark_sent(*, reply: Reply, external_id: str) -> Reply:
     return reply
 
 
-def reply_mark_failed(*, reply: Reply, error: str) -> Reply:
-    """Give up on a reply; the agent sees why on the ticket and may write it again."""
+def reply_postpone(*, reply: Reply, error: TransientError) -> Reply:
+    """A transient failure of the attempt `reply_send` claimed: keep the reply queued for the
+    next attempt, after a backoff with jitter (or at the time the network named), as long as
+    that falls within REPLY_RETRY_HOURS of the first failure; past that, the reply fails. The
+    first failure of a window is written to the incident's history, the later ones only to the
+    reply (its error, attempts and next attempt)."""
+    now = timezone.now()
+    retry_until = reply.retry_until or now + timedelta(hours=conf.REPLY_RETRY_HOURS)
+    if error.retry_at is not None and error.retry_at > retry_until:
+        return reply_mark_failed(
+            reply=reply,
+            error=f"{error.message}; the network asked to wait until {error.retry_at:%Y-%m-%d %H:%M} UTC, "
+            f"after the retry window closed ({retry_until:%Y-%m-%d %H:%M} UTC)",
+        )
+    if now >= retry_until:
+        return reply_mark_failed(
+            reply=reply,
+            error=f"gave up {_attempts_summary(reply)}, retried until {retry_until:%Y-%m-%d %H:%M} UTC; "
+            f"last error: {error.message}",
+        )
+    retry_at = next_attempt_at(
+        reply.attempts, now=now, cap=conf.REPLY_MAX_BACKOFF_SECONDS, retry_at=error.retry_at, jitter=True
+    )
+    # The last attempt is made as the window closes, not skipped because the backoff overshoots it.
+    retry_at = min(retry_at, retry_until)
     with transaction.atomic():
-        updated = (
-            Reply.objects.filter(pk=reply.pk)
-            .exclude(status=Reply.Status.SENT)
-            .update(status=Reply.Status.FAILED, error=error)
+        updated = Reply.objects.filter(pk=reply.pk, status=Reply.Status.SENDING).update(
+            status=Reply.Status.QUEUED,
+            error=error.message,
+            retry_after=retry_at,
+            retry_until=retry_until,
+            claimed_at=None,
+        )
+        if updated and reply.retry_until is None:
+            event_record(
+                reply.incident,
+                IncidentEvent.Kind.REPLY_DELAYED,
+                new=f"retrying until {retry_until:%Y-%m-%d %H:%M} UTC",
+                message=error.message,
+            )
+    logger.warning("reply %s: %s; next attempt at %s", reply.pk, error.message, retry_at)
+    reply.refresh_from_db()
+    return reply
+
+
+def reply_mark_failed(*, reply: Reply, error: str) -> Reply:
+    """Give up on a reply that is queued or being sent; the agent sees why on the ticket and
+    may retry it. A reply sent or canceled meanwhile is left as it is."""
+    with transaction.atomic():
+        updated = Reply.objects.filter(pk=reply.pk, status__in=(Reply.Status.QUEUED, Reply.Status.SENDING)).update(
+            status=Reply.Status.FAILED, error=error, retry_after=None
         )
         if updated:
             event_record(reply.incident, IncidentEvent.Kind.REPLY_FAILED, actor=reply.agent, message=error)
@@ -191,7 +245,8 @@ def reply_mark_failed(*, reply: Reply, error: str) -> Reply:
 
 def work_recover() -> dict[str, int]:
     """Hand stale work back to the workers: posts stored but never routed (a crash between
-    commit and enqueue) and replies queued but never sent or abandoned mid-send."""
+    commit and enqueue) and replies queued but never sent or abandoned mid-send. Replies waiting
+    out a backoff are `replies_send_due`'s."""
     from socialitsm.services.ingest import posts_enqueue_processing
 
     now = timezone.now()
@@ -209,21 +264,100 @@ def work_recover() -> dict[str, int]:
     lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
     reply_ids = list(
         Reply.objects.filter(
-            Q(status=Reply.Status.QUEUED, created_at__lt=stale) | Q(status=Reply.Status.SENDING, claimed_at__lt=lease)
-        )
-        .filter(Q(retry_after__isnull=True) | Q(retry_after__lte=now))
-        .values_list("id", flat=True)[:1000]
+            Q(status=Reply.Status.QUEUED, retry_after__isnull=True, created_at__lt=stale)
+            | Q(status=Reply.Status.SENDING, claimed_at__lt=lease)
+        ).values_list("id", flat=True)[:1000]
     )
     for reply_id in reply_ids:
         _enqueue_send(reply_id)
     return {"posts": len(post_ids), "replies": len(reply_ids)}
 
 
-def reply_retry(*, reply: Reply) -> bool:
-    """Queue a failed reply for another try."""
-    updated = Reply.objects.filter(pk=reply.pk, status=Reply.Status.FAILED).update(
-        status=Reply.Status.QUEUED, error="", retry_after=None
+def replies_send_due(*, now: datetime | None = None) -> int:
+    """The beat's entry point for replies waiting out a backoff: hand those whose next attempt
+    is due to the workers, earliest first. Returns how many. A reply handed over is stamped
+    (`claimed_at`), so that while workers are busy the next ticks do not hand it over again; if
+    its task is lost, it is handed over again once SEND_LEASE_SECONDS have passed."""
+    now = now or timezone.now()
+    lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
+    reply_ids = list(
+        Reply.objects.filter(status=Reply.Status.QUEUED, retry_after__lte=now)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease))
+        .order_by("retry_after", "id")
+        .values_list("id", flat=True)[:1000]
     )
-    if updated:
-        transaction.on_commit(lambda: _enqueue_send(reply.pk), robust=True)
-    return bool(updated)
+    Reply.objects.filter(pk__in=reply_ids, status=Reply.Status.QUEUED).update(claimed_at=now)
+    for reply_id in reply_ids:
+        _enqueue_send(reply_id)
+    return len(reply_ids)
+
+
+# -- agents' commands ------------------------------------------------------------------------------
+
+
+def _refusal(reply: Reply, action: str) -> str:
+    if reply.status == Reply.Status.SENT:
+        return f"this reply was already sent; there is nothing to {action}"
+    if reply.status == Reply.Status.SENDING:
+        return "this reply is being sent right now; wait for the network's answer"
+    if reply.status == Reply.Status.CANCELED:
+        return "this reply was canceled; write it again to send it"
+    return f"this reply is queued and has not failed; it is sent shortly, there is nothing to {action}"
+
+
+def _attempts_summary(reply: Reply) -> str:
+    return f"after {reply.attempts} attempt{'s' if reply.attempts != 1 else ''}"
+
+
+def reply_retry(*, reply: Reply, actor=None) -> Reply:
+    """Send a failed reply, or one waiting out a backoff, again now; its backoff and retry
+    window start over. The attempts made count as one, so that the next send first looks for a
+    copy one of them got onto the network (`_earlier_copy`) instead of sending blind. Raises
+    ConflictError when the reply is in no state to retry (or the incident is closed)."""
+    with transaction.atomic():
+        locked = Reply.objects.select_for_update(of=("self",)).select_related("incident").get(pk=reply.pk)
+        if not locked.can_retry:
+            raise ConflictError(_refusal(locked, "retry"))
+        incident = locked.incident
+        if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
+            raise ConflictError(f"{incident.number} is {incident.get_state_display().lower()}; reopen it to reply")
+        Reply.objects.filter(pk=locked.pk).update(
+            status=Reply.Status.QUEUED,
+            attempts=min(locked.attempts, 1),
+            error="",
+            retry_after=None,
+            retry_until=None,
+            claimed_at=None,
+        )
+        event_record(
+            incident,
+            IncidentEvent.Kind.REPLY_RETRIED,
+            actor=actor,
+            old=locked.get_status_display(),
+            new=Reply.Status.QUEUED.label,
+            message=f"{_attempts_summary(locked)}: {locked.error}" if locked.error else _attempts_summary(locked),
+        )
+        transaction.on_commit(lambda: _enqueue_send(locked.pk), robust=True)
+    locked.refresh_from_db()
+    return locked
+
+
+def reply_cancel(*, reply: Reply, actor=None) -> Reply:
+    """Withdraw a reply that is queued, waiting out a backoff or failed: it is never sent, even
+    by a task already on its way (the send claims only queued replies). Raises ConflictError
+    for a reply being sent, sent or canceled already."""
+    with transaction.atomic():
+        locked = Reply.objects.select_for_update(of=("self",)).select_related("incident").get(pk=reply.pk)
+        if not locked.can_cancel:
+            raise ConflictError(_refusal(locked, "cancel"))
+        Reply.objects.filter(pk=locked.pk).update(status=Reply.Status.CANCELED, retry_after=None)
+        event_record(
+            locked.incident,
+            IncidentEvent.Kind.REPLY_CANCELED,
+            actor=actor,
+            old=locked.get_status_display(),
+            new=Reply.Status.CANCELED.label,
+            message=locked.text,
+        )
+    locked.refresh_from_db()
+    return locked

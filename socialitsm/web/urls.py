@@ -26,6 +26,16 @@ urlpatterns = [
     path("incidents/<incident_number:number>/assign/", views.incident_assign_view, name="incident-assign"),
     path("incidents/<incident_number:number>/reply/", views.incident_reply_view, name="incident-reply"),
     path(
+        "incidents/<incident_number:number>/replies/<int:reply_id>/retry/",
+        views.incident_reply_retry_view,
+        name="incident-reply-retry",
+    ),
+    path(
+        "incidents/<incident_number:number>/replies/<int:reply_id>/cancel/",
+        views.incident_reply_cancel_view,
+        name="incident-reply-cancel",
+    ),
+    path(
         "incidents/<incident_number:number>/itsm/<int:link_id>/retry/",
         views.incident_itsm_retry_view,
         name="incident-itsm-retry",

@@ -29,7 +29,7 @@ from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
-from socialitsm.services.replies import reply_options, reply_queue
+from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
 from socialitsm.services.routing import post_label, post_promote, post_routing_retry
 
 from . import charts
@@ -139,10 +139,14 @@ def _incident_get(number: str) -> Incident:
 
 def _replies_context(incident: Incident) -> dict[str, Any]:
     replies = list(incident.replies.select_related("agent", "post__author").order_by("created_at", "id"))
+    pending = [r for r in replies if r.status in PENDING_REPLY]
+    # A reply on its way is watched closely; one waiting out a backoff only now and then.
+    busy = any(not r.is_waiting for r in pending)
     return {
         "incident": incident,
         "replies": replies,
-        "polling": any(r.status in PENDING_REPLY for r in replies),
+        "polling": bool(pending),
+        "poll_every": "2s" if busy else "15s",
     }
 
 
@@ -311,6 +315,31 @@ def incident_itsm_retry_view(request: HttpRequest, number: str, link_id: int) ->
     else:
         messages.success(request, f"Sync with {link.connection.name} queued again.")
     return redirect("socialitsm:incident", number=number)
+
+
+def _reply_command(
+    request: HttpRequest, number: str, reply_id: int, command: Callable[..., Reply], done: str
+) -> HttpResponse:
+    reply = get_object_or_404(Reply.objects.select_related("incident"), pk=reply_id, incident__number=number)
+    try:
+        command(reply=reply, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{reply.get_visibility_display()} {done}.")
+    return redirect(f"{reverse('socialitsm:incident', kwargs={'number': number})}#reply-{reply.pk}")
+
+
+@require_POST
+@agent_required
+def incident_reply_retry_view(request: HttpRequest, number: str, reply_id: int) -> HttpResponse:
+    return _reply_command(request, number, reply_id, reply_retry, "queued to be sent again now")
+
+
+@require_POST
+@agent_required
+def incident_reply_cancel_view(request: HttpRequest, number: str, reply_id: int) -> HttpResponse:
+    return _reply_command(request, number, reply_id, reply_cancel, "canceled; it will not be sent")
 
 
 @require_GET

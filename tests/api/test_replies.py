@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
+from socialitsm import tasks
 from socialitsm.exceptions import PermanentError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
@@ -66,6 +68,8 @@ def test_reply_is_queued_then_sent(
         "status": "queued",
         "attempts": 0,
         "error": "",
+        "next_attempt_at": None,
+        "retry_until": None,
         "external_id": "",
         "created_at": iso(reply.created_at),
         "sent_at": None,
@@ -317,8 +321,126 @@ def test_reply_detail(agent_api, outbox, post):
         "status": "sent",
         "attempts": 0,
         "error": "",
+        "next_attempt_at": None,
+        "retry_until": None,
         "external_id": "fake-9",
         "created_at": "2026-11-26T09:00:00Z",
         "sent_at": "2026-11-26T09:00:00Z",
         "agent": "agent.anna",
     }
+
+
+# -- retry and cancel ------------------------------------------------------------------------------
+
+NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOON, tick=False) as traveller:
+        yield traveller
+
+
+def _reply(incident, post, agent, **state) -> Reply:
+    return ReplyFactory(incident=incident, post=post, agent=agent, text="On it", created_at=at(11), **state)
+
+
+WAITING = {
+    "attempts": 4,
+    "error": "HTTP 503",
+    "retry_after": NOON + timedelta(minutes=4),
+    "retry_until": NOON + timedelta(hours=23),
+}
+
+
+def test_a_waiting_reply_shows_its_next_attempt(clock, agent_api, agent, incident, post):
+    reply = _reply(incident, post, agent, **WAITING)
+
+    response = agent_api.get(f"/api/v1/replies/{reply.pk}/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["attempts"], body["error"]) == ("queued", 4, "HTTP 503")
+    assert (body["next_attempt_at"], body["retry_until"]) == ("2026-11-26T12:04:00Z", "2026-11-27T11:00:00Z")
+
+
+@pytest.mark.parametrize("state", [{"status": "failed", "error": "blocked", "attempts": 1}, WAITING])
+def test_retry_sends_a_failed_or_waiting_reply_now(
+    clock, agent_api, agent, incident, post, fake_network, django_capture_on_commit_callbacks, state
+):
+    reply = _reply(incident, post, agent, **state)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_api.post(f"/api/v1/replies/{reply.pk}/retry/")
+
+    assert response.status_code == 200
+    body = response.json()
+    # The attempts made count as one: the send looks first for a copy one of them got out.
+    assert (body["status"], body["attempts"], body["error"], body["next_attempt_at"]) == ("queued", 1, "", None)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.external_id) == ("sent", 2, "fake-1")
+    assert (len(fake_network.sent), fake_network.lookups) == (1, 1)
+    event = IncidentEvent.objects.get(incident=incident, kind="reply_retried")
+    assert (event.actor, event.new_value) == (agent, "Queued")
+
+
+def test_cancel_withdraws_a_waiting_reply(clock, agent_api, agent, incident, post, fake_network):
+    reply = _reply(incident, post, agent, **WAITING)
+
+    response = agent_api.post(f"/api/v1/replies/{reply.pk}/cancel/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["next_attempt_at"], body["retry_until"]) == ("canceled", None, None)
+    clock.move_to(NOON + timedelta(hours=1))
+    tasks.replies_send_due_task()
+    assert Reply.objects.get(pk=reply.pk).status == "canceled"
+    assert fake_network.sent == []
+    event = IncidentEvent.objects.get(incident=incident, kind="reply_canceled")
+    assert (event.actor, event.old_value, event.new_value, event.message) == (agent, "Queued", "Canceled", "On it")
+
+
+SENDING = {"status": "sending", "attempts": 1}
+SENT = {"status": "sent", "external_id": "fake-9"}
+IN_FLIGHT = "this reply is being sent right now; wait for the network's answer"
+CANCELED = "this reply was canceled; write it again to send it"
+
+
+@pytest.mark.parametrize(
+    ("command", "state", "detail"),
+    [
+        ("retry", {}, "this reply is queued and has not failed; it is sent shortly, there is nothing to retry"),
+        ("retry", SENDING, IN_FLIGHT),
+        ("retry", SENT, "this reply was already sent; there is nothing to retry"),
+        ("retry", {"status": "canceled"}, CANCELED),
+        ("cancel", SENDING, IN_FLIGHT),
+        ("cancel", SENT, "this reply was already sent; there is nothing to cancel"),
+        ("cancel", {"status": "canceled"}, CANCELED),
+    ],
+)
+def test_a_command_the_reply_state_does_not_allow_is_a_conflict(
+    clock, agent_api, agent, incident, post, fake_network, command, state, detail
+):
+    reply = _reply(incident, post, agent, **state)
+    before = Reply.objects.filter(pk=reply.pk).values().get()
+
+    response = agent_api.post(f"/api/v1/replies/{reply.pk}/{command}/")
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": detail}
+    assert Reply.objects.filter(pk=reply.pk).values().get() == before
+    assert IncidentEvent.objects.filter(incident=incident).count() == 0
+    assert fake_network.sent == []
+
+
+@pytest.mark.parametrize("command", ["retry", "cancel"])
+def test_reply_commands_need_an_agent(api, outsider, agent, incident, post, fake_network, command):
+    reply = _reply(incident, post, agent, status="failed", error="blocked")
+    url = f"/api/v1/replies/{reply.pk}/{command}/"
+
+    assert api.post(url).status_code == 401
+    api.force_authenticate(outsider)
+    assert api.post(url).status_code == 403
+    assert Reply.objects.get(pk=reply.pk).status == "failed"
+    assert IncidentEvent.objects.filter(incident=incident).count() == 0
+    assert fake_network.sent == []

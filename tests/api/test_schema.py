@@ -16,6 +16,8 @@ PATHS = {
     "/api/v1/posts/{id}/label/": {"post"},
     "/api/v1/replies/": {"get"},
     "/api/v1/replies/{id}/": {"get"},
+    "/api/v1/replies/{id}/retry/": {"post"},
+    "/api/v1/replies/{id}/cancel/": {"post"},
     "/api/v1/services/": {"get"},
     "/api/v1/services/{slug}/": {"get"},
     "/api/v1/channels/": {"get"},
@@ -99,6 +101,23 @@ def test_schema_and_docs_need_an_agent(api, outsider, path):
     assert api.get(path).status_code == 401
     api.force_authenticate(outsider)
     assert api.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("command", ["retry", "cancel"])
+def test_schema_documents_the_reply_commands(schema, command):
+    operation = schema["paths"][f"/api/v1/replies/{{id}}/{command}/"]["post"]
+
+    assert "requestBody" not in operation
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "409", "429"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Reply"
+    }
+    assert operation["responses"]["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    reply = schema["components"]["schemas"]["Reply"]["properties"]
+    assert (reply["next_attempt_at"]["format"], reply["next_attempt_at"]["nullable"]) == ("date-time", True)
+    assert "canceled" in schema["components"]["schemas"]["ReplyStatusEnum"]["enum"]
 
 
 def test_schema_is_valid_openapi(schema):

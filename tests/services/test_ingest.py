@@ -271,6 +271,19 @@ def test_deletion_of_an_unknown_post_is_a_no_op():
     assert WatchRule.objects.get(pk=rule.pk).cursor == {"n": 1}
 
 
+def test_a_webhook_deletion_redacts_only_the_calling_channels_post():
+    # Webhook callers name their own ids: another channel's post with the same id is not theirs.
+    ours, theirs = (WatchRuleFactory(channel=ChannelFactory(network="webhook")) for _ in range(2))
+    for rule in (ours, theirs):
+        posts_ingest(channel=rule.channel, posts=[inbound("t-1", text="VPN down again")], rule=rule, process=False)
+    gone = replace(inbound("t-1"), text="", deleted=True)
+    assert posts_ingest(channel=ours.channel, posts=[gone], rule=ours, process=False).redacted == 1
+    assert dict(Post.objects.values_list("channel_id", "text")) == {
+        ours.channel.pk: "[deleted by the author]",
+        theirs.channel.pk: "VPN down again",
+    }
+
+
 def test_posts_by_our_own_account_are_skipped():
     channel = ChannelFactory(config={"connector": "fake", "account_id": "us-1"})
     rule = WatchRuleFactory(channel=channel)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,40 @@ def test_replies_update_in_place_and_stop_polling(page, agent_user):
     assert seen >= 1
     page.wait_for_timeout(2500)
     assert len(polls) == seen
+
+
+def test_agent_retries_a_waiting_reply_and_cancels_a_failed_one(page, agent_user, fake_network):
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    incident, post = incident_from_post()
+    waiting = ReplyFactory(
+        incident=incident,
+        post=post,
+        text="On it!",
+        agent=agent_user,
+        attempts=3,
+        error="mastodon.example is failing (HTTP 503)",
+        retry_after=timezone.now() + timedelta(minutes=5),
+        retry_until=timezone.now() + timedelta(hours=20),
+    )
+    failed = ReplyFactory(
+        incident=incident, post=post, text="Fixed now.", agent=agent_user, status="failed", error="blocked"
+    )
+    log_in(page, f"/incidents/{incident.number}/")
+
+    card = page.locator(f"#reply-{waiting.pk}")
+    expect(card.locator(".reply-retry")).to_contain_text("Will retry at")
+    expect(card.locator(".reply-error")).to_have_text("Last attempt: mastodon.example is failing (HTTP 503)")
+    expect(page.locator("#replies")).to_have_attribute("hx-trigger", "every 15s")
+    card.get_by_role("button", name="Retry now").click()
+    expect(page.locator(f"#reply-{waiting.pk} .status-sent")).to_have_count(1)
+
+    page.locator(f"#reply-{failed.pk}").get_by_role("button", name="Cancel").click()
+    expect(page.locator(f"#reply-{failed.pk} .status-canceled")).to_have_count(1)
+    expect(page.locator(f"#reply-{failed.pk} button")).to_have_count(0)
+    assert [m["text"] for m in fake_network.sent] == ["On it!"]
+    assert list(Reply.objects.order_by("id").values_list("status", flat=True)) == ["sent", "canceled"]
 
 
 def test_reply_box_counts_graphemes_and_explains_a_refused_public_reply(page, agent_user, fake_network):

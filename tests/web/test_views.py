@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.urls import reverse
@@ -717,3 +718,165 @@ def test_label_needs_post_and_csrf(client, agent, triage_posts):
 
     post.refresh_from_db()
     assert post.label == ""
+
+
+# Retrying and canceling replies from the ticket
+
+NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+REPLY_STATES = {
+    "fresh": {},
+    "waiting": {
+        "attempts": 4,
+        "error": "<b>HTTP 503</b>",
+        "retry_after": NOON + timedelta(minutes=4),
+        "retry_until": NOON + timedelta(hours=23),
+    },
+    "failed": {"status": "failed", "attempts": 1, "error": "blocked"},
+    "sending": {"status": "sending", "attempts": 1, "claimed_at": NOON},
+    "sent": {"status": "sent", "attempts": 1, "external_id": "fake-9", "sent_at": NOON},
+    "canceled": {"status": "canceled"},
+}
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOON, tick=False) as traveller:
+        yield traveller
+
+
+def reply_in(state: str, agent) -> Reply:
+    incident, post = open_incident()
+    return ReplyFactory(incident=incident, post=post, agent=agent, text="On it", **REPLY_STATES[state])
+
+
+def command_urls(reply: Reply) -> dict[str, str]:
+    number = reply.incident.number
+    return {
+        command: reverse(f"socialitsm:incident-reply-{command}", args=[number, reply.pk])
+        for command in ("retry", "cancel")
+    }
+
+
+def test_waiting_reply_shows_when_it_is_tried_next(clock, agent_client, agent):
+    reply = reply_in("waiting", agent)
+    response = agent_client.get(reverse("socialitsm:incident-replies", args=[reply.incident.number]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        'Will retry at <time datetime="2026-11-26T12:04:00+00:00">2026-11-26 12:04:00 UTC</time>; '
+        'gives up after <time datetime="2026-11-27T11:00:00+00:00">2026-11-27 11:00 UTC</time>.'
+    ) in body
+    assert '<p class="reply-error">Last attempt: &lt;b&gt;HTTP 503&lt;/b&gt;</p>' in body
+    assert "<b>HTTP 503</b>" not in body
+    assert "4 attempts" in body
+    # Only waiting: the page looks again now and then, not every two seconds.
+    assert 'hx-trigger="every 15s"' in body
+
+
+@pytest.mark.parametrize(
+    ("state", "buttons", "polls"),
+    [
+        ("fresh", {"cancel"}, "2s"),
+        ("waiting", {"retry", "cancel"}, "15s"),
+        ("failed", {"retry", "cancel"}, None),
+        ("sending", set(), "2s"),
+        ("sent", set(), None),
+        ("canceled", set(), None),
+    ],
+)
+def test_reply_offers_the_commands_its_state_allows(clock, agent_client, agent, state, buttons, polls):
+    reply = reply_in(state, agent)
+    body = agent_client.get(reverse("socialitsm:incident", args=[reply.incident.number])).content.decode()
+    shown = {command for command, url in command_urls(reply).items() if f'action="{url}"' in body}
+    assert shown == buttons
+    assert body.count("Retry now</button>") == ("retry" in buttons)
+    assert body.count("csrfmiddlewaretoken") >= len(buttons)
+    assert f'<span class="badge status status-{REPLY_STATES[state].get("status", "queued")}">' in body
+    if polls:
+        assert f'hx-trigger="every {polls}"' in body
+    else:
+        assert "hx-trigger" not in body
+
+
+def test_agent_retries_a_failed_reply_from_the_ticket(
+    clock, agent_client, agent, fake_network, django_capture_on_commit_callbacks
+):
+    reply = reply_in("failed", agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(command_urls(reply)["retry"])
+    assert response.status_code == 302
+    assert response["Location"] == f"/incidents/{reply.incident.number}/#reply-{reply.pk}"
+    page = agent_client.get(response["Location"])
+    assert messages_of(page) == ["Public reply queued to be sent again now."]
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, fake_network.lookups) == ("sent", 2, 1)
+    assert len(fake_network.sent) == 1
+    event = reply.incident.events.get(kind="reply_retried")
+    assert (event.actor, event.message) == (agent, "after 1 attempt: blocked")
+
+
+def test_agent_cancels_a_waiting_reply_from_the_ticket(clock, agent_client, agent, fake_network):
+    reply = reply_in("waiting", agent)
+    response = agent_client.post(command_urls(reply)["cancel"])
+    assert response.status_code == 302
+    page = agent_client.get(response["Location"])
+    assert messages_of(page) == ["Public reply canceled; it will not be sent."]
+    assert '<span class="badge status status-canceled">canceled</span>' in page.content.decode()
+    reply.refresh_from_db()
+    assert (reply.status, reply.retry_after) == ("canceled", None)
+    assert reply.incident.events.get(kind="reply_canceled").actor == agent
+    assert fake_network.sent == []
+
+
+@pytest.mark.parametrize(
+    ("state", "command", "message"),
+    [
+        ("sent", "cancel", "this reply was already sent; there is nothing to cancel"),
+        ("sending", "retry", "this reply is being sent right now; wait for the network's answer"),
+        ("canceled", "retry", "this reply was canceled; write it again to send it"),
+    ],
+)
+def test_a_command_the_state_does_not_allow_is_refused_with_a_message(
+    clock, agent_client, agent, fake_network, state, command, message
+):
+    reply = reply_in(state, agent)
+    before = Reply.objects.filter(pk=reply.pk).values().get()
+    events = IncidentEvent.objects.count()
+    response = agent_client.post(command_urls(reply)[command])
+    assert response.status_code == 302
+    assert messages_of(agent_client.get(response["Location"])) == [message]
+    assert Reply.objects.filter(pk=reply.pk).values().get() == before
+    assert IncidentEvent.objects.count() == events
+    assert fake_network.sent == []
+
+
+def test_reply_commands_need_an_agent_a_post_and_the_replys_incident(client, outsider, agent):
+    reply = reply_in("failed", agent)
+    other, _ = open_incident(text="Email is down for everyone")
+    for command, url in command_urls(reply).items():
+        response = client.post(url)
+        assert (response.status_code, response["Location"]) == (302, f"/accounts/login/?next={url}")
+        client.force_login(outsider)
+        assert client.post(url).status_code == 403
+        client.force_login(agent)
+        assert client.get(url).status_code == 405
+        elsewhere = reverse(f"socialitsm:incident-reply-{command}", args=[other.number, reply.pk])
+        assert client.post(elsewhere).status_code == 404
+        client.logout()
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == ("failed", "blocked")
+    assert reply.incident.events.filter(kind__in=["reply_retried", "reply_canceled"]).count() == 0
+
+
+def test_reply_box_explains_that_a_deleted_post_takes_no_public_reply(agent_client, fake_network):
+    from socialitsm.services.deletions import posts_redact
+
+    incident, post = open_incident()
+    posts_redact(network=post.network, external_ids=[post.external_id])
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert 'value="direct" checked' in body
+    assert (
+        '<p class="refusal" id="reply-refusal" data-reply-refusal>No public reply: the post was deleted by its '
+        "author, so it cannot be answered in public; send a direct message instead</p>"
+    ) in body
+    assert COMPLAINT not in body
