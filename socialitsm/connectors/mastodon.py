@@ -32,8 +32,9 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -46,6 +47,7 @@ from socialitsm.text import clean_json, html_to_text
 
 from .base import (
     OWN_ACCOUNT_KEY,
+    ChannelConfig,
     Connector,
     Cursor,
     InboundAuthor,
@@ -78,6 +80,22 @@ _URL = re.compile(r"https?://[^\s<>\"']+")
 _MENTION = re.compile(r"(?<![\w/])@(\w+)@[\w.-]+\w", re.UNICODE)
 
 
+@dataclass(frozen=True, slots=True)
+class MastodonConfig(ChannelConfig):
+    """What `verify()` learns (acct, post length, streaming host) and how public replies show."""
+
+    acct: str = ""
+    max_characters: int = DEFAULT_MAX_CHARACTERS
+    streaming_url: str = ""
+    reply_visibility: str = "public"
+
+    def __post_init__(self) -> None:
+        if self.reply_visibility not in ("public", "unlisted"):
+            raise ValueError("config reply_visibility: expected public or unlisted")
+        if self.streaming_url and not self.streaming_url.startswith(("wss://", "ws://")):
+            raise ValueError("config streaming_url: expected a wss:// address")
+
+
 def _id_key(value: str) -> tuple[int, str]:
     """Ids are strings of digits on Mastodon (not guaranteed): compare numerically where they are."""
     return (len(value), value) if value.isdigit() else (0, value)
@@ -96,6 +114,16 @@ def status_length(text: str) -> int:
 
 class MastodonConnector(Connector):
     network = "mastodon"
+    label = "Mastodon"
+    config_class = MastodonConfig
+    ERROR_WORDS: ClassVar[dict[str, str]] = {
+        "rate_limited": "{host} rate limit reached {said}{when}",
+        "failing": "{host} is failing {said}",
+        "credentials": "{host} refused the access token {said}",
+        "forbidden": "{host} does not allow this token to do that {said}",
+        "missing": "{host} has no such resource {said}",
+        "refused": "{host} refused the request {said}",
+    }
 
     def __init__(self, channel) -> None:
         super().__init__(channel)
@@ -118,7 +146,7 @@ class MastodonConnector(Connector):
             raise PermanentError("this Mastodon channel has no access_token in its credentials")
         return {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "socialitsm"}
 
-    def _call(
+    def _json(
         self,
         method: str,
         path: str,
@@ -126,68 +154,57 @@ class MastodonConnector(Connector):
         params: Sequence[tuple[str, str]] | None = None,
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """One request through socialitsm.http; rate-limit headers are noted on every answer,
-        errors included, and a used-up allowance stops further calls until it resets."""
+    ) -> Any:
+        return self.request_json(method, self.base_url + path, what=path, **self._arguments(params, body, headers))
+
+    def _arguments(
+        self,
+        params: Sequence[tuple[str, str]] | None,
+        body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        return {"params": params, "json": body, "headers": {**self._headers(), **(headers or {})}}
+
+    def request(self, method: str, url: str, *, what: str, record: bool = True, **kwargs: Any) -> requests.Response:
+        """A used-up allowance stops further calls until it resets."""
         now = timezone.now()
         if self._paused_until is not None and self._paused_until > now:
             raise TransientError(
                 f"Mastodon allowance used up until {self._paused_until:%H:%M:%S} UTC", retry_at=self._paused_until
             )
-        seen: list[requests.Response] = []
-        try:
-            response = http.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=body,
-                headers={**self._headers(), **(headers or {})},
-                hooks={"response": [lambda r, *args, **kwargs: seen.append(r)]},
-            )
-        except ExternalError as exc:
-            if seen:
-                self._note(seen[-1])
-                raise self._error(exc, seen[-1]) from exc
-            raise
-        self._note(response)
-        return response
+        return super().request(method, url, what=what, record=record, **kwargs)
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._call(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise TransientError(
-                f"Mastodon answered {path} with something that is not JSON: {response.text[:100]!r}",
-                status=response.status_code,
-            ) from None
+    def rate_limit(self, response: requests.Response) -> tuple[int | None, int | None, datetime | None]:
+        return (
+            http.header_int(response, "X-RateLimit-Remaining"),
+            http.header_int(response, "X-RateLimit-Limit"),
+            aware_time(response.headers.get("X-RateLimit-Reset")),
+        )
 
-    def _note(self, response: requests.Response) -> None:
-        remaining = http.header_int(response, "X-RateLimit-Remaining")
-        reset_at = aware_time(response.headers.get("X-RateLimit-Reset"))
-        self.note_quota(remaining=remaining, limit=http.header_int(response, "X-RateLimit-Limit"), reset_at=reset_at)
+    def note_response(self, response: requests.Response, *, cost: float = 0.0) -> None:
+        super().note_response(response, cost=cost)
+        remaining, _limit, reset_at = self.rate_limit(response)
         if remaining == 0 and reset_at is not None:
             self._paused_until = reset_at
 
-    def _error(self, exc: ExternalError, response: requests.Response) -> ExternalError:
-        status = response.status_code
-        detail = _problem(response)
-        host = urlsplit(self.base_url).netloc
-        said = f"(HTTP {status}): {detail}" if detail else f"(HTTP {status})"
-        if status == 429:
-            reset = aware_time(response.headers.get("X-RateLimit-Reset")) or getattr(exc, "retry_at", None)
-            when = f"; it resets at {reset:%H:%M:%S} UTC" if reset else ""
-            return TransientError(f"{host} rate limit reached {said}{when}", status=status, retry_at=reset)
-        if status >= 500:
-            return TransientError(f"{host} is failing {said}", status=status)
+    def problem(self, response: requests.Response) -> str:
+        """The error's own words: {"error": ..., "error_description": ...}, plain text, or the status."""
+        try:
+            data = response.json()
+        except ValueError:
+            text = response.text.strip()
+            # A 404 from some servers is a whole HTML page; its words are no help.
+            return "" if text.startswith("<") else text[:200]
+        if isinstance(data, dict) and data.get("error"):
+            description = data.get("error_description")
+            return f"{data['error']}: {description}" if description else str(data["error"])
+        return response.text[:200]
+
+    def error_for(self, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
         # Takahē and other servers answer a bad token with 400 "Invalid Bearer token".
-        if status == 401 or (status == 400 and "token" in detail.lower()):
-            return PermanentError(f"{host} refused the access token {said}", status=status)
-        if status == 403:
-            return PermanentError(f"{host} does not allow this token to do that {said}", status=status)
-        if status == 404:
-            return PermanentError(f"{host} has no such resource {said}", status=status)
-        return PermanentError(f"{host} refused the request {said}", status=status)
+        if response.status_code == 400 and "token" in self.problem(response).lower():
+            return self.worded("credentials", error, response, what)
+        return super().error_for(error, response, what)
 
     # -- Channel ----------------------------------------------------------------------------
 
@@ -570,17 +587,3 @@ class MastodonConnector(Connector):
 
 def _tag(query: str) -> str:
     return query.strip().lstrip("#").split()[0] if query.strip().lstrip("#") else ""
-
-
-def _problem(response: requests.Response) -> str:
-    """The error's own words: {"error": ..., "error_description": ...}, plain text, or the status."""
-    try:
-        data = response.json()
-    except ValueError:
-        text = response.text.strip()
-        # A 404 from some servers is a whole HTML page; its words are no help.
-        return "" if text.startswith("<") else text[:200]
-    if isinstance(data, dict) and data.get("error"):
-        description = data.get("error_description")
-        return f"{data['error']}: {description}" if description else str(data["error"])
-    return response.text[:200]

@@ -46,7 +46,7 @@ from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import clean_json, clean_text
 
-from .base import (
+from ..base import (
     OWN_ACCOUNT_KEY,
     Connector,
     Cursor,
@@ -58,7 +58,7 @@ from .base import (
     backfill_only,
     same_text,
 )
-from .wsclient import ws_connect
+from ..wsclient import ws_connect
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule

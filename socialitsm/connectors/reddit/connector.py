@@ -43,7 +43,7 @@ from django.utils import timezone
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, same_text
+from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundAuthor, InboundPost, Limits, same_text
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule

@@ -1,0 +1,5 @@
+"""Bluesky (AT Protocol): one module per concern; `BlueskyConnector` is what the registry loads."""
+
+from .connector import REWIND_US, BlueskyConnector, graphemes, sessions_forget
+
+__all__ = ["REWIND_US", "BlueskyConnector", "graphemes", "sessions_forget"]
