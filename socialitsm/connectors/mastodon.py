@@ -53,6 +53,7 @@ from .base import (
     InboundAuthor,
     InboundPost,
     Limits,
+    RuleKind,
     StreamMark,
     aware_time,
     backfill_only,
@@ -249,13 +250,13 @@ class MastodonConnector(Connector):
         return backfill_only(posts, cursor), next_cursor
 
     def _search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        if rule.kind == "hashtag":
+        if rule.kind == RuleKind.HASHTAG:
             tag = _tag(rule.query)
             if not tag:
                 raise PermanentError(f"rule {rule.name!r} has no hashtag to follow")
             statuses, cursor = self._page_forward(f"/api/v1/timelines/tag/{quote(tag, safe='')}", cursor, status=True)
             return self._posts(statuses, rule), cursor
-        if rule.kind in ("mentions", "direct"):
+        if rule.kind in (RuleKind.MENTIONS, RuleKind.DIRECT):
             # A channel's mentions and direct rules read the same notifications: ask once.
             key = str(cursor.get("min_id", ""))
             if key not in self._notifications:
@@ -329,9 +330,9 @@ class MastodonConnector(Connector):
             post = self.parse_status(status, rule_id=rule.pk if rule is not None else None)
             if post is None:
                 continue
-            if rule is not None and rule.kind == "direct" and not post.is_direct:
+            if rule is not None and rule.kind == RuleKind.DIRECT and not post.is_direct:
                 continue
-            if rule is not None and rule.kind == "mentions" and post.is_direct:
+            if rule is not None and rule.kind == RuleKind.MENTIONS and post.is_direct:
                 continue
             posts.append(post)
         return posts
@@ -377,8 +378,8 @@ class MastodonConnector(Connector):
     def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
         saved = self.channel.stream_cursor or {}
         self._stream_position = {str(k): str(v) for k, v in saved.items() if isinstance(v, str | int)}
-        hashtags = {_tag(rule.query).lower(): rule for rule in rules if rule.kind == "hashtag"}
-        listening = [rule for rule in rules if rule.kind in ("hashtag", "mentions", "direct")]
+        hashtags = {_tag(rule.query).lower(): rule for rule in rules if rule.kind == RuleKind.HASHTAG}
+        listening = [rule for rule in rules if rule.kind in (RuleKind.HASHTAG, RuleKind.MENTIONS, RuleKind.DIRECT)]
         url = self.channel.config.get("streaming_url") or "wss://" + (urlsplit(self.base_url).netloc)
         if self.base_url.startswith("http://") and not self.channel.config.get("streaming_url"):
             url = "ws://" + urlsplit(self.base_url).netloc
@@ -456,7 +457,7 @@ class MastodonConnector(Connector):
             return
         if event == "notification" and data.get("type") == "mention" and isinstance(data.get("status"), dict):
             status = data["status"]
-            rule = by_kind.get("direct" if status.get("visibility") == "direct" else "mentions")
+            rule = by_kind.get(RuleKind.DIRECT if status.get("visibility") == "direct" else RuleKind.MENTIONS)
             if rule is not None:
                 post = self.parse_status(status, rule_id=rule.pk)
                 if post is not None:
