@@ -240,25 +240,35 @@ class Connector(ABC):
         charge: Callable[[Mapping[str, Any]], float] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """`request`, and the answer's JSON. `charge` prices an answer that is an object (pay
-        per use). Raises TransientError when the answer is not JSON."""
-        response = self.request(method, url, what=what, record=False, **kwargs)
+        """`request`, and the answer's JSON (see `decode`). `charge` prices an answer that is an
+        object (pay per use); it is recorded with the answer."""
+        response = self.request(method, url, what=what, record=charge is None, **kwargs)
+        if charge is None:
+            return self.decode(response, what)
         try:
-            data = response.json()
-        except ValueError:
+            data = self.decode(response, what)
+        except TransientError:
             self.note_response(response)
+            raise
+        self.note_response(response, cost=charge(data) if isinstance(data, dict) else 0.0)
+        return data
+
+    def request_object(self, method: str, url: str, *, what: str, **kwargs: Any) -> Mapping[str, Any]:
+        """`request_json` for calls that answer with a JSON object (see `decode_object`)."""
+        return self.decode_object(self.request_json(method, url, what=what, **kwargs), what)
+
+    def decode(self, response: requests.Response, what: str) -> Any:
+        """The answer's JSON. Raises TransientError when it is not JSON (a proxy's error page)."""
+        try:
+            return response.json()
+        except ValueError:
             raise TransientError(
                 f"{self.label} answered {what} with something that is not JSON: {response.text[:100]!r}",
                 status=response.status_code,
             ) from None
-        cost = charge(data) if charge is not None and isinstance(data, dict) else 0.0
-        self.note_response(response, cost=cost)
-        return data
 
-    def request_object(self, method: str, url: str, *, what: str, **kwargs: Any) -> Mapping[str, Any]:
-        """`request_json` for calls that answer with a JSON object; anything else is a
-        TransientError."""
-        data = self.request_json(method, url, what=what, **kwargs)
+    def decode_object(self, data: Any, what: str) -> Mapping[str, Any]:
+        """`data` when it is a JSON object; anything else is a TransientError."""
         if not isinstance(data, dict):
             raise TransientError(f"{self.label} answered {what} with unexpected JSON: {str(data)[:120]}")
         return data

@@ -38,7 +38,7 @@ from django.utils.dateparse import parse_datetime
 from socialitsm import http
 from socialitsm.exceptions import PermanentError, TransientError
 
-from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark, reset_time, same_text
+from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, RuleKind, StreamMark, reset_time, same_text
 from .config import XConfig
 from .oauth import USER_KEYS, oauth1_header
 from .parse import (
@@ -254,15 +254,13 @@ class XConnector(Connector):
     def rule_query(self, rule: WatchRule) -> str:
         """The X search/stream query of a watch rule: its terms, its languages, no reposts, not
         our own posts."""
-        from socialitsm.models import WatchRule
-
         terms = rule.query.strip()
-        if rule.kind == WatchRule.Kind.HASHTAG:
+        if rule.kind == RuleKind.HASHTAG:
             tags = [t.lstrip("#") for t in terms.split() if t.lstrip("#")]
             terms = " OR ".join(f"#{t}" for t in tags)
             if len(tags) > 1:
                 terms = f"({terms})"
-        elif rule.kind == WatchRule.Kind.MENTIONS:
+        elif rule.kind == RuleKind.MENTIONS:
             if not self.username:
                 raise PermanentError("set the channel's handle to listen for mentions")
             terms = f"@{self.username}"
@@ -285,12 +283,10 @@ class XConnector(Connector):
         return query
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        from socialitsm.models import WatchRule
-
         fields = {"tweet.fields": TWEET_FIELDS, "expansions": EXPANSIONS, "user.fields": USER_FIELDS}
-        if rule.kind == WatchRule.Kind.DIRECT:
+        if rule.kind == RuleKind.DIRECT:
             return self._dm_events(cursor)
-        if rule.kind == WatchRule.Kind.MENTIONS:
+        if rule.kind == RuleKind.MENTIONS:
             if not self.account_id:
                 raise PermanentError("verify the X channel first: listening for mentions needs our account id")
             return self._timeline(
@@ -409,12 +405,10 @@ class XConnector(Connector):
         """Make the app's stream rules match `rules`: add the missing, delete ours that are stale
         (rule gone, disabled or edited). Rules of other channels or tools on the same app are
         left alone; their matches are dropped by `stream`. Returns {"added", "deleted", "kept"}."""
-        from socialitsm.models import WatchRule
-
         wanted = {
             self.rule_tag(rule): self.rule_query(rule)
             for rule in rules
-            if rule.enabled and rule.kind != WatchRule.Kind.DIRECT
+            if rule.enabled and rule.kind != RuleKind.DIRECT
         }
         current: list[Mapping[str, Any]] = []
         token = ""
