@@ -169,14 +169,16 @@ def backfill_only(posts: Sequence[InboundPost], cursor: Cursor) -> list[InboundP
 # {host}, {status}, {detail} (the network's own words, see `Connector.problem`), {said}
 # ("(HTTP 403): detail", or "(HTTP 403)" without detail), {what} (what was being done), and
 # for "rate_limited" {when}, which is "reset" filled with {reset} when the network said.
+# A network's own `ERROR_WORDS` override these; its "refused" also stands for the 401, 403
+# and 404 cases it does not word itself.
 ERROR_WORDS: dict[str, str] = {
-    "rate_limited": "{name} rate limit reached on {what} {said}{when}",
+    "rate_limited": "{name} rate limit reached ({detail}){when}",
     "reset": "; it resets at {reset:%H:%M:%S} UTC",
-    "failing": "{name} is failing on {what} {said}",
-    "credentials": "{name} refused the channel's credentials on {what} {said}",
-    "forbidden": "{name} does not allow {what} {said}",
-    "missing": "{name} has no such resource for {what} {said}",
-    "refused": "{name} refused {what} {said}",
+    "failing": "{name} is failing (HTTP {status}): {detail}",
+    "credentials": "{name} refused the channel's credentials (HTTP 401): {detail}",
+    "forbidden": "{name} does not allow this (HTTP 403): {detail}",
+    "missing": "{name} has no such resource (HTTP 404): {detail}",
+    "refused": "{name} refused the request (HTTP {status}): {detail}",
 }
 
 
@@ -205,6 +207,8 @@ class Connector(ABC):
     network: str = ""
     # The network's name in messages ("Mastodon").
     label: ClassVar[str] = ""
+    # The keys of a JSON error body that hold the network's words (see `problem`).
+    problem_keys: ClassVar[tuple[str, ...]] = ("error", "message")
     # Overrides of the module's ERROR_WORDS for this network.
     ERROR_WORDS: ClassVar[dict[str, str]] = {}
     # The typed view of `Channel.config` (see `ChannelConfig`).
@@ -288,14 +292,15 @@ class Connector(ABC):
         )
 
     def problem(self, response: requests.Response) -> str:
-        """The network's own words in an error answer: a JSON `error`/`message`, else the text."""
+        """The network's own words in an error answer: the `problem_keys` of a JSON body joined
+        by ": ", else the text (an HTML error page says nothing useful: "")."""
         try:
             body = response.json()
         except ValueError:
             text = response.text.strip()
             return "" if text.startswith("<") else text[:200]
         if isinstance(body, dict):
-            parts = [str(body[key]) for key in ("error", "message") if body.get(key)]
+            parts = [str(body[key]) for key in self.problem_keys if body.get(key)]
             if parts:
                 return ": ".join(parts)
         return response.text[:200].strip()
@@ -315,6 +320,8 @@ class Connector(ABC):
     def worded(self, case: str, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
         """The error for `case` (a key of ERROR_WORDS) in this network's words."""
         words = {**ERROR_WORDS, **self.ERROR_WORDS}
+        if case in ("credentials", "forbidden", "missing") and case not in self.ERROR_WORDS:
+            words[case] = self.ERROR_WORDS.get("refused", words[case])
         status = response.status_code
         detail = self.problem(response)
         retry_at = getattr(error, "retry_at", None)

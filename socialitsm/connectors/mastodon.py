@@ -117,14 +117,20 @@ class MastodonConnector(Connector):
     network = "mastodon"
     label = "Mastodon"
     config_class = MastodonConfig
+    problem_keys = ("error", "error_description")
+    # Every error names the server, says what happened, then "(HTTP n): the server's words".
     ERROR_WORDS: ClassVar[dict[str, str]] = {
-        "rate_limited": "{host} rate limit reached {said}{when}",
-        "failing": "{host} is failing {said}",
-        "credentials": "{host} refused the access token {said}",
-        "forbidden": "{host} does not allow this token to do that {said}",
-        "missing": "{host} has no such resource {said}",
-        "refused": "{host} refused the request {said}",
+        case: "{host} " + happened + " {said}"
+        for case, happened in [
+            ("rate_limited", "rate limit reached"),
+            ("failing", "is failing"),
+            ("credentials", "refused the access token"),
+            ("forbidden", "does not allow this token to do that"),
+            ("missing", "has no such resource"),
+            ("refused", "refused the request"),
+        ]
     }
+    ERROR_WORDS["rate_limited"] += "{when}"
 
     def __init__(self, channel) -> None:
         super().__init__(channel)
@@ -187,19 +193,6 @@ class MastodonConnector(Connector):
         remaining, _limit, reset_at = self.rate_limit(response)
         if remaining == 0 and reset_at is not None:
             self._paused_until = reset_at
-
-    def problem(self, response: requests.Response) -> str:
-        """The error's own words: {"error": ..., "error_description": ...}, plain text, or the status."""
-        try:
-            data = response.json()
-        except ValueError:
-            text = response.text.strip()
-            # A 404 from some servers is a whole HTML page; its words are no help.
-            return "" if text.startswith("<") else text[:200]
-        if isinstance(data, dict) and data.get("error"):
-            description = data.get("error_description")
-            return f"{data['error']}: {description}" if description else str(data["error"])
-        return response.text[:200]
 
     def error_for(self, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
         # Takahē and other servers answer a bad token with 400 "Invalid Bearer token".

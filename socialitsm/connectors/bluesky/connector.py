@@ -100,14 +100,7 @@ class BlueskyConnector(Connector):
     network = "bluesky"
     label = "Bluesky"
     config_class = BlueskyConfig
-    ERROR_WORDS: ClassVar[dict[str, str]] = {
-        "rate_limited": "Bluesky rate limit reached ({detail}){when}",
-        "failing": "Bluesky is failing (HTTP {status}): {detail}",
-        "credentials": "Bluesky refused {what} (HTTP {status}): {detail}",
-        "forbidden": "Bluesky refused {what} (HTTP {status}): {detail}",
-        "missing": "Bluesky refused {what} (HTTP {status}): {detail}",
-        "refused": "Bluesky refused {what} (HTTP {status}): {detail}",
-    }
+    ERROR_WORDS: ClassVar[dict[str, str]] = {"refused": "Bluesky refused {what} (HTTP {status}): {detail}"}
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)

@@ -97,6 +97,7 @@ class RedditConnector(Connector):
     network = "reddit"
     label = "Reddit"
     config_class = RedditConfig
+    problem_keys = ("message", "reason", "explanation")
     ERROR_WORDS: ClassVar[dict[str, str]] = {
         "rate_limited": "Reddit rate limit reached on {what}; wait for the reset",
         "failing": "Reddit is failing (HTTP {status}) on {what}",
@@ -192,17 +193,6 @@ class RedditConnector(Connector):
             round(remaining + used) if remaining is not None and used is not None else None,
             reset_time(response.headers.get("X-Ratelimit-Reset")),
         )
-
-    def problem(self, response: requests.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text[:200].strip()
-        if isinstance(body, dict):
-            parts = [str(body.get(k)) for k in ("message", "reason", "explanation") if body.get(k)]
-            if parts:
-                return ": ".join(parts)
-        return str(body)[:200]
 
     def _decode(self, response: requests.Response, what: str) -> Mapping[str, Any]:
         return self.decode_object(self.decode(response, what), what)

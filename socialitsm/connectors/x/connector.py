@@ -94,15 +94,12 @@ class XConnector(Connector):
     network = "x"
     label = "X"
     config_class = XConfig
+    problem_keys = ("title", "detail")
+    # 5xx retry when Retry-After says, not at x-rate-limit-reset: that is when the allowance
+    # refills, not when X recovers.
     ERROR_WORDS: ClassVar[dict[str, str]] = {
         "rate_limited": "X rate limit or usage cap reached ({detail}){when}",
         "reset": "; allowance resets at {reset:%H:%M:%S} UTC",
-        # Not x-rate-limit-reset: that is when the allowance refills, not when X recovers.
-        "failing": "X is failing (HTTP {status}): {detail}",
-        "credentials": "X refused the channel's credentials (HTTP 401): {detail}",
-        "forbidden": "X does not allow this (HTTP 403): {detail}",
-        "missing": "X has no such resource (HTTP 404): {detail}",
-        "refused": "X refused the request (HTTP {status}): {detail}",
     }
 
     def __init__(self, channel: Channel) -> None:
@@ -150,14 +147,14 @@ class XConnector(Connector):
             body = response.json()
         except ValueError:
             return response.text[:200].strip()
-        if isinstance(body, dict):
-            if body.get("title") or body.get("detail"):
-                return ": ".join(str(p) for p in (body.get("title"), body.get("detail")) if p)
-            errors = body.get("errors")
-            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-                first = errors[0]
-                return str(first.get("detail") or first.get("message") or first.get("title") or first)
-        return str(body)[:200]
+        if not isinstance(body, dict):
+            return str(body)[:200]
+        errors = body.get("errors")
+        titled = any(body.get(key) for key in self.problem_keys)
+        if not titled and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return str(first.get("detail") or first.get("message") or first.get("title") or first)
+        return super().problem(response)
 
     def _auth(self, method: str, url: str, params: Mapping[str, str], auth: str) -> str:
         credentials = self.channel.credentials
