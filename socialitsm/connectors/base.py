@@ -212,7 +212,7 @@ class Connector(ABC):
     # Overrides of the module's ERROR_WORDS for this network.
     ERROR_WORDS: ClassVar[dict[str, str]] = {}
     # The typed view of `Channel.config` (see `ChannelConfig`).
-    config_class: ClassVar[type[ChannelConfig]]
+    config_class: ClassVar[type[ChannelConfig]] = ChannelConfig
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
