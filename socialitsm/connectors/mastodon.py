@@ -39,7 +39,6 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed
 
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
@@ -59,7 +58,7 @@ from .base import (
     backfill_only,
     same_text,
 )
-from .wsclient import ws_connect
+from .wsclient import ws_connect, ws_frames
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -414,15 +413,11 @@ class MastodonConnector(Connector):
     ) -> Iterator[InboundPost | StreamMark]:
         by_kind = {rule.kind: rule for rule in rules}
         last_mark = time.monotonic()
-        while True:
-            try:
-                frame = connection.recv(timeout=RECV_TIMEOUT)
-            except TimeoutError:
+        for frame in ws_frames(connection, timeout=RECV_TIMEOUT, name="Mastodon streaming"):
+            if frame is None:
                 yield StreamMark()
                 last_mark = time.monotonic()
                 continue
-            except ConnectionClosed as exc:
-                raise TransientError(f"Mastodon streaming connection closed ({exc})") from exc
             yield from self._frame_items(frame, by_kind, hashtags)
             if time.monotonic() - last_mark > RECV_TIMEOUT:
                 yield StreamMark()

@@ -36,10 +36,9 @@ from urllib.parse import urlencode
 
 import requests
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed
 
 from socialitsm import http
-from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+from socialitsm.exceptions import ExternalError, PermanentError
 from socialitsm.text import clean_json, clean_text
 
 from ..base import (
@@ -56,7 +55,7 @@ from ..base import (
     reset_time,
     same_text,
 )
-from ..wsclient import ws_connect
+from ..wsclient import ws_connect, ws_frames
 from .config import BlueskyConfig
 from .jetstream import _Matcher
 from .records import _copies, _dict, _iso, _list, _rkey
@@ -377,15 +376,11 @@ class BlueskyConnector(Connector):
         matcher = _Matcher(rules, self._own_did)
         with ws_connect(f"{url}?{urlencode(params)}", name="Jetstream") as connection:
             last_mark = time.monotonic()
-            while True:
-                try:
-                    frame = connection.recv(timeout=RECV_TIMEOUT)
-                except TimeoutError:
+            for frame in ws_frames(connection, timeout=RECV_TIMEOUT, name="Jetstream"):
+                if frame is None:
                     yield StreamMark()
                     last_mark = time.monotonic()
                     continue
-                except ConnectionClosed as exc:
-                    raise TransientError(f"Jetstream connection closed ({exc})") from exc
                 post = self._event(frame, matcher)
                 if post is not None:
                     yield post
