@@ -207,6 +207,12 @@ class Connector(ABC):
     network: str = ""
     # The network's name in messages ("Mastodon").
     label: ClassVar[str] = ""
+    # The headers naming the remaining calls, the allowance and its reset (see `rate_limit`).
+    rate_limit_headers: ClassVar[tuple[str, str, str]] = (
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Reset",
+    )
     # The keys of a JSON error body that hold the network's words (see `problem`).
     problem_keys: ClassVar[tuple[str, ...]] = ("error", "message")
     # Overrides of the module's ERROR_WORDS for this network.
@@ -283,12 +289,13 @@ class Connector(ABC):
         self.note_quota(remaining=remaining, limit=limit, reset_at=reset_at, cost=cost)
 
     def rate_limit(self, response: requests.Response) -> tuple[int | None, int | None, datetime | None]:
-        """(remaining, limit, reset time) from an answer's headers. The default reads the
-        common X-RateLimit-Remaining / -Limit / -Reset; networks with other headers override it."""
+        """(remaining, limit, reset time) from an answer's `rate_limit_headers`; a network whose
+        headers need more than that (Reddit's "used" and fractions) overrides it."""
+        remaining, limit, reset = self.rate_limit_headers
         return (
-            http.header_int(response, "X-RateLimit-Remaining"),
-            http.header_int(response, "X-RateLimit-Limit"),
-            reset_time(response.headers.get("X-RateLimit-Reset")),
+            http.header_int(response, remaining),
+            http.header_int(response, limit),
+            reset_time(response.headers.get(reset)),
         )
 
     def problem(self, response: requests.Response) -> str:

@@ -40,7 +40,6 @@ from urllib.parse import quote, urlsplit
 import requests
 from django.utils import timezone
 
-from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import clean_json, html_to_text
 
@@ -179,13 +178,6 @@ class MastodonConnector(Connector):
                 f"Mastodon allowance used up until {self._paused_until:%H:%M:%S} UTC", retry_at=self._paused_until
             )
         return super().request(method, url, what=what, record=record, **kwargs)
-
-    def rate_limit(self, response: requests.Response) -> tuple[int | None, int | None, datetime | None]:
-        return (
-            http.header_int(response, "X-RateLimit-Remaining"),
-            http.header_int(response, "X-RateLimit-Limit"),
-            aware_time(response.headers.get("X-RateLimit-Reset")),
-        )
 
     def note_response(self, response: requests.Response, *, cost: float = 0.0) -> None:
         super().note_response(response, cost=cost)

@@ -37,7 +37,6 @@ from urllib.parse import urlencode
 import requests
 from django.utils import timezone
 
-from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError
 from socialitsm.text import clean_json, clean_text
 
@@ -52,7 +51,6 @@ from ..base import (
     StreamMark,
     aware_time,
     backfill_only,
-    reset_time,
     same_text,
 )
 from ..wsclient import ws_connect, ws_frames
@@ -99,6 +97,7 @@ class BlueskyConnector(Connector):
     network = "bluesky"
     label = "Bluesky"
     config_class = BlueskyConfig
+    rate_limit_headers = ("RateLimit-Remaining", "RateLimit-Limit", "RateLimit-Reset")
     ERROR_WORDS: ClassVar[dict[str, str]] = {"refused": "Bluesky refused {what} (HTTP {status}): {detail}"}
 
     def __init__(self, channel: Channel) -> None:
@@ -193,13 +192,6 @@ class BlueskyConnector(Connector):
         if proxy:
             headers["atproto-proxy"] = proxy
         return self.request_json(method, f"{host}/xrpc/{nsid}", what=nsid, params=params, json=body, headers=headers)
-
-    def rate_limit(self, response: requests.Response) -> tuple[int | None, int | None, datetime | None]:
-        return (
-            http.header_int(response, "RateLimit-Remaining"),
-            http.header_int(response, "RateLimit-Limit"),
-            reset_time(response.headers.get("RateLimit-Reset")),
-        )
 
     def problem(self, response: requests.Response) -> str:
         name, message = _problem(response)

@@ -35,10 +35,9 @@ import requests
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from socialitsm import http
 from socialitsm.exceptions import PermanentError, TransientError
 
-from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, RuleKind, StreamMark, reset_time, same_text
+from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, RuleKind, StreamMark, same_text
 from .config import XConfig
 from .oauth import USER_KEYS, oauth1_header
 from .parse import (
@@ -94,6 +93,7 @@ class XConnector(Connector):
     network = "x"
     label = "X"
     config_class = XConfig
+    rate_limit_headers = ("x-rate-limit-remaining", "x-rate-limit-limit", "x-rate-limit-reset")
     problem_keys = ("title", "detail")
     # 5xx retry when Retry-After says, not at x-rate-limit-reset: that is when the allowance
     # refills, not when X recovers.
@@ -133,13 +133,6 @@ class XConnector(Connector):
             return 5
 
     # --- transport -------------------------------------------------------------------------------
-
-    def rate_limit(self, response: requests.Response) -> tuple[int | None, int | None, datetime | None]:
-        return (
-            http.header_int(response, "x-rate-limit-remaining"),
-            http.header_int(response, "x-rate-limit-limit"),
-            reset_time(response.headers.get("x-rate-limit-reset")),
-        )
 
     def problem(self, response: requests.Response) -> str:
         """The readable part of an X error body: RFC 7807 problem, v1.1 errors list, or raw text."""
