@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "project.security.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -134,6 +135,32 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Health checks reach the container over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Set on every response by project.security; the API docs pages relax style-src (project/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+PERMISSIONS_POLICY = {
+    feature: "()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
@@ -143,9 +170,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://socialitsm")}
 
 REST_FRAMEWORK = {
-    # Token first so an anonymous request gets 401 with a WWW-Authenticate header, not 403.
+    # Token first so an anonymous request gets 401 with a WWW-Authenticate header, not 403, and
+    # so every call counts against its client address and bad tokens are limited (429).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "socialitsm.api.throttling.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["socialitsm.api.permissions.IsAgent"],
@@ -155,8 +183,15 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"ingest": env.str("SOCIALITSM_INGEST_RATE", default="600/minute")},
+    # JSON with limits (finite numbers, bounded nesting): anything else is a 400 invalid_json.
+    "DEFAULT_PARSER_CLASSES": [
+        "socialitsm.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "socialitsm.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "socialitsm.api.schema.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["socialitsm.api.throttling.UserRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SocialITSM API",
@@ -202,6 +237,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "socialitsm.tasks.channel_poll_task": {"queue": "io"},
+    "socialitsm.tasks.channel_posts_recheck_task": {"queue": "io"},
     "socialitsm.tasks.reply_send_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
@@ -225,8 +261,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.sla_sweep_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
     },
+    # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
+    "socialitsm-recheck-posts": {
+        "task": "socialitsm.tasks.channels_recheck_due_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_RECHECK_TICK", default=300)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Creates the schedule file's folder: with PostgreSQL and Redis nothing else makes var/.
+CELERY_BEAT_SCHEDULER = "project.celery:PersistentScheduler"
 
 SOCIALITSM_ENCRYPTION_KEYS = env.list("SOCIALITSM_ENCRYPTION_KEYS", default=[])
 SOCIALITSM_DEMO = env.bool("SOCIALITSM_DEMO", default=False)
@@ -236,9 +279,63 @@ if not 0 < SOCIALITSM_SLA_WARN_RATIO < 1:
     raise ImproperlyConfigured("SOCIALITSM_SLA_WARN_RATIO must be between 0 and 1, e.g. 0.8")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
+SOCIALITSM_RECHECK_MINUTES = env.int("SOCIALITSM_RECHECK_MINUTES", default=30)
+SOCIALITSM_RECHECK_MAX_POSTS = env.int("SOCIALITSM_RECHECK_MAX_POSTS", default=100)
+if SOCIALITSM_RECHECK_MINUTES < 1 or SOCIALITSM_RECHECK_MAX_POSTS < 1:
+    raise ImproperlyConfigured("SOCIALITSM_RECHECK_MINUTES and SOCIALITSM_RECHECK_MAX_POSTS must be at least 1")
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
 SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
 SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))
+
+# Rate limits.
+# Counters live in the "throttle" cache: Redis when SOCIALITSM_THROTTLE_CACHE_URL names one, or
+# else the broker's Redis (CELERY_BROKER_URL redis://...), so every process counts together;
+# without Redis (the embedded default) a local-memory cache, which counts per process.
+_throttle_url = env.str(
+    "SOCIALITSM_THROTTLE_CACHE_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")) else "",
+)
+CACHES["throttle"] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _throttle_url,
+        "KEY_PREFIX": "socialitsm",
+        # A Redis that does not answer lets calls through (unthrottled) instead of holding them.
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if _throttle_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "socialitsm-throttle"}
+)
+SOCIALITSM_THROTTLE_CACHE = "throttle"
+# "<count>/<second|minute|hour|day>"; "off" turns a limit off.
+SOCIALITSM_THROTTLE_RATES = {
+    scope: (None if value.lower() == "off" else value)
+    for scope, value in {
+        "ingest": env.str("SOCIALITSM_INGEST_RATE", default="600/minute"),
+        "ingest_refused": env.str("SOCIALITSM_INGEST_REFUSED_RATE", default="60/minute"),
+        "api_user": env.str("SOCIALITSM_API_USER_RATE", default="600/minute"),
+        "api_address": env.str("SOCIALITSM_API_ADDRESS_RATE", default="1200/minute"),
+        "api_auth_failure": env.str("SOCIALITSM_API_AUTH_FAILURE_RATE", default="20/minute"),
+    }.items()
+}
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For is believed, e.g. 10.0.0.0/8.
+SOCIALITSM_TRUSTED_PROXIES = env.list("SOCIALITSM_TRUSTED_PROXIES", default=[])
+
+# Login lockout (django-axes) for the web and admin logins: after AXES_FAILURE_LIMIT wrong
+# passwords for one account from one client address, that pair is refused (429) for the cool-off;
+# other addresses still log in, and a success clears the count. API tokens are limited by the
+# per-address rate of bad tokens instead.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the failure that locked: a try while locked does not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "socialitsm.ratelimit.client_address"
+AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use
 os.environ.setdefault("SOCIALITSM_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
 
 from .settings import *  # noqa: F403
-from .settings import DATABASES, REST_FRAMEWORK
+from .settings import DATABASES
 
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -29,7 +29,9 @@ WHITENOISE_USE_FINDERS = True
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 SOCIALITSM_ENCRYPTION_KEYS = ["m0UwIJ6Xw6JhcnP6yQ0hU8cN6vC9bN1w5oVtJkQy3bE="]
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"ingest": None}}
+# Rate limits off and counted in this process; tests of a limit set its rate and clear the cache.
+CACHES["throttle"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
+SOCIALITSM_THROTTLE_RATES = dict.fromkeys(SOCIALITSM_THROTTLE_RATES)  # noqa: F405
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 os.makedirs(STATIC_ROOT, exist_ok=True)  # noqa: F405

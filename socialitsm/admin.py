@@ -8,16 +8,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from .connectors import config_parse
-from .exceptions import ExternalError
+from .exceptions import ApplicationError, ExternalError
 from .http import CREDENTIALS_FOR_NEW_HOST, same_host
 from .models import (
     Author,
     Channel,
     Incident,
     IncidentEvent,
+    IngestRejection,
     ItsmConnection,
     ItsmDelivery,
     ItsmLink,
@@ -32,6 +35,8 @@ from .models import (
 from .selectors import channel_list
 from .services import itsm_sync, replies
 from .services.channels import channel_test, channel_verify
+from .services.incidents import EDITABLE, incident_assign, incident_changes_check, incident_update
+from .services.routing import post_label, post_promote, post_routing_retry
 from .services.sla import sla_rules_changed
 
 
@@ -167,6 +172,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "enabled",
         "health",
         "quiet",
+        "rejected",
         "last_event_at",
         "last_error_at",
         "quota",
@@ -179,6 +185,7 @@ class ChannelAdmin(admin.ModelAdmin):
     readonly_fields = [
         "health",
         "quiet",
+        "rejected",
         "last_polled_at",
         "last_event_at",
         "last_error",
@@ -212,6 +219,15 @@ class ChannelAdmin(admin.ModelAdmin):
         """A busy channel that has heard nothing for far longer than usual."""
         return channel.is_quiet(recent_posts=getattr(channel, "recent_posts", 0), now=timezone.now())
 
+    @admin.display(description="Set aside (24 h)")
+    def rejected(self, channel: Channel) -> str:
+        """Posts refused at ingest lately, linked to their list."""
+        count = getattr(channel, "rejected_posts", 0)
+        if not count:
+            return "0"
+        url = reverse("admin:socialitsm_ingestrejection_changelist") + f"?channel__id__exact={channel.pk}"
+        return format_html('<a href="{}">{}</a>', url, count)
+
     @admin.display(description="Quota left")
     def quota(self, channel: Channel) -> str:
         if channel.quota_remaining is None:
@@ -236,8 +252,24 @@ class AuthorAdmin(admin.ModelAdmin):
     readonly_fields = ["network", "external_id"]
 
 
+class RoutingFailedFilter(admin.SimpleListFilter):
+    title = "routing"
+    parameter_name = "routing"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("failed", "Failed (parked)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Post]) -> QuerySet[Post]:
+        if self.value() == "failed":
+            return queryset.filter(routing_failed_at__isnull=False)
+        return queryset
+
+
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
+    """Posts are what the networks said and what routing made of them: view-only. Labelling and
+    promoting go through the services, which record who did it."""
+
     list_display = [
         "__str__",
         "author",
@@ -248,24 +280,75 @@ class PostAdmin(admin.ModelAdmin):
         "detected_service",
         "incident",
     ]
-    list_filter = ["network", "triage_state", "label", "is_direct", "detected_service"]
+    list_filter = [
+        "network",
+        "triage_state",
+        RoutingFailedFilter,
+        "label",
+        "is_direct",
+        "gone_reason",
+        "detected_service",
+    ]
     list_select_related = ["author", "incident", "detected_service"]
     search_fields = ["external_id", "text", "author__handle"]
-    raw_id_fields = ["author", "incident", "channel", "rule"]
-    readonly_fields = [
-        "network",
-        "external_id",
-        "raw",
-        "ingested_at",
-        "complaint_score",
-        "sentiment",
-        "reasons",
-        # Agents label from the console or the API, which record who and when.
-        "label",
-        "labelled_by",
-        "labelled_at",
-    ]
     date_hierarchy = "posted_at"
+    actions = ["label_complaint", "label_not_complaint", "promote", "route_again"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Post | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Post | None = None) -> bool:
+        return False
+
+    def _label(self, request: HttpRequest, queryset: QuerySet[Post], label: str) -> None:
+        for post in queryset:
+            post_label(post=post, label=label, actor=request.user)
+        self.message_user(
+            request, f"{len(queryset)} posts labelled {Post.Label(label).label.lower()}.", messages.SUCCESS
+        )
+
+    @admin.action(description="Label as a complaint")
+    def label_complaint(self, request: HttpRequest, queryset: QuerySet[Post]) -> None:
+        self._label(request, queryset, Post.Label.COMPLAINT)
+
+    @admin.action(description="Label as not a complaint")
+    def label_not_complaint(self, request: HttpRequest, queryset: QuerySet[Post]) -> None:
+        self._label(request, queryset, Post.Label.NOT_COMPLAINT)
+
+    @admin.action(description="Open an incident for these posts (or add them to the one they continue)")
+    def promote(self, request: HttpRequest, queryset: QuerySet[Post]) -> None:
+        for post in queryset.order_by("posted_at", "id"):
+            try:
+                incident = post_promote(post=post, actor=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{post}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{post}: linked to {incident.number}", messages.SUCCESS)
+
+    @admin.action(description="Route posts that failed routing again")
+    def route_again(self, request: HttpRequest, queryset: QuerySet[Post]) -> None:
+        count = sum(post_routing_retry(post=post) for post in queryset.filter(routing_failed_at__isnull=False))
+        self.message_user(request, f"{count} post(s) handed to routing again.", messages.SUCCESS)
+
+
+@admin.register(IngestRejection)
+class IngestRejectionAdmin(admin.ModelAdmin):
+    """Posts the database refused at ingest, kept as they were for a person to read."""
+
+    list_display = ["created_at", "channel", "network", "external_id", "error"]
+    list_filter = ["network", "channel"]
+    list_select_related = ["channel"]
+    search_fields = ["external_id", "error"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class IncidentEventInline(admin.TabularInline):
@@ -300,8 +383,54 @@ class SlaClockInline(admin.TabularInline):
         return False
 
 
+class IncidentAdminForm(forms.ModelForm):
+    """Only what agents may change, and only through incident_update: each change is an audit
+    event (the outbox the ITSM sync reads), state moves are checked and the SLA clocks replayed.
+    A refused change is shown beside its field before anything is saved."""
+
+    class Meta:
+        model = Incident
+        fields = list(EDITABLE)
+
+    def changes(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in self.changed_data if name in self.cleaned_data}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # self.instance still holds the stored values here: the form's are set on it after clean().
+        try:
+            incident_changes_check(incident=self.instance, **self.changes())
+        except ApplicationError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return cleaned
+
+
+_INCIDENT_READONLY = [
+    "number",
+    "priority",
+    "description",
+    "parent",
+    "author",
+    "channel",
+    "opened_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "sla_policy",
+    "sla_started_at",
+    "ingest_lag_seconds",
+    "response_due_at",
+    "resolution_due_at",
+    "response_breached",
+    "resolution_breached",
+]
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
+    """Incidents open from posts; agents' changes go through the incident services (see the form)."""
+
+    form = IncidentAdminForm
     list_display = [
         "number",
         "short_description",
@@ -315,35 +444,99 @@ class IncidentAdmin(admin.ModelAdmin):
     list_filter = ["state", "priority", "service", "assignment_group"]
     list_select_related = ["service", "assignment_group", "assignee"]
     search_fields = ["number", "short_description"]
-    raw_id_fields = ["parent", "author", "channel", "assignee"]
-    readonly_fields = ["number", "priority", "opened_at", "first_response_at", "resolved_at", "closed_at"]
+    raw_id_fields = ["assignee"]
+    fields = [
+        "number",
+        "short_description",
+        "state",
+        "impact",
+        "urgency",
+        "priority",
+        "service",
+        "category",
+        "assignment_group",
+        "assignee",
+        *_INCIDENT_READONLY[2:],
+    ]
+    readonly_fields = _INCIDENT_READONLY
     inlines = [SlaClockInline, IncidentEventInline]
+    actions = ["assign_to_me", "put_on_hold", "resolve"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Incident | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Incident, form: IncidentAdminForm, change: bool) -> None:
+        changes = form.changes()
+        if not changes:
+            return
+        try:
+            incident_update(incident=obj, actor=request.user, **changes)
+        except ApplicationError as exc:
+            # Checked in the form; only a concurrent change gets here.
+            self.message_user(request, f"{obj.number}: {exc.message}", messages.ERROR)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Incident], done: str, change: Any) -> None:
+        for incident in queryset.order_by("number"):
+            try:
+                change(incident)
+            except ApplicationError as exc:
+                self.message_user(request, f"{incident.number}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{incident.number}: {done}", messages.SUCCESS)
+
+    @admin.action(description="Assign to me")
+    def assign_to_me(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        self._each(
+            request,
+            queryset,
+            "assigned to you",
+            lambda incident: incident_assign(incident=incident, actor=request.user, assignee=request.user),
+        )
+
+    @admin.action(description="Put on hold")
+    def put_on_hold(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        self._each(
+            request,
+            queryset,
+            "on hold",
+            lambda incident: incident_update(incident=incident, actor=request.user, state=Incident.State.ON_HOLD),
+        )
+
+    @admin.action(description="Resolve")
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        self._each(
+            request,
+            queryset,
+            "resolved",
+            lambda incident: incident_update(incident=incident, actor=request.user, state=Incident.State.RESOLVED),
+        )
 
 
 @admin.register(Reply)
 class ReplyAdmin(admin.ModelAdmin):
+    """Replies are written from the ticket and tracked until the network confirms: view-only; a
+    failed one can be queued again."""
+
     list_display = ["incident", "visibility", "status", "attempts", "agent", "created_at", "sent_at"]
     list_filter = ["status", "visibility"]
     list_select_related = ["incident", "agent"]
-    raw_id_fields = ["incident", "post", "channel", "agent"]
-    readonly_fields = [
-        "status",
-        "attempts",
-        "error",
-        "idempotency_key",
-        "external_id",
-        "claimed_at",
-        "sent_at",
-        "retry_after",
-    ]
     actions = ["retry_failed"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Reply | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Reply | None = None) -> bool:
+        return False
+
     @admin.action(description="Send failed replies again")
-    def retry_failed(self, request, queryset) -> None:
-        count = 0
-        for reply in queryset.filter(status=Reply.Status.FAILED):
-            replies.reply_retry(reply=reply)
-            count += 1
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Reply]) -> None:
+        count = sum(replies.reply_retry(reply=reply) for reply in queryset.filter(status=Reply.Status.FAILED))
         self.message_user(request, f"{count} replies queued again.", messages.SUCCESS)
 
 
@@ -504,6 +697,11 @@ class ItsmLinkAdmin(admin.ModelAdmin):
     ]
     inlines = [ItsmDeliveryInline]
     actions = ["retry"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ItsmLink | None = None) -> list[str]:
+        fields = [*super().get_readonly_fields(request, obj)]
+        # A link is one incident's record in one suite: pointing it elsewhere would mix records.
+        return [*fields, "connection", "incident", "created_at"] if obj is not None else fields
 
     @admin.action(description="Retry ITSM sync now")
     def retry(self, request, queryset) -> None:

@@ -1,7 +1,16 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+from django.db.models.signals import post_migrate
 
 
 class SocialItsmConfig(AppConfig):
     name = "socialitsm"
     verbose_name = "SocialITSM"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, db  # noqa: F401  (importing checks registers the system checks)
+        from .management import sla_defaults_notice
+
+        post_migrate.connect(sla_defaults_notice, sender=self)
+        connection_created.connect(db.clamp_timestamps, dispatch_uid="socialitsm-clamp-timestamps")

@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "NUMBER_DIGITS": 7,
     "NUMBER_START": 1001,
     "DEFAULT_IMPACT": 3,
+    # The group (by name) that takes incidents neither their service's owner group nor their
+    # watch rule routes; migration 0011 creates it on a fresh install. "" leaves them unassigned.
+    "DEFAULT_GROUP": "Service Desk",
     # Work not finished after this many seconds is picked up again by the recovery sweep.
     "STALE_AFTER_SECONDS": 120,
     # A reply claimed for sending longer ago than this is considered abandoned by a dead worker.
@@ -48,10 +51,31 @@ DEFAULTS: dict[str, Any] = {
     "QUIET_BUSY_POSTS": 50,
     "QUIET_GAPS": 10,
     "QUIET_MIN_MINUTES": 30,
+    # Posts of live incidents are asked after on their network (deleted upstream?) at most every
+    # RECHECK_MINUTES, at most RECHECK_MAX_POSTS per channel and sweep; networks that bill
+    # reads (X) default to less, and a channel's config may set its own.
+    "RECHECK_MINUTES": 30,
+    "RECHECK_MAX_POSTS": 100,
     # Complaint model retrained from agents' labels (socialitsm_train); the shipped one while absent.
     "MODEL_PATH": "",
     # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.
     "DATA_DIR": "",
+    # Rate limits ("<count>/<second|minute|hour|day>"; None turns one off), kept in the cache
+    # THROTTLE_CACHE names (Redis in production, so every process counts together):
+    "THROTTLE_RATES": {
+        # signed posts per webhook channel, and signed calls per ITSM connection;
+        "ingest": "600/minute",
+        # calls to the signed endpoints refused (no or bad signature, too large) per address;
+        "ingest_refused": "60/minute",
+        # API calls per user (token or session), and per client address (anonymous ones too);
+        "api_user": "600/minute",
+        "api_address": "1200/minute",
+        # API calls with a token that is not valid, per client address.
+        "api_auth_failure": "20/minute",
+    },
+    "THROTTLE_CACHE": "default",
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed; nobody's by default.
+    "TRUSTED_PROXIES": [],
 }
 
 

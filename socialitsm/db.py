@@ -1,11 +1,21 @@
-"""Database helpers the ORM lacks."""
+"""Database helpers the ORM lacks.
+
+Timestamps PostgreSQL holds but Python cannot (it stores 4713 BC to 294276 AD; Python's datetime
+years 1 to 9999) are read back clamped: a post once accepted with `0001-01-01T00:30:00+01:00`
+(year 0 in UTC) made every query that read it fail, including the one that deletes it. Such
+values load as the nearest instant with room for any time zone conversion (datetimes.READ_*).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
+
+from socialitsm import datetimes
 
 
 def rows_update(model: type[models.Model], objs: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -28,8 +38,77 @@ def rows_update(model: type[models.Model], objs: Sequence[models.Model], fields:
         cursor.executemany(sql, params)
 
 
+def rows_insert_new(
+    model: type[models.Model], objs: Sequence[models.Model], returning: Sequence[str], *, batch_size: int = 500
+) -> list[tuple[Any, ...]]:
+    """Insert `objs`, skipping any that would break a unique constraint, and return `returning`
+    of the rows this call wrote. Counting these says what the database did: a concurrent
+    writer's row is skipped here, never counted twice (bulk_create with ignore_conflicts
+    cannot tell which rows it wrote)."""
+    if not objs:
+        return []
+    qn = connection.ops.quote_name
+    columns = [f for f in model._meta.concrete_fields if not f.primary_key]
+    names = ", ".join(qn(column.column) for column in columns)
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    back = ", ".join(qn(_concrete_field(model, name).column) for name in returning)
+    written: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), batch_size):
+            chunk = objs[start : start + batch_size]
+            # Only quoted model metadata is interpolated; every value is a parameter.
+            sql = (
+                f"INSERT INTO {qn(model._meta.db_table)} ({names}) VALUES {', '.join([row] * len(chunk))} "  # noqa: S608
+                f"ON CONFLICT DO NOTHING RETURNING {back}"
+            )
+            params = [
+                column.get_db_prep_save(column.pre_save(obj, True), connection) for obj in chunk for column in columns
+            ]
+            cursor.execute(sql, params)
+            written.extend(tuple(r) for r in cursor.fetchall())
+    return written
+
+
 def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     field = model._meta.get_field(name)
     if not isinstance(field, models.Field):
         raise TypeError(f"{model.__name__}.{name} is not a concrete field")
     return field
+
+
+@cache
+def _clamped_loader(base: type) -> type:
+    import psycopg
+
+    class ClampedTimestamptzLoader(base):
+        clamps_reads = True
+
+        def load(self, data: Any) -> datetime:
+            try:
+                value = super().load(data)
+            except psycopg.DataError:
+                text = bytes(data)
+                late = not text.endswith(b"BC") and text[:1].isdigit() and int(text.split(b"-", 1)[0]) >= 9999
+                value = datetimes.READ_LATEST if late else datetimes.READ_EARLIEST
+                tz = getattr(self, "timezone", UTC)
+                return value.astimezone(tz) if tz is not None else value.replace(tzinfo=None)
+            if value.tzinfo is None:
+                return value
+            return datetimes.clamp_read(value)
+
+    return ClampedTimestamptzLoader
+
+
+def clamp_timestamps(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """connection_created receiver: wrap the connection's timestamptz loader (PostgreSQL only)."""
+    if connection.vendor != "postgresql" or not hasattr(connection.connection, "adapters"):
+        return
+    from psycopg import adapters
+    from psycopg.pq import Format
+
+    timestamptz = adapters.types["timestamptz"].oid
+    context = connection.connection.adapters
+    current = context.get_loader(timestamptz, Format.TEXT)
+    if current is None or getattr(current, "clamps_reads", False):
+        return
+    context.register_loader(timestamptz, _clamped_loader(current))

@@ -134,8 +134,22 @@ class WatchRule(models.Model):
         return f"{self.channel.slug}: {self.name}"
 
 
+# Networks whose ids are only unique within one channel: each webhook caller names its own
+# posts and people, so one channel's ids must never reach another channel's rows.
+CHANNEL_SCOPED_NETWORKS = frozenset({Network.WEBHOOK})
+
+
+def id_scope(channel: Channel) -> str:
+    """Where `channel`'s external ids are unique: "" on networks with global ids, the channel
+    itself on networks where each caller names its own (see CHANNEL_SCOPED_NETWORKS)."""
+    return str(channel.pk) if channel.network in CHANNEL_SCOPED_NETWORKS else ""
+
+
 class Author(models.Model):
     network = models.CharField(max_length=16, choices=Network.choices)
+    scope = models.CharField(
+        max_length=32, blank=True, default="", editable=False, help_text="The channel owning the id; see id_scope."
+    )
     external_id = models.CharField(max_length=255)
     handle = models.CharField(max_length=255, blank=True)
     name = models.CharField(max_length=255, blank=True)
@@ -145,7 +159,9 @@ class Author(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["network", "external_id"], name="author_network_external_id_uniq")
+            models.UniqueConstraint(
+                fields=["network", "scope", "external_id"], name="author_network_scope_external_id_uniq"
+            )
         ]
 
     def __str__(self) -> str:
@@ -271,6 +287,10 @@ class PostQuerySet(models.QuerySet):
     def pending(self) -> PostQuerySet:
         return self.filter(triage_state=Post.Triage.PENDING)
 
+    def routable(self) -> PostQuerySet:
+        """Pending posts routing has not given up on: a parked post waits for a person."""
+        return self.pending().filter(routing_failed_at__isnull=True)
+
 
 class Post(models.Model):
     class Triage(models.TextChoices):
@@ -283,7 +303,14 @@ class Post(models.Model):
         COMPLAINT = "complaint", "Complaint"
         NOT_COMPLAINT = "not_complaint", "Not a complaint"
 
+    class Gone(models.TextChoices):
+        DELETED = "deleted", "Deleted by its author"
+        REMOVED = "removed", "Removed by moderators"
+
     network = models.CharField(max_length=16, choices=Network.choices)
+    scope = models.CharField(
+        max_length=32, blank=True, default="", editable=False, help_text="The channel owning the id; see id_scope."
+    )
     external_id = models.CharField(max_length=255)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="posts")
     rule = models.ForeignKey(WatchRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts")
@@ -292,6 +319,11 @@ class Post(models.Model):
     raw = models.JSONField(blank=True, default=dict)
     url = models.URLField(max_length=1000, blank=True)
     posted_at = models.DateTimeField(help_text="When the person posted, per the network.")
+    posted_at_reported = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The network's time for the post when it was not plausible; posted_at is then when it reached us.",
+    )
     ingested_at = models.DateTimeField(default=timezone.now)
     in_reply_to = models.CharField(max_length=255, blank=True, help_text="External id of the post this answers.")
     conversation_id = models.CharField(max_length=255, blank=True)
@@ -308,6 +340,12 @@ class Post(models.Model):
     deleted_at = models.DateTimeField(
         null=True, blank=True, help_text="When we saw the author delete it upstream; text and payload are redacted."
     )
+    gone_reason = models.CharField(
+        max_length=8, choices=Gone.choices, blank=True, help_text="Who took the post down, once it is gone upstream."
+    )
+    checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the network was last asked whether the post still exists."
+    )
     label = models.CharField(
         max_length=16,
         choices=Label.choices,
@@ -318,21 +356,59 @@ class Post(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     labelled_at = models.DateTimeField(null=True, blank=True)
+    routing_error = models.TextField(blank=True, help_text="Why routing failed; the post waits for a retry.")
+    routing_failed_at = models.DateTimeField(null=True, blank=True)
 
     objects = PostQuerySet.as_manager()
 
     class Meta:
         ordering = ["posted_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["network", "external_id"], name="post_network_external_id_uniq")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network", "scope", "external_id"], name="post_network_scope_external_id_uniq"
+            )
+        ]
         indexes = [
-            models.Index(fields=["ingested_at"], name="post_pending_idx", condition=Q(triage_state="pending")),
+            models.Index(
+                fields=["ingested_at"],
+                name="post_routable_idx",
+                condition=Q(triage_state="pending", routing_failed_at__isnull=True),
+            ),
+            models.Index(
+                fields=["routing_failed_at"], name="post_parked_idx", condition=Q(routing_failed_at__isnull=False)
+            ),
             models.Index(fields=["author", "conversation_id"], name="post_author_conversation_idx"),
             models.Index(fields=["triage_state", "posted_at"], name="post_triage_idx"),
             models.Index(fields=["labelled_at"], name="post_labelled_idx", condition=~Q(label="")),
+            # The re-check sweep: live posts of incidents, least recently checked first.
+            models.Index(
+                fields=["channel", "checked_at"],
+                name="post_recheck_idx",
+                condition=Q(deleted_at__isnull=True, incident__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.network}:{self.external_id}"
+
+
+class IngestRejection(models.Model):
+    """A post the database refused even after cleaning, set aside with the error while the rest
+    of its batch was stored. Kept for an admin to read; the channel's health counts them."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="rejections")
+    network = models.CharField(max_length=16, choices=Network.choices)
+    external_id = models.CharField(max_length=255, blank=True)
+    error = models.TextField()
+    payload = models.JSONField(blank=True, default=dict, help_text="The post as cleaned, for the record.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["channel", "created_at"], name="ingestrejection_channel_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.network}:{self.external_id or '?'} refused"
 
 
 class Reply(models.Model):

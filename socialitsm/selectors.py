@@ -7,16 +7,18 @@ import math
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import import_module
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Channel, Incident, IncidentQuerySet, Network, Post, SlaClock
+from socialitsm.models import Channel, Incident, IncidentQuerySet, IngestRejection, Network, Post, SlaClock, SlaPolicy
 
 MAX_REPORT_DAYS = 366
 # Combined polarity beyond these counts as negative or positive; between them, neutral.
@@ -24,10 +26,32 @@ NEGATIVE_BELOW = -0.05
 POSITIVE_ABOVE = 0.05
 
 
+def sla_defaults_in_force() -> bool:
+    """Whether the SLA policies are still exactly those a fresh install ships (migration 0011):
+    leads are reminded to adapt them."""
+    return import_module("socialitsm.migrations.0011_default_sla").in_force(SlaPolicy)
+
+
+# How far back the channel list counts posts set aside at ingest.
+REJECTIONS_WINDOW = timedelta(hours=24)
+
+
 def channel_list() -> QuerySet[Channel]:
-    """Channels with `recent_posts`: posts stored within the quiet window, for `Channel.is_quiet`."""
-    since = timezone.now() - timedelta(hours=conf.QUIET_WINDOW_HOURS)
-    return Channel.objects.annotate(recent_posts=Count("posts", filter=Q(posts__ingested_at__gte=since)))
+    """Channels with `recent_posts`: posts stored within the quiet window, for `Channel.is_quiet`,
+    and `rejected_posts`: posts set aside at ingest within REJECTIONS_WINDOW."""
+    now = timezone.now()
+    since = now - timedelta(hours=conf.QUIET_WINDOW_HOURS)
+    rejected = (
+        IngestRejection.objects.filter(channel=OuterRef("pk"), created_at__gte=now - REJECTIONS_WINDOW)
+        .order_by()
+        .values("channel")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Channel.objects.annotate(
+        recent_posts=Count("posts", filter=Q(posts__ingested_at__gte=since)),
+        rejected_posts=Coalesce(Subquery(rejected), 0),
+    )
 
 
 @dataclass(frozen=True)
@@ -48,12 +72,20 @@ class ReportFilter:
         return datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=UTC)
 
 
+# Days a report can cover: any later and the period's end overflows Python's dates.
+FIRST_REPORT_DAY = datetimes.FILTERS_EARLIEST.date()
+LAST_REPORT_DAY = datetimes.FILTERS_LATEST.date() - timedelta(days=1)
+
+
 def report_filter(
     *, start: date | None, end: date | None, group: Group | None, network: str, today: date
 ) -> ReportFilter:
     """The report scope from the query; a missing end is today, a missing start a week before it.
 
     Raises ApplicationError naming the field at fault."""
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and not FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY:
+            raise ApplicationError(f"the date must be between {FIRST_REPORT_DAY} and {LAST_REPORT_DAY}", field=name)
     end = end or today
     start = start or end - timedelta(days=6)
     if start > end:

@@ -9,7 +9,7 @@ from celery import Task, shared_task
 
 from .exceptions import TransientError
 from .models import Channel, ItsmConnection, ItsmLink, Reply
-from .services import ingest, itsm_sync, replies, routing, sla
+from .services import deletions, ingest, itsm_sync, replies, routing, sla
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,20 @@ def channel_poll_task(channel_id: int) -> None:
         logger.info("channel %s vanished or was disabled before its poll", channel_id)
         return
     ingest.channel_poll(channel=channel)
+
+
+@shared_task(acks_late=True)
+def channels_recheck_due_task() -> None:
+    deletions.channels_recheck_due()
+
+
+@shared_task(acks_late=True)
+def channel_posts_recheck_task(channel_id: int) -> None:
+    channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
+    if channel is None:
+        logger.info("channel %s vanished or was disabled before its re-check", channel_id)
+        return
+    deletions.channel_posts_recheck(channel=channel)
 
 
 @shared_task(acks_late=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 
@@ -19,13 +20,19 @@ def clean_text(value: str) -> str:
 
 
 def clean_json(value: Any) -> Any:
+    """`value` as PostgreSQL's jsonb takes it: strings (keys too) cleaned, NaN and infinities as
+    null, tuples as lists, anything else JSON has no type for as its text."""
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, dict):
         return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [clean_json(v) for v in value]
-    return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int):
+        return value
+    return clean_text(str(value))
 
 
 def shorten(value: str, limit: int) -> str:
@@ -47,6 +54,7 @@ _PARAGRAPH = re.compile(r"</p\s*>\s*<p[^>]*>", re.IGNORECASE)
 def html_to_text(value: str) -> str:
     """Plain text of a network's sanitised HTML (Mastodon `content`): line and paragraph
     breaks kept, tags dropped, entities decoded, then cleaned like any untrusted text."""
-    value = _PARAGRAPH.sub("\n\n", _BREAK.sub("\n", value))
+    # Cleaned before the sanitiser too: it encodes to UTF-8 and raises on a lone surrogate.
+    value = _PARAGRAPH.sub("\n\n", _BREAK.sub("\n", clean_text(value)))
     stripped = nh3.clean(value, tags=set(), attributes={}, strip_comments=True)
     return clean_text(html.unescape(stripped)).strip()

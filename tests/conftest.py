@@ -16,10 +16,12 @@ from socialitsm.itsm import fake as fake_itsm
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 from .factories import UserFactory
+from .faults.servers import missing_binaries
 
 REQUIRED = os.environ.get("SOCIALITSM_REQUIRE_SERVICES") == "1"
 # Written by ../shared/peers/rt/start-rt.sh (RT_URL, RT_TOKEN, RT_QUEUE, RT_CF); RT_* variables win.
 RT_ENV_FILE = os.environ.get("RT_ENV_FILE", "/var/lib/rt-peer/env")
+SLA_DEFAULTS = "socialitsm.migrations.0011_default_sla"
 
 
 # Moments of the week and year that tests reading the clock must all hold at (UTC; the demo's
@@ -92,6 +94,8 @@ def _missing(item: pytest.Item) -> str | None:
         return "needs Redis: set CELERY_BROKER_URL=redis://... to a running server"
     if item.get_closest_marker("rt") and not _rt_available():
         return "needs Request Tracker: run ../shared/peers/rt/start-rt.sh (or set RT_URL and RT_TOKEN)"
+    if item.get_closest_marker("faults") and (reason := missing_binaries()):
+        return reason
     if item.get_closest_marker("browser") and not shutil.which(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
         return "needs Chromium at /usr/bin/chromium (apt-get install chromium)"
     return None
@@ -110,16 +114,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def django_db_setup(django_db_setup, django_db_blocker):
     """Transactional tests flush every table when they end; with --reuse-db the next session
     would start without the seeded catalogue and roles. Seed again and re-serialize, so
-    serialized_rollback restores them."""
+    serialized_rollback restores them. Tests set up their own SLA rules and groups: the shipped
+    SLA defaults are taken out (the `sla_defaults` fixture puts them back)."""
     from django.apps import apps
     from django.db import connections
 
     seed = import_module("socialitsm.migrations.0002_default_catalogue").seed
     with django_db_blocker.unblock():
         seed(apps, None)
+        import_module(SLA_DEFAULTS).unseed(apps, None)
         for conn in connections.all():
             if hasattr(conn, "_test_serialized_contents"):
                 conn._test_serialized_contents = conn.creation.serialize_db_to_string()
+
+
+@pytest.fixture
+def sla_defaults(db) -> None:
+    """What migration 0011 ships to a fresh install: SLA policies per priority and the default group."""
+    from django.apps import apps
+
+    import_module(SLA_DEFAULTS).seed(apps, None)
 
 
 @pytest.fixture(autouse=True)

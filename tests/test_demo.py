@@ -174,6 +174,24 @@ def test_demo_run_twice_creates_nothing_twice_and_changes_the_password():
     assert agent.check_password(printed(second, "Password"))
 
 
+def test_demo_takes_over_the_sla_defaults_a_fresh_install_ships(sla_defaults):
+    shipped = sorted(SlaPolicy.objects.values_list("pk", flat=True))
+    desk = Group.objects.get(name="Service Desk")
+
+    run_demo()
+
+    # The same rows, now with the desk's hours for P3-P5: updated, not duplicated.
+    assert list(SlaPolicy.objects.order_by("pk").values_list("pk", "priority", "calendar__name")) == [
+        (shipped[0], 1, None),
+        (shipped[1], 2, None),
+        (shipped[2], 3, "Service Desk hours"),
+        (shipped[3], 4, "Service Desk hours"),
+        (shipped[4], 5, "Service Desk hours"),
+    ]
+    assert list(Group.objects.filter(name="Service Desk")) == [desk]
+    assert Service.objects.get(slug="email").owner_group == desk
+
+
 def test_demo_keeps_an_owner_group_chosen_in_the_admin():
     desk = Group.objects.create(name="Service Desk")
     Service.objects.filter(slug="vpn").update(owner_group=desk)

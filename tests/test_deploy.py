@@ -4,6 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -76,3 +77,86 @@ def test_check_without_secret_key_fails_naming_it(tmp_path):
         "django.core.exceptions.ImproperlyConfigured: Set the SECRET_KEY environment variable"
     )
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_deploy_checks_fail_without_an_encryption_key(tmp_path):
+    result = manage(
+        "check",
+        "--deploy",
+        env={
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "ALLOWED_HOSTS": "itsm.example.com",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        },
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 1
+    assert (
+        "?: (socialitsm.E001) SOCIALITSM_ENCRYPTION_KEYS is empty: channel credentials and webhook secrets "
+        "cannot be stored." in result.stderr
+    )
+
+
+def test_deploy_checks_fail_with_an_unusable_encryption_key(tmp_path):
+    result = manage(
+        "check",
+        "--deploy",
+        env={
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "ALLOWED_HOSTS": "itsm.example.com",
+            "SOCIALITSM_ENCRYPTION_KEYS": "not-a-fernet-key",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        },
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 1
+    assert "(socialitsm.E002) SOCIALITSM_ENCRYPTION_KEYS holds an invalid key" in result.stderr
+
+
+def test_plain_check_does_not_ask_for_an_encryption_key(tmp_path):
+    result = manage(
+        "check",
+        env={"SECRET_KEY": secrets.token_urlsafe(48), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"},
+        cwd=tmp_path,
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, "System check identified no issues (0 silenced).")
+
+
+def test_beat_starts_on_a_fresh_checkout_without_var(tmp_path):
+    """With PostgreSQL and Redis configured nothing else creates var/; beat's schedule lives there."""
+    var = tmp_path / "var"
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "project", "beat", "--loglevel", "INFO"],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "SOCIALITSM_ENV_FILE": "",
+            "SOCIALITSM_VAR_DIR": str(var),
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+            "CELERY_BROKER_URL": "memory://",
+        },
+        cwd=MANAGE.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and beat.poll() is None and not list(var.glob("celerybeat-schedule*")):
+            time.sleep(0.2)
+        time.sleep(1)
+        running = beat.poll() is None
+    finally:
+        beat.terminate()
+        output, _ = beat.communicate(timeout=30)
+
+    assert running, output
+    assert [path.name for path in var.glob("celerybeat-schedule*")], output
+    assert "Errno" not in output

@@ -45,3 +45,139 @@ def test_sla_migration_gives_business_hours_policies_a_calendar_and_back():
         ("P3", "business", "Europe/Berlin"),
     ]
     MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+DEFAULTS = ("socialitsm", "0011_default_sla")
+SHIPPED_POLICIES = [
+    # name, priority, position, first response, next response, resolution (minutes), calendar, pause states
+    ("P1 Critical", 1, 10, 15, 15, 240, None, ["on_hold"]),
+    ("P2 High", 2, 20, 60, 60, 480, None, ["on_hold"]),
+    ("P3 Moderate", 3, 30, 240, 240, 4320, None, ["on_hold"]),
+    ("P4 Low", 4, 40, 480, 480, 7200, None, ["on_hold"]),
+    ("P5 Planning", 5, 50, 1440, 1440, 14400, None, ["on_hold"]),
+]
+NOTICE = """
+SocialITSM: default SLA policies are in place: ITIL-style targets around the clock (24x7),
+  first response / resolution: P1 15 min / 4 h, P2 1 h / 8 h, P3 4 h / 3 days, P4 8 h / 5 days, P5 24 h / 10 days.
+  On hold pauses the resolution clock.
+  Incidents that no service owner group or watch rule routes go to the "Service Desk" group.
+  Leads edit them in the admin (/admin/socialitsm/slapolicy/; business hours
+  are an SLA calendar) or through the API (/api/v1/sla/policies/).
+"""
+
+
+def _policies() -> list[tuple]:
+    from socialitsm.models import SlaPolicy
+
+    fields = ("name", "priority", "position", "first_response_minutes", "next_response_minutes")
+    fields += ("resolution_minutes", "calendar", "pause_states")
+    return list(SlaPolicy.objects.order_by("priority").values_list(*fields))
+
+
+def _migrate(*args: str, verbosity: int = 1) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("migrate", *args, verbosity=verbosity, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_fresh_install_gets_default_sla_policies_and_group_and_is_told_once():
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from socialitsm.models import SlaPolicy
+
+    executor = MigrationExecutor(connection)
+    before = next(d for d in executor.loader.graph.nodes[DEFAULTS].dependencies if d[0] == "socialitsm")
+    executor.migrate([("socialitsm", None)])
+
+    output = _migrate("socialitsm")
+
+    assert _policies() == SHIPPED_POLICIES
+    assert Group.objects.filter(name="Service Desk").count() == 1
+    assert output.endswith(NOTICE)
+    assert "default SLA policies" not in _migrate()
+
+    # Backwards takes out what is as shipped; a policy a lead edited stays.
+    SlaPolicy.objects.filter(priority=2).update(first_response_minutes=30)
+    _migrate(*before, verbosity=0)
+    assert [row[:4] for row in _policies()] == [("P2 High", 2, 20, 30)]
+    assert not Group.objects.filter(name="Service Desk").exists()
+
+    # An install that has policies of its own keeps them: nothing is added and nothing is said.
+    output = _migrate("socialitsm")
+    assert [row[:4] for row in _policies()] == [("P2 High", 2, 20, 30)]
+    assert (Group.objects.filter(name="Service Desk").exists(), "default SLA policies" in output) == (False, False)
+    SlaPolicy.objects.all().delete()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_defaults_notice_keeps_quiet_at_verbosity_0():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from socialitsm.models import SlaPolicy
+
+    executor = MigrationExecutor(connection)
+    before = next(d for d in executor.loader.graph.nodes[DEFAULTS].dependencies if d[0] == "socialitsm")
+    executor.migrate([before])
+
+    assert _migrate("socialitsm", verbosity=0) == ""
+    assert len(_policies()) == 5
+    SlaPolicy.objects.all().delete()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_webhook_ids_become_unique_per_channel_and_back():
+    from datetime import UTC, datetime
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    target = ("socialitsm", "0010_ingest_quarantine")
+    executor = MigrationExecutor(connection)
+    before = sorted(parent.key for parent in executor.loader.graph.node_map[target].parents)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    Channel, Author, Post, Incident = (
+        old.get_model("socialitsm", m) for m in ("Channel", "Author", "Post", "Incident")
+    )
+    a = Channel.objects.create(name="A", slug="hook-a", network="webhook")
+    b = Channel.objects.create(name="B", slug="hook-b", network="webhook")
+    r = Channel.objects.create(name="R", slug="replay", network="replay")
+    shared = Author.objects.create(network="webhook", external_id="u-1", handle="@maria", caller_email="m@example.com")
+    other = Author.objects.create(network="replay", external_id="u-1")
+    at = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    Post.objects.create(network="webhook", external_id="p-a", channel=a, author=shared, text="x", posted_at=at)
+    Post.objects.create(network="webhook", external_id="p-b", channel=b, author=shared, text="x", posted_at=at)
+    Post.objects.create(network="replay", external_id="p-r", channel=r, author=other, text="x", posted_at=at)
+    Incident.objects.create(number="INC1", short_description="x", priority=4, author=shared, channel=b)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+    new = executor.loader.project_state([target]).apps
+    Author, Post, Incident = (new.get_model("socialitsm", m) for m in ("Author", "Post", "Incident"))
+    rows = Post.objects.order_by("external_id").values_list("external_id", "scope", "author__scope", "author__pk")
+    copy = Author.objects.get(network="webhook", scope=str(b.pk))
+    assert list(rows) == [
+        ("p-a", str(a.pk), str(a.pk), shared.pk),
+        ("p-b", str(b.pk), str(b.pk), copy.pk),
+        ("p-r", "", "", other.pk),
+    ]
+    assert (copy.external_id, copy.handle, copy.caller_email) == ("u-1", "@maria", "m@example.com")
+    assert Incident.objects.get().author_id == copy.pk
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    Author, Post, Incident = (old.get_model("socialitsm", m) for m in ("Author", "Post", "Incident"))
+    assert sorted(Author.objects.values_list("network", "external_id", "pk")) == [
+        ("replay", "u-1", other.pk),
+        ("webhook", "u-1", shared.pk),
+    ]
+    assert set(Post.objects.filter(network="webhook").values_list("author_id", flat=True)) == {shared.pk}
+    assert Incident.objects.get().author_id == shared.pk
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

@@ -20,7 +20,12 @@ pytestmark = pytest.mark.django_db
 # Open to anyone by design: the health probe and the login / logout pages.
 PUBLIC = {"healthz", "login", "logout"}
 # Signed, not logged in: a caller without a valid signature gets 401 (and 405 for other methods).
-SIGNED = {"socialitsm-api:ingest", "socialitsm-api:itsm-webhook"}
+SIGNED = {
+    "socialitsm-api:ingest",
+    "socialitsm-api:ingest-no-slash",
+    "socialitsm-api:itsm-webhook",
+    "socialitsm-api:itsm-webhook-no-slash",
+}
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -79,7 +84,8 @@ def _url(name: str, route: str, world: dict[str, dict[str, Any]]) -> str:
     if "pk>" in route:
         kwargs["pk"] = world["pks"][base] if base in world["pks"] else world["pks"]["post"]
     if "slug" in route:
-        kwargs["slug"] = {"ingest": "hook", "itsm-webhook": "suite"}.get(short) or world["slugs"][base]
+        signed = {"ingest": "hook", "itsm-webhook": "suite"}
+        kwargs["slug"] = signed.get(short.removesuffix("-no-slash")) or world["slugs"][base]
     if short == "api-root" and "format" in route:
         return reverse(name) + ".json"
     if "format" in route:

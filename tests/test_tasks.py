@@ -156,3 +156,18 @@ def test_sla_recompute_open_task_applies_an_edited_policy():
 
     incident.refresh_from_db()
     assert incident.response_due_at == post.posted_at + timedelta(minutes=30)
+
+
+def test_recheck_task_looks_up_the_posts_of_open_incidents_and_redacts_the_gone(fake_network):
+    live = PostFactory(text="VPN down again", external_id="live-1")
+    gone = PostFactory(rule=live.rule, text="Mail down again", external_id="gone-1")
+    posts_process(post_ids=[live.pk, gone.pk])
+    fake_network.gone = {"gone-1": "deleted"}
+
+    tasks.channels_recheck_due_task()
+
+    assert fake_network.gone_lookups == [["live-1", "gone-1"]]
+    assert list(Post.objects.order_by("pk").values_list("external_id", "text", "gone_reason")) == [
+        ("live-1", "VPN down again", ""),
+        ("gone-1", "[deleted by the author]", "deleted"),
+    ]

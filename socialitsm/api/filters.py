@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from django import forms
 from django.contrib.auth.models import Group
 from django.db.models import F, Q, QuerySet
 from django_filters import rest_framework as filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 
+from socialitsm import datetimes
 from socialitsm.models import Incident, IncidentQuerySet, Network, Post, Reply
+
+
+class InstantFormField(forms.Field):
+    """ISO 8601, read in the current time zone without an offset, within the filters' window
+    (1970 to 9999-12-30) and with an offset PostgreSQL accepts; else a 400 naming the filter."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        try:
+            return datetimes.parse_instant(
+                value,
+                earliest=datetimes.FILTERS_EARLIEST,
+                latest=datetimes.FILTERS_LATEST,
+                require_offset=False,
+            )
+        except datetimes.InstantError as exc:
+            raise forms.ValidationError(str(exc), code=exc.code) from exc
+
+
+class InstantFilter(filters.IsoDateTimeFilter):
+    field_class = InstantFormField
 
 
 class IncidentFilter(filters.FilterSet):
@@ -22,8 +49,8 @@ class IncidentFilter(filters.FilterSet):
     service = filters.CharFilter(field_name="service__slug", help_text="Service slug, e.g. vpn.")
     assignee = filters.CharFilter(method="filter_assignee", help_text='"me", "unassigned" or a user id.')
     assignment_group = filters.ModelChoiceFilter(queryset=Group.objects.all(), help_text="Group id.")
-    opened_after = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
-    opened_before = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lt")
+    opened_after = InstantFilter(field_name="opened_at", lookup_expr="gte")
+    opened_before = InstantFilter(field_name="opened_at", lookup_expr="lt")
     q = filters.CharFilter(method="filter_q", help_text="Words in the number or the short description.")
 
     class Meta:

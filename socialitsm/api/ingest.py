@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -18,18 +17,19 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from socialitsm.connectors import jsonpost
 from socialitsm.connectors.webhook import SIGNATURE_HEADER, signature_valid
 from socialitsm.models import Channel, Network
+from socialitsm.ratelimit import client_address, exceeded, hit
 from socialitsm.services.ingest import posts_ingest
+from socialitsm.text import clean_text
 
+from . import parsers
 from .serializers import IngestErrorSerializer, IngestResultSerializer
 
 BAD_SIGNATURE = "The signature is not valid for this endpoint."
@@ -79,20 +79,54 @@ def _error(code: int, error: str, **extra: Any) -> Response:
     return signed_error("ingest", code, error, **extra)
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON, and PostgreSQL's jsonb refuses them in the stored raw payload.
-    raise ValueError(f"{name} is not valid JSON")
+# Longer than any slug a channel or connection can have: looked up as no such endpoint.
+MAX_SLUG_LENGTH = 255
+
+
+def slug_lookup(slug: str) -> str | None:
+    """The slug to look up, or None for one no row can hold (a NUL, a lone surrogate, too long),
+    which PostgreSQL would fail on instead of finding nothing."""
+    if len(slug) > MAX_SLUG_LENGTH or clean_text(slug) != slug:
+        return None
+    return slug
 
 
 class SignedWebhookView(APIView):
-    """An endpoint other systems call: no session or token, an HMAC of the raw body instead."""
+    """An endpoint other systems call: no session or token, an HMAC of the raw body instead.
+
+    Rate limits apply around the signature, not before it: calls refused for their signature
+    (or size) count per client address ("ingest_refused") and an address over that limit is
+    refused before its body is read; a correctly signed call counts against the bucket of what
+    it signed for ("ingest", per channel or connection), which nobody without the secret can
+    use up."""
 
     authentication_classes: tuple[type, ...] = ()
     permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "ingest"
-    # Only documents the media type: the body is read raw and request.data is never touched.
-    parser_classes = (JSONParser,)
+    throttle_classes: tuple[type, ...] = ()
+    realm = "ingest"
+    # Only documents the media type: the body is read raw, parsed with the same limits, and
+    # request.data is never touched.
+    parser_classes = (parsers.StrictJSONParser,)
+
+    def refused_wait(self, request: Request) -> int | None:
+        """Seconds this caller's address must wait after too many refused calls, else None."""
+        return exceeded("ingest_refused", client_address(request))
+
+    def refusal(self, request: Request, code: int, error: str, detail: str) -> Response:
+        """A refused call, counted against the caller's address."""
+        hit("ingest_refused", client_address(request))
+        return signed_error(self.realm, code, error, detail=detail)
+
+    def signed_wait(self, bucket: str) -> int | None:
+        """Count one correctly signed call against `bucket`; the seconds to wait when over."""
+        return hit("ingest", bucket)
+
+    def too_many(self, wait: int) -> Response:
+        return Response(
+            {"error": "throttled", "detail": f"Too many calls; try again in {wait} seconds."},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(wait)},
+        )
 
 
 class IngestView(SignedWebhookView):
@@ -102,8 +136,9 @@ class IngestView(SignedWebhookView):
         description=(
             "Signed with the channel secret: header "
             "`X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
-            'The body is one post or `{"posts": [...]}`; a batch is stored all or nothing. '
-            "Posts already stored (same id) are counted as duplicates and left unchanged."
+            'The body is one post or `{"posts": [...]}`; a batch with an invalid post is refused whole. '
+            "Posts already stored (same id on this channel) are counted as duplicates and left unchanged; "
+            "ids, authors and threads are this channel's own, never another channel's."
         ),
         auth=[],
         parameters=[
@@ -129,6 +164,11 @@ class IngestView(SignedWebhookView):
                 description="invalid_signature: missing or wrong signature, or no such enabled channel",
             ),
             413: OpenApiResponse(IngestErrorSerializer, description="too_large"),
+            429: OpenApiResponse(
+                IngestErrorSerializer,
+                description="throttled: the channel's rate, or this address's refused calls, are used up; "
+                "Retry-After says when to come back",
+            ),
         },
         examples=[
             OpenApiExample(
@@ -146,27 +186,39 @@ class IngestView(SignedWebhookView):
         ],
     )
     def post(self, request: Request, slug: str) -> Response:
+        wait = self.refused_wait(request)
+        if wait is not None:
+            return self.too_many(wait)
         try:
             body = request._request.body
         except RequestDataTooBig:
-            return _error(
+            return self.refusal(
+                request,
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                 "too_large",
-                detail="The body is larger than this server accepts.",
+                "The body is larger than this server accepts.",
             )
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
-            return _error(
-                status.HTTP_401_UNAUTHORIZED, "invalid_signature", detail=f"The {SIGNATURE_HEADER} header is missing."
+            return self.refusal(
+                request, status.HTTP_401_UNAUTHORIZED, "invalid_signature", f"The {SIGNATURE_HEADER} header is missing."
             )
-        channel = Channel.objects.filter(slug=slug, network=Network.WEBHOOK, enabled=True).first()
+        lookup = slug_lookup(slug)
+        channel = (
+            Channel.objects.filter(slug=lookup, network=Network.WEBHOOK, enabled=True).first()
+            if lookup is not None
+            else None
+        )
         if channel is None or not signature_valid(channel.credentials.get("secret", ""), body, header):
-            return _error(status.HTTP_401_UNAUTHORIZED, "invalid_signature", detail=BAD_SIGNATURE)
+            return self.refusal(request, status.HTTP_401_UNAUTHORIZED, "invalid_signature", BAD_SIGNATURE)
+        wait = self.signed_wait(f"channel:{channel.pk}")
+        if wait is not None:
+            return self.too_many(wait)
         try:
-            data = json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant)
+            data = parsers.decode(body)
         except UnicodeDecodeError:
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", detail="The body is not UTF-8.")
-        except (ValueError, RecursionError) as exc:
+        except ValueError as exc:
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", detail=f"The body is not JSON: {exc}")
         try:
             posts = jsonpost.parse_payload(data)
@@ -174,7 +226,7 @@ class IngestView(SignedWebhookView):
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_post", fields=exc.errors)
         rule = channel.rules.filter(enabled=True).order_by("id").first()
         result = posts_ingest(channel=channel, posts=posts, rule=rule)
-        return Response(
-            {"received": result.received, "created": result.created, "duplicates": result.duplicates},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        answer = {"received": result.received, "created": result.created, "duplicates": result.duplicates}
+        if result.rejected:
+            answer["rejected"] = result.rejected
+        return Response(answer, status=status.HTTP_202_ACCEPTED)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,7 +15,8 @@ from socialitsm.models import ItsmConnection
 from socialitsm.services.itsm_sync import itsm_webhook_receive
 from socialitsm.text import clean_text, shorten
 
-from .ingest import SignedWebhookView, signed_error
+from . import parsers
+from .ingest import SignedWebhookView, signed_error, slug_lookup
 
 
 class ItsmWebhookResultSerializer(serializers.Serializer):
@@ -26,7 +25,7 @@ class ItsmWebhookResultSerializer(serializers.Serializer):
 
 class ItsmWebhookErrorSerializer(serializers.Serializer):
     error = serializers.ChoiceField(
-        choices=["invalid_signature", "too_large", "invalid_json", "no_record", "unknown_record"]
+        choices=["invalid_signature", "too_large", "invalid_json", "no_record", "unknown_record", "throttled"]
     )
     detail = serializers.CharField()
 
@@ -36,6 +35,8 @@ def _error(code: int, error: str, detail: str) -> Response:
 
 
 class ItsmWebhookView(SignedWebhookView):
+    realm = "itsm"
+
     @extend_schema(
         operation_id="itsm_webhook",
         summary="A suite reports a change to one of its records",
@@ -59,23 +60,36 @@ class ItsmWebhookView(SignedWebhookView):
             401: OpenApiResponse(ItsmWebhookErrorSerializer, description="invalid_signature"),
             404: OpenApiResponse(ItsmWebhookErrorSerializer, description="unknown_record: no incident is linked"),
             413: OpenApiResponse(ItsmWebhookErrorSerializer, description="too_large"),
+            429: OpenApiResponse(ItsmWebhookErrorSerializer, description="throttled; see Retry-After"),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
+        wait = self.refused_wait(request)
+        if wait is not None:
+            return self.too_many(wait)
         try:
             body = request._request.body
         except RequestDataTooBig:
-            return _error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", "The body is too large.")
-        connection = ItsmConnection.objects.filter(slug=slug, enabled=True).first()
+            return self.refusal(
+                request, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", "The body is too large."
+            )
+        lookup = slug_lookup(slug)
+        connection = ItsmConnection.objects.filter(slug=lookup, enabled=True).first() if lookup is not None else None
         adapter = adapter_for(connection) if connection is not None else None
         if adapter is None or not adapter.webhook_signature_valid(request.headers, body):
-            return _error(
-                status.HTTP_401_UNAUTHORIZED, "invalid_signature", "The signature is not valid for this endpoint."
+            return self.refusal(
+                request,
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid_signature",
+                "The signature is not valid for this endpoint.",
             )
         assert connection is not None
+        wait = self.signed_wait(f"itsm:{connection.pk}")
+        if wait is not None:
+            return self.too_many(wait)
         try:
-            data = json.loads(body.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            data = parsers.decode(body)
+        except (UnicodeDecodeError, ValueError) as exc:
             return _error(status.HTTP_400_BAD_REQUEST, "invalid_json", f"The body is not JSON: {exc}")
         remote_id = adapter.webhook_remote_id(data)
         if not remote_id:

@@ -365,12 +365,19 @@ class PostSerializer(serializers.ModelSerializer):
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = AuthorSerializer(read_only=True)
     text = serializers.CharField(read_only=True, help_text="As posted: untrusted plain text, not HTML-escaped.")
+    url = serializers.CharField(
+        read_only=True, help_text="The post on its network, as the network gave it: may be empty, not always a URI."
+    )
     detected_service: serializers.SlugRelatedField[Service] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, allow_null=True
     )
     reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(
         slug_field="number", read_only=True, allow_null=True
+    )
+    # The serializer metaclass takes declared fields off the class, so this does not shadow Field.label.
+    label = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=Post.Label.choices, allow_blank=True, read_only=True, help_text="An agent's verdict; empty until one."
     )
     labelled_by = UserRefSerializer(read_only=True, allow_null=True)
 
@@ -385,6 +392,7 @@ class PostSerializer(serializers.ModelSerializer):
             "text",
             "url",
             "posted_at",
+            "posted_at_reported",
             "ingested_at",
             "in_reply_to",
             "conversation_id",
@@ -397,6 +405,8 @@ class PostSerializer(serializers.ModelSerializer):
             "urgency_hint",
             "reasons",
             "triage_state",
+            "routing_error",
+            "routing_failed_at",
             "incident",
             "label",
             "labelled_by",
@@ -464,11 +474,16 @@ class ServiceSerializer(serializers.ModelSerializer):
 class IngestResultSerializer(serializers.Serializer):
     received = serializers.IntegerField(help_text="Posts in the request.")
     created = serializers.IntegerField(help_text="Posts stored now.")
-    duplicates = serializers.IntegerField(help_text="Posts already stored (same network and id), left as they were.")
+    duplicates = serializers.IntegerField(help_text="Posts already stored (same channel and id), left as they were.")
+    rejected = serializers.IntegerField(
+        required=False, help_text="Present when some posts could not be stored: set aside for an admin, not retried."
+    )
 
 
 class IngestErrorSerializer(serializers.Serializer):
-    error = serializers.ChoiceField(choices=["invalid_signature", "too_large", "invalid_json", "invalid_post"])
+    error = serializers.ChoiceField(
+        choices=["invalid_signature", "too_large", "invalid_json", "invalid_post", "throttled"]
+    )
     detail = serializers.CharField(required=False)
     # Shadows Serializer.fields only in the class body: the serializer metaclass moves declared fields out of it.
     fields = serializers.DictField(  # type: ignore[assignment]
@@ -636,7 +651,11 @@ class ChannelSerializer(serializers.ModelSerializer):
         help_text="A busy channel that has heard nothing for far longer than usual: check its stream or access."
     )
     recent_posts = serializers.IntegerField(read_only=True, help_text="Posts stored within the quiet window.")
+    rejected_posts = serializers.IntegerField(
+        read_only=True, help_text="Posts set aside in the last 24 hours because they could not be stored."
+    )
     reply_limit = serializers.SerializerMethodField()
+    base_url = serializers.CharField(read_only=True, help_text="The network's server; empty where there is one only.")
 
     class Meta:
         model = Channel
@@ -651,6 +670,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             "health",
             "quiet",
             "recent_posts",
+            "rejected_posts",
             "last_event_at",
             "last_polled_at",
             "last_error",

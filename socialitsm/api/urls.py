@@ -32,8 +32,12 @@ router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")
 router.register("itsm-connections", ItsmConnectionViewSet, basename="itsm-connection")
 
 urlpatterns = [
-    path("ingest/<slug:slug>/", IngestView.as_view(), name="ingest"),
+    # Any text as the slug (an unknown one is refused by the view with the documented 401), and
+    # without the trailing slash too: a redirect would lose the POSTed body.
+    path("ingest/<str:slug>/", IngestView.as_view(), name="ingest"),
+    path("ingest/<str:slug>", IngestView.as_view(schema=None), name="ingest-no-slash"),
     path("reports/sla/", SlaReportView.as_view(), name="report-sla"),
-    path("itsm/<slug:slug>/webhook/", ItsmWebhookView.as_view(), name="itsm-webhook"),
+    path("itsm/<str:slug>/webhook/", ItsmWebhookView.as_view(), name="itsm-webhook"),
+    path("itsm/<str:slug>/webhook", ItsmWebhookView.as_view(schema=None), name="itsm-webhook-no-slash"),
     *router.urls,
 ]

@@ -30,6 +30,10 @@ Cursor = dict[str, Any]
 # answers are never taken for new complaints. `verify()` fills it.
 OWN_ACCOUNT_KEY = "account_id"
 
+# What `Connector.posts_gone` says of a post no longer on the network (the values of Post.Gone).
+GONE_DELETED = "deleted"  # by its author
+GONE_REMOVED = "removed"  # by the community's moderators or the network
+
 # A network's clock and ours may disagree: an earlier copy of a reply is looked for from this
 # long before the reply was queued (see `Connector.find_sent`).
 SENT_CLOCK_SKEW = timedelta(minutes=5)
@@ -67,6 +71,8 @@ class InboundPost:
     is_direct: bool = False
     # True for a deletion seen upstream: only external_id matters, and our copy gets redacted.
     deleted: bool = False
+    # With `deleted`: GONE_REMOVED where the network says moderators took it down ("" = by its author).
+    gone_reason: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
     # From `stream()`: the WatchRule whose subscription heard the post (search() passes its
     # rule to ingest instead). None leaves it to the rule ingest was given, if any.
@@ -113,6 +119,9 @@ class ChannelConfig:
 
     account_id: str = ""
     connector: str = ""
+    # The re-check of stored posts (see `Connector.recheck_budget`); 0 takes the network's default.
+    recheck_minutes: int = 0
+    recheck_max_posts: int = 0
 
     @classmethod
     def parse(cls, config: Mapping[str, Any] | None) -> ChannelConfig:
@@ -219,6 +228,12 @@ class Connector(ABC):
     ERROR_WORDS: ClassVar[dict[str, str]] = {}
     # The typed view of `Channel.config` (see `ChannelConfig`).
     config_class: ClassVar[type[ChannelConfig]] = ChannelConfig
+    # Posts one `posts_gone` call looks up; 0 where the network has no look-up (webhook, replay).
+    lookup_batch: int = 0
+    # How often one stored post may be looked up again, and how many posts one re-check sweep
+    # looks up per channel; None takes SOCIALITSM_RECHECK_MINUTES / _RECHECK_MAX_POSTS.
+    recheck_minutes: int | None = None
+    recheck_max_posts: int | None = None
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -436,6 +451,32 @@ class Connector(ABC):
         """Why the network would refuse this kind of reply to `post` ("" when it would not),
         e.g. X allows a public reply only where the author mentioned or quoted us."""
         return ""
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """Which of `posts` (at most `lookup_batch` of this channel's posts) are gone from the
+        network, by external id: GONE_DELETED where the author deleted the post, GONE_REMOVED
+        where moderators or the network took it down. A post left out is still there, or its
+        state cannot be told (hidden from us, a kind the look-up does not cover): "cannot
+        tell" is never "gone". Networks without a look-up return {} (see `lookup_batch`).
+
+        Raises TransientError when the network cannot answer now (timeouts, 429, 5xx) and
+        PermanentError when it refuses the channel (credentials); an error never marks a post gone."""
+        return {}
+
+    def recheck_budget(self) -> tuple[timedelta, int]:
+        """How long a looked-up post rests before it is looked up again, and how many posts one
+        sweep may look up for this channel: channel config "recheck_minutes" and
+        "recheck_max_posts", else the network's default, else the SOCIALITSM_RECHECK_* settings."""
+        config = self.channel.config if isinstance(self.channel.config, dict) else {}
+
+        def setting(key: str, default: int | None, fallback: int) -> int:
+            try:
+                return max(1, int(config.get(key, default if default is not None else fallback)))
+            except (TypeError, ValueError):
+                return max(1, default if default is not None else fallback)
+
+        minutes = setting("recheck_minutes", self.recheck_minutes, conf.RECHECK_MINUTES)
+        return timedelta(minutes=minutes), setting("recheck_max_posts", self.recheck_max_posts, conf.RECHECK_MAX_POSTS)
 
 
 _REMOTE_MENTION = re.compile(r"(?<![\w@])@(\w[\w.-]*?)@[\w-]+(?:\.[\w-]+)+")

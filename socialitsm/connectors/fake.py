@@ -46,6 +46,12 @@ class FakeNetwork:
         self.streams_exhausted = threading.Event()
         # What verify() learns: the account's handle and id.
         self.account = ("@ITSupport", "fake-account-1")
+        # Look-ups of stored posts: external id -> "deleted" / "removed" for posts gone upstream,
+        # the ids asked for per call, what the next calls raise (None: answer), posts per call.
+        self.gone: dict[str, str] = {}
+        self.gone_lookups: list[list[str]] = []
+        self.gone_lookup_errors: list[Exception | None] = []
+        self.gone_lookup_batch = 50
 
 
 network = FakeNetwork()
@@ -53,6 +59,10 @@ network = FakeNetwork()
 
 class FakeConnector(Connector):
     network = "fake"
+
+    def __init__(self, channel) -> None:
+        super().__init__(channel)
+        self.lookup_batch = network.gone_lookup_batch
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
         if network.quota:
@@ -118,3 +128,11 @@ class FakeConnector(Connector):
 
     def reply_refusal(self, post: Post, visibility: str) -> str:
         return network.refusals.get(visibility, "")
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        network.gone_lookups.append([post.external_id for post in posts])
+        self.note_quota()
+        error = network.gone_lookup_errors.pop(0) if network.gone_lookup_errors else None
+        if error is not None:
+            raise error
+        return {post.external_id: network.gone[post.external_id] for post in posts if post.external_id in network.gone}

@@ -11,20 +11,17 @@ Required: id, text, created_at (ISO 8601 with a UTC offset), author.id. A batch 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.text import clean_json, clean_text
 
 from .base import InboundAuthor, InboundPost
-
-# Clocks drift; a post from further in the future than this is a bad timestamp, not skew.
-MAX_FUTURE = timedelta(days=1)
 
 
 class PostFormatError(ValueError):
@@ -45,26 +42,19 @@ class CleanCharField(serializers.CharField):
 
 
 class AwareDateTimeField(serializers.Field):
-    default_error_messages = {
-        "invalid": "Expected an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-26T08:15:00Z.",
-        "naive": "The timestamp has no UTC offset; add Z or +hh:mm.",
-        "future": "The timestamp is more than a day in the future.",
-    }
+    """An ISO 8601 timestamp with a UTC offset, from 2000 to a day ahead of now (see datetimes)."""
 
     def to_internal_value(self, data: Any) -> datetime:
-        if not isinstance(data, str):
-            self.fail("invalid")
+        now = timezone.now()
         try:
-            value = parse_datetime(data.strip())
-        except ValueError:
-            value = None
-        if value is None:
-            self.fail("invalid")
-        if value.tzinfo is None:
-            self.fail("naive")
-        if value > timezone.now() + MAX_FUTURE:
-            self.fail("future")
-        return value
+            return datetimes.parse_instant(
+                data,
+                earliest=datetimes.POSTS_EARLIEST,
+                latest=now + datetimes.POSTS_AHEAD,
+                future_message=True,
+            )
+        except datetimes.InstantError as exc:
+            raise serializers.ValidationError(str(exc), code=exc.code) from exc
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()

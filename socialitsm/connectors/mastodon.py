@@ -41,9 +41,10 @@ import requests
 from django.utils import timezone
 
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.text import clean_json, html_to_text
+from socialitsm.text import html_to_text
 
 from .base import (
+    GONE_DELETED,
     OWN_ACCOUNT_KEY,
     ChannelConfig,
     Connector,
@@ -129,6 +130,8 @@ class MastodonConnector(Connector):
         ]
     }
     ERROR_WORDS["rate_limited"] += "{when}"
+    # One GET per status (the batch GET /api/v1/statuses?id[]= is Mastodon 4.3+ only).
+    lookup_batch = 20
 
     def __init__(self, channel) -> None:
         super().__init__(channel)
@@ -347,7 +350,7 @@ class MastodonConnector(Connector):
             in_reply_to=str(status.get("in_reply_to_id") or ""),
             language=str(status.get("language") or "")[:16].lower(),
             is_direct=status.get("visibility") == "direct",
-            raw=clean_json(dict(status)),
+            raw=dict(status),
             rule_id=rule_id,
         )
 
@@ -560,6 +563,22 @@ class MastodonConnector(Connector):
         if mentioned and recipient and recipient not in mentioned:
             return False
         return same_text(str(body["status"]), html_to_text(str(status.get("content") or "")))
+
+    # -- Deletions --------------------------------------------------------------------------
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /api/v1/statuses/:id per post: 404 or 410 is gone (Mastodon cannot tell a deletion
+        from a moderator's removal or a suspended account; Takahē answers 404 as an HTML page)."""
+        gone: dict[str, str] = {}
+        for post in posts:
+            try:
+                path = f"/api/v1/statuses/{quote(post.external_id, safe='')}"
+                self.request("GET", self.base_url + path, what=path, **self._arguments(None, None, None))
+            except PermanentError as exc:
+                if exc.status not in (404, 410):
+                    raise
+                gone[post.external_id] = GONE_DELETED
+        return gone
 
     def _public_visibility(self) -> str:
         chosen = self.channel.config.get("reply_visibility", "public")

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
-from socialitsm.exceptions import PermanentError
+import requests
+
+from socialitsm import http
+from socialitsm.exceptions import ExternalError, PermanentError
 
 if TYPE_CHECKING:
     from socialitsm.models import ItsmConnection
 
 SIGNATURE_HEADER = "X-SocialITSM-Signature"
+# The calls every adapter answers under the error contract (see ItsmAdapter.__init_subclass__).
+INTERFACE = ("find", "create", "update", "comment", "fetch", "deliver")
 
 # Fields pushed again whenever they change here; the description goes out only on create.
 SYNCED_FIELDS = ("short_description", "state", "impact", "urgency", "priority", "group", "assignee")
@@ -57,10 +64,33 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _contract(method: F) -> F:
+    """Hold an interface method to the error contract: an answer the adapter could not read (not
+    JSON, a missing key, a list where an object was expected, a date that does not parse) is a
+    PermanentError naming what went wrong, never a KeyError escaping into the sync."""
+
+    @functools.wraps(method)
+    def guarded(self: ItsmAdapter, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ExternalError:
+            raise
+        except (LookupError, TypeError, AttributeError, ValueError) as exc:
+            raise PermanentError(
+                f"{self.kind} answered in a shape this adapter cannot read ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    return guarded  # type: ignore[return-value]
+
+
 class ItsmAdapter(ABC):
-    """One suite behind one small interface. Adapters call the suite through socialitsm.http and
-    raise only TransientError (retry later) or PermanentError (fix the connection or the data);
-    they never write the ORM."""
+    """One suite behind one small interface. Adapters call the suite through `send` (which goes
+    through socialitsm.http) and read bodies with `json`; they raise only TransientError (retry
+    later) or PermanentError (fix the connection or the data), and never write the ORM. Every
+    interface method of a subclass is held to that contract by `_contract`."""
 
     kind: ClassVar[str] = ""
     # Our incident state -> the suite's state, and back; ItsmConnection.state_map overrides both.
@@ -69,6 +99,12 @@ class ItsmAdapter(ABC):
     # An outbound webhook has no record to update: it receives every audit event instead.
     delivers_events: ClassVar[bool] = False
     can_pull: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in INTERFACE:
+            if name in cls.__dict__:
+                setattr(cls, name, _contract(cls.__dict__[name]))
 
     def __init__(self, connection: ItsmConnection) -> None:
         self.connection = connection
@@ -124,6 +160,46 @@ class ItsmAdapter(ABC):
                 if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
                     return str(value)
         return ""
+
+    # -- the transport ---------------------------------------------------------------------------
+
+    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One call to the suite through socialitsm.http (timeouts, 429/5xx -> TransientError,
+        other 4xx -> PermanentError). Redirects are not followed, so the credentials never go to
+        another address, and an API that answers with one (http to https, a login page, a moved
+        site) is misconfigured: PermanentError naming the target."""
+        response = http.request(method, url, **kwargs)
+        if 300 <= response.status_code < 400:
+            target = response.headers.get("Location", "")
+            raise PermanentError(
+                f"{self.kind} answered HTTP {response.status_code} from {urlsplit(response.url).netloc}, "
+                f"redirecting to {target or 'nowhere'}: API calls do not follow redirects; "
+                "set the connection's base URL to the suite's API address",
+                status=response.status_code,
+            )
+        return response
+
+    def json(self, response: requests.Response, expect: type | tuple[type, ...] = dict) -> Any:
+        """The body as JSON of the type `expect`. An empty body, HTML (a proxy's or login page) or
+        JSON of another type is a PermanentError saying what came instead."""
+        where = f"{self.kind} answered HTTP {response.status_code} from {urlsplit(response.url).netloc}"
+        text = response.text.strip()
+        if not text:
+            raise PermanentError(f"{where} with an empty body where JSON was expected", status=response.status_code)
+        try:
+            data = response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
+            raise PermanentError(
+                f"{where} with {kind}, not JSON (is the base URL the suite's API?): {text[:200]}",
+                status=response.status_code,
+            ) from None
+        if not isinstance(data, expect):
+            raise PermanentError(
+                f"{where} with JSON of an unexpected shape ({type(data).__name__}): {text[:200]}",
+                status=response.status_code,
+            )
+        return data
 
     # -- helpers for the suite modules -----------------------------------------------------------
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import requests
 
-from socialitsm import http
 from socialitsm.exceptions import PermanentError
 
 from .base import ExternalTicket, ItsmAdapter, TicketFields
@@ -55,7 +54,7 @@ class JiraAdapter(ItsmAdapter):
             auth = (str(self.credentials["email"]), str(self.credentials.get("api_token", "")))
         else:
             raise PermanentError("the Jira connection needs credentials: email and api_token, or token")
-        return http.request(method, self.url(path), headers=headers, auth=auth, **kwargs)
+        return self.send(method, self.url(path), headers=headers, auth=auth, **kwargs)
 
     def _label(self, external_ref: str) -> str:
         # Labels cannot hold spaces; our references never do, this guards odd prefixes.
@@ -63,7 +62,7 @@ class JiraAdapter(ItsmAdapter):
 
     def find(self, external_ref: str) -> ExternalTicket | None:
         body = {"jql": f'labels = "{self._label(external_ref)}"', "fields": ["status", "updated"], "maxResults": 1}
-        issues = self._call("POST", "/rest/api/3/search/jql", json=body).json().get("issues") or []
+        issues = self.json(self._call("POST", "/rest/api/3/search/jql", json=body)).get("issues") or []
         return self._issue(issues[0]) if issues else None
 
     def _issue(self, issue: dict[str, Any]) -> ExternalTicket:
@@ -90,7 +89,7 @@ class JiraAdapter(ItsmAdapter):
         }
         if self.config.get("raise_on_behalf_of"):
             body["raiseOnBehalfOf"] = str(self.config["raise_on_behalf_of"])
-        data = self._call("POST", "/rest/servicedeskapi/request", json=body).json()
+        data = self.json(self._call("POST", "/rest/servicedeskapi/request", json=body))
         try:
             return ExternalTicket(
                 remote_id=str(data["issueId"]),
@@ -117,7 +116,7 @@ class JiraAdapter(ItsmAdapter):
             self._transition(remote_id, self.state_out(fields.state))
 
     def _transition(self, remote_id: str, status: str) -> None:
-        options = self._call("GET", f"/rest/api/3/issue/{remote_id}/transitions").json().get("transitions") or []
+        options = self.json(self._call("GET", f"/rest/api/3/issue/{remote_id}/transitions")).get("transitions") or []
         chosen = next((t for t in options if (t.get("to") or {}).get("name") == status), None)
         if chosen is None:
             available = ", ".join(sorted(str((t.get("to") or {}).get("name")) for t in options)) or "none"
@@ -128,14 +127,16 @@ class JiraAdapter(ItsmAdapter):
         self._call("POST", f"/rest/api/3/issue/{remote_id}/transitions", json={"transition": {"id": str(chosen["id"])}})
 
     def comment(self, remote_id: str, text: str, *, public: bool) -> str:
-        data = self._call(
-            "POST", f"/rest/servicedeskapi/request/{remote_id}/comment", json={"body": text, "public": public}
-        ).json()
-        return str(data.get("id", "")) if isinstance(data, dict) else ""
+        data = self.json(
+            self._call(
+                "POST", f"/rest/servicedeskapi/request/{remote_id}/comment", json={"body": text, "public": public}
+            )
+        )
+        return str(data.get("id", ""))
 
     def fetch(self, remote_id: str) -> ExternalTicket:
         return self._issue(
-            self._call("GET", f"/rest/api/3/issue/{remote_id}", params={"fields": "status,updated"}).json()
+            self.json(self._call("GET", f"/rest/api/3/issue/{remote_id}", params={"fields": "status,updated"}))
         )
 
     def webhook_remote_id(self, payload: Any) -> str:

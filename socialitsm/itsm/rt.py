@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import requests
 
-from socialitsm import http
 from socialitsm.exceptions import PermanentError
 
 from .base import ExternalTicket, ItsmAdapter, TicketFields
@@ -54,7 +53,7 @@ class RtAdapter(ItsmAdapter):
             auth = (str(self.credentials["username"]), str(self.credentials.get("password", "")))
         else:
             raise PermanentError("the RT connection needs credentials: token, or username and password")
-        return http.request(method, self.url(f"/REST/2.0{path}"), headers=headers, auth=auth, **kwargs)
+        return self.send(method, self.url(f"/REST/2.0{path}"), headers=headers, auth=auth, **kwargs)
 
     def _cf(self) -> str:
         return str(self.config.get("external_id_field", "ExternalID"))
@@ -77,13 +76,13 @@ class RtAdapter(ItsmAdapter):
             "/tickets",
             params={"query": query, "fields": "Status,LastUpdated", "orderby": "id", "order": "ASC"},
         )
-        items = response.json().get("items") or []
+        items = self.json(response).get("items") or []
         return self._ticket(items[0]) if items else None
 
     def _check_queue(self, queue: str) -> None:
         """RT silently drops custom fields the queue does not have; without ours, `find` could
         never see the ticket and every retry would make another. Refuse before creating."""
-        data = self._call("GET", f"/queue/{quote(queue, safe='')}").json()
+        data = self.json(self._call("GET", f"/queue/{quote(queue, safe='')}"))
         names = {str(cf.get("name")) for cf in data.get("TicketCustomFields") or [] if isinstance(cf, dict)}
         if self._cf() not in names:
             raise PermanentError(f"RT queue {queue!r} has no custom field {self._cf()!r}; apply it to the queue")
@@ -102,8 +101,8 @@ class RtAdapter(ItsmAdapter):
         owner = self.mapped("users", fields.assignee)
         if owner:
             body["Owner"] = owner
-        data = self._call("POST", "/ticket", json=body).json()
-        if not isinstance(data, dict) or "id" not in data:
+        data = self.json(self._call("POST", "/ticket", json=body))
+        if "id" not in data:
             raise PermanentError(f"RT did not create the ticket: {data}")
         return self.fetch(str(data["id"]))
 
@@ -111,8 +110,8 @@ class RtAdapter(ItsmAdapter):
         body = self._changes(fields, changed)
         if not body:
             return
-        messages = self._call("PUT", f"/ticket/{remote_id}", json=body).json()
-        current = self._call("GET", f"/ticket/{remote_id}").json()
+        messages = self.json(self._call("PUT", f"/ticket/{remote_id}", json=body), (list, dict))
+        current = self.json(self._call("GET", f"/ticket/{remote_id}"))
         refused = [name for name in VERIFIED if name in body and _value(current.get(name)) != str(body[name])]
         if refused:
             said = "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
@@ -146,7 +145,7 @@ class RtAdapter(ItsmAdapter):
         return response.headers.get("Location", "").rstrip("/").rpartition("/")[2]
 
     def fetch(self, remote_id: str) -> ExternalTicket:
-        return self._ticket(self._call("GET", f"/ticket/{remote_id}").json())
+        return self._ticket(self.json(self._call("GET", f"/ticket/{remote_id}")))
 
     def webhook_remote_id(self, payload: Any) -> str:
         if isinstance(payload, dict) and str(payload.get("ticket", "")).isdigit():

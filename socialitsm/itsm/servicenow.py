@@ -14,7 +14,6 @@ from typing import Any
 
 import requests
 
-from socialitsm import http
 from socialitsm.exceptions import PermanentError
 
 from .base import ExternalTicket, ItsmAdapter, TicketFields
@@ -54,7 +53,7 @@ class ServiceNowAdapter(ItsmAdapter):
             auth = (str(self.credentials["username"]), str(self.credentials.get("password", "")))
         else:
             raise PermanentError("the ServiceNow connection needs credentials: username and password, or token")
-        return http.request(method, self.url(path), headers=headers, auth=auth, **kwargs)
+        return self.send(method, self.url(path), headers=headers, auth=auth, **kwargs)
 
     def _ticket(self, record: dict[str, Any]) -> ExternalTicket:
         sys_id = str(record["sys_id"])
@@ -68,10 +67,10 @@ class ServiceNowAdapter(ItsmAdapter):
         )
 
     def _result(self, response: requests.Response) -> Any:
-        try:
-            return response.json()["result"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PermanentError(f"ServiceNow answered without a result: {response.text[:200]}") from exc
+        data = self.json(response)
+        if "result" not in data:
+            raise PermanentError(f"ServiceNow answered without a result: {response.text[:200]}")
+        return data["result"]
 
     def find(self, external_ref: str) -> ExternalTicket | None:
         response = self._call(

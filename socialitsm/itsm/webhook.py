@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from socialitsm import http
 from socialitsm.exceptions import PermanentError
 
 from .base import SIGNATURE_HEADER, ExternalTicket, ItsmAdapter, TicketFields, sign
@@ -47,7 +46,7 @@ class WebhookAdapter(ItsmAdapter):
         if not secret:
             raise PermanentError('the webhook connection needs credentials {"secret": ...} to sign deliveries')
         body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        response = http.request(
+        response = self.send(
             "POST",
             self.connection.base_url,
             data=body,

@@ -17,7 +17,6 @@ from typing import Any
 
 import requests
 
-from socialitsm import http
 from socialitsm.exceptions import PermanentError
 
 from .base import ExternalTicket, ItsmAdapter, TicketFields
@@ -56,7 +55,7 @@ class ZendeskAdapter(ItsmAdapter):
             auth = (f"{self.credentials['email']}/token", str(self.credentials.get("api_token", "")))
         else:
             raise PermanentError("the Zendesk connection needs credentials: email and api_token, or token")
-        return http.request(method, self.url(f"/api/v2{path}"), headers=sent, auth=auth, **kwargs)
+        return self.send(method, self.url(f"/api/v2{path}"), headers=sent, auth=auth, **kwargs)
 
     def _ticket(self, data: dict[str, Any]) -> ExternalTicket:
         remote_id = str(data["id"])
@@ -70,13 +69,13 @@ class ZendeskAdapter(ItsmAdapter):
         )
 
     def _one(self, response: requests.Response) -> ExternalTicket:
-        try:
-            return self._ticket(response.json()["ticket"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PermanentError(f"Zendesk answered without a ticket: {response.text[:200]}") from exc
+        ticket = self.json(response).get("ticket")
+        if not isinstance(ticket, dict):
+            raise PermanentError(f"Zendesk answered without a ticket: {response.text[:200]}")
+        return self._ticket(ticket)
 
     def find(self, external_ref: str) -> ExternalTicket | None:
-        tickets = self._call("GET", "/tickets", params={"external_id": external_ref}).json().get("tickets") or []
+        tickets = self.json(self._call("GET", "/tickets", params={"external_id": external_ref})).get("tickets") or []
         return self._ticket(tickets[0]) if tickets else None
 
     def create(self, fields: TicketFields, *, idempotency_key: str) -> ExternalTicket:
@@ -120,10 +119,10 @@ class ZendeskAdapter(ItsmAdapter):
             self._call("PUT", f"/tickets/{remote_id}", json={"ticket": ticket})
 
     def comment(self, remote_id: str, text: str, *, public: bool) -> str:
-        data = self._call(
+        response = self._call(
             "PUT", f"/tickets/{remote_id}", json={"ticket": {"comment": {"body": text, "public": public}}}
         )
-        audit = data.json().get("audit") or {}
+        audit = self.json(response).get("audit") or {}
         return str(audit.get("id", ""))
 
     def fetch(self, remote_id: str) -> ExternalTicket:

@@ -85,16 +85,25 @@ def _display(value: Any) -> str:
     return str(value)
 
 
+def group_default() -> Group | None:
+    """The group that takes incidents neither their service's owner nor their rule routes
+    (SOCIALITSM_DEFAULT_GROUP, "Service Desk" as shipped); None when unset or missing."""
+    name = conf.DEFAULT_GROUP
+    return Group.objects.filter(name=name).first() if name else None
+
+
 def incident_build(
     *,
     post: Post,
     rule: WatchRule | None,
     service: Service | None,
     urgency: int,
+    default_group: Group | None = None,
 ) -> Incident:
-    """An unsaved, unnumbered incident for `post`, with routing applied (SLA clocks are replayed
-    once it and its posts are saved)."""
-    group = (service.owner_group if service else None) or (rule.assignment_group if rule else None)
+    """An unsaved, unnumbered incident for `post`, with routing applied: the service's owner
+    group, else the rule's group, else `default_group` (see group_default). SLA clocks are
+    replayed once it and its posts are saved."""
+    group = (service.owner_group if service else None) or (rule.assignment_group if rule else None) or default_group
     author = post.author
     heading = f"{author} on {post.get_network_display()} at {post.posted_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     impact = rule.default_impact if rule else conf.DEFAULT_IMPACT
@@ -118,7 +127,7 @@ def incident_open_from_post(
     *, post: Post, rule: WatchRule | None, service: Service | None, urgency: int, actor=None, reason: str = ""
 ) -> Incident:
     """Open an incident for `post` and link the post. Call inside a transaction."""
-    incident = incident_build(post=post, rule=rule, service=service, urgency=urgency)
+    incident = incident_build(post=post, rule=rule, service=service, urgency=urgency, default_group=group_default())
     incident.number = incident_number_next()
     incident.save()
     event_record(incident, IncidentEvent.Kind.OPENED, actor=actor, message=reason)
@@ -154,11 +163,9 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
     from .sla import incident_sla_recompute
 
-    unknown = set(changes) - set(EDITABLE)
-    if unknown:
-        raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     with transaction.atomic():
         locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        incident_changes_check(incident=locked, **changes)
         changed: list[str] = []
         now = timezone.now()
         for name, value in changes.items():
@@ -166,10 +173,7 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
             if old == value:
                 continue
             if name == "state":
-                _state_check(locked.state, value)
                 _state_stamp(locked, value, now)
-            if name in ("impact", "urgency") and value not in (1, 2, 3):
-                raise ApplicationError(f"{name} must be 1, 2 or 3", field=name)
             setattr(locked, name, value)
             changed.append(name)
             event_record(
@@ -191,6 +195,23 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
             incident_sla_recompute(incident=locked)
             locked.refresh_from_db()
     return locked
+
+
+def incident_changes_check(*, incident: Incident, **changes: Any) -> None:
+    """Refuse what incident_update would refuse for `incident` as given, without writing: lets a
+    form show the error beside the field before anything is saved.
+
+    Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    for name, value in changes.items():
+        if getattr(incident, name) == value:
+            continue
+        if name == "state":
+            _state_check(incident.state, value)
+        if name in ("impact", "urgency") and value not in (1, 2, 3):
+            raise ApplicationError(f"{name} must be 1, 2 or 3", field=name)
 
 
 def _state_check(old: str, new: str) -> None:

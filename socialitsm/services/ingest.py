@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, InterfaceError, OperationalError, models, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from socialitsm.conf import conf
 from socialitsm.connectors import InboundPost, Quota, connector_for
-from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor
+from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, InboundAuthor
+from socialitsm.db import rows_insert_new
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
-from socialitsm.models import Author, Channel, IncidentEvent, Post, Reply, WatchRule
+from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
+from socialitsm.text import clean_json, clean_text
 
-from .incidents import event_build
+from .deletions import posts_redact_seen
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +38,99 @@ class IngestResult:
     own: int = 0
     # Deletions seen upstream that redacted a stored post (deletions of unknown posts are no-ops).
     redacted: int = 0
+    # Posts set aside as IngestRejection rows: unusable ids, or refused by the database.
+    rejected: int = 0
 
 
-REDACTED_TEXT = "[deleted by the author]"
+# A post dated before this, or further ahead of our clock than POST_FUTURE_SLACK, carries a
+# broken time (epoch zero, year 1, a wrong offset): it is kept, dated when it reached us, and
+# the network's time is recorded in Post.posted_at_reported. Keeping it, rather than setting it
+# aside, means a real complaint is never lost to a bad clock.
+EARLIEST_POST = datetime(2006, 1, 1, tzinfo=UTC)
+POST_FUTURE_SLACK = timedelta(days=1)
+
+
+class PostRefused(ValueError):
+    """A post the ingest door cannot turn into a row (its id is unusable)."""
+
+
+def _max_length(model: type[Post] | type[Author], name: str) -> int:
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.CharField) or field.max_length is None:
+        raise TypeError(f"{model.__name__}.{name} is not a bounded text field")
+    return field.max_length
+
+
+def _line(value: Any, limit: int) -> str:
+    """A short field (handle, name, language): cleaned, trimmed and cut to fit its column."""
+    return clean_text(str(value or "")).strip()[:limit]
+
+
+def _reference(value: Any, limit: int) -> str:
+    """An id or URL pointing elsewhere: cut, it would point at something else, so one too
+    long to store is dropped."""
+    cleaned = clean_text(str(value or "")).strip()
+    return cleaned if len(cleaned) <= limit else ""
+
+
+def _identifier(value: Any, what: str) -> str:
+    """An id that names a row: never altered beyond cleaning, refused when it cannot be stored."""
+    cleaned = clean_text(str(value if value is not None else ""))
+    limit = _max_length(Post, "external_id")
+    if len(cleaned) > limit:
+        raise PostRefused(f"{what} is {len(cleaned)} characters; at most {limit} can be stored")
+    return cleaned
+
+
+def _time(value: Any, now: datetime) -> tuple[datetime, str]:
+    """The post's time in UTC, or `now` and the network's time as given when it is implausible."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        return now, str(value)[:64]
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, or 9999 with a negative one
+        return now, value.isoformat()[:64]
+    if utc < EARLIEST_POST or utc > now + POST_FUTURE_SLACK:
+        return now, value.isoformat()[:64]
+    return utc, ""
+
+
+def post_clean(post: InboundPost, *, now: datetime) -> tuple[InboundPost, str]:
+    """The one door every connector's posts pass before storage: each field made storable in
+    PostgreSQL (no NUL, lone surrogates or control characters, in the raw payload's keys and
+    values too), cut to its column, times in UTC. Returns the clean post and, when its time was
+    implausible, the time as the network gave it (the post is then dated `now`). Raises
+    PostRefused when the post's own id, or its author's, cannot be stored."""
+    external_id = _identifier(post.external_id, "the post id")
+    if not external_id:
+        raise PostRefused("the post has no id")
+    if post.deleted:
+        return replace(post, external_id=external_id), ""
+    posted_at, reported = _time(post.posted_at, now)
+    try:
+        raw = clean_json(post.raw) if isinstance(post.raw, dict) else {}
+    except RecursionError:
+        raw = {}
+    author = post.author
+    clean = replace(
+        post,
+        external_id=external_id,
+        author=InboundAuthor(
+            external_id=_identifier(author.external_id, "the author id"),
+            handle=_line(author.handle, _max_length(Author, "handle")),
+            name=_line(author.name, _max_length(Author, "name")),
+            profile_url=_reference(author.profile_url, _max_length(Author, "profile_url")),
+        ),
+        text=clean_text(str(post.text or ""))[: conf.MAX_POST_CHARS],
+        posted_at=posted_at,
+        url=_reference(post.url, _max_length(Post, "url")),
+        in_reply_to=_reference(post.in_reply_to, _max_length(Post, "in_reply_to")),
+        conversation_id=_reference(post.conversation_id, _max_length(Post, "conversation_id")),
+        language=_line(post.language, _max_length(Post, "language")),
+        is_direct=bool(post.is_direct),
+        raw=raw,
+    )
+    return clean, reported
 
 
 def posts_enqueue_processing(post_ids: list[int]) -> None:
@@ -58,71 +151,86 @@ def posts_ingest(
 ) -> IngestResult:
     """Store `posts` for `channel`, ignoring ones already stored, and save `rule`'s cursor (or
     the channel's `stream_cursor`) in the same transaction, so a crash replays posts and never
-    skips them. Deletion markers redact our copy; our own posts and sent replies are skipped.
-    New posts are handed to classification after commit."""
-    unique: dict[str, InboundPost] = {}
-    deletions: set[str] = set()
+    skips them. Every post passes `post_clean` first; one the database still refuses is set
+    aside as an IngestRejection (shown on the channel's health) and the rest go in, so one bad
+    post never stops a channel. Deletion markers redact our copy; our own posts and sent
+    replies are skipped. `created` counts the rows this call wrote. New posts are handed to
+    classification after commit."""
+    now = timezone.now()
+    network, scope = channel.network, id_scope(channel)
+    unique: dict[str, tuple[InboundPost, str]] = {}
+    deleted: list[InboundPost] = []
+    markers = 0
+    rejections: list[IngestRejection] = []
     for post in posts:
-        if post.deleted:
-            deletions.add(post.external_id)
+        try:
+            clean, reported = post_clean(post, now=now)
+        except PostRefused as exc:
+            rejections.append(_rejection(channel, post, str(exc)))
+            continue
+        if clean.deleted:
+            markers += 1
+            deleted.append(clean)
         else:
-            unique.setdefault(post.external_id, post)
+            unique.setdefault(clean.external_id, (clean, reported))
     result = IngestResult(received=len(posts))
-    network = channel.network
     with transaction.atomic():
         if unique:
-            own = _own_posts(network, list(unique.values()))
+            cleaned = [p for p, _ in unique.values()]
+            own = _own_posts(channel, cleaned)
             result.own = len(own)
             existing = set(
-                Post.objects.filter(network=network, external_id__in=list(unique)).values_list("external_id", flat=True)
+                Post.objects.filter(network=network, scope=scope, external_id__in=list(unique)).values_list(
+                    "external_id", flat=True
+                )
             )
             # Rows are written in key order: two overlapping batches then lock rows in the same
             # order and wait for each other instead of deadlocking.
             fresh = _replies_to_us_rethreaded(
-                network,
+                channel,
                 sorted(
-                    (p for p in unique.values() if p.external_id not in existing and p.external_id not in own),
+                    (p for p in cleaned if p.external_id not in existing and p.external_id not in own),
                     key=lambda p: p.external_id,
                 ),
             )
-            authors = _authors_upsert(network, fresh)
             # A stream names the rule that heard a post; one deleted meanwhile is forgotten.
             named = {p.rule_id for p in fresh if p.rule_id}
             live_rules = set(channel.rules.filter(pk__in=named).values_list("pk", flat=True)) if named else set()
-            Post.objects.bulk_create(
-                [
+            rows = [
+                (
+                    p,
                     Post(
                         network=network,
+                        scope=scope,
                         external_id=p.external_id,
                         channel=channel,
                         rule_id=p.rule_id if p.rule_id in live_rules else (rule.pk if rule else None),
-                        author_id=authors[p.author.external_id],
                         text=p.text,
                         raw=p.raw,
                         url=p.url,
                         posted_at=p.posted_at,
+                        posted_at_reported=unique[p.external_id][1],
+                        ingested_at=now,
                         in_reply_to=p.in_reply_to,
                         conversation_id=p.conversation_id,
                         language=p.language,
                         is_direct=p.is_direct,
-                    )
-                    for p in fresh
-                ],
-                ignore_conflicts=True,
-                batch_size=500,
-            )
-            result.created = len(fresh)
-            result.pending_ids = list(
-                Post.objects.pending()
-                .filter(network=network, external_id__in=[p.external_id for p in fresh])
-                .order_by("posted_at", "id")
-                .values_list("id", flat=True)
-            )
-            if fresh:
-                Channel.objects.filter(pk=channel.pk).update(last_event_at=timezone.now())
-        if deletions:
-            result.redacted = posts_redact(network=network, external_ids=sorted(deletions))
-        result.duplicates = result.received - result.created - result.own - sum(p.deleted for p in posts)
+                    ),
+                )
+                for p in fresh
+            ]
+            written = _posts_write(channel, rows, rejections)
+            result.created = len(written)
+            posted = {p.external_id: p.posted_at for p in fresh}
+            result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
+            if written:
+                Channel.objects.filter(pk=channel.pk).update(last_event_at=now)
+        if deleted:
+            result.redacted = posts_redact_seen(network=network, scope=scope, posts=deleted)
+        if rejections:
+            _rejections_record(channel, rejections, now)
+        result.rejected = len(rejections)
+        result.duplicates = result.received - result.created - result.own - result.rejected - markers
         if rule is not None and cursor is not None:
             WatchRule.objects.filter(pk=rule.pk).update(cursor=cursor)
             rule.cursor = cursor
@@ -137,25 +245,108 @@ def posts_ingest(
     return result
 
 
-def _own_posts(network: str, posts: Sequence[InboundPost]) -> set[str]:
+# Errors that say nothing about the post: the connection or the transaction failed. They fail
+# the whole batch (the cursor stays, the next poll or the sender tries again) instead of
+# setting good posts aside.
+_NOT_THE_POSTS_FAULT = (OperationalError, InterfaceError)
+
+
+def _posts_write(
+    channel: Channel, rows: list[tuple[InboundPost, Post]], rejections: list[IngestRejection]
+) -> list[tuple[int, str]]:
+    """Write authors and posts in one statement each; if the database refuses the batch, write
+    post by post in savepoints and set aside the ones it refuses. Returns (pk, external_id) of
+    the posts written."""
+    if not rows:
+        return []
+    try:
+        with transaction.atomic():
+            return _posts_insert(channel, rows)
+    except _NOT_THE_POSTS_FAULT:
+        raise
+    except (DatabaseError, ValueError, TypeError, OverflowError) as exc:
+        logger.warning(
+            "channel %s: a batch of %d posts was refused (%s); storing post by post", channel.slug, len(rows), exc
+        )
+    written: list[tuple[int, str]] = []
+    for row in rows:
+        try:
+            with transaction.atomic():
+                written.extend(_posts_insert(channel, [row]))
+        except _NOT_THE_POSTS_FAULT:
+            raise
+        except (DatabaseError, ValueError, TypeError, OverflowError) as exc:
+            rejections.append(_rejection(channel, row[0], f"{type(exc).__name__}: {exc}"))
+    return written
+
+
+def _posts_insert(channel: Channel, rows: list[tuple[InboundPost, Post]]) -> list[tuple[int, str]]:
+    authors = _authors_upsert(channel, [p for p, _ in rows])
+    for inbound, post in rows:
+        post.author_id = authors[inbound.author.external_id]
+    return [
+        (int(pk), str(external_id))
+        for pk, external_id in rows_insert_new(Post, [post for _, post in rows], ("id", "external_id"))
+    ]
+
+
+def _rejection(channel: Channel, post: InboundPost, error: str) -> IngestRejection:
+    try:
+        payload = clean_json(asdict(post))
+    except (RecursionError, TypeError):
+        payload = {}
+    return IngestRejection(
+        channel=channel,
+        network=channel.network,
+        external_id=clean_text(str(post.external_id))[: _max_length(Post, "external_id")],
+        error=clean_text(error),
+        payload=payload,
+    )
+
+
+def _rejections_record(channel: Channel, rejections: list[IngestRejection], now: datetime) -> None:
+    """Keep the refused posts for an admin, and show on the channel that some were refused."""
+    for rejection in rejections:
+        rejection.created_at = now
+        logger.warning("channel %s: post %r set aside: %s", channel.slug, rejection.external_id, rejection.error)
+    IngestRejection.objects.bulk_create(rejections)
+    Channel.objects.filter(pk=channel.pk).update(
+        health=Channel.Health.DEGRADED,
+        last_error=f"{len(rejections)} post(s) could not be stored and were set aside: {rejections[0].error}",
+        last_error_at=now,
+    )
+
+
+def _replies_of(channel: Channel) -> QuerySet[Reply]:
+    """Our replies whose ids share `channel`'s id space."""
+    if id_scope(channel):
+        return Reply.objects.filter(channel=channel)
+    return Reply.objects.filter(channel__network=channel.network)
+
+
+def _own_posts(channel: Channel, posts: Sequence[InboundPost]) -> set[str]:
     """External ids among `posts` that we wrote: by one of our accounts on this network, or
     one of the replies we sent (the account id may be unknown if the channel was never verified)."""
+    ours = (
+        Channel.objects.filter(pk=channel.pk) if id_scope(channel) else Channel.objects.filter(network=channel.network)
+    )
     accounts = {
         str(config[OWN_ACCOUNT_KEY])
-        for config in Channel.objects.filter(network=network).values_list("config", flat=True)
+        for config in ours.values_list("config", flat=True)
         if isinstance(config, dict) and config.get(OWN_ACCOUNT_KEY)
     }
     own = {p.external_id for p in posts if p.author.external_id in accounts}
-    sent = Reply.objects.filter(channel__network=network, external_id__in=[p.external_id for p in posts])
+    sent = _replies_of(channel).filter(external_id__in=[p.external_id for p in posts])
     own.update(sent.values_list("external_id", flat=True))
     return own
 
 
-def _replies_to_us_rethreaded(network: str, posts: list[InboundPost]) -> list[InboundPost]:
+def _replies_to_us_rethreaded(channel: Channel, posts: list[InboundPost]) -> list[InboundPost]:
     """An answer to one of our replies continues the conversation of the post we answered:
     point `in_reply_to` at that post, so routing threads it into the same incident."""
     answered = dict(
-        Reply.objects.filter(channel__network=network, external_id__in={p.in_reply_to for p in posts if p.in_reply_to})
+        _replies_of(channel)
+        .filter(external_id__in={p.in_reply_to for p in posts if p.in_reply_to})
         .exclude(external_id="")
         .values_list("external_id", "post__external_id")
     )
@@ -164,52 +355,33 @@ def _replies_to_us_rethreaded(network: str, posts: list[InboundPost]) -> list[In
     return [replace(p, in_reply_to=answered[p.in_reply_to]) if p.in_reply_to in answered else p for p in posts]
 
 
-def posts_redact(*, network: str, external_ids: Sequence[str]) -> int:
-    """Redact our copies of posts their authors deleted: the text is replaced and the payload
-    dropped, while the row and its incident link stay for the record. A post still waiting
-    for classification is set aside. Idempotent; unknown ids are ignored. Returns posts redacted."""
-    now = timezone.now()
-    targets = list(
-        Post.objects.select_for_update(of=("self",))
-        .filter(network=network, external_id__in=list(external_ids), deleted_at__isnull=True)
-        .order_by("external_id")
-        .select_related("incident")
-    )
-    if not targets:
-        return 0
-    ids = [p.pk for p in targets]
-    Post.objects.filter(pk__in=ids).update(text=REDACTED_TEXT, raw={}, deleted_at=now)
-    Post.objects.filter(pk__in=ids, triage_state=Post.Triage.PENDING).update(triage_state=Post.Triage.IGNORED)
-    IncidentEvent.objects.bulk_create(
-        [
-            event_build(
-                post.incident,
-                IncidentEvent.Kind.POST_DELETED,
-                old=f"{post.network}:{post.external_id}",
-                message="The author deleted this post; our copy was redacted.",
-            )
-            for post in targets
-            if post.incident is not None
-        ]
-    )
-    return len(targets)
-
-
-def _authors_upsert(network: str, posts: Sequence[InboundPost]) -> dict[str, int]:
+def _authors_upsert(channel: Channel, posts: Sequence[InboundPost]) -> dict[str, int]:
     latest = {p.author.external_id: p.author for p in posts}
     if not latest:
         return {}
+    network, scope = channel.network, id_scope(channel)
     Author.objects.bulk_create(
         [
-            Author(network=network, external_id=a.external_id, handle=a.handle, name=a.name, profile_url=a.profile_url)
+            Author(
+                network=network,
+                scope=scope,
+                external_id=a.external_id,
+                handle=a.handle,
+                name=a.name,
+                profile_url=a.profile_url,
+            )
             for a in (latest[key] for key in sorted(latest))  # key order: see posts_ingest
         ],
         update_conflicts=True,
-        unique_fields=["network", "external_id"],
+        unique_fields=["network", "scope", "external_id"],
         update_fields=["handle", "name", "profile_url"],
         batch_size=500,
     )
-    return dict(Author.objects.filter(network=network, external_id__in=list(latest)).values_list("external_id", "id"))
+    return dict(
+        Author.objects.filter(network=network, scope=scope, external_id__in=list(latest)).values_list(
+            "external_id", "id"
+        )
+    )
 
 
 def channels_poll_due() -> list[int]:
@@ -238,19 +410,23 @@ def channel_poll(*, channel: Channel) -> int:
     Network errors are recorded on the channel, never raised: the next due poll tries again,
     not before a rate limit's reset."""
     connector = connector_for(channel)
-    created = 0
+    created = rejected = 0
     try:
         for rule in channel.rules.filter(enabled=True):
             posts, cursor = connector.search(rule, rule.cursor)
-            created += posts_ingest(channel=channel, posts=posts, rule=rule, cursor=cursor).created
+            result = posts_ingest(channel=channel, posts=posts, rule=rule, cursor=cursor)
+            created += result.created
+            rejected += result.rejected
     except (TransientError, PermanentError) as exc:
         channel_error_record(channel=channel, error=exc)
         return created
     finally:
         channel_quota_record(channel=channel, quota=connector.quota)
-    Channel.objects.filter(pk=channel.pk).update(
-        last_polled_at=timezone.now(), health=Channel.Health.OK, last_error="", rate_limited_until=None
-    )
+    changes: dict[str, Any] = {"last_polled_at": timezone.now(), "rate_limited_until": None}
+    if not rejected:
+        # Posts set aside in this poll keep the channel degraded until a poll stores all it gets.
+        changes.update(health=Channel.Health.OK, last_error="")
+    Channel.objects.filter(pk=channel.pk).update(**changes)
     return created
 
 

@@ -14,7 +14,9 @@ How it stays exact and loses nothing:
 - Transient errors (timeouts, 429, 5xx) schedule the next attempt with exponential backoff capped
   at ITSM_MAX_BACKOFF_SECONDS (or at the time the suite named) and never give up, so an hour-long
   outage only delays the sync. Permanent errors mark the link failed with the suite's message
-  until an agent or admin retries it.
+  until an agent or admin retries it. Anything else raised while a link is worked (a bug, an
+  answer no adapter expected) is recorded and retried like a transient error: a link is never
+  left leased with no error and no attempt counted.
 
 Privacy rule for comments: a public reply to the poster goes out as a public comment (RT
 correspondence); a direct message goes out as an internal note, as do follow-up posts from social
@@ -40,7 +42,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from socialitsm.conf import conf
-from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
+from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError, TransientError
 from socialitsm.itsm import SYNCED_FIELDS, ExternalTicket, ItsmAdapter, TicketFields, adapter_for
 from socialitsm.models import (
     Incident,
@@ -252,6 +254,18 @@ def _record_transient(link: ItsmLink, exc: TransientError, now: datetime) -> Non
     logger.warning("ITSM link %s: %s; retrying at %s", link.pk, exc.message, retry_at)
 
 
+def _record_unexpected(link: ItsmLink, exc: Exception, now: datetime) -> None:
+    """Anything an adapter or the sync itself raised outside the error contract: the lease is
+    released, the attempt counted and the error kept, and the link is tried again with backoff,
+    so a bug or an odd answer shows on the link instead of silently holding it."""
+    logger.exception("ITSM link %s: unexpected error", link.pk)
+    _record_transient(link, TransientError(_unexpected(exc)), now)
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"unexpected error: {type(exc).__name__}: {exc}"[:1000]
+
+
 def _record_failed(link: ItsmLink, message: str, now: datetime) -> None:
     with transaction.atomic():
         updated = (
@@ -294,8 +308,9 @@ def _log(link: ItsmLink, action: str, detail: str, *, remote_ref: str = "", **ta
 
 
 def _log_error(link: ItsmLink, action: str, exc: Exception, **target: Any) -> None:
-    status = ItsmDelivery.Status.RETRYING if isinstance(exc, TransientError) else ItsmDelivery.Status.FAILED
-    detail = getattr(exc, "message", str(exc))
+    """A failed delivery; an error outside the contract is retried like a transient one."""
+    status = ItsmDelivery.Status.FAILED if isinstance(exc, PermanentError) else ItsmDelivery.Status.RETRYING
+    detail = exc.message if isinstance(exc, ExternalError) else _unexpected(exc)
     if target:
         row, made = ItsmDelivery.objects.get_or_create(
             link=link, **target, defaults={"action": action, "status": status, "detail": detail}
@@ -321,10 +336,10 @@ def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
     if link.status == ItsmLink.Status.FAILED:
         ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
         return link
-    adapter = adapter_for(link.connection)
     # Taken before the work: events written while it runs stay past the watermark.
     mark, recheck = _watermark(link, now)
     try:
+        adapter = adapter_for(link.connection)
         if not link.remote_id:
             _create(link, adapter)
         if adapter.delivers_events:
@@ -336,6 +351,8 @@ def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
         _record_transient(link, exc, now)
     except PermanentError as exc:
         _record_failed(link, exc.message, now)
+    except Exception as exc:
+        _record_unexpected(link, exc, now)
     else:
         ItsmLink.objects.filter(pk=link.pk).update(
             status=ItsmLink.Status.OK,
@@ -358,7 +375,7 @@ def _create(link: ItsmLink, adapter: ItsmAdapter) -> None:
         found = ticket is not None
         if ticket is None:
             ticket = adapter.create(fields, idempotency_key=str(link.idempotency_key))
-    except (TransientError, PermanentError) as exc:
+    except Exception as exc:
         _log_error(link, ItsmDelivery.Action.CREATE, exc)
         raise
     with transaction.atomic():
@@ -410,7 +427,7 @@ def _push_fields(link: ItsmLink, adapter: ItsmAdapter) -> None:
         return
     try:
         adapter.update(link.remote_id, fields, changed)
-    except (TransientError, PermanentError) as exc:
+    except Exception as exc:
         _log_error(link, ItsmDelivery.Action.UPDATE, exc)
         raise
     link.pushed = current
@@ -472,7 +489,7 @@ def _push_comments(link: ItsmLink, adapter: ItsmAdapter) -> None:
     for _, text, public, target in outgoing:
         try:
             remote_ref = adapter.comment(link.remote_id, text, public=public)
-        except (TransientError, PermanentError) as exc:
+        except Exception as exc:
             _log_error(link, ItsmDelivery.Action.COMMENT, exc, **target)
             raise
         _log(link, ItsmDelivery.Action.COMMENT, text[:500], remote_ref=remote_ref, **target)
@@ -482,8 +499,9 @@ def _linked_posts(events: list[IncidentEvent]) -> dict[str, Post]:
     keys = [e.new_value.partition(":") for e in events]
     if not keys:
         return {}
+    # The incident's own posts only: webhook ids are unique per channel, not per network.
     posts = Post.objects.filter(
-        network__in={n for n, _, _ in keys}, external_id__in={i for _, _, i in keys}
+        incident_id=events[0].incident_id, network__in={n for n, _, _ in keys}, external_id__in={i for _, _, i in keys}
     ).select_related("author")
     return {f"{p.network}:{p.external_id}": p for p in posts}
 
@@ -500,7 +518,7 @@ def _deliver_events(link: ItsmLink, adapter: ItsmAdapter) -> None:
         key = f"{link.connection.slug}:{event.pk}"
         try:
             remote_ref = adapter.deliver(event_payload(event, link.incident), idempotency_key=key)
-        except (TransientError, PermanentError) as exc:
+        except Exception as exc:
             _log_error(link, ItsmDelivery.Action.EVENT, exc, event=event)
             raise
         _log(link, ItsmDelivery.Action.EVENT, f"{event.kind} as {key}", remote_ref=remote_ref, event=event)
@@ -517,18 +535,20 @@ def itsm_link_pull(*, link: ItsmLink) -> ItsmLink | None:
     if claimed is None:
         return None
     link = claimed
-    adapter = adapter_for(link.connection)
-    if not link.remote_id or link.status == ItsmLink.Status.FAILED or not adapter.can_pull:
-        ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
-        return link
     try:
+        adapter = adapter_for(link.connection)
+        if not link.remote_id or link.status == ItsmLink.Status.FAILED or not adapter.can_pull:
+            ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
+            return link
         ticket = adapter.fetch(link.remote_id)
+        _apply_remote(link, adapter, ticket)
     except TransientError as exc:
         _record_transient(link, exc, now)
     except PermanentError as exc:
         _record_failed(link, exc.message, now)
+    except Exception as exc:
+        _record_unexpected(link, exc, now)
     else:
-        _apply_remote(link, adapter, ticket)
         ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
     link.refresh_from_db()
     return link

@@ -16,6 +16,7 @@ from socialitsm.connectors.base import SENT_CLOCK_SKEW
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
+from .deletions import gone_refusal, reply_target_gone
 from .incidents import event_record
 from .sla import incident_sla_recompute
 
@@ -37,7 +38,11 @@ def reply_options(post: Post) -> ReplyOptions:
     connector = connector_for(post.channel)
     limits = connector.limits()
     network = post.get_network_display()
-    public = connector.reply_refusal(post, Reply.Visibility.PUBLIC) if limits.supports_public else ""
+    public = (
+        (gone_refusal(post, Reply.Visibility.PUBLIC) or connector.reply_refusal(post, Reply.Visibility.PUBLIC))
+        if limits.supports_public
+        else ""
+    )
     direct = connector.reply_refusal(post, Reply.Visibility.DIRECT) if limits.supports_direct else ""
     return ReplyOptions(
         limit=limits.max_reply_chars,
@@ -50,8 +55,8 @@ def reply_options(post: Post) -> ReplyOptions:
 def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, agent) -> Reply:
     """Queue `text` as a public reply or a direct message to the poster of `post`.
 
-    Raises ApplicationError when the incident is closed, the post is not the incident's, or the
-    text does not fit the network."""
+    Raises ApplicationError when the incident is closed, the post is not the incident's, the
+    text does not fit the network, or a public reply would answer a post gone upstream."""
     text = text.strip()
     if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
         raise ApplicationError(f"{incident.number} is {incident.get_state_display().lower()}; reopen it to reply")
@@ -73,7 +78,7 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         raise ApplicationError(f"{post.get_network_display()} cannot send direct messages here", field="visibility")
     if visibility == Reply.Visibility.PUBLIC and not limits.supports_public:
         raise ApplicationError(f"{post.get_network_display()} does not allow a public reply here", field="visibility")
-    refusal = connector.reply_refusal(post, visibility)
+    refusal = gone_refusal(post, visibility) or connector.reply_refusal(post, visibility)
     if refusal:
         raise ApplicationError(refusal, field="visibility")
     with transaction.atomic():
@@ -96,9 +101,10 @@ def _enqueue_send(reply_id: int) -> None:
 def reply_send(*, reply: Reply) -> Reply | None:
     """Send a queued reply once. The status claim is the guard: a reply that is not queued (or
     abandoned mid-send by a dead worker) is left alone. A retry first looks for a copy an
-    earlier attempt got onto the network and records that one instead of sending again. The
-    network is called outside any transaction. Raises TransientError for a retry; permanent
-    errors mark the reply failed."""
+    earlier attempt got onto the network and records that one instead of sending again. Before
+    a public reply goes out, the network is asked whether the post still exists; a post gone
+    upstream is redacted and fails the reply unsent. The network is called outside any
+    transaction. Raises TransientError for a retry; permanent errors mark the reply failed."""
     now = timezone.now()
     claimable = Q(status=Reply.Status.QUEUED) | Q(
         status=Reply.Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
@@ -114,9 +120,15 @@ def reply_send(*, reply: Reply) -> Reply | None:
     )
     connector = connector_for(reply.channel)
     try:
-        external_id = _earlier_copy(connector, reply) or connector.reply(
-            reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
-        )
+        # A copy already on the network is recorded as sent even if the post has gone since.
+        external_id = _earlier_copy(connector, reply)
+        if not external_id:
+            gone = reply_target_gone(reply=reply)
+            if gone:
+                return reply_mark_failed(reply=reply, error=gone)
+            external_id = connector.reply(
+                reply.post, reply.text, reply.visibility, idempotency_key=str(reply.idempotency_key)
+            )
     except TransientError as exc:
         # Mirrors the task's backoff, so the recovery sweep does not resend before the retry.
         retry_after = exc.retry_at or now + timedelta(seconds=min(600, 2**reply.attempts))
@@ -196,8 +208,10 @@ def work_recover() -> dict[str, int]:
 
     now = timezone.now()
     stale = now - timedelta(seconds=conf.STALE_AFTER_SECONDS)
+    # Parked posts (routing failed on them) wait for a person, so they never hold back the
+    # posts behind them here.
     post_ids = list(
-        Post.objects.pending()
+        Post.objects.routable()
         .filter(ingested_at__lt=stale)
         .order_by("posted_at", "id")
         .values_list("id", flat=True)[:5000]

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import cached_property
 
-from django.db import connection, transaction
+from django.contrib.auth.models import Group
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models.functions import Collate
 from django.utils import timezone
 
 from socialitsm import classify
 from socialitsm.db import rows_update
-from socialitsm.models import Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
+from socialitsm.models import CHANNEL_SCOPED_NETWORKS, Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
+from socialitsm.text import clean_text
 
 from .incidents import (
     event_build,
     event_record,
+    group_default,
     incident_build,
     incident_numbers_next,
     incident_open_from_post,
@@ -47,20 +51,71 @@ def catalogue_load() -> tuple[dict[str, Service], tuple[classify.ServiceEntry, .
     return services, entries
 
 
-def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
-    """Classify and route the pending posts among `post_ids`, oldest first, in one transaction.
-    Safe to re-run: posts already routed are skipped. Returns how many posts went each way."""
-    posts = list(
-        Post.objects.pending()
+# Errors that say nothing about the posts (the database connection or a lock conflict): the
+# batch fails as a whole and the task or the recovery sweep tries it again.
+_NOT_THE_POSTS_FAULT = (OperationalError, InterfaceError)
+PARKED = "parked"
+
+
+def _routable(post_ids: Iterable[int]) -> list[Post]:
+    return list(
+        Post.objects.routable()
         .filter(pk__in=list(post_ids))
         .select_related("rule", "rule__assignment_group", "rule__default_service", "channel", "author")
         # Routing never reads the network's payload or the channel's (encrypted) credentials.
         .defer("raw", "channel__credentials")
         .order_by("posted_at", "id")
     )
+
+
+def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
+    """Classify and route the pending posts among `post_ids`, oldest first, in one transaction.
+    Safe to re-run: posts already routed are skipped. If routing the batch fails, each post is
+    routed on its own, and one that still fails is parked with its error (`post_routing_park`)
+    instead of holding back the others. Returns how many posts went each way."""
+    posts = _routable(post_ids)
     if not posts:
         return {}
     services, catalogue = catalogue_load()
+    try:
+        return _posts_route(posts, services, catalogue)
+    except _NOT_THE_POSTS_FAULT:
+        raise
+    except Exception as exc:
+        if len(posts) == 1:
+            return _park(posts[0].pk, exc)
+        logger.exception("routing a batch of %d posts failed; routing them one by one", len(posts))
+    outcome: dict[str, int] = {}
+    for post in posts:
+        for state, count in _post_route_or_park(post.pk, services, catalogue).items():
+            outcome[state] = outcome.get(state, 0) + count
+    return outcome
+
+
+def _post_route_or_park(
+    post_id: int, services: dict[str, Service], catalogue: tuple[classify.ServiceEntry, ...]
+) -> dict[str, int]:
+    # Loaded again: the failed batch may have left routing decisions on the objects in memory.
+    posts = _routable([post_id])
+    if not posts:
+        return {}
+    try:
+        return _posts_route(posts, services, catalogue)
+    except _NOT_THE_POSTS_FAULT:
+        raise
+    except Exception as exc:
+        return _park(post_id, exc)
+
+
+def _park(post_id: int, error: Exception) -> dict[str, int]:
+    logger.error("routing post %s failed; parked for a person to look at", post_id, exc_info=error)
+    parked = post_routing_park(post_id=post_id, error=f"{type(error).__name__}: {error}")
+    return {PARKED: parked} if parked else {}
+
+
+def _posts_route(
+    posts: list[Post], services: dict[str, Service], catalogue: tuple[classify.ServiceEntry, ...]
+) -> dict[str, int]:
     verdicts = classify.verdict_many(((p.text, p.language or None) for p in posts), catalogue=catalogue)
     with transaction.atomic():
         # Lock the authors: one author's posts are routed by one worker at a time, so two
@@ -69,12 +124,12 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
         list(
             Author.objects.select_for_update()
             .filter(pk__in={p.author_id for p in posts})
-            .order_by("network", _codepoint_order("external_id"))
+            .order_by("network", "scope", _codepoint_order("external_id"))
             .values_list("pk", flat=True)
         )
         still_pending = set(
             Post.objects.select_for_update()
-            .filter(pk__in=[p.pk for p in posts], triage_state=Post.Triage.PENDING)
+            .filter(pk__in=[p.pk for p in posts], triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True)
             .values_list("pk", flat=True)
         )
         router = _BatchRouter([p for p in posts if p.pk in still_pending], services)
@@ -82,6 +137,26 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
             if post.pk in still_pending:
                 router.route(post, verdict)
         return router.save()
+
+
+def post_routing_park(*, post_id: int, error: str) -> int:
+    """Set a post routing failed on aside with its error: the recovery sweep skips it, agents
+    see it in triage and may route it again (`post_routing_retry`). Returns 1 if parked."""
+    return Post.objects.filter(pk=post_id, triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True).update(
+        routing_error=clean_text(error)[:2000], routing_failed_at=timezone.now()
+    )
+
+
+def post_routing_retry(*, post: Post) -> bool:
+    """Hand a parked post back to routing (after the cause was fixed); False if it was not parked."""
+    updated = Post.objects.filter(pk=post.pk, triage_state=Post.Triage.PENDING, routing_failed_at__isnull=False).update(
+        routing_error="", routing_failed_at=None
+    )
+    if updated:
+        from .ingest import posts_enqueue_processing
+
+        transaction.on_commit(lambda: posts_enqueue_processing([post.pk]), robust=True)
+    return bool(updated)
 
 
 def _codepoint_order(field: str) -> Collate | str:
@@ -99,6 +174,10 @@ class _BatchRouter:
         self.links: list[tuple[Post, Incident]] = []
         self.outcome: dict[str, int] = {}
         self.by_post, self.by_conversation = _threads_preload(posts)
+
+    @cached_property
+    def default_group(self) -> Group | None:
+        return group_default()
 
     def route(self, post: Post, verdict: classify.Verdict) -> None:
         rule: WatchRule | None = post.rule
@@ -123,7 +202,9 @@ class _BatchRouter:
                 post.triage_state = Post.Triage.QUEUED
             else:
                 service = detected or (rule.default_service if rule else None)
-                incident = incident_build(post=post, rule=rule, service=service, urgency=verdict.urgency)
+                incident = incident_build(
+                    post=post, rule=rule, service=service, urgency=verdict.urgency, default_group=self.default_group
+                )
                 reasons = ", ".join(verdict.reasons)
                 self.new_incidents.append(
                     (incident, f"complaint score {verdict.score:.2f} >= {threshold:.2f}: {reasons}")
@@ -131,14 +212,14 @@ class _BatchRouter:
         if incident is not None:
             post.triage_state = Post.Triage.INCIDENT
             self.links.append((post, incident))
-            self.by_post[(post.network, post.external_id)] = incident
+            self.by_post[(post.network, post.scope, post.external_id)] = incident
             if post.conversation_id:
                 self.by_conversation[(post.author_id, post.conversation_id)] = incident
         self.outcome[post.triage_state] = self.outcome.get(post.triage_state, 0) + 1
 
     def _thread(self, post: Post) -> Incident | None:
-        if post.in_reply_to and (post.network, post.in_reply_to) in self.by_post:
-            return self.by_post[(post.network, post.in_reply_to)]
+        if post.in_reply_to and (post.network, post.scope, post.in_reply_to) in self.by_post:
+            return self.by_post[(post.network, post.scope, post.in_reply_to)]
         if post.conversation_id:
             return self.by_conversation.get((post.author_id, post.conversation_id))
         return None
@@ -165,21 +246,28 @@ class _BatchRouter:
 
 def _threads_preload(
     posts: list[Post],
-) -> tuple[dict[tuple[str, str], Incident], dict[tuple[int, str], Incident]]:
+) -> tuple[dict[tuple[str, str, str], Incident], dict[tuple[int, str], Incident]]:
     """The open incidents these posts may continue, keyed by the external id they answer (a
-    linked post or one of our replies) and by (author, conversation). Only the incidents' ids
-    are loaded: linking needs nothing else."""
+    linked post or one of our replies) in its id space (network, scope), and by (author,
+    conversation). Only the incidents' ids are loaded: linking needs nothing else."""
     open_states = Incident.OPEN_STATES
-    by_post_ids: dict[tuple[str, str], int] = {}
-    replied = {(p.network, p.in_reply_to) for p in posts if p.in_reply_to}
+    by_post_ids: dict[tuple[str, str, str], int] = {}
+    replied = {(p.network, p.scope, p.in_reply_to) for p in posts if p.in_reply_to}
     if replied:
-        networks, ids = {n for n, _ in replied}, {i for _, i in replied}
-        parents = Post.objects.filter(network__in=networks, external_id__in=ids, incident__state__in=open_states)
-        for network, external_id, incident_id in parents.values_list("network", "external_id", "incident_id"):
-            by_post_ids[(network, external_id)] = incident_id
+        networks, scopes, ids = {n for n, _, _ in replied}, {s for _, s, _ in replied}, {i for _, _, i in replied}
+        parents = Post.objects.filter(
+            network__in=networks, scope__in=scopes, external_id__in=ids, incident__state__in=open_states
+        )
+        for network, scope, external_id, incident_id in parents.values_list(
+            "network", "scope", "external_id", "incident_id"
+        ):
+            by_post_ids[(network, scope, external_id)] = incident_id
         ours = Reply.objects.filter(channel__network__in=networks, external_id__in=ids, incident__state__in=open_states)
-        for network, external_id, incident_id in ours.values_list("channel__network", "external_id", "incident_id"):
-            by_post_ids.setdefault((network, external_id), incident_id)
+        for network, channel_id, external_id, incident_id in ours.values_list(
+            "channel__network", "channel_id", "external_id", "incident_id"
+        ):
+            scope = str(channel_id) if network in CHANNEL_SCOPED_NETWORKS else ""
+            by_post_ids.setdefault((network, scope, external_id), incident_id)
     by_conversation_ids: dict[tuple[int, str], int] = {}
     conversations = {(p.author_id, p.conversation_id) for p in posts if p.conversation_id}
     if conversations:
@@ -205,7 +293,7 @@ def _threads_preload(
 def _thread_incident(post: Post) -> Incident | None:
     """The open incident this post continues (one post; see _threads_preload for batches)."""
     by_post, by_conversation = _threads_preload([post])
-    found = by_post.get((post.network, post.in_reply_to)) if post.in_reply_to else None
+    found = by_post.get((post.network, post.scope, post.in_reply_to)) if post.in_reply_to else None
     if found is None and post.conversation_id:
         found = by_conversation.get((post.author_id, post.conversation_id))
     return Incident.objects.get(pk=found.pk) if found is not None else None

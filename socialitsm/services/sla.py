@@ -184,7 +184,7 @@ def _incident_recompute(
     summary = {
         "sla_policy_id": policy.pk if policy else None,
         "sla_started_at": history.start,
-        "ingest_lag_seconds": int(lag.total_seconds()) if lag is not None else None,
+        "ingest_lag_seconds": _int_field(lag.total_seconds()) if lag is not None else None,
         "response_due_at": current.due_at if current else None,
         "resolution_due_at": resolution.due_at if resolution else None,
         "response_breached": any(c.state == sla.BREACHED for c in response),
@@ -194,6 +194,16 @@ def _incident_recompute(
     if any(getattr(incident, name) != value for name, value in summary.items()):
         Incident.objects.filter(pk=incident.pk).update(**summary)
     return events
+
+
+# The largest value a PositiveIntegerField holds on every supported database.
+INT_FIELD_MAX = 2**31 - 1
+
+
+def _int_field(value: float) -> int:
+    """A derived count for a PositiveIntegerField, clamped: a post dated decades ago must never
+    make routing fail on "integer out of range"."""
+    return min(max(int(value), 0), INT_FIELD_MAX)
 
 
 def _clocks_store(
@@ -209,7 +219,7 @@ def _clocks_store(
         outcome = {
             "policy_id": policy.pk if policy else None,
             "started_at": clock.started_at,
-            "target_minutes": int(clock.target_time.total_seconds() // 60),
+            "target_minutes": _int_field(clock.target_time.total_seconds() // 60),
             "due_at": clock.due_at,
             "warn_at": clock.warn_at,
             "stopped_at": clock.stopped_at,
@@ -222,8 +232,8 @@ def _clocks_store(
         row = row or SlaClock(incident=incident, target=clock.target, cycle=clock.cycle)
         for name, value in outcome.items():
             setattr(row, name, value)
-        row.elapsed_seconds = int(clock.elapsed.total_seconds())
-        row.paused_seconds = int(clock.paused.total_seconds())
+        row.elapsed_seconds = _int_field(clock.elapsed.total_seconds())
+        row.paused_seconds = _int_field(clock.paused.total_seconds())
         row.computed_at = now
         # Re-targeted past a warning or breach already announced: that one no longer holds, and
         # crossing the new time is a new one to announce.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from socialitsm.connectors import InboundPost, StreamMark, connector_for
@@ -75,14 +75,29 @@ class ChannelStreamer:
     def run(self) -> None:
         try:
             while not self.stop.is_set():
-                channel = self._channel()
-                if channel is None:
-                    logger.info("channel %s no longer streams; its streamer stops", self.channel_id)
-                    return
-                self._connect_once(channel)
+                try:
+                    channel = self._channel()
+                    if channel is None:
+                        logger.info("channel %s no longer streams; its streamer stops", self.channel_id)
+                        return
+                    self._connect_once(channel)
+                except DatabaseError as exc:
+                    # A database restart must not end the stream: posts not stored yet are
+                    # read again from the saved cursor once the database is back.
+                    self.failures += 1
+                    delay = self._backoff()
+                    logger.warning(
+                        "stream of channel %s: database error (%s); again in %.0f s", self.channel_id, exc, delay
+                    )
+                    self.stop.wait(delay)
         finally:
             if self.own_connection:
                 connection.close()
+
+    def _backoff(self) -> float:
+        """Exponential backoff with jitter after `failures` failures in a row."""
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_min * 2 ** (self.failures - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
     def _fresh_connection(self) -> None:
         """Long-lived threads must drop connections that broke or outlived CONN_MAX_AGE."""
@@ -121,6 +136,8 @@ class ChannelStreamer:
             error = TransientError("the stream closed")
         except (TransientError, PermanentError) as exc:
             error = exc
+        except DatabaseError:
+            raise  # not the stream's fault: `run` waits for the database
         except Exception as exc:  # a connector bug must not kill the other channels' streams
             logger.exception("stream of channel %s crashed", channel.slug)
             error = TransientError(f"stream crashed: {exc!r}")
@@ -236,8 +253,7 @@ class ChannelStreamer:
         elif retry_at is not None:
             delay = max(0.0, (retry_at - self.clock()).total_seconds())
         else:
-            ceiling = min(self.settings.backoff_max, self.settings.backoff_min * 2 ** (self.failures - 1))
-            delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+            delay = self._backoff()
         self._wait_polling(channel, delay, poll=not permanent)
 
     def _wait_polling(self, channel: Channel, delay: float, *, poll: bool) -> None:
@@ -290,8 +306,14 @@ def streams_run(*, stop: threading.Event, slugs: Iterable[str] = (), settings: S
     threads: dict[int, threading.Thread] = {}
     try:
         while not stop.is_set():
-            close_old_connections()
-            for channel_id in streaming_channels(wanted):
+            try:
+                close_old_connections()
+                channel_ids = streaming_channels(wanted)
+            except DatabaseError as exc:
+                # The running streams wait out the database themselves; look again next time.
+                logger.warning("cannot list the streaming channels (%s); again in %s s", exc, settings.rescan_seconds)
+                channel_ids = []
+            for channel_id in channel_ids:
                 thread = threads.get(channel_id)
                 if thread is None or not thread.is_alive():
                     streamer = ChannelStreamer(channel_id, stop, settings, own_connection=True)

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, datetime
+from typing import Any
 
 from django import template
 
 register = template.Library()
+
+# Embeddings, overrides and isolates reorder what follows them: "\u202egnp.exe" shows as
+# "exe.png". Shown as what they are.
+_BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Marks (LRM, RLM, ALM) only nudge neutral characters; zero-width space, word joiner and BOM
+# hide inside words ("ad\u200bmin"). Dropped.
+_DROPPED = "\u200e\u200f\u061c\u200b\u2060\ufeff"
+# Zero-width (non-)joiners: part of emoji sequences and of Arabic, Persian and Indic spelling.
+_JOINERS = "\u200c\u200d"
+_HIDDEN = re.compile(f"[{_BIDI_CONTROLS}{_DROPPED}{_JOINERS}]")
+# Scripts whose letters look like ASCII: a joiner between two of them only disguises a word.
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
 
 
 @register.filter
@@ -15,6 +30,37 @@ def http_url(value: str) -> str:
     URL must never become a link."""
     value = (value or "").strip()
     return value if value.lower().startswith(("http://", "https://")) else ""
+
+
+def _joins(char: str) -> bool:
+    if not char or char.isascii() or char.isspace() or _HIDDEN.match(char):
+        return False
+    return not unicodedata.name(char, "").startswith(_LOOKALIKE_SCRIPTS)
+
+
+@register.filter
+def visible(value: Any) -> str:
+    """Untrusted text with its invisible characters neutralised for display: bidi embeddings,
+    overrides and isolates shown as [U+202E]; bidi marks, zero-width spaces, word joiners and
+    byte order marks dropped; zero-width joiners and non-joiners kept only between two
+    characters that use them (emoji, Arabic, Indic...), never inside Latin, Greek or Cyrillic."""
+    if value is None:
+        return ""
+    text = str(value)
+
+    def neutralise(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _BIDI_CONTROLS:
+            return f"[U+{ord(char):04X}]"
+        if char in _JOINERS:
+            start, end = match.start(), match.end()
+            before = text[start - 1] if start else ""
+            after = text[end] if end < len(text) else ""
+            if _joins(before) and _joins(after):
+                return char
+        return ""
+
+    return _HIDDEN.sub(neutralise, text)
 
 
 @register.filter

@@ -123,15 +123,30 @@ class ReplyForm(forms.Form):
         return self.cleaned_data["text"].replace("\r\n", "\n")
 
 
+# Not a triage state: pending posts routing failed on, waiting for a person.
+PARKED = "parked"
+
+
 class TriageFilterForm(forms.Form):
     state = forms.ChoiceField(
         required=False,
-        choices=[("", "Queued and ignored")] + [(s.value, s.label) for s in TRIAGE_STATES],
+        choices=[("", "Queued, ignored and failed")]
+        + [(s.value, s.label) for s in TRIAGE_STATES]
+        + [(PARKED, "Routing failed")],
     )
 
-    def states(self) -> tuple[str, ...]:
-        chosen = self.cleaned_data.get("state") if self.is_valid() else ""
-        return (chosen,) if chosen else TRIAGE_STATES
+    def chosen(self) -> str:
+        return self.cleaned_data.get("state", "") if self.is_valid() else ""
+
+    def posts_q(self) -> Q:
+        """The posts the filter shows: triage states and, unless another state is chosen, parked posts."""
+        chosen = self.chosen()
+        parked = Q(routing_failed_at__isnull=False)
+        if chosen == PARKED:
+            return parked
+        if chosen:
+            return Q(triage_state=chosen)
+        return Q(triage_state__in=TRIAGE_STATES) | parked
 
 
 class SlaReportForm(forms.Form):

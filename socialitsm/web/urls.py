@@ -32,6 +32,7 @@ urlpatterns = [
     ),
     path("posts/", views.triage, name="triage"),
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),
+    path("posts/<int:pk>/route/", views.post_route_retry_view, name="post-route-retry"),
     path("sla/", views.sla_dashboard, name="sla-dashboard"),
     path("sla/export.csv", views.sla_dashboard_csv, name="sla-dashboard-csv"),
     path("posts/<int:pk>/label/", views.post_label_view, name="post-label"),

@@ -30,7 +30,7 @@ from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
 from socialitsm.services.replies import reply_options, reply_queue
-from socialitsm.services.routing import post_label, post_promote
+from socialitsm.services.routing import post_label, post_promote, post_routing_retry
 
 from . import charts
 from .forms import IncidentUpdateForm, QueueFilterForm, ReplyForm, SlaReportForm, TriageFilterForm
@@ -318,7 +318,7 @@ def incident_itsm_retry_view(request: HttpRequest, number: str, link_id: int) ->
 def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
     posts = (
-        Post.objects.filter(triage_state__in=form.states())
+        Post.objects.filter(form.posts_q())
         .select_related("author", "channel", "detected_service", "labelled_by")
         .order_by("-posted_at", "-id")
     )
@@ -337,6 +337,18 @@ def post_promote_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("socialitsm:triage")
     messages.success(request, f"Post promoted to {incident.number}.")
     return redirect("socialitsm:incident", number=incident.number)
+
+
+@require_POST
+@agent_required
+def post_route_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Route a post again after routing failed on it (parked with its error)."""
+    post = get_object_or_404(Post, pk=pk)
+    if post_routing_retry(post=post):
+        messages.success(request, "Post handed to routing again.")
+    else:
+        messages.error(request, "This post is not waiting for a retry.")
+    return redirect(f"{reverse('socialitsm:triage')}?state=parked")
 
 
 def _sla_report(request: HttpRequest) -> tuple[SlaReportForm, dict[str, Any] | None]:
@@ -391,7 +403,12 @@ def _sla_charts(report: dict[str, Any]) -> dict[str, Any]:
 @lead_required
 def sla_dashboard(request: HttpRequest) -> HttpResponse:
     form, report = _sla_report(request)
-    context: dict[str, Any] = {"form": form, "report": report, "query": request.GET.urlencode()}
+    context: dict[str, Any] = {
+        "form": form,
+        "report": report,
+        "query": request.GET.urlencode(),
+        "sla_defaults": selectors.sla_defaults_in_force(),
+    }
     if report is not None:
         context["charts"] = _sla_charts(report)
         context["target_labels"] = dict(SlaClock.Target.choices)

@@ -41,6 +41,7 @@ def test_channel_health_is_listed_without_credentials(agent_api):
         "quota_limit": 300,
     }
     assert (row["requests_made"], row["last_error"], row["cost_used"]) == (12, "HTTP 502", "0.0000")
+    assert row["rejected_posts"] == 0
     assert row["reply_limit"] == {"max_length": 500, "unit": "characters", "public": True, "direct": True}
 
 
@@ -80,3 +81,17 @@ def test_channels_need_an_agent(api, outsider):
     assert api.get("/api/v1/channels/").status_code in (401, 403)
     api.force_authenticate(outsider)
     assert api.get("/api/v1/channels/").status_code == 403
+
+
+def test_posts_set_aside_lately_are_counted_on_the_channel(agent_api):
+    from socialitsm.models import IngestRejection
+
+    channel = ChannelFactory(slug="refusing")
+    IngestRejection.objects.create(channel=channel, network="replay", external_id="p-1", error="DataError")
+    old = IngestRejection.objects.create(channel=channel, network="replay", external_id="p-0", error="DataError")
+    IngestRejection.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    ChannelFactory(slug="fine")
+
+    rows = agent_api.get("/api/v1/channels/").json()["results"]
+
+    assert {row["slug"]: row["rejected_posts"] for row in rows} == {"fine": 0, "refusing": 1}

@@ -5,10 +5,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
-from rest_framework.throttling import ScopedRateThrottle
 
 from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
 from socialitsm.models import Author, Incident, Post
@@ -310,15 +309,19 @@ def test_odd_unicode_is_accepted_and_stored_clean(push, channel):
     assert post.raw["text"] == post.text
 
 
-def test_ingest_is_throttled_per_scope(push, channel, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"ingest": "2/minute"})
-    cache.clear()
+def test_ingest_is_throttled_per_channel(push, channel, settings):
+    settings.SOCIALITSM_THROTTLE_RATES = {"ingest": "2/minute"}
+    other = ChannelFactory(slug="other-hook", network="webhook", config={}, credentials={"secret": SECRET})
+    WatchRuleFactory(channel=other, name="Everything", query="")
+    caches["throttle"].clear()
 
     statuses = [push(post_json(f"t-{n}")).status_code for n in range(3)]
+    elsewhere = push(post_json("o-1"), url="/api/v1/ingest/other-hook/").status_code
 
-    cache.clear()
+    caches["throttle"].clear()
     assert statuses == [202, 202, 429]
-    assert Post.objects.count() == 2
+    assert elsewhere == 202
+    assert Post.objects.count() == 3
 
 
 def test_broker_down_still_accepts_and_keeps_posts_pending(push, channel, monkeypatch):
@@ -332,3 +335,65 @@ def test_broker_down_still_accepts_and_keeps_posts_pending(push, channel, monkey
     assert response.status_code == 202
     assert Post.objects.get().triage_state == Post.Triage.PENDING
     assert Incident.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_identical_batches_sent_at_once_store_and_count_each_post_once(monkeypatch):
+    import threading
+
+    from django.db import connections
+    from rest_framework.test import APIClient
+
+    channel = ChannelFactory(slug="status-hook", network="webhook", config={}, credentials={"secret": SECRET})
+    enqueued: list[int] = []
+    monkeypatch.setattr("socialitsm.services.ingest.posts_enqueue_processing", enqueued.extend)
+    body = json.dumps({"posts": [post_json(f"same-{n:02d}") for n in range(20)]}).encode()
+    barrier = threading.Barrier(8)
+    answers: list[dict[str, int]] = []
+    errors: list[Exception] = []
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            response = APIClient().post(
+                URL, data=body, content_type="application/json", headers={SIGNATURE_HEADER: sign(SECRET, body)}
+            )
+            assert response.status_code == 202, response.content
+            answers.append(response.json())
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(answers) == 8
+    assert sum(a["created"] for a in answers) == 20
+    assert sum(a["duplicates"] for a in answers) == 140
+    assert all(a["received"] == a["created"] + a["duplicates"] == 20 for a in answers)
+    assert Post.objects.filter(channel=channel).count() == 20
+    # Each stored post is handed to routing once, by the request that stored it.
+    assert sorted(enqueued) == sorted(Post.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.postgres
+def test_post_the_database_refuses_is_answered_as_rejected(push, channel):
+    from django.db import connection
+
+    from socialitsm.models import IngestRejection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE socialitsm_post ADD CONSTRAINT test_refuse CHECK (text NOT LIKE '%%refuse me%%')")
+
+    response = push({"posts": [post_json("r-1"), post_json("r-2", "VPN down, refuse me")]})
+
+    assert response.status_code == 202
+    assert response.json() == {"received": 2, "created": 1, "duplicates": 0, "rejected": 1}
+    assert list(Post.objects.values_list("external_id", flat=True)) == ["r-1"]
+    assert list(IngestRejection.objects.values_list("channel", "external_id")) == [(channel.pk, "r-2")]

@@ -50,7 +50,7 @@ def test_schema_documents_the_ingest_endpoint(schema):
     operation = schema["paths"]["/api/v1/ingest/{slug}/"]["post"]
 
     assert "security" not in operation
-    assert set(operation["responses"]) == {"202", "400", "401", "413"}
+    assert set(operation["responses"]) == {"202", "400", "401", "413", "429"}
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/IngestPayloadRequest"
     }
@@ -99,3 +99,76 @@ def test_schema_and_docs_need_an_agent(api, outsider, path):
     assert api.get(path).status_code == 401
     api.force_authenticate(outsider)
     assert api.get(path).status_code == 403
+
+
+def test_schema_is_valid_openapi(schema):
+    from drf_spectacular.validation import validate_schema
+
+    validate_schema(schema)
+
+
+def _operations(schema: dict) -> dict[tuple[str, str], dict]:
+    return {
+        (method, path): operation
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method != "parameters"
+    }
+
+
+def test_every_agent_operation_documents_401_and_403(schema):
+    signed = {"/api/v1/ingest/{slug}/", "/api/v1/itsm/{slug}/webhook/"}
+    missing = {
+        (method, path): sorted({"401", "403"} - set(operation["responses"]))
+        for (method, path), operation in _operations(schema).items()
+        if path not in signed and not {"401", "403"} <= set(operation["responses"])
+    }
+
+    assert missing == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "codes"),
+    [
+        ("get", "/api/v1/incidents/", {"200", "400", "401", "403", "404"}),
+        ("get", "/api/v1/incidents/{number}/", {"200", "401", "403", "404"}),
+        ("patch", "/api/v1/incidents/{number}/", {"200", "400", "401", "403", "404"}),
+        ("get", "/api/v1/services/", {"200", "401", "403", "404"}),
+        ("get", "/api/v1/reports/sla/", {"200", "400", "401", "403"}),
+        ("delete", "/api/v1/sla/policies/{id}/", {"204", "401", "403", "404"}),
+        ("post", "/api/v1/itsm/{slug}/webhook/", {"202", "400", "401", "404", "413", "429"}),
+    ],
+)
+def test_operations_list_their_error_answers(schema, method, path, codes):
+    assert set(schema["paths"][path][method]["responses"]) == codes
+
+
+def test_error_answers_have_a_shape(schema):
+    responses = schema["paths"]["/api/v1/incidents/{number}/"]["get"]["responses"]
+
+    assert responses["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert schema["components"]["schemas"]["Error"]["properties"]["detail"]["type"] == "string"
+
+
+def test_the_ingest_slug_without_slash_is_not_a_second_endpoint(schema):
+    assert [path for path in schema["paths"] if path.startswith("/api/v1/ingest/")] == ["/api/v1/ingest/{slug}/"]
+
+
+def test_fields_that_may_be_empty_are_not_declared_uris(schema):
+    components = schema["components"]["schemas"]
+
+    assert components["Post"]["properties"]["url"] == {
+        "type": "string",
+        "readOnly": True,
+        "description": "The post on its network, as the network gave it: may be empty, not always a URI.",
+    }
+    assert "format" not in components["Channel"]["properties"]["base_url"]
+
+
+def test_post_label_enum_includes_the_empty_label(schema):
+    components = schema["components"]["schemas"]
+    label = components["Post"]["properties"]["label"]
+
+    assert label["oneOf"] == [{"$ref": "#/components/schemas/LabelEnum"}, {"$ref": "#/components/schemas/BlankEnum"}]
+    assert components["LabelEnum"]["enum"] == ["complaint", "not_complaint"]
+    assert components["BlankEnum"]["enum"] == [""]

@@ -135,6 +135,8 @@ def dead_worker_reply(db, monkeypatch) -> Reply:
 def test_malformed_listings_never_double_a_reply(dead_worker_reply, context, own, outcome):
     responses.get(f"{BASE}/api/v1/statuses/{POST_ID}/context", json=context)
     responses.get(f"{BASE}/api/v1/accounts/{OURS['id']}/statuses", json=own)
+    # Before a public reply goes out: the post is still there.
+    responses.get(f"{BASE}/api/v1/statuses/{POST_ID}", json={"id": POST_ID, "content": "<p>AcmeMail down</p>"})
     create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "800"})
     with contextlib.suppress(TransientError):
         reply_send(reply=dead_worker_reply)
@@ -211,6 +213,8 @@ def x_dead_worker_reply(db, settings) -> Reply:
 @time_machine.travel(datetime(2026, 11, 26, 9, 0, tzinfo=UTC), tick=False)
 def test_malformed_x_timelines_never_double_a_reply(x_dead_worker_reply, tweets, outcome):
     responses.get(f"{X_API}/2/users/{X_OURS}/tweets", json={"data": tweets, "meta": {"result_count": 1}})
+    # Before a public reply goes out: the post is still there.
+    responses.get(f"{X_API}/2/tweets", json={"data": [{"id": X_POST, "text": "@AcmeSupport VPN down"}]})
     create = responses.post(
         f"{X_API}/2/tweets", json={"data": {"id": "2125870422000000001", "text": "On it"}}, status=201
     )

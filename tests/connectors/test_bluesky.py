@@ -235,10 +235,20 @@ def _stored(channel: Channel, **raw: Any) -> Post:
     )
 
 
+def _still_there() -> None:
+    """What the connector asks before a public reply: does the post still exist?"""
+    responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPosts",
+        json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "AcmeMail down"}}]},
+        match=[matchers.query_param_matcher({"uris": JANE_POST})],
+    )
+
+
 @responses.activate
 def test_public_reply_is_a_post_with_reply_refs_and_facets(channel, agent, django_capture_on_commit_callbacks):
     post = _stored(channel)
     _login()
+    _still_there()
     text = "@jane.example.com Sorry 😞 we are on it: https://status.acme.example/incidents/42."
     ref = {"uri": JANE_POST, "cid": JANE_CID}
     create = responses.post(
@@ -428,6 +438,7 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
     post = _stored(channel)
     reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="public", text="On it")
     _login()
+    _still_there()
     responses.post(
         f"{PDS}/xrpc/com.atproto.repo.createRecord",
         status=429,
@@ -457,6 +468,73 @@ def test_a_first_search_does_not_reach_back_further_than_a_day(channel):
     responses.get(f"{PDS}/xrpc/app.bsky.feed.searchPosts", json={"posts": [bob, jane]})
     assert channel_poll(channel=channel) == 1
     assert list(Post.objects.values_list("author__handle", flat=True)) == ["@bob.example.org"]
+
+
+# --- deletions: are stored posts still there? ---------------------------------------------------
+
+BOB_POST = "at://did:plc:bob2abcdefghijklmnop/app.bsky.feed.post/3lbc2xkqz7s2b"
+NEW_POST = "at://did:plc:bob2abcdefghijklmnop/app.bsky.feed.post/3lbc2xkqz7s2c"
+
+
+def _stored_at(uri: str, ingested_at: datetime) -> Post:
+    return Post(external_id=uri, ingested_at=ingested_at)
+
+
+@responses.activate
+def test_posts_gone_asks_get_posts_once_and_takes_a_missing_uri_for_gone(channel):
+    _login()
+    lookup = responses.get(
+        f"{PDS}/xrpc/app.bsky.feed.getPosts",
+        json={"posts": [{"uri": JANE_POST, "cid": JANE_CID, "record": {"text": "AcmeMail down"}}]},
+        match=[matchers.query_param_matcher({"uris": [JANE_POST, BOB_POST, NEW_POST]}), *_authed()],
+    )
+    settled = datetime(2026, 8, 21, 11, 30, tzinfo=UTC)
+    posts = [
+        _stored_at(JANE_POST, settled),
+        _stored_at(BOB_POST, settled),
+        # Stored five minutes ago: the AppView may not have indexed it yet.
+        _stored_at(NEW_POST, datetime(2026, 8, 21, 11, 45, tzinfo=UTC)),
+    ]
+    assert BlueskyConnector(channel).posts_gone(posts) == {BOB_POST: "deleted"}
+    assert lookup.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 502, "body": "<html>Bad Gateway</html>"}, TransientError),
+        ({"status": 429, "json": {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}}, TransientError),
+        ({"json": {"feed": []}}, TransientError),
+        ({"body": requests.Timeout("read timed out")}, TransientError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    _login()
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", **answer)
+    with pytest.raises(error):
+        BlueskyConnector(channel).posts_gone([_stored_at(JANE_POST, datetime(2026, 8, 20, tzinfo=UTC))])
+
+
+@responses.activate
+def test_a_public_reply_to_a_post_deleted_meanwhile_is_refused_unsent(channel):
+    post = _stored(channel)
+    Post.objects.filter(pk=post.pk).update(ingested_at=datetime(2026, 8, 21, 10, 15, tzinfo=UTC))
+    reply = Reply.objects.create(incident=post.incident, post=post, channel=channel, visibility="public", text="On it")
+    _login()
+    responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", json={"posts": []})
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        Reply.Status.FAILED,
+        "the post was deleted by its author, so it cannot be answered in public; send a direct message instead",
+    )
+    assert [call.request.url.split("?")[0].rsplit("/", 1)[-1] for call in responses.calls] == [
+        "com.atproto.server.createSession",
+        "app.bsky.feed.getPosts",
+    ]
+    post.refresh_from_db()
+    assert (post.text, post.raw) == ("[deleted by the author]", {})
 
 
 # --- a retry after Bluesky took the reply ---------------------------------------------------------
@@ -543,6 +621,7 @@ def test_a_retried_public_reply_that_bluesky_took_is_not_posted_again(channel, r
 def test_a_retried_public_reply_without_a_copy_is_posted_once(channel):
     reply = _dead_worker_reply(channel, "public")
     _login()
+    _still_there()
     own, replies = _public_listings(
         [
             _record("3lbcold00001", at="2026-08-21T10:00:00.000Z"),  # the same words an hour before this reply
@@ -641,7 +720,9 @@ def test_a_retry_to_a_post_gone_from_the_appview_relies_on_our_records(channel):
         status=400,
         json={"error": "NotFound", "message": f"Post not found: {JANE_POST}"},
     )
+    # The AppView has not indexed the post yet; stored minutes ago, it is not taken for deleted.
+    lookup = responses.get(f"{PDS}/xrpc/app.bsky.feed.getPosts", json={"posts": []})
     create = responses.post(f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__reply"))
     reply_send(reply=reply)
     reply.refresh_from_db()
-    assert (reply.status, thread.call_count, create.call_count) == (Reply.Status.SENT, 1, 1)
+    assert (reply.status, thread.call_count, lookup.call_count, create.call_count) == (Reply.Status.SENT, 1, 1, 1)

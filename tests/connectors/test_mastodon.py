@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -69,6 +70,11 @@ def _rule(channel: Channel, kind: str, query: str = "", **extra) -> WatchRule:
 
 def _tag_url(tag: str = "acmedown") -> str:
     return f"{BASE}/api/v1/timelines/tag/{tag}"
+
+
+def _status_still_there(status_id: str = "113012345678901234") -> None:
+    """What the connector asks before a public reply: does the status still exist?"""
+    responses.get(f"{BASE}/api/v1/statuses/{status_id}", json=fixture("status__public_hashtag"))
 
 
 def test_connector_is_registered(channel):
@@ -250,6 +256,7 @@ def test_end_to_end_hashtag_post_opens_an_incident_and_the_public_reply_is_exact
     post = Post.objects.get()
     assert post.triage_state == Post.Triage.INCIDENT
     incident = post.incident
+    _status_still_there()
     responses.post(
         f"{BASE}/api/v1/statuses",
         json=fixture("status__created_reply"),
@@ -443,6 +450,7 @@ def test_a_reply_refused_by_the_server_fails_with_its_words(channel, agent, djan
     incident = Incident.objects.create(short_description="AcmeMail down")
     Post.objects.filter(pk=post.pk).update(incident=incident)
     post.refresh_from_db()
+    _status_still_there()
     responses.post(f"{BASE}/api/v1/statuses", status=422, json=fixture("error__422"))
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=incident, post=post, text="On it", visibility="public", agent=agent)
@@ -458,6 +466,7 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
     post = _stored_post(channel)
     incident = Incident.objects.create(short_description="AcmeMail down")
     reply = Reply.objects.create(incident=incident, post=post, channel=channel, visibility="public", text="On it")
+    _status_still_there()
     responses.post(
         f"{BASE}/api/v1/statuses",
         status=429,
@@ -513,6 +522,73 @@ def test_a_burst_bigger_than_a_poll_moves_the_cursor_forward(channel, monkeypatc
     assert channel_poll(channel=channel) == 80
     rule.refresh_from_db()
     assert rule.cursor == {"min_id": "1079"}
+
+
+# --- deletions: is a stored status still there? ------------------------------------------------
+
+TAKAHE_404 = "<!DOCTYPE html>\n<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
+
+
+@responses.activate
+def test_posts_gone_asks_for_each_status_and_takes_a_404_for_gone(channel):
+    alive = responses.get(
+        f"{BASE}/api/v1/statuses/113012345678901234",
+        json=fixture("status__public_hashtag"),
+        match=[matchers.header_matcher(AUTH)],
+    )
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900001", status=404, json={"error": "Record not found"})
+    # Takahē answers an unknown id with an HTML page.
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900002", status=404, body=TAKAHE_404, content_type="text/html")
+    responses.get(f"{BASE}/api/v1/statuses/113012345678900003", status=410, json={"error": "Gone"})
+    posts = [
+        Post(external_id=i)
+        for i in ("113012345678901234", "113012345678900001", "113012345678900002", "113012345678900003")
+    ]
+    connector = MastodonConnector(channel)
+    assert connector.posts_gone(posts) == {
+        "113012345678900001": "deleted",
+        "113012345678900002": "deleted",
+        "113012345678900003": "deleted",
+    }
+    assert alive.call_count == 1
+    assert connector.quota.requests == 4
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 503, "body": "upstream down"}, TransientError),
+        ({"status": 502, "body": TAKAHE_404.replace("Not Found", "Bad Gateway")}, TransientError),
+        ({"status": 429, "json": fixture("error__429")}, TransientError),
+        ({"body": requests.ConnectionError("connection reset")}, TransientError),
+        ({"body": requests.Timeout("read timed out")}, TransientError),
+        ({"status": 401, "json": fixture("error__401")}, PermanentError),
+        ({"status": 400, "body": "Invalid Bearer token"}, PermanentError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    responses.get(f"{BASE}/api/v1/statuses/113012345678901234", **answer)
+    with pytest.raises(error):
+        MastodonConnector(channel).posts_gone([Post(external_id="113012345678901234")])
+
+
+@responses.activate
+def test_the_sweep_redacts_a_status_deleted_while_we_polled(channel):
+    from socialitsm.services.deletions import channel_posts_recheck
+
+    post = _stored_post(channel)
+    Post.objects.filter(pk=post.pk).update(incident=Incident.objects.create(short_description=post.text))
+    responses.get(f"{BASE}/api/v1/statuses/113012345678901234", status=404, body=TAKAHE_404)
+    result = channel_posts_recheck(channel=channel)
+    assert (result.checked, result.gone) == (1, 1)
+    post.refresh_from_db()
+    assert (post.text, post.gone_reason, post.incident.short_description) == (
+        "[deleted by the author]",
+        "deleted",
+        "Post deleted by its author",
+    )
+    assert Channel.objects.get(pk=channel.pk).requests_made == 1
 
 
 # --- a retry after the server took the reply ------------------------------------------------------
@@ -695,9 +771,14 @@ def test_a_server_without_conversations_is_looked_through_its_home_timeline(chan
 def test_a_first_attempt_posts_without_reading_anything(channel):
     reply = _dead_worker_reply(channel, direct_post=False, visibility="public")
     Reply.objects.filter(pk=reply.pk).update(status=Reply.Status.QUEUED, attempts=0, claimed_at=None)
+    _status_still_there()
     create = responses.post(f"{BASE}/api/v1/statuses", json={"id": "800"})
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert (reply.status, reply.external_id) == (Reply.Status.SENT, "800")
-    assert [call.request.method for call in responses.calls] == ["POST"]
+    # Only the post's own existence is asked before posting: none of our listings are read.
+    assert [(call.request.method, urlsplit(call.request.url).path) for call in responses.calls] == [
+        ("GET", "/api/v1/statuses/113012345678901234"),
+        ("POST", "/api/v1/statuses"),
+    ]
     assert create.call_count == 1

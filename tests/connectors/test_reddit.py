@@ -150,11 +150,14 @@ def test_search_hit_becomes_incident_and_comment_reply_is_sent(
     assert stored.quota_reset_at == NOW + timedelta(seconds=412)
     assert stored.cost_used == 0
 
+    # Before a public reply: is the post still there? (/api/info answers in a listing.)
+    responses.get(f"{API}/api/info", json=fixture("search__post"), headers=LIMIT_HEADERS)
     responses.post(f"{API}/api/comment", json=fixture("comment__created"), headers=LIMIT_HEADERS)
     text = "Hi u/jdoe_it, sorry about this.\n*Status*: https://status.example.com/acme_mail (ref INC0001001)"
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text=text, visibility="public", agent=agent)
-    sent = responses.calls[2]
+    assert query_of(responses.calls[2]) == {"id": "t3_1h2g3k4", "raw_json": "1"}
+    sent = responses.calls[3]
     assert form(sent) == {
         "api_type": "json",
         "thing_id": "t3_1h2g3k4",
@@ -214,7 +217,19 @@ def test_removed_post_is_a_deletion_marker(channel, rule):
     signed_in()
     responses.get(SEARCH, json=fixture("search__removed"))
     (post,), _ = RedditConnector(channel).search(rule, {})
-    assert (post.external_id, post.deleted) == ("t3_1h2g3k9", True)
+    assert (post.external_id, post.deleted, post.gone_reason) == ("t3_1h2g3k9", True, "removed")
+
+
+@responses.activate
+def test_a_removal_seen_in_a_listing_redacts_our_copy_as_removed(channel, rule, django_capture_on_commit_callbacks):
+    from ..factories import PostFactory
+
+    stored = PostFactory(rule=rule, external_id="t3_1h2g3k9", text="Acme VPN broken, call me on 555 0100")
+    signed_in()
+    responses.get(SEARCH, json=fixture("search__removed"))
+    poll(channel, django_capture_on_commit_callbacks)
+    stored.refresh_from_db()
+    assert (stored.text, stored.gone_reason, stored.raw) == ("[removed by moderators]", "removed", {})
 
 
 @responses.activate
@@ -500,6 +515,7 @@ def test_locked_thread_fails_the_reply_with_the_reason(channel, rule, agent, dja
     responses.get(SEARCH, json=fixture("search__post"))
     poll(channel, django_capture_on_commit_callbacks)
     post = Post.objects.select_related("incident").get()
+    responses.get(f"{API}/api/info", json=fixture("search__post"))
     responses.post(f"{API}/api/comment", json=fixture("comment__thread_locked"))
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text="On it", visibility="public", agent=agent)
@@ -558,6 +574,64 @@ def test_markdown_becomes_plain_text():
         )
         == "Bold it link (https://example.com/a_b) & code tiny *kept* spoil\n\nquote\n\nHead"
     )
+
+
+# --- deletions: are stored posts and comments still there? --------------------------------------
+
+
+@responses.activate
+def test_posts_gone_tells_deleted_by_the_author_from_removed_by_moderators(channel):
+    signed_in()
+    info = responses.get(f"{API}/api/info", json=fixture("info__stored_things"), headers=LIMIT_HEADERS)
+    names = ["t3_1h2g3k4", "t3_1h2g3k5", "t3_1h2g3k9", "t1_lq9x8z0", "t1_lq9x8z1", "t1_lq9x8z2", "t1_notreturned"]
+    # A private message has no look-up; it is not even asked for.
+    posts = [Post(external_id=name) for name in names] + [Post(external_id="t4_2bc3d4", is_direct=True)]
+    assert RedditConnector(channel).posts_gone(posts) == {
+        "t3_1h2g3k5": "deleted",  # a link post its author deleted
+        "t3_1h2g3k9": "removed",  # removed by a moderator
+        "t1_lq9x8z0": "deleted",
+        "t1_lq9x8z1": "removed",
+    }
+    assert query_of(info.calls[0]) == {"id": ",".join(sorted(names)), "raw_json": "1"}
+    assert info.calls[0].request.headers["Authorization"] == "bearer eyJhbGciOi-test-token"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 500, "body": "<html>Internal</html>"}, TransientError),
+        ({"status": 429, "json": fixture("error__too_many_requests")}, TransientError),
+        ({"json": {"kind": "t3", "data": {}}}, TransientError),
+        ({"json": {"kind": "Listing", "data": {"children": "none"}}}, TransientError),
+        ({"status": 403, "json": fixture("error__forbidden_private")}, PermanentError),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    signed_in()
+    responses.get(f"{API}/api/info", **answer)
+    with pytest.raises(error):
+        RedditConnector(channel).posts_gone([Post(external_id="t3_1h2g3k9")])
+
+
+@responses.activate
+def test_the_sweep_records_a_moderator_removal(channel, rule):
+    from socialitsm.models import Incident
+    from socialitsm.services.deletions import channel_posts_recheck
+
+    from ..factories import PostFactory
+
+    post = PostFactory(
+        rule=rule,
+        external_id="t3_1h2g3k9",
+        text="Acme VPN broken",
+        incident=Incident.objects.create(number="INC0001001", short_description="Acme VPN broken"),
+    )
+    signed_in()
+    responses.get(f"{API}/api/info", json=fixture("info__stored_things"))
+    assert (channel_posts_recheck(channel=channel).gone, Post.objects.get(pk=post.pk).gone_reason) == (1, "removed")
+    post.refresh_from_db()
+    assert (post.text, post.incident.short_description) == ("[removed by moderators]", "Post removed by moderators")
 
 
 # --- a retry after Reddit took the reply ----------------------------------------------------------
@@ -673,12 +747,14 @@ def test_a_retried_reply_without_a_copy_is_sent_once(channel, kind, listed):
     reply = _dead_worker_reply(channel, post_id=post_id, visibility=visibility, author=author)
     signed_in()
     looked = responses.get(url, json=listing(*listed))
+    # Before a public reply: is the post still there? (A direct message is not asked after.)
+    alive = responses.get(f"{API}/api/info", json=fixture("search__post"))
     answer = fixture("compose__ok") if send == "/api/compose" else fixture("comment__created")
     sent = responses.post(f"{API}{send}", json=answer)
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
-    assert (looked.call_count, sent.call_count) == (1, 1)
+    assert (looked.call_count, alive.call_count, sent.call_count) == (1, int(visibility == "public"), 1)
     assert form(sent.calls[0])["text"] == SENT_BODY
 
 

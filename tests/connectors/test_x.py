@@ -176,11 +176,14 @@ def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent,
     assert stored.cost_used == Decimal("0.0150")  # one post read + one user read
     assert stored.health == Channel.Health.OK
 
+    # Before a public reply: is the post still there?
+    responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__found"), headers=LIMIT_HEADERS)
     responses.post(f"{API}/2/tweets", json=fixture("tweets_create__reply"), status=201, headers=LIMIT_HEADERS)
     text = "Sorry about this, Jane. We're investigating the VPN outage (ref INC0001001)."
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text=text, visibility="public", agent=agent)
-    sent = responses.calls[1].request
+    assert query_of(responses.calls[1]) == {"ids": "2125864646345653272"}
+    sent = responses.calls[2].request
     assert json.loads(sent.body) == {"text": text, "reply": {"in_reply_to_tweet_id": "2125864646345653272"}}
     assert sent.headers["Authorization"].startswith('OAuth oauth_consumer_key="ck-123", oauth_nonce="')
     assert 'oauth_token="1100000000000000002-at"' in sent.headers["Authorization"]
@@ -197,6 +200,25 @@ def test_quote_of_our_post_allows_a_public_reply(channel, rule):
         "Third VPN outage this week, remote access is unusable https://x.com/AcmeSupport/status/2125860858889141272"
     )
     assert XConnector(channel).reply_refusal(post, "public") == ""
+
+
+@responses.activate
+def test_nul_in_a_post_and_its_poster_does_not_stop_the_channel(channel, rule, django_capture_on_commit_callbacks):
+    # JSON escapes, as the network sends them: json.loads turns them into NUL and a lone surrogate.
+    page = fixture(
+        "search_recent__keyword", **{"Acme VPN": "Acme\\u0000 VPN", "Bob Martin": "Bob\\u0000 \\ud800Martin"}
+    )
+    responses.get(SEARCH, json=page, headers=LIMIT_HEADERS)
+
+    assert poll(channel, django_capture_on_commit_callbacks) == 1
+
+    post = Post.objects.select_related("author").get()
+    assert post.text == "Is the Acme VPN down for anyone else? Cannot connect since this morning >:("
+    assert post.author.name == "Bob \ufffdMartin"
+    assert post.raw["data"]["text"].startswith("Is the Acme VPN down")
+    channel.refresh_from_db()
+    assert (channel.health, channel.last_error) == (Channel.Health.OK, "")
+    assert WatchRule.objects.get(pk=rule.pk).cursor["since_id"] == "2125865892053941272"
 
 
 @responses.activate
@@ -505,6 +527,7 @@ def test_reply_refused_by_x_fails_with_its_reason(channel, agent, django_capture
     responses.get(SEARCH, json=fixture("search_recent__mention"))
     poll(channel, django_capture_on_commit_callbacks)
     post = Post.objects.select_related("incident").get(rule=rule)
+    responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__found"))
     responses.post(f"{API}/2/tweets", json=fixture("error__forbidden_reply"), status=403)
     with django_capture_on_commit_callbacks(execute=True):
         reply = reply_queue(incident=post.incident, post=post, text="On it", visibility="public", agent=agent)
@@ -566,6 +589,70 @@ def test_a_query_longer_than_the_access_level_allows_is_refused_before_calling(c
     assert refused.value.message == "watch rule 'Too long' makes an X query of 526 characters; the limit is 512"
     channel.config["max_query_length"] = 1024
     assert len(XConnector(channel).rule_query(rule)) == 526
+
+
+# --- deletions: are stored posts still there? ---------------------------------------------------
+
+GONE_ID = "2125865892053941272"
+HIDDEN_ID = "2125866000000000001"
+ALIVE_ID = "2125864646345653272"
+
+
+@responses.activate
+def test_posts_gone_looks_posts_up_in_one_call_and_takes_not_found_for_gone(channel):
+    lookup = responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__partial_errors"), headers=LIMIT_HEADERS)
+    posts = [
+        Post(external_id=ALIVE_ID),
+        Post(external_id=GONE_ID),
+        # A protected post we may not see: cannot tell, so not gone.
+        Post(external_id=HIDDEN_ID),
+        # A direct message has no post look-up.
+        Post(external_id="1582838000000000099", is_direct=True),
+    ]
+    connector = XConnector(channel)
+    assert connector.posts_gone(posts) == {GONE_ID: "deleted"}
+    assert query_of(lookup.calls[0]) == {"ids": f"{ALIVE_ID},{GONE_ID},{HIDDEN_ID}"}
+    assert lookup.calls[0].request.headers["Authorization"].startswith("OAuth ")
+    # Billed per post read: one came back.
+    assert (connector.quota.requests, connector.quota.cost) == (1, 0.005)
+
+
+@responses.activate
+def test_posts_gone_uses_the_app_token_without_user_keys():
+    channel = ChannelFactory(network="x", credentials={"bearer_token": "AAAA-app-bearer"}, config={})
+    lookup = responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__found"))
+    assert XConnector(channel).posts_gone([Post(external_id=ALIVE_ID)]) == {}
+    assert lookup.calls[0].request.headers["Authorization"] == "Bearer AAAA-app-bearer"
+
+
+def test_only_direct_messages_cost_no_call(channel):
+    assert XConnector(channel).posts_gone([Post(external_id="1582838000000000099", is_direct=True)]) == {}
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 503, "json": fixture("error__service_unavailable")}, "X is failing (HTTP 503)"),
+        ({"status": 429, "json": fixture("error__usage_capped")}, "X rate limit or usage cap reached"),
+        ({"body": requests.ConnectionError("reset")}, "cannot connect to api.x.com"),
+        ({"status": 200, "body": "<html>oops</html>"}, "X answered /2/tweets with something that is not JSON"),
+    ],
+)
+@responses.activate
+def test_a_failed_look_up_is_an_error_never_a_deletion(channel, answer, error):
+    from socialitsm.exceptions import TransientError
+
+    responses.get(f"{API}/2/tweets", **answer)
+    with pytest.raises(TransientError) as caught:
+        XConnector(channel).posts_gone([Post(external_id=GONE_ID)])
+    assert caught.value.message.startswith(error)
+
+
+@responses.activate
+def test_a_404_problem_for_the_whole_request_is_not_a_deletion(channel):
+    responses.get(f"{API}/2/tweets", status=404, json=fixture("error__not_found"))
+    with pytest.raises(PermanentError):
+        XConnector(channel).posts_gone([Post(external_id=GONE_ID)])
 
 
 # --- a retry after X took the reply ---------------------------------------------------------------
@@ -704,11 +791,13 @@ def test_a_retried_reply_that_x_took_is_not_sent_again(channel, visibility, url,
 def test_a_retried_reply_without_a_copy_is_sent_once(channel, visibility, url, listed, send, answer):
     reply = _dead_worker_reply(channel, visibility)
     looked = responses.get(url, json={"data": listed, "meta": {"result_count": len(listed)}})
+    # Before a public reply: is the post still there? (A direct message is not asked after.)
+    alive = responses.get(f"{API}/2/tweets", json=fixture("tweets_lookup__found"))
     sent = responses.post(f"{API}{send}", json=answer, status=201)
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
-    assert (looked.call_count, sent.call_count) == (1, 1)
+    assert (looked.call_count, alive.call_count, sent.call_count) == (1, int(visibility == "public"), 1)
     assert json.loads(sent.calls[0].request.body)["text"] == TEXT
 
 

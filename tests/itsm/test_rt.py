@@ -216,3 +216,18 @@ def test_queue_without_our_custom_field_fails_before_creating_anything(rt, conne
     assert (link.status, link.remote_id) == ("failed", "")
     assert link.last_error == "RT queue 'Social' has no custom field 'NoSuchField'; apply it to the queue"
     assert rt_get(rt, "/tickets", query="id > 0", per_page="1").json()["total"] == before
+
+
+def test_base_url_of_the_old_rest_api_is_a_readable_permanent_error(rt, connection, incident):
+    """RT's REST 1.0 answers any path below it with 200 and plain text: the link fails, saying so,
+    instead of a JSON error escaping the sync and leaving the link leased."""
+    connection.base_url = f"{rt['RT_URL']}/REST/1.0"
+    connection.save()
+    before = rt_get(rt, "/tickets", query="id > 0", per_page="1").json()["total"]
+    link = itsm_link_sync(link=ItsmLink.objects.create(connection=connection, incident=incident, external_ref="x"))
+    assert (link.status, link.remote_id, link.lease_until, link.attempts) == ("failed", "", None, 1)
+    host = rt["RT_URL"].split("://", 1)[1]
+    assert link.last_error.startswith(
+        f"rt answered HTTP 200 from {host} with text/plain, not JSON (is the base URL the suite's API?): RT/5"
+    )
+    assert rt_get(rt, "/tickets", query="id > 0", per_page="1").json()["total"] == before

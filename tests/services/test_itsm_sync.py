@@ -23,7 +23,7 @@ from socialitsm.services.itsm_sync import (
 )
 from socialitsm.services.routing import posts_process
 
-from ..factories import AuthorFactory, IncidentFactory, PostFactory, ReplyFactory
+from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFactory, ReplyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -189,6 +189,48 @@ def test_permanent_error_fails_the_link_until_retried(
     assert not itsm_link_retry(link=link)
 
 
+def test_an_unexpected_adapter_error_releases_the_lease_counts_and_retries(connection, incident, fake_suite, clock):
+    itsm_links_discover()
+    link = ItsmLink.objects.get()
+    fake_suite.errors.append(RuntimeError("suite client blew up"))
+    link = itsm_link_sync(link=link)
+    retry_at = NOW + timedelta(seconds=30)
+    assert (link.status, link.lease_until, link.attempts, link.next_attempt_at, link.remote_id) == (
+        "pending",
+        None,
+        1,
+        retry_at,
+        "",
+    )
+    assert link.last_error == (
+        "unexpected error: RuntimeError: suite client blew up (attempt 1; retrying at 2026-11-26 09:00:30 UTC)"
+    )
+    assert link.last_error_at == NOW
+    delivery = ItsmDelivery.objects.get(link=link)
+    assert (delivery.action, delivery.status, delivery.detail) == (
+        "create",
+        "retrying",
+        "unexpected error: RuntimeError: suite client blew up",
+    )
+    assert itsm_links_due() == []
+    clock.shift(timedelta(seconds=30))
+    assert itsm_links_due() == [link.pk]
+    link = itsm_link_sync(link=link)
+    assert (link.status, link.attempts, link.last_error, link.remote_id) == ("ok", 0, "", "1")
+
+
+def test_an_unexpected_error_while_pulling_releases_the_lease_and_counts(linked, fake_suite, clock):
+    fake_suite.errors.append(RuntimeError("no"))
+    link = itsm_link_pull(link=linked)
+    assert (link.status, link.lease_until, link.attempts, link.next_attempt_at) == (
+        "pending",
+        None,
+        1,
+        NOW + timedelta(seconds=30),
+    )
+    assert link.last_error.startswith("unexpected error: RuntimeError: no (attempt 1;")
+
+
 def test_follow_up_posts_go_out_as_internal_notes(connection, incident, fake_suite):
     itsm_tick()
     follow_up = PostFactory(text="Still down", author=incident.author, url="https://social.example.com/@maria/2")
@@ -201,6 +243,20 @@ def test_follow_up_posts_go_out_as_internal_notes(connection, incident, fake_sui
             "public": False,
         }
     ]
+
+
+def test_follow_up_note_is_the_incidents_own_post_when_another_webhook_channel_reuses_its_id(
+    connection, incident, fake_suite
+):
+    itsm_tick()
+    ours, theirs = (ChannelFactory(network="webhook") for _ in range(2))
+    follow_up = PostFactory(
+        rule__channel=ours, scope=str(ours.pk), external_id="w-2", text="Still down", author=incident.author
+    )
+    PostFactory(rule__channel=theirs, scope=str(theirs.pk), external_id="w-2", text="Another caller's post")
+    post_link(post=follow_up, incident=incident)
+    itsm_tick()
+    assert [c["text"] for c in fake_suite.tickets["1"].comments] == ["New post from @maria on Webhook:\n\nStill down"]
 
 
 def test_a_comment_that_failed_is_sent_again_and_once(connection, incident, fake_suite, agent):

@@ -197,6 +197,54 @@ def test_a_retry_after_the_network_took_the_reply_records_that_copy(incident_pos
     assert incident.events.filter(kind="reply_sent", new_value="fake-1").count() == 1
 
 
+def test_a_copy_that_went_out_before_the_post_was_deleted_is_recorded_sent(incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.answers_lost = 1
+    with pytest.raises(TransientError):
+        reply_send(reply=reply)
+    assert fake_network.gone_lookups == [[post.external_id]]
+    # The author deletes the post after our reply reached it: the copy is found first.
+    fake_network.gone[post.external_id] = "deleted"
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.external_id, reply.error) == ("sent", "fake-1", "")
+    assert (fake_network.lookups, fake_network.gone_lookups) == (1, [[post.external_id]])
+    assert [m["id"] for m in fake_network.sent] == ["fake-1"]
+
+
+def test_a_retry_without_a_copy_to_a_deleted_post_fails_unsent(incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    fake_network.errors.append(TransientError("HTTP 503", status=503))
+    with pytest.raises(TransientError):
+        reply_send(reply=reply)
+    fake_network.gone[post.external_id] = "deleted"
+    reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.error) == (
+        "failed",
+        "the post was deleted by its author, so it cannot be answered in public; send a direct message instead",
+    )
+    assert (fake_network.lookups, fake_network.gone_lookups, fake_network.sent) == (
+        1,
+        [[post.external_id], [post.external_id]],
+        [],
+    )
+
+
+def test_a_deleted_post_look_up_that_fails_on_a_retry_is_retried_later(incident_post, agent, fake_network):
+    incident, post = incident_post
+    reply = queue(incident, post, agent)
+    Reply.objects.filter(pk=reply.pk).update(attempts=1)
+    fake_network.gone_lookup_errors.append(TransientError("timed out"))
+    with pytest.raises(TransientError):
+        reply_send(reply=reply)
+    reply.refresh_from_db()
+    assert (reply.status, reply.attempts, reply.error) == ("queued", 2, "timed out")
+    assert (fake_network.lookups, fake_network.sent) == (1, [])
+
+
 def test_a_reply_left_sending_by_a_dead_worker_is_found_not_resent(incident_post, agent, fake_network, settings):
     settings.SOCIALITSM_SEND_LEASE_SECONDS = 60
     incident, post = incident_post

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
+from django.test import override_settings
 
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import Incident, IncidentEvent, Post, Service, WatchRule
@@ -217,3 +219,196 @@ def test_concurrent_follow_ups_open_one_incident():
     assert errors == []
     assert Incident.objects.count() == 1
     assert set(Post.objects.values_list("incident_id", flat=True)) == {Incident.objects.get().pk}
+
+
+# What a fresh install ships (migration 0011): priority -> (first response, resolution) minutes, 24x7.
+SHIPPED_TARGETS = {1: (15, 240), 2: (60, 480), 3: (240, 4320), 4: (480, 7200), 5: (1440, 14400)}
+FRESH_NOW = datetime(2026, 11, 28, 22, 30, tzinfo=UTC)  # a Saturday night: the defaults never sleep
+
+
+@time_machine.travel(FRESH_NOW, tick=False)
+@pytest.mark.parametrize("promoted", [False, True])
+def test_on_a_fresh_install_incidents_get_the_service_desk_and_due_times(sla_defaults, promoted):
+    posted = FRESH_NOW - timedelta(minutes=5)
+    rule = WatchRuleFactory(action=WatchRule.Action.QUEUE if promoted else WatchRule.Action.OPEN_INCIDENT)
+    post = PostFactory(rule=rule, text=COMPLAINT, posted_at=posted, ingested_at=posted)
+    route(post)
+    if promoted:
+        post_promote(post=Post.objects.get(pk=post.pk), actor=None)
+
+    incident = Post.objects.get(pk=post.pk).incident
+    response, resolution = SHIPPED_TARGETS[incident.priority]
+    assert (incident.service.slug, incident.assignment_group.name, incident.sla_policy.priority) == (
+        "vpn",
+        "Service Desk",
+        incident.priority,
+    )
+    assert (incident.response_due_at, incident.resolution_due_at) == (
+        posted + timedelta(minutes=response),
+        posted + timedelta(minutes=resolution),
+    )
+
+
+@pytest.mark.parametrize(
+    ("owner", "rule_group", "expected"),
+    [
+        ("Network Team", "Triage", "Network Team"),
+        (None, "Triage", "Triage"),
+        (None, None, "Service Desk"),
+    ],
+)
+def test_the_default_group_takes_only_what_nothing_else_routes(sla_defaults, owner, rule_group, expected):
+    if owner:
+        Service.objects.filter(slug="vpn").update(owner_group=Group.objects.create(name=owner))
+    rule = WatchRuleFactory(assignment_group=Group.objects.create(name=rule_group) if rule_group else None)
+    post = PostFactory(rule=rule, text=COMPLAINT)
+
+    route(post)
+
+    assert Post.objects.get(pk=post.pk).incident.assignment_group.name == expected
+
+
+@pytest.mark.parametrize("setting", ["", "No Such Group"])
+def test_without_a_default_group_unrouted_incidents_stay_unassigned(sla_defaults, setting):
+    post = PostFactory(text=COMPLAINT)
+
+    with override_settings(SOCIALITSM_DEFAULT_GROUP=setting):
+        route(post)
+
+    assert Post.objects.get(pk=post.pk).incident.assignment_group is None
+
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen():
+    import time_machine
+
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def _refuse_incidents_about(word: str) -> None:
+    """A rule only the database knows, so routing a post about `word` fails there."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE socialitsm_incident ADD CONSTRAINT test_refuse "
+            f"CHECK (short_description NOT LIKE '%%{word}%%')"
+        )
+
+
+@pytest.mark.postgres
+def test_post_dated_1950_is_routed_with_its_lag_clamped(frozen):
+    from socialitsm.models import SlaClock
+    from socialitsm.services.sla import INT_FIELD_MAX
+
+    post = PostFactory(text=COMPLAINT, posted_at=datetime(1950, 1, 1, tzinfo=UTC), ingested_at=NOW)
+
+    assert route(post) == {"incident": 1}
+
+    incident = Incident.objects.get(posts=post)
+    assert incident.ingest_lag_seconds == INT_FIELD_MAX
+    assert incident.sla_started_at == datetime(1950, 1, 1, tzinfo=UTC)
+    assert all(0 <= c.elapsed_seconds <= INT_FIELD_MAX for c in SlaClock.objects.filter(incident=incident))
+
+
+@pytest.mark.postgres
+def test_post_whose_routing_fails_is_parked_and_the_rest_of_the_batch_is_routed(frozen):
+    _refuse_incidents_about("printer")
+    rule = WatchRuleFactory()
+    first = PostFactory(rule=rule, text=COMPLAINT, posted_at=datetime(2026, 11, 26, 7, 0, tzinfo=UTC))
+    bad = PostFactory(
+        rule=rule, text="printer broken again, VPN down too", posted_at=datetime(2026, 11, 26, 7, 30, tzinfo=UTC)
+    )
+    last = PostFactory(rule=rule, text=NOISE, posted_at=datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+
+    assert route(first, bad, last) == {"incident": 1, "ignored": 1, "parked": 1}
+
+    bad.refresh_from_db()
+    assert (bad.triage_state, bad.incident, bad.routing_failed_at) == (Post.Triage.PENDING, None, NOW)
+    assert bad.routing_error.startswith("IntegrityError: ")
+    assert "test_refuse" in bad.routing_error
+    assert Post.objects.get(pk=first.pk).triage_state == Post.Triage.INCIDENT
+    assert Post.objects.get(pk=last.pk).triage_state == Post.Triage.IGNORED
+    assert Incident.objects.count() == 1
+    # Parked: routing leaves it alone until a person asks again.
+    assert route(bad) == {}
+
+
+@pytest.mark.postgres
+def test_parked_post_never_holds_back_the_recovery_sweep(monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from socialitsm.services.replies import work_recover
+
+    _refuse_incidents_about("printer")
+    stale = timezone.now() - timedelta(hours=1)
+    oldest = PostFactory(text="printer broken, VPN down", posted_at=datetime(2026, 1, 1, tzinfo=UTC), ingested_at=stale)
+    behind = [PostFactory(text=COMPLAINT, ingested_at=stale) for _ in range(2)]
+    assert route(oldest) == {"parked": 1}
+    processed: list[list[int]] = []
+    monkeypatch.setattr("socialitsm.tasks.posts_process_task.delay", processed.append)
+
+    assert work_recover() == {"posts": 2, "replies": 0}
+
+    assert processed == [[p.pk for p in behind]]
+    assert posts_process(post_ids=processed[0]) == {"incident": 2}
+    assert work_recover() == {"posts": 0, "replies": 0}
+
+
+def test_agent_routes_a_parked_post_again(django_capture_on_commit_callbacks, frozen):
+    from socialitsm.services.routing import post_routing_park, post_routing_retry
+
+    post = PostFactory(text=COMPLAINT)
+    assert post_routing_park(post_id=post.pk, error="ValueError: bad clock") == 1
+    assert route(post) == {}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post_routing_retry(post=post) is True
+
+    post.refresh_from_db()
+    assert (post.routing_error, post.routing_failed_at, post.triage_state) == ("", None, Post.Triage.INCIDENT)
+    assert post_routing_retry(post=post) is False
+
+
+def test_database_outage_fails_the_batch_and_parks_nothing(monkeypatch):
+    from django.db import OperationalError
+
+    posts = [PostFactory(text=COMPLAINT), PostFactory(text=NOISE)]
+
+    def down(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("socialitsm.services.routing.classify.verdict_many", down)
+    with pytest.raises(OperationalError):
+        route(*posts)
+
+    assert Post.objects.filter(routing_failed_at__isnull=False).count() == 0
+    assert Post.objects.pending().count() == 2
+
+
+def test_webhook_post_joins_only_its_own_channels_threads():
+    a = WatchRuleFactory(channel=ChannelFactory(network="webhook"))
+    b = WatchRuleFactory(channel=ChannelFactory(network="webhook"))
+    scope_a, scope_b = str(a.channel.pk), str(b.channel.pk)
+    root = PostFactory(rule=a, external_id="p-1", scope=scope_a, author=AuthorFactory(network="webhook", scope=scope_a))
+    route(root)
+    root.refresh_from_db()
+    ReplyFactory(post=root, incident=root.incident, external_id="r-1", status="sent")
+    stranger = AuthorFactory(network="webhook", scope=scope_b)
+    by_post = PostFactory(rule=b, scope=scope_b, author=stranger, text=NOISE, in_reply_to="p-1")
+    by_reply = PostFactory(rule=b, scope=scope_b, author=stranger, text=NOISE, in_reply_to="r-1")
+    own = PostFactory(
+        rule=a, scope=scope_a, author=AuthorFactory(network="webhook", scope=scope_a), text=NOISE, in_reply_to="r-1"
+    )
+
+    assert route(by_post, by_reply, own) == {"ignored": 2, "incident": 1}
+
+    assert Post.objects.get(pk=own.pk).incident == root.incident
+    assert Post.objects.get(pk=by_post.pk).incident is None
+    assert Post.objects.get(pk=by_reply.pk).incident is None

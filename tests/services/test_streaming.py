@@ -110,3 +110,47 @@ def test_a_failed_store_lets_the_reader_go_and_the_stream_resumes_from_the_saved
     # s1 and the mark after it were stored; s2 was not, so the stream resumed before it.
     assert fake_network.stream_resumed_from[:2] == [{}, {"seen": 2}]
     assert not [t for t in threading.enumerate() if t.name.startswith("stream-read-")]
+
+
+def test_a_database_that_stays_down_does_not_end_the_stream(fake_network, monkeypatch):
+    channel = ChannelFactory(listen_mode=Channel.ListenMode.STREAM)
+    fake_network.streams = [[inbound("s1"), StreamMark(), inbound("s2")], [inbound("s2")]]
+    real_ingest, real_down = streaming_module.posts_ingest, streaming_module._channel_stream_down
+    outage = {"ingest": 1, "down": 1}
+
+    def ingest(**kwargs):
+        if kwargs["posts"] and kwargs["posts"][0].external_id == "s2" and outage["ingest"]:
+            outage["ingest"] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_ingest(**kwargs)
+
+    def down(*args, **kwargs):
+        # Recording why the stream is down fails too: the database is still restarting.
+        if outage["down"]:
+            outage["down"] -= 1
+            raise OperationalError("the database system is starting up")
+        return real_down(*args, **kwargs)
+
+    monkeypatch.setattr(streaming_module, "posts_ingest", ingest)
+    monkeypatch.setattr(streaming_module, "_channel_stream_down", down)
+    streamer = _run(channel, fake_network)
+    assert sorted(Post.objects.values_list("external_id", flat=True)) == ["s1", "s2"]
+    assert outage == {"ingest": 0, "down": 0}
+    assert fake_network.stream_resumed_from[:2] == [{}, {"seen": 2}]
+    assert streamer.connections == 3
+
+
+def test_the_runner_keeps_going_while_it_cannot_list_the_channels(monkeypatch):
+    stop = threading.Event()
+    calls = []
+
+    def channels(slugs):
+        calls.append(list(slugs))
+        if len(calls) == 1:
+            raise OperationalError("connection refused")
+        stop.set()
+        return []
+
+    monkeypatch.setattr(streaming_module, "streaming_channels", channels)
+    streaming_module.streams_run(stop=stop, settings=StreamSettings(rescan_seconds=0.01))
+    assert calls == [[], []]

@@ -12,7 +12,7 @@ import time_machine
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from socialitsm.models import Incident
+from socialitsm.models import Incident, SlaCalendar, SlaPolicy
 
 from .. import sla_data
 from ..test_selectors import EXPECTED
@@ -216,3 +216,48 @@ def test_the_incident_page_shows_each_clock(client, agent):
         "Resolution Running due 2026-11-20 18:59 UTC 56 min of 480 min business time used "
         "Reached us 1 min after it was posted."
     )
+
+
+DEFAULTS_NOTE = 'id="sla-defaults"'
+
+
+def _edit_a_target() -> None:
+    SlaPolicy.objects.filter(priority=2).update(first_response_minutes=30)
+
+
+def _use_business_hours() -> None:
+    office = SlaCalendar.objects.create(name="Office", hours={"mon": [["09:00", "17:00"]]})
+    SlaPolicy.objects.filter(priority__gte=3).update(calendar=office)
+
+
+def _add_a_policy() -> None:
+    SlaPolicy.objects.create(name="VIP", priority=1, position=5, first_response_minutes=5, resolution_minutes=60)
+
+
+def _deactivate_one() -> None:
+    SlaPolicy.objects.filter(priority=5).update(active=False)
+
+
+def _delete_one() -> None:
+    SlaPolicy.objects.filter(priority=4).delete()
+
+
+def test_leads_are_told_while_the_shipped_sla_policies_are_in_force(lead_client, sla_defaults):
+    page = lead_client.get(PAGE).content.decode()
+
+    assert DEFAULTS_NOTE in page
+    note = unescape(re.sub(r"<[^>]+>|\s+", " ", page.split(DEFAULTS_NOTE, 1)[1].split("</p>", 1)[0]))
+    assert "around the clock (24x7)" in note
+    assert 'href="/admin/socialitsm/slapolicy/"' in page
+    assert "/api/v1/sla/policies/" in note
+
+
+@pytest.mark.parametrize("change", [_edit_a_target, _use_business_hours, _add_a_policy, _deactivate_one, _delete_one])
+def test_the_defaults_note_goes_once_a_lead_changes_the_policies(lead_client, sla_defaults, change):
+    change()
+    assert DEFAULTS_NOTE not in lead_client.get(PAGE).content.decode()
+
+
+def test_no_defaults_note_for_policies_set_up_by_hand(lead_client):
+    SlaPolicy.objects.create(name="P1", priority=1, first_response_minutes=15, resolution_minutes=240)
+    assert DEFAULTS_NOTE not in lead_client.get(PAGE).content.decode()

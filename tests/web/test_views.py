@@ -495,16 +495,55 @@ def triage_posts():
             posted_at=T0 + timedelta(minutes=5),
         ),
         "pending": PostFactory(text="pending one", posted_at=T0 + timedelta(minutes=10)),
+        "parked": PostFactory(
+            text="Anyone up for lunch at the canteen today?",
+            posted_at=T0 + timedelta(minutes=2),
+            routing_error="IntegrityError: value out of range",
+            routing_failed_at=T0 + timedelta(minutes=3),
+        ),
     }
 
 
 @pytest.mark.parametrize(
     "query, expected",
-    [("", ["ignored", "queued"]), ("?state=queued", ["queued"]), ("?state=ignored", ["ignored"])],
+    [
+        ("", ["ignored", "parked", "queued"]),
+        ("?state=queued", ["queued"]),
+        ("?state=ignored", ["ignored"]),
+        ("?state=parked", ["parked"]),
+    ],
 )
-def test_triage_lists_queued_and_ignored_newest_first(agent_client, triage_posts, query, expected):
+def test_triage_lists_queued_ignored_and_parked_newest_first(agent_client, triage_posts, query, expected):
     response = agent_client.get(reverse("socialitsm:triage") + query)
     assert list(response.context["page"].object_list) == [triage_posts[name] for name in expected]
+
+
+def test_triage_shows_why_routing_failed_with_a_retry(agent_client, triage_posts):
+    parked = triage_posts["parked"]
+    body = agent_client.get(reverse("socialitsm:triage") + "?state=parked").content.decode()
+    assert "IntegrityError: value out of range" in body
+    assert reverse("socialitsm:post-route-retry", args=[parked.pk]) in body
+    assert reverse("socialitsm:post-promote", args=[parked.pk]) not in body
+
+
+def test_route_again_hands_a_parked_post_back_to_routing(
+    agent_client, triage_posts, django_capture_on_commit_callbacks
+):
+    parked = triage_posts["parked"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(reverse("socialitsm:post-route-retry", args=[parked.pk]), follow=True)
+    assert response.redirect_chain == [("/posts/?state=parked", 302)]
+    assert messages_of(response) == ["Post handed to routing again."]
+    parked.refresh_from_db()
+    assert (parked.routing_error, parked.routing_failed_at) == ("", None)
+    assert parked.triage_state == Post.Triage.IGNORED
+
+
+def test_route_again_of_a_post_not_parked_changes_nothing(agent_client, triage_posts):
+    queued = triage_posts["queued"]
+    response = agent_client.post(reverse("socialitsm:post-route-retry", args=[queued.pk]), follow=True)
+    assert messages_of(response) == ["This post is not waiting for a retry."]
+    assert Post.objects.get(pk=queued.pk).triage_state == Post.Triage.QUEUED
 
 
 def test_promote_opens_an_incident_and_redirects_to_it(agent_client, agent, triage_posts):
@@ -678,3 +717,17 @@ def test_label_needs_post_and_csrf(client, agent, triage_posts):
 
     post.refresh_from_db()
     assert post.label == ""
+
+
+def test_reply_box_explains_that_a_deleted_post_takes_no_public_reply(agent_client, fake_network):
+    from socialitsm.services.deletions import posts_redact
+
+    incident, post = open_incident()
+    posts_redact(network=post.network, external_ids=[post.external_id])
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert 'value="direct" checked' in body
+    assert (
+        '<p class="refusal" id="reply-refusal" data-reply-refusal>No public reply: the post was deleted by its '
+        "author, so it cannot be answered in public; send a direct message instead</p>"
+    ) in body
+    assert COMPLAINT not in body

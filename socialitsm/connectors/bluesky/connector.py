@@ -37,10 +37,10 @@ from urllib.parse import urlencode
 import requests
 from django.utils import timezone
 
-from socialitsm.exceptions import ExternalError, PermanentError
-from socialitsm.text import clean_json, clean_text
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
 from ..base import (
+    GONE_DELETED,
     OWN_ACCOUNT_KEY,
     Connector,
     Cursor,
@@ -81,6 +81,8 @@ OVERLAP = timedelta(minutes=5)
 REWIND_US = 5_000_000
 RECV_TIMEOUT = 5.0
 MARK_EVERY = 1.0
+# The AppView indexes a new post within seconds; until then getPosts leaves it out as if deleted.
+INDEX_GRACE = timedelta(minutes=10)
 # Refused because of who the recipient is or what they allow, not because of our channel.
 RECIPIENT_ERRORS = {
     "MessagesDisabled": "does not accept direct messages",
@@ -99,6 +101,7 @@ class BlueskyConnector(Connector):
     config_class = BlueskyConfig
     rate_limit_headers = ("RateLimit-Remaining", "RateLimit-Limit", "RateLimit-Reset")
     ERROR_WORDS: ClassVar[dict[str, str]] = {"refused": "Bluesky refused {what} (HTTP {status}): {detail}"}
+    lookup_batch = 25  # app.bsky.feed.getPosts takes at most 25 uris
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
@@ -346,13 +349,13 @@ class BlueskyConnector(Connector):
             author=InboundAuthor(
                 external_id=did, handle=f"@{handle}" if handle else "", name=name, profile_url=profile
             ),
-            text=clean_text(str(record.get("text") or "")),
+            text=str(record.get("text") or ""),
             posted_at=posted_at,
             url=f"{profile}/post/{_rkey(uri)}",
             in_reply_to=parent,
             conversation_id=root or uri,
             language=str(langs[0])[:16].lower() if langs else "",
-            raw=clean_json(raw),
+            raw=raw,
             rule_id=rule_id,
         )
 
@@ -480,6 +483,25 @@ class BlueskyConnector(Connector):
         if isinstance(root, dict) and root.get("uri") and root.get("cid"):
             return parent, {"uri": str(root["uri"]), "cid": str(root["cid"])}
         return parent, dict(parent)
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """app.bsky.feed.getPosts (25 uris a call): a uri missing from the answer is gone. The
+        AppView does not say whether the author deleted the post or it was taken down; a post
+        stored in the last INDEX_GRACE may not be indexed yet and is left out."""
+        if not posts:
+            return {}
+        data = self._xrpc("GET", "app.bsky.feed.getPosts", params=[("uris", post.external_id) for post in posts])
+        uris = [view.get("uri") if isinstance(view, dict) else None for view in _list(data, "posts")]
+        if not all(isinstance(uri, str) and uri for uri in uris):
+            # Posts we cannot read are no proof that the others are gone.
+            raise TransientError("Bluesky answered getPosts with posts that have no uri")
+        found = set(uris)
+        settled = timezone.now() - INDEX_GRACE
+        return {
+            post.external_id: GONE_DELETED
+            for post in posts
+            if post.external_id not in found and post.ingested_at <= settled
+        }
 
     def _facets(self, text: str, post: Post) -> list[dict[str, Any]]:
         """Mention and link facets, with byte offsets into the UTF-8 text as the lexicon wants."""

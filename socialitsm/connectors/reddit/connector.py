@@ -44,7 +44,7 @@ from socialitsm.exceptions import PermanentError, TransientError
 from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, RuleKind, reset_time, same_text
 from .config import RedditConfig
 from .markdown import markdown_escape
-from .parse import GONE, _created, matches, query_terms, thing_to_inbound
+from .parse import GONE, _created, gone_reason, matches, query_terms, thing_to_inbound
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -106,6 +106,7 @@ class RedditConnector(Connector):
         "missing": "Reddit has no {what} (HTTP 404): {detail}",
         "refused": "Reddit refused {what} (HTTP {status}): {detail}",
     }
+    lookup_batch = 100  # /api/info takes up to 100 fullnames
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -334,6 +335,32 @@ class RedditConnector(Connector):
         # Names older than the window can no longer come back: forget them.
         window = newest - overlap
         return fresh, {"watermark": newest, "seen": {name: at for name, at in seen.items() if at >= window}}
+
+    # --- deletions --------------------------------------------------------------------------------
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /api/info?id=t1_..,t3_..: deleted and removed posts and comments still come back,
+        with "[deleted]" or "[removed]" for their text. Private messages have no look-up, and a
+        thing missing from the answer (a private or banned subreddit) cannot be told: both are
+        left out."""
+        names = sorted({p.external_id for p in posts if p.external_id.startswith(("t1_", "t3_"))})
+        if not names:
+            return {}
+        body = self._api(
+            "GET", "/api/info", what="the look-up of stored posts", params={"id": ",".join(names), "raw_json": "1"}
+        )
+        data = body.get("data") if body.get("kind") == "Listing" else None
+        if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+            raise TransientError("Reddit answered the look-up of stored posts with something that is not a listing")
+        gone: dict[str, str] = {}
+        for child in data["children"]:
+            item = child.get("data") if isinstance(child, dict) else None
+            if not isinstance(item, dict) or str(item.get("name") or "") not in names:
+                continue
+            reason = gone_reason(str(child.get("kind") or ""), item)
+            if reason:
+                gone[str(item["name"])] = reason
+        return gone
 
     # --- replying ---------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from ..base import InboundAuthor, InboundPost
+from ..base import GONE_DELETED, GONE_REMOVED, InboundAuthor, InboundPost
 from .markdown import markdown_to_text
 
 WEB = "https://www.reddit.com"
@@ -25,10 +25,25 @@ def _created(data: Mapping[str, Any]) -> datetime:
 
 
 def _is_gone(kind: str, data: Mapping[str, Any]) -> bool:
-    if kind == "t3":
-        body = str(data.get("selftext", ""))
-        return body in GONE or bool(data.get("removed_by_category"))
-    return str(data.get("body", "")) in GONE
+    return bool(gone_reason(kind, data))
+
+
+# Values of a post's removed_by_category that mean its author deleted it; the others
+# (moderator, reddit, automod_filtered, anti_evil_ops, copyright_takedown, ...) are removals.
+BY_AUTHOR = {"deleted", "author"}
+
+
+def gone_reason(kind: str, data: Mapping[str, Any]) -> str:
+    """GONE_DELETED where the author deleted the post or comment (its text reads "[deleted]"),
+    GONE_REMOVED where moderators, Reddit or its filters took it down ("[removed]"), "" while
+    it stands. A comment whose author deleted their account stays up under "[deleted]"."""
+    body = str(data.get("selftext" if kind == "t3" else "body", ""))
+    category = data.get("removed_by_category") if kind == "t3" else None
+    if body == "[removed]" or (category and str(category) not in BY_AUTHOR):
+        return GONE_REMOVED
+    if body == "[deleted]" or category:
+        return GONE_DELETED
+    return ""
 
 
 _THREAD = re.compile(r"/comments/([a-z0-9]+)/")
@@ -74,6 +89,7 @@ def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
         conversation_id=conversation,
         is_direct=kind == "t4",
         deleted=_is_gone(kind, data),
+        gone_reason=gone_reason(kind, data),
         raw={"kind": kind, "data": dict(data)},
     )
 

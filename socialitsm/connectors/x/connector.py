@@ -37,11 +37,23 @@ from django.utils.dateparse import parse_datetime
 
 from socialitsm.exceptions import PermanentError, TransientError
 
-from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, RuleKind, StreamMark, same_text
+from ..base import (
+    GONE_DELETED,
+    OWN_ACCOUNT_KEY,
+    Connector,
+    Cursor,
+    InboundPost,
+    Limits,
+    RuleKind,
+    StreamMark,
+    same_text,
+)
 from .config import XConfig
 from .oauth import USER_KEYS, oauth1_header
 from .parse import (
+    _as_list,
     _full_text,
+    _not_found,
     _posted_at,
     _problem_text,
     _snowflake_time,
@@ -101,6 +113,10 @@ class XConnector(Connector):
         "rate_limited": "X rate limit or usage cap reached ({detail}){when}",
         "reset": "; allowance resets at {reset:%H:%M:%S} UTC",
     }
+    lookup_batch = 100  # GET /2/tweets takes up to 100 ids
+    # Every post read is billed (once per UTC day): look posts up a few times a day, not hourly.
+    recheck_minutes = 360
+    recheck_max_posts = 20
 
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
@@ -540,6 +556,23 @@ class XConnector(Connector):
             f"X only allows automated public replies to posts that mention or quote {who}, and this one "
             "does neither. Send a direct message instead, or answer from the X app."
         )
+
+    def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
+        """GET /2/tweets?ids=: a post X reports as resource-not-found is gone (X does not say
+        whether its author or X removed it). Direct messages have no look-up and are left out.
+        Uses the user keys where the channel has them, else the app token."""
+        ids = sorted({post.external_id for post in posts if not post.is_direct})
+        if not ids:
+            return {}
+        body = self._json(
+            "GET",
+            "/2/tweets",
+            auth="user" if self._has_user_context() else "app",
+            params={"ids": ",".join(ids)},
+            charge=lambda b: len(_as_list(b.get("data"))) * self.price("post_read"),
+        )
+        missing = {_not_found(error) for error in _as_list(body.get("errors"))}
+        return {post_id: GONE_DELETED for post_id in ids if post_id in missing}
 
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: POST /2/tweets as a reply; direct: POST /2/dm_conversations/with/:id/messages.

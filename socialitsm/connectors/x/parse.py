@@ -121,3 +121,17 @@ def _problem_text(body: Mapping[str, Any]) -> str:
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("detail") or errors[0].get("title") or errors[0])
     return str(body)[:200]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _not_found(error: Any) -> str:
+    """The post id of a partial error saying X has no such post (deleted, or its author's
+    account is gone); "" for any other error, e.g. a post we may not see."""
+    if not isinstance(error, dict) or not str(error.get("type", "")).endswith("/resource-not-found"):
+        return ""
+    if error.get("parameter") not in (None, "", "ids"):
+        return ""  # a post it refers to, not one we asked for
+    return str(error.get("resource_id") or error.get("value") or "")

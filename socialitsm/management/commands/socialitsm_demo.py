@@ -29,7 +29,8 @@ OWNER_GROUPS = {
     NETWORK_TEAM: ("network", "vpn", "wifi"),
     WORKPLACE_IT: ("laptop", "printer", "phone", "video"),
 }
-# priority: (name, first and next response minutes, resolution minutes, business hours?)
+# priority: (name, first and next response minutes, resolution minutes, business hours?); the
+# names and targets are those a fresh install ships, which the demo then takes over.
 SLA_TARGETS = {
     1: ("P1 Critical", 15, 4 * 60, False),
     2: ("P2 High", 60, 8 * 60, False),
@@ -67,7 +68,7 @@ def demo_setup(*, reset_stream: bool = False, reset_history: bool = False) -> De
         # An owner chosen in the admin is kept; only services nobody owns go to the desk.
         Service.objects.filter(owner_group__isnull=True).update(owner_group=groups[SERVICE_DESK])
 
-        desk_hours, _ = SlaCalendar.objects.get_or_create(
+        desk_hours, hours_created = SlaCalendar.objects.get_or_create(
             name=DESK_HOURS,
             defaults={
                 "timezone": "Europe/Berlin",
@@ -77,7 +78,7 @@ def demo_setup(*, reset_stream: bool = False, reset_history: bool = False) -> De
             },
         )
         for priority, (name, response, resolution, business) in SLA_TARGETS.items():
-            SlaPolicy.objects.get_or_create(
+            policy, created = SlaPolicy.objects.get_or_create(
                 name=name,
                 defaults={
                     "priority": priority,
@@ -89,6 +90,11 @@ def demo_setup(*, reset_stream: bool = False, reset_history: bool = False) -> De
                     "pause_states": ["on_hold"],
                 },
             )
+            # A fresh install ships these policies around the clock (migration 0011): the demo's
+            # desk works P3-P5 in its hours. Once: a calendar chosen later is kept.
+            if business and hours_created and not created and policy.calendar_id is None:
+                policy.calendar = desk_hours
+                policy.save(update_fields=["calendar"])
 
         stream, _ = Channel.objects.get_or_create(
             slug=STREAM_SLUG,

@@ -28,7 +28,7 @@ class Command(BaseCommand):
             channels = channels.filter(listen_mode=Channel.ListenMode.POLL)
         for channel in channels:
             created = channel_poll(channel=channel)
-            pending = list(Post.objects.pending().filter(channel=channel).values_list("pk", flat=True))
+            pending = list(Post.objects.routable().filter(channel=channel).values_list("pk", flat=True))
             outcome = posts_process(post_ids=pending) if pending else {}
             channel.refresh_from_db()
             routed = ", ".join(f"{state} {count}" for state, count in sorted(outcome.items())) or "nothing to route"
