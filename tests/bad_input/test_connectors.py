@@ -33,6 +33,8 @@ CASES = [
         "config jetstream_url: expected a wss:// address",
     ),
     ("mastodon", '["a", "list"]', "config must be a JSON object"),
+    ("x", '{"recheck_minutes": "hourly"}', "config recheck_minutes: expected a number, got 'hourly'"),
+    ("bluesky", '{"recheck_max_posts": -5}', "config recheck_max_posts: expected a number of at least 0, got -5"),
 ]
 
 
