@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from .connectors import config_parse
 from .exceptions import ApplicationError, ExternalError
 from .http import CREDENTIALS_FOR_NEW_HOST, same_host
 from .models import (
@@ -107,6 +108,11 @@ class ChannelForm(forms.ModelForm):
         cleaned = self.cleaned_data
         _require_credentials_for_new_host(self, cleaned)
         _require_credentials_for_new_stream_host(self, cleaned)
+        if "config" in cleaned and cleaned.get("network"):
+            try:
+                config_parse(cleaned["network"], cleaned["config"])
+            except ValueError as exc:
+                self.add_error("config", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
         if self.errors or cleaned.get("skip_verify"):
             return cleaned
         if self.instance.pk and not set(self.VERIFY_ON) & set(self.changed_data):

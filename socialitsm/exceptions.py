@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from requests import Response
 
 
 class ApplicationError(Exception):
@@ -20,19 +24,28 @@ class ConflictError(ApplicationError):
 
 
 class ExternalError(Exception):
-    """A call to a network or suite failed."""
+    """A call to a network or suite failed. `response` is the remote's answer when there was
+    one (an HTTP error status), so callers can read its headers and body."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, response: Response | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.response = response
 
 
 class TransientError(ExternalError):
     """Worth retrying: timeouts, 5xx, 429. `retry_at` is when the remote said to come back."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_at: datetime | None = None) -> None:
-        super().__init__(message, status=status)
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_at: datetime | None = None,
+        response: Response | None = None,
+    ) -> None:
+        super().__init__(message, status=status, response=response)
         self.retry_at = retry_at
 
 

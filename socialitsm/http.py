@@ -94,16 +94,17 @@ def retry_at_from(response: requests.Response) -> datetime | None:
 
 
 def raise_for_response(response: requests.Response) -> None:
+    """Raise the error for a status >= 400, carrying the response (see ExternalError)."""
     status = response.status_code
     if status < 400:
         return
     detail = response.text[:300].strip()
     message = f"HTTP {status} from {urlsplit(response.url).netloc}: {detail}" if detail else f"HTTP {status}"
     if status == 429 or status >= 500:
-        raise TransientError(message, status=status, retry_at=retry_at_from(response))
+        raise TransientError(message, status=status, retry_at=retry_at_from(response), response=response)
     if status in (401, 403):
-        raise PermanentError(f"authentication refused ({message})", status=status)
-    raise PermanentError(message, status=status)
+        raise PermanentError(f"authentication refused ({message})", status=status, response=response)
+    raise PermanentError(message, status=status, response=response)
 
 
 def request(method: str, url: str, *, timeout: float | None = None, **kwargs: Any) -> requests.Response:

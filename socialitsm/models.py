@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from . import sla
 from .conf import conf
+from .connectors.base import RuleKind
 from .crypto import EncryptedJSONField
 
 
@@ -104,11 +105,7 @@ class Channel(models.Model):
 class WatchRule(models.Model):
     """What a channel listens for, and what happens to what it hears."""
 
-    class Kind(models.TextChoices):
-        SEARCH = "search", "Search terms"
-        HASHTAG = "hashtag", "Hashtag"
-        MENTIONS = "mentions", "Mentions"
-        DIRECT = "direct", "Direct messages"
+    Kind = RuleKind
 
     class Action(models.TextChoices):
         OPEN_INCIDENT = "open_incident", "Open incidents"

@@ -65,11 +65,15 @@ def test_success_returns_response(public_dns):
 )
 @responses.activate
 def test_status_codes_map_to_errors(public_dns, status, error, fragment):
-    responses.get(URL, status=status, body="nope")
+    responses.get(URL, status=status, body="nope", headers={"X-RateLimit-Remaining": "0"})
     with pytest.raises(error, match=fragment) as info:
         http.request("GET", URL)
     assert type(info.value) is error
     assert info.value.status == status
+    # The answer travels with the error: connectors read its rate-limit headers and body.
+    assert info.value.response is not None
+    assert (info.value.response.status_code, info.value.response.text) == (status, "nope")
+    assert info.value.response.headers["X-RateLimit-Remaining"] == "0"
 
 
 @responses.activate
@@ -95,8 +99,9 @@ def test_retry_after_http_date(public_dns):
 @responses.activate
 def test_network_failures_are_transient(public_dns, exc, error):
     responses.get(URL, body=exc)
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         http.request("GET", URL)
+    assert info.value.response is None
 
 
 @responses.activate

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .base import Connector, InboundAuthor, InboundPost, Limits, Quota, StreamMark
+from .base import ChannelConfig, Connector, InboundAuthor, InboundPost, Limits, Quota, RuleKind, StreamMark
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel
@@ -22,12 +23,15 @@ CONNECTORS: dict[str, str] = {
 
 __all__ = [
     "CONNECTORS",
+    "ChannelConfig",
     "Connector",
     "InboundAuthor",
     "InboundPost",
     "Limits",
     "Quota",
+    "RuleKind",
     "StreamMark",
+    "config_parse",
     "connector_for",
 ]
 
@@ -43,3 +47,14 @@ def connector_class(network: str) -> type[Connector]:
 
 def connector_for(channel: Channel) -> Connector:
     return connector_class(channel.config.get("connector", channel.network))(channel)
+
+
+def config_parse(network: str, config: Mapping[str, Any] | None) -> ChannelConfig:
+    """A channel's config checked against its connector's `config_class` (the base keys only
+    for a network without a connector). Raises ValueError naming the offending key."""
+    slug = config.get("connector", network) if isinstance(config, Mapping) else network
+    try:
+        config_class = connector_class(str(slug)).config_class
+    except (LookupError, ImportError):
+        config_class = ChannelConfig
+    return config_class.parse(config)

@@ -6,14 +6,19 @@ import html
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
+import requests
+from django.db import models
 from django.utils import timezone
 
+from socialitsm import http
 from socialitsm.conf import conf
+from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -32,6 +37,15 @@ GONE_REMOVED = "removed"  # by the community's moderators or the network
 # A network's clock and ours may disagree: an earlier copy of a reply is looked for from this
 # long before the reply was queued (see `Connector.find_sent`).
 SENT_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class RuleKind(models.TextChoices):
+    """What a watch rule listens for (`WatchRule.kind`)."""
+
+    SEARCH = "search", "Search terms"
+    HASHTAG = "hashtag", "Hashtag"
+    MENTIONS = "mentions", "Mentions"
+    DIRECT = "direct", "Direct messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +110,61 @@ class Quota:
     cost: float = 0.0  # in the network's billing currency (X pay-per-use), 0 where free
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """The typed view of a channel's `config` (its non-secret settings). Each connector names
+    its own subclass in `config_class`; `parse` checks a stored or submitted config against it.
+    Keys a connector does not declare are kept as they are (what `verify()` learned, the
+    registry's `connector` override)."""
+
+    account_id: str = ""
+    connector: str = ""
+    # The re-check of stored posts (see `Connector.recheck_budget`); 0 takes the network's default.
+    recheck_minutes: int = 0
+    recheck_max_posts: int = 0
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any] | None) -> ChannelConfig:
+        """The typed config; raises ValueError naming the first key with a value of the wrong kind."""
+        if config is None:
+            config = {}
+        if not isinstance(config, Mapping):
+            raise ValueError("config must be a JSON object")
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name in config and config[item.name] is not None:
+                values[item.name] = _typed(item.name, config[item.name], str(item.type))
+        return cls(**values)
+
+
+def _typed(name: str, value: Any, kind: str) -> Any:
+    """`value` as the declared `kind` of config key `name` (annotations are strings here)."""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"config {name}: expected true or false, got {value!r}")
+        return value
+    if kind in ("int", "float"):
+        try:
+            number = float(value) if kind == "float" else int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"config {name}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or number < 0:
+            raise ValueError(f"config {name}: expected a number of at least 0, got {value!r}")
+        return number
+    if kind.startswith("tuple[str"):
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise ValueError(f"config {name}: expected a list of names, got {value!r}")
+        return tuple(items)
+    if kind.startswith("dict"):
+        if not isinstance(value, dict):
+            raise ValueError(f"config {name}: expected a JSON object, got {value!r}")
+        return dict(value)
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValueError(f"config {name}: expected text, got {value!r}")
+    return str(value)
+
+
 def backfill_only(posts: Sequence[InboundPost], cursor: Cursor) -> list[InboundPost]:
     """On a rule's first poll (empty cursor) keep only posts from the last SOCIALITSM_BACKFILL_HOURS;
     later polls keep everything. The cursor still moves past what was dropped."""
@@ -105,10 +174,60 @@ def backfill_only(posts: Sequence[InboundPost], cursor: Cursor) -> list[InboundP
     return [p for p in posts if p.posted_at >= since]
 
 
+# How a connector words a failed call, by case. Fields: {name} (the connector's `label`),
+# {host}, {status}, {detail} (the network's own words, see `Connector.problem`), {said}
+# ("(HTTP 403): detail", or "(HTTP 403)" without detail), {what} (what was being done), and
+# for "rate_limited" {when}, which is "reset" filled with {reset} when the network said.
+# A network's own `ERROR_WORDS` override these; its "refused" also stands for the 401, 403
+# and 404 cases it does not word itself.
+ERROR_WORDS: dict[str, str] = {
+    "rate_limited": "{name} rate limit reached ({detail}){when}",
+    "reset": "; it resets at {reset:%H:%M:%S} UTC",
+    "failing": "{name} is failing (HTTP {status}): {detail}",
+    "credentials": "{name} refused the channel's credentials (HTTP 401): {detail}",
+    "forbidden": "{name} does not allow this (HTTP 403): {detail}",
+    "missing": "{name} has no such resource (HTTP 404): {detail}",
+    "refused": "{name} refused the request (HTTP {status}): {detail}",
+}
+
+
+def reset_time(value: str | None) -> datetime | None:
+    """A rate-limit reset header as a time: an ISO 8601 time, a Unix timestamp, or (a smaller
+    number) seconds from now; None when missing or unreadable."""
+    if not value or not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return aware_time(value.strip())
+    if number >= 1e9:
+        return datetime.fromtimestamp(number, tz=UTC)
+    return timezone.now() + timedelta(seconds=number)
+
+
 class Connector(ABC):
-    """One network behind one small interface. Connectors never touch the ORM for writes."""
+    """One network behind one small interface. Connectors never touch the ORM for writes.
+
+    Every call to the network goes through `request` (or `request_json`): socialitsm.http
+    sends it, the rate-limit headers of every answer (errors included) are recorded through
+    the `rate_limit` hook, and a refused call becomes TransientError or PermanentError worded
+    by `ERROR_WORDS` and `problem`. A network fills those hooks; it copies no plumbing."""
 
     network: str = ""
+    # The network's name in messages ("Mastodon").
+    label: ClassVar[str] = ""
+    # The headers naming the remaining calls, the allowance and its reset (see `rate_limit`).
+    rate_limit_headers: ClassVar[tuple[str, str, str]] = (
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Reset",
+    )
+    # The keys of a JSON error body that hold the network's words (see `problem`).
+    problem_keys: ClassVar[tuple[str, ...]] = ("error", "message")
+    # Overrides of the module's ERROR_WORDS for this network.
+    ERROR_WORDS: ClassVar[dict[str, str]] = {}
+    # The typed view of `Channel.config` (see `ChannelConfig`).
+    config_class: ClassVar[type[ChannelConfig]] = ChannelConfig
     # Posts one `posts_gone` call looks up; 0 where the network has no look-up (webhook, replay).
     lookup_batch: int = 0
     # How often one stored post may be looked up again, and how many posts one re-check sweep
@@ -119,6 +238,129 @@ class Connector(ABC):
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.quota = Quota()
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def request(self, method: str, url: str, *, what: str, record: bool = True, **kwargs: Any) -> requests.Response:
+        """One call through socialitsm.http. The answer's rate-limit headers are recorded
+        (unless `record` is False: the caller records it, e.g. with a cost); a refused call's
+        too, before `error_for` words it. Raises TransientError or PermanentError."""
+        try:
+            response = http.request(method, url, **kwargs)
+        except ExternalError as exc:
+            if exc.response is None:
+                raise
+            self.note_response(exc.response)
+            raise self.error_for(exc, exc.response, what) from exc
+        if record:
+            self.note_response(response)
+        return response
+
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        charge: Callable[[Mapping[str, Any]], float] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`request`, and the answer's JSON (see `decode`). `charge` prices an answer that is an
+        object (pay per use); it is recorded with the answer."""
+        response = self.request(method, url, what=what, record=charge is None, **kwargs)
+        if charge is None:
+            return self.decode(response, what)
+        try:
+            data = self.decode(response, what)
+        except TransientError:
+            self.note_response(response)
+            raise
+        self.note_response(response, cost=charge(data) if isinstance(data, dict) else 0.0)
+        return data
+
+    def request_object(self, method: str, url: str, *, what: str, **kwargs: Any) -> Mapping[str, Any]:
+        """`request_json` for calls that answer with a JSON object (see `decode_object`)."""
+        return self.decode_object(self.request_json(method, url, what=what, **kwargs), what)
+
+    def decode(self, response: requests.Response, what: str) -> Any:
+        """The answer's JSON. Raises TransientError when it is not JSON (a proxy's error page)."""
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientError(
+                f"{self.label} answered {what} with something that is not JSON: {response.text[:100]!r}",
+                status=response.status_code,
+            ) from None
+
+    def decode_object(self, data: Any, what: str) -> Mapping[str, Any]:
+        """`data` when it is a JSON object; anything else is a TransientError."""
+        if not isinstance(data, dict):
+            raise TransientError(f"{self.label} answered {what} with unexpected JSON: {str(data)[:120]}")
+        return data
+
+    def note_response(self, response: requests.Response, *, cost: float = 0.0) -> None:
+        """Record one answer of the network in `self.quota`."""
+        remaining, limit, reset_at = self.rate_limit(response)
+        self.note_quota(remaining=remaining, limit=limit, reset_at=reset_at, cost=cost)
+
+    def rate_limit(self, response: requests.Response) -> tuple[int | None, int | None, datetime | None]:
+        """(remaining, limit, reset time) from an answer's `rate_limit_headers`; a network whose
+        headers need more than that (Reddit's "used" and fractions) overrides it."""
+        remaining, limit, reset = self.rate_limit_headers
+        return (
+            http.header_int(response, remaining),
+            http.header_int(response, limit),
+            reset_time(response.headers.get(reset)),
+        )
+
+    def problem(self, response: requests.Response) -> str:
+        """The network's own words in an error answer: the `problem_keys` of a JSON body joined
+        by ": ", else the text (an HTML error page says nothing useful: "")."""
+        try:
+            body = response.json()
+        except ValueError:
+            text = response.text.strip()
+            return "" if text.startswith("<") else text[:200]
+        if isinstance(body, dict):
+            parts = [str(body[key]) for key in self.problem_keys if body.get(key)]
+            if parts:
+                return ": ".join(parts)
+        return response.text[:200].strip()
+
+    def error_for(self, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
+        """The error to raise for a refused call: 429 and 5xx transient (retry at the
+        allowance's reset, or when Retry-After said), the rest permanent, in the network's words.
+        Networks override it for their own cases and fall back to it."""
+        status = response.status_code
+        if status == 429:
+            return self.worded("rate_limited", error, response, what)
+        if status >= 500:
+            return self.worded("failing", error, response, what)
+        case = {401: "credentials", 403: "forbidden", 404: "missing"}.get(status, "refused")
+        return self.worded(case, error, response, what)
+
+    def worded(self, case: str, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
+        """The error for `case` (a key of ERROR_WORDS) in this network's words."""
+        words = {**ERROR_WORDS, **self.ERROR_WORDS}
+        if case in ("credentials", "forbidden", "missing") and case not in self.ERROR_WORDS:
+            words[case] = self.ERROR_WORDS.get("refused", words[case])
+        status = response.status_code
+        detail = self.problem(response)
+        retry_at = getattr(error, "retry_at", None)
+        if case == "rate_limited":
+            retry_at = self.rate_limit(response)[2] or retry_at
+        message = words[case].format(
+            name=self.label,
+            host=urlsplit(response.url or "").netloc,
+            status=status,
+            detail=detail,
+            said=f"(HTTP {status}): {detail}" if detail else f"(HTTP {status})",
+            what=what,
+            when=words["reset"].format(reset=retry_at) if retry_at and case == "rate_limited" else "",
+        )
+        if case in ("rate_limited", "failing"):
+            return TransientError(message, status=status, retry_at=retry_at, response=response)
+        return PermanentError(message, status=status, response=response)
 
     def note_quota(
         self,

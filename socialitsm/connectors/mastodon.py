@@ -32,32 +32,33 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed
 
-from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 from socialitsm.text import html_to_text
 
 from .base import (
     GONE_DELETED,
     OWN_ACCOUNT_KEY,
+    ChannelConfig,
     Connector,
     Cursor,
     InboundAuthor,
     InboundPost,
     Limits,
+    RuleKind,
     StreamMark,
     aware_time,
     backfill_only,
     same_text,
 )
-from .wsclient import ws_connect
+from .wsclient import ws_connect, ws_frames
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -79,6 +80,22 @@ _URL = re.compile(r"https?://[^\s<>\"']+")
 _MENTION = re.compile(r"(?<![\w/])@(\w+)@[\w.-]+\w", re.UNICODE)
 
 
+@dataclass(frozen=True, slots=True)
+class MastodonConfig(ChannelConfig):
+    """What `verify()` learns (acct, post length, streaming host) and how public replies show."""
+
+    acct: str = ""
+    max_characters: int = DEFAULT_MAX_CHARACTERS
+    streaming_url: str = ""
+    reply_visibility: str = "public"
+
+    def __post_init__(self) -> None:
+        if self.reply_visibility not in ("public", "unlisted"):
+            raise ValueError("config reply_visibility: expected public or unlisted")
+        if self.streaming_url and not self.streaming_url.startswith(("wss://", "ws://")):
+            raise ValueError("config streaming_url: expected a wss:// address")
+
+
 def _id_key(value: str) -> tuple[int, str]:
     """Ids are strings of digits on Mastodon (not guaranteed): compare numerically where they are."""
     return (len(value), value) if value.isdigit() else (0, value)
@@ -97,6 +114,22 @@ def status_length(text: str) -> int:
 
 class MastodonConnector(Connector):
     network = "mastodon"
+    label = "Mastodon"
+    config_class = MastodonConfig
+    problem_keys = ("error", "error_description")
+    # Every error names the server, says what happened, then "(HTTP n): the server's words".
+    ERROR_WORDS: ClassVar[dict[str, str]] = {
+        case: "{host} " + happened + " {said}"
+        for case, happened in [
+            ("rate_limited", "rate limit reached"),
+            ("failing", "is failing"),
+            ("credentials", "refused the access token"),
+            ("forbidden", "does not allow this token to do that"),
+            ("missing", "has no such resource"),
+            ("refused", "refused the request"),
+        ]
+    }
+    ERROR_WORDS["rate_limited"] += "{when}"
     # One GET per status (the batch GET /api/v1/statuses?id[]= is Mastodon 4.3+ only).
     lookup_batch = 20
 
@@ -121,7 +154,7 @@ class MastodonConnector(Connector):
             raise PermanentError("this Mastodon channel has no access_token in its credentials")
         return {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "socialitsm"}
 
-    def _call(
+    def _json(
         self,
         method: str,
         path: str,
@@ -129,68 +162,37 @@ class MastodonConnector(Connector):
         params: Sequence[tuple[str, str]] | None = None,
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """One request through socialitsm.http; rate-limit headers are noted on every answer,
-        errors included, and a used-up allowance stops further calls until it resets."""
+    ) -> Any:
+        return self.request_json(method, self.base_url + path, what=path, **self._arguments(params, body, headers))
+
+    def _arguments(
+        self,
+        params: Sequence[tuple[str, str]] | None,
+        body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        return {"params": params, "json": body, "headers": {**self._headers(), **(headers or {})}}
+
+    def request(self, method: str, url: str, *, what: str, record: bool = True, **kwargs: Any) -> requests.Response:
+        """A used-up allowance stops further calls until it resets."""
         now = timezone.now()
         if self._paused_until is not None and self._paused_until > now:
             raise TransientError(
                 f"Mastodon allowance used up until {self._paused_until:%H:%M:%S} UTC", retry_at=self._paused_until
             )
-        seen: list[requests.Response] = []
-        try:
-            response = http.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=body,
-                headers={**self._headers(), **(headers or {})},
-                hooks={"response": [lambda r, *args, **kwargs: seen.append(r)]},
-            )
-        except ExternalError as exc:
-            if seen:
-                self._note(seen[-1])
-                raise self._error(exc, seen[-1]) from exc
-            raise
-        self._note(response)
-        return response
+        return super().request(method, url, what=what, record=record, **kwargs)
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._call(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise TransientError(
-                f"Mastodon answered {path} with something that is not JSON: {response.text[:100]!r}",
-                status=response.status_code,
-            ) from None
-
-    def _note(self, response: requests.Response) -> None:
-        remaining = http.header_int(response, "X-RateLimit-Remaining")
-        reset_at = aware_time(response.headers.get("X-RateLimit-Reset"))
-        self.note_quota(remaining=remaining, limit=http.header_int(response, "X-RateLimit-Limit"), reset_at=reset_at)
+    def note_response(self, response: requests.Response, *, cost: float = 0.0) -> None:
+        super().note_response(response, cost=cost)
+        remaining, _limit, reset_at = self.rate_limit(response)
         if remaining == 0 and reset_at is not None:
             self._paused_until = reset_at
 
-    def _error(self, exc: ExternalError, response: requests.Response) -> ExternalError:
-        status = response.status_code
-        detail = _problem(response)
-        host = urlsplit(self.base_url).netloc
-        said = f"(HTTP {status}): {detail}" if detail else f"(HTTP {status})"
-        if status == 429:
-            reset = aware_time(response.headers.get("X-RateLimit-Reset")) or getattr(exc, "retry_at", None)
-            when = f"; it resets at {reset:%H:%M:%S} UTC" if reset else ""
-            return TransientError(f"{host} rate limit reached {said}{when}", status=status, retry_at=reset)
-        if status >= 500:
-            return TransientError(f"{host} is failing {said}", status=status)
+    def error_for(self, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
         # Takahē and other servers answer a bad token with 400 "Invalid Bearer token".
-        if status == 401 or (status == 400 and "token" in detail.lower()):
-            return PermanentError(f"{host} refused the access token {said}", status=status)
-        if status == 403:
-            return PermanentError(f"{host} does not allow this token to do that {said}", status=status)
-        if status == 404:
-            return PermanentError(f"{host} has no such resource {said}", status=status)
-        return PermanentError(f"{host} refused the request {said}", status=status)
+        if response.status_code == 400 and "token" in self.problem(response).lower():
+            return self.worded("credentials", error, response, what)
+        return super().error_for(error, response, what)
 
     # -- Channel ----------------------------------------------------------------------------
 
@@ -235,13 +237,13 @@ class MastodonConnector(Connector):
         return backfill_only(posts, cursor), next_cursor
 
     def _search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        if rule.kind == "hashtag":
+        if rule.kind == RuleKind.HASHTAG:
             tag = _tag(rule.query)
             if not tag:
                 raise PermanentError(f"rule {rule.name!r} has no hashtag to follow")
             statuses, cursor = self._page_forward(f"/api/v1/timelines/tag/{quote(tag, safe='')}", cursor, status=True)
             return self._posts(statuses, rule), cursor
-        if rule.kind in ("mentions", "direct"):
+        if rule.kind in (RuleKind.MENTIONS, RuleKind.DIRECT):
             # A channel's mentions and direct rules read the same notifications: ask once.
             key = str(cursor.get("min_id", ""))
             if key not in self._notifications:
@@ -315,9 +317,9 @@ class MastodonConnector(Connector):
             post = self.parse_status(status, rule_id=rule.pk if rule is not None else None)
             if post is None:
                 continue
-            if rule is not None and rule.kind == "direct" and not post.is_direct:
+            if rule is not None and rule.kind == RuleKind.DIRECT and not post.is_direct:
                 continue
-            if rule is not None and rule.kind == "mentions" and post.is_direct:
+            if rule is not None and rule.kind == RuleKind.MENTIONS and post.is_direct:
                 continue
             posts.append(post)
         return posts
@@ -363,8 +365,8 @@ class MastodonConnector(Connector):
     def stream(self, rules: Sequence[WatchRule]) -> Iterator[InboundPost | StreamMark]:
         saved = self.channel.stream_cursor or {}
         self._stream_position = {str(k): str(v) for k, v in saved.items() if isinstance(v, str | int)}
-        hashtags = {_tag(rule.query).lower(): rule for rule in rules if rule.kind == "hashtag"}
-        listening = [rule for rule in rules if rule.kind in ("hashtag", "mentions", "direct")]
+        hashtags = {_tag(rule.query).lower(): rule for rule in rules if rule.kind == RuleKind.HASHTAG}
+        listening = [rule for rule in rules if rule.kind in (RuleKind.HASHTAG, RuleKind.MENTIONS, RuleKind.DIRECT)]
         url = self.channel.config.get("streaming_url") or "wss://" + (urlsplit(self.base_url).netloc)
         if self.base_url.startswith("http://") and not self.channel.config.get("streaming_url"):
             url = "ws://" + urlsplit(self.base_url).netloc
@@ -406,15 +408,11 @@ class MastodonConnector(Connector):
     ) -> Iterator[InboundPost | StreamMark]:
         by_kind = {rule.kind: rule for rule in rules}
         last_mark = time.monotonic()
-        while True:
-            try:
-                frame = connection.recv(timeout=RECV_TIMEOUT)
-            except TimeoutError:
+        for frame in ws_frames(connection, timeout=RECV_TIMEOUT, name="Mastodon streaming"):
+            if frame is None:
                 yield StreamMark()
                 last_mark = time.monotonic()
                 continue
-            except ConnectionClosed as exc:
-                raise TransientError(f"Mastodon streaming connection closed ({exc})") from exc
             yield from self._frame_items(frame, by_kind, hashtags)
             if time.monotonic() - last_mark > RECV_TIMEOUT:
                 yield StreamMark()
@@ -442,7 +440,7 @@ class MastodonConnector(Connector):
             return
         if event == "notification" and data.get("type") == "mention" and isinstance(data.get("status"), dict):
             status = data["status"]
-            rule = by_kind.get("direct" if status.get("visibility") == "direct" else "mentions")
+            rule = by_kind.get(RuleKind.DIRECT if status.get("visibility") == "direct" else RuleKind.MENTIONS)
             if rule is not None:
                 post = self.parse_status(status, rule_id=rule.pk)
                 if post is not None:
@@ -574,7 +572,8 @@ class MastodonConnector(Connector):
         gone: dict[str, str] = {}
         for post in posts:
             try:
-                self._call("GET", f"/api/v1/statuses/{quote(post.external_id, safe='')}")
+                path = f"/api/v1/statuses/{quote(post.external_id, safe='')}"
+                self.request("GET", self.base_url + path, what=path, **self._arguments(None, None, None))
             except PermanentError as exc:
                 if exc.status not in (404, 410):
                     raise
@@ -588,17 +587,3 @@ class MastodonConnector(Connector):
 
 def _tag(query: str) -> str:
     return query.strip().lstrip("#").split()[0] if query.strip().lstrip("#") else ""
-
-
-def _problem(response: requests.Response) -> str:
-    """The error's own words: {"error": ..., "error_description": ...}, plain text, or the status."""
-    try:
-        data = response.json()
-    except ValueError:
-        text = response.text.strip()
-        # A 404 from some servers is a whole HTML page; its words are no help.
-        return "" if text.startswith("<") else text[:200]
-    if isinstance(data, dict) and data.get("error"):
-        description = data.get("error_description")
-        return f"{data['error']}: {description}" if description else str(data["error"])
-    return response.text[:200]

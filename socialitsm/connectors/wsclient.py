@@ -9,7 +9,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 from django.utils import timezone
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, reconnect
 
 from socialitsm.conf import conf
@@ -78,3 +78,16 @@ def ws_connect(url: str, *, headers: Mapping[str, str] | None = None, name: str)
         raise TransientError(f"cannot connect to {name} at {host}: {exc}") from exc
     with stack:
         yield connection
+
+
+def ws_frames(connection: ClientConnection, *, timeout: float, name: str) -> Iterator[str | bytes | None]:
+    """The frames of an open stream as they come, and None after each `timeout` seconds of
+    silence (the caller yields a StreamMark then). Raises TransientError when the connection
+    closes; `name` ("Jetstream", "Mastodon streaming") words it."""
+    while True:
+        try:
+            yield connection.recv(timeout=timeout)
+        except TimeoutError:
+            yield None
+        except ConnectionClosed as exc:
+            raise TransientError(f"{name} connection closed ({exc})") from exc

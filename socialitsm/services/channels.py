@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from socialitsm.connectors import connector_for
+from socialitsm.connectors import config_parse, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY
 from socialitsm.exceptions import ExternalError, PermanentError
 from socialitsm.models import Channel, WatchRule
@@ -50,7 +51,8 @@ def channel_add(
     verify: bool = True,
 ) -> Channel:
     """Create a channel with its watch rules ((kind, query) pairs), once the network accepted
-    its credentials. Raises PermanentError/TransientError from the check; nothing is saved then."""
+    its credentials. Raises ValidationError for a field or config its connector cannot take,
+    PermanentError/TransientError from the check; nothing is saved then."""
     channel = Channel(
         slug=slug,
         name=name,
@@ -63,6 +65,10 @@ def channel_add(
         listen_mode=listen_mode,
     )
     channel.full_clean(exclude=["credentials"])
+    try:
+        config_parse(network, channel.config)
+    except ValueError as exc:
+        raise ValidationError({"config": [str(exc)]}) from exc
     if verify:
         channel_verify(channel=channel)
     with transaction.atomic():

@@ -287,7 +287,7 @@ def test_too_many_connections_waits_for_the_reset(fake_x, stream_channel):
 
 
 def test_a_line_without_end_is_a_drop_not_unbounded_memory(fake_x, stream_channel, monkeypatch):
-    monkeypatch.setattr("socialitsm.connectors.x.MAX_STREAM_LINE", 4096)
+    monkeypatch.setattr("socialitsm.connectors.x.connector.MAX_STREAM_LINE", 4096)
     fake, _ = fake_x
     channel, rule = stream_channel
     fake.sessions.append([b"\r\n", b'{"data": "' + b"x" * 3000, b"y" * 3000, "end"])

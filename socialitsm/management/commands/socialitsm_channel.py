@@ -10,8 +10,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from socialitsm.connectors import RuleKind
 from socialitsm.exceptions import ExternalError
-from socialitsm.models import Channel, Network, WatchRule
+from socialitsm.models import Channel, Network
 from socialitsm.services.channels import channel_add, channel_test
 
 ENV_PREFIX = "SOCIALITSM_CREDENTIAL_"
@@ -55,7 +56,7 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="KIND=QUERY",
-            help=f"a watch rule; KIND is one of {', '.join(WatchRule.Kind.values)}",
+            help=f"a watch rule; KIND is one of {', '.join(RuleKind.values)}",
         )
         add.add_argument("--stream", action="store_true", help="listen with the streaming API instead of polling")
         add.add_argument("--no-verify", action="store_true", help="save without asking the network")
@@ -75,8 +76,8 @@ class Command(BaseCommand):
     def _add(self, *, slug: str, network: str, credential: list[str], rule: list[str], **options: Any) -> None:
         rules = _pairs(rule, "--rule")
         for kind, _query in rules:
-            if kind not in WatchRule.Kind.values:
-                raise CommandError(f"--rule kind {kind!r}: expected one of {', '.join(WatchRule.Kind.values)}")
+            if kind not in RuleKind.values:
+                raise CommandError(f"--rule kind {kind!r}: expected one of {', '.join(RuleKind.values)}")
         if Channel.objects.filter(slug=slug).exists():
             raise CommandError(f"a channel {slug!r} exists already; use the admin to change it")
         credentials = {name: self._secret(name) for name in credential}

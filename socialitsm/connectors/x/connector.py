@@ -23,39 +23,46 @@ backlog larger than max_pages is being worked off oldest-last, so nothing betwee
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import html
 import json
 import logging
 import re
-import secrets
-import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import requests
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from socialitsm import http
-from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+from socialitsm.exceptions import PermanentError, TransientError
 
-from .base import (
+from ..base import (
     GONE_DELETED,
     OWN_ACCOUNT_KEY,
     Connector,
     Cursor,
-    InboundAuthor,
     InboundPost,
     Limits,
+    RuleKind,
     StreamMark,
     same_text,
 )
+from .config import XConfig
+from .oauth import USER_KEYS, oauth1_header
+from .parse import (
+    _as_list,
+    _full_text,
+    _not_found,
+    _posted_at,
+    _problem_text,
+    _snowflake_time,
+    _valid_items,
+    dm_to_inbound,
+    plain_text,
+    tweet_to_inbound,
+)
+from .text import MAX_WEIGHTED_LENGTH, contains_url, weighted_length
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -88,274 +95,24 @@ SENT_PAGES = 2
 MAX_QUERY_LENGTH = 512
 # Recent search reaches back 7 days; an older since_id is refused, so we start from the edge.
 SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=5)
-SNOWFLAKE_EPOCH_MS = 1288834974657
-# Language codes X uses for "no language" (undetermined, hashtags/mentions/links only, ...).
-NO_LANGUAGE = {"und", "zxx", "qam", "qct", "qht", "qme", "qst"}
 STREAM_READ_TIMEOUT = 30.0  # X sends a keep-alive at least every 20 s; silence beyond is a drop
 # A stream line is one post with its expansions, a few kB; a longer one means a broken stream.
 MAX_STREAM_LINE = 1024 * 1024
 TAG_PREFIX = "socialitsm"
 
 
-def _snowflake_time(tweet_id: str) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(((int(tweet_id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, tz=UTC)
-    except ValueError:
-        return None
-
-
-# --- twitter-text v3 weighted length ------------------------------------------------------------
-# Implemented from the v3 configuration (config/v3.json of twitter/twitter-text): scale 100,
-# default weight 200, weight 100 in the ranges below, every URL counts as 23, an emoji sequence
-# counts once at the default weight, text is NFC-normalised first. The PyPI ports
-# (twitter-text-parser 3.0.0, 2023) are unmaintained and carry their own copy of an old emoji
-# table; this is 60 lines we can test against the project's conformance cases.
-MAX_WEIGHTED_LENGTH = 280
-URL_LENGTH = 23
-_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
-_EMOJI_PRESENTED = (
-    "[\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u27bf"
-    "\u2934\u2935\u2b05-\u2b55\u3030\u303d\u3297\u3299]\ufe0f"
-)
-_EMOJI_ELEMENT = (
-    r"(?:[\U0001F000-\U0001FAFF](?:\ufe0f|[\U0001F3FB-\U0001F3FF])?"
-    rf"|{_EMOJI_PRESENTED}"
-    r"|[\u231a-\u27bf](?=\u200d)"
-    r"|[\u2600-\u27bf][\U0001F3FB-\U0001F3FF])"
-)
-_EMOJI = re.compile(
-    r"\U0001F3F4[\U000E0020-\U000E007E]+\U000E007F"  # subdivision flags
-    r"|[\U0001F1E6-\U0001F1FF]{2}"  # country flags
-    r"|[#*0-9]\ufe0f?\u20e3"  # keycaps
-    rf"|{_EMOJI_ELEMENT}(?:\u200d{_EMOJI_ELEMENT}\ufe0f?)*"
-)
-_GTLDS = frozenset(
-    {
-        *("com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "name", "pro", "aero", "coop"),
-        *("museum", "mobi", "asia", "tel", "travel", "jobs", "cat", "app", "dev", "page", "blog", "cloud"),
-        *("online", "site", "shop", "store", "tech", "xyz", "top", "club", "live", "news", "media", "digital"),
-        *("email", "support", "help", "network", "systems", "solutions", "services", "software", "company"),
-        *("agency", "group", "global", "world", "today", "social", "link", "click", "space", "website"),
-    }
-)
-_URL = re.compile(
-    r"(?<![\w@#$/.-])(?:"
-    r"(?P<scheme>https?://)[^\s/?#<>\"]+"
-    r"|(?P<host>(?:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+)(?P<tld>[a-z]{2,63})(?![\w-])(?::\d{1,5})?"
-    r")(?P<path>[/?#][^\s<>\"]*)?",
-    re.IGNORECASE,
-)
-
-
-def _is_url(match: re.Match[str]) -> bool:
-    """Links without a scheme count only where twitter-text would link them: a generic TLD,
-    or a country TLD after two labels or with a path (foo.co.jp, t.co, example.de/x)."""
-    if match.group("scheme"):
-        return True
-    tld = match.group("tld").lower()
-    if tld in _GTLDS:
-        return True
-    host = match.group("host")
-    return len(tld) == 2 and (bool(match.group("path")) or host.count(".") > 1 or host.lower() == "t.")
-
-
-def _url_spans(text: str) -> Iterator[tuple[int, int]]:
-    for match in _URL.finditer(text):
-        if not _is_url(match):
-            continue
-        end = match.end()
-        url = match.group()
-        # Trailing punctuation ends the sentence, not the URL (twitter-text does the same).
-        while url and (url[-1] in ".,:;!?'\"" or (url.endswith(")") and url.count("(") < url.count(")"))):
-            url, end = url[:-1], end - 1
-        yield match.start(), end
-
-
-def _plain_weight(text: str) -> int:
-    weight, index = 0, 0
-    while index < len(text):
-        emoji = _EMOJI.match(text, index)
-        if emoji:
-            weight += 200
-            index = emoji.end()
-            continue
-        code = ord(text[index])
-        weight += 100 if any(low <= code <= high for low, high in _LIGHT_RANGES) else 200
-        index += 1
-    return weight
-
-
-def weighted_length(text: str) -> int:
-    """The length X counts against its 280 limit (twitter-text v3 rules)."""
-    text = unicodedata.normalize("NFC", text)
-    total, position = 0, 0
-    for start, end in _url_spans(text):
-        total += _plain_weight(text[position:start]) + URL_LENGTH * 100
-        position = end
-    total += _plain_weight(text[position:])
-    return total // 100
-
-
-def contains_url(text: str) -> bool:
-    return any(True for _ in _url_spans(unicodedata.normalize("NFC", text)))
-
-
-# --- OAuth 1.0a ---------------------------------------------------------------------------------
-
-
-def _pct(value: str) -> str:
-    return quote(value, safe="~")
-
-
-def oauth1_header(
-    method: str,
-    url: str,
-    params: Mapping[str, str],
-    credentials: Mapping[str, str],
-    *,
-    nonce: str | None = None,
-    timestamp: int | None = None,
-) -> str:
-    """The Authorization header of an HMAC-SHA1 signed OAuth 1.0a request. `params` are the
-    query string and form fields (a JSON body is not signed)."""
-    oauth = {
-        "oauth_consumer_key": credentials["consumer_key"],
-        "oauth_nonce": nonce or secrets.token_hex(16),
-        "oauth_signature_method": "HMAC-SHA1",
-        "oauth_timestamp": str(timestamp if timestamp is not None else int(time.time())),
-        "oauth_token": credentials["access_token"],
-        "oauth_version": "1.0",
-    }
-    pairs = sorted((_pct(k), _pct(str(v))) for k, v in [*params.items(), *oauth.items()])
-    base = "&".join((method.upper(), _pct(url), _pct("&".join(f"{k}={v}" for k, v in pairs))))
-    key = f"{_pct(credentials['consumer_secret'])}&{_pct(credentials['access_token_secret'])}"
-    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
-    oauth["oauth_signature"] = base64.b64encode(digest).decode()
-    return "OAuth " + ", ".join(f'{_pct(k)}="{_pct(v)}"' for k, v in sorted(oauth.items()))
-
-
-USER_KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
-
-
-# --- payload -> InboundPost ---------------------------------------------------------------------
-
-
-def _full_text(tweet: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-    """Long posts carry their whole text in note_tweet; `text` is then cut at 280."""
-    note = tweet.get("note_tweet")
-    if isinstance(note, dict) and isinstance(note.get("text"), str):
-        return note["text"], note.get("entities") or {}
-    return str(tweet.get("text", "")), tweet.get("entities") or {}
-
-
-def plain_text(text: str, entities: Mapping[str, Any]) -> str:
-    """X text with its t.co links expanded and HTML entities (&amp; &lt; &gt;) decoded."""
-    for url in entities.get("urls") or []:
-        if isinstance(url, dict) and url.get("url") and url.get("expanded_url"):
-            text = text.replace(url["url"], url["expanded_url"])
-    return html.unescape(text)
-
-
-def _posted_at(value: Any, tweet_id: str) -> datetime:
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    return parsed or _snowflake_time(tweet_id) or timezone.now()
-
-
-def _language(value: Any) -> str:
-    code = str(value or "").lower()
-    return "" if code in NO_LANGUAGE else code
-
-
-def _author(user_id: Any, user: Mapping[str, Any]) -> InboundAuthor:
-    """The poster from an id and its user object in `includes` (empty when X left it out)."""
-    username = str(user.get("username", ""))
-    return InboundAuthor(
-        external_id=str(user_id or ""),
-        handle=f"@{username}" if username else "",
-        name=str(user.get("name", "")),
-        profile_url=f"https://x.com/{username}" if username else "",
-    )
-
-
-def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
-    """One v2 post object (plus the response's `includes`) as our InboundPost."""
-    tweet_id = str(tweet["id"])
-    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
-    author = users.get(tweet.get("author_id")) or {}
-    username = str(author.get("username", ""))
-    text, entities = _full_text(tweet)
-    references = [r for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)]
-    referenced_ids = {str(r.get("id")) for r in references}
-    related = [t for t in includes.get("tweets") or [] if isinstance(t, dict) and str(t.get("id")) in referenced_ids]
-    return InboundPost(
-        external_id=tweet_id,
-        author=_author(tweet.get("author_id"), author),
-        text=plain_text(text, entities),
-        posted_at=_posted_at(tweet.get("created_at"), tweet_id),
-        url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
-        in_reply_to=next((str(r["id"]) for r in references if r.get("type") == "replied_to" and "id" in r), ""),
-        conversation_id=str(tweet.get("conversation_id", "")),
-        language=_language(tweet.get("lang")),
-        raw={"data": dict(tweet), "includes": {"users": [author] if author else [], "tweets": related}},
-    )
-
-
-def dm_to_inbound(event: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
-    event_id = str(event["id"])
-    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
-    sender = users.get(event.get("sender_id")) or {}
-    conversation = str(event.get("dm_conversation_id", ""))
-    return InboundPost(
-        external_id=event_id,
-        author=_author(event.get("sender_id"), sender),
-        text=plain_text(str(event.get("text", "")), event.get("entities") or {}),
-        posted_at=_posted_at(event.get("created_at"), event_id),
-        url=f"https://x.com/messages/{conversation}" if conversation else "",
-        conversation_id=conversation,
-        is_direct=True,
-        raw={"data": dict(event), "includes": {"users": [sender] if sender else []}},
-    )
-
-
-def _valid_items(body: Mapping[str, Any], key: str = "data") -> list[Mapping[str, Any]]:
-    items = body.get(key) or []
-    if not isinstance(items, list):
-        raise PermanentError(f"X answered with an unexpected shape: {key!r} is not a list")
-    good: list[Mapping[str, Any]] = [i for i in items if isinstance(i, dict) and i.get("id") and "text" in i]
-    if len(good) != len(items):
-        logger.warning("X answer held %d items without id or text; skipped", len(items) - len(good))
-    return good
-
-
-# --- errors -------------------------------------------------------------------------------------
-
-
-def _problem(response: requests.Response) -> str:
-    """The readable part of an X error body: RFC 7807 problem, v1.1 errors list, or raw text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip()
-    if isinstance(body, dict):
-        if body.get("title") or body.get("detail"):
-            return ": ".join(str(p) for p in (body.get("title"), body.get("detail")) if p)
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            first = errors[0]
-            return str(first.get("detail") or first.get("message") or first.get("title") or first)
-    return str(body)[:200]
-
-
-def _reset_at(response: requests.Response) -> datetime | None:
-    value = response.headers.get("x-rate-limit-reset", "")
-    try:
-        return datetime.fromtimestamp(int(value), tz=UTC)
-    except ValueError:
-        return None
-
-
 class XConnector(Connector):
     network = "x"
+    label = "X"
+    config_class = XConfig
+    rate_limit_headers = ("x-rate-limit-remaining", "x-rate-limit-limit", "x-rate-limit-reset")
+    problem_keys = ("title", "detail")
+    # 5xx retry when Retry-After says, not at x-rate-limit-reset: that is when the allowance
+    # refills, not when X recovers.
+    ERROR_WORDS: ClassVar[dict[str, str]] = {
+        "rate_limited": "X rate limit or usage cap reached ({detail}){when}",
+        "reset": "; allowance resets at {reset:%H:%M:%S} UTC",
+    }
     lookup_batch = 100  # GET /2/tweets takes up to 100 ids
     # Every post read is billed (once per UTC day): look posts up a few times a day, not hourly.
     recheck_minutes = 360
@@ -391,7 +148,22 @@ class XConnector(Connector):
         except (TypeError, ValueError):
             return 5
 
-    # --- HTTP ------------------------------------------------------------------------------------
+    # --- transport -------------------------------------------------------------------------------
+
+    def problem(self, response: requests.Response) -> str:
+        """The readable part of an X error body: RFC 7807 problem, v1.1 errors list, or raw text."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:200].strip()
+        if not isinstance(body, dict):
+            return str(body)[:200]
+        errors = body.get("errors")
+        titled = any(body.get(key) for key in self.problem_keys)
+        if not titled and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return str(first.get("detail") or first.get("message") or first.get("title") or first)
+        return super().problem(response)
 
     def _auth(self, method: str, url: str, params: Mapping[str, str], auth: str) -> str:
         credentials = self.channel.credentials
@@ -407,6 +179,13 @@ class XConnector(Connector):
             raise PermanentError("this X channel has no bearer_token (app-only token for search and the stream)")
         return f"Bearer {token}"
 
+    def _signed(self, method: str, path: str, auth: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+        """The URL and arguments of one call, signed for `auth` ("app" or "user")."""
+        url = (self.channel.base_url or API).rstrip("/") + path
+        params = dict(params or {})
+        headers = {"Authorization": self._auth(method, url, params, auth), "User-Agent": "socialitsm"}
+        return {"url": url, "params": params or None, "headers": headers}
+
     def _send(
         self,
         method: str,
@@ -418,57 +197,9 @@ class XConnector(Connector):
         stream: bool = False,
         timeout: float | None = None,
     ) -> requests.Response:
-        """One call through socialitsm.http, with X's own error wording and rate-limit reset.
-        The rate-limit headers of error responses are recorded too."""
-        url = (self.channel.base_url or API).rstrip("/") + path
-        params = dict(params or {})
-        headers = {"Authorization": self._auth(method, url, params, auth), "User-Agent": "socialitsm"}
-        seen: list[requests.Response] = []
-        try:
-            response = http.request(
-                method,
-                url,
-                params=params or None,
-                json=body,
-                headers=headers,
-                stream=stream,
-                timeout=timeout,
-                hooks={"response": [lambda r, *args, **kwargs: seen.append(r)]},
-            )
-        except ExternalError as exc:
-            if not seen:
-                raise
-            failed = seen[-1]
-            self._note(failed)
-            raise self._error(exc, failed) from exc
-        return response
-
-    def _note(self, response: requests.Response, cost: float = 0.0) -> None:
-        self.note_quota(
-            remaining=http.header_int(response, "x-rate-limit-remaining"),
-            limit=http.header_int(response, "x-rate-limit-limit"),
-            reset_at=_reset_at(response),
-            cost=cost,
-        )
-
-    def _error(self, exc: ExternalError, response: requests.Response) -> ExternalError:
-        status = response.status_code
-        detail = _problem(response)
-        if status == 429:
-            reset = _reset_at(response) or getattr(exc, "retry_at", None)
-            when = f"; allowance resets at {reset:%H:%M:%S} UTC" if reset else ""
-            return TransientError(f"X rate limit or usage cap reached ({detail}){when}", status=429, retry_at=reset)
-        if status >= 500:
-            # Not x-rate-limit-reset: that is when the allowance refills, not when X recovers.
-            retry_at = getattr(exc, "retry_at", None)
-            return TransientError(f"X is failing (HTTP {status}): {detail}", status=status, retry_at=retry_at)
-        if status == 401:
-            return PermanentError(f"X refused the channel's credentials (HTTP 401): {detail}", status=status)
-        if status == 403:
-            return PermanentError(f"X does not allow this (HTTP 403): {detail}", status=status)
-        if status == 404:
-            return PermanentError(f"X has no such resource (HTTP 404): {detail}", status=status)
-        return PermanentError(f"X refused the request (HTTP {status}): {detail}", status=status)
+        """One call; the caller records the answer (the stream, once it is open)."""
+        signed = self._signed(method, path, auth, params)
+        return self.request(method, what=path, record=False, json=body, stream=stream, timeout=timeout, **signed)
 
     def _json(
         self,
@@ -480,20 +211,9 @@ class XConnector(Connector):
         params: Mapping[str, str] | None = None,
         body: Any = None,
     ) -> Mapping[str, Any]:
-        response = self._send(method, path, auth=auth, params=params, body=body)
-        try:
-            data = response.json()
-        except ValueError:
-            self._note(response)
-            raise TransientError(
-                f"X answered {path} with something that is not JSON: {response.text[:120]!r}",
-                status=response.status_code,
-            ) from None
-        if not isinstance(data, dict):
-            self._note(response)
-            raise TransientError(f"X answered {path} with unexpected JSON: {str(data)[:120]}")
-        self._note(response, charge(data) if charge else 0.0)
-        return data
+        return self.request_object(
+            method, what=path, charge=charge, json=body, **self._signed(method, path, auth, params)
+        )
 
     def _read_cost(self, body: Mapping[str, Any], item: str) -> float:
         includes = body.get("includes") or {}
@@ -540,15 +260,13 @@ class XConnector(Connector):
     def rule_query(self, rule: WatchRule) -> str:
         """The X search/stream query of a watch rule: its terms, its languages, no reposts, not
         our own posts."""
-        from socialitsm.models import WatchRule
-
         terms = rule.query.strip()
-        if rule.kind == WatchRule.Kind.HASHTAG:
+        if rule.kind == RuleKind.HASHTAG:
             tags = [t.lstrip("#") for t in terms.split() if t.lstrip("#")]
             terms = " OR ".join(f"#{t}" for t in tags)
             if len(tags) > 1:
                 terms = f"({terms})"
-        elif rule.kind == WatchRule.Kind.MENTIONS:
+        elif rule.kind == RuleKind.MENTIONS:
             if not self.username:
                 raise PermanentError("set the channel's handle to listen for mentions")
             terms = f"@{self.username}"
@@ -571,12 +289,10 @@ class XConnector(Connector):
         return query
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        from socialitsm.models import WatchRule
-
         fields = {"tweet.fields": TWEET_FIELDS, "expansions": EXPANSIONS, "user.fields": USER_FIELDS}
-        if rule.kind == WatchRule.Kind.DIRECT:
+        if rule.kind == RuleKind.DIRECT:
             return self._dm_events(cursor)
-        if rule.kind == WatchRule.Kind.MENTIONS:
+        if rule.kind == RuleKind.MENTIONS:
             if not self.account_id:
                 raise PermanentError("verify the X channel first: listening for mentions needs our account id")
             return self._timeline(
@@ -695,12 +411,10 @@ class XConnector(Connector):
         """Make the app's stream rules match `rules`: add the missing, delete ours that are stale
         (rule gone, disabled or edited). Rules of other channels or tools on the same app are
         left alone; their matches are dropped by `stream`. Returns {"added", "deleted", "kept"}."""
-        from socialitsm.models import WatchRule
-
         wanted = {
             self.rule_tag(rule): self.rule_query(rule)
             for rule in rules
-            if rule.enabled and rule.kind != WatchRule.Kind.DIRECT
+            if rule.enabled and rule.kind != RuleKind.DIRECT
         }
         current: list[Mapping[str, Any]] = []
         token = ""
@@ -738,7 +452,7 @@ class XConnector(Connector):
         response = self._send(
             "GET", "/2/tweets/search/stream", auth="app", params=params, stream=True, timeout=self._stream_timeout()
         )
-        self._note(response)
+        self.note_response(response)
         try:
             yield from self._stream_lines(response, tags)
         except requests.RequestException as exc:
@@ -945,20 +659,6 @@ class XConnector(Connector):
         return same_text(text, plain_text(listed, entities if isinstance(entities, dict) else {}))
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _not_found(error: Any) -> str:
-    """The post id of a partial error saying X has no such post (deleted, or its author's
-    account is gone); "" for any other error, e.g. a post we may not see."""
-    if not isinstance(error, dict) or not str(error.get("type", "")).endswith("/resource-not-found"):
-        return ""
-    if error.get("parameter") not in (None, "", "ids"):
-        return ""  # a post it refers to, not one we asked for
-    return str(error.get("resource_id") or error.get("value") or "")
-
-
 def _newer(candidate: str, than: str) -> bool:
     if not than:
         return True
@@ -966,13 +666,6 @@ def _newer(candidate: str, than: str) -> bool:
         return int(candidate) > int(than)
     except ValueError:
         return candidate > than
-
-
-def _problem_text(body: Mapping[str, Any]) -> str:
-    errors = body.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return str(errors[0].get("detail") or errors[0].get("title") or errors[0])
-    return str(body)[:200]
 
 
 def bounded_lines(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:

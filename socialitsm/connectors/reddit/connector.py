@@ -27,33 +27,24 @@ Cursors (timestamp watermark + recently seen names) make re-reading cheap and ex
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import requests
 from django.utils import timezone
 
-from socialitsm import http
-from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+from socialitsm.exceptions import PermanentError, TransientError
 
-from .base import (
-    GONE_DELETED,
-    GONE_REMOVED,
-    OWN_ACCOUNT_KEY,
-    Connector,
-    Cursor,
-    InboundAuthor,
-    InboundPost,
-    Limits,
-    same_text,
-)
+from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, RuleKind, reset_time, same_text
+from .config import RedditConfig
+from .markdown import markdown_escape
+from .parse import GONE, _created, gone_reason, matches, query_terms, thing_to_inbound
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -62,193 +53,14 @@ logger = logging.getLogger(__name__)
 
 API = "https://oauth.reddit.com"
 TOKEN_URL = "https://www.reddit.com/api/v1/access_token"  # noqa: S105 (an address, not a secret)
-WEB = "https://www.reddit.com"
 MAX_REPLY_CHARS = 10_000
 MAX_SUBJECT_CHARS = 100
 PAGE_SIZE = 100
-GONE = {"[deleted]", "[removed]"}
 
 # Access tokens per process, keyed by channel and a digest of its credentials: never written to a
 # shared cache or the database, so a token is no more exposed than the worker's memory.
 _tokens: dict[tuple[int | None, str], tuple[str, float]] = {}
 _tokens_lock = threading.Lock()
-
-
-# --- markdown ---------------------------------------------------------------------------------
-
-_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_SPOILER = re.compile(r">!(.*?)!<", re.DOTALL)
-_FENCE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
-_BLOCK_PREFIX = re.compile(r"^[ \t]{0,3}(?:#{1,6}[ \t]+|>[ \t]?)+", re.MULTILINE)
-_EMPHASIS = re.compile(r"(\*\*\*|\*\*|\*|___|__|~~)(?=\S)(.+?)(?<=\S)\1", re.DOTALL)
-_UNDERSCORE = re.compile(r"(?<![\w\\])_(?=\S)(.+?)(?<=\S)_(?!\w)", re.DOTALL)
-_CODE = re.compile(r"`+([^`]*)`+")
-_SUPERSCRIPT = re.compile(r"\^\(([^)]*)\)|\^(?=\S)")
-_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~^>])")
-_PARKED = 0xF0000
-_UNPARK = re.compile("[\U000f0000-\U000f00ff]")
-_RULE = re.compile(r"^\s*([-*_])(?:\s*\1){2,}\s*$", re.MULTILINE)
-
-
-def markdown_to_text(value: str) -> str:
-    """Reddit markdown as plain text: links become "text (url)", emphasis, quotes, headings,
-    spoilers, code marks and escapes are dropped, entities decoded."""
-    text = html.unescape(value).replace("\u200b", "")
-    # Escaped characters are parked in a private-use plane so no later rule reads them as markup.
-    text = _ESCAPED.sub(lambda m: chr(_PARKED + ord(m.group(1))), text)
-    text = _FENCE.sub("", text)
-    text = _RULE.sub("", text)
-    text = _LINK.sub(lambda m: m.group(2) if m.group(1) in ("", m.group(2)) else f"{m.group(1)} ({m.group(2)})", text)
-    text = _SPOILER.sub(r"\1", text)
-    text = _BLOCK_PREFIX.sub("", text)
-    text = _CODE.sub(r"\1", text)
-    for _ in range(2):  # nested emphasis, e.g. **_word_**
-        text = _EMPHASIS.sub(r"\2", text)
-        text = _UNDERSCORE.sub(r"\1", text)
-    text = _SUPERSCRIPT.sub(lambda m: m.group(1) or "", text)
-    text = _UNPARK.sub(lambda m: chr(ord(m.group()) - _PARKED), text)
-    text = re.sub(r"[ \t]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-_KEEP = re.compile(r"https?://\S+|(?<![\w/])/?[ur]/[A-Za-z0-9_-]+")
-_INLINE_SPECIAL = re.compile(r"([\\`*_~^\[\]|]|>!|!<)")
-_LINE_START = re.compile(r"^([ \t]*)(#|>|[-+*](?=\s)|\d+(?=[.)]\s))")
-
-
-def _neutralise(match: re.Match[str]) -> str:
-    indent, marker = match.group(1), match.group(2)
-    # "1." is escaped as "1\." (a backslash before a digit would show), the others before.
-    return f"{indent}{marker}\\" if marker[0].isdigit() else f"{indent}\\{marker}"
-
-
-def markdown_escape(text: str) -> str:
-    """An agent's plain text as Reddit markdown that shows exactly what was typed: characters
-    that would format are escaped (not inside links and u/ r/ names, which must stay clickable),
-    line starts that would make headings, quotes or lists are neutralised, and single line
-    breaks are kept as hard breaks instead of being joined."""
-    lines = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        parts, position = [], 0
-        for keep in _KEEP.finditer(line):
-            parts.append(_INLINE_SPECIAL.sub(r"\\\1", line[position : keep.start()]))
-            parts.append(keep.group())
-            position = keep.end()
-        parts.append(_INLINE_SPECIAL.sub(r"\\\1", line[position:]))
-        escaped = "".join(parts)
-        # Four leading spaces would make a code block; the indentation is not worth that.
-        escaped = escaped.lstrip(" \t") if re.match(r"[ \t]{4}", escaped) else escaped
-        lines.append(_LINE_START.sub(_neutralise, escaped))
-    out = []
-    for index, line in enumerate(lines):
-        following = lines[index + 1] if index + 1 < len(lines) else ""
-        hard_break = bool(line.strip() and following.strip())
-        out.append(f"{line}  " if hard_break else line)
-    return "\n".join(out).strip("\n")
-
-
-# --- payload -> InboundPost -------------------------------------------------------------------
-
-
-def _created(data: Mapping[str, Any]) -> datetime:
-    try:
-        return datetime.fromtimestamp(float(data["created_utc"]), tz=UTC)
-    except (KeyError, TypeError, ValueError):
-        return timezone.now()
-
-
-def _is_gone(kind: str, data: Mapping[str, Any]) -> bool:
-    return bool(gone_reason(kind, data))
-
-
-# Values of a post's removed_by_category that mean its author deleted it; the others
-# (moderator, reddit, automod_filtered, anti_evil_ops, copyright_takedown, ...) are removals.
-BY_AUTHOR = {"deleted", "author"}
-
-
-def gone_reason(kind: str, data: Mapping[str, Any]) -> str:
-    """GONE_DELETED where the author deleted the post or comment (its text reads "[deleted]"),
-    GONE_REMOVED where moderators, Reddit or its filters took it down ("[removed]"), "" while
-    it stands. A comment whose author deleted their account stays up under "[deleted]"."""
-    body = str(data.get("selftext" if kind == "t3" else "body", ""))
-    category = data.get("removed_by_category") if kind == "t3" else None
-    if body == "[removed]" or (category and str(category) not in BY_AUTHOR):
-        return GONE_REMOVED
-    if body == "[deleted]" or category:
-        return GONE_DELETED
-    return ""
-
-
-_THREAD = re.compile(r"/comments/([a-z0-9]+)/")
-
-
-def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
-    """A listing child (t1 comment, t3 post, t4 private message) as our InboundPost. External ids
-    are fullnames ("t3_abc"), which is what replying needs as thing_id."""
-    name = str(data.get("name") or f"{kind}_{data['id']}")
-    author = str(data.get("author") or "[deleted]")
-    permalink = str(data.get("permalink") or data.get("context") or "")
-    if kind == "t3":
-        title = html.unescape(str(data.get("title", "")))
-        body = markdown_to_text(str(data.get("selftext", "")))
-        if not data.get("is_self", True) and data.get("url"):
-            body = "\n".join(p for p in (body, str(data["url"])) if p)
-        text = f"{title}\n\n{body}" if body else title
-        in_reply_to, conversation = "", name
-    elif kind == "t1":
-        text = markdown_to_text(str(data.get("body", "")))
-        in_reply_to = str(data.get("parent_id", ""))
-        # Inbox items carry no link_id; their context link names the thread.
-        thread = _THREAD.search(permalink)
-        conversation = str(data.get("link_id") or (f"t3_{thread.group(1)}" if thread else in_reply_to))
-    else:
-        subject = html.unescape(str(data.get("subject", "")))
-        body = markdown_to_text(str(data.get("body", "")))
-        text = f"{subject}\n\n{body}" if subject and not subject.lower().startswith("re:") else body
-        in_reply_to = str(data.get("parent_id") or "")
-        conversation = str(data.get("first_message_name") or name)
-        permalink = permalink or f"/message/messages/{data.get('id', '')}"
-    return InboundPost(
-        external_id=name,
-        author=InboundAuthor(
-            external_id=author,
-            handle=f"u/{author}" if author not in GONE else author,
-            profile_url=f"{WEB}/user/{author}" if author not in GONE else "",
-        ),
-        text=text,
-        posted_at=_created(data),
-        url=f"{WEB}{permalink}" if permalink.startswith("/") else permalink,
-        in_reply_to=in_reply_to,
-        conversation_id=conversation,
-        is_direct=kind == "t4",
-        deleted=_is_gone(kind, data),
-        gone_reason=gone_reason(kind, data),
-        raw={"kind": kind, "data": dict(data)},
-    )
-
-
-# --- rule terms (comments have no server-side search) ------------------------------------------
-
-_TERM = re.compile(r'(-?)"([^"]+)"|(-?)(\S+)')
-_OPERATORS = {"AND", "OR", "NOT"}
-
-
-def query_terms(query: str) -> tuple[list[str], list[str]]:
-    """The words and phrases of a search query, as (wanted, excluded), without operators."""
-    wanted: list[str] = []
-    excluded: list[str] = []
-    for match in _TERM.finditer(query):
-        negative = bool(match.group(1) or match.group(3))
-        term = (match.group(2) or match.group(4) or "").strip("()").casefold()
-        if not term or term.upper() in _OPERATORS or ":" in term:
-            continue
-        (excluded if negative else wanted).append(term)
-    return wanted, excluded
-
-
-def matches(text: str, wanted: Sequence[str], excluded: Sequence[str]) -> bool:
-    folded = text.casefold()
-    return (not wanted or any(t in folded for t in wanted)) and not any(t in folded for t in excluded)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -281,25 +93,19 @@ def _float_header(response: requests.Response, name: str) -> float | None:
         return None
 
 
-def _reset_at(response: requests.Response) -> datetime | None:
-    seconds = _float_header(response, "X-Ratelimit-Reset")
-    return timezone.now() + timedelta(seconds=seconds) if seconds is not None else None
-
-
-def _detail(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip()
-    if isinstance(body, dict):
-        parts = [str(body.get(k)) for k in ("message", "reason", "explanation") if body.get(k)]
-        if parts:
-            return ": ".join(parts)
-    return str(body)[:200]
-
-
 class RedditConnector(Connector):
     network = "reddit"
+    label = "Reddit"
+    config_class = RedditConfig
+    problem_keys = ("message", "reason", "explanation")
+    ERROR_WORDS: ClassVar[dict[str, str]] = {
+        "rate_limited": "Reddit rate limit reached on {what}; wait for the reset",
+        "failing": "Reddit is failing (HTTP {status}) on {what}",
+        "credentials": "Reddit refused the channel's credentials on {what} (HTTP 401): {detail}",
+        "forbidden": "Reddit forbids {what} (HTTP 403: {detail}): private or banned subreddit, or a missing scope",
+        "missing": "Reddit has no {what} (HTTP 404): {detail}",
+        "refused": "Reddit refused {what} (HTTP {status}): {detail}",
+    }
     lookup_batch = 100  # /api/info takes up to 100 fullnames
 
     # --- configuration ---------------------------------------------------------------------------
@@ -369,20 +175,9 @@ class RedditConnector(Connector):
     # --- HTTP -------------------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
-        """One call through socialitsm.http; records the rate-limit headers of every answer
-        (errors included) and words Reddit's errors for the channel's health line."""
-        seen: list[requests.Response] = []
+        """One call with the User-Agent Reddit requires; a redirect is an error of its own."""
         headers = {"User-Agent": self.user_agent, **kwargs.pop("headers", {})}
-        try:
-            response = http.request(
-                method, url, headers=headers, hooks={"response": [lambda r, *a, **k: seen.append(r)]}, **kwargs
-            )
-        except ExternalError as exc:
-            if not seen:
-                raise
-            self._note(seen[-1])
-            raise self._error(exc, seen[-1], what) from exc
-        self._note(response)
+        response = self.request(method, url, what=what, headers=headers, **kwargs)
         if 300 <= response.status_code < 400:
             # Reddit sends unknown subreddits to its search page instead of a 404.
             target = response.headers.get("Location", "")
@@ -391,49 +186,17 @@ class RedditConnector(Connector):
             )
         return response
 
-    def _note(self, response: requests.Response) -> None:
+    def rate_limit(self, response: requests.Response) -> tuple[int | None, int | None, datetime | None]:
         remaining = _float_header(response, "X-Ratelimit-Remaining")
         used = _float_header(response, "X-Ratelimit-Used")
-        self.note_quota(
-            remaining=int(remaining) if remaining is not None else None,
-            limit=round(remaining + used) if remaining is not None and used is not None else None,
-            reset_at=_reset_at(response),
+        return (
+            int(remaining) if remaining is not None else None,
+            round(remaining + used) if remaining is not None and used is not None else None,
+            reset_time(response.headers.get("X-Ratelimit-Reset")),
         )
 
-    def _error(self, exc: ExternalError, response: requests.Response, what: str) -> ExternalError:
-        status = response.status_code
-        detail = _detail(response)
-        if status == 429:
-            reset = _reset_at(response) or getattr(exc, "retry_at", None)
-            return TransientError(
-                f"Reddit rate limit reached on {what}; wait for the reset", status=429, retry_at=reset
-            )
-        if status >= 500:
-            retry_at = getattr(exc, "retry_at", None)
-            return TransientError(f"Reddit is failing (HTTP {status}) on {what}", status=status, retry_at=retry_at)
-        if status == 401:
-            return PermanentError(
-                f"Reddit refused the channel's credentials on {what} (HTTP 401): {detail}", status=status
-            )
-        if status == 403:
-            return PermanentError(
-                f"Reddit forbids {what} (HTTP 403: {detail}): private or banned subreddit, or a missing scope",
-                status=status,
-            )
-        if status == 404:
-            return PermanentError(f"Reddit has no {what} (HTTP 404): {detail}", status=status)
-        return PermanentError(f"Reddit refused {what} (HTTP {status}): {detail}", status=status)
-
     def _decode(self, response: requests.Response, what: str) -> Mapping[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            raise TransientError(
-                f"Reddit answered {what} with something that is not JSON: {response.text[:120]!r}"
-            ) from None
-        if not isinstance(body, dict):
-            raise TransientError(f"Reddit answered {what} with unexpected JSON: {str(body)[:120]}")
-        return body
+        return self.decode_object(self.decode(response, what), what)
 
     def _api(self, method: str, path: str, *, what: str, **kwargs: Any) -> Mapping[str, Any]:
         """An authenticated API call; a 401 (token revoked or expired early) gets one fresh
@@ -483,16 +246,14 @@ class RedditConnector(Connector):
     # --- listening --------------------------------------------------------------------------------
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        from socialitsm.models import WatchRule
-
-        if rule.kind == WatchRule.Kind.MENTIONS:
+        if rule.kind == RuleKind.MENTIONS:
             # The inbox holds username mentions and replies to our comments and posts (t1);
             # private messages (t4) belong to direct rules.
             posts, state = self._listing(
                 "/message/inbox", {}, cursor.get("inbox") or {}, kinds={"t1"}, what="the inbox"
             )
             return posts, {"inbox": state}
-        if rule.kind == WatchRule.Kind.DIRECT:
+        if rule.kind == RuleKind.DIRECT:
             posts, state = self._listing(
                 "/message/messages", {}, cursor.get("messages") or {}, kinds={"t4"}, what="private messages"
             )

@@ -28,24 +28,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlencode
 
-import regex
 import requests
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed
 
-from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError, TransientError
 
-from .base import (
+from ..base import (
     GONE_DELETED,
     OWN_ACCOUNT_KEY,
     Connector,
@@ -53,12 +47,18 @@ from .base import (
     InboundAuthor,
     InboundPost,
     Limits,
+    RuleKind,
     StreamMark,
     aware_time,
     backfill_only,
     same_text,
 )
-from .wsclient import ws_connect
+from ..wsclient import ws_connect, ws_frames
+from .config import BlueskyConfig
+from .jetstream import _Matcher
+from .records import _copies, _dict, _iso, _list, _rkey
+from .richtext import _LINK, _MENTION, _facet, graphemes
+from .session import Session, _pds_of, _SessionExpired, _sessions, _sessions_lock
 
 if TYPE_CHECKING:
     from socialitsm.models import Channel, Post, WatchRule
@@ -69,6 +69,8 @@ DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_JETSTREAM = "wss://jetstream2.us-east.bsky.network/subscribe"
 CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
 POST = "app.bsky.feed.post"
+CREATE_SESSION = "com.atproto.server.createSession"
+REFRESH_SESSION = "com.atproto.server.refreshSession"
 MAX_GRAPHEMES = 300
 MAX_POST_BYTES = 3000  # the lexicon's second bound; only long emoji sequences reach it first
 PAGE_LIMIT = 100
@@ -92,47 +94,13 @@ RECIPIENT_ERRORS = {
     "ConvoLocked": "has locked the conversation",
 }
 
-_MENTION = re.compile(r"(?:^|(?<=[\s(]))@([a-zA-Z0-9][a-zA-Z0-9.-]*\.[a-zA-Z][a-zA-Z0-9-]*)")
-_LINK = re.compile(r"https?://[^\s<>\"')\]]+")
-
-
-@dataclass
-class Session:
-    did: str
-    handle: str
-    access: str
-    refresh: str
-    pds: str
-
-
-_sessions: dict[tuple[str, str], Session] = {}
-_sessions_lock = threading.Lock()
-
-
-def sessions_forget() -> None:
-    """Drop every cached session (tests, or after rotating an app password)."""
-    with _sessions_lock:
-        _sessions.clear()
-
-
-def graphemes(text: str) -> int:
-    return len(regex.findall(r"\X", text))
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _rkey(uri: str) -> str:
-    return uri.rsplit("/", 1)[-1]
-
-
-def _did_of(uri: str) -> str:
-    return uri[len("at://") :].split("/", 1)[0] if uri.startswith("at://") else ""
-
 
 class BlueskyConnector(Connector):
     network = "bluesky"
+    label = "Bluesky"
+    config_class = BlueskyConfig
+    rate_limit_headers = ("RateLimit-Remaining", "RateLimit-Limit", "RateLimit-Reset")
+    ERROR_WORDS: ClassVar[dict[str, str]] = {"refused": "Bluesky refused {what} (HTTP {status}): {detail}"}
     lookup_batch = 25  # app.bsky.feed.getPosts takes at most 25 uris
 
     def __init__(self, channel: Channel) -> None:
@@ -166,7 +134,7 @@ class BlueskyConnector(Connector):
         data = self._send(
             "POST",
             self.service,
-            "com.atproto.server.createSession",
+            CREATE_SESSION,
             body={"identifier": identifier, "password": password},
             token=None,
         )
@@ -185,7 +153,7 @@ class BlueskyConnector(Connector):
 
     def _refreshed(self, session: Session) -> Session:
         try:
-            data = self._send("POST", session.pds, "com.atproto.server.refreshSession", token=session.refresh)
+            data = self._send("POST", session.pds, REFRESH_SESSION, token=session.refresh)
             fresh = self._session_from(data, fallback_pds=session.pds)
         except PermanentError:
             fresh = self._login()
@@ -226,56 +194,27 @@ class BlueskyConnector(Connector):
             headers["Authorization"] = f"Bearer {token}"
         if proxy:
             headers["atproto-proxy"] = proxy
-        seen: list[requests.Response] = []
-        try:
-            response = http.request(
-                method,
-                f"{host}/xrpc/{nsid}",
-                params=params,
-                json=body,
-                headers=headers,
-                hooks={"response": [lambda r, *args, **kwargs: seen.append(r)]},
-            )
-        except ExternalError as exc:
-            if seen:
-                self._note(seen[-1])
-                raise self._error(exc, seen[-1], nsid, authenticated=bool(token)) from exc
-            raise
-        self._note(response)
-        try:
-            return response.json()
-        except ValueError:
-            raise TransientError(
-                f"Bluesky answered {nsid} with something that is not JSON: {response.text[:100]!r}",
-                status=response.status_code,
-            ) from None
+        return self.request_json(method, f"{host}/xrpc/{nsid}", what=nsid, params=params, json=body, headers=headers)
 
-    def _note(self, response: requests.Response) -> None:
-        reset = http.header_int(response, "RateLimit-Reset")
-        self.note_quota(
-            remaining=http.header_int(response, "RateLimit-Remaining"),
-            limit=http.header_int(response, "RateLimit-Limit"),
-            reset_at=datetime.fromtimestamp(reset, UTC) if reset else None,
-        )
-
-    def _error(self, exc: ExternalError, response: requests.Response, nsid: str, *, authenticated: bool) -> Exception:
-        status = response.status_code
+    def problem(self, response: requests.Response) -> str:
         name, message = _problem(response)
-        detail = f"{name}: {message}" if name and message else name or message or f"HTTP {status}"
-        if authenticated and name in ("ExpiredToken", "InvalidToken") and nsid != "com.atproto.server.refreshSession":
-            return _SessionExpired(detail)
-        if status == 429:
-            reset = http.header_int(response, "RateLimit-Reset")
-            retry_at = datetime.fromtimestamp(reset, UTC) if reset else getattr(exc, "retry_at", None)
-            when = f"; it resets at {retry_at:%H:%M:%S} UTC" if retry_at else ""
-            return TransientError(f"Bluesky rate limit reached ({detail}){when}", status=status, retry_at=retry_at)
-        if status >= 500:
-            return TransientError(f"Bluesky is failing (HTTP {status}): {detail}", status=status)
-        if nsid == "com.atproto.server.createSession" and status in (400, 401):
-            return PermanentError(f"Bluesky refused the identifier or app password ({detail})", status=status)
+        return f"{name}: {message}" if name and message else name or message or f"HTTP {response.status_code}"
+
+    def error_for(self, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
+        status = response.status_code
+        name, _message = _problem(response)
+        # Only calls made with a session's token (not the sign-in or its renewal) renew it.
+        if name in ("ExpiredToken", "InvalidToken") and what not in (CREATE_SESSION, REFRESH_SESSION):
+            return _SessionExpired(self.problem(response))
+        if status == 429 or status >= 500:
+            return super().error_for(error, response, what)
+        if what == CREATE_SESSION and status in (400, 401):
+            return PermanentError(
+                f"Bluesky refused the identifier or app password ({self.problem(response)})", status=status
+            )
         if name in RECIPIENT_ERRORS:
-            return PermanentError(f"the recipient {RECIPIENT_ERRORS[name]} ({detail})", status=status)
-        return PermanentError(f"Bluesky refused {nsid} (HTTP {status}): {detail}", status=status)
+            return PermanentError(f"the recipient {RECIPIENT_ERRORS[name]} ({self.problem(response)})", status=status)
+        return super().error_for(error, response, what)
 
     # -- Channel ----------------------------------------------------------------------------
 
@@ -302,12 +241,12 @@ class BlueskyConnector(Connector):
         return backfill_only(posts, cursor), next_cursor
 
     def _search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        if rule.kind == "mentions":
+        if rule.kind == RuleKind.MENTIONS:
             return self._mentions(rule, cursor)
-        if rule.kind == "direct":
+        if rule.kind == RuleKind.DIRECT:
             return [], cursor
         query = rule.query.strip()
-        if rule.kind == "hashtag":
+        if rule.kind == RuleKind.HASHTAG:
             query = "#" + query.lstrip("#").split()[0] if query.lstrip("#") else ""
         if not query:
             raise PermanentError(f"rule {rule.name!r} has nothing to search for")
@@ -432,15 +371,11 @@ class BlueskyConnector(Connector):
         matcher = _Matcher(rules, self._own_did)
         with ws_connect(f"{url}?{urlencode(params)}", name="Jetstream") as connection:
             last_mark = time.monotonic()
-            while True:
-                try:
-                    frame = connection.recv(timeout=RECV_TIMEOUT)
-                except TimeoutError:
+            for frame in ws_frames(connection, timeout=RECV_TIMEOUT, name="Jetstream"):
+                if frame is None:
                     yield StreamMark()
                     last_mark = time.monotonic()
                     continue
-                except ConnectionClosed as exc:
-                    raise TransientError(f"Jetstream connection closed ({exc})") from exc
                 post = self._event(frame, matcher)
                 if post is not None:
                     yield post
@@ -675,101 +610,6 @@ class BlueskyConnector(Connector):
             if sent_at is not None and sent_at >= since and same_text(text, str(message.get("text") or "")):
                 found.append((sent_at, str(message.get("id") or "")))
         return [message_id for _, message_id in sorted(found) if message_id]
-
-
-class _SessionExpired(TransientError):
-    """The access token expired or was revoked: renew the session and try once more."""
-
-
-class _Matcher:
-    """Which of a channel's rules a Jetstream post record answers to."""
-
-    def __init__(self, rules: Sequence[WatchRule], own_did: str) -> None:
-        self.own_did = own_did
-        self.mentions = next((r for r in rules if r.kind == "mentions"), None)
-        self.hashtags = [(r.query.strip().lstrip("#").lower(), r) for r in rules if r.kind == "hashtag" and r.query]
-        self.searches = [(_terms(r.query), r) for r in rules if r.kind == "search" and r.query.strip()]
-
-    def match(self, record: Mapping[str, Any]) -> WatchRule | None:
-        text = str(record.get("text") or "")
-        features = [
-            f
-            for facet in record.get("facets") or []
-            if isinstance(facet, dict)
-            for f in facet.get("features") or []
-            if isinstance(f, dict)
-        ]
-        if self.mentions is not None and self.own_did and self._about_us(record, features):
-            return self.mentions
-        tags = {str(f.get("tag", "")).lower() for f in features if f.get("$type") == "app.bsky.richtext.facet#tag"}
-        tags |= {str(t).lower() for t in record.get("tags") or [] if isinstance(t, str)}
-        tags |= {t.lower() for t in re.findall(r"#(\w+)", text)}
-        for tag, rule in self.hashtags:
-            if tag in tags:
-                return rule
-        lowered = text.lower()
-        for terms, rule in self.searches:
-            if all(term in lowered for term in terms):
-                return rule
-        return None
-
-    def _about_us(self, record: Mapping[str, Any], features: list[dict[str, Any]]) -> bool:
-        if any(f.get("$type") == "app.bsky.richtext.facet#mention" and f.get("did") == self.own_did for f in features):
-            return True
-        parent = _dict(_dict(record.get("reply")).get("parent"))
-        if _did_of(str(parent.get("uri") or "")) == self.own_did:
-            return True
-        quoted = _dict(_dict(record.get("embed")).get("record"))
-        return _did_of(str(quoted.get("uri") or "")) == self.own_did
-
-
-def _copies(records: Sequence[tuple[str, Mapping[str, Any]]], parent: str, text: str, since: datetime) -> list[str]:
-    """Uris of the post records answering `parent` with `text`, created at or after `since`,
-    oldest first."""
-    found = []
-    for uri, record in records:
-        created = aware_time(record.get("createdAt"))
-        if not uri or created is None or created < since:
-            continue
-        if _dict(_dict(record.get("reply")).get("parent")).get("uri") != parent:
-            continue
-        if same_text(text, str(record.get("text") or "")):
-            found.append((created, uri))
-    return [uri for _, uri in sorted(found)]
-
-
-def _terms(query: str) -> list[str]:
-    return [(phrase or word).lower() for phrase, word in re.findall(r'"([^"]+)"|(\S+)', query)]
-
-
-def _facet(text: str, start: int, end: int, feature: dict[str, Any]) -> dict[str, Any]:
-    byte_start = len(text[:start].encode("utf-8"))
-    return {
-        "index": {"byteStart": byte_start, "byteEnd": byte_start + len(text[start:end].encode("utf-8"))},
-        "features": [feature],
-    }
-
-
-def _pds_of(did_doc: Any) -> str:
-    if not isinstance(did_doc, dict):
-        return ""
-    for service in did_doc.get("service") or []:
-        if isinstance(service, dict) and str(service.get("id", "")).endswith("#atproto_pds"):
-            endpoint = str(service.get("serviceEndpoint") or "").rstrip("/")
-            if urlsplit(endpoint).scheme in ("http", "https"):
-                return endpoint
-    return ""
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(data: Any, key: str) -> list[Any]:
-    value = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(value, list):
-        raise TransientError(f"Bluesky answered without a {key} list")
-    return value
 
 
 def _problem(response: requests.Response) -> tuple[str, str]:

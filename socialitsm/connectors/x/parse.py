@@ -1,0 +1,137 @@
+"""X API v2 payloads (posts, DM events, error bodies) as our InboundPost."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from socialitsm.exceptions import PermanentError
+
+from ..base import InboundAuthor, InboundPost
+
+logger = logging.getLogger(__name__)
+
+SNOWFLAKE_EPOCH_MS = 1288834974657
+# Language codes X uses for "no language" (undetermined, hashtags/mentions/links only, ...).
+NO_LANGUAGE = {"und", "zxx", "qam", "qct", "qht", "qme", "qst"}
+
+
+def _snowflake_time(tweet_id: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(((int(tweet_id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, tz=UTC)
+    except ValueError:
+        return None
+
+
+def _full_text(tweet: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """Long posts carry their whole text in note_tweet; `text` is then cut at 280."""
+    note = tweet.get("note_tweet")
+    if isinstance(note, dict) and isinstance(note.get("text"), str):
+        return note["text"], note.get("entities") or {}
+    return str(tweet.get("text", "")), tweet.get("entities") or {}
+
+
+def plain_text(text: str, entities: Mapping[str, Any]) -> str:
+    """X text with its t.co links expanded and HTML entities (&amp; &lt; &gt;) decoded."""
+    for url in entities.get("urls") or []:
+        if isinstance(url, dict) and url.get("url") and url.get("expanded_url"):
+            text = text.replace(url["url"], url["expanded_url"])
+    return html.unescape(text)
+
+
+def _posted_at(value: Any, tweet_id: str) -> datetime:
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    return parsed or _snowflake_time(tweet_id) or timezone.now()
+
+
+def _language(value: Any) -> str:
+    code = str(value or "").lower()
+    return "" if code in NO_LANGUAGE else code
+
+
+def _author(user_id: Any, user: Mapping[str, Any]) -> InboundAuthor:
+    """The poster from an id and its user object in `includes` (empty when X left it out)."""
+    username = str(user.get("username", ""))
+    return InboundAuthor(
+        external_id=str(user_id or ""),
+        handle=f"@{username}" if username else "",
+        name=str(user.get("name", "")),
+        profile_url=f"https://x.com/{username}" if username else "",
+    )
+
+
+def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
+    """One v2 post object (plus the response's `includes`) as our InboundPost."""
+    tweet_id = str(tweet["id"])
+    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
+    author = users.get(tweet.get("author_id")) or {}
+    username = str(author.get("username", ""))
+    text, entities = _full_text(tweet)
+    references = [r for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)]
+    referenced_ids = {str(r.get("id")) for r in references}
+    related = [t for t in includes.get("tweets") or [] if isinstance(t, dict) and str(t.get("id")) in referenced_ids]
+    return InboundPost(
+        external_id=tweet_id,
+        author=_author(tweet.get("author_id"), author),
+        text=plain_text(text, entities),
+        posted_at=_posted_at(tweet.get("created_at"), tweet_id),
+        url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
+        in_reply_to=next((str(r["id"]) for r in references if r.get("type") == "replied_to" and "id" in r), ""),
+        conversation_id=str(tweet.get("conversation_id", "")),
+        language=_language(tweet.get("lang")),
+        raw={"data": dict(tweet), "includes": {"users": [author] if author else [], "tweets": related}},
+    )
+
+
+def dm_to_inbound(event: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
+    event_id = str(event["id"])
+    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
+    sender = users.get(event.get("sender_id")) or {}
+    conversation = str(event.get("dm_conversation_id", ""))
+    return InboundPost(
+        external_id=event_id,
+        author=_author(event.get("sender_id"), sender),
+        text=plain_text(str(event.get("text", "")), event.get("entities") or {}),
+        posted_at=_posted_at(event.get("created_at"), event_id),
+        url=f"https://x.com/messages/{conversation}" if conversation else "",
+        conversation_id=conversation,
+        is_direct=True,
+        raw={"data": dict(event), "includes": {"users": [sender] if sender else []}},
+    )
+
+
+def _valid_items(body: Mapping[str, Any], key: str = "data") -> list[Mapping[str, Any]]:
+    items = body.get(key) or []
+    if not isinstance(items, list):
+        raise PermanentError(f"X answered with an unexpected shape: {key!r} is not a list")
+    good: list[Mapping[str, Any]] = [i for i in items if isinstance(i, dict) and i.get("id") and "text" in i]
+    if len(good) != len(items):
+        logger.warning("X answer held %d items without id or text; skipped", len(items) - len(good))
+    return good
+
+
+def _problem_text(body: Mapping[str, Any]) -> str:
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("detail") or errors[0].get("title") or errors[0])
+    return str(body)[:200]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _not_found(error: Any) -> str:
+    """The post id of a partial error saying X has no such post (deleted, or its author's
+    account is gone); "" for any other error, e.g. a post we may not see."""
+    if not isinstance(error, dict) or not str(error.get("type", "")).endswith("/resource-not-found"):
+        return ""
+    if error.get("parameter") not in (None, "", "ids"):
+        return ""  # a post it refers to, not one we asked for
+    return str(error.get("resource_id") or error.get("value") or "")
