@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from importlib import import_module
 
 import pytest
+import responses
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -153,6 +154,19 @@ def fake_suite():
     fake_itsm.suite.reset()
     yield fake_itsm.suite
     fake_itsm.suite.reset()
+
+
+@pytest.fixture
+def suite_settings(settings):
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com names are not resolved in the sandbox
+    return settings
+
+
+@pytest.fixture
+def http_mock():
+    """Outbound HTTP answered by the test; a call nobody registered fails."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
 
 @pytest.fixture

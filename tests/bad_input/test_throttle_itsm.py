@@ -70,21 +70,9 @@ ANSWERS = [
 
 
 @pytest.fixture
-def suite_settings(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com names are not resolved in the sandbox
-    return settings
-
-
-@pytest.fixture
 def frozen():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def http_mock():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture
