@@ -10,6 +10,7 @@ import responses
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import caches
 from django.db import connection
 
 from socialitsm.connectors import fake
@@ -154,6 +155,21 @@ def fake_suite():
     fake_itsm.suite.reset()
     yield fake_itsm.suite
     fake_itsm.suite.reset()
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest):
+    """The clock stopped at the test module's NOW."""
+    with time_machine.travel(request.module.NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def throttle_cache():
+    """Rate-limit counters start empty and are dropped afterwards."""
+    caches["throttle"].clear()
+    yield caches["throttle"]
+    caches["throttle"].clear()
 
 
 @pytest.fixture
