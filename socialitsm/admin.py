@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from .connectors import config_parse
 from .exceptions import ApplicationError, ExternalError
-from .http import CREDENTIALS_FOR_NEW_HOST, same_host
+from .http import same_host
 from .models import (
     Author,
     Channel,
@@ -34,7 +34,7 @@ from .models import (
 )
 from .selectors import channel_list
 from .services import itsm_sync, replies
-from .services.channels import channel_test, channel_verify
+from .services.channels import channel_test, channel_verify, credentials_host_check
 from .services.incidents import EDITABLE, incident_assign, incident_changes_check, incident_update
 from .services.routing import post_label, post_promote, post_routing_retry
 from .services.sla import sla_rules_changed
@@ -43,15 +43,16 @@ from .services.sla import sla_rules_changed
 def _require_credentials_for_new_host(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:
     """Stored credentials are not sent to a host the base URL was changed to: they are asked again."""
     instance = form.instance
-    if (
-        instance.pk
-        and instance.credentials
-        and "base_url" in form.changed_data
-        and "base_url" in cleaned
-        and not cleaned.get("new_credentials")
-        and not same_host(instance.base_url, cleaned["base_url"])
-    ):
-        form.add_error("new_credentials", CREDENTIALS_FOR_NEW_HOST[:1].upper() + CREDENTIALS_FOR_NEW_HOST[1:] + ".")
+    changed = "base_url" in form.changed_data and "base_url" in cleaned
+    try:
+        credentials_host_check(
+            stored_url=instance.base_url,
+            new_url=cleaned["base_url"] if changed else None,
+            stored=bool(instance.pk and instance.credentials),
+            replaced=bool(cleaned.get("new_credentials")),
+        )
+    except ApplicationError as exc:
+        form.add_error("new_credentials", exc.message[:1].upper() + exc.message[1:] + ".")
 
 
 def _require_credentials_for_new_stream_host(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:

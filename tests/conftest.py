@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from importlib import import_module
 
 import pytest
+import responses
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import caches
 from django.db import connection
 
 from socialitsm.connectors import fake
@@ -153,6 +155,34 @@ def fake_suite():
     fake_itsm.suite.reset()
     yield fake_itsm.suite
     fake_itsm.suite.reset()
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest):
+    """The clock stopped at the test module's NOW."""
+    with time_machine.travel(request.module.NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def throttle_cache():
+    """Rate-limit counters start empty and are dropped afterwards."""
+    caches["throttle"].clear()
+    yield caches["throttle"]
+    caches["throttle"].clear()
+
+
+@pytest.fixture
+def suite_settings(settings):
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com names are not resolved in the sandbox
+    return settings
+
+
+@pytest.fixture
+def http_mock():
+    """Outbound HTTP answered by the test; a call nobody registered fails."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
@@ -92,6 +92,22 @@ class ReplyFactory(factory.django.DjangoModelFactory):
     channel = factory.SelfAttribute("post.channel")
     visibility = Reply.Visibility.PUBLIC
     text = "On it"
+
+
+def dead_worker_reply(post: Post, *, channel: Channel, visibility: str, text: str, claimed_at: datetime) -> Reply:
+    """A reply whose first attempt was claimed at `claimed_at` (a minute after it was queued)
+    and whose worker then died: still SENDING, with one attempt spent."""
+    return Reply.objects.create(
+        incident=post.incident,
+        post=post,
+        channel=channel,
+        visibility=visibility,
+        text=text,
+        status=Reply.Status.SENDING,
+        attempts=1,
+        created_at=claimed_at - timedelta(minutes=1),
+        claimed_at=claimed_at,
+    )
 
 
 def inbound(

@@ -33,19 +33,24 @@ def manage(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
     )
 
 
+def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """What a production site is started with, plus `extra`."""
+    return {
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "itsm.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        **extra,
+    }
+
+
 def test_production_settings_pass_the_deploy_checks(tmp_path):
     result = manage(
         "check",
         "--deploy",
         "--fail-level",
         "WARNING",
-        env={
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "ALLOWED_HOSTS": "itsm.example.com",
-            "SOCIALITSM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
-        },
+        env=production_env(tmp_path, SOCIALITSM_ENCRYPTION_KEYS=Fernet.generate_key().decode()),
         cwd=tmp_path,
     )
 
@@ -106,12 +111,7 @@ def test_deploy_checks_fail_without_an_encryption_key(tmp_path):
     result = manage(
         "check",
         "--deploy",
-        env={
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "ALLOWED_HOSTS": "itsm.example.com",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
-        },
+        env=production_env(tmp_path),
         cwd=tmp_path,
     )
 
@@ -126,13 +126,7 @@ def test_deploy_checks_fail_with_an_unusable_encryption_key(tmp_path):
     result = manage(
         "check",
         "--deploy",
-        env={
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "ALLOWED_HOSTS": "itsm.example.com",
-            "SOCIALITSM_ENCRYPTION_KEYS": "not-a-fernet-key",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
-        },
+        env=production_env(tmp_path, SOCIALITSM_ENCRYPTION_KEYS="not-a-fernet-key"),
         cwd=tmp_path,
     )
 

@@ -6,9 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.conf import settings as django_settings
-from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
@@ -21,17 +19,9 @@ NOW = datetime(2026, 11, 26, 9, 0, 20, tzinfo=UTC)
 
 
 @pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def rates(settings):
-    caches["throttle"].clear()
+def rates(settings, throttle_cache):
     settings.SOCIALITSM_THROTTLE_RATES = {"api_user": "3/minute", "ingest": None}
-    yield settings
-    caches["throttle"].clear()
+    return settings
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from rest_framework.reverse import reverse
 
 from socialitsm import sla as sla_maths
 from socialitsm.connectors import connector_for
-from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.http import CREDENTIALS_FOR_NEW_HOST, check_url, same_host
+from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
+from socialitsm.http import check_url
 from socialitsm.models import (
     Channel,
     Incident,
@@ -35,6 +35,7 @@ from socialitsm.models import (
     SlaPolicy,
 )
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
+from socialitsm.services.channels import credentials_host_check
 from socialitsm.text import clean_text
 
 User = get_user_model()
@@ -154,14 +155,16 @@ class ItsmConnectionSerializer(serializers.ModelSerializer):
             if name in attrs and not isinstance(attrs[name], dict):
                 raise serializers.ValidationError({name: ["must be a JSON object"]})
         connection = self.instance
-        if (
-            isinstance(connection, ItsmConnection)
-            and connection.credentials
-            and "base_url" in attrs
-            and not attrs.get("credentials")
-            and not same_host(connection.base_url, attrs["base_url"])
-        ):
-            raise serializers.ValidationError({"credentials": [CREDENTIALS_FOR_NEW_HOST]})
+        if isinstance(connection, ItsmConnection):
+            try:
+                credentials_host_check(
+                    stored_url=connection.base_url,
+                    new_url=attrs.get("base_url"),
+                    stored=bool(connection.credentials),
+                    replaced=bool(attrs.get("credentials")),
+                )
+            except ApplicationError as exc:
+                raise serializers.ValidationError({"credentials": [exc.message]}) from exc
         return attrs
 
 

@@ -284,6 +284,10 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     def get_queryset(self) -> QuerySet[Reply]:
         return _reply_queryset()
 
+    def _answer(self, reply: Reply) -> Response:
+        """The reply as it now stands, read again with everything the list shows."""
+        return Response(self.get_serializer(_reply_queryset().get(pk=reply.pk)).data)
+
     @extend_schema(
         summary="Send a failed reply, or one waiting for its next attempt, again now",
         description="The reply's backoff and retry window start over; the incident's history records who asked.",
@@ -297,8 +301,7 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def retry(self, request: Request, pk: str | None = None) -> Response:
-        reply = replies.reply_retry(reply=self.get_object(), actor=request.user)
-        return Response(self.get_serializer(_reply_queryset().get(pk=reply.pk)).data)
+        return self._answer(replies.reply_retry(reply=self.get_object(), actor=request.user))
 
     @extend_schema(
         summary="Cancel a queued, waiting or failed reply",
@@ -311,8 +314,7 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        reply = replies.reply_cancel(reply=self.get_object(), actor=request.user)
-        return Response(self.get_serializer(_reply_queryset().get(pk=reply.pk)).data)
+        return self._answer(replies.reply_cancel(reply=self.get_object(), actor=request.user))
 
 
 @extend_schema_view(

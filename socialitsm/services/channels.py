@@ -11,10 +11,20 @@ from django.db import transaction
 
 from socialitsm.connectors import config_parse, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY
-from socialitsm.exceptions import ExternalError, PermanentError
+from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError
+from socialitsm.http import CREDENTIALS_FOR_NEW_HOST, same_host
 from socialitsm.models import Channel, WatchRule
 
 from .ingest import channel_error_record, channel_quota_record
+
+
+def credentials_host_check(*, stored_url: str, new_url: str | None, stored: bool, replaced: bool) -> None:
+    """Stored credentials do not follow a base URL (of a channel or an ITSM connection) changed
+    to another host: whoever may edit the URL could have them sent to a host of theirs. Unless
+    new credentials come with the change, raises ApplicationError on the "credentials" field.
+    `new_url` is None when the base URL is not being changed."""
+    if stored and new_url is not None and not replaced and not same_host(stored_url, new_url):
+        raise ApplicationError(CREDENTIALS_FOR_NEW_HOST, field="credentials")
 
 
 def channel_verify(*, channel: Channel) -> str:

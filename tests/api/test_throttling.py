@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
-from django.core.cache import caches
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -24,17 +22,9 @@ OFFICE = "198.51.100.7"
 
 
 @pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def rates(settings):
-    caches["throttle"].clear()
+def rates(settings, throttle_cache):
     settings.SOCIALITSM_THROTTLE_RATES = dict(DEFAULTS["THROTTLE_RATES"])
-    yield settings.SOCIALITSM_THROTTLE_RATES
-    caches["throttle"].clear()
+    return settings.SOCIALITSM_THROTTLE_RATES
 
 
 @pytest.fixture

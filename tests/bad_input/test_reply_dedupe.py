@@ -17,6 +17,7 @@ from socialitsm.exceptions import TransientError
 from socialitsm.models import Incident, Reply
 from socialitsm.services.replies import reply_send
 
+from .. import factories
 from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory
 
 BASE = "https://mastodon.example"
@@ -82,15 +83,11 @@ def dead_worker_reply(db, monkeypatch) -> Reply:
         author=AuthorFactory(network="mastodon", external_id="109876543210987654", handle="@jane@social.example"),
         incident=Incident.objects.create(short_description="AcmeMail down"),
     )
-    return Reply.objects.create(
-        incident=post.incident,
-        post=post,
+    return factories.dead_worker_reply(
+        post,
         channel=channel,
         visibility="public",
         text="On it",
-        status=Reply.Status.SENDING,
-        attempts=1,
-        created_at=datetime(2026, 8, 21, 11, 40, tzinfo=UTC),
         claimed_at=datetime(2026, 8, 21, 11, 41, tzinfo=UTC),
     )
 
@@ -173,15 +170,11 @@ def x_dead_worker_reply(db, settings) -> Reply:
         author=AuthorFactory(network="x", external_id="1500000000000000001", handle="@janedoe"),
         incident=Incident.objects.create(short_description="VPN down"),
     )
-    return Reply.objects.create(
-        incident=post.incident,
-        post=post,
+    return factories.dead_worker_reply(
+        post,
         channel=channel,
         visibility="public",
         text="On it",
-        status=Reply.Status.SENDING,
-        attempts=1,
-        created_at=datetime(2026, 11, 26, 8, 40, tzinfo=UTC),
         claimed_at=datetime(2026, 11, 26, 8, 41, tzinfo=UTC),
     )
 

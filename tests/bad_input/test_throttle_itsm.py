@@ -70,24 +70,6 @@ ANSWERS = [
 
 
 @pytest.fixture
-def suite_settings(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com names are not resolved in the sandbox
-    return settings
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def http_mock():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def incident(db):
     return IncidentFactory(number="INC0001001", short_description="VPN down again")
 
@@ -124,7 +106,7 @@ def _assert_recorded(link: ItsmLink, status: str, words: str) -> None:
 @pytest.mark.parametrize("kind", sorted(SUITES))
 @pytest.mark.parametrize(("name", "answer", "status", "words"), ANSWERS, ids=[a[0] for a in ANSWERS])
 def test_odd_answer_to_the_lookup_is_recorded_on_the_link(
-    kind, name, answer, status, words, suite_settings, incident, http_mock, frozen
+    kind, name, answer, status, words, suite_settings, incident, http_mock, clock
 ):
     link = make_link(_connection(kind), incident)
     method, url = SUITES[kind]["find"]
@@ -139,7 +121,7 @@ def test_odd_answer_to_the_lookup_is_recorded_on_the_link(
 
 
 @pytest.mark.parametrize("kind", sorted(SUITES))
-def test_a_record_without_an_id_is_a_readable_permanent_error(kind, suite_settings, incident, http_mock, frozen):
+def test_a_record_without_an_id_is_a_readable_permanent_error(kind, suite_settings, incident, http_mock, clock):
     link = make_link(_connection(kind), incident)
     method, url = SUITES[kind]["find"]
     http_mock.add(method, url, json=SUITES[kind]["no_id"])
@@ -150,7 +132,7 @@ def test_a_record_without_an_id_is_a_readable_permanent_error(kind, suite_settin
 @pytest.mark.parametrize("kind", sorted(SUITES))
 @pytest.mark.parametrize(("name", "answer", "status", "words"), ANSWERS, ids=[a[0] for a in ANSWERS])
 def test_odd_answer_to_a_pull_is_recorded_on_the_link(
-    kind, name, answer, status, words, suite_settings, incident, http_mock, frozen
+    kind, name, answer, status, words, suite_settings, incident, http_mock, clock
 ):
     link = make_link(_connection(kind), incident)
     ItsmLink.objects.filter(pk=link.pk).update(remote_id="42", status="ok")
@@ -163,7 +145,7 @@ def test_odd_answer_to_a_pull_is_recorded_on_the_link(
     assert link.remote_status == ""
 
 
-def test_a_redirect_names_its_target_and_is_not_followed(suite_settings, incident, http_mock, frozen):
+def test_a_redirect_names_its_target_and_is_not_followed(suite_settings, incident, http_mock, clock):
     link = make_link(_connection("rt"), incident)
     http_mock.get(f"{BASE}/REST/2.0/tickets", status=302, headers={"Location": "https://sso.example.com/login"})
     sso = http_mock.get("https://sso.example.com/login", body=LOGIN_PAGE, content_type="text/html")
@@ -185,7 +167,7 @@ def test_a_redirect_names_its_target_and_is_not_followed(suite_settings, inciden
     ],
     ids=["html_200_is_delivered", "redirect_fails", "502_retries"],
 )
-def test_outbound_webhook_answers(answer, status, words, suite_settings, incident, http_mock, frozen):
+def test_outbound_webhook_answers(answer, status, words, suite_settings, incident, http_mock, clock):
     connection = ItsmConnection.objects.create(
         name="Hook", slug="hook", kind="webhook", base_url=f"{BASE}/hook", credentials={"secret": "s3cret"}
     )

@@ -21,7 +21,7 @@ from socialitsm.services.channels import channel_verify
 from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_queue, reply_send
 
-from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory
+from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory, dead_worker_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -545,15 +545,11 @@ PROXY = {"atproto-proxy": "did:web:api.bsky.chat#bsky_chat"}
 def _dead_worker_reply(channel: Channel, visibility: str) -> Reply:
     """A reply whose first attempt reached Bluesky at 11:41 and whose worker then died."""
     post = _stored(channel)
-    return Reply.objects.create(
-        incident=post.incident,
-        post=post,
+    return dead_worker_reply(
+        post,
         channel=channel,
         visibility=visibility,
         text=TEXT,
-        status=Reply.Status.SENDING,
-        attempts=1,
-        created_at=datetime(2026, 8, 21, 11, 40, tzinfo=UTC),
         claimed_at=datetime(2026, 8, 21, 11, 41, tzinfo=UTC),
     )
 

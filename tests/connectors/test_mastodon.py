@@ -22,7 +22,7 @@ from socialitsm.services.channels import channel_verify
 from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import replies_send_due, reply_queue, reply_send
 
-from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory
+from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory, dead_worker_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -674,15 +674,11 @@ def _dead_worker_reply(channel: Channel, *, direct_post: bool, visibility: str) 
         is_direct=direct_post,
         incident=Incident.objects.create(short_description="AcmeMail down"),
     )
-    return Reply.objects.create(
-        incident=post.incident,
-        post=post,
+    return dead_worker_reply(
+        post,
         channel=channel,
         visibility=visibility,
         text=TEXT,
-        status=Reply.Status.SENDING,
-        attempts=1,
-        created_at=datetime(2026, 8, 21, 11, 40, tzinfo=UTC),
         claimed_at=datetime(2026, 8, 21, 11, 41, tzinfo=UTC),
     )
 

@@ -20,7 +20,7 @@ from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_queue, reply_send
 
-from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory
+from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory, dead_worker_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -656,15 +656,11 @@ def _dead_worker_reply(channel, *, post_id: str, visibility: str, author: str = 
         author=AuthorFactory(network="reddit", external_id=author, handle=f"u/{author}"),
         incident=Incident.objects.create(short_description="AcmeMail down"),
     )
-    return Reply.objects.create(
-        incident=post.incident,
-        post=post,
+    return dead_worker_reply(
+        post,
         channel=channel,
         visibility=visibility,
         text=TEXT,
-        status=Reply.Status.SENDING,
-        attempts=1,
-        created_at=datetime(2026, 11, 26, 8, 40, tzinfo=UTC),
         claimed_at=datetime(2026, 11, 26, 8, 41, tzinfo=UTC),
     )
 

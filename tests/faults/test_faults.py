@@ -250,6 +250,28 @@ def _kill_on_request(stack: Stack, receiver: Receiver, at: int) -> threading.Eve
     return killed
 
 
+def _all_routed(stack: Stack, channel: int, total: int) -> Callable[[], bool]:
+    """Whether all `total` posts of `channel` are stored and none waits for routing."""
+
+    def check() -> bool:
+        stored, pending = stack.pg.query(
+            "SELECT count(*), count(*) FILTER (WHERE triage_state = 'pending') FROM socialitsm_post"
+            " WHERE channel_id = %s",
+            channel,
+        )[0]
+        return stored == total and pending == 0
+
+    return check
+
+
+def _post_rows(stack: Stack, channel: int) -> tuple[int, int]:
+    """The post rows of `channel`, and how many distinct network ids they hold."""
+    rows, distinct = stack.pg.query(
+        "SELECT count(*), count(DISTINCT external_id) FROM socialitsm_post WHERE channel_id = %s", channel
+    )[0]
+    return rows, distinct
+
+
 def test_ingest_and_routing_lose_nothing_when_the_worker_is_killed(stack, figures):
     total = 500
     channel = stack.driver("ingest_setup", posts=total, batch=50)["channel"]
@@ -259,18 +281,8 @@ def test_ingest_and_routing_lose_nothing_when_the_worker_is_killed(stack, figure
     during_routing = stack.worker_kill_when(ROUTING_TRANSACTION)
     stack.worker_start()
 
-    def settled() -> bool:
-        stored, pending = stack.pg.query(
-            "SELECT count(*), count(*) FILTER (WHERE triage_state = 'pending') FROM socialitsm_post"
-            " WHERE channel_id = %s",
-            channel,
-        )[0]
-        return stored == total and pending == 0
-
-    wait_for(settled, "every replayed post stored and routed", timeout=90)
-    rows, distinct = stack.pg.query(
-        "SELECT count(*), count(DISTINCT external_id) FROM socialitsm_post WHERE channel_id = %s", channel
-    )[0]
+    wait_for(_all_routed(stack, channel, total), "every replayed post stored and routed", timeout=90)
+    rows, distinct = _post_rows(stack, channel)
     states = dict(
         stack.pg.query("SELECT triage_state, count(*) FROM socialitsm_post WHERE channel_id = %s GROUP BY 1", channel)
     )
@@ -468,19 +480,9 @@ def test_a_stream_loses_nothing_while_redis_and_postgresql_restart(stack, figure
                 stack.pg.start()
             time.sleep(0.02)
 
-        def settled() -> bool:
-            stored, pending = stack.pg.query(
-                "SELECT count(*), count(*) FILTER (WHERE triage_state = 'pending') FROM socialitsm_post"
-                " WHERE channel_id = %s",
-                channel,
-            )[0]
-            return stored == total and pending == 0
-
-        wait_for(settled, "every streamed post stored and routed", timeout=90)
+        wait_for(_all_routed(stack, channel, total), "every streamed post stored and routed", timeout=90)
         assert stream.poll() is None, "the stream process died"
-        rows, distinct = stack.pg.query(
-            "SELECT count(*), count(DISTINCT external_id) FROM socialitsm_post WHERE channel_id = %s", channel
-        )[0]
+        rows, distinct = _post_rows(stack, channel)
         health = stack.pg.value("SELECT health FROM socialitsm_channel WHERE id = %s", channel)
         stuck = stack.pg.value("SELECT count(*) FROM socialitsm_post WHERE triage_state = 'pending'")
         assert (rows, distinct) == (total, total)

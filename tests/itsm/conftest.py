@@ -4,7 +4,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-import responses
 import time_machine
 from django.contrib.auth.models import Group
 
@@ -17,22 +16,15 @@ DESCRIPTION = "@maria on Replay at 2026-11-26 08:00 UTC:\n\nVPN down again, thir
 
 
 @pytest.fixture
-def suite_settings(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com names are not resolved in the sandbox
-    settings.SOCIALITSM_SITE_URL = "https://social.example.com"
-    return settings
+def suite_settings(suite_settings):
+    suite_settings.SOCIALITSM_SITE_URL = "https://social.example.com"
+    return suite_settings
 
 
 @pytest.fixture
 def frozen():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def http_mock():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture

@@ -337,6 +337,17 @@ def _in_state(reply: Reply, state: str) -> Reply:
     return reply
 
 
+def _assert_refused(service, *, reply: Reply, actor, refusal: str) -> None:
+    """`service` refuses with `refusal` and leaves the reply and the incident's history as they were."""
+    before = Reply.objects.filter(pk=reply.pk).values().get()
+    events = reply.incident.events.count()
+    with pytest.raises(ConflictError) as info:
+        service(reply=reply, actor=actor)
+    assert info.value.message == refusal
+    assert Reply.objects.filter(pk=reply.pk).values().get() == before
+    assert reply.incident.events.count() == events
+
+
 @pytest.mark.parametrize(
     ("state", "refusal"),
     [
@@ -351,14 +362,8 @@ def _in_state(reply: Reply, state: str) -> Reply:
 def test_retry_rules(clock, incident_post, agent, fake_network, django_capture_on_commit_callbacks, state, refusal):
     incident, post = incident_post
     reply = _in_state(queue(incident, post, agent), state)
-    before = Reply.objects.filter(pk=reply.pk).values().get()
-    events = incident.events.count()
     if refusal:
-        with pytest.raises(ConflictError) as info:
-            reply_retry(reply=reply, actor=agent)
-        assert info.value.message == refusal
-        assert Reply.objects.filter(pk=reply.pk).values().get() == before
-        assert incident.events.count() == events
+        _assert_refused(reply_retry, reply=reply, actor=agent, refusal=refusal)
         assert fake_network.sent == []
         return
     with django_capture_on_commit_callbacks(execute=True):
@@ -403,14 +408,8 @@ def test_retry_on_a_closed_incident_is_refused(clock, incident_post, agent, fake
 def test_cancel_rules(clock, incident_post, agent, fake_network, state, refusal):
     incident, post = incident_post
     reply = _in_state(queue(incident, post, agent), state)
-    before = Reply.objects.filter(pk=reply.pk).values().get()
-    events = incident.events.count()
     if refusal:
-        with pytest.raises(ConflictError) as info:
-            reply_cancel(reply=reply, actor=agent)
-        assert info.value.message == refusal
-        assert Reply.objects.filter(pk=reply.pk).values().get() == before
-        assert incident.events.count() == events
+        _assert_refused(reply_cancel, reply=reply, actor=agent, refusal=refusal)
         return
     canceled = reply_cancel(reply=reply, actor=agent)
     assert (canceled.status, canceled.retry_after) == ("canceled", None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.contrib.auth.models import Group
 from django.test import Client
 
@@ -20,12 +19,6 @@ ATTACKER = "203.0.113.9"
 OFFICE = "198.51.100.7"
 LOGIN = "/accounts/login/"
 ADMIN_LOGIN = "/admin/login/"
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture
