@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
+import socket
 from datetime import UTC, datetime
 from importlib import import_module
 
@@ -24,6 +26,73 @@ REQUIRED = os.environ.get("SOCIALITSM_REQUIRE_SERVICES") == "1"
 # Written by ../shared/peers/rt/start-rt.sh (RT_URL, RT_TOKEN, RT_QUEUE, RT_CF); RT_* variables win.
 RT_ENV_FILE = os.environ.get("RT_ENV_FILE", "/var/lib/rt-peer/env")
 SLA_DEFAULTS = "socialitsm.migrations.0011_default_sla"
+# A public address (not private, reserved or documentation space) that stubbed names resolve
+# to, so the SSRF guard lets them pass; nothing ever connects to it (see the socket guard).
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+class NetworkBlocked(OSError):
+    """A test tried to reach a host other than the loopback services the suite uses."""
+
+
+def _loopback(host: object) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _check_address(sock: socket.socket, address: object) -> None:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return
+    host = address[0] if isinstance(address, tuple) else address
+    if not _loopback(host):
+        raise NetworkBlocked(f"tests may only connect to loopback services, not {address!r}")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _check_address(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _check_address(self, address)
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host, port, *args, **kwargs):
+    """Only loopback names and address literals resolve: a name lookup would ask the Internet's
+    DNS. Tests that need a network's host name use the `public_dns` fixture."""
+    if host is not None and not _loopback(host):
+        try:
+            ipaddress.ip_address(str(host).split("%")[0])
+        except ValueError:
+            raise socket.gaierror(
+                socket.EAI_NONAME, f"tests resolve no names but localhost ({host!r}): use the public_dns fixture"
+            ) from None
+    return _real_getaddrinfo(host, port, *args, **kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every socket of the test process may reach the loopback range and Unix sockets only:
+    PostgreSQL, Redis, the RT and AT Protocol peers, Chromium and the tests' own servers.
+    Outbound HTTP to the networks and suites is answered by `responses`, which never opens one."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _real_getaddrinfo
 
 
 # Moments of the week and year that tests reading the clock must all hold at (UTC; the demo's
@@ -173,8 +242,24 @@ def throttle_cache():
 
 
 @pytest.fixture
-def suite_settings(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com names are not resolved in the sandbox
+def public_dns(monkeypatch):
+    """Host names resolve to PUBLIC_ADDRESS, so the SSRF guard (left on) passes the networks' and
+    suites' example hosts; loopback names and address literals resolve as before."""
+
+    def resolve(host, port, family=0, type=0, proto=0, flags=0):
+        if host is None or _loopback(host):
+            return _guarded_getaddrinfo(host, port, family, type, proto, flags)
+        try:
+            ipaddress.ip_address(str(host))
+        except ValueError:
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (PUBLIC_ADDRESS, port))]
+        return _guarded_getaddrinfo(host, port, family, type, proto, flags)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+@pytest.fixture
+def suite_settings(settings, public_dns):
     return settings
 
 
