@@ -129,7 +129,7 @@ def test_a_bad_header_value_is_refused_without_quoting_it(public_dns, token):
 
 
 def test_a_header_value_http_cannot_encode_is_a_permanent_error(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # a closed port on 127.0.0.1
     # Refused while the request is written, before any connection: the port need not listen.
     with pytest.raises(PermanentError) as caught:
         http.request("GET", "http://127.0.0.1:9/x", headers={"Authorization": "Bearer tok-s3cret-€"})

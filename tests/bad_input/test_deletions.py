@@ -26,8 +26,7 @@ REMOVED = "the post was removed by moderators, so it cannot be answered in publi
 
 
 @pytest.fixture(autouse=True)
-def clock(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # the networks' hosts do not resolve here
+def clock(public_dns):
     bluesky.sessions_forget()
     with time_machine.travel(NOW, tick=False):
         yield

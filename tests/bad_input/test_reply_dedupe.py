@@ -67,10 +67,7 @@ def _status(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def dead_worker_reply(db, monkeypatch) -> Reply:
-    import socket
-
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", ("93.184.215.14", port))])
+def dead_worker_reply(db, public_dns) -> Reply:
     channel = ChannelFactory(
         network="mastodon",
         base_url=BASE,
@@ -154,8 +151,7 @@ X_COPY = {
 
 
 @pytest.fixture
-def x_dead_worker_reply(db, settings) -> Reply:
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True
+def x_dead_worker_reply(db, public_dns) -> Reply:
     channel = ChannelFactory(
         network="x",
         handle="@AcmeSupport",

@@ -23,7 +23,7 @@ from socialitsm.services.replies import reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory, dead_worker_reply
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns")]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bluesky"
 ENTRYWAY = "https://bsky.social"
@@ -44,13 +44,6 @@ def _on_the_fixtures_day():
     """The fixtures' posts are from 21 August 2026; a first poll keeps only the last day's posts."""
     with time_machine.travel(datetime(2026, 8, 21, 11, 50, tzinfo=UTC)):
         yield
-
-
-@pytest.fixture(autouse=True)
-def public_dns(monkeypatch):
-    import socket
-
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", ("93.184.215.14", port))])
 
 
 @pytest.fixture(autouse=True)

@@ -50,7 +50,7 @@ class Jetstream:
 
 @pytest.fixture
 def jetstream(settings) -> Iterator[Callable[..., Jetstream]]:
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # the Jetstream test server is on 127.0.0.1
     bluesky.sessions_forget()
     started: list[Jetstream] = []
 

@@ -24,7 +24,7 @@ from socialitsm.services.replies import replies_send_due, reply_queue, reply_sen
 
 from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory, dead_worker_reply
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns")]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mastodon"
 BASE = "https://mastodon.example"
@@ -41,14 +41,6 @@ def _on_the_fixtures_day():
     """The fixtures' posts are from 21 August 2026; a first poll keeps only the last day's posts."""
     with time_machine.travel(datetime(2026, 8, 21, 11, 50, tzinfo=UTC)):
         yield
-
-
-@pytest.fixture(autouse=True)
-def public_dns(monkeypatch):
-    """mastodon.example does not resolve here; the SSRF check sees a public address."""
-    import socket
-
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", ("93.184.215.14", port))])
 
 
 @pytest.fixture

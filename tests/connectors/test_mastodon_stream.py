@@ -60,7 +60,7 @@ class ScriptedServer:
 
 @pytest.fixture
 def ws_server(settings) -> Iterator[Callable[..., ScriptedServer]]:
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # the streaming test server is on 127.0.0.1
     started: list[ScriptedServer] = []
 
     def start(scripts, **kwargs) -> ScriptedServer:
@@ -186,7 +186,7 @@ def test_a_server_without_streaming_is_polled_instead(ws_server):
 
 
 def test_an_unreachable_streaming_host_is_transient(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True
+    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # a closed port on 127.0.0.1
     channel = _channel(9)  # discard port: nothing listens
     with pytest.raises(TransientError, match=r"cannot connect to Mastodon streaming at 127\.0\.0\.1:9"):
         list(connector_for(channel).stream([]))

@@ -116,12 +116,8 @@ LIMIT_HEADERS = {"X-RateLimit-Remaining": "58", "X-RateLimit-Limit": "60", "X-Ra
 
 
 @pytest.fixture(autouse=True)
-def forum_registered(monkeypatch):
+def forum_registered(monkeypatch, public_dns):
     monkeypatch.setitem(CONNECTORS, "forum", f"{__name__}.ForumConnector")
-    # forum.example.com does not resolve here; the SSRF check sees a public address.
-    import socket
-
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", ("93.184.215.14", port))])
 
 
 @pytest.fixture(autouse=True)

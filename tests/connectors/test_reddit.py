@@ -68,8 +68,7 @@ def t3(id_: str, created: float, title: str = "VPN down again") -> dict:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # reddit.com cannot be resolved in the sandbox
+def _isolated(public_dns):
     reddit._tokens.clear()
     with time_machine.travel(NOW, tick=False):
         yield

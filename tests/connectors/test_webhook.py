@@ -17,8 +17,7 @@ REPLY_URL = "https://hooks.example.com/replies"
 
 
 @pytest.fixture
-def webhook_post(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # example.com is not resolved in the sandbox
+def webhook_post(public_dns):
     channel = ChannelFactory(network="webhook", config={"reply_url": REPLY_URL}, credentials={"secret": "topsecret"})
     return PostFactory(rule=WatchRuleFactory(channel=channel), external_id="ext-1")
 

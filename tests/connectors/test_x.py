@@ -49,8 +49,7 @@ def fixture(name: str, **subs: object) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def _frozen_clock_and_no_dns(settings):
-    settings.SOCIALITSM_ALLOW_PRIVATE_URLS = True  # api.x.com cannot be resolved in the sandbox
+def _frozen_clock(public_dns):
     with time_machine.travel(NOW, tick=False):
         yield
 
