@@ -6,7 +6,6 @@ import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +23,11 @@ from socialitsm.models import Author, Channel, IngestRejection, Post, WatchRule
 from socialitsm.services.ingest import posts_ingest
 
 from ..factories import ChannelFactory, WatchRuleFactory, inbound
+from ..fixtures import load_fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BAD = "\x00\x07\ud800"  # NUL, a control character and a lone surrogate
 POISON_KEY = "\x00key\udfff"
 DATE_KEYS = {"created_at", "createdAt", "indexedAt", "created_utc"}
@@ -38,10 +37,6 @@ DATE_KEYS = {"created_at", "createdAt", "indexedAt", "created_utc"}
 def _frozen():
     with time_machine.travel(NOW, tick=False):
         yield
-
-
-def _fixture(path: str) -> Any:
-    return json.loads((FIXTURES / path).read_text())
 
 
 def _poison(value: Any, key: str = "") -> Any:
@@ -59,26 +54,26 @@ def _poison(value: Any, key: str = "") -> Any:
 
 
 def _mastodon(channel: Channel) -> list[InboundPost]:
-    status = _poison(_fixture("mastodon/status__public_hashtag.json"))
+    status = _poison(load_fixture("mastodon", "status__public_hashtag"))
     post = MastodonConnector(channel).parse_status(status)
     assert post is not None
     return [post]
 
 
 def _bluesky(channel: Channel) -> list[InboundPost]:
-    views = _poison(_fixture("bluesky/search_posts__latest.json"))["posts"]
+    views = _poison(load_fixture("bluesky", "search_posts__latest"))["posts"]
     posts = [BlueskyConnector(channel).parse_view(view) for view in views]
     assert None not in posts
     return [p for p in posts if p is not None]
 
 
 def _x(channel: Channel) -> list[InboundPost]:
-    page = _poison(_fixture("x/search_recent__keyword.json"))
+    page = _poison(load_fixture("x", "search_recent__keyword"))
     return [tweet_to_inbound(tweet, page["includes"]) for tweet in page["data"]]
 
 
 def _reddit(channel: Channel) -> list[InboundPost]:
-    listing = _poison(_fixture("reddit/search__post.json"))
+    listing = _poison(load_fixture("reddit", "search__post"))
     return [thing_to_inbound(child["kind"].replace(BAD, ""), child["data"]) for child in listing["data"]["children"]]
 
 

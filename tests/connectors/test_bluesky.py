@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
@@ -22,10 +22,10 @@ from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory, dead_worker_reply
+from ..fixtures import load_fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns")]
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bluesky"
 ENTRYWAY = "https://bsky.social"
 PDS = "https://morel.us-east.host.bsky.network"
 OUR_DID = "did:plc:acmesupport7x2k3q4r5s6t"
@@ -35,8 +35,7 @@ JANE_POST = f"at://{JANE}/app.bsky.feed.post/3lbc2xkqz7s2a"
 JANE_CID = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+fixture = partial(load_fixture, "bluesky")
 
 
 @pytest.fixture(autouse=True)

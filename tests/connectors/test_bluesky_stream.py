@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,17 +19,17 @@ from socialitsm.models import Channel, Post
 from socialitsm.services.streaming import ChannelStreamer, StreamSettings
 
 from ..factories import ChannelFactory, WatchRuleFactory
+from ..fixtures import load_fixture
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bluesky"
 FAST = StreamSettings(flush_seconds=0.05, backoff_min=0.01, backoff_max=0.02)
 OUR_DID = "did:plc:acmesupport7x2k3q4r5s6t"
 PDS = "http://127.0.0.1:9"  # never reached: handles are looked up through responses
 
 
 def frame(name: str) -> str:
-    return json.dumps(json.loads((FIXTURES / f"{name}.json").read_text()))
+    return json.dumps(load_fixture("bluesky", name))
 
 
 class Jetstream:
@@ -77,7 +76,7 @@ def _channel(url: str) -> Channel:
 
 
 def _profiles() -> None:
-    session = json.loads((FIXTURES / "session__create.json").read_text())
+    session = load_fixture("bluesky", "session__create")
     session.pop("didDoc")
     responses.post(f"{PDS}/xrpc/com.atproto.server.createSession", json=session)
     for did, handle in (("did:plc:jane4abcdefghijklmnop", "jane.example.com"), ("did:plc:bob5abcdefghijklmnopq", "")):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,17 +22,16 @@ from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import replies_send_due, reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory, dead_worker_reply
+from ..fixtures import load_fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns")]
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mastodon"
 BASE = "https://mastodon.example"
 TOKEN = "6fQ-user-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+fixture = partial(load_fixture, "mastodon")
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,15 +20,15 @@ from socialitsm.models import Channel, Post
 from socialitsm.services.streaming import ChannelStreamer, StreamSettings
 
 from ..factories import ChannelFactory, WatchRuleFactory
+from ..fixtures import load_fixture
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mastodon"
 FAST = StreamSettings(flush_seconds=0.05, backoff_min=0.01, backoff_max=0.02)
 
 
 def frame(name: str) -> str:
-    return json.dumps(json.loads((FIXTURES / f"{name}.json").read_text()))
+    return json.dumps(load_fixture("mastodon", name))
 
 
 class ScriptedServer:

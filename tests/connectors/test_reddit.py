@@ -3,9 +3,8 @@ the transport with `responses`)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,10 +20,10 @@ from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory, dead_worker_reply
+from ..fixtures import load_fixture
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reddit"
 API = "https://oauth.reddit.com"
 TOKEN = "https://www.reddit.com/api/v1/access_token"
 SEARCH = f"{API}/r/sysadmin/search"
@@ -35,8 +34,7 @@ LIMIT_HEADERS = {"X-Ratelimit-Used": "2", "X-Ratelimit-Remaining": "598.0", "X-R
 USER_AGENT = "server:socialitsm:v1 (by /u/acme_support)"
 
 
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+fixture = partial(load_fixture, "reddit")
 
 
 def form(call) -> dict[str, str]:

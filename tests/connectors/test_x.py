@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,10 +21,10 @@ from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_queue, reply_send
 
 from ..factories import ChannelFactory, WatchRuleFactory, dead_worker_reply
+from ..fixtures import load_fixture
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "x"
 API = "https://api.x.com"
 SEARCH = f"{API}/2/tweets/search/recent"
 OUR_ID = "1100000000000000002"
@@ -41,11 +41,7 @@ CREDENTIALS = {
 }
 
 
-def fixture(name: str, **subs: object) -> dict:
-    text = (FIXTURES / f"{name}.json").read_text(encoding="utf-8")
-    for key, value in subs.items():
-        text = text.replace(key, str(value))
-    return json.loads(text)
+fixture = partial(load_fixture, "x")
 
 
 @pytest.fixture(autouse=True)

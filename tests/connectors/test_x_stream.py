@@ -8,8 +8,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,17 +22,12 @@ from socialitsm.models import Channel, Post, WatchRule
 from socialitsm.services.ingest import posts_ingest
 
 from ..factories import ChannelFactory, WatchRuleFactory
+from ..fixtures import fixture_text as network_fixture_text
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "x"
 
-
-def fixture_text(name: str, **subs: object) -> str:
-    text = (FIXTURES / f"{name}.json").read_text(encoding="utf-8")
-    for key, value in subs.items():
-        text = text.replace(key, str(value))
-    return text
+fixture_text = partial(network_fixture_text, "x")
 
 
 class FakeX:
