@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 
 
 @pytest.mark.django_db
 def test_models_and_migrations_agree():
-    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out, verbosity=1)
+    except SystemExit:
+        pytest.fail(f"models changed without a migration:\n{out.getvalue()}")
+    assert out.getvalue().strip() == "No changes detected"
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

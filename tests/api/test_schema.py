@@ -122,8 +122,18 @@ def test_schema_documents_the_reply_commands(schema, command):
 
 def test_schema_is_valid_openapi(schema):
     from drf_spectacular.validation import validate_schema
+    from jsonschema import ValidationError
 
-    validate_schema(schema)
+    try:
+        validate_schema(schema)
+    except ValidationError as exc:
+        pytest.fail(f"not a valid OpenAPI 3 document: {exc.message} at {list(exc.absolute_path)}")
+    # The validator is strict enough to notice: an operation without its responses is refused.
+    path, operations = next(iter(schema["paths"].items()))
+    method = next(m for m in operations if m != "parameters")
+    broken = {**schema, "paths": {path: {method: {k: v for k, v in operations[method].items() if k != "responses"}}}}
+    with pytest.raises(ValidationError):
+        validate_schema(broken)
 
 
 def _operations(schema: dict) -> dict[tuple[str, str], dict]:

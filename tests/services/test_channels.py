@@ -17,7 +17,10 @@ STORED = "https://rt.example.com/REST/2.0"
     ],
 )
 def test_credentials_host_check_passes(new_url, stored, replaced):
-    credentials_host_check(stored_url=STORED, new_url=new_url, stored=stored, replaced=replaced)
+    try:
+        credentials_host_check(stored_url=STORED, new_url=new_url, stored=stored, replaced=replaced)
+    except ApplicationError as exc:
+        pytest.fail(f"refused a change that cannot leak the stored credentials: {exc.message}")
 
 
 @pytest.mark.parametrize(
