@@ -25,7 +25,7 @@ from socialitsm.connectors.base import Connector
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, IncidentEvent, ItsmDelivery, ItsmLink, Post, Reply, id_scope
 
-from .incidents import event_build
+from .events import event_build
 
 logger = logging.getLogger(__name__)
 

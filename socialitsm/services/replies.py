@@ -18,7 +18,7 @@ from socialitsm.exceptions import ApplicationError, ConflictError, PermanentErro
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
 from .deletions import gone_refusal, reply_target_gone
-from .incidents import event_record
+from .events import event_record
 from .sla import incident_sla_recompute
 
 logger = logging.getLogger(__name__)
