@@ -243,36 +243,6 @@ def reply_mark_failed(*, reply: Reply, error: str) -> Reply:
     return reply
 
 
-def work_recover() -> dict[str, int]:
-    """Hand stale work back to the workers: posts stored but never routed (a crash between
-    commit and enqueue) and replies queued but never sent or abandoned mid-send. Replies waiting
-    out a backoff are `replies_send_due`'s."""
-    from socialitsm.services.ingest import posts_enqueue_processing
-
-    now = timezone.now()
-    stale = now - timedelta(seconds=conf.STALE_AFTER_SECONDS)
-    # Parked posts (routing failed on them) wait for a person, so they never hold back the
-    # posts behind them here.
-    post_ids = list(
-        Post.objects.routable()
-        .filter(ingested_at__lt=stale)
-        .order_by("posted_at", "id")
-        .values_list("id", flat=True)[:5000]
-    )
-    if post_ids:
-        posts_enqueue_processing(post_ids)
-    lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
-    reply_ids = list(
-        Reply.objects.filter(
-            Q(status=Reply.Status.QUEUED, retry_after__isnull=True, created_at__lt=stale)
-            | Q(status=Reply.Status.SENDING, claimed_at__lt=lease)
-        ).values_list("id", flat=True)[:1000]
-    )
-    for reply_id in reply_ids:
-        _enqueue_send(reply_id)
-    return {"posts": len(post_ids), "replies": len(reply_ids)}
-
-
 def replies_send_due(*, now: datetime | None = None) -> int:
     """The beat's entry point for replies waiting out a backoff: hand those whose next attempt
     is due to the workers, earliest first. Returns how many. A reply handed over is stamped
