@@ -7,7 +7,7 @@ import logging
 from celery import Task, shared_task
 
 from .models import Channel, ItsmConnection, ItsmLink, Reply
-from .services import deletions, ingest, itsm_sync, replies, routing, sla
+from .services import deletions, ingest, itsm_sync, recovery, replies, routing, sla
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def replies_send_due_task() -> None:
 
 @shared_task(acks_late=True)
 def work_recover_task() -> None:
-    replies.work_recover()
+    recovery.work_recover()
 
 
 @shared_task(acks_late=True)

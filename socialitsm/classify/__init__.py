@@ -15,11 +15,11 @@ from itertools import islice
 
 import numpy as np
 
+from .catalogue import ServiceEntry, ServiceMatch, matcher_for
 from .features import Batch
 from .model import NAMED_FEATURES, Scores, active
 from .pipeline import RULE_KINDS, Prepared, prepare_many
 from .rules import LABELS, urgency_cues
-from .services import ServiceEntry, ServiceMatch, matcher_for
 
 __all__ = ["ServiceEntry", "Verdict", "verdict", "verdict_many"]
 

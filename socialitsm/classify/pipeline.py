@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .catalogue import Matcher, ServiceMatch
 from .embedding import embed
 from .features import Batch, grams
 from .model import DENSE_FEATURES, NAMED_FEATURES, FloatArray
 from .rules import Hit, scan
 from .sentiment import Polarities, polarities
-from .services import Matcher, ServiceMatch
 from .text import Clean, normalise
 
 RULE_KINDS = ("outage", "sarcasm", "frustration", "trouble", "repeat", "positive")

@@ -20,10 +20,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse  # type: ignore[import-untyped]
 
+from .catalogue import matcher_for
 from .features import BUCKETS, Grams
 from .model import DENSE_FEATURES, FloatArray, save
 from .pipeline import prepare_many
-from .services import matcher_for
 
 OWN_POSTS = Path(__file__).with_name("data") / "own_posts.csv"
 SEED = 13

@@ -1,21 +1,26 @@
-"""Channels: check a channel's credentials against its network, and add channels from the shell."""
+"""Channels: check a channel's credentials against its network, add channels from the shell, and
+record on a channel what its calls used and how they failed (its health and quota)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
-from socialitsm.connectors import config_parse, connector_for
+from socialitsm.connectors import Quota, config_parse, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY
-from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError
+from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError, TransientError
 from socialitsm.http import CREDENTIALS_FOR_NEW_HOST, same_host
 from socialitsm.models import Channel, WatchRule
 
-from .ingest import channel_error_record, channel_quota_record
+logger = logging.getLogger(__name__)
 
 
 def credentials_host_check(*, stored_url: str, new_url: str | None, stored: bool, replaced: bool) -> None:
@@ -120,3 +125,33 @@ def channel_test(*, channel: Channel, search: bool = False) -> ChannelCheck:
         channel_error_record(channel=channel, error=exc)
         raise
     return check
+
+
+def channel_quota_record(*, channel: Channel, quota: Quota) -> None:
+    """Add what one connector call used to the channel's counters and keep the latest allowance."""
+    if not quota.requests and quota.remaining is None:
+        return
+    changes: dict[str, Any] = {
+        "requests_made": F("requests_made") + quota.requests,
+        "cost_used": F("cost_used") + Decimal(str(round(quota.cost, 4))),
+    }
+    if quota.remaining is not None:
+        changes["quota_remaining"] = quota.remaining
+    if quota.limit is not None:
+        changes["quota_limit"] = quota.limit
+    if quota.reset_at is not None:
+        changes["quota_reset_at"] = quota.reset_at
+    Channel.objects.filter(pk=channel.pk).update(**changes)
+
+
+def channel_error_record(*, channel: Channel, error: ExternalError) -> None:
+    """Show on the channel why its last call failed; a rate limit also holds its next poll."""
+    logger.warning("call to channel %s failed: %s", channel.slug, error.message)
+    now = timezone.now()
+    transient = isinstance(error, TransientError)
+    health = Channel.Health.DEGRADED if transient else Channel.Health.FAILING
+    retry_at = error.retry_at if isinstance(error, TransientError) else None
+    changes = {"last_polled_at": now, "last_error": error.message, "last_error_at": now, "health": health}
+    if retry_at is not None and retry_at > now:
+        changes.update(rate_limited_until=retry_at, next_poll_at=retry_at)
+    Channel.objects.filter(pk=channel.pk).update(**changes)

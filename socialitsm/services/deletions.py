@@ -25,7 +25,8 @@ from socialitsm.connectors.base import Connector
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, IncidentEvent, ItsmDelivery, ItsmLink, Post, Reply, id_scope
 
-from .incidents import event_build
+from .channels import channel_quota_record
+from .events import event_build
 
 logger = logging.getLogger(__name__)
 
@@ -345,6 +346,4 @@ def _connector(channel: Channel) -> Connector | None:
 
 
 def _quota_record(channel: Channel, connector: Connector) -> None:
-    from .ingest import channel_quota_record
-
     channel_quota_record(channel=channel, quota=connector.quota)

@@ -1,4 +1,4 @@
-"""Incidents: opening them from posts, numbering, agent changes, and the audit trail."""
+"""Incidents: opening them from posts, numbering, and agent changes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from socialitsm.models import (
     priority_for,
 )
 from socialitsm.text import shorten
+
+from .events import event_build, event_record
+from .sla import incident_sla_recompute
 
 COUNTER = "incident"
 
@@ -57,32 +60,6 @@ def incident_numbers_next(count: int = 1) -> list[str]:
 
 def incident_number_next() -> str:
     return incident_numbers_next(1)[0]
-
-
-def event_build(
-    incident: Incident, kind: str, *, actor=None, field: str = "", old: Any = "", new: Any = "", message: str = ""
-) -> IncidentEvent:
-    return IncidentEvent(
-        incident=incident,
-        kind=kind,
-        actor=actor,
-        field=field,
-        old_value=shorten(_display(old), 255),
-        new_value=shorten(_display(new), 255),
-        message=message,
-    )
-
-
-def event_record(incident: Incident, kind: str, **fields: Any) -> IncidentEvent:
-    event = event_build(incident, kind, **fields)
-    event.save()
-    return event
-
-
-def _display(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(value)
 
 
 def group_default() -> Group | None:
@@ -136,8 +113,6 @@ def incident_open_from_post(
 
 
 def post_link(*, post: Post, incident: Incident, actor=None) -> None:
-    from .sla import incident_sla_recompute
-
     post.incident = incident
     post.triage_state = Post.Triage.INCIDENT
     post.save(update_fields=["incident", "triage_state"])
@@ -161,8 +136,6 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
     or stop them, a priority or group change may re-target them).
 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
-    from .sla import incident_sla_recompute
-
     with transaction.atomic():
         locked = Incident.objects.select_for_update().get(pk=incident.pk)
         incident_changes_check(incident=locked, **changes)

@@ -6,22 +6,22 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, models, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from socialitsm import datetimes
 from socialitsm.conf import conf
-from socialitsm.connectors import InboundPost, Quota, connector_for
+from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, InboundAuthor
 from socialitsm.db import rows_insert_new
-from socialitsm.exceptions import ExternalError, PermanentError, TransientError
+from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
 from socialitsm.text import clean_json, clean_text
 
+from .channels import channel_error_record, channel_quota_record
 from .deletions import posts_redact_seen
 
 logger = logging.getLogger(__name__)
@@ -430,33 +430,3 @@ def channel_poll(*, channel: Channel) -> int:
         changes.update(health=Channel.Health.OK, last_error="")
     Channel.objects.filter(pk=channel.pk).update(**changes)
     return created
-
-
-def channel_quota_record(*, channel: Channel, quota: Quota) -> None:
-    """Add what one connector call used to the channel's counters and keep the latest allowance."""
-    if not quota.requests and quota.remaining is None:
-        return
-    changes: dict[str, Any] = {
-        "requests_made": F("requests_made") + quota.requests,
-        "cost_used": F("cost_used") + Decimal(str(round(quota.cost, 4))),
-    }
-    if quota.remaining is not None:
-        changes["quota_remaining"] = quota.remaining
-    if quota.limit is not None:
-        changes["quota_limit"] = quota.limit
-    if quota.reset_at is not None:
-        changes["quota_reset_at"] = quota.reset_at
-    Channel.objects.filter(pk=channel.pk).update(**changes)
-
-
-def channel_error_record(*, channel: Channel, error: ExternalError) -> None:
-    """Show on the channel why its last call failed; a rate limit also holds its next poll."""
-    logger.warning("call to channel %s failed: %s", channel.slug, error.message)
-    now = timezone.now()
-    transient = isinstance(error, TransientError)
-    health = Channel.Health.DEGRADED if transient else Channel.Health.FAILING
-    retry_at = error.retry_at if isinstance(error, TransientError) else None
-    changes = {"last_polled_at": now, "last_error": error.message, "last_error_at": now, "health": health}
-    if retry_at is not None and retry_at > now:
-        changes.update(rate_limited_until=retry_at, next_poll_at=retry_at)
-    Channel.objects.filter(pk=channel.pk).update(**changes)

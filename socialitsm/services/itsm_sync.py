@@ -56,7 +56,8 @@ from socialitsm.models import (
 )
 from socialitsm.text import clean_text
 
-from .incidents import TRANSITIONS, event_record, incident_update
+from .events import event_record
+from .incidents import TRANSITIONS, incident_update
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from socialitsm.exceptions import ApplicationError, ConflictError, PermanentErro
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
 from .deletions import gone_refusal, reply_target_gone
-from .incidents import event_record
+from .events import event_record
 from .sla import incident_sla_recompute
 
 logger = logging.getLogger(__name__)
@@ -241,36 +241,6 @@ def reply_mark_failed(*, reply: Reply, error: str) -> Reply:
             event_record(reply.incident, IncidentEvent.Kind.REPLY_FAILED, actor=reply.agent, message=error)
     reply.refresh_from_db()
     return reply
-
-
-def work_recover() -> dict[str, int]:
-    """Hand stale work back to the workers: posts stored but never routed (a crash between
-    commit and enqueue) and replies queued but never sent or abandoned mid-send. Replies waiting
-    out a backoff are `replies_send_due`'s."""
-    from socialitsm.services.ingest import posts_enqueue_processing
-
-    now = timezone.now()
-    stale = now - timedelta(seconds=conf.STALE_AFTER_SECONDS)
-    # Parked posts (routing failed on them) wait for a person, so they never hold back the
-    # posts behind them here.
-    post_ids = list(
-        Post.objects.routable()
-        .filter(ingested_at__lt=stale)
-        .order_by("posted_at", "id")
-        .values_list("id", flat=True)[:5000]
-    )
-    if post_ids:
-        posts_enqueue_processing(post_ids)
-    lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
-    reply_ids = list(
-        Reply.objects.filter(
-            Q(status=Reply.Status.QUEUED, retry_after__isnull=True, created_at__lt=stale)
-            | Q(status=Reply.Status.SENDING, claimed_at__lt=lease)
-        ).values_list("id", flat=True)[:1000]
-    )
-    for reply_id in reply_ids:
-        _enqueue_send(reply_id)
-    return {"posts": len(post_ids), "replies": len(reply_ids)}
 
 
 def replies_send_due(*, now: datetime | None = None) -> int:

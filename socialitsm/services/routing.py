@@ -16,9 +16,8 @@ from socialitsm.db import rows_update
 from socialitsm.models import CHANNEL_SCOPED_NETWORKS, Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
 from socialitsm.text import clean_text
 
+from .events import event_build, event_record
 from .incidents import (
-    event_build,
-    event_record,
     group_default,
     incident_build,
     incident_numbers_next,

@@ -16,7 +16,7 @@ from socialitsm import sla
 from socialitsm.conf import conf
 from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, SlaClock, SlaPolicy
 
-from .incidents import event_build
+from .events import event_build
 
 logger = logging.getLogger(__name__)
 

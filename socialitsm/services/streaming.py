@@ -26,7 +26,8 @@ from socialitsm.connectors.base import Connector, Cursor
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, WatchRule
 
-from .ingest import channel_poll, channel_quota_record, posts_ingest
+from .channels import channel_quota_record
+from .ingest import channel_poll, posts_ingest
 
 logger = logging.getLogger(__name__)
 

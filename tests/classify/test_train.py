@@ -11,9 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from socialitsm.classify import model, train, verdict, verdict_many
+from socialitsm.classify.catalogue import matcher_for
 from socialitsm.classify.model import active, load
 from socialitsm.classify.pipeline import prepare_many
-from socialitsm.classify.services import matcher_for
 from socialitsm.models import Post
 from socialitsm.services.routing import catalogue_load, post_label
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from socialitsm.itsm.base import SIGNATURE_HEADER, sign
 from socialitsm.models import IncidentEvent, ItsmConnection, ItsmDelivery
-from socialitsm.services.incidents import event_record
+from socialitsm.services.events import event_record
 from socialitsm.services.itsm_sync import itsm_link_sync
 
 from .conftest import NOW, make_link

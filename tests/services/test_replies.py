@@ -10,6 +10,7 @@ from socialitsm import tasks
 from socialitsm.backoff import backoff_delay
 from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Reply
+from socialitsm.services.recovery import work_recover
 from socialitsm.services.replies import (
     replies_send_due,
     reply_cancel,
@@ -17,7 +18,6 @@ from socialitsm.services.replies import (
     reply_queue,
     reply_retry,
     reply_send,
-    work_recover,
 )
 from socialitsm.services.routing import posts_process
 

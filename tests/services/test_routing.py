@@ -344,7 +344,7 @@ def test_parked_post_never_holds_back_the_recovery_sweep(monkeypatch):
 
     from django.utils import timezone
 
-    from socialitsm.services.replies import work_recover
+    from socialitsm.services.recovery import work_recover
 
     _refuse_incidents_about("printer")
     stale = timezone.now() - timedelta(hours=1)
