@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from socialitsm import http
 from socialitsm.exceptions import PermanentError
-from socialitsm.signing import SIGNATURE_HEADER, sign
+from socialitsm.signing import SIGNATURE_HEADER as SIGNATURE_HEADER
+from socialitsm.signing import sign as sign
 from socialitsm.signing import signature_valid as signature_valid
 
 from .base import Connector, Cursor, InboundPost, Limits

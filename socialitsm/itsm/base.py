@@ -14,8 +14,9 @@ import requests
 
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError
-from socialitsm.signing import SIGNATURE_HEADER, signature_valid
+from socialitsm.signing import SIGNATURE_HEADER as SIGNATURE_HEADER
 from socialitsm.signing import sign as sign
+from socialitsm.signing import signature_valid
 
 if TYPE_CHECKING:
     from socialitsm.models import ItsmConnection
