@@ -1,24 +1,37 @@
-"""Read queries shared by the web UI, the API and the admin: channels, queue ordering and the
-lead's SLA report."""
+"""Read queries shared by the web UI, the API and the admin: channels, incidents and their
+queues, posts, replies and the lead's SLA report."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import import_module
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Channel, Incident, IncidentQuerySet, IngestRejection, Network, Post, SlaClock, SlaPolicy
+from socialitsm.models import (
+    Channel,
+    Incident,
+    IncidentEvent,
+    IncidentQuerySet,
+    IngestRejection,
+    ItsmLink,
+    Network,
+    Post,
+    Reply,
+    SlaClock,
+    SlaPolicy,
+)
 
 MAX_REPORT_DAYS = 366
 # Combined polarity beyond these counts as negative or positive; between them, neutral.
@@ -276,3 +289,112 @@ def breach_order(descending: bool = False) -> list[Any]:
     """Soonest breach first, incidents without a running clock last, on every database."""
     due = F("breach_due_at").desc(nulls_last=True) if descending else F("breach_due_at").asc(nulls_last=True)
     return [due, "priority", "opened_at", "pk"]
+
+
+# -- incidents, posts and replies as the API and the web UI read them ------------------------------
+
+
+def itsm_link_list() -> QuerySet[ItsmLink]:
+    """ITSM links with their connection and incident, in creation order."""
+    return ItsmLink.objects.select_related("connection", "incident").order_by("pk")
+
+
+def incident_list() -> QuerySet[Incident]:
+    """Incidents with what a list or detail shows: related rows, SLA clocks in target order,
+    ITSM links, `post_count` and `breach_due_at`."""
+    incidents = (
+        Incident.objects.select_related("service", "assignment_group", "assignee", "parent", "sla_policy")
+        .prefetch_related(
+            Prefetch(
+                "sla_clocks",
+                queryset=SlaClock.objects.select_related("policy__calendar").order_by("target", "cycle"),
+            )
+        )
+        .annotate(post_count=Count("posts"))
+        .prefetch_related(Prefetch("itsm_links", queryset=itsm_link_list()))
+    )
+    return incidents_with_breach_due(incidents)
+
+
+def incident_page() -> QuerySet[Incident]:
+    """Incidents with what the incident page shows of them, looked up by number."""
+    return Incident.objects.select_related("service", "assignment_group", "assignee", "author", "channel")
+
+
+@dataclass(frozen=True)
+class IncidentQuery:
+    """What a queue narrows incidents by; empty values do not narrow. `mine` and `unassigned`
+    both set match nothing, as each narrows on its own."""
+
+    states: Sequence[str] = ()
+    open: bool | None = None
+    priorities: Sequence[int] = ()
+    service: str = ""
+    mine: bool = False
+    unassigned: bool = False
+    assignee_id: int | None = None
+    group: Group | None = None
+    opened_after: datetime | None = None
+    opened_before: datetime | None = None
+    words: str = ""
+
+
+def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: Any) -> IncidentQuerySet:
+    """`incidents` narrowed by `query`; `mine` means assigned to `user` (no user: unassigned)."""
+    if query.states:
+        incidents = incidents.filter(state__in=query.states)
+    if query.open is True:
+        incidents = incidents.open()
+    elif query.open is False:
+        incidents = incidents.exclude(state__in=Incident.OPEN_STATES)
+    if query.priorities:
+        incidents = incidents.filter(priority__in=query.priorities)
+    if query.service:
+        incidents = incidents.filter(service__slug=query.service)
+    if query.mine:
+        incidents = incidents.filter(assignee_id=getattr(user, "pk", None))
+    if query.unassigned:
+        incidents = incidents.filter(assignee__isnull=True)
+    if query.assignee_id is not None:
+        incidents = incidents.filter(assignee_id=query.assignee_id)
+    if query.group is not None:
+        incidents = incidents.filter(assignment_group=query.group)
+    if query.opened_after is not None:
+        incidents = incidents.filter(opened_at__gte=query.opened_after)
+    if query.opened_before is not None:
+        incidents = incidents.filter(opened_at__lt=query.opened_before)
+    for word in query.words.split():
+        incidents = incidents.filter(Q(number__icontains=word) | Q(short_description__icontains=word))
+    return incidents
+
+
+def post_list() -> QuerySet[Post]:
+    """Posts with their author, channel, detected service, incident and labeller."""
+    return Post.objects.select_related("author", "channel", "detected_service", "incident", "labelled_by")
+
+
+def incident_posts(incident: Incident) -> QuerySet[Post]:
+    """The incident's posts, oldest first."""
+    return post_list().filter(incident=incident).order_by("posted_at", "id")
+
+
+def reply_default_post(incident: Incident, posts: Sequence[Post]) -> Post | None:
+    """The post a reply answers when the agent names none: the caller's latest word, else the
+    latest post. `posts` are the incident's, oldest first."""
+    by_author = [p for p in posts if incident.author_id is not None and p.author_id == incident.author_id]
+    return (by_author or list(posts))[-1] if posts else None
+
+
+def reply_list() -> QuerySet[Reply]:
+    """Replies with their incident and agent."""
+    return Reply.objects.select_related("incident", "agent")
+
+
+def incident_replies(incident: Incident) -> QuerySet[Reply]:
+    """The incident's replies, oldest first, with their agent and the post they answer."""
+    return reply_list().select_related("post__author").filter(incident=incident).order_by("created_at", "id")
+
+
+def incident_events(incident: Incident) -> QuerySet[IncidentEvent]:
+    """The incident's audit trail, oldest first."""
+    return IncidentEvent.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")

@@ -133,3 +133,166 @@ def test_report_filter_refuses_bad_scopes(kwargs, field, message):
             **{"start": None, "end": None, "group": None, "network": "", "today": date(2026, 11, 26), **kwargs}
         )
     assert (err.value.field, err.value.message) == (field, message)
+
+
+# -- incidents, posts and replies as both the API and the web UI read them -------------------------
+
+
+@pytest.fixture
+def queue_rows(agent):
+    from datetime import UTC, datetime
+
+    from socialitsm.models import Incident, Service
+
+    from .factories import IncidentFactory, UserFactory
+
+    other = UserFactory()
+    group = Group.objects.create(name="Queue Team")
+    mail = Service.objects.create(slug="queue-mail", name="Queue mail")
+    when = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    # Priority follows impact and urgency: impact 1 with urgency n is priority n.
+    return {
+        "mine": IncidentFactory(assignee=agent, impact=1, urgency=1, opened_at=when, short_description="VPN down"),
+        "theirs": IncidentFactory(
+            assignee=other,
+            impact=1,
+            urgency=2,
+            opened_at=when.replace(hour=9),
+            assignment_group=group,
+            short_description="Printer jam",
+        ),
+        "free": IncidentFactory(
+            impact=1, urgency=1, service=mail, opened_at=when.replace(hour=10), short_description="Mail slow"
+        ),
+        "held": IncidentFactory(
+            state=Incident.State.ON_HOLD,
+            assignee=agent,
+            impact=1,
+            urgency=3,
+            opened_at=when.replace(hour=11),
+            short_description="Badge reader",
+        ),
+        "done": IncidentFactory(
+            state=Incident.State.RESOLVED,
+            impact=1,
+            urgency=1,
+            opened_at=when.replace(hour=12),
+            short_description="Laptop fan",
+        ),
+        "other": other,
+        "group": group,
+        "when": when,
+    }
+
+
+def _numbers(query, rows, user=None) -> set[str]:
+    from socialitsm.models import Incident
+    from socialitsm.selectors import incident_queue
+
+    names = {row.pk: name for name, row in rows.items() if hasattr(row, "number")}
+    return {names[pk] for pk in incident_queue(Incident.objects.all(), query, user=user).values_list("pk", flat=True)}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, {"mine", "theirs", "free", "held", "done"}),
+        ({"open": True}, {"mine", "theirs", "free", "held"}),
+        ({"open": False}, {"done"}),
+        ({"states": ["on_hold", "resolved"]}, {"held", "done"}),
+        ({"priorities": [1]}, {"mine", "free", "done"}),
+        ({"priorities": [2, 3]}, {"theirs", "held"}),
+        ({"service": "queue-mail"}, {"free"}),
+        ({"mine": True}, {"mine", "held"}),
+        ({"mine": True, "open": True, "priorities": [3]}, {"held"}),
+        ({"unassigned": True}, {"free", "done"}),
+        ({"mine": True, "unassigned": True}, set()),
+        ({"words": "vpn"}, {"mine"}),
+        ({"words": "MAIL slow"}, {"free"}),
+        ({"words": "mail vpn"}, set()),
+    ],
+)
+def test_incident_queue_narrows_by_each_filter(queue_rows, agent, fields, expected):
+    from socialitsm.selectors import IncidentQuery
+
+    assert _numbers(IncidentQuery(**fields), queue_rows, user=agent) == expected
+
+
+def test_incident_queue_by_assignee_group_and_opening_time(queue_rows):
+    from datetime import timedelta
+
+    from socialitsm.selectors import IncidentQuery
+
+    when = queue_rows["when"]
+    assert _numbers(IncidentQuery(assignee_id=queue_rows["other"].pk), queue_rows) == {"theirs"}
+    assert _numbers(IncidentQuery(group=queue_rows["group"]), queue_rows) == {"theirs"}
+    window = IncidentQuery(opened_after=when + timedelta(hours=1), opened_before=when + timedelta(hours=3))
+    assert _numbers(window, queue_rows) == {"theirs", "free"}
+
+
+def test_incident_queue_mine_without_a_user_is_the_unassigned(queue_rows):
+    from socialitsm.selectors import IncidentQuery
+
+    assert _numbers(IncidentQuery(mine=True), queue_rows) == {"free", "done"}
+
+
+def test_incident_queue_number_search(queue_rows):
+    from socialitsm.selectors import IncidentQuery
+
+    number = queue_rows["theirs"].number
+    assert _numbers(IncidentQuery(words=number.lower()), queue_rows) == {"theirs"}
+
+
+def test_web_queue_and_api_list_narrow_alike(queue_rows, agent, client):
+    from rest_framework.test import APIClient
+
+    agent_api = APIClient()
+    agent_api.force_authenticate(agent)
+    client.force_login(agent)
+    api = agent_api.get("/api/v1/incidents/", {"assignee": "me", "open": "true", "priority": 3})
+    page = client.get("/", {"mine": "on", "priority": 3})
+    held = queue_rows["held"].number
+    assert [row["number"] for row in api.json()["results"]] == [held]
+    assert [i.number for i in page.context["page"]] == [held]
+
+
+def test_reply_default_post_is_the_callers_latest_word():
+    from types import SimpleNamespace
+
+    from socialitsm.selectors import reply_default_post
+
+    caller = SimpleNamespace(author_id=7)
+    first, by_caller, later = (SimpleNamespace(author_id=a) for a in (7, 7, 8))
+    assert reply_default_post(caller, [first, by_caller, later]) is by_caller
+    assert reply_default_post(SimpleNamespace(author_id=9), [first, by_caller, later]) is later
+    assert reply_default_post(SimpleNamespace(author_id=None), [first, later]) is later
+    assert reply_default_post(caller, []) is None
+
+
+def test_incident_reads_are_oldest_first_and_keep_to_the_incident():
+    from datetime import timedelta
+
+    from socialitsm import selectors
+    from socialitsm.models import IncidentEvent
+
+    from .factories import IncidentFactory, PostFactory, ReplyFactory
+
+    incident, elsewhere = IncidentFactory(), IncidentFactory()
+    late = PostFactory(incident=incident)
+    early = PostFactory(incident=incident, posted_at=late.posted_at - timedelta(hours=1))
+    PostFactory(incident=elsewhere)
+    first, second = ReplyFactory(post=early), ReplyFactory(post=late)
+    ReplyFactory(post=PostFactory(incident=elsewhere))
+    IncidentEvent.objects.filter(incident=incident).delete()
+    events = [
+        IncidentEvent.objects.create(incident=incident, kind=kind)
+        for kind in (IncidentEvent.Kind.OPENED, IncidentEvent.Kind.CHANGED)
+    ]
+
+    assert list(selectors.incident_posts(incident)) == [early, late]
+    assert list(selectors.incident_replies(incident)) == [first, second]
+    assert list(selectors.incident_events(incident)) == events
+    listed = selectors.incident_list().get(pk=incident.pk)
+    assert (listed.post_count, listed.breach_due_at) == (2, None)
+    assert selectors.incident_page().get(number=incident.number) == incident
+    assert set(selectors.reply_list().filter(incident=incident)) == {first, second}

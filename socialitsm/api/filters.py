@@ -7,12 +7,12 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import Group
-from django.db.models import F, Q, QuerySet
+from django.db.models import F
 from django_filters import rest_framework as filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 
-from socialitsm import datetimes
+from socialitsm import datetimes, selectors
 from socialitsm.models import Incident, IncidentQuerySet, Network, Post, Reply
 
 
@@ -42,40 +42,47 @@ class IncidentFilter(filters.FilterSet):
     state = filters.MultipleChoiceFilter(
         choices=Incident.State.choices, help_text="Repeat to match any of several states."
     )
-    open = filters.BooleanFilter(
-        method="filter_open", help_text="true: new, in progress or on hold; false: the others."
-    )
+    open = filters.BooleanFilter(help_text="true: new, in progress or on hold; false: the others.")
     priority = filters.TypedMultipleChoiceFilter(choices=Incident.Priority.choices, coerce=int)
     service = filters.CharFilter(field_name="service__slug", help_text="Service slug, e.g. vpn.")
-    assignee = filters.CharFilter(method="filter_assignee", help_text='"me", "unassigned" or a user id.')
+    assignee = filters.CharFilter(help_text='"me", "unassigned" or a user id.')
     assignment_group = filters.ModelChoiceFilter(queryset=Group.objects.all(), help_text="Group id.")
     opened_after = InstantFilter(field_name="opened_at", lookup_expr="gte")
     opened_before = InstantFilter(field_name="opened_at", lookup_expr="lt")
-    q = filters.CharFilter(method="filter_q", help_text="Words in the number or the short description.")
+    q = filters.CharFilter(help_text="Words in the number or the short description.")
 
     class Meta:
         model = Incident
         fields: tuple[str, ...] = ()
 
-    def filter_open(self, queryset: IncidentQuerySet, name: str, value: bool) -> QuerySet[Incident]:
-        if value:
-            return queryset.open()
-        return queryset.exclude(state__in=Incident.OPEN_STATES)
+    def filter_queryset(self, queryset: IncidentQuerySet) -> IncidentQuerySet:
+        """The cleaned parameters, narrowed by the same selector as the web queue."""
+        data = self.form.cleaned_data
+        query = selectors.IncidentQuery(
+            states=data.get("state") or (),
+            open=data.get("open"),
+            priorities=data.get("priority") or (),
+            service=data.get("service") or "",
+            group=data.get("assignment_group"),
+            opened_after=data.get("opened_after"),
+            opened_before=data.get("opened_before"),
+            words=data.get("q") or "",
+            **self._assignee(data.get("assignee") or ""),
+        )
+        return selectors.incident_queue(queryset, query, user=self.request.user if self.request else None)
 
-    def filter_assignee(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
+    @staticmethod
+    def _assignee(value: str) -> dict[str, Any]:
         value = value.strip()
+        if not value:
+            return {}
         if value == "me":
-            return queryset.filter(assignee_id=self.request.user.pk if self.request else None)
+            return {"mine": True}
         if value == "unassigned":
-            return queryset.filter(assignee__isnull=True)
+            return {"unassigned": True}
         if not value.isdigit():
             raise ValidationError({"assignee": ['Expected "me", "unassigned" or a user id.']})
-        return queryset.filter(assignee_id=int(value))
-
-    def filter_q(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
-        for word in value.split():
-            queryset = queryset.filter(Q(number__icontains=word) | Q(short_description__icontains=word))
-        return queryset
+        return {"assignee_id": int(value)}
 
 
 class PostFilter(filters.FilterSet):

@@ -23,10 +23,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from socialitsm.connectors import jsonpost
-from socialitsm.connectors.webhook import SIGNATURE_HEADER, signature_valid
 from socialitsm.models import Channel, Network
 from socialitsm.ratelimit import client_address, exceeded, hit
 from socialitsm.services.ingest import posts_ingest
+from socialitsm.signing import SIGNATURE_HEADER, signature_valid
 from socialitsm.text import clean_text
 
 from . import parsers

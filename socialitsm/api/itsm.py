@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from socialitsm.itsm import adapter_for
-from socialitsm.itsm.base import SIGNATURE_HEADER
 from socialitsm.models import ItsmConnection
 from socialitsm.services.itsm_sync import itsm_webhook_receive
+from socialitsm.signing import SIGNATURE_HEADER
 from socialitsm.text import clean_text, shorten
 
 from . import parsers

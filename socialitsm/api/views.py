@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db.models import Count, Prefetch, ProtectedError, QuerySet
+from django.db.models import ProtectedError, QuerySet
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -22,14 +22,12 @@ from socialitsm.exceptions import ApplicationError, ConflictError
 from socialitsm.models import (
     Channel,
     Incident,
-    IncidentEvent,
     ItsmConnection,
     ItsmLink,
     Post,
     Reply,
     Service,
     SlaCalendar,
-    SlaClock,
     SlaPolicy,
 )
 from socialitsm.selectors import channel_list
@@ -68,43 +66,14 @@ class ApiViewSet(GenericViewSet):
         return super().handle_exception(exc)
 
 
-def _incident_queryset() -> QuerySet[Incident]:
-    incidents = (
-        Incident.objects.select_related("service", "assignment_group", "assignee", "parent", "sla_policy")
-        .prefetch_related(
-            Prefetch(
-                "sla_clocks",
-                queryset=SlaClock.objects.select_related("policy__calendar").order_by("target", "cycle"),
-            )
-        )
-        .annotate(post_count=Count("posts"))
-        .prefetch_related(Prefetch("itsm_links", queryset=_itsm_link_queryset()))
-    )
-    return selectors.incidents_with_breach_due(incidents)
-
-
-def _itsm_link_queryset() -> QuerySet[ItsmLink]:
-    return ItsmLink.objects.select_related("connection", "incident").order_by("pk")
-
-
-def _post_queryset() -> QuerySet[Post]:
-    return Post.objects.select_related("author", "channel", "detected_service", "incident", "labelled_by")
-
-
-def _reply_queryset() -> QuerySet[Reply]:
-    return Reply.objects.select_related("incident", "agent")
-
-
 def _incident_response(incident: Incident, context: dict[str, Any], code: int = status.HTTP_200_OK) -> Response:
-    fresh = _incident_queryset().get(pk=incident.pk)
+    fresh = selectors.incident_list().get(pk=incident.pk)
     return Response(s.IncidentSerializer(fresh, context=context).data, status=code)
 
 
 def _reply_target(incident: Incident) -> Post:
-    """The post a reply answers when the agent names none: the caller's latest word."""
-    posts = incident.posts.order_by("-posted_at", "-id")
-    post = posts.filter(author_id=incident.author_id).first() if incident.author_id else None
-    post = post or posts.first()
+    """The post a reply answers when the agent names none (see selectors.reply_default_post)."""
+    post = selectors.reply_default_post(incident, list(incident.posts.order_by("posted_at", "id")))
     if post is None:
         raise ApplicationError(f"{incident.number} has no posts to answer", field="post")
     return post
@@ -125,7 +94,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     ordering = ("priority", "opened_at", "id")
 
     def get_queryset(self) -> QuerySet[Incident]:
-        return _incident_queryset()
+        return selectors.incident_list()
 
     @extend_schema(
         summary="Change an incident",
@@ -181,14 +150,13 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     @action(detail=True, methods=["get"], filter_backends=[], serializer_class=s.PostSerializer)
     def posts(self, request: Request, number: str | None = None) -> Response:
         incident = self.get_object()
-        return self._page(_post_queryset().filter(incident=incident).order_by("posted_at", "id"))
+        return self._page(selectors.incident_posts(incident))
 
     @extend_schema(summary="The incident's audit trail, oldest first", responses=s.IncidentEventSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], serializer_class=s.IncidentEventSerializer)
     def events(self, request: Request, number: str | None = None) -> Response:
         incident = self.get_object()
-        events = IncidentEvent.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
-        return self._page(events)
+        return self._page(selectors.incident_events(incident))
 
     @extend_schema(
         methods=["GET"],
@@ -208,7 +176,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     def replies(self, request: Request, number: str | None = None) -> Response:
         incident = self.get_object()
         if request.method == "GET":
-            return self._page(_reply_queryset().filter(incident=incident).order_by("created_at", "id"))
+            return self._page(selectors.incident_replies(incident))
         data = s.ReplyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         post = data.validated_data.get("post") or _reply_target(incident)
@@ -220,7 +188,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
             agent=request.user,
         )
         # Read back: with an eager or fast worker the reply may already be sent.
-        fresh = _reply_queryset().get(pk=reply.pk)
+        fresh = selectors.reply_list().get(pk=reply.pk)
         return Response(self.get_serializer(fresh).data, status=status.HTTP_201_CREATED)
 
     def _page(self, queryset: QuerySet[Any]) -> Response:
@@ -240,7 +208,7 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     ordering = ("posted_at", "id")
 
     def get_queryset(self) -> QuerySet[Post]:
-        return _post_queryset()
+        return selectors.post_list()
 
     @extend_schema(
         summary="Open an incident from an ignored or queued post",
@@ -267,7 +235,7 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         data = s.PostLabelSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         routing.post_label(post=post, label=data.validated_data["label"], actor=request.user)
-        fresh = _post_queryset().get(pk=post.pk)
+        fresh = selectors.post_list().get(pk=post.pk)
         return Response(s.PostSerializer(fresh, context=self.get_serializer_context()).data)
 
 
@@ -282,11 +250,11 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     ordering = ("created_at", "id")
 
     def get_queryset(self) -> QuerySet[Reply]:
-        return _reply_queryset()
+        return selectors.reply_list()
 
     def _answer(self, reply: Reply) -> Response:
         """The reply as it now stands, read again with everything the list shows."""
-        return Response(self.get_serializer(_reply_queryset().get(pk=reply.pk)).data)
+        return Response(self.get_serializer(selectors.reply_list().get(pk=reply.pk)).data)
 
     @extend_schema(
         summary="Send a failed reply, or one waiting for its next attempt, again now",
@@ -405,7 +373,7 @@ class ItsmLinkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     filter_backends: tuple[type, ...] = ()
 
     def get_queryset(self) -> QuerySet[ItsmLink]:
-        return _itsm_link_queryset()
+        return selectors.itsm_link_list()
 
     @extend_schema(
         summary="Retry a failed link, or one waiting out a backoff, now",
@@ -418,7 +386,7 @@ class ItsmLinkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     @action(detail=True, methods=["post"], filter_backends=[])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         link = itsm_sync.itsm_link_retry_for_agent(link=self.get_object())
-        return Response(self.get_serializer(_itsm_link_queryset().get(pk=link.pk)).data)
+        return Response(self.get_serializer(selectors.itsm_link_list().get(pk=link.pk)).data)
 
 
 @extend_schema_view(

@@ -9,32 +9,20 @@ Outbound replies (optional): channel config "reply_url"; we POST
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from socialitsm import http
 from socialitsm.exceptions import PermanentError
+from socialitsm.signing import SIGNATURE_HEADER as SIGNATURE_HEADER
+from socialitsm.signing import sign as sign
+from socialitsm.signing import signature_valid as signature_valid
 
 from .base import Connector, Cursor, InboundPost, Limits
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
-
-SIGNATURE_HEADER = "X-SocialITSM-Signature"
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
-    if not secret or not header:
-        return False
-    # As bytes: compare_digest refuses str with non-ASCII characters, which a caller can send.
-    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode("utf-8", "surrogateescape"))
 
 
 class WebhookConnector(Connector):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,11 +14,13 @@ import requests
 
 from socialitsm import http
 from socialitsm.exceptions import ExternalError, PermanentError
+from socialitsm.signing import SIGNATURE_HEADER as SIGNATURE_HEADER
+from socialitsm.signing import sign as sign
+from socialitsm.signing import signature_valid
 
 if TYPE_CHECKING:
     from socialitsm.models import ItsmConnection
 
-SIGNATURE_HEADER = "X-SocialITSM-Signature"
 # The calls every adapter answers under the error contract (see ItsmAdapter.__init_subclass__).
 INTERFACE = ("find", "create", "update", "comment", "fetch", "deliver")
 
@@ -58,10 +58,6 @@ class ExternalTicket:
     url: str = ""
     status: str = ""
     updated_at: datetime | None = None
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -145,12 +141,7 @@ class ItsmAdapter(ABC):
     def webhook_signature_valid(self, headers: Mapping[str, str], body: bytes) -> bool:
         """Our scheme: X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the body, keyed by the
         connection's webhook_secret>. Suites with their own scheme override this."""
-        secret = str(self.credentials.get("webhook_secret", ""))
-        header = headers.get(SIGNATURE_HEADER)
-        if not secret or not header:
-            return False
-        # As bytes: compare_digest refuses str with non-ASCII characters, which a caller can send.
-        return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode("utf-8", "surrogateescape"))
+        return signature_valid(str(self.credentials.get("webhook_secret", "")), body, headers.get(SIGNATURE_HEADER))
 
     def webhook_remote_id(self, payload: Any) -> str:
         """The id of the suite's record an inbound call is about; "" when it names none."""

@@ -16,8 +16,9 @@ import json
 from typing import Any
 
 from socialitsm.exceptions import PermanentError
+from socialitsm.signing import SIGNATURE_HEADER, sign
 
-from .base import SIGNATURE_HEADER, ExternalTicket, ItsmAdapter, TicketFields, sign
+from .base import ExternalTicket, ItsmAdapter, TicketFields
 
 
 class WebhookAdapter(ItsmAdapter):

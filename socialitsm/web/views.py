@@ -108,22 +108,22 @@ def _queue_counts(user) -> dict[str, Any]:
 def queue(request: HttpRequest) -> HttpResponse:
     counts = _queue_counts(request.user)
     form = QueueFilterForm(request.GET or None, counts=counts)
-    incidents = Incident.objects.open().select_related("service", "assignment_group", "assignee")
+    incidents = Incident.objects.select_related("service", "assignment_group", "assignee")
+    query = selectors.IncidentQuery(open=True)
     order: list[Any] = ["priority", "opened_at", "pk"]
     if form.is_valid():
         wanted = form.cleaned_data
         if wanted["sort"] == "breach":
             order = selectors.breach_order()
-        if wanted["mine"]:
-            incidents = incidents.filter(assignee=request.user)
-        if wanted["unassigned"]:
-            incidents = incidents.filter(assignee__isnull=True)
-        if wanted["service"]:
-            incidents = incidents.filter(service__slug=wanted["service"])
-        if wanted["priority"]:
-            incidents = incidents.filter(priority=wanted["priority"])
-        if wanted["state"]:
-            incidents = incidents.filter(state=wanted["state"])
+        query = selectors.IncidentQuery(
+            open=True,
+            states=[wanted["state"]] if wanted["state"] else [],
+            priorities=[wanted["priority"]] if wanted["priority"] is not None else [],
+            service=wanted["service"],
+            mine=wanted["mine"],
+            unassigned=wanted["unassigned"],
+        )
+    incidents = selectors.incident_queue(incidents, query, user=request.user)
     ordered = selectors.incidents_with_breach_due(incidents).order_by(*order)
     page = Paginator(ordered, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
@@ -132,13 +132,11 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 
 def _incident_get(number: str) -> Incident:
-    return get_object_or_404(
-        Incident.objects.select_related("service", "assignment_group", "assignee", "author", "channel"), number=number
-    )
+    return get_object_or_404(selectors.incident_page(), number=number)
 
 
 def _replies_context(incident: Incident) -> dict[str, Any]:
-    replies = list(incident.replies.select_related("agent", "post__author").order_by("created_at", "id"))
+    replies = list(selectors.incident_replies(incident))
     pending = [r for r in replies if r.status in PENDING_REPLY]
     # A reply on its way is watched closely; one waiting out a backoff only now and then.
     busy = any(not r.is_waiting for r in pending)
@@ -163,20 +161,14 @@ def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str
                 "direct_refusal": options.direct_refusal,
             }
         )
-    by_author = [p for p in posts if p.author_id == incident.author_id]
-    default = (by_author or posts)[-1] if posts else None
-    return targets, default
+    return targets, selectors.reply_default_post(incident, posts)
 
 
 @require_GET
 @agent_required
 def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
-    posts = list(
-        incident.posts.select_related("author", "channel", "detected_service", "labelled_by").order_by(
-            "posted_at", "id"
-        )
-    )
+    posts = list(selectors.incident_posts(incident))
     targets, default_post = _reply_targets(incident, posts)
     draft = request.session.pop(f"socialitsm:reply-draft:{incident.pk}", None) or {}
     chosen = next((t for t in targets if t["post"].pk == draft.get("post")), None) or next(
@@ -199,9 +191,9 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "reply_text": draft.get("text", ""),
         "reply_allowed": incident.state not in (Incident.State.CLOSED, Incident.State.CANCELED),
         "visibilities": Reply.Visibility.choices,
-        "events": incident.events.select_related("actor").order_by("created_at", "id"),
+        "events": selectors.incident_events(incident),
         "clocks": _clocks_view(incident),
-        "itsm_links": incident.itsm_links.select_related("connection").order_by("pk"),
+        "itsm_links": selectors.itsm_link_list().filter(incident=incident),
     }
     return render(request, "socialitsm/incident.html", context)
 
@@ -346,11 +338,7 @@ def incident_reply_cancel_view(request: HttpRequest, number: str, reply_id: int)
 @agent_required
 def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
-    posts = (
-        Post.objects.filter(form.posts_q())
-        .select_related("author", "channel", "detected_service", "labelled_by")
-        .order_by("-posted_at", "-id")
-    )
+    posts = selectors.post_list().filter(form.posts_q()).order_by("-posted_at", "-id")
     page = Paginator(posts, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "socialitsm/triage.html", {"form": form, "page": page})
 

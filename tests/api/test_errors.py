@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from socialitsm.api import views
+from socialitsm import selectors
 from socialitsm.models import Incident
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ def failing(monkeypatch):
     def broken():
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(views, "_post_queryset", broken)
+    monkeypatch.setattr(selectors, "post_list", broken)
 
 
 def test_unexpected_error_in_the_api_is_a_json_500_without_details(agent, failing, caplog):

@@ -16,10 +16,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from socialitsm.conf import conf
-from socialitsm.connectors.webhook import SIGNATURE_HEADER, sign
 from socialitsm.demo import history
 from socialitsm.models import Channel, Network, Service, SlaCalendar, SlaPolicy, WatchRule
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
+from socialitsm.signing import SIGNATURE_HEADER, sign
 
 DEMO_USERNAME = "demo.agent"
 SERVICE_DESK = "Service Desk"
