@@ -176,6 +176,18 @@ class Service(models.Model):
     aliases = models.JSONField(blank=True, default=list, help_text="Other names people use, e.g. product names.")
     owner_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     active = models.BooleanField(default=True)
+    spike_authors = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(2)],
+        help_text="Distinct complainers within the window that open a major incident; empty for the default.",
+    )
+    spike_window_minutes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1440)],
+        help_text="Minutes the spike is counted over; empty for the default.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -226,6 +238,15 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_incidents"
     )
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    is_major = models.BooleanField(default=False, help_text="One outage; the incidents it affects are its children.")
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged",
+        help_text="The incident this duplicate was merged into; its posts, replies and events moved there.",
+    )
     author = models.ForeignKey(Author, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents")
     channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents")
     opened_at = models.DateTimeField(default=timezone.now)
@@ -251,6 +272,7 @@ class Incident(models.Model):
         ordering = ["priority", "opened_at"]
         indexes = [
             models.Index(fields=["state", "priority", "opened_at"], name="incident_queue_idx"),
+            models.Index(fields=["service", "opened_at"], condition=Q(is_major=True), name="incident_major_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(impact__gte=1, impact__lte=3), name="incident_impact_range"),
