@@ -339,6 +339,11 @@ class Post(models.Model):
     author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="posts")
     text = models.TextField(help_text="Plain text as posted; untrusted, always rendered escaped.")
     raw = models.JSONField(blank=True, default=dict)
+    details = models.JSONField(
+        blank=True,
+        default=list,
+        help_text='Parts beside the text, e.g. [{"kind": "quote", "text": "...", "url": "..."}]; untrusted.',
+    )
     url = models.URLField(max_length=1000, blank=True)
     posted_at = models.DateTimeField(help_text="When the person posted, per the network.")
     posted_at_reported = models.CharField(

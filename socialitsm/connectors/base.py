@@ -56,6 +56,28 @@ class InboundAuthor:
     profile_url: str = ""
 
 
+class DetailKind(models.TextChoices):
+    """What a part of a post beside its text is (`InboundPost.details`, `Post.details`)."""
+
+    QUOTE = "quote", "Quoted post"
+    POLL = "poll", "Poll option"
+    ALT_TEXT = "alt_text", "Image description"
+    MEDIA = "media", "Attachment"
+    LINK = "link", "Link"
+    CROSSPOST = "crosspost", "Crossposted from"
+
+
+@dataclass(frozen=True, slots=True)
+class PostDetail:
+    """A part of a post an agent needs beside its text: a quoted post, a poll option, an
+    image's description, a gallery item or the post a crosspost came from. Plain text; `url`
+    points at the part where it has its own address."""
+
+    kind: str
+    text: str = ""
+    url: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class InboundPost:
     """A post as our pipeline sees it, whatever network it came from. Text is plain text."""
@@ -74,6 +96,8 @@ class InboundPost:
     # With `deleted`: GONE_REMOVED where the network says moderators took it down ("" = by its author).
     gone_reason: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    # Quoted posts, poll options, image descriptions, gallery items: what the text leaves out.
+    details: tuple[PostDetail, ...] = ()
     # From `stream()`: the WatchRule whose subscription heard the post (search() passes its
     # rule to ingest instead). None leaves it to the rule ingest was given, if any.
     rule_id: int | None = None

@@ -15,7 +15,7 @@ from django.utils import timezone
 from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.connectors import InboundPost, connector_for
-from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, InboundAuthor
+from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, DetailKind, InboundAuthor, PostDetail
 from socialitsm.db import rows_insert_new
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
@@ -50,6 +50,9 @@ class IngestResult:
 # The same window the API's validation applies (socialitsm.datetimes).
 EARLIEST_POST = datetimes.POSTS_EARLIEST
 POST_FUTURE_SLACK = datetimes.POSTS_AHEAD
+# A post's parts beside its text (quotes, poll options, image descriptions): how many, how long.
+MAX_DETAILS = 20
+DETAIL_CHARS = 2000
 
 
 class PostRefused(ValueError):
@@ -131,8 +134,25 @@ def post_clean(post: InboundPost, *, now: datetime) -> tuple[InboundPost, str]:
         language=_line(post.language, _max_length(Post, "language")),
         is_direct=bool(post.is_direct),
         raw=raw,
+        details=_details(post.details),
     )
     return clean, reported
+
+
+def _details(details: Any) -> tuple[PostDetail, ...]:
+    """The parts beside the text, cleaned like it: known kinds only, empty ones dropped, each
+    text cut to `DETAIL_CHARS` and at most `MAX_DETAILS` kept."""
+    kept: list[PostDetail] = []
+    for detail in details or ():
+        if len(kept) >= MAX_DETAILS:
+            break
+        if not isinstance(detail, PostDetail) or detail.kind not in DetailKind.values:
+            continue
+        text = clean_text(str(detail.text or "")).strip()[:DETAIL_CHARS]
+        url = _reference(detail.url, _max_length(Post, "url"))
+        if text or url:
+            kept.append(PostDetail(kind=detail.kind, text=text, url=url))
+    return tuple(kept)
 
 
 def posts_enqueue_processing(post_ids: list[int]) -> None:
@@ -209,6 +229,7 @@ def posts_ingest(
                         rule_id=p.rule_id if p.rule_id in live_rules else (rule.pk if rule else None),
                         text=p.text,
                         raw=p.raw,
+                        details=[{"kind": d.kind, "text": d.text, "url": d.url} for d in p.details],
                         url=p.url,
                         posted_at=p.posted_at,
                         posted_at_reported=unique[p.external_id][1],

@@ -7,9 +7,10 @@ import pytest
 from django.utils import timezone
 
 from socialitsm.connectors import InboundAuthor
+from socialitsm.connectors.base import DetailKind, PostDetail
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Author, Channel, Incident, IncidentEvent, Post, WatchRule
-from socialitsm.services.ingest import channel_poll, channels_poll_due, posts_ingest
+from socialitsm.services.ingest import DETAIL_CHARS, MAX_DETAILS, channel_poll, channels_poll_due, posts_ingest
 
 from ..factories import ChannelFactory, IncidentFactory, ReplyFactory, WatchRuleFactory, inbound
 
@@ -395,3 +396,22 @@ def test_identical_batches_ingested_at_once_count_what_the_database_did():
     assert (sum(r.created for r in results), sum(r.duplicates for r in results)) == (20, 140)
     assert sorted(pk for r in results for pk in r.pending_ids) == sorted(Post.objects.values_list("pk", flat=True))
     assert Post.objects.count() == 20
+
+
+def test_details_are_cleaned_at_the_door_and_stored():
+    channel = ChannelFactory()
+    details = (
+        PostDetail(kind=DetailKind.QUOTE, text="VPN\x00 down again\x07", url="https://example.org/q/1"),
+        PostDetail(kind="made-up", text="dropped: unknown kind"),
+        PostDetail(kind=DetailKind.ALT_TEXT, text="   "),
+        PostDetail(kind=DetailKind.POLL, text="x" * 5000),
+        *(PostDetail(kind=DetailKind.POLL, text=f"option {n}") for n in range(40)),
+    )
+    posts_ingest(channel=channel, posts=[replace(inbound("d1", "look at this"), details=details)])
+
+    stored = Post.objects.get(external_id="d1").details
+    assert stored[0] == {"kind": "quote", "text": "VPN down again", "url": "https://example.org/q/1"}
+    assert stored[1]["kind"] == "poll"
+    assert len(stored[1]["text"]) == DETAIL_CHARS
+    assert len(stored) == MAX_DETAILS
+    assert {d["kind"] for d in stored} == {"quote", "poll"}
