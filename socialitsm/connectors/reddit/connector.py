@@ -22,6 +22,15 @@ Config (not secret):
 The inbox is read, never marked read: marking would need the post stored first (a crash in
 between loses it) and would hide messages from the people who also read the account on Reddit.
 Cursors (timestamp watermark + recently seen names) make re-reading cheap and exact.
+
+Private messages come in threads: the listings name a thread once, by its first message, with
+the later messages (ours and theirs) nested in `replies`, and list threads by their latest
+message. Every message of a thread is handed out once, by its own time, so an answer in an old
+thread is caught; each carries `parent_id` (in_reply_to) and the thread's first message
+(conversation_id), which is how routing threads it into its incident. Messages from a
+subreddit's moderators carry no author: they are filed under "#<subreddit>" ("r/<sub>
+moderators") and answered in their thread. Posts of deleted accounts get an author each (see
+parse.DELETED_AUTHOR). Galleries, polls and crossposts fill `InboundPost.details`.
 """
 
 from __future__ import annotations
