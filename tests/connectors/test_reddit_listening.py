@@ -279,6 +279,27 @@ def test_a_moderators_message_is_filed_under_the_subreddits_moderators_and_answe
     assert (reply.status, reply.external_id) == (Reply.Status.SENT, "t4_2c0d02")
 
 
+@pytest.mark.parametrize(
+    ("author", "data", "refusal"),
+    [
+        ("#sysadmin", {"author": None, "subreddit": "sysadmin"}, ""),
+        # Stored before moderators had an author of their own: the payload tells.
+        ("[deleted]", {"author": None, "subreddit": "sysadmin", "distinguished": "moderator"}, ""),
+        ("[deleted]", {"author": "[deleted]"}, "The author's Reddit account is deleted"),
+        ("[deleted]:t4_2b3c4e", {"author": "[deleted]", "subreddit": None}, "The author's Reddit account is deleted"),
+    ],
+)
+def test_a_message_thread_is_refused_only_where_nobody_is_left(channel, author, data, refusal):
+    post = Post(
+        external_id="t4_2c0d01",
+        raw={"kind": "t4", "data": data},
+        text="x",
+        author=AuthorFactory(network="reddit", external_id=author),
+    )
+    assert RedditConnector(channel).reply_refusal(post, "direct").startswith(refusal)
+    assert bool(RedditConnector(channel).reply_refusal(post, "direct")) == bool(refusal)
+
+
 def test_a_retried_reply_to_moderators_finds_its_copy_in_the_thread(channel):
     post = Post(
         external_id="t4_2c0d01",
@@ -477,3 +498,11 @@ def test_malformed_parts_are_left_out(data):
     post = thing_to_inbound("t3", {"id": "z1", "title": "AcmeMail down", "created_utc": T0, **data})
     assert post.text == "AcmeMail down"
     assert all(d.text or d.url for d in post.details if d.kind != DetailKind.MEDIA)
+
+
+def test_a_closed_poll_says_voting_ended():
+    poll = fixture("search__media")["data"]["children"][1]["data"]
+    poll["poll_data"]["voting_end_timestamp"] = (T0 - 3600) * 1000
+    assert thing_to_inbound("t3", poll).details[-1] == PostDetail(
+        kind=DetailKind.POLL, text="Voting ended 2026-11-26 07:10 UTC"
+    )

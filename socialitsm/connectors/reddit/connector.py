@@ -413,7 +413,15 @@ class RedditConnector(Connector):
         if visibility == "public" and isinstance(data, dict) and (data.get("locked") or data.get("archived")):
             state = "locked" if data.get("locked") else "archived"
             return f"This Reddit thread is {state} and takes no comments: answer with a direct message."
-        if visibility == "direct" and is_deleted_author(post.author.external_id):
+        # A moderators' message stored before they had an author of their own reads "[deleted]":
+        # its payload (no author, a subreddit) tells, and its thread takes the answer.
+        moderators = (
+            post.external_id.startswith("t4_")
+            and isinstance(data, dict)
+            and not data.get("author")
+            and data.get("subreddit")
+        )
+        if visibility == "direct" and is_deleted_author(post.author.external_id) and not moderators:
             return "The author's Reddit account is deleted: there is nobody to send a private message to."
         return ""
 

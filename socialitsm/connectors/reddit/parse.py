@@ -214,7 +214,8 @@ def _poll(poll: Any) -> list[PostDetail]:
             at = datetime.fromtimestamp(ends / 1000, tz=UTC)  # milliseconds
         except (OverflowError, OSError, ValueError):
             return details
-        details.append(PostDetail(kind=DetailKind.POLL, text=f"Voting ends {at:%Y-%m-%d %H:%M} UTC"))
+        state = "ends" if at > timezone.now() else "ended"
+        details.append(PostDetail(kind=DetailKind.POLL, text=f"Voting {state} {at:%Y-%m-%d %H:%M} UTC"))
     return details
 
 
