@@ -215,6 +215,27 @@ def test_a_later_answer_in_an_old_thread_is_delivered_once(
     assert WatchRule.objects.get(pk=direct_rule.pk).cursor["messages"]["watermark"] == T0 + 2950
 
 
+def test_an_answered_thread_listed_after_an_old_one_on_the_same_page_is_not_lost(channel, direct_rule):
+    page = fixture("messages__threads")
+    page["data"]["children"].reverse()  # the old "Helpdesk hours" thread first
+    page["data"]["after"] = "t4_2b9a01"
+    with responses.RequestsMock() as mock:
+        mock.post(TOKEN, json=fixture("token__password"))
+        read = mock.get(MESSAGES, json=page)
+        posts, cursor = RedditConnector(channel).search(direct_rule, CURSOR)
+    assert [p.external_id for p in posts] == [
+        "t4_2b9a01",
+        "t4_2b3c6a",
+        "t4_2b3c7b",
+        "t4_2c0d01",
+        "t4_2b3c8c",
+        "t4_2b9d10",
+    ]
+    # The page reached the cursor's window: no further page is asked for.
+    assert read.call_count == 1
+    assert cursor["messages"]["watermark"] == T0 + 2800
+
+
 def test_a_message_thread_in_the_inbox_does_not_end_the_reading_of_mentions(channel):
     rule = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.MENTIONS, query="")
     inbox = fixture("messages__threads")

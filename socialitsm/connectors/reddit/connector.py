@@ -345,9 +345,12 @@ class RedditConnector(Connector):
                 thread = thread_of(str(child.get("kind") or ""), child["data"])
                 # Message threads are listed by their latest message, so an old thread with a
                 # new answer comes up top: the thread's newest time decides where reading stops.
+                # The rest of a page already read is still looked through (items older than the
+                # floor are skipped one by one), so an answered thread listed out of that order
+                # is not lost.
                 if floor is not None and max(_time(item) for _, item in thread) < floor:
                     reached = True
-                    break
+                    continue
                 for kind, item in thread:
                     created = _time(item)
                     if kind not in kinds or not item.get("id") or (floor is not None and created < floor):
