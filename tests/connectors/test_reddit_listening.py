@@ -129,6 +129,8 @@ def test_a_thread_is_read_down_to_its_nested_answers_each_by_its_own_time(channe
         ("t4_2b9d10", "jdoe_it", "t4_2b9a01", "t4_2b9a01"),
     ]
     assert all(p.is_direct for p in posts)
+    assert not any("replies" in p.raw["data"] for p in posts)
+    assert posts[1].raw["data"]["body"] == posts[1].text
     assert posts[1].text == "It still jams after the technician left, and now it prints blank pages."
     # The thread of "Helpdesk hours" is older than the cursor's window: reading stopped there.
     assert cursor == {

@@ -157,7 +157,8 @@ def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
         is_direct=kind == "t4",
         deleted=_is_gone(kind, data),
         gone_reason=gone_reason(kind, data),
-        raw={"kind": kind, "data": dict(data)},
+        # Without the thread's later messages: each is a post of its own, with its own payload.
+        raw={"kind": kind, "data": {k: v for k, v in data.items() if k != "replies"}},
         details=details,
     )
 
