@@ -277,14 +277,31 @@ def test_direct_reply_to_a_public_post_composes_a_private_message(channel, rule)
     author = AuthorFactory(network="reddit", external_id="jdoe_it", handle="u/jdoe_it")
     post = Post(external_id=inbound.external_id, raw=inbound.raw, text=inbound.text, author=author)
     responses.post(f"{API}/api/compose", json=fixture("compose__ok"))
+    # Compose does not name the message: it is looked up among our sent messages.
+    responses.get(f"{API}/message/sent", json=fixture("sent__compose"))
     text = "Could you send us your ticket number?"
-    assert RedditConnector(channel).reply(post, text, "direct", idempotency_key="k") == ""
-    assert form(responses.calls[-1]) == {
+    assert RedditConnector(channel).reply(post, text, "direct", idempotency_key="k") == "t4_2b9c01"
+    assert form(responses.calls[-2]) == {
         "api_type": "json",
         "to": "jdoe_it",
         "subject": "Re: AcmeMail down for anyone else?",
         "text": "Could you send us your ticket number?",
     }
+    assert query_of(responses.calls[-1]) == {"limit": "100", "raw_json": "1"}
+
+
+@responses.activate
+def test_a_composed_message_whose_look_up_fails_is_still_sent(channel):
+    signed_in()
+    author = AuthorFactory(network="reddit", external_id="jdoe_it", handle="u/jdoe_it")
+    post = Post(external_id="t3_1h2g3k4", raw={}, text="x", author=author)
+    sent = responses.post(f"{API}/api/compose", json=fixture("compose__ok"))
+    responses.get(f"{API}/message/sent", status=503, body="upstream connect error")
+    assert (
+        RedditConnector(channel).reply(post, "Could you send us your ticket number?", "direct", idempotency_key="k")
+        == ""
+    )
+    assert sent.call_count == 1
 
 
 @pytest.mark.parametrize("state", ["locked", "archived"])
@@ -747,7 +764,9 @@ def test_a_retried_reply_without_a_copy_is_sent_once(channel, kind, listed):
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert reply.status == Reply.Status.SENT
-    assert (looked.call_count, alive.call_count, sent.call_count) == (1, int(visibility == "public"), 1)
+    # A composed message is looked up once more after sending, to learn its id (none listed here).
+    looks = 2 if send == "/api/compose" else 1
+    assert (looked.call_count, alive.call_count, sent.call_count) == (looks, int(visibility == "public"), 1)
     assert form(sent.calls[0])["text"] == SENT_BODY
 
 

@@ -22,6 +22,15 @@ Config (not secret):
 The inbox is read, never marked read: marking would need the post stored first (a crash in
 between loses it) and would hide messages from the people who also read the account on Reddit.
 Cursors (timestamp watermark + recently seen names) make re-reading cheap and exact.
+
+Private messages come in threads: the listings name a thread once, by its first message, with
+the later messages (ours and theirs) nested in `replies`, and list threads by their latest
+message. Every message of a thread is handed out once, by its own time, so an answer in an old
+thread is caught; each carries `parent_id` (in_reply_to) and the thread's first message
+(conversation_id), which is how routing threads it into its incident. Messages from a
+subreddit's moderators carry no author: they are filed under "#<subreddit>" ("r/<sub>
+moderators") and answered in their thread. Posts of deleted accounts get an author each (see
+parse.DELETED_AUTHOR). Galleries, polls and crossposts fill `InboundPost.details`.
 """
 
 from __future__ import annotations
@@ -41,10 +50,20 @@ from django.utils import timezone
 
 from socialitsm.exceptions import PermanentError, TransientError
 
-from ..base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, RuleKind, reset_time, same_text
+from ..base import (
+    OWN_ACCOUNT_KEY,
+    SENT_CLOCK_SKEW,
+    Connector,
+    Cursor,
+    InboundPost,
+    Limits,
+    RuleKind,
+    reset_time,
+    same_text,
+)
 from .config import RedditConfig
 from .markdown import markdown_escape
-from .parse import GONE, _created, gone_reason, matches, query_terms, thing_to_inbound
+from .parse import _created, gone_reason, is_deleted_author, matches, query_terms, thing_to_inbound, thread_of
 
 if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
@@ -84,6 +103,14 @@ def _json_errors(body: Mapping[str, Any]) -> list[list[Any]]:
         return []
     errors = inner.get("errors") or []
     return [e for e in errors if isinstance(e, list) and e]
+
+
+def _time(item: Mapping[str, Any]) -> float:
+    """A thing's created_utc; 0 where it is missing or not a number."""
+    try:
+        return float(item.get("created_utc") or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _float_header(response: requests.Response, name: str) -> float | None:
@@ -292,7 +319,11 @@ class RedditConnector(Connector):
         window}. We read from the top down to watermark - overlap, skip what was seen, and keep
         the names in the window, so late-indexed items are caught and nothing is handed out twice.
         A first poll takes one page. When max_pages runs out first, "after" and "pending" carry
-        the backfill on to the next poll before the watermark moves."""
+        the backfill on to the next poll before the watermark moves.
+
+        A private message thread counts as one child: its answers (nested in `replies`) are
+        handed out one by one, each once, by their own time, whatever the age of the thread's
+        first message; ours among them are left to ingest, which skips our own posts."""
         overlap = self._setting("overlap_seconds", 600)
         watermark = float(state.get("watermark") or 0)
         floor = watermark - overlap if watermark else None
@@ -311,23 +342,30 @@ class RedditConnector(Connector):
             for child in data["children"]:
                 if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
                     continue
-                item = child["data"]
-                created = float(item.get("created_utc") or 0)
-                if floor is not None and created < floor:
+                thread = thread_of(str(child.get("kind") or ""), child["data"])
+                # Message threads are listed by their latest message, so an old thread with a
+                # new answer comes up top: the thread's newest time decides where reading stops.
+                # The rest of a page already read is still looked through (items older than the
+                # floor are skipped one by one), so an answered thread listed out of that order
+                # is not lost.
+                if floor is not None and max(_time(item) for _, item in thread) < floor:
                     reached = True
-                    break
-                if child.get("kind") not in kinds or not item.get("id"):
                     continue
-                post = thing_to_inbound(str(child["kind"]), item)
-                newest = max(newest, created)
-                # A deletion is handed out even if the post was: ingest redacts our copy.
-                if post.external_id not in seen or post.deleted:
-                    seen[post.external_id] = created
-                    fresh.append(post)
+                for kind, item in thread:
+                    created = _time(item)
+                    if kind not in kinds or not item.get("id") or (floor is not None and created < floor):
+                        continue
+                    post = thing_to_inbound(kind, item)
+                    newest = max(newest, created)
+                    # A deletion is handed out even if the post was: ingest redacts our copy.
+                    if post.external_id not in seen or post.deleted:
+                        seen[post.external_id] = created
+                        fresh.append(post)
             after = str(data.get("after") or "")
             if reached or not after or not data["children"]:
                 after = ""
                 break
+        fresh.sort(key=lambda p: p.posted_at)
         if after and watermark:
             return fresh, {"watermark": watermark, "seen": seen, "after": after, "pending": newest}
         if not newest:
@@ -378,15 +416,26 @@ class RedditConnector(Connector):
         if visibility == "public" and isinstance(data, dict) and (data.get("locked") or data.get("archived")):
             state = "locked" if data.get("locked") else "archived"
             return f"This Reddit thread is {state} and takes no comments: answer with a direct message."
-        if visibility == "direct" and post.author.external_id in GONE:
+        # A moderators' message stored before they had an author of their own reads "[deleted]":
+        # its payload (no author, a subreddit) tells, and its thread takes the answer.
+        moderators = (
+            post.external_id.startswith("t4_")
+            and isinstance(data, dict)
+            and not data.get("author")
+            and data.get("subreddit")
+        )
+        if visibility == "direct" and is_deleted_author(post.author.external_id) and not moderators:
             return "The author's Reddit account is deleted: there is nobody to send a private message to."
         return ""
 
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         """Public: /api/comment under the post or comment. Direct: a reply in the message thread
-        for a private message, otherwise /api/compose to the author. Returns the fullname of what
-        was sent ("" for compose, which does not say). Reddit has no idempotency key: a retry
-        looks for the earlier copy first (`find_sent`)."""
+        for a private message (a moderators' message too), otherwise /api/compose to the author.
+        Returns the fullname of what was sent. Compose does not say it: the message is looked up
+        among our sent messages (`find_sent`), so the person's answer, which names it as its
+        parent, joins the incident; "" when that look-up finds nothing or fails (the message is
+        out all the same). Reddit has no idempotency key: a retry looks for the earlier copy
+        first (`find_sent`)."""
         refusal = self.reply_refusal(post, visibility)
         if refusal:
             raise PermanentError(refusal)
@@ -409,7 +458,12 @@ class RedditConnector(Connector):
             what="the private message",
             data={"api_type": "json", "to": post.author.external_id, "subject": self._subject(post), "text": body},
         )
-        return ""
+        try:
+            sent = self.find_sent(post, text, visibility, since=timezone.now() - SENT_CLOCK_SKEW)
+        except (TransientError, PermanentError) as exc:
+            logger.warning("sent a private message about %s but could not look up its id: %s", post, exc.message)
+            return ""
+        return sent[-1] if sent else ""
 
     def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
         """Comments: the account's comments (/user/:name/comments, scope `history`) that answer
