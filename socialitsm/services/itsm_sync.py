@@ -41,6 +41,7 @@ Conflict rule (only the state comes back from the suites; SocialITSM owns the ot
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -514,7 +515,9 @@ def _parent_remote_id(link: ItsmLink) -> str:
     """The id of the parent incident's record in this link's suite, once it is there and marked
     as a parent. The parent's link is made if its rules did not make it, and synced now unless
     another worker holds it; raises _ParentPending while the record is not ready."""
-    parent = Incident.objects.get(pk=link.incident.parent_id)
+    parent = link.incident.parent
+    if parent is None:
+        raise ApplicationError(f"{link.incident.number} has no major incident")
     parent_link, _ = ItsmLink.objects.get_or_create(
         connection=link.connection, incident=parent, defaults={"external_ref": itsm_ref(parent)}
     )
@@ -557,7 +560,7 @@ def incident_links_changed(*, incident: Incident, previous_parent: Incident | No
     link_ids = list(links.order_by("pk").values_list("pk", flat=True))
     ItsmLink.objects.filter(pk__in=link_ids).update(recheck_at=timezone.now())
     for link_id in link_ids:
-        transaction.on_commit(lambda link_id=link_id: _enqueue_sync(link_id), robust=True)
+        transaction.on_commit(functools.partial(_enqueue_sync, link_id), robust=True)
     return link_ids
 
 
