@@ -75,12 +75,26 @@ def _login() -> None:
 
 
 def _profiles() -> None:
+    """The senders' handles, and Bob's conversation, in which we never wrote."""
     for did, handle in ((JANE, "jane.example.com"), (BOB, "bob.example.org")):
         responses.get(
             f"{PDS}/xrpc/app.bsky.actor.getProfile",
             json={"did": did, "handle": handle},
             match=[matchers.query_param_matcher({"actor": did})],
         )
+    bob = fixture("chat_log__messages")["logs"][5]["message"]
+    _messages(BOB_CONVO, [bob])
+
+
+def _messages(convo: str, messages: list[dict]) -> responses.BaseResponse:
+    return responses.get(
+        f"{PDS}/xrpc/chat.bsky.convo.getMessages",
+        json={"messages": messages},
+        match=[
+            matchers.query_param_matcher({"convoId": convo, "limit": "50"}),
+            matchers.header_matcher({"Authorization": f"Bearer {ACCESS}", **PROXY}),
+        ],
+    )
 
 
 def _log(answer: dict, *, cursor: str | None = None) -> responses.BaseResponse:
@@ -144,7 +158,7 @@ def test_the_chat_log_becomes_direct_posts_and_its_cursor_is_kept(channel, direc
     assert direct.cursor == {
         "log": "2222222222230",
         "from": "2026-08-20T11:50:00.000Z",
-        "ours": {JANE_CONVO: OUR_MESSAGE},
+        "ours": {JANE_CONVO: OUR_MESSAGE, BOB_CONVO: ""},
     }
     channel.refresh_from_db()
     assert (channel.health, channel.last_error) == ("ok", "")
@@ -245,6 +259,41 @@ def test_an_answer_to_our_direct_message_joins_its_incident(channel, direct, age
     with django_capture_on_commit_callbacks(execute=True):
         channel_poll(channel=channel)
     assert Post.objects.get(external_id="3lbc2zt7jane2").incident_id == incident.pk
+
+
+@responses.activate
+def test_an_answer_to_a_message_we_sent_before_listening_began_joins_its_incident(
+    channel, direct, django_capture_on_commit_callbacks
+):
+    jane = AuthorFactory(network="bluesky", external_id=JANE, handle="@jane.example.com")
+    incident = Incident.objects.create(short_description="AcmeMail down")
+    post = PostFactory(channel=channel, external_id=JANE_POST, author=jane, incident=incident)
+    Reply.objects.create(
+        incident=incident,
+        post=post,
+        channel=channel,
+        visibility="direct",
+        text="Could you send us the email address on your account?",
+        status=Reply.Status.SENT,
+        external_id=OUR_MESSAGE,
+    )
+    _login()
+    _profiles()
+    logs = fixture("chat_log__messages")["logs"]
+    # The log starts after our message: only Jane's answer is in it.
+    _log({"cursor": "2222222222225", "logs": [logs[3]]})
+    _log({"logs": []}, cursor="2222222222225")
+    ours = logs[1]["message"]
+    later = {**ours, "id": "3lbc2zz9later", "sentAt": "2026-08-21T10:30:00.000Z"}  # after her answer
+    lookup = _messages(JANE_CONVO, [later, logs[3]["message"], ours])
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_poll(channel=channel)
+    answer = Post.objects.get(external_id="3lbc2zt7jane1")
+    # Ingest points an answer to our message at the post we answered.
+    assert (answer.in_reply_to, answer.incident_id) == (JANE_POST, incident.pk)
+    assert lookup.call_count == 1
+    direct.refresh_from_db()
+    assert direct.cursor["ours"] == {JANE_CONVO: OUR_MESSAGE}
 
 
 @responses.activate

@@ -8,7 +8,9 @@ copy. The rule's cursor keeps the log's cursor, so every event is read once acro
 
 The log also carries the messages we sent. The cursor remembers our latest message in each
 recent conversation, and an answer in that conversation names it as the message it answers
-(`in_reply_to`), so routing threads it into the incident our direct message came from.
+(`in_reply_to`), so routing threads it into the incident our direct message came from. For a
+conversation the log has not shown a message of ours in (we wrote before listening began), the
+conversation's latest messages are read once (`chat.bsky.convo.getMessages`).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def log_read(connector: BlueskyConnector, cursor: Cursor) -> tuple[list[InboundP
     """The direct messages and deletions in the chat log after `cursor`, oldest first, and the
     cursor to save once they are stored: {"log": the log's cursor, "from": messages sent before
     this are never taken (listening started then, less SOCIALITSM_BACKFILL_HOURS), "ours": {convo
-    id: our latest message id}}. Raises TransientError or PermanentError (see `chat_refusal`)."""
+    id: our latest message id, "" for none}}. Raises TransientError or PermanentError (see `chat_refusal`)."""
     own = connector._session().did
     log_cursor = str(cursor.get("log") or "")
     start = aware_time(cursor.get("from")) or timezone.now() - timedelta(hours=conf.BACKFILL_HOURS)
@@ -120,6 +122,8 @@ def _event(
     # A deletedMessageView has no text: there is nothing left to read.
     if sent_at is None or sent_at < start or not isinstance(message.get("text"), str):
         return None
+    if convo not in ours:
+        ours[convo] = _ours_before(connector, convo, own, sent_at)
     handle = connector._handle_for(sender)
     profile = f"https://bsky.app/profile/{handle or sender}"
     return InboundPost(
@@ -134,6 +138,22 @@ def _event(
         raw={"convoId": convo, "rev": entry.get("rev"), "message": dict(message)},
         details=_shared_post(message.get("embed")),
     )
+
+
+def _ours_before(connector: BlueskyConnector, convo: str, own: str, sent_at: datetime) -> str:
+    """The id of our latest message in `convo` sent before `sent_at`, among its latest
+    SENT_PAGE messages; "" when there is none (remembered, so it is not looked up again)."""
+    data = _chat(
+        connector, "GET", "chat.bsky.convo.getMessages", params=[("convoId", convo), ("limit", str(SENT_PAGE))]
+    )
+    found = []
+    for message in _list(data, "messages"):
+        if not isinstance(message, dict) or _dict(message.get("sender")).get("did") != own:
+            continue
+        when = aware_time(message.get("sentAt"))
+        if when is not None and when <= sent_at and message.get("id"):
+            found.append((when, str(message["id"])))
+    return max(found)[1] if found else ""
 
 
 def _shared_post(embed: Any) -> tuple[PostDetail, ...]:
