@@ -516,8 +516,8 @@ def _parent_remote_id(link: ItsmLink) -> str:
     as a parent. The parent's link is made if its rules did not make it, and synced now unless
     another worker holds it; raises _ParentPending while the record is not ready."""
     parent = link.incident.parent
-    if parent is None:
-        raise ApplicationError(f"{link.incident.number} has no major incident")
+    if parent is None or parent.pk == link.incident_id:
+        raise PermanentError(f"{link.incident.number} has no major incident other than itself")
     parent_link, _ = ItsmLink.objects.get_or_create(
         connection=link.connection, incident=parent, defaults={"external_ref": itsm_ref(parent)}
     )

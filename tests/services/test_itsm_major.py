@@ -257,3 +257,11 @@ def test_a_change_during_a_running_sync_keeps_the_link_due(connection, fake_suit
     assert link.pk in itsm_links_due()
     itsm_link_sync(link=link)
     assert fake_suite.tickets["1"].parent == "2"
+
+
+def test_an_incident_made_its_own_parent_fails_its_link_with_a_reason(connection, fake_suite, clock):
+    incident = _incident("INC0000100", is_major=True)
+    Incident.objects.filter(pk=incident.pk).update(parent=incident)
+    link = itsm_link_sync(link=_link(connection, incident))
+    assert (link.status, link.last_error) == ("failed", "INC0000100 has no major incident other than itself")
+    assert _calls(fake_suite, "parent_link") == []
