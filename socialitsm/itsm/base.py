@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from socialitsm.models import ItsmConnection
 
 # The calls every adapter answers under the error contract (see ItsmAdapter.__init_subclass__).
-INTERFACE = ("find", "create", "update", "comment", "fetch", "deliver")
+INTERFACE = ("find", "create", "update", "comment", "fetch", "deliver", "major_mark", "parent_link", "parent_unlink")
 
 # Fields pushed again whenever they change here; the description goes out only on create.
 SYNCED_FIELDS = ("short_description", "state", "impact", "urgency", "priority", "group", "assignee")
@@ -94,6 +94,8 @@ class ItsmAdapter(ABC):
     STATES_IN: ClassVar[dict[str, str]] = {}
     # An outbound webhook has no record to update: it receives every audit event instead.
     delivers_events: ClassVar[bool] = False
+    # Links a child's record to its major incident's record (`parent_link`).
+    links_parents: ClassVar[bool] = True
     can_pull: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -135,6 +137,26 @@ class ItsmAdapter(ABC):
     def deliver(self, payload: dict[str, Any], *, idempotency_key: str) -> str:
         """Deliver one audit event (only adapters with `delivers_events`)."""
         raise NotImplementedError(f"{self.kind} does not take events")
+
+    # -- major incidents -------------------------------------------------------------------------
+    # A major incident's record is the parent of its children's records. The sync pushes the
+    # parent first, marks it (`major_mark`), then links each child to it (`parent_link`); a child
+    # moved to another parent or taken out is unlinked from the old one (`parent_unlink`).
+
+    def major_mark(self, remote_id: str, is_major: bool) -> None:
+        """Make the record a parent that children can be linked to (`is_major`), or an ordinary
+        record again, where the suite needs that first (Zendesk's problem tickets); elsewhere
+        nothing is sent. Idempotent."""
+        return
+
+    def parent_link(self, remote_id: str, parent_id: str) -> None:
+        """Link the record `remote_id` to its major incident's record `parent_id` the way the
+        suite models it. Idempotent: linking again leaves one link."""
+        raise NotImplementedError(f"{self.kind} does not link records")
+
+    def parent_unlink(self, remote_id: str, parent_id: str) -> None:
+        """Remove the link `parent_link` made; a link already gone is no error."""
+        raise NotImplementedError(f"{self.kind} does not link records")
 
     # -- inbound webhooks ------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from socialitsm.exceptions import PermanentError
+
 from .base import ExternalTicket, ItsmAdapter, TicketFields
 
 
@@ -15,6 +17,8 @@ class FakeTicket:
     fields: dict[str, Any]
     status: str
     comments: list[dict[str, Any]] = field(default_factory=list)
+    major: bool = False
+    parent: str = ""
 
 
 class FakeSuite:
@@ -87,6 +91,21 @@ class FakeAdapter(ItsmAdapter):
         ticket = suite.tickets[remote_id]
         ticket.comments.append({"text": text, "public": public})
         return str(len(ticket.comments))
+
+    def major_mark(self, remote_id: str, is_major: bool) -> None:
+        self._call("major_mark", remote_id)
+        suite.tickets[remote_id].major = is_major
+
+    def parent_link(self, remote_id: str, parent_id: str) -> None:
+        self._call("parent_link", remote_id)
+        if not suite.tickets[parent_id].major:
+            raise PermanentError(f"ticket {parent_id} is not a major incident")
+        suite.tickets[remote_id].parent = parent_id
+
+    def parent_unlink(self, remote_id: str, parent_id: str) -> None:
+        self._call("parent_unlink", remote_id)
+        if suite.tickets[remote_id].parent == parent_id:
+            suite.tickets[remote_id].parent = ""
 
     def fetch(self, remote_id: str) -> ExternalTicket:
         self._call("fetch", remote_id)

@@ -6,6 +6,10 @@ Connection: base_url https://<site>.atlassian.net; credentials {"email", "api_to
 the status they lead to (state_map.out names it per state; the defaults follow the JSM IT service
 template). field_map users maps our usernames to accountIds; groups are not sent to Jira.
 Jira search is eventually consistent: a record created seconds ago may not be found by a retry.
+A major incident's children are tied to it by an issue link (POST /rest/api/3/issueLink) of type
+config "parent_link_type" (default "Relates"; e.g. "Problem/Incident" in JSM), the major incident
+on the side config "parent_link_side" names ("outward", the default: the link originates from
+it, as "causes"; or "inward"). A link of that type between the two issues is never made twice.
 """
 
 from __future__ import annotations
@@ -133,6 +137,35 @@ class JiraAdapter(ItsmAdapter):
             )
         )
         return str(data.get("id", ""))
+
+    def _parent_links(self, remote_id: str, parent_id: str) -> list[str]:
+        """Ids of the child's links of our type to the parent, whichever side it is on."""
+        kind = str(self.config.get("parent_link_type") or "Relates")
+        issue = self.json(self._call("GET", f"/rest/api/3/issue/{remote_id}", params={"fields": "issuelinks"}))
+        found = []
+        for item in (issue.get("fields") or {}).get("issuelinks") or []:
+            other = item.get("inwardIssue") or item.get("outwardIssue") or {}
+            if (item.get("type") or {}).get("name") == kind and str(other.get("id", "")) == parent_id:
+                found.append(str(item["id"]))
+        return found
+
+    def parent_link(self, remote_id: str, parent_id: str) -> None:
+        if self._parent_links(remote_id, parent_id):
+            return
+        side = str(self.config.get("parent_link_side") or "outward")
+        if side not in ("outward", "inward"):
+            raise PermanentError(f"config parent_link_side must be 'outward' or 'inward', not {side!r}")
+        child, parent = {"id": remote_id}, {"id": parent_id}
+        body = {
+            "type": {"name": str(self.config.get("parent_link_type") or "Relates")},
+            "outwardIssue": parent if side == "outward" else child,
+            "inwardIssue": child if side == "outward" else parent,
+        }
+        self._call("POST", "/rest/api/3/issueLink", json=body)
+
+    def parent_unlink(self, remote_id: str, parent_id: str) -> None:
+        for link_id in self._parent_links(remote_id, parent_id):
+            self._call("DELETE", f"/rest/api/3/issueLink/{link_id}")
 
     def fetch(self, remote_id: str) -> ExternalTicket:
         return self._issue(

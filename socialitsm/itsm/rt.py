@@ -4,6 +4,8 @@ Connection: base_url is RT's web root (e.g. https://rt.example.com); credentials
 (Authorization: token) or {"username", "password"} (Basic); config {"queue": "Social",
 "external_id_field": "ExternalID"} (the custom field must be applied to the queue).
 RT answers some refused updates with HTTP 200 and a message, so every update is read back.
+A major incident's children are members of it (RT's MemberOf link, shown as their "parent"):
+AddMemberOf / DeleteMemberOf on the child, then read back.
 """
 
 from __future__ import annotations
@@ -143,6 +145,27 @@ class RtAdapter(ItsmAdapter):
         )
         # Location: /REST/2.0/transaction/84
         return response.headers.get("Location", "").rstrip("/").rpartition("/")[2]
+
+    def parent_link(self, remote_id: str, parent_id: str) -> None:
+        self._member_of(remote_id, parent_id, linked=True)
+
+    def parent_unlink(self, remote_id: str, parent_id: str) -> None:
+        self._member_of(remote_id, parent_id, linked=False)
+
+    def _member_of(self, remote_id: str, parent_id: str, *, linked: bool) -> None:
+        """RT answers 200 whatever happened ("Link already exists", "Link not found",
+        "Couldn't resolve ... into a link"): the ticket's parent links are read back instead."""
+        change = "AddMemberOf" if linked else "DeleteMemberOf"
+        messages = self.json(self._call("PUT", f"/ticket/{remote_id}", json={change: parent_id}), (list, dict))
+        current = self.json(self._call("GET", f"/ticket/{remote_id}"))
+        parents = {
+            str(item.get("id"))
+            for item in current.get("_hyperlinks") or []
+            if isinstance(item, dict) and item.get("ref") == "parent"
+        }
+        if (parent_id in parents) != linked:
+            said = "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
+            raise PermanentError(f"RT refused {change} {parent_id} on ticket {remote_id}: {said or 'no message'}")
 
     def fetch(self, remote_id: str) -> ExternalTicket:
         return self._ticket(self.json(self._call("GET", f"/ticket/{remote_id}")))

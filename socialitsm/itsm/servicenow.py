@@ -4,7 +4,8 @@ Connection: base_url https://<instance>.service-now.com; credentials {"username"
 (Basic) or {"token"} (OAuth bearer); config {"correlation_display": "SocialITSM",
 "contact_type": "", "caller_id": "", "close_code": "Solution provided", "hold_reason": ""};
 field_map groups/users map our names to sys_ids. Priority is derived by ServiceNow from impact
-and urgency, so those are sent instead.
+and urgency, so those are sent instead. A major incident's children point at it through their
+parent_incident field (the parent record's sys_id).
 """
 
 from __future__ import annotations
@@ -139,6 +140,27 @@ class ServiceNowAdapter(ItsmAdapter):
             json={"comments" if public else "work_notes": text},
         )
         return ""
+
+    def parent_link(self, remote_id: str, parent_id: str) -> None:
+        self._parent(remote_id, parent_id)
+
+    def parent_unlink(self, remote_id: str, parent_id: str) -> None:
+        self._parent(remote_id, "")
+
+    def _parent(self, remote_id: str, parent_id: str) -> None:
+        response = self._call(
+            "PATCH",
+            f"{TABLE}/{remote_id}",
+            params={"sysparm_fields": f"{FIELDS},parent_incident", "sysparm_exclude_reference_link": "true"},
+            json={"parent_incident": parent_id},
+        )
+        now = self._result(response).get("parent_incident", parent_id)
+        if str(now or "") != parent_id:
+            # A sys_id the instance cannot resolve (or an ACL on the field) is dropped, not refused.
+            raise PermanentError(
+                f"ServiceNow kept parent_incident {now!r} on {remote_id} instead of {parent_id!r}: "
+                "is the parent record readable by the integration user?"
+            )
 
     def fetch(self, remote_id: str) -> ExternalTicket:
         response = self._call(

@@ -24,6 +24,7 @@ from .base import ExternalTicket, ItsmAdapter, TicketFields
 class WebhookAdapter(ItsmAdapter):
     kind = "webhook"
     delivers_events = True
+    links_parents = False
     can_pull = False
 
     def find(self, external_ref: str) -> ExternalTicket | None:

@@ -4,6 +4,8 @@ Connection: base_url https://<subdomain>.zendesk.com; credentials {"email", "api
 "<email>/token") or {"token"} (OAuth bearer), plus webhook_secret (a Zendesk webhook's signing
 secret works too); config {"type": "incident", "tags": ["socialitsm"]}. field_map groups and
 users map our names to group_id and assignee_id. Creates carry an Idempotency-Key.
+A major incident is a problem ticket (type "problem"); its children are incident tickets with
+its id in problem_id (Zendesk solves them when the problem is solved).
 """
 
 from __future__ import annotations
@@ -124,6 +126,16 @@ class ZendeskAdapter(ItsmAdapter):
         )
         audit = self.json(response).get("audit") or {}
         return str(audit.get("id", ""))
+
+    def major_mark(self, remote_id: str, is_major: bool) -> None:
+        kind = "problem" if is_major else str(self.config.get("type", "incident"))
+        self._call("PUT", f"/tickets/{remote_id}", json={"ticket": {"type": kind}})
+
+    def parent_link(self, remote_id: str, parent_id: str) -> None:
+        self._call("PUT", f"/tickets/{remote_id}", json={"ticket": {"type": "incident", "problem_id": int(parent_id)}})
+
+    def parent_unlink(self, remote_id: str, parent_id: str) -> None:
+        self._call("PUT", f"/tickets/{remote_id}", json={"ticket": {"problem_id": None}})
 
     def fetch(self, remote_id: str) -> ExternalTicket:
         return self._one(self._call("GET", f"/tickets/{remote_id}"))

@@ -18,6 +18,15 @@ How it stays exact and loses nothing:
   answer no adapter expected) is recorded and retried like a transient error: a link is never
   left leased with no error and no attempt counted.
 
+Major incidents: a major incident's record is the parent of its children's records, linked the
+way each suite models it (see `ItsmAdapter.parent_link`). A child's sync first brings its parent's
+record into the same suite (making the parent's link if the parent's own rules did not, and
+syncing it then and there), so the parent always exists, marked as a parent, before a child is
+linked to it. What was pushed is kept in the link's `pushed` ("major", and "parent": the parent
+record's id), so a retry sends nothing twice and a child moved or taken out is unlinked from
+the record it was linked to. Services that change `Incident.parent` or `is_major` call
+`incident_links_changed` in the same transaction; the links are then synced after commit.
+
 Privacy rule for comments: a public reply to the poster goes out as a public comment (RT
 correspondence); a direct message goes out as an internal note, as do follow-up posts from social
 networks, so nothing private reaches the requester through the suite.
@@ -32,12 +41,13 @@ Conflict rule (only the state comes back from the suites; SocialITSM owns the ot
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Case, DateTimeField, Exists, F, Max, OuterRef, Q, QuerySet, Value, When
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -323,13 +333,15 @@ def _log_error(link: ItsmLink, action: str, exc: Exception, **target: Any) -> No
 
 def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
     """Bring the suite up to date with the incident: create the record if there is none yet,
-    send changed fields, then replies, follow-up posts (or, for webhooks, audit events) not yet
-    delivered. Returns None when another worker holds the link. Errors are recorded, not raised."""
+    send changed fields, its mark as a major incident, replies and follow-up posts (or, for
+    webhooks, audit events) not yet delivered, then its link to its major incident's record.
+    Returns None when another worker holds the link. Errors are recorded, not raised."""
     now = timezone.now()
     claimed = _claim(link, now)
     if claimed is None:
         return None
     link = claimed
+    recheck_claimed = link.recheck_at
     if link.status == ItsmLink.Status.FAILED:
         ItsmLink.objects.filter(pk=link.pk).update(lease_until=None)
         return link
@@ -343,7 +355,13 @@ def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
             _deliver_events(link, adapter)
         else:
             _push_fields(link, adapter)
+            if adapter.links_parents:
+                _push_major(link, adapter)
             _push_comments(link, adapter)
+            if adapter.links_parents:
+                _push_parent(link, adapter)
+    except _ParentPending as exc:
+        _record_waiting(link, exc, now)
     except TransientError as exc:
         _record_transient(link, exc, now)
     except PermanentError as exc:
@@ -351,12 +369,16 @@ def itsm_link_sync(*, link: ItsmLink) -> ItsmLink | None:
     except Exception as exc:
         _record_unexpected(link, exc, now)
     else:
+        # A change announced while this sync ran (`incident_links_changed`) keeps its recheck.
+        untouched = Q(recheck_at__isnull=True) if recheck_claimed is None else Q(recheck_at=recheck_claimed)
         ItsmLink.objects.filter(pk=link.pk).update(
             status=ItsmLink.Status.OK,
             lease_until=None,
             attempts=0,
             next_attempt_at=None,
-            recheck_at=recheck,
+            recheck_at=Case(
+                When(untouched, then=Value(recheck, output_field=DateTimeField())), default=F("recheck_at")
+            ),
             last_error="",
             last_synced_at=timezone.now(),
             event_watermark=mark,
@@ -436,6 +458,110 @@ def _push_fields(link: ItsmLink, adapter: ItsmAdapter) -> None:
     with transaction.atomic():
         link.save(update_fields=update_fields)
         _log(link, ItsmDelivery.Action.UPDATE, ", ".join(f"{n}={current[n]}" for n in changed))
+
+
+def _push_major(link: ItsmLink, adapter: ItsmAdapter) -> None:
+    """Mark the record as a parent while the incident is major or has children, and unmark it
+    once it is neither."""
+    incident = link.incident
+    wanted = incident.is_major or Incident.objects.filter(parent_id=incident.pk).exists()
+    if bool(link.pushed.get("major", False)) == wanted:
+        return
+    try:
+        adapter.major_mark(link.remote_id, wanted)
+    except Exception as exc:
+        _log_error(link, ItsmDelivery.Action.UPDATE, exc)
+        raise
+    link.pushed = {**link.pushed, "major": wanted}
+    with transaction.atomic():
+        link.save(update_fields=["pushed"])
+        _log(link, ItsmDelivery.Action.UPDATE, f"major={wanted}")
+
+
+class _ParentPending(TransientError):
+    """The major incident's record is not in the suite (or not marked) yet: link later."""
+
+
+def _push_parent(link: ItsmLink, adapter: ItsmAdapter) -> None:
+    """Link the record to its major incident's record, after unlinking it from the one it was
+    linked to before (a child moved, or taken out of its major incident)."""
+    incident = link.incident
+    pushed = str(link.pushed.get("parent") or "")
+    wanted = _parent_remote_id(link) if incident.parent_id else ""
+    if wanted == pushed:
+        return
+    if pushed:
+        _parent_step(link, adapter, "unlink", pushed)
+    if wanted:
+        _parent_step(link, adapter, "link", wanted)
+
+
+def _parent_step(link: ItsmLink, adapter: ItsmAdapter, step: str, parent_id: str) -> None:
+    try:
+        if step == "link":
+            adapter.parent_link(link.remote_id, parent_id)
+        else:
+            adapter.parent_unlink(link.remote_id, parent_id)
+    except Exception as exc:
+        _log_error(link, ItsmDelivery.Action.UPDATE, exc)
+        raise
+    link.pushed = {**link.pushed, "parent": parent_id if step == "link" else ""}
+    with transaction.atomic():
+        link.save(update_fields=["pushed"])
+        _log(link, ItsmDelivery.Action.UPDATE, f"parent {step}ed: {parent_id}", remote_ref=parent_id)
+
+
+def _parent_remote_id(link: ItsmLink) -> str:
+    """The id of the parent incident's record in this link's suite, once it is there and marked
+    as a parent. The parent's link is made if its rules did not make it, and synced now unless
+    another worker holds it; raises _ParentPending while the record is not ready."""
+    parent = link.incident.parent
+    if parent is None or parent.pk == link.incident_id:
+        raise PermanentError(f"{link.incident.number} has no major incident other than itself")
+    parent_link, _ = ItsmLink.objects.get_or_create(
+        connection=link.connection, incident=parent, defaults={"external_ref": itsm_ref(parent)}
+    )
+    # A parent that has a parent of its own is not synced from here: no chain, no cycle.
+    if not _parent_ready(parent_link) and parent.parent_id is None and parent_link.status != ItsmLink.Status.FAILED:
+        parent_link = itsm_link_sync(link=parent_link) or parent_link
+    if not _parent_ready(parent_link):
+        why = f": {parent_link.last_error}" if parent_link.last_error else ""
+        raise _ParentPending(
+            f"waiting for the major incident {parent.number} to reach {link.connection.name} before linking to it{why}"
+        )
+    return parent_link.remote_id
+
+
+def _parent_ready(link: ItsmLink) -> bool:
+    return bool(link.remote_id) and link.pushed.get("major") is True
+
+
+def _record_waiting(link: ItsmLink, exc: _ParentPending, now: datetime) -> None:
+    """Not a failure: the link is looked at again soon, without counting an attempt."""
+    ItsmLink.objects.filter(pk=link.pk).update(
+        status=ItsmLink.Status.PENDING,
+        lease_until=None,
+        next_attempt_at=now + timedelta(seconds=conf.ITSM_SETTLE_SECONDS),
+        recheck_at=now + timedelta(seconds=conf.ITSM_SETTLE_SECONDS),
+        last_error=exc.message,
+        last_error_at=now,
+    )
+    logger.info("ITSM link %s: %s", link.pk, exc.message)
+
+
+def incident_links_changed(*, incident: Incident, previous_parent: Incident | None = None) -> list[int]:
+    """Push a change of `incident`'s parent or major flag to every suite: its links, and those
+    of its parent and of `previous_parent` (the parent it was taken from, whose mark may have to
+    go), are synced after the transaction commits. Call it in the transaction that made the
+    change. Links being synced meanwhile are looked at again (their recheck is due now), so the
+    change is never lost to a sync that read the incident before it. Returns the link ids."""
+    ids = {incident.pk, *(i for i in (incident.parent_id, previous_parent.pk if previous_parent else None) if i)}
+    links = ItsmLink.objects.active().filter(incident_id__in=ids)
+    link_ids = list(links.order_by("pk").values_list("pk", flat=True))
+    ItsmLink.objects.filter(pk__in=link_ids).update(recheck_at=timezone.now())
+    for link_id in link_ids:
+        transaction.on_commit(functools.partial(_enqueue_sync, link_id), robust=True)
+    return link_ids
 
 
 def _pending_replies(link: ItsmLink) -> QuerySet[Reply]:

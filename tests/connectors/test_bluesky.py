@@ -444,13 +444,6 @@ def test_a_rate_limited_reply_is_retried_at_the_reset(channel):
 
 
 @responses.activate
-def test_direct_rules_poll_nothing(channel):
-    _rule(channel, "direct")
-    assert channel_poll(channel=channel) == 0
-    assert len(responses.calls) == 0
-
-
-@responses.activate
 def test_a_first_search_does_not_reach_back_further_than_a_day(channel):
     _rule(channel, "search", "acmemail")
     _login()

@@ -47,3 +47,15 @@ def make_link(connection: ItsmConnection, incident) -> ItsmLink:
 
 def body(call) -> dict:
     return json.loads(call.request.body)
+
+
+def synced_link(connection: ItsmConnection, incident, remote_id: str, **pushed) -> ItsmLink:
+    """A link whose record is in the suite and up to date with `incident`'s fields; `pushed`
+    adds what else was pushed (e.g. major=True, parent="<id>")."""
+    from socialitsm.services.itsm_sync import ticket_fields
+
+    link = make_link(connection, incident)
+    link.remote_id, link.status, link.remote_state = remote_id, ItsmLink.Status.OK, incident.state
+    link.pushed = {**ticket_fields(incident).synced(), **pushed}
+    link.save()
+    return link

@@ -8,17 +8,18 @@ from datetime import timedelta
 import pytest
 import requests
 import time_machine
+from django.db import transaction
 
 from socialitsm.exceptions import PermanentError
 from socialitsm.itsm import adapter_for
 from socialitsm.models import Incident, IncidentEvent, ItsmConnection, ItsmLink
 from socialitsm.services.incidents import incident_update
-from socialitsm.services.itsm_sync import itsm_link_sync, itsm_tick, ticket_fields
+from socialitsm.services.itsm_sync import incident_links_changed, itsm_link_sync, itsm_ref, itsm_tick, ticket_fields
 from socialitsm.services.replies import reply_queue
 from socialitsm.services.routing import posts_process
 
 from ..conftest import rt_peer
-from ..factories import AuthorFactory, PostFactory
+from ..factories import AuthorFactory, IncidentFactory, PostFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.rt]
 
@@ -231,3 +232,52 @@ def test_base_url_of_the_old_rest_api_is_a_readable_permanent_error(rt, connecti
         f"rt answered HTTP 200 from {host} with text/plain, not JSON (is the base URL the suite's API?): RT/5"
     )
     assert rt_get(rt, "/tickets", query="id > 0", per_page="1").json()["total"] == before
+
+
+def rt_parents(rt: dict[str, str], ticket_id: str) -> list[str]:
+    links = rt_get(rt, f"/ticket/{ticket_id}").json()["_hyperlinks"]
+    return [str(item["id"]) for item in links if item["ref"] == "parent"]
+
+
+def test_a_major_incident_and_its_child_become_member_of_in_rt(
+    rt, connection, incident, django_capture_on_commit_callbacks
+):
+    major = IncidentFactory(short_description="Mail down for everyone", is_major=True)
+    incident.parent = major
+    incident.save(update_fields=["parent"])
+    link = ItsmLink.objects.create(connection=connection, incident=incident, external_ref=itsm_ref(incident))
+
+    link = itsm_link_sync(link=link)
+
+    assert link.status == "ok", link.last_error
+    parent_link = ItsmLink.objects.get(incident=major)
+    assert parent_link.status == "ok", parent_link.last_error
+    # The major incident's ticket was made first, and the child is its member.
+    assert int(parent_link.remote_id) > int(link.remote_id)
+    assert rt_parents(rt, link.remote_id) == [parent_link.remote_id]
+
+    # A retry that finds the link already there ("Link already exists") is fine, and adds none.
+    ItsmLink.objects.filter(pk=link.pk).update(pushed={**link.pushed, "parent": ""})
+    link = itsm_link_sync(link=link)
+    assert link.status == "ok", link.last_error
+    assert rt_parents(rt, link.remote_id) == [parent_link.remote_id]
+
+    # Taken out of the major incident: the membership goes.
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        incident.parent = None
+        incident.save(update_fields=["parent"])
+        incident_links_changed(incident=incident, previous_parent=major)
+    link.refresh_from_db()
+    assert (link.status, link.pushed["parent"]) == ("ok", "")
+    assert rt_parents(rt, link.remote_id) == []
+
+
+def test_rt_refuses_a_parent_ticket_that_does_not_exist(rt, connection, incident):
+    link = itsm_link_sync(
+        link=ItsmLink.objects.create(connection=connection, incident=incident, external_ref=itsm_ref(incident))
+    )
+    with pytest.raises(PermanentError) as caught:
+        adapter_for(connection).parent_link(link.remote_id, "99999999")
+    assert caught.value.message == (
+        f"RT refused AddMemberOf 99999999 on ticket {link.remote_id}: Couldn't resolve '99999999' into a link."
+    )

@@ -11,7 +11,10 @@ Listening, per WatchRule kind (polling):
             maintainers say it is for people searching, not for monitoring);
 - hashtag   the same with "#tag";
 - mentions  app.bsky.notification.listNotifications: mentions, replies and quotes;
-- direct    nothing to poll: Bluesky chat is answered, not listened to, here.
+- direct    chat.bsky.convo.getLog through the chat proxy (see chat.py): messages from others
+            become direct posts in their conversation, deleted ones redact our copy; an answer
+            to our direct message threads into its incident. Jetstream carries no chat: a
+            streaming channel reads its direct rules only when it polls (while its stream is down).
 Streaming: Jetstream (`config["jetstream_url"]`, default the public jetstream2.us-east). Posts are
 matched locally: a mention facet of our DID or a reply/quote of our posts (mentions), a tag facet
 or #tag (hashtag), every search term in the text (search). The cursor is Jetstream's `time_us`; a
@@ -19,7 +22,8 @@ reconnection rewinds REWIND_US and ingest dedupes. Deleted posts redact our copy
 
 Replying: public = com.atproto.repo.createRecord with reply root/parent strong refs and facets for
 @mentions and links (byte offsets into UTF-8); direct = chat.bsky.convo.getConvoForMembers +
-sendMessage through the PDS with the `atproto-proxy` header. There is no idempotency key: a retry
+sendMessage through the PDS with the `atproto-proxy` header (in the message's own conversation
+when the post is a direct message). There is no idempotency key: a retry
 first looks for the reply among our own records and the post's thread, or among the
 conversation's latest messages (`find_sent`).
 """
@@ -51,9 +55,9 @@ from ..base import (
     StreamMark,
     aware_time,
     backfill_only,
-    same_text,
 )
 from ..wsclient import ws_connect, ws_frames
+from . import chat
 from .config import BlueskyConfig
 from .jetstream import _Matcher
 from .records import _copies, _dict, _iso, _list, _rkey
@@ -67,7 +71,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_JETSTREAM = "wss://jetstream2.us-east.bsky.network/subscribe"
-CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
 POST = "app.bsky.feed.post"
 CREATE_SESSION = "com.atproto.server.createSession"
 REFRESH_SESSION = "com.atproto.server.refreshSession"
@@ -202,7 +205,11 @@ class BlueskyConnector(Connector):
 
     def error_for(self, error: ExternalError, response: requests.Response, what: str) -> ExternalError:
         status = response.status_code
-        name, _message = _problem(response)
+        name, message = _problem(response)
+        if what.startswith("chat.bsky."):
+            refusal = chat.chat_refusal(name, message, status)
+            if refusal is not None:
+                return refusal
         # Only calls made with a session's token (not the sign-in or its renewal) renew it.
         if name in ("ExpiredToken", "InvalidToken") and what not in (CREATE_SESSION, REFRESH_SESSION):
             return _SessionExpired(self.problem(response))
@@ -230,6 +237,11 @@ class BlueskyConnector(Connector):
     def reply_length(self, text: str) -> int:
         return graphemes(text)
 
+    def reply_refusal(self, post: Post, visibility: str) -> str:
+        if visibility == "public" and post.is_direct:
+            return "This is a Bluesky chat message: answer it with a direct message."
+        return ""
+
     @property
     def _own_did(self) -> str:
         return str(self.channel.config.get(OWN_ACCOUNT_KEY) or "")
@@ -244,7 +256,7 @@ class BlueskyConnector(Connector):
         if rule.kind == RuleKind.MENTIONS:
             return self._mentions(rule, cursor)
         if rule.kind == RuleKind.DIRECT:
-            return [], cursor
+            return chat.log_read(self, cursor)
         query = rule.query.strip()
         if rule.kind == RuleKind.HASHTAG:
             query = "#" + query.lstrip("#").split()[0] if query.lstrip("#") else ""
@@ -442,7 +454,7 @@ class BlueskyConnector(Connector):
 
     def reply(self, post: Post, text: str, visibility: str, *, idempotency_key: str) -> str:
         if visibility == "direct":
-            return self._message(post, text)
+            return chat.message_send(self, post, text)
         if len(text.encode("utf-8")) > MAX_POST_BYTES:
             raise PermanentError(
                 f"the reply is {len(text.encode('utf-8'))} bytes; a Bluesky post holds {MAX_POST_BYTES}"
@@ -488,6 +500,7 @@ class BlueskyConnector(Connector):
         """app.bsky.feed.getPosts (25 uris a call): a uri missing from the answer is gone. The
         AppView does not say whether the author deleted the post or it was taken down; a post
         stored in the last INDEX_GRACE may not be indexed yet and is left out."""
+        posts = [post for post in posts if not post.is_direct]  # chat messages have no look-up
         if not posts:
             return {}
         data = self._xrpc("GET", "app.bsky.feed.getPosts", params=[("uris", post.external_id) for post in posts])
@@ -535,34 +548,13 @@ class BlueskyConnector(Connector):
             return ""  # not a handle after all: the text stays as written
         return str(data.get("did") or "") if isinstance(data, dict) else ""
 
-    def _convo_with(self, recipient: str) -> str:
-        """The id of our 1:1 chat conversation with `recipient` (Bluesky makes it if need be)."""
-        data = self._xrpc(
-            "GET", "chat.bsky.convo.getConvoForMembers", params=[("members", recipient)], proxy=CHAT_PROXY
-        )
-        convo = data.get("convo") if isinstance(data, dict) else None
-        if not isinstance(convo, dict) or not convo.get("id"):
-            raise PermanentError("Bluesky chat answered without a conversation")
-        return str(convo["id"])
-
-    def _message(self, post: Post, text: str) -> str:
-        sent = self._xrpc(
-            "POST",
-            "chat.bsky.convo.sendMessage",
-            body={"convoId": self._convo_with(post.author.external_id), "message": {"text": text}},
-            proxy=CHAT_PROXY,
-        )
-        if not isinstance(sent, dict) or not sent.get("id"):
-            raise PermanentError("Bluesky chat accepted the message but did not say its id")
-        return str(sent["id"])
-
     def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
         """Public: our own records (the PDS's list of our posts, newest first), then the post's
         direct replies in its thread (the AppView), for a reply to this post with this text.
         Direct: the latest messages of our conversation with the poster."""
         did = self._session().did
         if visibility == "direct":
-            return self._messages_sent(post, text, did, since)
+            return chat.messages_sent(self, post, text, did, since)
         data = self._xrpc(
             "GET",
             "com.atproto.repo.listRecords",
@@ -593,23 +585,6 @@ class BlueskyConnector(Connector):
             for view in views
             if _dict(view.get("author")).get("did") == did
         ]
-
-    def _messages_sent(self, post: Post, text: str, did: str, since: datetime) -> list[str]:
-        data = self._xrpc(
-            "GET",
-            "chat.bsky.convo.getMessages",
-            params=[("convoId", self._convo_with(post.author.external_id)), ("limit", str(SENT_PAGE))],
-            proxy=CHAT_PROXY,
-        )
-        found = []
-        for message in _list(data, "messages"):
-            # A deleted message has neither text nor anything to match.
-            if not isinstance(message, dict) or _dict(message.get("sender")).get("did") != did:
-                continue
-            sent_at = aware_time(message.get("sentAt"))
-            if sent_at is not None and sent_at >= since and same_text(text, str(message.get("text") or "")):
-                found.append((sent_at, str(message.get("id") or "")))
-        return [message_id for _, message_id in sorted(found) if message_id]
 
 
 def _problem(response: requests.Response) -> tuple[str, str]:
