@@ -28,6 +28,7 @@ from socialitsm.models import (
     ItsmLink,
     Network,
     Post,
+    PostRevision,
     Reply,
     Service,
     SlaCalendar,
@@ -364,6 +365,24 @@ class AuthorSerializer(serializers.Serializer):
     profile_url = serializers.CharField(read_only=True)
 
 
+class PostRevisionSerializer(serializers.ModelSerializer):
+    text = serializers.CharField(
+        read_only=True, help_text="The text before the edit: untrusted plain text, not HTML-escaped."
+    )
+    details = serializers.JSONField(
+        read_only=True, help_text='The details before the edit, e.g. [{"kind": "quote", "text": "...", "url": "..."}].'
+    )
+    edited_at = serializers.DateTimeField(
+        read_only=True, help_text="When the edit that replaced this version was made, per the network."
+    )
+    recorded_at = serializers.DateTimeField(read_only=True, help_text="When we learned of the edit.")
+
+    class Meta:
+        model = PostRevision
+        fields = ("text", "details", "edited_at", "recorded_at")
+        read_only_fields = fields
+
+
 class PostSerializer(serializers.ModelSerializer):
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = AuthorSerializer(read_only=True)
@@ -383,6 +402,14 @@ class PostSerializer(serializers.ModelSerializer):
         choices=Post.Label.choices, allow_blank=True, read_only=True, help_text="An agent's verdict; empty until one."
     )
     labelled_by = UserRefSerializer(read_only=True, allow_null=True)
+    edited_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the author last edited the post, per the network; null if never.",
+    )
+    revisions = PostRevisionSerializer(
+        many=True, read_only=True, help_text="The versions the post had before its edits, oldest first."
+    )
 
     class Meta:
         model = Post
@@ -414,6 +441,8 @@ class PostSerializer(serializers.ModelSerializer):
             "label",
             "labelled_by",
             "labelled_at",
+            "edited_at",
+            "revisions",
         )
         read_only_fields = fields
 
