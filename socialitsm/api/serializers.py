@@ -520,9 +520,15 @@ class ServiceSerializer(serializers.ModelSerializer):
 class IngestResultSerializer(serializers.Serializer):
     received = serializers.IntegerField(help_text="Posts in the request.")
     created = serializers.IntegerField(help_text="Posts stored now.")
-    duplicates = serializers.IntegerField(help_text="Posts already stored (same channel and id), left as they were.")
+    duplicates = serializers.IntegerField(
+        help_text="Posts already stored (same channel and id, no later edited_at), left as they were."
+    )
     rejected = serializers.IntegerField(
         required=False, help_text="Present when some posts could not be stored: set aside for an admin, not retried."
+    )
+    edited = serializers.IntegerField(
+        required=False,
+        help_text="Present when stored posts came again with a later edited_at: they took the new text.",
     )
 
 
