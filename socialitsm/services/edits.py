@@ -36,7 +36,7 @@ class EditOutcome:
 
 # Posts routing left outside any incident: an edit hands them to routing again.
 _ROUTED_ASIDE = (Post.Triage.IGNORED, Post.Triage.QUEUED)
-_RESET_ROUTING = {
+_RESET_ROUTING: dict[str, object] = {
     "triage_state": Post.Triage.PENDING,
     "is_complaint": None,
     "complaint_score": None,
