@@ -25,6 +25,7 @@ from .models import (
     ItsmDelivery,
     ItsmLink,
     Post,
+    PostRevision,
     Reply,
     Service,
     SlaCalendar,
@@ -266,6 +267,18 @@ class RoutingFailedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PostRevisionInline(admin.TabularInline):
+    """The versions a post had before its author edited it (written by ingest only)."""
+
+    model = PostRevision
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("edited_at", "recorded_at", "text", "details")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
     """Posts are what the networks said and what routing made of them: view-only. Labelling and
@@ -294,6 +307,7 @@ class PostAdmin(admin.ModelAdmin):
     search_fields = ["external_id", "text", "author__handle"]
     date_hierarchy = "posted_at"
     actions = ["label_complaint", "label_not_complaint", "promote", "route_again"]
+    inlines = [PostRevisionInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

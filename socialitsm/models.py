@@ -385,6 +385,11 @@ class Post(models.Model):
     labelled_at = models.DateTimeField(null=True, blank=True)
     routing_error = models.TextField(blank=True, help_text="Why routing failed; the post waits for a retry.")
     routing_failed_at = models.DateTimeField(null=True, blank=True)
+    edited_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the author last edited the post, per the network; earlier versions are its revisions.",
+    )
 
     objects = PostQuerySet.as_manager()
 
@@ -417,6 +422,24 @@ class Post(models.Model):
 
     def __str__(self) -> str:
         return f"{self.network}:{self.external_id}"
+
+
+class PostRevision(models.Model):
+    """A version of a post its author has since edited: the text and details it had before the
+    edit of `edited_at`. Written by `post_edit`; one row per edit."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="revisions")
+    text = models.TextField(help_text="The post's text before the edit; untrusted, always rendered escaped.")
+    details = models.JSONField(blank=True, default=list, help_text="The post's details before the edit; untrusted.")
+    edited_at = models.DateTimeField(help_text="When the edit that replaced this version was made, per the network.")
+    recorded_at = models.DateTimeField(default=timezone.now, help_text="When we learned of the edit.")
+
+    class Meta:
+        ordering = ["post", "edited_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["post", "edited_at"], name="postrevision_post_edited_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.post_id} before {self.edited_at:%Y-%m-%d %H:%M}"
 
 
 class IngestRejection(models.Model):
@@ -691,6 +714,7 @@ class IncidentEvent(models.Model):
         ITSM_CONFLICT = "itsm_conflict", "ITSM sync conflict"
         ITSM_FAILED = "itsm_failed", "ITSM sync failed"
         POST_DELETED = "post_deleted", "Post deleted by its author"
+        POST_EDITED = "post_edited", "Post edited by its author"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -369,8 +369,11 @@ def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: A
 
 
 def post_list() -> QuerySet[Post]:
-    """Posts with their author, channel, detected service, incident and labeller."""
-    return Post.objects.select_related("author", "channel", "detected_service", "incident", "labelled_by")
+    """Posts with their author, channel, detected service, incident, labeller and the versions
+    they had before edits."""
+    return Post.objects.select_related(
+        "author", "channel", "detected_service", "incident", "labelled_by"
+    ).prefetch_related("revisions")
 
 
 def incident_posts(incident: Incident) -> QuerySet[Post]:

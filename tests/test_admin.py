@@ -702,3 +702,23 @@ def test_route_again_action_hands_parked_posts_back_to_routing(admin_client, dja
     parked.refresh_from_db()
     assert (parked.routing_error, parked.routing_failed_at, parked.triage_state) == ("", None, "ignored")
     assert Post.objects.get(pk=untouched.pk).triage_state == "pending"
+
+
+def test_a_post_shows_its_earlier_versions_read_only(admin_client):
+    from socialitsm.connectors import InboundAuthor, InboundPost
+    from socialitsm.services.edits import post_edit
+
+    post = PostFactory(text="VPN down <b>again</b>")
+    edit = InboundPost(
+        external_id=post.external_id,
+        author=InboundAuthor(post.author.external_id),
+        text="VPN down again, since 8",
+        posted_at=post.posted_at,
+        edited_at=post.posted_at + timedelta(minutes=4),
+    )
+    post_edit(post=post, edit=edit)
+
+    body = admin_client.get(_change_url(post)).content.decode()
+
+    assert "VPN down &lt;b&gt;again&lt;/b&gt;" in body
+    assert 'name="revisions-0-text"' not in body

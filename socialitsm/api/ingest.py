@@ -137,7 +137,8 @@ class IngestView(SignedWebhookView):
             "Signed with the channel secret: header "
             "`X-SocialITSM-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
             'The body is one post or `{"posts": [...]}`; a batch with an invalid post is refused whole. '
-            "Posts already stored (same id on this channel) are counted as duplicates and left unchanged; "
+            "Posts already stored (same id on this channel) are counted as duplicates and left unchanged, "
+            "unless sent with a later `edited_at`: then they take the new text and count as edited; "
             "ids, authors and threads are this channel's own, never another channel's."
         ),
         auth=[],
@@ -229,4 +230,6 @@ class IngestView(SignedWebhookView):
         answer = {"received": result.received, "created": result.created, "duplicates": result.duplicates}
         if result.rejected:
             answer["rejected"] = result.rejected
+        if result.edited:
+            answer["edited"] = result.edited
         return Response(answer, status=status.HTTP_202_ACCEPTED)

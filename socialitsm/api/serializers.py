@@ -28,6 +28,7 @@ from socialitsm.models import (
     ItsmLink,
     Network,
     Post,
+    PostRevision,
     Reply,
     Service,
     SlaCalendar,
@@ -364,6 +365,24 @@ class AuthorSerializer(serializers.Serializer):
     profile_url = serializers.CharField(read_only=True)
 
 
+class PostRevisionSerializer(serializers.ModelSerializer):
+    text = serializers.CharField(
+        read_only=True, help_text="The text before the edit: untrusted plain text, not HTML-escaped."
+    )
+    details = serializers.JSONField(
+        read_only=True, help_text='The details before the edit, e.g. [{"kind": "quote", "text": "...", "url": "..."}].'
+    )
+    edited_at = serializers.DateTimeField(
+        read_only=True, help_text="When the edit that replaced this version was made, per the network."
+    )
+    recorded_at = serializers.DateTimeField(read_only=True, help_text="When we learned of the edit.")
+
+    class Meta:
+        model = PostRevision
+        fields = ("text", "details", "edited_at", "recorded_at")
+        read_only_fields = fields
+
+
 class PostSerializer(serializers.ModelSerializer):
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = AuthorSerializer(read_only=True)
@@ -383,6 +402,14 @@ class PostSerializer(serializers.ModelSerializer):
         choices=Post.Label.choices, allow_blank=True, read_only=True, help_text="An agent's verdict; empty until one."
     )
     labelled_by = UserRefSerializer(read_only=True, allow_null=True)
+    edited_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the author last edited the post, per the network; null if never.",
+    )
+    revisions = PostRevisionSerializer(
+        many=True, read_only=True, help_text="The versions the post had before its edits, oldest first."
+    )
 
     class Meta:
         model = Post
@@ -414,6 +441,8 @@ class PostSerializer(serializers.ModelSerializer):
             "label",
             "labelled_by",
             "labelled_at",
+            "edited_at",
+            "revisions",
         )
         read_only_fields = fields
 
@@ -491,9 +520,15 @@ class ServiceSerializer(serializers.ModelSerializer):
 class IngestResultSerializer(serializers.Serializer):
     received = serializers.IntegerField(help_text="Posts in the request.")
     created = serializers.IntegerField(help_text="Posts stored now.")
-    duplicates = serializers.IntegerField(help_text="Posts already stored (same channel and id), left as they were.")
+    duplicates = serializers.IntegerField(
+        help_text="Posts already stored (same channel and id, no later edited_at), left as they were."
+    )
     rejected = serializers.IntegerField(
         required=False, help_text="Present when some posts could not be stored: set aside for an admin, not retried."
+    )
+    edited = serializers.IntegerField(
+        required=False,
+        help_text="Present when stored posts came again with a later edited_at: they took the new text.",
     )
 
 

@@ -98,6 +98,12 @@ class InboundPost:
     raw: dict[str, Any] = field(default_factory=dict)
     # Quoted posts, poll options, image descriptions, gallery items: what the text leaves out.
     details: tuple[PostDetail, ...] = ()
+    # When the author last edited the post, per the network (None = never edited, or the
+    # network does not say). Ingest updates a stored post only for a newer edit.
+    edited_at: datetime | None = None
+    # Where the network gives each edit a new id (X), the id of the first version: ingest
+    # stores every version of the post under it. "" where edits keep the id.
+    original_id: str = ""
     # From `stream()`: the WatchRule whose subscription heard the post (search() passes its
     # rule to ingest instead). None leaves it to the rule ingest was given, if any.
     rule_id: int | None = None

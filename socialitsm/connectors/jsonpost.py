@@ -77,6 +77,12 @@ class PostSerializer(serializers.Serializer):
     conversation_id = CleanCharField(max_length=255, required=False, allow_blank=True, default="")
     lang = CleanCharField(max_length=16, required=False, allow_blank=True, default="")
     direct = serializers.BooleanField(required=False, default=False)
+    edited_at = AwareDateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When the author last edited the post: a stored post sent again with a later one takes its text.",
+    )
 
     def validate_text(self, value: str) -> str:
         if not value.strip():
@@ -115,6 +121,7 @@ def _to_inbound(data: dict[str, Any], raw: dict[str, Any]) -> InboundPost:
         language=data["lang"].lower(),
         is_direct=data["direct"],
         raw=clean_json(raw),
+        edited_at=data["edited_at"],
     )
 
 

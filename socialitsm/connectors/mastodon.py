@@ -15,7 +15,8 @@ from their own (earlier) timestamps, so they can arrive "behind" the cursor. Ing
 
 Streaming: one WebSocket, `user` plus one `hashtag` subscription per rule. Mastodon cannot replay a
 stream, so every (re)connection first catches up by polling from the stream cursor; servers
-without a streaming API (404) are polled instead. `delete` events redact our copy.
+without a streaming API (404) are polled instead. `delete` events redact our copy; `status.update`
+events (an edit: the same Status, with `edited_at`) update it, as an edited status met by a poll does.
 
 Replying: POST /api/v1/statuses with Idempotency-Key; the author is @-mentioned first (a direct
 status reaches only the accounts it mentions). Servers that ignore the key (Takahē) would post a
@@ -352,6 +353,7 @@ class MastodonConnector(Connector):
             is_direct=status.get("visibility") == "direct",
             raw=dict(status),
             rule_id=rule_id,
+            edited_at=aware_time(status.get("edited_at")),
         )
 
     def _handle(self, acct: str) -> str:
@@ -446,17 +448,30 @@ class MastodonConnector(Connector):
                 if post is not None:
                     self._stream_position[str(rule.pk)] = str(data.get("id") or "")
                     yield post
-        elif event == "update":
+        elif event in ("update", "status.update"):
             stream = message.get("stream") or []
             tags = {str(t.get("name", "")).lower() for t in data.get("tags") or [] if isinstance(t, dict)}
             if isinstance(stream, list) and len(stream) > 1 and stream[0] == "hashtag":
                 tags.add(str(stream[1]).lower())
             matched = next((hashtags[t] for t in sorted(tags) if t in hashtags), None)
+            if matched is None and event == "status.update":
+                matched = self._mention_rule(data, by_kind)
             if matched is not None:
                 post = self.parse_status(data, rule_id=matched.pk)
                 if post is not None:
-                    self._stream_position[str(matched.pk)] = post.external_id
+                    if event == "update":
+                        # An edit carries an older id: the stream's position stays where it is.
+                        self._stream_position[str(matched.pk)] = post.external_id
                     yield post
+
+    def _mention_rule(self, status: Mapping[str, Any], by_kind: Mapping[str, WatchRule]) -> WatchRule | None:
+        """The mentions or direct rule for an edited status that mentions our account (edits
+        come as `status.update`, not as a new mention notification)."""
+        own = str(self.channel.config.get(OWN_ACCOUNT_KEY) or "")
+        mentioned = {str(m.get("id")) for m in status.get("mentions") or [] if isinstance(m, dict)}
+        if not own or own not in mentioned:
+            return None
+        return by_kind.get(RuleKind.DIRECT if status.get("visibility") == "direct" else RuleKind.MENTIONS)
 
     def _deletion(self, status_id: str) -> InboundPost:
         return InboundPost(

@@ -23,7 +23,17 @@ from django.utils import timezone
 from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import Connector
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Channel, Incident, IncidentEvent, ItsmDelivery, ItsmLink, Post, Reply, id_scope
+from socialitsm.models import (
+    Channel,
+    Incident,
+    IncidentEvent,
+    ItsmDelivery,
+    ItsmLink,
+    Post,
+    PostRevision,
+    Reply,
+    id_scope,
+)
 
 from .channels import channel_quota_record
 from .events import event_build
@@ -95,7 +105,8 @@ def posts_redact(
 ) -> int:
     """Redact our copies of posts gone upstream: the text is replaced, the payload and the
     classifier's quoted reasons dropped, and the post marked gone with the time and `reason`
-    (Post.Gone). Its words are also taken out of its incident: a title quoting the post becomes
+    (Post.Gone); the versions it had before edits (PostRevision) are deleted. Its words, in
+    every version, are also taken out of its incident: a title quoting the post becomes
     a neutral one, the description and the audit trail lose the text, and what the ITSM sync
     last pushed forgets it (so the next sync pushes the redacted fields). An event records the
     redaction, without the text. The row and its incident link stay for the record; a post
@@ -112,6 +123,13 @@ def posts_redact(
         if not targets:
             return 0
         ids = [post.pk for post in targets]
+        # Every version the post had: its words come out of the incident whichever one was quoted.
+        texts: dict[int, list[str]] = defaultdict(list)
+        for post in targets:
+            texts[post.pk].append(post.text)
+        for post_id, text in PostRevision.objects.filter(post_id__in=ids).values_list("post_id", "text"):
+            texts[post_id].append(text)
+        PostRevision.objects.filter(post_id__in=ids).delete()
         Post.objects.filter(pk__in=ids).update(
             text=REDACTED_TEXT[Post.Gone(reason)], raw={}, reasons=[], deleted_at=now, gone_reason=reason
         )
@@ -121,7 +139,7 @@ def posts_redact(
             if post.incident_id is not None:
                 by_incident[post.incident_id].append(post)
         for incident_id in sorted(by_incident):
-            _incident_redact(incident_id, by_incident[incident_id], Post.Gone(reason), now)
+            _incident_redact(incident_id, by_incident[incident_id], texts, Post.Gone(reason), now)
     return len(targets)
 
 
@@ -143,21 +161,24 @@ def posts_redact_seen(*, network: str, posts: Sequence[InboundPost], scope: str 
     )
 
 
-def _incident_redact(incident_id: int, posts: list[Post], reason: Post.Gone, now: datetime) -> None:
+def _incident_redact(
+    incident_id: int, posts: list[Post], texts_by_post: dict[int, list[str]], reason: Post.Gone, now: datetime
+) -> None:
     incident = Incident.objects.select_for_update().get(pk=incident_id)
     marker = REDACTED_TEXT[reason]
+    texts = [text for post in posts for text in texts_by_post[post.pk]]
     title, description = incident.short_description, incident.description
-    for post in posts:
-        if text_without(title, post.text, marker) != title:
+    for text in texts:
+        if text_without(title, text, marker) != title:
             title = REDACTED_TITLE[reason]
-        description = text_without(description, post.text, marker)
+        description = text_without(description, text, marker)
     if (title, description) != (incident.short_description, incident.description):
         Incident.objects.filter(pk=incident.pk).update(short_description=title, description=description, updated_at=now)
     for event in IncidentEvent.objects.filter(incident=incident).exclude(kind__in=_OUR_WORDS):
         fields = {
-            "message": _without_posts(event.message, posts, marker),
-            "old_value": _without_posts(event.old_value, posts, marker),
-            "new_value": _without_posts(event.new_value, posts, marker),
+            "message": _without_texts(event.message, texts, marker),
+            "old_value": _without_texts(event.old_value, texts, marker),
+            "new_value": _without_texts(event.new_value, texts, marker),
         }
         if event.kind == IncidentEvent.Kind.OPENED:
             for post in posts:
@@ -166,7 +187,7 @@ def _incident_redact(incident_id: int, posts: list[Post], reason: Post.Gone, now
                     fields["message"] = fields["message"].replace(quoted, "reasons withheld: the post is gone")
         if any(getattr(event, name) != value for name, value in fields.items()):
             IncidentEvent.objects.filter(pk=event.pk).update(**fields)
-    _itsm_forget(incident, posts, marker)
+    _itsm_forget(incident, texts, marker)
     IncidentEvent.objects.bulk_create(
         [
             event_build(
@@ -180,13 +201,13 @@ def _incident_redact(incident_id: int, posts: list[Post], reason: Post.Gone, now
     )
 
 
-def _without_posts(value: str, posts: list[Post], marker: str) -> str:
-    for post in posts:
-        value = text_without(value, post.text, marker)
+def _without_texts(value: str, texts: list[str], marker: str) -> str:
+    for text in texts:
+        value = text_without(value, text, marker)
     return value
 
 
-def _itsm_forget(incident: Incident, posts: list[Post], marker: str) -> None:
+def _itsm_forget(incident: Incident, texts: list[str], marker: str) -> None:
     """Drop the pushed fields that quoted the posts, so the next sync sends their redacted
     values, and take the words out of the delivery log."""
     for link in ItsmLink.objects.filter(incident=incident).only("pk", "pushed"):
@@ -194,12 +215,12 @@ def _itsm_forget(incident: Incident, posts: list[Post], marker: str) -> None:
         kept = {
             name: value
             for name, value in pushed.items()
-            if not isinstance(value, str) or _without_posts(value, posts, marker) == value
+            if not isinstance(value, str) or _without_texts(value, texts, marker) == value
         }
         if kept != pushed:
             ItsmLink.objects.filter(pk=link.pk).update(pushed=kept)
     for delivery in ItsmDelivery.objects.filter(link__incident=incident).only("pk", "detail"):
-        detail = _without_posts(delivery.detail, posts, marker)
+        detail = _without_texts(delivery.detail, texts, marker)
         if detail != delivery.detail:
             ItsmDelivery.objects.filter(pk=delivery.pk).update(detail=detail)
 

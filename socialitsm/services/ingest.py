@@ -23,6 +23,7 @@ from socialitsm.text import clean_json, clean_text
 
 from .channels import channel_error_record, channel_quota_record
 from .deletions import posts_redact_seen
+from .edits import post_edits_apply
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class IngestResult:
     redacted: int = 0
     # Posts set aside as IngestRejection rows: unusable ids, or refused by the database.
     rejected: int = 0
+    # Stored posts that came again with a newer edit and took its text (see `post_edit`).
+    edited: int = 0
 
 
 # A post dated before this, or further ahead of our clock than POST_FUTURE_SLACK, carries a
@@ -111,6 +114,10 @@ def post_clean(post: InboundPost, *, now: datetime) -> tuple[InboundPost, str]:
         raise PostRefused("the post has no id")
     if post.deleted:
         return replace(post, external_id=external_id), ""
+    # Where each edit has its own id, every version is stored under the first one's.
+    original_id = _reference(post.original_id, _max_length(Post, "external_id"))
+    if original_id:
+        external_id = original_id
     posted_at, reported = _time(post.posted_at, now)
     try:
         raw = clean_json(post.raw) if isinstance(post.raw, dict) else {}
@@ -135,8 +142,22 @@ def post_clean(post: InboundPost, *, now: datetime) -> tuple[InboundPost, str]:
         is_direct=bool(post.is_direct),
         raw=raw,
         details=_details(post.details),
+        edited_at=_edited_time(post.edited_at, posted_at, now),
+        original_id=original_id,
     )
     return clean, reported
+
+
+def _edited_time(value: Any, posted_at: datetime, now: datetime) -> datetime | None:
+    """The edit's time in UTC, never before the post nor after `now`; None when the network
+    gave none, or nothing that reads as a time."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        return None
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        return None
+    return min(max(utc, posted_at), now)
 
 
 def _details(details: Any) -> tuple[PostDetail, ...]:
@@ -176,8 +197,9 @@ def posts_ingest(
     skips them. Every post passes `post_clean` first; one the database still refuses is set
     aside as an IngestRejection (shown on the channel's health) and the rest go in, so one bad
     post never stops a channel. Deletion markers redact our copy; our own posts and sent
-    replies are skipped. `created` counts the rows this call wrote. New posts are handed to
-    classification after commit."""
+    replies are skipped. A stored post that comes again with a newer edit takes the edit's
+    text (`post_edit`), and is handed to routing again when no incident holds it. `created`
+    counts the rows this call wrote. New posts are handed to classification after commit."""
     now = timezone.now()
     network, scope = channel.network, id_scope(channel)
     unique: dict[str, tuple[InboundPost, str]] = {}
@@ -193,8 +215,9 @@ def posts_ingest(
         if clean.deleted:
             markers += 1
             deleted.append(clean)
-        else:
-            unique.setdefault(clean.external_id, (clean, reported))
+        elif clean.external_id not in unique or _newer_edit(clean, unique[clean.external_id][0]):
+            # Two versions of one post in a batch: the latest edit stands for it.
+            unique[clean.external_id] = (clean, reported)
     result = IngestResult(received=len(posts))
     with transaction.atomic():
         if unique:
@@ -238,6 +261,7 @@ def posts_ingest(
                         conversation_id=p.conversation_id,
                         language=p.language,
                         is_direct=p.is_direct,
+                        edited_at=p.edited_at,
                     ),
                 )
                 for p in fresh
@@ -248,12 +272,16 @@ def posts_ingest(
             result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
             if written:
                 Channel.objects.filter(pk=channel.pk).update(last_event_at=now)
+            edits = [p for p in cleaned if p.external_id in existing and p.external_id not in own and p.edited_at]
+            if edits:
+                result.edited, routed = _edits_apply(network, scope, edits, now)
+                result.pending_ids += routed
         if deleted:
             result.redacted = posts_redact_seen(network=network, scope=scope, posts=deleted)
         if rejections:
             _rejections_record(channel, rejections, now)
         result.rejected = len(rejections)
-        result.duplicates = result.received - result.created - result.own - result.rejected - markers
+        result.duplicates = result.received - result.created - result.own - result.rejected - markers - result.edited
         if rule is not None and cursor is not None:
             WatchRule.objects.filter(pk=rule.pk).update(cursor=cursor)
             rule.cursor = cursor
@@ -266,6 +294,21 @@ def posts_ingest(
             # sender; the recovery sweep hands pending posts to the workers later.
             transaction.on_commit(lambda: posts_enqueue_processing(ids), robust=True)
     return result
+
+
+def _newer_edit(post: InboundPost, than: InboundPost) -> bool:
+    return post.edited_at is not None and (than.edited_at is None or post.edited_at > than.edited_at)
+
+
+def _edits_apply(network: str, scope: str, edits: list[InboundPost], now: datetime) -> tuple[int, list[int]]:
+    """Hand the stored posts that came again with an edit time to `post_edit`."""
+    stored = {
+        post.external_id: post
+        for post in Post.objects.filter(
+            network=network, scope=scope, external_id__in=[p.external_id for p in edits]
+        ).only("pk", "external_id")
+    }
+    return post_edits_apply(posts=[(stored[p.external_id], p) for p in edits if p.external_id in stored], now=now)
 
 
 # Errors that say nothing about the post: the connection or the transaction failed. They fail

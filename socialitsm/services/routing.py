@@ -54,6 +54,8 @@ def catalogue_load() -> tuple[dict[str, Service], tuple[classify.ServiceEntry, .
 # batch fails as a whole and the task or the recovery sweep tries it again.
 _NOT_THE_POSTS_FAULT = (OperationalError, InterfaceError)
 PARKED = "parked"
+# The complaint threshold of posts no rule heard (webhooks, a deleted rule).
+DEFAULT_THRESHOLD = 0.5
 
 
 def _routable(post_ids: Iterable[int]) -> list[Post]:
@@ -112,10 +114,20 @@ def _park(post_id: int, error: Exception) -> dict[str, int]:
     return {PARKED: parked} if parked else {}
 
 
+def posts_classify(posts: Iterable[Post], catalogue: tuple[classify.ServiceEntry, ...]) -> list[classify.Verdict]:
+    """The classifier's verdict on each post's text, in order."""
+    return classify.verdict_many(((p.text, p.language or None) for p in posts), catalogue=catalogue)
+
+
+def complaint_threshold(rule: WatchRule | None) -> float:
+    """The score from which a post heard by `rule` is a complaint."""
+    return rule.complaint_threshold if rule else DEFAULT_THRESHOLD
+
+
 def _posts_route(
     posts: list[Post], services: dict[str, Service], catalogue: tuple[classify.ServiceEntry, ...]
 ) -> dict[str, int]:
-    verdicts = classify.verdict_many(((p.text, p.language or None) for p in posts), catalogue=catalogue)
+    verdicts = posts_classify(posts, catalogue)
     with transaction.atomic():
         # Lock the authors: one author's posts are routed by one worker at a time, so two
         # follow-ups cannot open two incidents. Ingest upserts authors in the same key order,
@@ -126,11 +138,16 @@ def _posts_route(
             .order_by("network", "scope", _codepoint_order("external_id"))
             .values_list("pk", flat=True)
         )
-        still_pending = set(
-            Post.objects.select_for_update()
-            .filter(pk__in=[p.pk for p in posts], triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True)
-            .values_list("pk", flat=True)
-        )
+        classified = {p.pk: p.edited_at for p in posts}
+        # A post edited since it was classified above is left pending: the edit handed it to
+        # routing again, which classifies the new text.
+        still_pending = {
+            pk
+            for pk, edited_at in Post.objects.select_for_update()
+            .filter(pk__in=list(classified), triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True)
+            .values_list("pk", "edited_at")
+            if edited_at == classified[pk]
+        }
         router = _BatchRouter([p for p in posts if p.pk in still_pending], services)
         for post, verdict in zip(posts, verdicts, strict=True):
             if post.pk in still_pending:
@@ -180,7 +197,7 @@ class _BatchRouter:
 
     def route(self, post: Post, verdict: classify.Verdict) -> None:
         rule: WatchRule | None = post.rule
-        threshold = rule.complaint_threshold if rule else 0.5
+        threshold = complaint_threshold(rule)
         is_complaint = verdict.score >= threshold
         detected = self.services.get(verdict.service) if verdict.service else None
         post.is_complaint = is_complaint

@@ -129,6 +129,33 @@ def test_resent_posts_are_counted_as_duplicates_and_not_doubled(push, channel):
     assert sorted(incident.posts.values_list("external_id", flat=True)) == ["d-1", "d-2", "d-3"]
 
 
+def test_a_post_sent_again_with_a_later_edit_time_takes_the_new_text(push, channel, time_machine):
+    time_machine.move_to(datetime(2026, 11, 26, 10, 0, tzinfo=UTC), tick=False)
+    push(post_json())
+
+    response = push(post_json(text="VPN down again, fourth time", edited_at="2026-11-26T09:20:00+01:00"))
+    again = push(post_json(text="VPN down again, fourth time", edited_at="2026-11-26T08:20:00Z"))
+
+    assert (response.status_code, again.status_code) == (202, 202)
+    assert response.json() == {"received": 1, "created": 0, "duplicates": 0, "edited": 1}
+    assert again.json() == {"received": 1, "created": 0, "duplicates": 1}
+    post = Post.objects.get()
+    assert (post.text, post.edited_at) == ("VPN down again, fourth time", datetime(2026, 11, 26, 8, 20, tzinfo=UTC))
+    assert list(post.revisions.values_list("text", "recorded_at")) == [
+        ("VPN down again, third time this week", datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
+    ]
+
+
+@pytest.mark.parametrize("edited_at", ["2026-11-26T08:20:00", "yesterday", 1795681503])
+def test_an_edit_time_without_offset_or_unreadable_is_refused(push, channel, edited_at):
+    response = push(post_json(edited_at=edited_at))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_post"
+    assert list(response.json()["fields"]) == ["edited_at"]
+    assert Post.objects.count() == 0
+
+
 def test_resending_one_post_changes_nothing(push, channel):
     push(post_json())
     stored = Post.objects.values().get()

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from socialitsm.connectors import InboundAuthor, InboundPost
+from socialitsm.connectors.base import DetailKind, PostDetail
 from socialitsm.models import Incident, IncidentEvent, Post, Service
+from socialitsm.services.edits import EditOutcome, post_edit
 
 from ..factories import (
     AuthorFactory,
@@ -130,7 +133,62 @@ def test_post_detail_returns_text_as_posted(agent_api, feed):
         "label": "",
         "labelled_by": None,
         "labelled_at": None,
+        "edited_at": None,
+        "revisions": [],
     }
+
+
+def test_an_edited_post_shows_its_earlier_versions(agent_api, feed, time_machine):
+    time_machine.move_to(datetime(2026, 11, 26, 11, 0, tzinfo=UTC), tick=False)
+    post = feed["linked"]
+    for minutes, text in ((5, "VPN down & again, since 8"), (20, "VPN down & again, since 8. Still!")):
+        edit = InboundPost(
+            external_id="p-2",
+            author=InboundAuthor("u-maria"),
+            text=text,
+            posted_at=at(9),
+            edited_at=at(9) + timedelta(minutes=minutes),
+            details=(PostDetail(kind=DetailKind.POLL, text=f"Option {minutes}"),),
+        )
+        assert post_edit(post=post, edit=edit) == EditOutcome.RECORDED
+
+    response = agent_api.get(f"{LIST}{post.pk}/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["text"], body["edited_at"]) == ("VPN down & again, since 8. Still!", "2026-11-26T09:20:00Z")
+    assert body["revisions"] == [
+        {
+            "text": "<b>VPN</b> down & again",
+            "details": [],
+            "edited_at": "2026-11-26T09:05:00Z",
+            "recorded_at": "2026-11-26T11:00:00Z",
+        },
+        {
+            "text": "VPN down & again, since 8",
+            "details": [{"kind": "poll", "text": "Option 5", "url": ""}],
+            "edited_at": "2026-11-26T09:20:00Z",
+            "recorded_at": "2026-11-26T11:00:00Z",
+        },
+    ]
+    listed = agent_api.get(f"{LIST}?incident=INC0000801").json()["results"]
+    assert [len(p["revisions"]) for p in listed] == [2]
+
+
+def test_the_schema_documents_edits_as_read_only(agent_api):
+    schema = agent_api.get("/api/schema/?format=json").json()["components"]["schemas"]
+    post = schema["Post"]["properties"]
+    assert post["edited_at"] == {
+        "type": "string",
+        "format": "date-time",
+        "readOnly": True,
+        "nullable": True,
+        "description": "When the author last edited the post, per the network; null if never.",
+    }
+    assert post["revisions"]["readOnly"] is True
+    assert post["revisions"]["items"] == {"$ref": "#/components/schemas/PostRevision"}
+    assert set(schema["PostRevision"]["properties"]) == {"text", "details", "edited_at", "recorded_at"}
+    assert all(field.get("readOnly") for field in schema["PostRevision"]["properties"].values())
 
 
 def test_promote_an_ignored_post_opens_an_incident(agent_api, feed):

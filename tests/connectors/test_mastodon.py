@@ -813,3 +813,31 @@ def test_a_first_attempt_posts_without_reading_anything(channel):
         ("POST", "/api/v1/statuses"),
     ]
     assert create.call_count == 1
+
+
+@responses.activate
+def test_an_edited_status_met_again_by_a_poll_updates_the_stored_post(channel):
+    rule = _rule(channel, "hashtag", "acmedown")
+    responses.get(
+        _tag_url(),
+        json=[fixture("status__reply_with_content_warning"), fixture("status__public_hashtag")],
+        match=[matchers.query_param_matcher({"limit": "40"})],
+    )
+    assert channel_poll(channel=channel) == 2
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"min_id": "113012345678901234"}
+    # The poll rewinds to the older status, so the newer one comes again, edited meanwhile.
+    responses.get(
+        _tag_url(),
+        json=[fixture("status__edited")],
+        match=[matchers.query_param_matcher({"limit": "40", "min_id": "113012345678901234"})],
+    )
+    assert channel_poll(channel=channel) == 0
+
+    bob = Post.objects.get(external_id="113012346000000001")
+    assert bob.text == "CW: work rant\n\nBei mir auch, @jane!\nVPN & Mail tot, jetzt auch der Kalender #AcmeDown"
+    assert bob.edited_at == datetime(2026, 8, 21, 10, 34, 51, tzinfo=UTC)
+    assert list(bob.revisions.values_list("text", "edited_at")) == [
+        ("CW: work rant\n\nBei mir auch, @jane!\nVPN & Mail tot #AcmeDown", bob.edited_at)
+    ]
+    jane = Post.objects.get(external_id="113012345678901234")
+    assert (jane.edited_at, jane.revisions.count()) == (None, 0)

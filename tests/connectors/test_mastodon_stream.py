@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -14,9 +15,10 @@ import responses
 from responses import matchers
 from websockets.sync.server import Server, ServerConnection, serve
 
-from socialitsm.connectors import connector_for
+from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.exceptions import PermanentError, TransientError
-from socialitsm.models import Channel, Post
+from socialitsm.models import Channel, Post, PostRevision
+from socialitsm.services.ingest import posts_ingest
 from socialitsm.services.streaming import ChannelStreamer, StreamSettings
 
 from ..factories import ChannelFactory, WatchRuleFactory
@@ -195,3 +197,46 @@ def test_a_private_streaming_host_is_refused():
     channel = _channel(8080)
     with pytest.raises(PermanentError, match="resolves to a non-public address"):
         list(connector_for(channel).stream([]))
+
+
+def test_status_update_events_are_edits_of_the_statuses_they_carry(ws_server):
+    def script(connection: ServerConnection) -> None:
+        for name in (
+            "stream__update_hashtag",
+            "stream__notification_mention",
+            "stream__status_update_hashtag",
+            "stream__status_update_mention",
+            "stream__status_update_home_timeline",
+        ):
+            connection.send(frame(name))
+
+    server = ws_server([script])
+    channel = _channel(server.port)
+    hashtag = WatchRuleFactory(channel=channel, name="acmedown", kind="hashtag", query="#acmedown")
+    mentions = WatchRuleFactory(channel=channel, name="mentions", kind="mentions", query="")
+    connector = connector_for(channel)
+    items: list[Any] = []
+    with pytest.raises(TransientError, match="Mastodon streaming connection closed"):
+        for item in connector.stream([hashtag, mentions]):
+            items.append(item)
+
+    posts = [item for item in items if isinstance(item, InboundPost)]
+    assert [(p.external_id, p.rule_id, p.edited_at) for p in posts] == [
+        ("113012400000000000", hashtag.pk, None),
+        ("113012410000000000", mentions.pk, None),
+        ("113012400000000000", hashtag.pk, datetime(2026, 8, 21, 10, 20, 5, tzinfo=UTC)),
+        ("113012410000000000", mentions.pk, datetime(2026, 8, 21, 10, 19, 12, tzinfo=UTC)),
+    ]
+    # An edit carries the id of the status it changes: the stream's position does not move back.
+    assert connector.stream_cursor() == {str(hashtag.pk): "113012400000000000", str(mentions.pk): "34975900"}
+
+    assert posts_ingest(channel=channel, posts=posts[:2], process=False).created == 2
+    result = posts_ingest(channel=channel, posts=posts[2:], process=False)
+    assert (result.created, result.edited, result.duplicates) == (0, 2, 0)
+    stored = {p.external_id: p for p in Post.objects.all()}
+    assert stored["113012400000000000"].text == "still down, now the calendar too #acmedown"
+    assert stored["113012410000000000"].text == "@acmesupport wifi in building 4 is down, and now building 5 as well"
+    assert sorted(PostRevision.objects.values_list("text", flat=True)) == [
+        "@acmesupport wifi in building 4 is down",
+        "still down #acmedown",
+    ]

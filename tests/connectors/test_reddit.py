@@ -14,6 +14,7 @@ import time_machine
 
 from socialitsm.connectors import reddit
 from socialitsm.connectors.reddit import RedditConnector, markdown_escape, markdown_to_text
+from socialitsm.connectors.reddit.parse import thing_to_inbound
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
@@ -227,6 +228,43 @@ def test_a_removal_seen_in_a_listing_redacts_our_copy_as_removed(channel, rule, 
     poll(channel, django_capture_on_commit_callbacks)
     stored.refresh_from_db()
     assert (stored.text, stored.gone_reason, stored.raw) == ("[removed by moderators]", "removed", {})
+
+
+@pytest.mark.parametrize(
+    ("edited", "expected"),
+    [
+        (False, None),
+        (T0 + 900, datetime(2026, 11, 26, 8, 25, 3, tzinfo=UTC)),
+        (1795681503, datetime(2026, 11, 26, 8, 25, 3, tzinfo=UTC)),
+        (True, None),
+        ("1795681503.0", None),
+        (1e20, None),
+    ],
+    ids=["never", "float", "int", "undated", "text", "out-of-range"],
+)
+def test_the_edited_field_gives_the_edit_time(edited, expected):
+    thing = {**fixture("search__post")["data"]["children"][0]["data"], "edited": edited}
+    assert thing_to_inbound("t3", thing).edited_at == expected
+
+
+@responses.activate
+def test_an_edit_seen_in_the_overlap_updates_our_copy(channel, rule, django_capture_on_commit_callbacks):
+    signed_in()
+    responses.get(SEARCH, json=fixture("search__post"), headers=LIMIT_HEADERS)
+    responses.get(SEARCH, json=fixture("search__post_edited"), headers=LIMIT_HEADERS)
+    assert poll(channel, django_capture_on_commit_callbacks) == 1
+    assert poll(channel, django_capture_on_commit_callbacks) == 0
+
+    post = Post.objects.select_related("incident").get()
+    assert post.edited_at == datetime(2026, 11, 26, 8, 25, 3, tzinfo=UTC)
+    assert post.text.endswith("Service degraded? No.\n\nEdit: calendar sync is broken too, 40 people affected.")
+    (revision,) = post.revisions.all()
+    assert revision.text.endswith("Service degraded? No.")
+    assert post.incident is not None
+    assert list(post.incident.events.values_list("kind", flat=True)) == ["opened", "post_linked", "post_edited"]
+    # Handed out again at every poll while in the overlap; ingest knows it has the edit.
+    assert poll(channel, django_capture_on_commit_callbacks) == 0
+    assert post.revisions.count() == 1
 
 
 @responses.activate

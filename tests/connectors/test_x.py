@@ -15,6 +15,7 @@ import responses
 import time_machine
 
 from socialitsm.connectors.x import XConnector, oauth1_header, weighted_length
+from socialitsm.connectors.x.parse import edit_original, tweet_to_inbound
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
@@ -148,7 +149,8 @@ def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent,
         "query": "VPN -is:retweet -from:AcmeSupport",
         "max_results": "100",
         "tweet.fields": (
-            "author_id,conversation_id,created_at,entities,in_reply_to_user_id,lang,note_tweet,referenced_tweets"
+            "author_id,conversation_id,created_at,edit_controls,edit_history_tweet_ids,entities,in_reply_to_user_id,"
+            "lang,note_tweet,referenced_tweets"
         ),
         "expansions": "author_id,referenced_tweets.id",
         "user.fields": "username,name",
@@ -293,6 +295,62 @@ def test_partial_errors_keep_the_data(channel, rule):
     posts, cursor = XConnector(channel).search(rule, {})
     assert [p.external_id for p in posts] == ["2125865892053941272"]
     assert cursor == {"since_id": "2125865892053941272"}
+
+
+def test_an_edit_names_its_first_version_and_is_dated_by_it(channel, rule):
+    body = fixture("search_recent__edit")
+    (post,) = [tweet_to_inbound(item, body["includes"]) for item in body["data"]]
+    assert (post.external_id, post.original_id) == ("2125868328944565272", "2125864646345653272")
+    # The first version's time comes from its id; the edit's from its own created_at.
+    assert post.posted_at == datetime(2026, 11, 26, 8, 10, 3, tzinfo=UTC)
+    assert post.edited_at == datetime(2026, 11, 26, 8, 24, 41, tzinfo=UTC)
+    assert post.url == "https://x.com/janedoe/status/2125868328944565272"
+
+
+@pytest.mark.parametrize(
+    ("history", "original"),
+    [
+        (["2125864646345653272"], ""),
+        (["2125864646345653272", "2125868328944565272"], ""),
+        ([], ""),
+        ("2125860000000000000", ""),
+        ([None, "2125864646345653272"], ""),
+        (["2125860000000000000", "2125864646345653272"], "2125860000000000000"),
+    ],
+    ids=["never-edited", "first-version-of-an-edited-post", "empty", "not-a-list", "junk", "edit"],
+)
+def test_only_a_later_version_is_an_edit(history, original):
+    tweet = {"id": "2125864646345653272", "text": "VPN down", "edit_history_tweet_ids": history}
+    assert edit_original(tweet) == original
+    assert tweet_to_inbound(tweet, {}).original_id == original
+
+
+@responses.activate
+def test_an_edit_updates_the_post_and_tells_its_incident(channel, rule, django_capture_on_commit_callbacks):
+    responses.get(SEARCH, json=fixture("search_recent__mention"), headers=LIMIT_HEADERS)
+    responses.get(SEARCH, json=fixture("search_recent__edit"), headers=LIMIT_HEADERS)
+    assert poll(channel, django_capture_on_commit_callbacks) == 1
+    assert poll(channel, django_capture_on_commit_callbacks) == 0
+
+    assert query_of(responses.calls[1])["since_id"] == "2125864646345653272"
+    post = Post.objects.select_related("incident").get()
+    assert (post.external_id, post.edited_at) == ("2125864646345653272", datetime(2026, 11, 26, 8, 24, 41, tzinfo=UTC))
+    assert post.text == (
+        "@AcmeSupport VPN down again since 8am & nobody answers the helpdesk. Now Outlook is down too "
+        "https://status.example.com/vpn"
+    )
+    assert post.raw["data"]["edit_controls"] == {
+        "edits_remaining": 4,
+        "is_edit_eligible": True,
+        "editable_until": "2026-11-26T09:10:03.000Z",
+    }
+    assert list(post.revisions.values_list("text", flat=True)) == [
+        "@AcmeSupport VPN down again since 8am & nobody answers the helpdesk https://status.example.com/vpn"
+    ]
+    assert post.incident is not None
+    edited = post.incident.events.get(kind="post_edited")
+    assert edited.message.startswith("x:2125864646345653272 edited; now reads as a complaint")
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"since_id": "2125868328944565272"}
 
 
 # --- cursors ------------------------------------------------------------------------------------

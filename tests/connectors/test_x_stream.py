@@ -302,3 +302,25 @@ def test_a_line_without_end_is_a_drop_not_unbounded_memory(fake_x, stream_channe
 )
 def test_bounded_lines_split_across_chunks(chunks, lines):
     assert list(bounded_lines(iter(chunks), 100)) == lines
+
+
+def test_an_edit_on_the_stream_updates_the_post_stored_under_its_first_version(fake_x, stream_channel):
+    fake, _ = fake_x
+    channel, rule = stream_channel
+    ours = {"CHANNEL": channel.pk, "RULE": rule.pk}
+    fake.sessions.append([line("stream__post", **ours), line("stream__post_edit", **ours), "end"])
+    connector = XConnector(Channel.objects.get(pk=channel.pk))
+
+    items, error = consume(connector, [rule])
+
+    assert isinstance(error, TransientError) and error.message == "X closed the stream"
+    first, edit = [i for i in items if isinstance(i, InboundPost)]
+    assert (edit.external_id, edit.original_id) == ("2125868328944565272", "2125864646345653272")
+    assert connector.stream_cursor() == {"last_id": "2125868328944565272", "last_at": "2026-11-26T08:24:41+00:00"}
+    assert posts_ingest(channel=channel, posts=[first], process=False).created == 1
+    result = posts_ingest(channel=channel, posts=[edit], process=False)
+    assert (result.created, result.edited) == (0, 1)
+    post = Post.objects.get()
+    assert post.external_id == "2125864646345653272"
+    assert post.text.endswith("the helpdesk. Now Outlook is down too https://status.example.com/vpn")
+    assert list(post.revisions.values_list("text", flat=True)) == [first.text]

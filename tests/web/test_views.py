@@ -8,9 +8,12 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.urls import reverse
 
+from socialitsm.connectors import InboundAuthor, InboundPost
 from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
 from socialitsm.roles import AGENT_GROUP
+from socialitsm.services.edits import EditOutcome, post_edit
 from socialitsm.services.incidents import incident_open_from_post
+from socialitsm.services.routing import posts_process
 
 from ..factories import AuthorFactory, IncidentFactory, PostFactory, ReplyFactory, UserFactory
 
@@ -880,3 +883,52 @@ def test_reply_box_explains_that_a_deleted_post_takes_no_public_reply(agent_clie
         "author, so it cannot be answered in public; send a direct message instead</p>"
     ) in body
     assert COMPLAINT not in body
+
+
+# Edits
+
+
+def _edit(post: Post, text: str, minutes: int) -> None:
+    edit = InboundPost(
+        external_id=post.external_id,
+        author=InboundAuthor(post.author.external_id),
+        text=text,
+        posted_at=post.posted_at,
+        edited_at=post.posted_at + timedelta(minutes=minutes),
+    )
+    assert post_edit(post=post, edit=edit) != EditOutcome.UNCHANGED
+
+
+def test_an_edited_post_is_marked_and_its_earlier_versions_are_shown_escaped(agent_client):
+    incident, post = open_incident(text="<script>alert(1)</script>\nVPN is down")
+    _edit(post, "VPN is down <b>since 8</b>", 5)
+
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+
+    assert '<span class="badge edited" title="Edited by its author 2026-11-26 08:05 UTC">edited</span>' in body
+    assert '<div class="post-text">VPN is down &lt;b&gt;since 8&lt;/b&gt;</div>' in body
+    assert "<summary>Earlier versions (1)</summary>" in body
+    assert 'Before the edit of <time datetime="2026-11-26T08:05:00+00:00">2026-11-26 08:05 UTC</time>' in body
+    assert '<div class="post-text">&lt;script&gt;alert(1)&lt;/script&gt;<br>VPN is down</div>' in body
+    assert "<script>alert(1)" not in body and "<b>since 8</b>" not in body
+    edited = IncidentEvent.objects.get(incident=incident, kind=IncidentEvent.Kind.POST_EDITED)
+    assert edited.message.endswith("It now reads:\nVPN is down <b>since 8</b>")
+
+
+def test_a_post_never_edited_has_no_history(agent_client):
+    incident, _ = open_incident()
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    assert "badge edited" not in body
+    assert "Earlier versions" not in body
+
+
+def test_triage_shows_the_history_of_an_edited_post(agent_client):
+    post = PostFactory(text="Lovely weather today", triage_state=Post.Triage.IGNORED)
+    _edit(post, "Lovely weather, sunny all day", 3)
+    _edit(Post.objects.get(pk=post.pk), "Lovely weather, sunny all day & warm", 9)
+    # Each edit handed the post back to routing, which ignores it again.
+    assert posts_process(post_ids=[post.pk]) == {"ignored": 1}
+    body = agent_client.get(reverse("socialitsm:triage")).content.decode()
+    assert "Lovely weather, sunny all day &amp; warm</div>" in body
+    assert "<summary>Earlier versions (2)</summary>" in body
+    assert body.index("Lovely weather today") < body.index("Lovely weather, sunny all day</div>")

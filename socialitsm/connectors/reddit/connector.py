@@ -357,8 +357,9 @@ class RedditConnector(Connector):
                         continue
                     post = thing_to_inbound(kind, item)
                     newest = max(newest, created)
-                    # A deletion is handed out even if the post was: ingest redacts our copy.
-                    if post.external_id not in seen or post.deleted:
+                    # A deletion or an edit is handed out even if the post was: ingest redacts or
+                    # updates our copy (and ignores an edit it already has).
+                    if post.external_id not in seen or post.deleted or post.edited_at is not None:
                         seen[post.external_id] = created
                         fresh.append(post)
             after = str(data.get("after") or "")

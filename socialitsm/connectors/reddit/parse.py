@@ -25,6 +25,18 @@ def _created(data: Mapping[str, Any]) -> datetime:
         return timezone.now()
 
 
+def edited_time(data: Mapping[str, Any]) -> datetime | None:
+    """When a comment or post was last edited: Reddit's `edited` is false, or the edit's Unix
+    time (a few very old things say true, with no time: left undated)."""
+    value = data.get("edited")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def _is_gone(kind: str, data: Mapping[str, Any]) -> bool:
     return bool(gone_reason(kind, data))
 
@@ -160,6 +172,7 @@ def thing_to_inbound(kind: str, data: Mapping[str, Any]) -> InboundPost:
         # Without the thread's later messages: each is a post of its own, with its own payload.
         raw={"kind": kind, "data": {k: v for k, v in data.items() if k != "replies"}},
         details=details,
+        edited_at=edited_time(data),
     )
 
 

@@ -83,7 +83,10 @@ DEFAULT_PRICES: dict[str, float] = {
     "summoned_reply": 0.010,
     "dm_create": 0.015,
 }
-TWEET_FIELDS = "author_id,conversation_id,created_at,entities,in_reply_to_user_id,lang,note_tweet,referenced_tweets"
+TWEET_FIELDS = (
+    "author_id,conversation_id,created_at,edit_controls,edit_history_tweet_ids,entities,in_reply_to_user_id,lang,"
+    "note_tweet,referenced_tweets"
+)
 EXPANSIONS = "author_id,referenced_tweets.id"
 USER_FIELDS = "username,name"
 DM_FIELDS = "id,text,event_type,created_at,sender_id,dm_conversation_id"
@@ -488,7 +491,7 @@ class XConnector(Connector):
             post = tweet_to_inbound(data, event.get("includes") or {})
             # Billed like search: the post, the posts it references and the users expanded.
             self.quota.cost += self._read_cost({"data": [data], "includes": event.get("includes") or {}}, "post_read")
-            self._stream_last = {"last_id": post.external_id, "last_at": post.posted_at.isoformat()}
+            self._stream_last = {"last_id": post.external_id, "last_at": (post.edited_at or post.posted_at).isoformat()}
             yield post
 
     def _stream_timeout(self) -> float:

@@ -66,9 +66,24 @@ def _author(user_id: Any, user: Mapping[str, Any]) -> InboundAuthor:
     )
 
 
+def edit_original(tweet: Mapping[str, Any]) -> str:
+    """The id of the first version when `tweet` is an edit: X gives each edit a new id and
+    lists every version's id, oldest first, in `edit_history_tweet_ids`. "" for a post never
+    edited, and for the first version itself."""
+    history = tweet.get("edit_history_tweet_ids")
+    if not isinstance(history, list) or len(history) < 2 or not isinstance(history[0], str | int):
+        return ""
+    first = str(history[0])
+    return first if first and first != str(tweet["id"]) else ""
+
+
 def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
-    """One v2 post object (plus the response's `includes`) as our InboundPost."""
+    """One v2 post object (plus the response's `includes`) as our InboundPost. An edit keeps
+    its own id and names the first version in `original_id`; it is dated when the first
+    version was posted (from that id) and `edited_at` when the edit was."""
     tweet_id = str(tweet["id"])
+    original = edit_original(tweet)
+    created = _posted_at(tweet.get("created_at"), tweet_id)
     users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
     author = users.get(tweet.get("author_id")) or {}
     username = str(author.get("username", ""))
@@ -80,12 +95,14 @@ def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> I
         external_id=tweet_id,
         author=_author(tweet.get("author_id"), author),
         text=plain_text(text, entities),
-        posted_at=_posted_at(tweet.get("created_at"), tweet_id),
+        posted_at=(_snowflake_time(original) or created) if original else created,
         url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
         in_reply_to=next((str(r["id"]) for r in references if r.get("type") == "replied_to" and "id" in r), ""),
         conversation_id=str(tweet.get("conversation_id", "")),
         language=_language(tweet.get("lang")),
         raw={"data": dict(tweet), "includes": {"users": [author] if author else [], "tweets": related}},
+        edited_at=created if original else None,
+        original_id=original,
     )
 
 
