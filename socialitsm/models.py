@@ -102,6 +102,27 @@ class Channel(models.Model):
         return now - self.last_event_at > allowed
 
 
+class BilledResource(models.Model):
+    """A resource a pay-per-use network charged this channel for on one UTC day (X charges a post
+    or user read once per day): the ledger that keeps `Channel.cost_used` from counting it twice,
+    whichever worker or process read it. Rows of past days are pruned as the channel records."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The UTC day of the charge.")
+    item = models.CharField(max_length=32, help_text='The price item, e.g. "post_read".')
+    resource_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "day", "item", "resource_id"], name="billedresource_once_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item} {self.resource_id} on {self.day}"
+
+
 class WatchRule(models.Model):
     """What a channel listens for, and what happens to what it hears."""
 

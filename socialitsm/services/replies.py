@@ -17,6 +17,7 @@ from socialitsm.connectors.base import SENT_CLOCK_SKEW
 from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
+from .channels import channel_quota_record
 from .deletions import gone_refusal, reply_target_gone
 from .events import event_record
 from .sla import incident_sla_recompute
@@ -136,6 +137,9 @@ def reply_send(*, reply: Reply) -> Reply | None:
         return reply_postpone(reply=reply, error=exc)
     except PermanentError as exc:
         return reply_mark_failed(reply=reply, error=exc.message)
+    finally:
+        # What the send and the look-ups cost (X bills both) counts on the channel.
+        channel_quota_record(channel=reply.channel, quota=connector.quota)
     return reply_mark_sent(reply=reply, external_id=external_id)
 
 

@@ -148,10 +148,15 @@ def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent,
         "query": "VPN -is:retweet -from:AcmeSupport",
         "max_results": "100",
         "tweet.fields": (
-            "author_id,conversation_id,created_at,entities,in_reply_to_user_id,lang,note_tweet,referenced_tweets"
+            "attachments,author_id,conversation_id,created_at,entities,in_reply_to_user_id,lang,note_tweet,"
+            "referenced_tweets"
         ),
-        "expansions": "author_id,referenced_tweets.id",
+        "expansions": (
+            "author_id,referenced_tweets.id,referenced_tweets.id.author_id,attachments.poll_ids,attachments.media_keys"
+        ),
         "user.fields": "username,name",
+        "media.fields": "alt_text,preview_image_url,type,url",
+        "poll.fields": "options",
     }
     post = Post.objects.select_related("author", "incident").get()
     assert post.external_id == "2125864646345653272"
@@ -365,7 +370,7 @@ def test_mentions_rule_reads_the_mentions_timeline_as_the_account(channel):
     assert query_of(call)["since_id"] == "2125864646345653272"
     assert (post.in_reply_to, post.conversation_id) == ("2125860858889141272", "2125860858889141272")
     assert cursor == {"since_id": "2125870170244021272"}
-    assert connector.quota.cost == pytest.approx(2 * 0.001 + 0.010)  # owned reads: reply + our quoted post
+    assert connector.quota.cost_delivered == pytest.approx(2 * 0.001 + 0.010)  # owned reads: reply + our quoted post
 
 
 @responses.activate
@@ -609,7 +614,7 @@ def test_posts_gone_looks_posts_up_in_one_call_and_takes_not_found_for_gone(chan
     assert query_of(lookup.calls[0]) == {"ids": f"{ALIVE_ID},{GONE_ID},{HIDDEN_ID}"}
     assert lookup.calls[0].request.headers["Authorization"].startswith("OAuth ")
     # Billed per post read: one came back.
-    assert (connector.quota.requests, connector.quota.cost) == (1, 0.005)
+    assert (connector.quota.requests, connector.quota.cost_delivered) == (1, 0.005)
 
 
 @responses.activate

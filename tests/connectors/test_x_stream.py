@@ -192,7 +192,7 @@ def test_stream_syncs_rules_yields_posts_and_heartbeats_and_raises_on_a_dropped_
     assert posts[0].text.endswith("https://status.example.com/vpn")
     assert connector.stream_cursor() == {"last_id": "2125865309045685272", "last_at": "2026-11-26T08:12:41+00:00"}
     # Posts and expanded users as search bills them: (1 post + 1 user) + (2 posts + 2 users).
-    assert connector.quota.cost == pytest.approx(3 * 0.005 + 3 * 0.010)
+    assert connector.quota.cost_delivered == pytest.approx(3 * 0.005 + 3 * 0.010)
 
     get_rules, add_rules, stream = fake.requests
     assert (get_rules["method"], get_rules["path"]) == ("GET", "/2/tweets/search/stream/rules")
@@ -200,7 +200,10 @@ def test_stream_syncs_rules_yields_posts_and_heartbeats_and_raises_on_a_dropped_
         "add": [{"value": "VPN -is:retweet -from:AcmeSupport", "tag": f"socialitsm:{channel.pk}:{rule.pk}"}]
     }
     assert stream["path"] == "/2/tweets/search/stream"
-    assert stream["query"]["expansions"] == "author_id,referenced_tweets.id"
+    assert stream["query"]["expansions"] == (
+        "author_id,referenced_tweets.id,referenced_tweets.id.author_id,attachments.poll_ids,attachments.media_keys"
+    )
+    assert (stream["query"]["media.fields"], stream["query"]["poll.fields"]) == ("alt_text,preview_image_url,type,url", "options")
     assert all(r["authorization"] == "Bearer AAAA-app-bearer" for r in fake.requests)
 
     # What the stream runner does with the items: store them with the stream cursor.
