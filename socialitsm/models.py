@@ -439,6 +439,19 @@ class Post(models.Model):
     def __str__(self) -> str:
         return f"{self.network}:{self.external_id}"
 
+    def detail_items(self, *kinds: str) -> list[dict[str, str]]:
+        """`details` as stored, read defensively (kept as JSON): entries of a known kind with
+        their text and url as strings, in order; only those of `kinds` when given."""
+        from socialitsm.connectors.base import DetailKind
+
+        wanted = set(kinds) or set(DetailKind.values)
+        items = self.details if isinstance(self.details, list) else []
+        return [
+            {"kind": item["kind"], "text": str(item.get("text") or ""), "url": str(item.get("url") or "")}
+            for item in items
+            if isinstance(item, dict) and item.get("kind") in wanted
+        ]
+
 
 class IngestRejection(models.Model):
     """A post the database refused even after cleaning, set aside with the error while the rest

@@ -495,6 +495,11 @@ class Connector(ABC):
         e.g. X allows a public reply only where the author mentioned or quoted us."""
         return ""
 
+    def reply_audience(self, post: Post, visibility: str) -> str:
+        """Who will see a reply of this visibility to `post`, in a sentence for the agent, where
+        the network narrows or widens it beyond "public" and "direct" ("" to say nothing)."""
+        return ""
+
     def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
         """Which of `posts` (at most `lookup_batch` of this channel's posts) are gone from the
         network, by external id: GONE_DELETED where the author deleted the post, GONE_REMOVED

@@ -34,6 +34,10 @@ class ReplyOptions:
     # Why a public reply (or a direct message) would be refused; "" when it would not.
     public_refusal: str
     direct_refusal: str
+    # Who will see a public reply (a direct message), where the network says more than the
+    # word: a Mastodon reply to a followers-only post goes to followers only. "" otherwise.
+    public_audience: str = ""
+    direct_audience: str = ""
 
 
 def reply_options(post: Post) -> ReplyOptions:
@@ -51,6 +55,12 @@ def reply_options(post: Post) -> ReplyOptions:
         unit=limits.unit,
         public_refusal=public if limits.supports_public else f"{network} does not allow a public reply here",
         direct_refusal=direct if limits.supports_direct else f"{network} cannot send direct messages here",
+        public_audience=connector.reply_audience(post, Reply.Visibility.PUBLIC)
+        if limits.supports_public and not public
+        else "",
+        direct_audience=connector.reply_audience(post, Reply.Visibility.DIRECT)
+        if limits.supports_direct and not direct
+        else "",
     )
 
 

@@ -319,11 +319,17 @@ def test_a_public_post_answered_privately_starts_a_new_direct_thread(channel):
     assert connector_for(channel).reply(post, "Hi", "direct", idempotency_key="k") == "9"
 
 
-def _stored_post(channel: Channel) -> Post:
+def _stored_post(channel: Channel, visibility: str = "public") -> Post:
     from ..factories import PostFactory
 
     author = AuthorFactory(network="mastodon", external_id="109876543210987654", handle="@jane@social.example")
-    return PostFactory(rule=_rule(channel, "hashtag", "acmedown"), external_id="113012345678901234", author=author)
+    return PostFactory(
+        rule=_rule(channel, "hashtag", "acmedown"),
+        external_id="113012345678901234",
+        author=author,
+        raw={"id": "113012345678901234", "visibility": visibility},
+        is_direct=visibility == "direct",
+    )
 
 
 @responses.activate
