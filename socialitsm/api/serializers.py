@@ -18,6 +18,7 @@ from rest_framework.reverse import reverse
 
 from socialitsm import sla as sla_maths
 from socialitsm.connectors import connector_for
+from socialitsm.connectors.base import DetailKind
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
 from socialitsm.http import check_url
 from socialitsm.models import (
@@ -364,6 +365,19 @@ class AuthorSerializer(serializers.Serializer):
     profile_url = serializers.CharField(read_only=True)
 
 
+class PostDetailItemSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=DetailKind.choices,
+        read_only=True,
+        help_text="What the part is: a quoted post, a poll option, an image's description, an "
+        "attachment, a link or the post a crosspost came from.",
+    )
+    text = serializers.CharField(read_only=True, help_text="Untrusted plain text, not HTML-escaped; may be empty.")
+    url = serializers.CharField(
+        read_only=True, help_text="The part's own address where it has one, as the network gave it; may be empty."
+    )
+
+
 class PostSerializer(serializers.ModelSerializer):
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = AuthorSerializer(read_only=True)
@@ -383,6 +397,10 @@ class PostSerializer(serializers.ModelSerializer):
         choices=Post.Label.choices, allow_blank=True, read_only=True, help_text="An agent's verdict; empty until one."
     )
     labelled_by = UserRefSerializer(read_only=True, allow_null=True)
+    details = serializers.SerializerMethodField(
+        help_text="Parts of the post beside its text (quoted post, poll options, image descriptions, "
+        "attachments), in the order the network gave them."
+    )
 
     class Meta:
         model = Post
@@ -393,6 +411,7 @@ class PostSerializer(serializers.ModelSerializer):
             "channel",
             "author",
             "text",
+            "details",
             "url",
             "posted_at",
             "posted_at_reported",
@@ -416,6 +435,10 @@ class PostSerializer(serializers.ModelSerializer):
             "labelled_at",
         )
         read_only_fields = fields
+
+    @extend_schema_field(PostDetailItemSerializer(many=True))
+    def get_details(self, post: Post) -> list[dict[str, str]]:
+        return post.detail_items()
 
 
 class PostLabelSerializer(serializers.Serializer):

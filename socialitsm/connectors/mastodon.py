@@ -24,8 +24,9 @@ without a streaming API (404) are polled instead. `delete` events redact our cop
 Replying: POST /api/v1/statuses with Idempotency-Key; the author is @-mentioned first (a direct
 status reaches only the accounts it mentions). A public reply is never seen by more people than
 the post it answers: to a followers-only post it goes followers-only, to an unlisted one unlisted
-at most (`reply_visibility`); a direct message is answered only directly. Servers that ignore the key (Takahē) would post a
-retry twice, so a retry first looks for the reply where the server lists it (`find_sent`).
+at most (`reply_visibility`); a direct message is answered only directly. Servers that ignore the
+key (Takahē) would post a retry twice, so a retry first looks for the reply where the server lists
+it (`find_sent`).
 Errors map as socialitsm.http does, plus the server quirks in API-CONTRACTS.md (a bad token may
 be a 400 with a plain-text body).
 """
@@ -51,11 +52,11 @@ from socialitsm.text import html_to_text
 
 from .base import (
     GONE_DELETED,
-    DetailKind,
     OWN_ACCOUNT_KEY,
     ChannelConfig,
     Connector,
     Cursor,
+    DetailKind,
     InboundAuthor,
     InboundPost,
     Limits,
@@ -523,7 +524,9 @@ class MastodonConnector(Connector):
         chosen = self.reply_visibility(post, visibility)
         audience = AUDIENCE[chosen].format(who=post.author.handle or "the poster")
         if visibility == "public" and chosen != self._public_visibility():
-            audience += f" The post answered was {VISIBILITY_WORDS[_visibility_of(post)]}, and a reply reaches no further."
+            audience += (
+                f" The post answered was {VISIBILITY_WORDS[_visibility_of(post)]}, and a reply reaches no further."
+            )
         return audience
 
     def _status_body(self, post: Post, text: str, visibility: str) -> dict[str, Any]:

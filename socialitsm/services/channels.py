@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from socialitsm.connectors import Quota, config_parse, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY
+from socialitsm.db import rows_insert_new
 from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError, TransientError
 from socialitsm.http import CREDENTIALS_FOR_NEW_HOST, same_host
-from socialitsm.db import rows_insert_new
 from socialitsm.models import BilledResource, Channel, WatchRule
 
 logger = logging.getLogger(__name__)

@@ -190,6 +190,9 @@ def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent,
     assert 'oauth_token="1100000000000000002-at"' in sent.headers["Authorization"]
     reply.refresh_from_db()
     assert (reply.status, reply.external_id) == (Reply.Status.SENT, "2125870422000000001")
+    # The look-up read the post again the same UTC day (no charge); the summoned reply costs 0.010.
+    stored = Channel.objects.get(pk=channel.pk)
+    assert (stored.requests_made, stored.cost_used) == (3, Decimal("0.0250"))
 
 
 @responses.activate
@@ -322,7 +325,9 @@ def test_quotes_polls_and_image_descriptions_become_details(channel, rule, djang
             "Screenshot: VPN client says error 809, the network connection could not be established",
             "https://pbs.example.com/media/G1a2b3c4.jpg",
         ),
-        PostDetail(DetailKind.MEDIA, "", "https://pbs.example.com/ext_tw_video_thumb/1995000000000000012/pu/img/Vid.jpg"),
+        PostDetail(
+            DetailKind.MEDIA, "", "https://pbs.example.com/ext_tw_video_thumb/1995000000000000012/pu/img/Vid.jpg"
+        ),
     )
     assert [m["media_key"] for m in post.raw["includes"]["media"]] == ["3_1995000000000000011", "7_1995000000000000012"]
 

@@ -203,7 +203,10 @@ def test_stream_syncs_rules_yields_posts_and_heartbeats_and_raises_on_a_dropped_
     assert stream["query"]["expansions"] == (
         "author_id,referenced_tweets.id,referenced_tweets.id.author_id,attachments.poll_ids,attachments.media_keys"
     )
-    assert (stream["query"]["media.fields"], stream["query"]["poll.fields"]) == ("alt_text,preview_image_url,type,url", "options")
+    assert (stream["query"]["media.fields"], stream["query"]["poll.fields"]) == (
+        "alt_text,preview_image_url,type,url",
+        "options",
+    )
     assert all(r["authorization"] == "Bearer AAAA-app-bearer" for r in fake.requests)
 
     # What the stream runner does with the items: store them with the stream cursor.

@@ -147,7 +147,9 @@ def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> I
     media_keys = {str(k) for k in _as_list(attachments.get("media_keys"))}
     poll_ids = {str(k) for k in _as_list(attachments.get("poll_ids"))}
     kept: dict[str, Any] = {"users": [author] if author else [], "tweets": related}
-    media = [m for m in _as_list(includes.get("media")) if isinstance(m, dict) and str(m.get("media_key")) in media_keys]
+    media = [
+        m for m in _as_list(includes.get("media")) if isinstance(m, dict) and str(m.get("media_key")) in media_keys
+    ]
     polls = [p for p in _as_list(includes.get("polls")) if isinstance(p, dict) and str(p.get("id")) in poll_ids]
     if media:
         kept["media"] = media
