@@ -61,7 +61,8 @@ def test_a_resource_billed_by_two_workers_on_one_day_costs_once():
     assert (channel.requests_made, channel.cost_used) == (4, Decimal("0.0160"))
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_records_of_one_resource_count_it_once():
     channel = ChannelFactory(network="x", config={"account_id": "1"})
     post = ("2026-11-26", "post_read", "2125864646345653272")

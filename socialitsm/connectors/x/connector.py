@@ -51,6 +51,7 @@ from ..base import (
 from .config import XConfig
 from .oauth import USER_KEYS, oauth1_header
 from .parse import (
+    _as_dict,
     _as_list,
     _full_text,
     _not_found,
@@ -232,7 +233,7 @@ class XConnector(Connector):
         """Bill what an answer delivered: its posts (`data`, a list or one object) and the posts
         it includes at `item`'s price, the users it includes as user reads. Returns 0: the cost
         is counted per resource and UTC day when the channel records it (`Connector.bill`)."""
-        includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
+        includes = _as_dict(body.get("includes"))
         data = body.get("data")
         items = [data] if isinstance(data, dict) else _as_list(data)
         posts = [i.get("id") for i in items + _as_list(includes.get("tweets")) if isinstance(i, dict)]
@@ -519,7 +520,7 @@ class XConnector(Connector):
             if (tags and not matched & tags) or not data.get("id"):
                 yield StreamMark()
                 continue
-            includes = event.get("includes") if isinstance(event.get("includes"), dict) else {}
+            includes = _as_dict(event.get("includes"))
             # Billed like search: the post, the posts it references and the users expanded.
             self._bill_reads({"data": [data], "includes": includes}, "post_read")
             original = original_of(data, includes)

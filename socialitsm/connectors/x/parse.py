@@ -111,7 +111,7 @@ def tweet_details(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> tupl
         text, entities = _full_text(quoted)
         username = str((users.get(str(quoted.get("author_id"))) or {}).get("username", ""))
         details.append(PostDetail(DetailKind.QUOTE, plain_text(text, entities), _status_url(quoted_id, username)))
-    attachments = tweet.get("attachments") if isinstance(tweet.get("attachments"), dict) else {}
+    attachments = _as_dict(tweet.get("attachments"))
     polls = _by_key(includes.get("polls"), "id")
     for poll_id in _as_list(attachments.get("poll_ids")):
         options = _as_list((polls.get(str(poll_id)) or {}).get("options"))
@@ -143,7 +143,7 @@ def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> I
     references = [r for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)]
     referenced_ids = {str(r.get("id")) for r in references}
     related = [t for t in includes.get("tweets") or [] if isinstance(t, dict) and str(t.get("id")) in referenced_ids]
-    attachments = tweet.get("attachments") if isinstance(tweet.get("attachments"), dict) else {}
+    attachments = _as_dict(tweet.get("attachments"))
     media_keys = {str(k) for k in _as_list(attachments.get("media_keys"))}
     poll_ids = {str(k) for k in _as_list(attachments.get("poll_ids"))}
     kept: dict[str, Any] = {"users": [author] if author else [], "tweets": related}
@@ -205,6 +205,10 @@ def _problem_text(body: Mapping[str, Any]) -> str:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _as_dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _not_found(error: Any) -> str:
