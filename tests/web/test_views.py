@@ -267,13 +267,14 @@ DETAILS = [
     {"kind": "media", "text": "", "url": "https://files.example.com/2.png"},
 ]
 SHOWN_DETAILS = (
-    '<li class="detail-quote" data-detail="quote"><span class="detail-kind">Quoted post</span>'
+    '<li class="detail-quote" data-detail="quote"><span class="detail-kind">Quoted post:</span> '
     'VPN down &lt;b&gt;for everyone&lt;/b&gt; <a href="https://social.example.com/@ops/7" '
     'rel="noopener noreferrer nofollow" target="_blank">open</a></li>',
-    '<li class="detail-poll" data-detail="poll"><span class="detail-kind">Poll</span>Down for me too / Works here</li>',
-    '<li class="detail-alt_text" data-detail="alt_text"><span class="detail-kind">Image description</span>'
+    '<li class="detail-poll" data-detail="poll"><span class="detail-kind">Poll:</span> '
+    "Down for me too / Works here</li>",
+    '<li class="detail-alt_text" data-detail="alt_text"><span class="detail-kind">Image description:</span> '
     "Screenshot: error 809</li>",
-    '<li class="detail-media" data-detail="media"><span class="detail-kind">Attachment</span> '
+    '<li class="detail-media" data-detail="media"><span class="detail-kind">Attachment:</span>  '
     '<a href="https://files.example.com/2.png" rel="noopener noreferrer nofollow" target="_blank">'
     "https://files.example.com/2.png</a></li>",
 )
