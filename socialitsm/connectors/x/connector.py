@@ -523,13 +523,17 @@ class XConnector(Connector):
             includes = _as_dict(event.get("includes"))
             # Billed like search: the post, the posts it references and the users expanded.
             self._bill_reads({"data": [data], "includes": includes}, "post_read")
+            # Where the stream was, by what it delivered (a repost, not the older post it reposts).
+            delivered = str(data["id"])
+            self._stream_last = {
+                "last_id": delivered,
+                "last_at": _posted_at(data.get("created_at"), delivered).isoformat(),
+            }
             original = original_of(data, includes)
             if original is None:
                 yield StreamMark()
                 continue
-            post = tweet_to_inbound(original, includes)
-            self._stream_last = {"last_id": post.external_id, "last_at": post.posted_at.isoformat()}
-            yield post
+            yield tweet_to_inbound(original, includes)
 
     def _stream_timeout(self) -> float:
         try:
