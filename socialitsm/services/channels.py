@@ -156,9 +156,10 @@ def _first_billed_today(channel: Channel, billed: dict[tuple[str, str, str], flo
     day, now written to the ledger; the ledger's days before yesterday are pruned."""
     if not billed:
         return 0.0
+    # In key order: two workers inserting overlapping sets in different orders could deadlock.
     rows = [
         BilledResource(channel_id=channel.pk, day=date.fromisoformat(day), item=item, resource_id=resource_id[:64])
-        for day, item, resource_id in billed
+        for day, item, resource_id in sorted(billed)
     ]
     written = rows_insert_new(BilledResource, rows, returning=("day", "item", "resource_id"))
     oldest = min(row.day for row in rows) - timedelta(days=1)

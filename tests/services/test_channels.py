@@ -63,23 +63,29 @@ def test_a_resource_billed_by_two_workers_on_one_day_costs_once():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_concurrent_records_of_one_resource_count_it_once():
+def test_concurrent_records_of_the_same_resources_count_each_once():
     channel = ChannelFactory(network="x", config={"account_id": "1"})
-    post = ("2026-11-26", "post_read", "2125864646345653272")
+    posts = [("2026-11-26", "post_read", str(2125864646345653000 + n)) for n in range(50)]
     start = threading.Barrier(4)
+    errors: list[Exception] = []
 
-    def record() -> None:
+    def record(order: list[tuple[str, str, str]]) -> None:
         try:
             start.wait()
-            channel_quota_record(channel=channel, quota=_read(post))
+            channel_quota_record(channel=channel, quota=_read(*order))
+        except Exception as exc:  # a deadlock between the workers would land here
+            errors.append(exc)
         finally:
             connection.close()
 
-    workers = [threading.Thread(target=record) for _ in range(4)]
+    # Four workers read the same 50 posts, two of them in the opposite order.
+    orders = [posts, posts[::-1], posts, posts[::-1]]
+    workers = [threading.Thread(target=record, args=(order,)) for order in orders]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
+    assert errors == []
     channel.refresh_from_db()
-    assert (channel.requests_made, channel.cost_used) == (4, Decimal("0.0050"))
-    assert BilledResource.objects.filter(channel=channel).count() == 1
+    assert (channel.requests_made, channel.cost_used) == (4, Decimal("0.2500"))
+    assert BilledResource.objects.filter(channel=channel).count() == 50
