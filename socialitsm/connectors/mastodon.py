@@ -10,7 +10,7 @@ Besides its text, a status's poll options, image descriptions and quoted post (M
 
 Listening, per WatchRule kind:
 - hashtag   GET /api/v1/timelines/tag/:tag, or the `hashtag` stream;
-- mentions  GET /api/v1/notifications?types[]=mention (public and unlisted ones), or the `user` stream;
+- mentions  GET /api/v1/notifications?types[]=mention (all but direct ones), or the `user` stream;
 - direct    the same notifications, direct ones only;
 - search    GET /api/v2/search?type=statuses: only where the server has full-text search, and even
             then only opted-in accounts are searchable (an empty answer is not an error).
