@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -100,6 +101,27 @@ class Channel(models.Model):
         usual_gap = timedelta(hours=conf.QUIET_WINDOW_HOURS) / recent_posts
         allowed = max(usual_gap * conf.QUIET_GAPS, timedelta(minutes=conf.QUIET_MIN_MINUTES))
         return now - self.last_event_at > allowed
+
+
+class BilledResource(models.Model):
+    """A resource a pay-per-use network charged this channel for on one UTC day (X charges a post
+    or user read once per day): the ledger that keeps `Channel.cost_used` from counting it twice,
+    whichever worker or process read it. Rows of past days are pruned as the channel records."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The UTC day of the charge.")
+    item = models.CharField(max_length=32, help_text='The price item, e.g. "post_read".')
+    resource_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "day", "item", "resource_id"], name="billedresource_once_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item} {self.resource_id} on {self.day}"
 
 
 class WatchRule(models.Model):
@@ -423,6 +445,24 @@ class Post(models.Model):
     def __str__(self) -> str:
         return f"{self.network}:{self.external_id}"
 
+    def detail_items(self, *kinds: str) -> list[dict[str, str]]:
+        """`details` as stored, read defensively (kept as JSON): entries of a known kind with
+        their text and url as strings, in order; only those of `kinds` when given."""
+        return detail_items(self.details, *kinds)
+
+
+def detail_items(details: Any, *kinds: str) -> list[dict[str, str]]:
+    """Stored `details` (of a post or of one of its earlier versions) read defensively."""
+    from socialitsm.connectors.base import DetailKind
+
+    wanted = set(kinds) or set(DetailKind.values)
+    items = details if isinstance(details, list) else []
+    return [
+        {"kind": item["kind"], "text": str(item.get("text") or ""), "url": str(item.get("url") or "")}
+        for item in items
+        if isinstance(item, dict) and item.get("kind") in wanted
+    ]
+
 
 class PostRevision(models.Model):
     """A version of a post its author has since edited: the text and details it had before the
@@ -440,6 +480,9 @@ class PostRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.post_id} before {self.edited_at:%Y-%m-%d %H:%M}"
+
+    def detail_items(self, *kinds: str) -> list[dict[str, str]]:
+        return detail_items(self.details, *kinds)
 
 
 class IngestRejection(models.Model):

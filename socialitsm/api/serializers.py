@@ -18,6 +18,7 @@ from rest_framework.reverse import reverse
 
 from socialitsm import sla as sla_maths
 from socialitsm.connectors import connector_for
+from socialitsm.connectors.base import DetailKind
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
 from socialitsm.http import check_url
 from socialitsm.models import (
@@ -365,13 +366,24 @@ class AuthorSerializer(serializers.Serializer):
     profile_url = serializers.CharField(read_only=True)
 
 
+class PostDetailItemSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=DetailKind.choices,
+        read_only=True,
+        help_text="What the part is: a quoted post, a poll option, an image's description, an "
+        "attachment, a link or the post a crosspost came from.",
+    )
+    text = serializers.CharField(read_only=True, help_text="Untrusted plain text, not HTML-escaped; may be empty.")
+    url = serializers.CharField(
+        read_only=True, help_text="The part's own address where it has one, as the network gave it; may be empty."
+    )
+
+
 class PostRevisionSerializer(serializers.ModelSerializer):
     text = serializers.CharField(
         read_only=True, help_text="The text before the edit: untrusted plain text, not HTML-escaped."
     )
-    details = serializers.JSONField(
-        read_only=True, help_text='The details before the edit, e.g. [{"kind": "quote", "text": "...", "url": "..."}].'
-    )
+    details = serializers.SerializerMethodField(help_text="The parts beside the text before the edit.")
     edited_at = serializers.DateTimeField(
         read_only=True, help_text="When the edit that replaced this version was made, per the network."
     )
@@ -381,6 +393,10 @@ class PostRevisionSerializer(serializers.ModelSerializer):
         model = PostRevision
         fields = ("text", "details", "edited_at", "recorded_at")
         read_only_fields = fields
+
+    @extend_schema_field(PostDetailItemSerializer(many=True))
+    def get_details(self, revision: PostRevision) -> list[dict[str, str]]:
+        return revision.detail_items()
 
 
 class PostSerializer(serializers.ModelSerializer):
@@ -410,6 +426,10 @@ class PostSerializer(serializers.ModelSerializer):
     revisions = PostRevisionSerializer(
         many=True, read_only=True, help_text="The versions the post had before its edits, oldest first."
     )
+    details = serializers.SerializerMethodField(
+        help_text="Parts of the post beside its text (quoted post, poll options, image descriptions, "
+        "attachments), in the order the network gave them."
+    )
 
     class Meta:
         model = Post
@@ -420,6 +440,7 @@ class PostSerializer(serializers.ModelSerializer):
             "channel",
             "author",
             "text",
+            "details",
             "url",
             "posted_at",
             "posted_at_reported",
@@ -445,6 +466,10 @@ class PostSerializer(serializers.ModelSerializer):
             "revisions",
         )
         read_only_fields = fields
+
+    @extend_schema_field(PostDetailItemSerializer(many=True))
+    def get_details(self, post: Post) -> list[dict[str, str]]:
+        return post.detail_items()
 
 
 class PostLabelSerializer(serializers.Serializer):

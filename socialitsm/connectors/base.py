@@ -6,7 +6,7 @@ import html
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -137,7 +137,17 @@ class Quota:
     limit: int | None = None
     reset_at: datetime | None = None
     requests: int = 0
-    cost: float = 0.0  # in the network's billing currency (X pay-per-use), 0 where free
+    # In the network's billing currency (X pay-per-use), 0 where free: what is charged per call.
+    cost: float = 0.0
+    # What is charged once per resource and UTC day (X reads): (day, price item, resource id) ->
+    # price. The channel's counter adds only the resources not billed to it earlier that day.
+    billed: dict[tuple[str, str, str], float] = field(default_factory=dict)
+
+    @property
+    def cost_delivered(self) -> float:
+        """The cost of what this connector was sent, before resources billed earlier that day
+        are taken out: the per-call cost plus each billed resource once."""
+        return self.cost + sum(self.billed.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +402,15 @@ class Connector(ABC):
             return TransientError(message, status=status, retry_at=retry_at, response=response)
         return PermanentError(message, status=status, response=response)
 
+    def bill(self, item: str, resource_ids: Iterable[Any], price: float) -> None:
+        """Charge `price` for each of `resource_ids` (read as `item`, e.g. "post_read") once per
+        UTC day, as pay-per-use networks do: noted in `quota.billed` under today's UTC date;
+        `channel_quota_record` adds to the channel's cost only what it had not billed that day."""
+        day = timezone.now().astimezone(UTC).date().isoformat()
+        for resource_id in resource_ids:
+            if resource_id not in (None, ""):
+                self.quota.billed[(day, item, str(resource_id))] = price
+
     def note_quota(
         self,
         *,
@@ -480,6 +499,11 @@ class Connector(ABC):
     def reply_refusal(self, post: Post, visibility: str) -> str:
         """Why the network would refuse this kind of reply to `post` ("" when it would not),
         e.g. X allows a public reply only where the author mentioned or quoted us."""
+        return ""
+
+    def reply_audience(self, post: Post, visibility: str) -> str:
+        """Who will see a reply of this visibility to `post`, in a sentence for the agent, where
+        the network narrows or widens it beyond "public" and "direct" ("" to say nothing)."""
         return ""
 
     def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:

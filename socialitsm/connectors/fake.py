@@ -37,6 +37,8 @@ class FakeNetwork:
         self.reply_unit = "characters"
         # visibility -> why the network would refuse that kind of reply
         self.refusals: dict[str, str] = {}
+        # visibility -> who would see that kind of reply, as the reply box says it
+        self.audiences: dict[str, str] = {}
         # Each search reports this allowance, as a network's rate-limit headers would.
         self.quota: dict = {}
         # One list per stream connection: posts, marks, an exception that drops it, or an
@@ -128,6 +130,9 @@ class FakeConnector(Connector):
 
     def reply_refusal(self, post: Post, visibility: str) -> str:
         return network.refusals.get(visibility, "")
+
+    def reply_audience(self, post: Post, visibility: str) -> str:
+        return network.audiences.get(visibility, "")
 
     def posts_gone(self, posts: Sequence[Post]) -> dict[str, str]:
         network.gone_lookups.append([post.external_id for post in posts])

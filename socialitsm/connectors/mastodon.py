@@ -4,9 +4,13 @@ Channel: `base_url` is the server (https://mastodon.example), credentials
 `{"access_token": "..."}` (a user token with read + write:statuses). `verify()` learns the
 account (config `account_id`, `acct`) and, where the server says, its post length and streaming host.
 
+Besides its text, a status's poll options, image descriptions and quoted post (Mastodon 4.4+
+`quote: {state, quoted_status}`, or a Status in `quote` on servers that quoted before) become its
+`details`.
+
 Listening, per WatchRule kind:
 - hashtag   GET /api/v1/timelines/tag/:tag, or the `hashtag` stream;
-- mentions  GET /api/v1/notifications?types[]=mention (public and unlisted ones), or the `user` stream;
+- mentions  GET /api/v1/notifications?types[]=mention (all but direct ones), or the `user` stream;
 - direct    the same notifications, direct ones only;
 - search    GET /api/v2/search?type=statuses: only where the server has full-text search, and even
             then only opted-in accounts are searchable (an empty answer is not an error).
@@ -19,8 +23,11 @@ without a streaming API (404) are polled instead. `delete` events redact our cop
 events (an edit: the same Status, with `edited_at`) update it, as an edited status met by a poll does.
 
 Replying: POST /api/v1/statuses with Idempotency-Key; the author is @-mentioned first (a direct
-status reaches only the accounts it mentions). Servers that ignore the key (Takahē) would post a
-retry twice, so a retry first looks for the reply where the server lists it (`find_sent`).
+status reaches only the accounts it mentions). A public reply is never seen by more people than
+the post it answers: to a followers-only post it goes followers-only, to an unlisted one unlisted
+at most (`reply_visibility`); a direct message is answered only directly. Servers that ignore the
+key (Takahē) would post a retry twice, so a retry first looks for the reply where the server lists
+it (`find_sent`).
 Errors map as socialitsm.http does, plus the server quirks in API-CONTRACTS.md (a bad token may
 be a 400 with a plain-text body).
 """
@@ -50,9 +57,11 @@ from .base import (
     ChannelConfig,
     Connector,
     Cursor,
+    DetailKind,
     InboundAuthor,
     InboundPost,
     Limits,
+    PostDetail,
     RuleKind,
     StreamMark,
     aware_time,
@@ -76,6 +85,23 @@ MAX_PAGES = 10
 OVERLAP = timedelta(minutes=10)
 # Seconds without a frame before the stream yields a mark (and notices a stop request).
 RECV_TIMEOUT = 5.0
+
+# Who sees a status, narrowest first. A visibility the API does not document (a fork's "local",
+# "limited") is taken as followers-only: an answer must not reach more people than the post did.
+VISIBILITIES = ("direct", "private", "unlisted", "public")
+UNKNOWN_VISIBILITY = "private"
+AUDIENCE = {
+    "public": "Public: anyone can see it.",
+    "unlisted": "Unlisted: anyone can see it, but it is kept out of public timelines and search.",
+    "private": "Followers only: {who} and our account's followers see it.",
+    "direct": "Direct message: only {who} sees it.",
+}
+VISIBILITY_WORDS = {
+    "public": "public",
+    "unlisted": "unlisted",
+    "private": "for followers only",
+    "direct": "a direct message",
+}
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _MENTION = re.compile(r"(?<![\w/])@(\w+)@[\w.-]+\w", re.UNICODE)
@@ -352,6 +378,7 @@ class MastodonConnector(Connector):
             language=str(status.get("language") or "")[:16].lower(),
             is_direct=status.get("visibility") == "direct",
             raw=dict(status),
+            details=status_details(status),
             rule_id=rule_id,
             edited_at=aware_time(status.get("edited_at")),
         )
@@ -495,6 +522,28 @@ class MastodonConnector(Connector):
             raise PermanentError("the server accepted the reply but did not say its id")
         return str(status["id"])
 
+    def reply_visibility(self, post: Post, visibility: str) -> str:
+        """The Mastodon visibility a reply of ours (`visibility` "public" or "direct") to `post`
+        is sent with: a direct one direct; a public one the channel's public visibility (public
+        or unlisted), narrowed to that of the post it answers, which is kept in its payload."""
+        if visibility == "direct":
+            return "direct"
+        return min(self._public_visibility(), _visibility_of(post), key=VISIBILITIES.index)
+
+    def reply_refusal(self, post: Post, visibility: str) -> str:
+        if visibility == "public" and self.reply_visibility(post, visibility) == "direct":
+            return "This is a direct message on Mastodon: answer it with a direct message."
+        return ""
+
+    def reply_audience(self, post: Post, visibility: str) -> str:
+        chosen = self.reply_visibility(post, visibility)
+        audience = AUDIENCE[chosen].format(who=post.author.handle or "the poster")
+        if visibility == "public" and chosen != self._public_visibility():
+            audience += (
+                f" The post answered was {VISIBILITY_WORDS[_visibility_of(post)]}, and a reply reaches no further."
+            )
+        return audience
+
     def _status_body(self, post: Post, text: str, visibility: str) -> dict[str, Any]:
         """The status that answers `post`: the author @-mentioned first (a direct status reaches
         only the accounts it mentions), in the private thread for a DM to a DM."""
@@ -506,8 +555,11 @@ class MastodonConnector(Connector):
             raise PermanentError(
                 f"the reply with its mention is {status_length(text)} characters; the server allows {maximum}"
             )
+        refusal = self.reply_refusal(post, visibility)
+        if refusal:
+            raise PermanentError(refusal)
         direct = visibility == "direct"
-        body: dict[str, Any] = {"status": text, "visibility": "direct" if direct else self._public_visibility()}
+        body: dict[str, Any] = {"status": text, "visibility": self.reply_visibility(post, visibility)}
         # A DM answers in the private thread; a public post answered privately starts a new one.
         if not direct or post.is_direct:
             body["in_reply_to_id"] = post.external_id
@@ -602,3 +654,58 @@ class MastodonConnector(Connector):
 
 def _tag(query: str) -> str:
     return query.strip().lstrip("#").split()[0] if query.strip().lstrip("#") else ""
+
+
+def _visibility_of(post: Post) -> str:
+    """The visibility of a stored status, from its payload (every Status names one)."""
+    raw = post.raw if isinstance(post.raw, dict) else {}
+    visibility = str(raw.get("visibility") or ("direct" if post.is_direct else UNKNOWN_VISIBILITY))
+    return visibility if visibility in VISIBILITIES else UNKNOWN_VISIBILITY
+
+
+def status_details(status: Mapping[str, Any]) -> tuple[PostDetail, ...]:
+    """What a status carries beside its text: the status it quotes, its poll's options, and its
+    attachments (an image's description, or the attachment's address where it has none)."""
+    details: list[PostDetail] = []
+    quoted = _quoted_status(status)
+    if quoted is not None:
+        text = html_to_text(str(quoted.get("content") or ""))
+        warning = str(quoted.get("spoiler_text") or "").strip()
+        if warning:
+            text = f"CW: {warning}\n\n{text}"
+        details.append(PostDetail(DetailKind.QUOTE, text, str(quoted.get("url") or quoted.get("uri") or "")))
+    poll = status.get("poll")
+    if isinstance(poll, dict) and isinstance(poll.get("options"), list):
+        details.extend(
+            PostDetail(DetailKind.POLL, str(option.get("title") or ""))
+            for option in poll["options"]
+            if isinstance(option, dict)
+        )
+    attachments = status.get("media_attachments")
+    for media in attachments if isinstance(attachments, list) else []:
+        if not isinstance(media, dict):
+            continue
+        url = str(media.get("url") or media.get("remote_url") or media.get("preview_url") or "")
+        description = str(media.get("description") or "")
+        kind = DetailKind.ALT_TEXT if description else DetailKind.MEDIA
+        details.append(PostDetail(kind, description, url))
+    return tuple(details)
+
+
+def _quoted_status(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The status a status quotes, where the answer carries it: Mastodon 4.4+ sends
+    `quote: {state, quoted_status}` (a status only once the quote is accepted; a shallow quote
+    has only its id), servers that quoted before put the Status itself in `quote` (or Akkoma's
+    `pleroma.quote`)."""
+    quote_ = status.get("quote")
+    if not isinstance(quote_, dict):
+        pleroma = status.get("pleroma")
+        quote_ = pleroma.get("quote") if isinstance(pleroma, dict) else None
+        if not isinstance(quote_, dict):
+            return None
+    if "state" in quote_ and "content" not in quote_:
+        quoted = quote_.get("quoted_status")
+        if quote_.get("state") != "accepted" or not isinstance(quoted, dict):
+            return None
+        return quoted
+    return quote_ if "content" in quote_ else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -16,9 +17,10 @@ from django.utils import timezone
 
 from socialitsm.connectors import Quota, config_parse, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY
+from socialitsm.db import rows_insert_new
 from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError, TransientError
 from socialitsm.http import CREDENTIALS_FOR_NEW_HOST, same_host
-from socialitsm.models import Channel, WatchRule
+from socialitsm.models import BilledResource, Channel, WatchRule
 
 logger = logging.getLogger(__name__)
 
@@ -128,20 +130,41 @@ def channel_test(*, channel: Channel, search: bool = False) -> ChannelCheck:
 
 
 def channel_quota_record(*, channel: Channel, quota: Quota) -> None:
-    """Add what one connector call used to the channel's counters and keep the latest allowance."""
-    if not quota.requests and quota.remaining is None:
+    """Add what one connector call used to the channel's counters and keep the latest allowance.
+    Resources billed once per UTC day (`quota.billed`) add their price only the first time this
+    channel records them that day: the ledger's unique rows decide, so two workers, or a worker
+    restarted, never count one twice."""
+    if not quota.requests and quota.remaining is None and not quota.billed:
         return
-    changes: dict[str, Any] = {
-        "requests_made": F("requests_made") + quota.requests,
-        "cost_used": F("cost_used") + Decimal(str(round(quota.cost, 4))),
-    }
-    if quota.remaining is not None:
-        changes["quota_remaining"] = quota.remaining
-    if quota.limit is not None:
-        changes["quota_limit"] = quota.limit
-    if quota.reset_at is not None:
-        changes["quota_reset_at"] = quota.reset_at
-    Channel.objects.filter(pk=channel.pk).update(**changes)
+    with transaction.atomic():
+        cost = quota.cost + _first_billed_today(channel, quota.billed)
+        changes: dict[str, Any] = {
+            "requests_made": F("requests_made") + quota.requests,
+            "cost_used": F("cost_used") + Decimal(str(round(cost, 4))),
+        }
+        if quota.remaining is not None:
+            changes["quota_remaining"] = quota.remaining
+        if quota.limit is not None:
+            changes["quota_limit"] = quota.limit
+        if quota.reset_at is not None:
+            changes["quota_reset_at"] = quota.reset_at
+        Channel.objects.filter(pk=channel.pk).update(**changes)
+
+
+def _first_billed_today(channel: Channel, billed: dict[tuple[str, str, str], float]) -> float:
+    """The price of the resources in `billed` that the channel had not been billed for on their
+    day, now written to the ledger; the ledger's days before yesterday are pruned."""
+    if not billed:
+        return 0.0
+    # In key order: two workers inserting overlapping sets in different orders could deadlock.
+    rows = [
+        BilledResource(channel_id=channel.pk, day=date.fromisoformat(day), item=item, resource_id=resource_id[:64])
+        for day, item, resource_id in sorted(billed)
+    ]
+    written = rows_insert_new(BilledResource, rows, returning=("day", "item", "resource_id"))
+    oldest = min(row.day for row in rows) - timedelta(days=1)
+    BilledResource.objects.filter(channel_id=channel.pk, day__lt=oldest).delete()
+    return sum(billed.get((day.isoformat(), item, resource_id), 0.0) for day, item, resource_id in written)
 
 
 def channel_error_record(*, channel: Channel, error: ExternalError) -> None:

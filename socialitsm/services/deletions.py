@@ -131,7 +131,7 @@ def posts_redact(
             texts[post_id].append(text)
         PostRevision.objects.filter(post_id__in=ids).delete()
         Post.objects.filter(pk__in=ids).update(
-            text=REDACTED_TEXT[Post.Gone(reason)], raw={}, reasons=[], deleted_at=now, gone_reason=reason
+            text=REDACTED_TEXT[Post.Gone(reason)], raw={}, details=[], reasons=[], deleted_at=now, gone_reason=reason
         )
         Post.objects.filter(pk__in=ids, triage_state=Post.Triage.PENDING).update(triage_state=Post.Triage.IGNORED)
         by_incident: dict[int, list[Post]] = defaultdict(list)

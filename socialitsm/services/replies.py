@@ -17,6 +17,7 @@ from socialitsm.connectors.base import SENT_CLOCK_SKEW
 from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
 from socialitsm.models import Incident, IncidentEvent, Post, Reply
 
+from .channels import channel_quota_record
 from .deletions import gone_refusal, reply_target_gone
 from .events import event_record
 from .sla import incident_sla_recompute
@@ -33,6 +34,10 @@ class ReplyOptions:
     # Why a public reply (or a direct message) would be refused; "" when it would not.
     public_refusal: str
     direct_refusal: str
+    # Who will see a public reply (a direct message), where the network says more than the
+    # word: a Mastodon reply to a followers-only post goes to followers only. "" otherwise.
+    public_audience: str = ""
+    direct_audience: str = ""
 
 
 def reply_options(post: Post) -> ReplyOptions:
@@ -50,6 +55,12 @@ def reply_options(post: Post) -> ReplyOptions:
         unit=limits.unit,
         public_refusal=public if limits.supports_public else f"{network} does not allow a public reply here",
         direct_refusal=direct if limits.supports_direct else f"{network} cannot send direct messages here",
+        public_audience=connector.reply_audience(post, Reply.Visibility.PUBLIC)
+        if limits.supports_public and not public
+        else "",
+        direct_audience=connector.reply_audience(post, Reply.Visibility.DIRECT)
+        if limits.supports_direct and not direct
+        else "",
     )
 
 
@@ -136,6 +147,9 @@ def reply_send(*, reply: Reply) -> Reply | None:
         return reply_postpone(reply=reply, error=exc)
     except PermanentError as exc:
         return reply_mark_failed(reply=reply, error=exc.message)
+    finally:
+        # What the send and the look-ups cost (X bills both) counts on the channel.
+        channel_quota_record(channel=reply.channel, quota=connector.quota)
     return reply_mark_sent(reply=reply, external_id=external_id)
 
 

@@ -12,6 +12,7 @@ from django.db.models.functions import Collate
 from django.utils import timezone
 
 from socialitsm import classify
+from socialitsm.connectors.base import DetailKind
 from socialitsm.db import rows_update
 from socialitsm.models import CHANNEL_SCOPED_NETWORKS, Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
 from socialitsm.text import clean_text
@@ -108,6 +109,14 @@ def _post_route_or_park(
         return _park(post_id, exc)
 
 
+def post_meaning(post: Post) -> str:
+    """What the classifier reads of a post: its text, then the posts it quotes and the
+    descriptions of its images, which often say what the text only points at ("this, again"
+    quoting "VPN down for everyone"; a screenshot of an error)."""
+    beside = [d["text"] for d in post.detail_items(DetailKind.QUOTE, DetailKind.ALT_TEXT) if d["text"]]
+    return "\n\n".join([post.text, *beside]) if beside else post.text
+
+
 def _park(post_id: int, error: Exception) -> dict[str, int]:
     logger.error("routing post %s failed; parked for a person to look at", post_id, exc_info=error)
     parked = post_routing_park(post_id=post_id, error=f"{type(error).__name__}: {error}")
@@ -115,8 +124,8 @@ def _park(post_id: int, error: Exception) -> dict[str, int]:
 
 
 def posts_classify(posts: Iterable[Post], catalogue: tuple[classify.ServiceEntry, ...]) -> list[classify.Verdict]:
-    """The classifier's verdict on each post's text, in order."""
-    return classify.verdict_many(((p.text, p.language or None) for p in posts), catalogue=catalogue)
+    """The classifier's verdict on each post's meaning (`post_meaning`), in order."""
+    return classify.verdict_many(((post_meaning(p), p.language or None) for p in posts), catalogue=catalogue)
 
 
 def complaint_threshold(rule: WatchRule | None) -> float:

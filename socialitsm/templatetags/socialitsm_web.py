@@ -64,6 +64,27 @@ def visible(value: Any) -> str:
 
 
 @register.filter
+def post_details(post: Any) -> list[dict[str, str]]:
+    """A post's details to show beside its text, labelled: quoted posts, image descriptions,
+    attachments, links; the options of a poll together on one line. Text stays untrusted: the
+    template escapes it and passes it through `visible`."""
+    from socialitsm.connectors.base import DetailKind
+
+    labels = dict(DetailKind.choices)
+    shown: list[dict[str, str]] = []
+    for item in post.detail_items() if hasattr(post, "detail_items") else []:
+        if item["kind"] == DetailKind.POLL:
+            if shown and shown[-1]["kind"] == DetailKind.POLL:
+                shown[-1]["text"] += " / " + item["text"]
+                continue
+            item = {**item, "label": "Poll"}
+        else:
+            item = {**item, "label": labels[item["kind"]]}
+        shown.append(item)
+    return shown
+
+
+@register.filter
 def person(user) -> str:
     if user is None:
         return ""

@@ -159,6 +159,8 @@ def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str
                 "unit": options.unit,
                 "public_refusal": options.public_refusal,
                 "direct_refusal": options.direct_refusal,
+                "public_audience": options.public_audience,
+                "direct_audience": options.direct_audience,
             }
         )
     return targets, selectors.reply_default_post(incident, posts)

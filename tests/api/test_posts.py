@@ -50,6 +50,12 @@ def feed(db) -> dict[str, Post]:
             text="<b>VPN</b> down & again",
             posted_at=at(9),
             url="https://example.com/@maria/p-2",
+            details=[
+                {"kind": "quote", "text": "<i>VPN</i> down for everyone", "url": "https://example.com/@ops/7"},
+                {"kind": "alt_text", "text": "Screenshot: error 809", "url": ""},
+                {"kind": "unknown", "text": "dropped", "url": ""},
+                "not an object",
+            ],
             in_reply_to="p-0",
             conversation_id="c-5",
             language="en",
@@ -112,6 +118,10 @@ def test_post_detail_returns_text_as_posted(agent_api, feed):
         "channel": "desk-replay",
         "author": {"handle": "@maria", "name": "Maria", "profile_url": "https://example.com/@maria"},
         "text": "<b>VPN</b> down & again",
+        "details": [
+            {"kind": "quote", "text": "<i>VPN</i> down for everyone", "url": "https://example.com/@ops/7"},
+            {"kind": "alt_text", "text": "Screenshot: error 809", "url": ""},
+        ],
         "url": "https://example.com/@maria/p-2",
         "posted_at": "2026-11-26T09:00:00Z",
         "posted_at_reported": "",
@@ -160,7 +170,10 @@ def test_an_edited_post_shows_its_earlier_versions(agent_api, feed, time_machine
     assert body["revisions"] == [
         {
             "text": "<b>VPN</b> down & again",
-            "details": [],
+            "details": [
+                {"kind": "quote", "text": "<i>VPN</i> down for everyone", "url": "https://example.com/@ops/7"},
+                {"kind": "alt_text", "text": "Screenshot: error 809", "url": ""},
+            ],
             "edited_at": "2026-11-26T09:05:00Z",
             "recorded_at": "2026-11-26T11:00:00Z",
         },

@@ -201,3 +201,14 @@ def test_post_label_enum_includes_the_empty_label(schema):
     assert label["oneOf"] == [{"$ref": "#/components/schemas/LabelEnum"}, {"$ref": "#/components/schemas/BlankEnum"}]
     assert components["LabelEnum"]["enum"] == ["complaint", "not_complaint"]
     assert components["BlankEnum"]["enum"] == [""]
+
+
+def test_schema_documents_the_details_of_a_post(schema):
+    post = schema["components"]["schemas"]["Post"]
+    assert post["properties"]["details"]["readOnly"] is True
+    assert post["properties"]["details"]["items"] == {"$ref": "#/components/schemas/PostDetailItem"}
+    item = schema["components"]["schemas"]["PostDetailItem"]
+    assert set(item["properties"]) == {"kind", "text", "url"}
+    assert item["properties"]["kind"]["allOf"] == [{"$ref": "#/components/schemas/PostDetailItemKindEnum"}]
+    kinds = schema["components"]["schemas"]["PostDetailItemKindEnum"]["enum"]
+    assert kinds == ["quote", "poll", "alt_text", "media", "link", "crosspost"]

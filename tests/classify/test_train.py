@@ -188,3 +188,24 @@ def test_own_posts_are_well_formed():
     assert {row["lang"] for row in rows} == {"en", "fr", "de", "es"}
     assert {row["label"] for row in rows} == {"0", "1"}
     assert len({row["text"] for row in rows}) == len(rows)
+
+
+@pytest.mark.django_db
+def test_agents_labels_train_on_what_routing_reads():
+    from socialitsm.management.commands.socialitsm_train import feedback_examples
+    from socialitsm.models import Post
+
+    from ..factories import PostFactory
+
+    details = [
+        {"kind": "quote", "text": "VPN down for everyone", "url": "https://social.example.com/@ops/7"},
+        {"kind": "poll", "text": "Works here", "url": ""},
+        {"kind": "alt_text", "text": "Screenshot: error 809", "url": ""},
+    ]
+    PostFactory(text="this, again", details=details, label=Post.Label.COMPLAINT, language="en")
+    PostFactory(text="lunch?", label=Post.Label.NOT_COMPLAINT, language="")
+    PostFactory(text="not labelled")
+    assert [(e.text, e.label, e.source, e.lang) for e in feedback_examples()] == [
+        ("this, again\n\nVPN down for everyone\n\nScreenshot: error 809", 1, "feedback", "en"),
+        ("lunch?", 0, "feedback", None),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -19,7 +20,7 @@ from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.channels import channel_verify
 from socialitsm.services.ingest import channel_poll
-from socialitsm.services.replies import replies_send_due, reply_queue, reply_send
+from socialitsm.services.replies import replies_send_due, reply_options, reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory, dead_worker_reply
 from ..fixtures import load_fixture
@@ -319,11 +320,140 @@ def test_a_public_post_answered_privately_starts_a_new_direct_thread(channel):
     assert connector_for(channel).reply(post, "Hi", "direct", idempotency_key="k") == "9"
 
 
-def _stored_post(channel: Channel) -> Post:
+@responses.activate
+def test_end_to_end_a_followers_only_mention_is_answered_for_followers_only(
+    channel, agent, django_capture_on_commit_callbacks
+):
+    _rule(channel, "mentions")
+    responses.get(f"{BASE}/api/v1/notifications", json=[fixture("notification__mention_private_with_poll_and_media")])
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_poll(channel=channel)
+    post = Post.objects.get()
+    assert (post.is_direct, post.raw["visibility"]) == (False, "private")
+    assert post.details == [
+        {
+            "kind": "poll",
+            "text": "Down for me too",
+            "url": "",
+        },
+        {"kind": "poll", "text": "Works here", "url": ""},
+        {
+            "kind": "alt_text",
+            "text": "Screenshot of the VPN portal: 502 Bad Gateway",
+            "url": "https://files.mastodon.example/media_attachments/files/113/012/459/000/000/001/original/a1b2.png",
+        },
+        {
+            "kind": "media",
+            "text": "",
+            "url": "https://files.mastodon.example/media_attachments/files/113/012/459/000/000/002/original/c3d4.png",
+        },
+    ]
+    assert post.incident is not None
+    options = reply_options(post)
+    assert (options.public_refusal, options.direct_refusal) == ("", "")
+    assert options.public_audience == (
+        "Followers only: @omar@hachyderm.example and our account's followers see it. "
+        "The post answered was for followers only, and a reply reaches no further."
+    )
+    assert options.direct_audience == "Direct message: only @omar@hachyderm.example sees it."
+
+    _status_still_there("113012460000000001")
+    responses.post(f"{BASE}/api/v1/statuses", json={**fixture("status__created_reply"), "visibility": "private"})
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_queue(
+            incident=post.incident, post=post, text="We are looking into it.", visibility="public", agent=agent
+        )
+    reply.refresh_from_db()
+    assert reply.status == Reply.Status.SENT
+    assert json.loads(responses.calls[-1].request.body) == {
+        "status": "@omar@hachyderm.example We are looking into it.",
+        "visibility": "private",
+        "in_reply_to_id": "113012460000000001",
+    }
+
+
+@pytest.mark.parametrize(
+    ("configured", "original", "sent"),
+    [
+        ("public", "public", "public"),
+        ("public", "unlisted", "unlisted"),
+        ("public", "private", "private"),
+        ("unlisted", "public", "unlisted"),
+        ("unlisted", "unlisted", "unlisted"),
+        ("unlisted", "private", "private"),
+        ("public", "local", "private"),  # a fork's visibility we do not know: followers only
+    ],
+)
+@responses.activate
+def test_a_public_reply_never_reaches_further_than_the_post_it_answers(channel, configured, original, sent):
+    post = _stored_post(channel, visibility=original)
+    channel.config["reply_visibility"] = configured
+    responses.post(f"{BASE}/api/v1/statuses", json={"id": "11"})
+    assert connector_for(channel).reply(post, "On it", "public", idempotency_key="k") == "11"
+    assert json.loads(responses.calls[0].request.body) == {
+        "status": "@jane@social.example On it",
+        "visibility": sent,
+        "in_reply_to_id": "113012345678901234",
+    }
+
+
+@responses.activate
+def test_a_direct_message_is_never_answered_in_public(channel, agent):
+    post = _stored_post(channel, visibility="direct")
+    connector = connector_for(channel)
+    refusal = "This is a direct message on Mastodon: answer it with a direct message."
+    assert connector.reply_refusal(post, "public") == refusal
+    assert reply_options(post).public_refusal == refusal
+    with pytest.raises(PermanentError, match="answer it with a direct message"):
+        connector.reply(post, "On it", "public", idempotency_key="k")
+    assert len(responses.calls) == 0
+    responses.post(f"{BASE}/api/v1/statuses", json={"id": "12"})
+    assert connector.reply(post, "On it", "direct", idempotency_key="k") == "12"
+    assert json.loads(responses.calls[0].request.body)["visibility"] == "direct"
+
+
+QUOTED = {
+    "kind": "quote",
+    "text": "VPN down for everyone at the Leeds office",
+    "url": "https://other.example/@bob/113012400000000000",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "details"),
+    [
+        ("status__quote_accepted", [QUOTED]),
+        ("status__quote_legacy_fork", [QUOTED]),
+        ("status__quote_pending", []),  # not approved by its author (yet): nothing to show
+        ("status__public_hashtag", []),
+    ],
+)
+@responses.activate
+def test_a_quoted_status_becomes_a_detail_and_is_classified_with_the_text(
+    channel, name, details, django_capture_on_commit_callbacks
+):
+    _rule(channel, "hashtag", "acmedown")
+    responses.get(_tag_url(), json=[fixture(name)])
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_poll(channel=channel)
+    post = Post.objects.select_related("detected_service").get()
+    assert post.details == details
+    if name != "status__public_hashtag":
+        assert post.text == "this, again #acmedown"
+        assert (post.detected_service.slug if post.detected_service else None) == ("vpn" if details else None)
+
+
+def _stored_post(channel: Channel, visibility: str = "public") -> Post:
     from ..factories import PostFactory
 
     author = AuthorFactory(network="mastodon", external_id="109876543210987654", handle="@jane@social.example")
-    return PostFactory(rule=_rule(channel, "hashtag", "acmedown"), external_id="113012345678901234", author=author)
+    return PostFactory(
+        rule=_rule(channel, "hashtag", "acmedown"),
+        external_id="113012345678901234",
+        author=author,
+        raw={"id": "113012345678901234", "visibility": visibility},
+        is_direct=visibility == "direct",
+    )
 
 
 @responses.activate

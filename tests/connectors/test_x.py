@@ -4,7 +4,7 @@ transport with `responses`)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from urllib.parse import parse_qs, urlsplit
@@ -14,10 +14,11 @@ import requests
 import responses
 import time_machine
 
+from socialitsm.connectors.base import DetailKind, PostDetail
 from socialitsm.connectors.x import XConnector, oauth1_header, weighted_length
 from socialitsm.connectors.x.parse import edit_original, tweet_to_inbound
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
-from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
+from socialitsm.models import BilledResource, Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_queue, reply_send
 
@@ -149,11 +150,15 @@ def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent,
         "query": "VPN -is:retweet -from:AcmeSupport",
         "max_results": "100",
         "tweet.fields": (
-            "author_id,conversation_id,created_at,edit_controls,edit_history_tweet_ids,entities,in_reply_to_user_id,"
-            "lang,note_tweet,referenced_tweets"
+            "attachments,author_id,conversation_id,created_at,edit_controls,edit_history_tweet_ids,entities,"
+            "in_reply_to_user_id,lang,note_tweet,referenced_tweets"
         ),
-        "expansions": "author_id,referenced_tweets.id",
+        "expansions": (
+            "author_id,referenced_tweets.id,referenced_tweets.id.author_id,attachments.poll_ids,attachments.media_keys"
+        ),
         "user.fields": "username,name",
+        "media.fields": "alt_text,preview_image_url,type,url",
+        "poll.fields": "options",
     }
     post = Post.objects.select_related("author", "incident").get()
     assert post.external_id == "2125864646345653272"
@@ -186,6 +191,9 @@ def test_mention_becomes_incident_and_public_reply_is_sent(channel, rule, agent,
     assert 'oauth_token="1100000000000000002-at"' in sent.headers["Authorization"]
     reply.refresh_from_db()
     assert (reply.status, reply.external_id) == (Reply.Status.SENT, "2125870422000000001")
+    # The look-up read the post again the same UTC day (no charge); the summoned reply costs 0.010.
+    stored = Channel.objects.get(pk=channel.pk)
+    assert (stored.requests_made, stored.cost_used) == (3, Decimal("0.0250"))
 
 
 @responses.activate
@@ -278,6 +286,94 @@ def test_reply_costs_are_counted_per_price_and_overridable(channel):
     connector.reply(post, "Status: https://status.example.com", "public", idempotency_key="k2")
     assert connector.quota.requests == 2
     assert connector.quota.cost == pytest.approx(0.02 + 0.20)
+
+
+@responses.activate
+def test_a_repost_on_the_mentions_timeline_is_stored_as_its_original(channel, django_capture_on_commit_callbacks):
+    rule = WatchRuleFactory(channel=channel, kind=WatchRule.Kind.MENTIONS, query="")
+    responses.get(f"{API}/2/users/{OUR_ID}/mentions", json=fixture("mentions__retweets"), headers=LIMIT_HEADERS)
+
+    assert poll(channel, django_capture_on_commit_callbacks) == 2
+
+    posts = {p.external_id: p for p in Post.objects.select_related("author")}
+    # The repost whose original X left out is skipped; no "RT @..." copy is stored for anyone.
+    assert sorted(posts) == ["2125864646345653299", "2125870170244021272"]
+    original = posts["2125864646345653299"]
+    assert original.text == (
+        "@AcmeSupport VPN down again since 8am & nobody answers the helpdesk, third time this week and I "
+        "still cannot reach the file shares from home"
+    )
+    assert (original.author.external_id, original.author.handle) == (JANE_ID, "@janedoe")
+    assert original.url == "https://x.com/janedoe/status/2125864646345653299"
+    assert original.posted_at == datetime(2026, 11, 26, 8, 10, 3, tzinfo=UTC)
+    assert not Post.objects.filter(text__startswith="RT @").exists()
+    assert not Post.objects.filter(author__external_id="1500000000000000007").exists()
+    assert WatchRule.objects.get(pk=rule.pk).cursor == {"since_id": "2125871000000000001"}
+    # Owned reads of the three listed posts and the included original, and the two users.
+    assert Channel.objects.get(pk=channel.pk).cost_used == Decimal("0.0240")
+
+
+@responses.activate
+def test_quotes_polls_and_image_descriptions_become_details(channel, rule, django_capture_on_commit_callbacks):
+    responses.get(SEARCH, json=fixture("search_recent__poll_and_media"))
+    (post,), _ = XConnector(channel).search(rule, {})
+    assert post.details == (
+        PostDetail(DetailKind.POLL, "VPN"),
+        PostDetail(DetailKind.POLL, "Email"),
+        PostDetail(DetailKind.POLL, "Both"),
+        PostDetail(
+            DetailKind.ALT_TEXT,
+            "Screenshot: VPN client says error 809, the network connection could not be established",
+            "https://pbs.example.com/media/G1a2b3c4.jpg",
+        ),
+        PostDetail(
+            DetailKind.MEDIA, "", "https://pbs.example.com/ext_tw_video_thumb/1995000000000000012/pu/img/Vid.jpg"
+        ),
+    )
+    assert [m["media_key"] for m in post.raw["includes"]["media"]] == ["3_1995000000000000011", "7_1995000000000000012"]
+
+    responses.replace(responses.GET, SEARCH, json=fixture("search_recent__quote"))
+    assert poll(channel, django_capture_on_commit_callbacks) == 1
+    stored = Post.objects.get(external_id="2125865309045685272")
+    assert stored.details == [
+        {
+            "kind": "quote",
+            "text": "We're aware of VPN connection problems and are working on a fix.",
+            "url": "https://x.com/AcmeSupport/status/2125860858889141272",
+        }
+    ]
+
+
+@responses.activate
+def test_a_post_read_twice_in_one_utc_day_is_billed_once_and_again_the_next_day(
+    channel, rule, django_capture_on_commit_callbacks
+):
+    responses.get(SEARCH, json=fixture("search_recent__mention"), headers=LIMIT_HEADERS)
+
+    def cost_after_poll_at(when: datetime) -> Decimal:
+        with time_machine.travel(when, tick=False):
+            poll(channel, django_capture_on_commit_callbacks)
+        return Channel.objects.get(pk=channel.pk).cost_used
+
+    # One post read (0.005) and one user read (0.010) per UTC day, however often X delivers them.
+    assert cost_after_poll_at(datetime(2026, 11, 26, 23, 59, 30, tzinfo=UTC)) == Decimal("0.0150")
+    assert cost_after_poll_at(datetime(2026, 11, 26, 23, 59, 59, 999999, tzinfo=UTC)) == Decimal("0.0150")
+    assert cost_after_poll_at(datetime(2026, 11, 27, 0, 0, 0, tzinfo=UTC)) == Decimal("0.0300")
+    assert cost_after_poll_at(datetime(2026, 11, 27, 18, 0, tzinfo=UTC)) == Decimal("0.0300")
+    stored = Channel.objects.get(pk=channel.pk)
+    assert stored.requests_made == 4
+    assert sorted(BilledResource.objects.filter(channel=channel).values_list("day", "item", "resource_id")) == [
+        (date(2026, 11, 26), "post_read", "2125864646345653272"),
+        (date(2026, 11, 26), "user_read", JANE_ID),
+        (date(2026, 11, 27), "post_read", "2125864646345653272"),
+        (date(2026, 11, 27), "user_read", JANE_ID),
+    ]
+    # Two days on, the ledger keeps only yesterday's and today's charges.
+    assert cost_after_poll_at(datetime(2026, 11, 29, 0, 30, tzinfo=UTC)) == Decimal("0.0450")
+    assert sorted(BilledResource.objects.filter(channel=channel).values_list("day", flat=True)) == [
+        date(2026, 11, 29),
+        date(2026, 11, 29),
+    ]
 
 
 @responses.activate
@@ -423,7 +519,7 @@ def test_mentions_rule_reads_the_mentions_timeline_as_the_account(channel):
     assert query_of(call)["since_id"] == "2125864646345653272"
     assert (post.in_reply_to, post.conversation_id) == ("2125860858889141272", "2125860858889141272")
     assert cursor == {"since_id": "2125870170244021272"}
-    assert connector.quota.cost == pytest.approx(2 * 0.001 + 0.010)  # owned reads: reply + our quoted post
+    assert connector.quota.cost_delivered == pytest.approx(2 * 0.001 + 0.010)  # owned reads: reply + our quoted post
 
 
 @responses.activate
@@ -667,7 +763,7 @@ def test_posts_gone_looks_posts_up_in_one_call_and_takes_not_found_for_gone(chan
     assert query_of(lookup.calls[0]) == {"ids": f"{ALIVE_ID},{GONE_ID},{HIDDEN_ID}"}
     assert lookup.calls[0].request.headers["Authorization"].startswith("OAuth ")
     # Billed per post read: one came back.
-    assert (connector.quota.requests, connector.quota.cost) == (1, 0.005)
+    assert (connector.quota.requests, connector.quota.cost_delivered) == (1, 0.005)
 
 
 @responses.activate

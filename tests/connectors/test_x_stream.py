@@ -192,7 +192,7 @@ def test_stream_syncs_rules_yields_posts_and_heartbeats_and_raises_on_a_dropped_
     assert posts[0].text.endswith("https://status.example.com/vpn")
     assert connector.stream_cursor() == {"last_id": "2125865309045685272", "last_at": "2026-11-26T08:12:41+00:00"}
     # Posts and expanded users as search bills them: (1 post + 1 user) + (2 posts + 2 users).
-    assert connector.quota.cost == pytest.approx(3 * 0.005 + 3 * 0.010)
+    assert connector.quota.cost_delivered == pytest.approx(3 * 0.005 + 3 * 0.010)
 
     get_rules, add_rules, stream = fake.requests
     assert (get_rules["method"], get_rules["path"]) == ("GET", "/2/tweets/search/stream/rules")
@@ -200,7 +200,13 @@ def test_stream_syncs_rules_yields_posts_and_heartbeats_and_raises_on_a_dropped_
         "add": [{"value": "VPN -is:retweet -from:AcmeSupport", "tag": f"socialitsm:{channel.pk}:{rule.pk}"}]
     }
     assert stream["path"] == "/2/tweets/search/stream"
-    assert stream["query"]["expansions"] == "author_id,referenced_tweets.id"
+    assert stream["query"]["expansions"] == (
+        "author_id,referenced_tweets.id,referenced_tweets.id.author_id,attachments.poll_ids,attachments.media_keys"
+    )
+    assert (stream["query"]["media.fields"], stream["query"]["poll.fields"]) == (
+        "alt_text,preview_image_url,type,url",
+        "options",
+    )
     assert all(r["authorization"] == "Bearer AAAA-app-bearer" for r in fake.requests)
 
     # What the stream runner does with the items: store them with the stream cursor.
@@ -209,6 +215,28 @@ def test_stream_syncs_rules_yields_posts_and_heartbeats_and_raises_on_a_dropped_
     assert result.created == 2
     assert Channel.objects.get(pk=channel.pk).stream_cursor == connector.stream_cursor()
     assert Post.objects.filter(incident__isnull=False).count() == 2
+
+
+def test_a_repost_the_stream_delivers_is_yielded_as_its_original_or_not_at_all(fake_x, stream_channel):
+    fake, _ = fake_x
+    channel, rule = stream_channel
+    page = json.loads(fixture_text("mentions__retweets"))
+    tag = [{"id": "9", "tag": f"socialitsm:{channel.pk}:{rule.pk}"}]
+    events = [
+        {"data": tweet, "includes": page["includes"], "matching_rules": tag} for tweet in page["data"][:2]
+    ]  # the first repost's original is included, the second's is not
+    fake.sessions.append([json.dumps(event).encode() + b"\r\n" for event in events] + ["drop"])
+
+    connector = XConnector(Channel.objects.get(pk=channel.pk))
+    items, _ = consume(connector, [rule])
+
+    assert [type(i).__name__ for i in items] == ["InboundPost", "StreamMark"]
+    # The stream resumes after the last event it delivered, not the older reposted post.
+    assert connector.stream_cursor() == {"last_id": "2125870900000000001", "last_at": "2026-11-26T08:34:00+00:00"}
+    post = items[0]
+    assert isinstance(post, InboundPost)
+    assert (post.external_id, post.author.handle) == ("2125864646345653299", "@janedoe")
+    assert post.text.endswith("cannot reach the file shares from home")
 
 
 def test_reconnect_after_a_drop_reads_the_next_session_without_re_adding_rules(fake_x, stream_channel):

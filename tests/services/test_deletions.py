@@ -65,7 +65,15 @@ def fragments_of(post: Post) -> list[str]:
 @pytest.fixture
 def routed(clock):
     rule = WatchRuleFactory(complaint_threshold=0.05)
-    post = PostFactory(rule=rule, text=SECRET, external_id="gone-1", raw={"text": SECRET})
+    post = PostFactory(
+        rule=rule,
+        text=SECRET,
+        external_id="gone-1",
+        raw={"text": SECRET},
+        details=[
+            {"kind": "alt_text", "text": "Photo of Petra Nowak's badge", "url": "https://files.example.com/b.png"}
+        ],
+    )
     posts_process(post_ids=[post.pk])
     post.refresh_from_db()
     assert post.incident is not None
@@ -95,9 +103,10 @@ def test_redaction_removes_the_text_from_the_post_title_description_events_and_i
     leftovers = [(f, text) for f in fragments for text in stored_strings(incident) if f in text]
     assert leftovers == []
     post.refresh_from_db()
-    assert (post.text, post.raw, post.reasons, post.deleted_at, post.gone_reason) == (
+    assert (post.text, post.raw, post.details, post.reasons, post.deleted_at, post.gone_reason) == (
         "[deleted by the author]",
         {},
+        [],
         [],
         NOW + timedelta(minutes=2),
         "deleted",

@@ -412,3 +412,22 @@ def test_webhook_post_joins_only_its_own_channels_threads():
     assert Post.objects.get(pk=own.pk).incident == root.incident
     assert Post.objects.get(pk=by_post.pk).incident is None
     assert Post.objects.get(pk=by_reply.pk).incident is None
+
+
+QUOTED = [{"kind": "quote", "text": "VPN down for everyone", "url": "https://social.example.com/@ops/7"}]
+DESCRIBED = [{"kind": "alt_text", "text": "Screenshot: VPN client error 809", "url": "https://files.example.com/1.png"}]
+POLLED = [{"kind": "poll", "text": "VPN", "url": ""}, {"kind": "poll", "text": "Email", "url": ""}]
+
+
+@pytest.mark.parametrize(
+    ("details", "service"),
+    [([], None), (QUOTED, "vpn"), (DESCRIBED, "vpn"), (POLLED, None)],
+    ids=["text-alone", "quoted-post", "image-description", "poll-options-not-read"],
+)
+def test_the_classifier_reads_quoted_posts_and_image_descriptions_with_the_text(details, service):
+    post = PostFactory(text="this, again", details=details)
+    assert route(post) == {"incident": 1}
+    post.refresh_from_db()
+    assert (post.detected_service.slug if post.detected_service else None) == service
+    assert (post.incident.service.slug if post.incident.service else None) == service
+    assert post.text == "this, again"

@@ -223,6 +223,31 @@ def test_reply_box_counts_graphemes_and_explains_a_refused_public_reply(page, ag
     assert page.locator("#reply-text").get_attribute("maxlength") is None
 
 
+def test_reply_box_says_who_will_see_the_reply_and_the_post_shows_its_details(page, agent_user, fake_network):
+    from playwright.sync_api import expect
+
+    fake_network.audiences = {
+        "public": "Followers only: @mika and our account's followers see it.",
+        "direct": "Direct message: only @mika sees it.",
+    }
+    details = [
+        {"kind": "quote", "text": "VPN <i>down</i> for everyone", "url": "https://social.example.com/@ops/7"},
+        {"kind": "poll", "text": "Down for me too", "url": ""},
+        {"kind": "poll", "text": "Works here", "url": ""},
+    ]
+    incident, post = incident_from_post(details=details)
+    log_in(page, f"/incidents/{incident.number}/")
+
+    shown = page.locator(f"#post-{post.pk} .post-details li")
+    expect(shown).to_have_text(["Quoted post: VPN <i>down</i> for everyone open", "Poll: Down for me too / Works here"])
+    audience = page.locator("#reply-audience")
+    expect(audience).to_have_text("Followers only: @mika and our account's followers see it.")
+    page.get_by_label("Direct message").check()
+    expect(audience).to_have_text("Direct message: only @mika sees it.")
+    page.get_by_label("Public reply").check()
+    expect(audience).to_have_text("Followers only: @mika and our account's followers see it.")
+
+
 def test_reply_box_counts_x_weighted_characters(page, agent_user, fake_network):
     from playwright.sync_api import expect
 

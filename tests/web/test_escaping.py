@@ -53,6 +53,10 @@ def evil_world(agent) -> Incident:
         detected_service=service,
         triage_state=Post.Triage.INCIDENT,
         reasons=[evil("reason")],
+        details=[
+            {"kind": "quote", "text": evil("quote"), "url": "javascript:alert(3)"},
+            {"kind": "alt_text", "text": evil("alt"), "url": ""},
+        ],
     )
     ReplyFactory(incident=incident, post=post, agent=agent, text=evil("reply"), status=Reply.Status.FAILED)
     Reply.objects.filter(incident=incident).update(error=evil("reply-error"))
@@ -92,6 +96,8 @@ def test_incident_page_escapes_network_and_suite_text(agent_client, evil_world):
         "name",
         "handle",
         "text",
+        "quote",
+        "alt",
         "reason",
         "reply",
         "reply-error",

@@ -15,7 +15,15 @@ from socialitsm.services.edits import EditOutcome, post_edit
 from socialitsm.services.incidents import incident_open_from_post
 from socialitsm.services.routing import posts_process
 
-from ..factories import AuthorFactory, IncidentFactory, PostFactory, ReplyFactory, UserFactory
+from ..factories import (
+    AuthorFactory,
+    ChannelFactory,
+    IncidentFactory,
+    PostFactory,
+    ReplyFactory,
+    UserFactory,
+    WatchRuleFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -252,6 +260,52 @@ def test_https_url_is_a_link(agent_client):
     incident, _ = open_incident(url="https://social.example.com/@p/1")
     body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
     assert 'class="post-link" href="https://social.example.com/@p/1" rel="noopener noreferrer nofollow"' in body
+
+
+DETAILS = [
+    {"kind": "quote", "text": "VPN down <b>for everyone</b>", "url": "https://social.example.com/@ops/7"},
+    {"kind": "poll", "text": "Down for me too", "url": ""},
+    {"kind": "poll", "text": "Works here", "url": ""},
+    {"kind": "alt_text", "text": "Screenshot: error 809", "url": "javascript:alert(1)"},
+    {"kind": "media", "text": "", "url": "https://files.example.com/2.png"},
+]
+SHOWN_DETAILS = (
+    '<li class="detail-quote" data-detail="quote"><span class="detail-kind">Quoted post:</span> '
+    'VPN down &lt;b&gt;for everyone&lt;/b&gt; <a href="https://social.example.com/@ops/7" '
+    'rel="noopener noreferrer nofollow" target="_blank">open</a></li>',
+    '<li class="detail-poll" data-detail="poll"><span class="detail-kind">Poll:</span> '
+    "Down for me too / Works here</li>",
+    '<li class="detail-alt_text" data-detail="alt_text"><span class="detail-kind">Image description:</span> '
+    "Screenshot: error 809</li>",
+    '<li class="detail-media" data-detail="media"><span class="detail-kind">Attachment:</span>  '
+    '<a href="https://files.example.com/2.png" rel="noopener noreferrer nofollow" target="_blank">'
+    "https://files.example.com/2.png</a></li>",
+)
+
+
+def test_post_details_are_shown_escaped_beside_the_text(agent_client):
+    incident, _ = open_incident(text="this, again", details=DETAILS)
+    PostFactory(text="this, again", details=DETAILS, triage_state=Post.Triage.IGNORED)
+    for url in (reverse("socialitsm:incident", args=[incident.number]), reverse("socialitsm:triage")):
+        body = agent_client.get(url).content.decode()
+        for shown in SHOWN_DETAILS:
+            assert shown in body, url
+        assert "javascript:" not in body
+        assert "<b>for everyone" not in body
+
+
+def test_reply_box_says_a_reply_to_a_followers_only_post_goes_to_followers_only(agent_client):
+    channel = ChannelFactory(network="mastodon", base_url="https://mastodon.example", config={"account_id": "1"})
+    author = AuthorFactory(network="mastodon", handle="@omar@hachyderm.example")
+    incident, _ = open_incident(rule=WatchRuleFactory(channel=channel), author=author, raw={"visibility": "private"})
+    body = agent_client.get(reverse("socialitsm:incident", args=[incident.number])).content.decode()
+    audience = (
+        "Followers only: @omar@hachyderm.example and our account&#x27;s followers see it. "
+        "The post answered was for followers only, and a reply reaches no further."
+    )
+    assert f'data-public-audience="{audience}"' in body
+    assert f'<p class="audience muted" id="reply-audience" data-reply-audience>{audience}</p>' in body
+    assert 'data-direct-audience="Direct message: only @omar@hachyderm.example sees it."' in body
 
 
 def test_incident_page_shows_post_verdict_and_timeline(agent_client):

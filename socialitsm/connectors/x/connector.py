@@ -51,6 +51,7 @@ from ..base import (
 from .config import XConfig
 from .oauth import USER_KEYS, oauth1_header
 from .parse import (
+    _as_dict,
     _as_list,
     _full_text,
     _not_found,
@@ -59,6 +60,7 @@ from .parse import (
     _snowflake_time,
     _valid_items,
     dm_to_inbound,
+    original_of,
     plain_text,
     tweet_to_inbound,
 )
@@ -71,8 +73,8 @@ logger = logging.getLogger(__name__)
 
 API = "https://api.x.com"
 # Pay-per-use prices from the X pricing page (2026-08), USD per resource; channel.config["prices"]
-# overrides any of them. X charges a resource once per UTC day; we count every delivery, so the
-# figure is an upper bound.
+# overrides any of them. X charges a resource read once per UTC day: reads are billed per resource
+# (`Connector.bill`) and the channel's counter adds each (day, price item, resource) once.
 DEFAULT_PRICES: dict[str, float] = {
     "post_read": 0.005,
     "user_read": 0.010,
@@ -84,11 +86,21 @@ DEFAULT_PRICES: dict[str, float] = {
     "dm_create": 0.015,
 }
 TWEET_FIELDS = (
-    "author_id,conversation_id,created_at,edit_controls,edit_history_tweet_ids,entities,in_reply_to_user_id,lang,"
-    "note_tweet,referenced_tweets"
+    "attachments,author_id,conversation_id,created_at,edit_controls,edit_history_tweet_ids,entities,"
+    "in_reply_to_user_id,lang,note_tweet,referenced_tweets"
 )
-EXPANSIONS = "author_id,referenced_tweets.id"
+# Quoted and reposted posts with their authors, poll options and image descriptions come as includes.
+EXPANSIONS = "author_id,referenced_tweets.id,referenced_tweets.id.author_id,attachments.poll_ids,attachments.media_keys"
 USER_FIELDS = "username,name"
+MEDIA_FIELDS = "alt_text,preview_image_url,type,url"
+POLL_FIELDS = "options"
+POST_FIELDS = {
+    "tweet.fields": TWEET_FIELDS,
+    "expansions": EXPANSIONS,
+    "user.fields": USER_FIELDS,
+    "media.fields": MEDIA_FIELDS,
+    "poll.fields": POLL_FIELDS,
+}
 DM_FIELDS = "id,text,event_type,created_at,sender_id,dm_conversation_id"
 PAGE_SIZE = 100
 # Pages of our own posts or DM events read when a retry looks for a copy of its reply.
@@ -218,10 +230,28 @@ class XConnector(Connector):
             method, what=path, charge=charge, json=body, **self._signed(method, path, auth, params)
         )
 
-    def _read_cost(self, body: Mapping[str, Any], item: str) -> float:
-        includes = body.get("includes") or {}
-        posts = len(body.get("data") or []) + len(includes.get("tweets") or [])
-        return posts * self.price(item) + len(includes.get("users") or []) * self.price("user_read")
+    def _bill_reads(self, body: Mapping[str, Any], item: str) -> float:
+        """Bill what an answer delivered: its posts (`data`, a list or one object) and the posts
+        it includes at `item`'s price, the users it includes as user reads. Returns 0: the cost
+        is counted per resource and UTC day when the channel records it (`Connector.bill`)."""
+        includes = _as_dict(body.get("includes"))
+        data = body.get("data")
+        items = [data] if isinstance(data, dict) else _as_list(data)
+        posts = [i.get("id") for i in items + _as_list(includes.get("tweets")) if isinstance(i, dict)]
+        self.bill(item, posts, self.price(item))
+        users = [u.get("id") for u in _as_list(includes.get("users")) if isinstance(u, dict)]
+        self.bill("user_read", users, self.price("user_read"))
+        return 0.0
+
+    def _bill_items(self, body: Mapping[str, Any], item: str) -> float:
+        """Bill the resources of an answer's `data` list at `item`'s price (see `_bill_reads`)."""
+        self.bill(item, [i.get("id") for i in _as_list(body.get("data")) if isinstance(i, dict)], self.price(item))
+        return 0.0
+
+    def _bill_user(self, body: Mapping[str, Any]) -> float:
+        user = body.get("data")
+        self.bill("user_read", [user.get("id")] if isinstance(user, dict) else [], self.price("user_read"))
+        return 0.0
 
     # --- identity --------------------------------------------------------------------------------
 
@@ -237,7 +267,7 @@ class XConnector(Connector):
                 "/2/users/me",
                 auth="user",
                 params={"user.fields": USER_FIELDS},
-                charge=lambda b: self.price("user_read"),
+                charge=self._bill_user,
             )
         else:
             if not self.username:
@@ -247,7 +277,7 @@ class XConnector(Connector):
                 f"/2/users/by/username/{quote(self.username, safe='')}",
                 auth="app",
                 params={"user.fields": USER_FIELDS},
-                charge=lambda b: self.price("user_read"),
+                charge=self._bill_user,
             )
         user = body.get("data")
         if not isinstance(user, dict) or not user.get("id") or not user.get("username"):
@@ -292,7 +322,7 @@ class XConnector(Connector):
         return query
 
     def search(self, rule: WatchRule, cursor: Cursor) -> tuple[Sequence[InboundPost], Cursor]:
-        fields = {"tweet.fields": TWEET_FIELDS, "expansions": EXPANSIONS, "user.fields": USER_FIELDS}
+        fields = dict(POST_FIELDS)
         if rule.kind == RuleKind.DIRECT:
             return self._dm_events(cursor)
         if rule.kind == RuleKind.MENTIONS:
@@ -343,11 +373,14 @@ class XConnector(Connector):
         token = ""
         for _ in range(pages):
             query = {**base, "pagination_token": token} if token else base
-            body = self._json("GET", path, auth=auth, params=query, charge=lambda b: self._read_cost(b, price))
+            body = self._json("GET", path, auth=auth, params=query, charge=lambda b: self._bill_reads(b, price))
             includes = body.get("includes") or {}
             for tweet in _valid_items(body):
-                post = tweet_to_inbound(tweet, includes)
-                posts[post.external_id] = post
+                # The mentions timeline has no -is:retweet: a repost counts as the post it reposts.
+                original = original_of(tweet, includes)
+                if original is not None:
+                    post = tweet_to_inbound(original, includes)
+                    posts[post.external_id] = post
             meta = body.get("meta") or {}
             if meta.get("newest_id") and _newer(str(meta["newest_id"]), newest):
                 newest = str(meta["newest_id"])
@@ -383,7 +416,7 @@ class XConnector(Connector):
                 "/2/dm_events",
                 auth="user",
                 params=query,
-                charge=lambda b: len(b.get("data") or []) * self.price("dm_read"),
+                charge=lambda b: self._bill_items(b, "dm_read"),
             )
             includes = body.get("includes") or {}
             for event in _valid_items(body):
@@ -448,7 +481,7 @@ class XConnector(Connector):
         TransientError when the connection ends, stalls past 30 s or X disconnects us."""
         self.stream_rules_sync(rules)
         tags = {self.rule_tag(rule) for rule in rules if rule.enabled}
-        params = {"tweet.fields": TWEET_FIELDS, "expansions": EXPANSIONS, "user.fields": USER_FIELDS}
+        params = dict(POST_FIELDS)
         backfill = self._backfill_minutes()
         if backfill:
             params["backfill_minutes"] = str(backfill)
@@ -488,11 +521,20 @@ class XConnector(Connector):
             if (tags and not matched & tags) or not data.get("id"):
                 yield StreamMark()
                 continue
-            post = tweet_to_inbound(data, event.get("includes") or {})
+            includes = _as_dict(event.get("includes"))
             # Billed like search: the post, the posts it references and the users expanded.
-            self.quota.cost += self._read_cost({"data": [data], "includes": event.get("includes") or {}}, "post_read")
-            self._stream_last = {"last_id": post.external_id, "last_at": (post.edited_at or post.posted_at).isoformat()}
-            yield post
+            self._bill_reads({"data": [data], "includes": includes}, "post_read")
+            # Where the stream was, by what it delivered (a repost, not the older post it reposts).
+            delivered = str(data["id"])
+            self._stream_last = {
+                "last_id": delivered,
+                "last_at": _posted_at(data.get("created_at"), delivered).isoformat(),
+            }
+            original = original_of(data, includes)
+            if original is None:
+                yield StreamMark()
+                continue
+            yield tweet_to_inbound(original, includes)
 
     def _stream_timeout(self) -> float:
         try:
@@ -572,7 +614,7 @@ class XConnector(Connector):
             "/2/tweets",
             auth="user" if self._has_user_context() else "app",
             params={"ids": ",".join(ids)},
-            charge=lambda b: len(_as_list(b.get("data"))) * self.price("post_read"),
+            charge=lambda b: self._bill_items(b, "post_read"),
         )
         missing = {_not_found(error) for error in _as_list(body.get("errors"))}
         return {post_id: GONE_DELETED for post_id in ids if post_id in missing}
@@ -624,11 +666,11 @@ class XConnector(Connector):
                 "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "tweet.fields": "created_at,entities,note_tweet,referenced_tweets",
             }
-            path, price = f"/2/users/{quote(self.account_id, safe='')}/tweets", self.price("owned_read")
+            path, billed_as = f"/2/users/{quote(self.account_id, safe='')}/tweets", "owned_read"
         else:
             params = {"event_types": "MessageCreate", "dm_event.fields": DM_FIELDS, "max_results": str(PAGE_SIZE)}
             recipient = quote(post.author.external_id, safe="")
-            path, price = f"/2/dm_conversations/with/{recipient}/dm_events", self.price("dm_read")
+            path, billed_as = f"/2/dm_conversations/with/{recipient}/dm_events", "dm_read"
         found: list[str] = []
         token = ""
         for _ in range(SENT_PAGES):
@@ -637,7 +679,7 @@ class XConnector(Connector):
                 path,
                 auth="user",
                 params={**params, "pagination_token": token} if token else params,
-                charge=lambda b: len(b.get("data") or []) * price,
+                charge=lambda b: self._bill_items(b, billed_as),
             )
             items = _valid_items(body)
             found.extend(str(item["id"]) for item in items if self._is_copy(item, post, text, visibility, since))

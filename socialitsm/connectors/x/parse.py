@@ -13,7 +13,7 @@ from django.utils.dateparse import parse_datetime
 
 from socialitsm.exceptions import PermanentError
 
-from ..base import InboundAuthor, InboundPost
+from ..base import DetailKind, InboundAuthor, InboundPost, PostDetail
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +77,77 @@ def edit_original(tweet: Mapping[str, Any]) -> str:
     return first if first and first != str(tweet["id"]) else ""
 
 
+def _by_key(items: Any, key: str) -> dict[str, Mapping[str, Any]]:
+    return {str(i[key]): i for i in _as_list(items) if isinstance(i, dict) and i.get(key) is not None}
+
+
+def _references(tweet: Mapping[str, Any], kind: str) -> list[str]:
+    return [
+        str(r["id"])
+        for r in _as_list(tweet.get("referenced_tweets"))
+        if isinstance(r, dict) and r.get("type") == kind and r.get("id")
+    ]
+
+
+def _status_url(tweet_id: str, username: str) -> str:
+    return f"https://x.com/{username or 'i/web'}/status/{tweet_id}"
+
+
+def original_of(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The post to store for `tweet`: itself, or for a repost the original it reposts, taken
+    from `includes.tweets`. None for a repost whose original X left out (deleted, protected):
+    its own text is a cut-off "RT @...: ..." copy, not something its reposter said."""
+    reposted = _references(tweet, "retweeted")
+    if not reposted:
+        return tweet
+    original = _by_key(includes.get("tweets"), "id").get(reposted[0])
+    if original is None or not original.get("id") or "text" not in original:
+        logger.info("X repost %s of %s came without the original; skipped", tweet.get("id"), reposted[0])
+        return None
+    return original
+
+
+def tweet_details(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> tuple[PostDetail, ...]:
+    """What a post carries beside its text, from the response's `includes`: the posts it quotes
+    (`referenced_tweets` "quoted"), its poll's options (`attachments.poll_ids` -> `polls`) and its
+    media (`attachments.media_keys` -> `media`): the description an author gave an image, or the
+    attachment's address where it has none."""
+    details: list[PostDetail] = []
+    users = _by_key(includes.get("users"), "id")
+    tweets = _by_key(includes.get("tweets"), "id")
+    for quoted_id in _references(tweet, "quoted"):
+        quoted = tweets.get(quoted_id)
+        if quoted is None:
+            continue
+        text, entities = _full_text(quoted)
+        username = str((users.get(str(quoted.get("author_id"))) or {}).get("username", ""))
+        details.append(PostDetail(DetailKind.QUOTE, plain_text(text, entities), _status_url(quoted_id, username)))
+    attachments = _as_dict(tweet.get("attachments"))
+    polls = _by_key(includes.get("polls"), "id")
+    for poll_id in _as_list(attachments.get("poll_ids")):
+        options = _as_list((polls.get(str(poll_id)) or {}).get("options"))
+        ordered = sorted((o for o in options if isinstance(o, dict)), key=lambda o: _position(o.get("position")))
+        details.extend(PostDetail(DetailKind.POLL, str(o.get("label") or "")) for o in ordered)
+    media = _by_key(includes.get("media"), "media_key")
+    for key in _as_list(attachments.get("media_keys")):
+        item = media.get(str(key))
+        if item is None:
+            continue
+        url = str(item.get("url") or item.get("preview_image_url") or "")
+        alt = str(item.get("alt_text") or "")
+        details.append(PostDetail(DetailKind.ALT_TEXT, alt, url) if alt else PostDetail(DetailKind.MEDIA, "", url))
+    return tuple(details)
+
+
+def _position(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
 def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> InboundPost:
-    """One v2 post object (plus the response's `includes`) as our InboundPost. An edit keeps
-    its own id and names the first version in `original_id`; it is dated when the first
-    version was posted (from that id) and `edited_at` when the edit was."""
+    """One v2 post object (plus the response's `includes`) as our InboundPost. A repost is
+    resolved with `original_of` first: this parses the post it is given. An edit keeps its
+    own id and names the first version in `original_id`; it is dated when the first version
+    was posted (from that id) and `edited_at` when the edit was."""
     tweet_id = str(tweet["id"])
     original = edit_original(tweet)
     created = _posted_at(tweet.get("created_at"), tweet_id)
@@ -91,16 +158,29 @@ def tweet_to_inbound(tweet: Mapping[str, Any], includes: Mapping[str, Any]) -> I
     references = [r for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)]
     referenced_ids = {str(r.get("id")) for r in references}
     related = [t for t in includes.get("tweets") or [] if isinstance(t, dict) and str(t.get("id")) in referenced_ids]
+    attachments = _as_dict(tweet.get("attachments"))
+    media_keys = {str(k) for k in _as_list(attachments.get("media_keys"))}
+    poll_ids = {str(k) for k in _as_list(attachments.get("poll_ids"))}
+    kept: dict[str, Any] = {"users": [author] if author else [], "tweets": related}
+    media = [
+        m for m in _as_list(includes.get("media")) if isinstance(m, dict) and str(m.get("media_key")) in media_keys
+    ]
+    polls = [p for p in _as_list(includes.get("polls")) if isinstance(p, dict) and str(p.get("id")) in poll_ids]
+    if media:
+        kept["media"] = media
+    if polls:
+        kept["polls"] = polls
     return InboundPost(
         external_id=tweet_id,
         author=_author(tweet.get("author_id"), author),
         text=plain_text(text, entities),
         posted_at=(_snowflake_time(original) or created) if original else created,
-        url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
+        url=_status_url(tweet_id, username),
         in_reply_to=next((str(r["id"]) for r in references if r.get("type") == "replied_to" and "id" in r), ""),
         conversation_id=str(tweet.get("conversation_id", "")),
         language=_language(tweet.get("lang")),
-        raw={"data": dict(tweet), "includes": {"users": [author] if author else [], "tweets": related}},
+        raw={"data": dict(tweet), "includes": kept},
+        details=tweet_details(tweet, includes),
         edited_at=created if original else None,
         original_id=original,
     )
@@ -142,6 +222,10 @@ def _problem_text(body: Mapping[str, Any]) -> str:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _as_dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _not_found(error: Any) -> str:

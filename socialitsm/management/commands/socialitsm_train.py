@@ -13,6 +13,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from socialitsm.classify import model, train
 from socialitsm.conf import conf
 from socialitsm.models import Post
+from socialitsm.services.routing import post_meaning
 
 SHIPPED_COMMAND = "manage.py socialitsm_train --shipped"
 
@@ -67,12 +68,15 @@ class Command(BaseCommand):
 
 
 def feedback_examples() -> list[train.Example]:
-    """Every post an agent labelled, weighted above the public data."""
-    rows = Post.objects.exclude(label="").order_by("id").values_list("text", "label", "language")
+    """Every post an agent labelled, weighted above the public data, read as routing reads it
+    (its text with the posts it quotes and its image descriptions)."""
+    posts = Post.objects.exclude(label="").order_by("id").only("text", "details", "label", "language")
     weight = train.WEIGHTS["feedback"]
     return [
-        train.Example(text, int(label == Post.Label.COMPLAINT), "feedback", weight, language or None)
-        for text, label, language in rows
+        train.Example(
+            post_meaning(post), int(post.label == Post.Label.COMPLAINT), "feedback", weight, post.language or None
+        )
+        for post in posts.iterator()
     ]
 
 

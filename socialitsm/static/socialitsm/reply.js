@@ -38,6 +38,7 @@
     var unitLabel = counter.querySelector("[data-unit]");
     var network = counter.querySelector("[data-network]");
     var refusal = form.querySelector("[data-reply-refusal]");
+    var audience = form.querySelector("[data-reply-audience]");
 
     function chosen() {
       return select.options[select.selectedIndex];
@@ -74,11 +75,26 @@
         refusal.textContent = reason;
         refusal.hidden = !reason;
       }
+      describe();
       update();
+    }
+
+    // Who will see the reply, where the network narrows it (a followers-only post is answered
+    // for followers only).
+    function describe() {
+      if (!audience) return;
+      var option = chosen();
+      var direct = radio("direct") && radio("direct").checked;
+      var said = (direct ? option.dataset.directAudience : option.dataset.publicAudience) || "";
+      audience.textContent = said;
+      audience.hidden = !said;
     }
 
     text.addEventListener("input", update);
     select.addEventListener("change", retarget);
+    form.querySelectorAll("[data-reply-visibility]").forEach(function (input) {
+      input.addEventListener("change", describe);
+    });
     update();
   }
 
