@@ -1,5 +1,6 @@
 """Broadcasts: one message to every poster a major incident affects, personalised, previewed,
-confirmed by an agent and sent as paced, tracked replies on each poster's own incident.
+confirmed by an agent and sent as paced, tracked replies on each poster's own incident; and the
+standalone status post a channel publishes about the outage.
 
 Nothing is sent by a draft: `broadcast_create` (or `broadcast_propose_fixed`) writes it,
 `broadcast_preview` says who would get which text and who is left out and why, and only
@@ -13,16 +14,18 @@ import logging
 import string
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from socialitsm import selectors
+from socialitsm.backoff import next_attempt_at
 from socialitsm.conf import conf
 from socialitsm.connectors import Connector, connector_for
-from socialitsm.exceptions import ApplicationError, ConflictError
-from socialitsm.models import Author, Broadcast, Channel, Incident, IncidentEvent, Post, Reply
+from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
+from socialitsm.models import Author, Broadcast, Channel, Incident, IncidentEvent, Post, Reply, StatusPost
 
 from .events import event_record
 from .pacing import channel_next_slot, channel_pace_interval
@@ -386,3 +389,157 @@ def broadcast_confirm(*, broadcast: Broadcast, actor, exclude: Collection[int] =
             message=locked.text,
         )
     return locked
+
+
+# -- status posts ----------------------------------------------------------------------------------
+
+
+def status_post_publish(*, major: Incident, channel: Channel, text: str, actor) -> StatusPost:
+    """Queue one standalone post on `channel` about `major` ("We know e-mail is down, updates
+    here"); it is sent by a task outside any transaction. One per channel and major incident.
+
+    Raises ApplicationError when the incident is not major or closed, the channel is disabled
+    or its network has no status posts, or the text is empty or too long; ConflictError when
+    the channel already has this incident's status post."""
+    _check_major(major)
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError("the status post is empty", field="text")
+    if not channel.enabled:
+        raise ApplicationError(f"{channel.name} is disabled", field="channel")
+    connector = connector_for(channel)
+    refusal = connector.status_refusal()
+    if refusal:
+        raise ApplicationError(refusal, field="channel")
+    limits = connector.limits()
+    length = connector.reply_length(text)
+    if length > limits.max_reply_chars:
+        raise ApplicationError(
+            f"the status post is {length} {limits.unit}; "
+            f"{channel.get_network_display()} allows {limits.max_reply_chars}",
+            field="text",
+        )
+    with transaction.atomic():
+        if StatusPost.objects.select_for_update().filter(incident=major, channel=channel).exists():
+            raise ConflictError(f"{channel.name} already has a status post for {major.number}")
+        status_post = StatusPost.objects.create(incident=major, channel=channel, text=text, agent=actor)
+        event_record(major, IncidentEvent.Kind.STATUS_POST_QUEUED, actor=actor, new=channel.name, message=text)
+        transaction.on_commit(lambda: _enqueue_status_post(status_post.pk), robust=True)
+    return status_post
+
+
+def _enqueue_status_post(status_post_id: int) -> None:
+    from socialitsm.tasks import status_post_send_task
+
+    status_post_send_task.delay(status_post_id)
+
+
+def status_post_send(*, status_post: StatusPost) -> StatusPost | None:
+    """Send a queued status post once: claimed by a conditional update, the network called
+    outside any transaction, the outcome recorded. A transient error keeps it queued for a
+    later attempt (backoff within REPLY_RETRY_HOURS); a permanent one marks it failed."""
+    now = timezone.now()
+    due = Q(retry_after__isnull=True) | Q(retry_after__lte=now)
+    claimable = Q(due, status=StatusPost.Status.QUEUED) | Q(
+        status=StatusPost.Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
+    )
+    claimed = StatusPost.objects.filter(claimable, pk=status_post.pk).update(
+        status=StatusPost.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        logger.info("status post %s is not claimable; skipped", status_post.pk)
+        return None
+    status_post = StatusPost.objects.select_related("channel", "incident", "agent").get(pk=status_post.pk)
+    try:
+        external_id, url = connector_for(status_post.channel).post_status(
+            status_post.text, idempotency_key=str(status_post.idempotency_key)
+        )
+    except TransientError as exc:
+        return _status_post_postpone(status_post, exc)
+    except PermanentError as exc:
+        return _status_post_fail(status_post, exc.message)
+    with transaction.atomic():
+        StatusPost.objects.filter(pk=status_post.pk).update(
+            status=StatusPost.Status.SENT,
+            external_id=external_id,
+            url=url,
+            sent_at=timezone.now(),
+            error="",
+            retry_after=None,
+        )
+        event_record(
+            status_post.incident,
+            IncidentEvent.Kind.STATUS_POST_SENT,
+            actor=status_post.agent,
+            new=url or external_id,
+            message=status_post.text,
+        )
+    status_post.refresh_from_db()
+    return status_post
+
+
+def _status_post_postpone(status_post: StatusPost, error: TransientError) -> StatusPost:
+    now = timezone.now()
+    retry_until = status_post.retry_until or now + timedelta(hours=conf.REPLY_RETRY_HOURS)
+    if now >= retry_until or (error.retry_at is not None and error.retry_at > retry_until):
+        return _status_post_fail(status_post, f"gave up after {status_post.attempts} attempts: {error.message}")
+    retry_at = min(
+        next_attempt_at(
+            status_post.attempts, now=now, cap=conf.REPLY_MAX_BACKOFF_SECONDS, retry_at=error.retry_at, jitter=True
+        ),
+        retry_until,
+    )
+    StatusPost.objects.filter(pk=status_post.pk, status=StatusPost.Status.SENDING).update(
+        status=StatusPost.Status.QUEUED,
+        error=error.message,
+        retry_after=retry_at,
+        retry_until=retry_until,
+        claimed_at=None,
+    )
+    logger.warning("status post %s: %s; next attempt at %s", status_post.pk, error.message, retry_at)
+    status_post.refresh_from_db()
+    return status_post
+
+
+def _status_post_fail(status_post: StatusPost, error: str) -> StatusPost:
+    with transaction.atomic():
+        updated = StatusPost.objects.filter(
+            pk=status_post.pk, status__in=(StatusPost.Status.QUEUED, StatusPost.Status.SENDING)
+        ).update(status=StatusPost.Status.FAILED, error=error, retry_after=None)
+        if updated:
+            event_record(
+                status_post.incident, IncidentEvent.Kind.STATUS_POST_FAILED, actor=status_post.agent, message=error
+            )
+    status_post.refresh_from_db()
+    return status_post
+
+
+def status_posts_send_due(*, now: datetime | None = None) -> int:
+    """The beat's entry point for status posts waiting out a backoff: hand those due to the
+    workers. Returns how many. Stamped like replies (`replies_send_due`) so busy workers are
+    not handed the same one twice before the lease passes."""
+    now = now or timezone.now()
+    lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
+    ids = list(
+        StatusPost.objects.filter(status=StatusPost.Status.QUEUED, retry_after__lte=now)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease))
+        .order_by("retry_after", "id")
+        .values_list("id", flat=True)[:200]
+    )
+    StatusPost.objects.filter(pk__in=ids, status=StatusPost.Status.QUEUED).update(claimed_at=now)
+    for status_post_id in ids:
+        _enqueue_status_post(status_post_id)
+    return len(ids)
+
+
+def status_post_retry(*, status_post: StatusPost, actor) -> StatusPost:
+    """Send a failed status post again now. Raises ConflictError unless it failed."""
+    with transaction.atomic():
+        updated = StatusPost.objects.filter(pk=status_post.pk, status=StatusPost.Status.FAILED).update(
+            status=StatusPost.Status.QUEUED, error="", retry_after=None, retry_until=None, claimed_at=None
+        )
+        if not updated:
+            raise ConflictError("only a failed status post can be sent again")
+        transaction.on_commit(lambda: _enqueue_status_post(status_post.pk), robust=True)
+    status_post.refresh_from_db()
+    return status_post

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Max, Q
 
-from socialitsm.conf import conf
+from socialitsm.conf import DEFAULTS, conf
 from socialitsm.models import Channel, Reply
 
 PACE_CONFIG_KEY = "broadcast_per_minute"
@@ -21,7 +21,7 @@ def channel_pace_per_minute(channel: Channel) -> float:
     """Broadcast replies per minute on `channel`: its config "broadcast_per_minute", else the
     SOCIALITSM_BROADCAST_PER_MINUTE figure of its network, else that setting's "default"."""
     config = channel.config if isinstance(channel.config, dict) else {}
-    table = conf.BROADCAST_PER_MINUTE
+    table = {**DEFAULTS["BROADCAST_PER_MINUTE"], **conf.BROADCAST_PER_MINUTE}
     for value in (config.get(PACE_CONFIG_KEY), table.get(channel.network), table.get("default"), 6):
         try:
             rate = float(value)

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 
 from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
-from socialitsm.models import Broadcast, Incident, IncidentEvent, Network, Reply, Service, SlaClock
+from socialitsm.models import Broadcast, Incident, IncidentEvent, Network, Reply, Service, SlaClock, StatusPost
 from socialitsm.services.broadcasts import (
     broadcast_confirm,
     broadcast_create,
@@ -16,6 +16,9 @@ from socialitsm.services.broadcasts import (
     broadcast_preview,
     broadcast_propose_fixed,
     broadcast_update,
+    status_post_publish,
+    status_post_retry,
+    status_posts_send_due,
     template_parse,
 )
 from socialitsm.services.replies import replies_send_due
@@ -364,3 +367,70 @@ def test_200_posters_on_two_channels_are_answered_paced_once_each(
     assert max(sent_times[rules[0].channel.pk]) == NOW + 100 * timedelta(seconds=30)
     # Each poster's own incident got its first response.
     assert Incident.objects.filter(parent=major, first_response_at__isnull=False).count() == 200
+
+
+# -- status posts ----------------------------------------------------------------------------------
+
+
+def test_status_post_is_published_once_and_retried_after_a_transient_error(
+    clock, rule, agent, fake_network, django_capture_on_commit_callbacks
+):
+    major = make_major()
+    fake_network.errors = [TransientError("Mastodon is failing (HTTP 502): bad gateway")]
+    with django_capture_on_commit_callbacks(execute=True):
+        status_post = status_post_publish(major=major, channel=rule.channel, text="We know e-mail is down", actor=agent)
+    status_post.refresh_from_db()
+    assert (status_post.status, status_post.attempts, status_post.error) == (
+        "queued",
+        1,
+        "Mastodon is failing (HTTP 502): bad gateway",
+    )
+    assert NOW + timedelta(seconds=15) <= status_post.retry_after <= NOW + timedelta(seconds=30)
+    assert status_posts_send_due() == 0
+    clock.shift(timedelta(seconds=31))
+    assert status_posts_send_due() == 1
+    assert status_posts_send_due() == 0
+    status_post.refresh_from_db()
+    assert (status_post.status, status_post.external_id, status_post.url) == (
+        "sent",
+        "fake-status-1",
+        "https://social.example.com/support/fake-status-1",
+    )
+    assert fake_network.statuses == [
+        {
+            "id": "fake-status-1",
+            "channel": "support",
+            "text": "We know e-mail is down",
+            "key": str(status_post.idempotency_key),
+        }
+    ]
+    assert list(major.events.filter(kind__startswith="status_post").values_list("kind", flat=True)) == [
+        "status_post_queued",
+        "status_post_sent",
+    ]
+    with pytest.raises(ConflictError, match="already has a status post"):
+        status_post_publish(major=major, channel=rule.channel, text="Again", actor=agent)
+
+
+def test_status_post_refused_where_the_network_has_none(rule, agent, fake_network):
+    fake_network.status_refusal = "Webhook channels cannot publish a status post"
+    with pytest.raises(ApplicationError, match="Webhook channels cannot publish a status post"):
+        status_post_publish(major=make_major(), channel=rule.channel, text="We know", actor=agent)
+    assert StatusPost.objects.count() == 0
+
+
+def test_status_post_failing_permanently_can_be_retried(
+    clock, rule, agent, fake_network, django_capture_on_commit_callbacks
+):
+    major = make_major()
+    fake_network.errors = [PermanentError("Mastodon refused the request (HTTP 422): duplicate")]
+    with django_capture_on_commit_callbacks(execute=True):
+        status_post = status_post_publish(major=major, channel=rule.channel, text="We know", actor=agent)
+    status_post.refresh_from_db()
+    assert (status_post.status, status_post.error) == ("failed", "Mastodon refused the request (HTTP 422): duplicate")
+    with django_capture_on_commit_callbacks(execute=True):
+        status_post_retry(status_post=status_post, actor=agent)
+    status_post.refresh_from_db()
+    assert (status_post.status, len(fake_network.statuses)) == ("sent", 1)
+    with pytest.raises(ConflictError):
+        status_post_retry(status_post=status_post, actor=agent)
