@@ -207,6 +207,12 @@ SPECTACULAR_SETTINGS = {
         "StateEnum": "socialitsm.models.Incident.State",
         "SlaClockStateEnum": "socialitsm.models.SlaClock.State",
         "PriorityEnum": "socialitsm.models.Incident.Priority",
+        "ReplyStatusEnum": "socialitsm.models.Reply.Status",
+        "StatusPostStatusEnum": "socialitsm.models.StatusPost.Status",
+        "BroadcastStatusEnum": "socialitsm.models.Broadcast.Status",
+        "BroadcastVisibilityEnum": "socialitsm.models.Broadcast.Visibility",
+        "BroadcastKindEnum": "socialitsm.models.Broadcast.Kind",
+        "VisibilityEnum": "socialitsm.models.Reply.Visibility",
     },
 }
 
