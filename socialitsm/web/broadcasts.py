@@ -55,7 +55,7 @@ def incident_broadcast(request: HttpRequest, number: str) -> HttpResponse:
         "posters": len(selectors.major_poster_posts(incident)) if incident.is_major else 0,
         "broadcasts": _broadcasts_view(incident) if incident.is_major else [],
         "form": BroadcastForm(),
-        "status_form": StatusPostForm(),
+        "status_form": StatusPostForm(prefix="status"),
         "status_posts": selectors.status_post_list(incident),
         "can_broadcast": incident.is_major and incident.state not in (Incident.State.CLOSED, Incident.State.CANCELED),
     }
@@ -107,7 +107,7 @@ def incident_broadcast_edit(request: HttpRequest, number: str, broadcast_id: int
 def incident_broadcast_confirm(request: HttpRequest, number: str, broadcast_id: int) -> HttpResponse:
     broadcast = _broadcast_get(number, broadcast_id)
     try:
-        exclude = [int(value) for value in request.POST.getlist("exclude")]
+        exclude = [int(value) for value in request.POST.getlist("exclude") if value.strip()]
     except ValueError:
         messages.error(request, "The people to leave out were not understood; nothing was sent.")
         return redirect(_page_url(broadcast.incident, f"broadcast-{broadcast.pk}"))
@@ -145,7 +145,7 @@ def incident_broadcast_discard(request: HttpRequest, number: str, broadcast_id: 
 @agent_required
 def incident_status_post_create(request: HttpRequest, number: str) -> HttpResponse:
     incident = _major_get(number)
-    form = StatusPostForm(request.POST)
+    form = StatusPostForm(request.POST, prefix="status")
     if not form.is_valid():
         _form_errors(request, form)
         return redirect(_page_url(incident, "status-posts"))

@@ -101,7 +101,7 @@ def test_status_post_form(agent_client, major, fake_network, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post(
             "/incidents/INC0000900/status-posts/",
-            {"channel": channel.pk, "text": "We know e-mail is down"},
+            {"status-channel": channel.pk, "status-text": "We know e-mail is down"},
             follow=True,
         )
     assert messages_of(response) == ["Status post queued on Support."]
