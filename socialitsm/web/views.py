@@ -429,7 +429,18 @@ def sla_dashboard(request: HttpRequest) -> HttpResponse:
     if report is not None:
         context["charts"] = _sla_charts(report)
         context["target_labels"] = dict(SlaClock.Target.choices)
+        context["majors"] = _major_report(form)
     return render(request, "socialitsm/sla_dashboard.html", context, status=200 if report is not None else 400)
+
+
+def _major_report(form: SlaReportForm) -> list[dict[str, Any]]:
+    """The major incidents of the dashboard's period (the form is valid: its report was made)."""
+    data = form.cleaned_data
+    now = timezone.now()
+    scope = selectors.report_filter(
+        start=data["start"], end=data["end"], group=data["group"], network=data["network"], today=now.date()
+    )
+    return selectors.major_incident_report(scope=scope, now=now)
 
 
 @require_GET

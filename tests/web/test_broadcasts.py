@@ -107,3 +107,49 @@ def test_status_post_form(agent_client, major, fake_network, django_capture_on_c
     assert messages_of(response) == ["Status post queued on Support."]
     assert StatusPost.objects.get().status == "sent"
     assert 'href="https://social.example.com/support/fake-status-1"' in agent_client.get(PAGE).content.decode()
+
+
+def test_lead_dashboard_shows_major_incidents(
+    client, lead, agent, clock, fake_network, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from socialitsm.exceptions import PermanentError
+    from socialitsm.services.broadcasts import broadcast_confirm, broadcast_create
+    from socialitsm.services.replies import replies_send_due
+
+    email = Service.objects.get(slug="email")
+    rule = WatchRuleFactory(
+        channel=ChannelFactory(slug="support", config={"connector": "fake", "broadcast_per_minute": 60})
+    )
+    major = IncidentFactory(
+        number="INC0000900",
+        is_major=True,
+        service=email,
+        opened_at=NOW - timedelta(minutes=60),
+        short_description="Mail",
+    )
+    for n, minutes in enumerate([90, 80, 70]):
+        child = IncidentFactory(number=f"INC000091{n}", parent=major, service=email)
+        PostFactory(rule=rule, incident=child, posted_at=NOW - timedelta(minutes=minutes))
+    IncidentFactory(number="INC0000950", is_major=True, service=email, opened_at=NOW - timedelta(minutes=5))
+    clock.move_to(NOW - timedelta(minutes=45))
+    with django_capture_on_commit_callbacks(execute=True):
+        broadcast_confirm(broadcast=broadcast_create(major=major, text="We know", actor=agent), actor=agent)
+    clock.move_to(NOW - timedelta(minutes=44))
+    fake_network.errors = [PermanentError("blocked")]
+    replies_send_due()
+    replies_send_due()
+    clock.move_to(NOW)
+
+    client.force_login(lead)
+    response = client.get("/sla/")
+    rows = {row["number"]: row for row in response.context["majors"]}
+    first = rows["INC0000900"]
+    assert (first["children"], first["minutes_to_major"], first["minutes_to_first_broadcast"]) == (3, 30.0, 45.0)
+    assert (first["posters"], first["answered"], first["unanswered"]) == (3, 2, 1)
+    second = rows["INC0000950"]
+    assert (second["posters"], second["minutes_to_major"], second["minutes_to_first_broadcast"]) == (0, None, None)
+    html = response.content.decode()
+    assert 'data-figure="majors.INC0000900.unanswered" class="overdue">1<' in html
+    assert 'data-figure="majors.INC0000900.minutes_to_first_broadcast">45.0 min<' in html
