@@ -138,8 +138,10 @@ def _incident_get(number: str) -> Incident:
 def _replies_context(incident: Incident) -> dict[str, Any]:
     replies = list(selectors.incident_replies(incident))
     pending = [r for r in replies if r.status in PENDING_REPLY]
-    # A reply on its way is watched closely; one waiting out a backoff only now and then.
-    busy = any(not r.is_waiting for r in pending)
+    # A reply on its way is watched closely; one waiting out a backoff, or a broadcast's copy
+    # waiting for its paced slot, only now and then.
+    now = timezone.now()
+    busy = any(not r.is_waiting and not (r.retry_after and r.retry_after > now) for r in pending)
     return {
         "incident": incident,
         "replies": replies,
