@@ -824,7 +824,7 @@ class BroadcastSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Broadcast
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "incident",
             "kind",
@@ -844,7 +844,7 @@ class BroadcastSerializer(serializers.ModelSerializer):
             "failed",
             "canceled",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
 
 class BroadcastDetailSerializer(BroadcastSerializer):
@@ -859,14 +859,14 @@ class BroadcastDetailSerializer(BroadcastSerializer):
         read_only_fields = fields
 
     @extend_schema_field(BroadcastRecipientSerializer(many=True))
-    def get_recipients(self, broadcast: Broadcast) -> list[dict[str, Any]]:
+    def get_recipients(self, broadcast: Broadcast) -> Any:
         preview = self.context.get("preview")
         if preview is None:
             return []
         return BroadcastRecipientSerializer(preview.recipients, many=True).data
 
     @extend_schema_field(BroadcastReplySerializer(many=True))
-    def get_replies(self, broadcast: Broadcast) -> list[dict[str, Any]]:
+    def get_replies(self, broadcast: Broadcast) -> Any:
         if broadcast.status != Broadcast.Status.CONFIRMED:
             return []
         return BroadcastReplySerializer(selectors.broadcast_replies(broadcast), many=True).data

@@ -24,8 +24,8 @@ def channel_pace_per_minute(channel: Channel) -> float:
     table = {**DEFAULTS["BROADCAST_PER_MINUTE"], **conf.BROADCAST_PER_MINUTE}
     for value in (config.get(PACE_CONFIG_KEY), table.get(channel.network), table.get("default"), 6):
         try:
-            rate = float(value)
-        except (TypeError, ValueError):
+            rate = float(str(value))
+        except ValueError:
             continue
         if rate > 0:
             return rate
