@@ -488,10 +488,11 @@ class Reply(models.Model):
             models.Index(fields=["retry_after"], name="reply_retry_due_idx", condition=Q(status="queued")),
         ]
         constraints = [
-            # One message of a broadcast per poster's incident, however often it is confirmed.
+            # One message of a broadcast per poster (it answers one post of theirs), however
+            # often it is confirmed.
             models.UniqueConstraint(
-                fields=["broadcast", "incident"],
-                name="reply_broadcast_incident_uniq",
+                fields=["broadcast", "post"],
+                name="reply_broadcast_post_uniq",
                 condition=Q(broadcast__isnull=False),
             )
         ]

@@ -326,8 +326,10 @@ def test_200_posters_on_two_channels_are_answered_paced_once_each(
     for n in range(200):
         add_child(major, rules[n % 2], handle=f"@p{n}", name=f"P{n}")
     broadcast = broadcast_create(major=major, text="{name}: {service} is down, we are on it ({incident})", actor=agent)
-    # The first send of the Mastodon channel fails on the way: it is retried, never doubled.
+    # The first send of the Mastodon channel fails on the way: it is retried. The first of the
+    # Bluesky channel gets through but its answer is lost: the retry finds it, never doubles it.
     fake_network.errors = [TransientError("Mastodon is failing (HTTP 503): try later")]
+    fake_network.answers_lost = 1
 
     with django_capture_on_commit_callbacks(execute=True):
         broadcast_confirm(broadcast=broadcast, actor=agent)
@@ -339,9 +341,11 @@ def test_200_posters_on_two_channels_are_answered_paced_once_each(
         scheduled[reply.channel_id].append(reply.retry_after if reply.attempts == 0 else NOW)
     for channel_id, times in scheduled.items():
         assert sorted(times) == [NOW + k * intervals[channel_id] for k in range(100)]
-    failed_first = Reply.objects.get(broadcast=broadcast, attempts=1, status="queued")
-    # Its retry waits for the channel's next free slot, after the 100 scheduled ones.
-    assert failed_first.retry_after == NOW + 100 * intervals[failed_first.channel_id]
+    # Each retry waits for its channel's next free slot, after the 100 scheduled ones.
+    retried = Reply.objects.filter(broadcast=broadcast, attempts=1, status="queued")
+    assert sorted((r.channel_id, r.retry_after) for r in retried) == [
+        (rule.channel_id, NOW + 100 * intervals[rule.channel_id]) for rule in rules
+    ]
 
     for _ in range(700):
         clock.shift(timedelta(seconds=5))
@@ -351,7 +355,7 @@ def test_200_posters_on_two_channels_are_answered_paced_once_each(
 
     replies = list(Reply.objects.filter(broadcast=broadcast))
     assert {r.status for r in replies} == {"sent"}
-    assert sorted(r.attempts for r in replies) == [1] * 199 + [2]
+    assert sorted(r.attempts for r in replies) == [1] * 198 + [2, 2]
     assert len(fake_network.sent) == 200
     assert len({m["to"] for m in fake_network.sent}) == 200
     assert len({m["key"] for m in fake_network.sent}) == 200
@@ -362,8 +366,8 @@ def test_200_posters_on_two_channels_are_answered_paced_once_each(
         times.sort()
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= intervals[channel_id]
-        # 100 replies at the channel's pace take 99 intervals (plus one more for the retried one).
-    assert max(sent_times[rules[1].channel.pk]) == NOW + 99 * timedelta(seconds=10)
+    # 100 replies at each channel's pace take 99 intervals, and one more for the retried one.
+    assert max(sent_times[rules[1].channel.pk]) == NOW + 100 * timedelta(seconds=10)
     assert max(sent_times[rules[0].channel.pk]) == NOW + 100 * timedelta(seconds=30)
     # Each poster's own incident got its first response.
     assert Incident.objects.filter(parent=major, first_response_at__isnull=False).count() == 200
@@ -434,3 +438,23 @@ def test_status_post_failing_permanently_can_be_retried(
     assert (status_post.status, len(fake_network.statuses)) == ("sent", 1)
     with pytest.raises(ConflictError):
         status_post_retry(status_post=status_post, actor=agent)
+
+
+def test_two_posters_on_one_incident_each_get_their_own_reply(clock, rule, agent, django_capture_on_commit_callbacks):
+    major = make_major()
+    child, post_a = add_child(major, rule, handle="@ana", name="Ana")
+    post_b = PostFactory(rule=rule, incident=child, author=AuthorFactory(handle="@bo", name="Bo"))
+    post_c = PostFactory(rule=rule, incident=major, author=AuthorFactory(handle="@cy", name="Cy"))
+    post_d = PostFactory(rule=rule, incident=major, author=AuthorFactory(handle="@di", name="Di"))
+    broadcast = broadcast_create(major=major, text="Hi {name} ({incident})", actor=agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        confirmed = broadcast_confirm(broadcast=broadcast, actor=agent)
+    assert confirmed.recipient_count == 4
+    assert sorted(Reply.objects.filter(broadcast=broadcast).values_list("post_id", "text")) == sorted(
+        [
+            (post_a.pk, f"Hi Ana ({child.number})"),
+            (post_b.pk, f"Hi Bo ({child.number})"),
+            (post_c.pk, f"Hi Cy ({major.number})"),
+            (post_d.pk, f"Hi Di ({major.number})"),
+        ]
+    )
