@@ -847,15 +847,30 @@ class BroadcastSerializer(serializers.ModelSerializer):
         read_only_fields: tuple[str, ...] = fields
 
 
-class BroadcastDetailSerializer(BroadcastSerializer):
-    """A broadcast with, while it is a draft, its preview (`recipients`), and once confirmed,
-    each poster's reply and its status (`replies`)."""
+class BroadcastListSerializer(BroadcastSerializer):
+    """A broadcast with, once confirmed, each poster's reply and its status (`replies`)."""
 
-    recipients = serializers.SerializerMethodField()
     replies = serializers.SerializerMethodField()
 
     class Meta(BroadcastSerializer.Meta):
-        fields = (*BroadcastSerializer.Meta.fields, "recipients", "replies")
+        fields = (*BroadcastSerializer.Meta.fields, "replies")
+        read_only_fields = fields
+
+    @extend_schema_field(BroadcastReplySerializer(many=True))
+    def get_replies(self, broadcast: Broadcast) -> Any:
+        if broadcast.status != Broadcast.Status.CONFIRMED:
+            return []
+        return BroadcastReplySerializer(selectors.broadcast_replies(broadcast), many=True).data
+
+
+class BroadcastDetailSerializer(BroadcastListSerializer):
+    """A broadcast with, while it is a draft, its preview (`recipients`: each affected poster
+    with the text they would get, or why they are left out), and once confirmed, `replies`."""
+
+    recipients = serializers.SerializerMethodField()
+
+    class Meta(BroadcastListSerializer.Meta):
+        fields = (*BroadcastListSerializer.Meta.fields, "recipients")
         read_only_fields = fields
 
     @extend_schema_field(BroadcastRecipientSerializer(many=True))
@@ -864,12 +879,6 @@ class BroadcastDetailSerializer(BroadcastSerializer):
         if preview is None:
             return []
         return BroadcastRecipientSerializer(preview.recipients, many=True).data
-
-    @extend_schema_field(BroadcastReplySerializer(many=True))
-    def get_replies(self, broadcast: Broadcast) -> Any:
-        if broadcast.status != Broadcast.Status.CONFIRMED:
-            return []
-        return BroadcastReplySerializer(selectors.broadcast_replies(broadcast), many=True).data
 
 
 class StatusPostCreateSerializer(serializers.Serializer):

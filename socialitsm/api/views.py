@@ -200,8 +200,8 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 
     @extend_schema(
         methods=["GET"],
-        summary="The major incident's broadcasts, newest first, with their replies counted by status",
-        responses=s.BroadcastSerializer(many=True),
+        summary="The major incident's broadcasts, newest first, with each poster's reply and its status",
+        responses=s.BroadcastListSerializer(many=True),
     )
     @extend_schema(
         methods=["POST"],
@@ -215,7 +215,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
             400: OpenApiResponse(description="Not a major incident, empty text or an unknown variable"),
         },
     )
-    @action(detail=True, methods=["get", "post"], filter_backends=[], serializer_class=s.BroadcastSerializer)
+    @action(detail=True, methods=["get", "post"], filter_backends=[], serializer_class=s.BroadcastListSerializer)
     def broadcasts(self, request: Request, number: str | None = None) -> Response:
         incident = self.get_object()
         if request.method == "GET":

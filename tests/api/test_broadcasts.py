@@ -109,6 +109,8 @@ def test_paced_replies_show_when_they_go(agent_api, major, django_capture_on_com
     ]
     listed = agent_api.get(URL).json()["results"]
     assert [(b["id"], b["sent"], b["pending"]) for b in listed] == [(draft["id"], 1, 1)]
+    assert [(r["handle"], r["status"]) for r in listed[0]["replies"]] == [("@ana", "sent"), ("@bo", "queued")]
+    assert "recipients" not in listed[0]
 
 
 def test_edit_and_discard_a_draft(agent_api, major):
