@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Q
+from django.db.models import F, Max, Min, Q
 
 from socialitsm.conf import DEFAULTS, conf
 from socialitsm.models import Channel, Reply
@@ -55,3 +55,17 @@ def channel_next_slot(channel: Channel, *, not_before: datetime, exclude_reply: 
     if not times:
         return not_before
     return max(not_before, max(times) + interval)
+
+
+def channel_queue_hold(channel: Channel, *, until: datetime) -> int:
+    """The network told us to wait until `until` (a rate limit): move the broadcast replies
+    queued on `channel` so that the first goes no earlier, keeping their order and spacing,
+    instead of each running into the same limit. Returns how many moved. The caller holds the
+    channel's row lock."""
+    queued = Reply.objects.filter(
+        channel=channel, broadcast__isnull=False, status=Reply.Status.QUEUED, retry_after__isnull=False
+    )
+    earliest = queued.aggregate(first=Min("retry_after"))["first"]
+    if earliest is None or earliest >= until:
+        return 0
+    return queued.update(retry_after=F("retry_after") + (until - earliest), claimed_at=None)

@@ -19,7 +19,7 @@ from socialitsm.models import Broadcast, Channel, Incident, IncidentEvent, Post,
 
 from .deletions import gone_refusal, reply_target_gone
 from .events import event_record
-from .pacing import channel_next_slot
+from .pacing import channel_next_slot, channel_queue_hold
 from .sla import incident_sla_recompute
 
 logger = logging.getLogger(__name__)
@@ -232,8 +232,11 @@ def reply_postpone(*, reply: Reply, error: TransientError) -> Reply:
     retry_at = min(retry_at, retry_until)
     with transaction.atomic():
         if reply.broadcast_id is not None:
-            # A broadcast's copy waits for a free slot of its channel's pace, as its first try did.
+            # A broadcast's copy waits for a free slot of its channel's pace, as its first try did;
+            # a rate limit holds the channel's other paced replies too.
             channel = Channel.objects.select_for_update().get(pk=reply.channel_id)
+            if error.retry_at is not None and error.retry_at > now:
+                channel_queue_hold(channel, until=error.retry_at)
             retry_at = min(channel_next_slot(channel, not_before=retry_at, exclude_reply=reply.pk), retry_until)
         updated = Reply.objects.filter(pk=reply.pk, status=Reply.Status.SENDING).update(
             status=Reply.Status.QUEUED,

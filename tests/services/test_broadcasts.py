@@ -458,3 +458,28 @@ def test_two_posters_on_one_incident_each_get_their_own_reply(clock, rule, agent
             (post_d.pk, f"Hi Di ({major.number})"),
         ]
     )
+
+
+def test_a_rate_limit_holds_the_channels_other_paced_replies(
+    clock, rule, agent, fake_network, django_capture_on_commit_callbacks
+):
+    major = make_major()
+    for handle in ("@ana", "@bo", "@cy"):
+        add_child(major, rule, handle=handle)
+    broadcast = broadcast_create(major=major, text="We know", actor=agent)
+    reset = NOW + timedelta(minutes=10)
+    fake_network.errors = [TransientError("Mastodon rate limit reached", status=429, retry_at=reset)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        broadcast_confirm(broadcast=broadcast, actor=agent)
+
+    replies = list(Reply.objects.filter(broadcast=broadcast).order_by("pk"))
+    # The two waiting go from the reset on, 30 s apart; the limited one takes the next slot.
+    assert [(r.post.author.handle, r.attempts, r.retry_after) for r in replies] == [
+        ("@ana", 1, reset + timedelta(seconds=60)),
+        ("@bo", 0, reset),
+        ("@cy", 0, reset + timedelta(seconds=30)),
+    ]
+    clock.move_to(reset - timedelta(seconds=1))
+    assert replies_send_due() == 0
+    assert fake_network.sent == []
