@@ -207,6 +207,12 @@ SPECTACULAR_SETTINGS = {
         "StateEnum": "socialitsm.models.Incident.State",
         "SlaClockStateEnum": "socialitsm.models.SlaClock.State",
         "PriorityEnum": "socialitsm.models.Incident.Priority",
+        "ReplyStatusEnum": "socialitsm.models.Reply.Status",
+        "StatusPostStatusEnum": "socialitsm.models.StatusPost.Status",
+        "BroadcastStatusEnum": "socialitsm.models.Broadcast.Status",
+        "BroadcastVisibilityEnum": "socialitsm.models.Broadcast.Visibility",
+        "BroadcastKindEnum": "socialitsm.models.Broadcast.Kind",
+        "VisibilityEnum": "socialitsm.models.Reply.Visibility",
     },
 }
 
@@ -239,6 +245,7 @@ CELERY_TASK_ROUTES = {
     "socialitsm.tasks.channel_poll_task": {"queue": "io"},
     "socialitsm.tasks.channel_posts_recheck_task": {"queue": "io"},
     "socialitsm.tasks.reply_send_task": {"queue": "io"},
+    "socialitsm.tasks.status_post_send_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
     "socialitsm.tasks.itsm_connection_poll_task": {"queue": "io"},
@@ -255,6 +262,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "socialitsm-replies-due": {
         "task": "socialitsm.tasks.replies_send_due_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
+    },
+    "socialitsm-status-posts-due": {
+        "task": "socialitsm.tasks.status_posts_send_due_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
     },
     "socialitsm-recover-stale-work": {
@@ -287,6 +298,29 @@ SOCIALITSM_REPLY_RETRY_HOURS = env.float("SOCIALITSM_REPLY_RETRY_HOURS", default
 SOCIALITSM_REPLY_MAX_BACKOFF_SECONDS = env.int("SOCIALITSM_REPLY_MAX_BACKOFF", default=900)
 if SOCIALITSM_REPLY_RETRY_HOURS < 0 or SOCIALITSM_REPLY_MAX_BACKOFF_SECONDS < 1:
     raise ImproperlyConfigured("SOCIALITSM_REPLY_RETRY_HOURS must be 0 or more, SOCIALITSM_REPLY_MAX_BACKOFF 1 or more")
+# Broadcast replies per minute and channel, by network ("mastodon=2,x=1"); networks not named
+# keep their defaults (socialitsm/conf.py).
+
+
+def _broadcast_paces(items: list[str]) -> dict[str, float]:
+    paces = {}
+    for item in items:
+        network, _, rate = item.partition("=")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = 0.0
+        if not network.strip() or not value > 0:
+            raise ImproperlyConfigured(
+                f"SOCIALITSM_BROADCAST_PER_MINUTE: {item!r} is not network=replies per minute above 0, e.g. mastodon=2"
+            )
+        paces[network.strip()] = value
+    return paces
+
+
+SOCIALITSM_BROADCAST_PER_MINUTE = _broadcast_paces(env.list("SOCIALITSM_BROADCAST_PER_MINUTE", default=[]))
+if env.str("SOCIALITSM_BROADCAST_FIXED_TEXT", default=""):
+    SOCIALITSM_BROADCAST_FIXED_TEXT = env.str("SOCIALITSM_BROADCAST_FIXED_TEXT")
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
 SOCIALITSM_RECHECK_MINUTES = env.int("SOCIALITSM_RECHECK_MINUTES", default=30)

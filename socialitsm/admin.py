@@ -17,6 +17,7 @@ from .exceptions import ApplicationError, ExternalError
 from .http import same_host
 from .models import (
     Author,
+    Broadcast,
     Channel,
     Incident,
     IncidentEvent,
@@ -31,6 +32,7 @@ from .models import (
     SlaCalendar,
     SlaClock,
     SlaPolicy,
+    StatusPost,
     WatchRule,
 )
 from .selectors import channel_list
@@ -559,6 +561,33 @@ class ReplyAdmin(admin.ModelAdmin):
                 continue
             count += 1
         self.message_user(request, f"{count} replies queued again.", messages.SUCCESS)
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Broadcast)
+class BroadcastAdmin(ViewOnlyAdmin):
+    """Broadcasts are written, previewed and confirmed on the major incident's broadcast page."""
+
+    list_display = ["incident", "kind", "status", "recipient_count", "skipped_count", "created_by", "confirmed_at"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["incident", "created_by"]
+
+
+@admin.register(StatusPost)
+class StatusPostAdmin(ViewOnlyAdmin):
+    list_display = ["incident", "channel", "status", "attempts", "sent_at"]
+    list_filter = ["status"]
+    list_select_related = ["incident", "channel"]
 
 
 class SlaRulesAdmin(admin.ModelAdmin):

@@ -29,6 +29,24 @@ DEFAULTS: dict[str, Any] = {
     # time the network named), for REPLY_RETRY_HOURS after its first failure; then it fails.
     "REPLY_RETRY_HOURS": 24,
     "REPLY_MAX_BACKOFF_SECONDS": 900,
+    # Broadcasts to the posters of a major incident go out paced, at most this many replies
+    # per minute on one channel (networks rate-limit posting and punish bursts of near-identical
+    # replies); a channel's config "broadcast_per_minute" overrides its network's figure.
+    "BROADCAST_PER_MINUTE": {
+        "mastodon": 2,
+        "bluesky": 6,
+        "x": 2,
+        "reddit": 4,
+        "webhook": 60,
+        "replay": 60,
+        "default": 6,
+    },
+    # The text of the "fixed" broadcast proposed when a major incident is resolved; agents edit
+    # it before they confirm. Variables: {name}, {handle}, {service}, {incident}.
+    "BROADCAST_FIXED_TEXT": (
+        "Hi {name}, the {service} problem you reported ({incident}) is fixed now. "
+        "Thank you for your patience; tell us here if anything still fails for you."
+    ),
     "HTTP_TIMEOUT": 10.0,
     # Outbound URLs to private, loopback or link-local addresses are refused unless this is set.
     "ALLOW_PRIVATE_URLS": False,

@@ -538,12 +538,29 @@ class Reply(models.Model):
         null=True, blank=True, help_text="After a transient failure: no attempt after this time; then it fails."
     )
     sent_at = models.DateTimeField(null=True, blank=True)
+    broadcast = models.ForeignKey(
+        "Broadcast",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="replies",
+        help_text="The major incident's broadcast this reply carries to one affected poster.",
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["created_at"], name="reply_unsent_idx", condition=Q(status__in=["queued", "sending"])),
             models.Index(fields=["retry_after"], name="reply_retry_due_idx", condition=Q(status="queued")),
+        ]
+        constraints = [
+            # One message of a broadcast per poster (it answers one post of theirs), however
+            # often it is confirmed.
+            models.UniqueConstraint(
+                fields=["broadcast", "post"],
+                name="reply_broadcast_post_uniq",
+                condition=Q(broadcast__isnull=False),
+            )
         ]
 
     def __str__(self) -> str:
@@ -563,6 +580,87 @@ class Reply(models.Model):
     def can_cancel(self) -> bool:
         """An agent may withdraw it: nothing is on its way to the network."""
         return self.status in (self.Status.QUEUED, self.Status.FAILED)
+
+
+class Broadcast(models.Model):
+    """One message an agent sends to every poster affected by a major incident: written once,
+    personalised per poster, previewed, then confirmed by an agent. Each poster's copy is a
+    `Reply` on their own incident, paced per channel; nothing goes out before confirmation."""
+
+    class Kind(models.TextChoices):
+        UPDATE = "update", "Update"
+        FIXED = "fixed", "Fixed"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        CONFIRMED = "confirmed", "Confirmed"
+        DISCARDED = "discarded", "Discarded"
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public reply where the network allows it, else direct message"
+        DIRECT = "direct", "Direct message"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="broadcasts")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.UPDATE)
+    text = models.TextField(help_text="The template: {name}, {handle}, {service} and {incident} are filled per poster.")
+    visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PUBLIC)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    excluded = models.JSONField(blank=True, default=list, help_text="Author ids the confirming agent left out.")
+    skipped = models.JSONField(
+        blank=True, default=list, help_text='Posters left out at confirmation and why: [{"author": id, "reason": ...}].'
+    )
+    recipient_count = models.PositiveIntegerField(default=0, help_text="Replies queued at confirmation.")
+    skipped_count = models.PositiveIntegerField(default=0, help_text="Posters left out at confirmation.")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["incident", "status"], name="broadcast_incident_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} broadcast on {self.incident_id} ({self.status})"
+
+
+class StatusPost(models.Model):
+    """A standalone post on one channel about a major incident ("We know e-mail is down,
+    updates here"), tracked like a reply: claimed, sent once, retried, recorded."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="status_posts")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="status_posts")
+    text = models.TextField()
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_id = models.CharField(max_length=255, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    retry_after = models.DateTimeField(null=True, blank=True)
+    retry_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["incident", "channel"], name="statuspost_incident_channel_uniq")]
+        indexes = [models.Index(fields=["retry_after"], name="statuspost_due_idx", condition=Q(status="queued"))]
+
+    def __str__(self) -> str:
+        return f"Status post on {self.channel_id} for {self.incident_id}: {self.status}"
 
 
 class SlaCalendar(models.Model):
@@ -758,6 +856,11 @@ class IncidentEvent(models.Model):
         ITSM_FAILED = "itsm_failed", "ITSM sync failed"
         POST_DELETED = "post_deleted", "Post deleted by its author"
         POST_EDITED = "post_edited", "Post edited by its author"
+        BROADCAST_DRAFTED = "broadcast_drafted", "Broadcast drafted"
+        BROADCAST_CONFIRMED = "broadcast_confirmed", "Broadcast confirmed"
+        STATUS_POST_QUEUED = "status_post_queued", "Status post queued"
+        STATUS_POST_SENT = "status_post_sent", "Status post published"
+        STATUS_POST_FAILED = "status_post_failed", "Status post failed"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -20,6 +20,7 @@ from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import (
+    Broadcast,
     Channel,
     Incident,
     IncidentEvent,
@@ -31,6 +32,7 @@ from socialitsm.models import (
     Reply,
     SlaClock,
     SlaPolicy,
+    StatusPost,
 )
 
 MAX_REPORT_DAYS = 366
@@ -401,3 +403,126 @@ def incident_replies(incident: Incident) -> QuerySet[Reply]:
 def incident_events(incident: Incident) -> QuerySet[IncidentEvent]:
     """The incident's audit trail, oldest first."""
     return IncidentEvent.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
+
+
+# -- major incidents and their broadcasts ----------------------------------------------------------
+
+
+def major_poster_posts(major: Incident) -> list[Post]:
+    """The affected posters of a major incident, one post each: every author of a post of the
+    major incident or of its children, with that author's latest post among them (the one a
+    broadcast answers, on the incident it belongs to). Oldest poster first."""
+    posts = (
+        post_list()
+        .select_related("incident__service")
+        .filter(Q(incident=major) | Q(incident__parent=major))
+        .order_by("author_id", "-posted_at", "-id")
+    )
+    latest: dict[int, Post] = {}
+    for post in posts:
+        latest.setdefault(post.author_id, post)
+    return sorted(latest.values(), key=lambda post: (post.posted_at, post.pk))
+
+
+def broadcast_list(major: Incident) -> QuerySet[Broadcast]:
+    """The major incident's broadcasts, newest first, with who wrote and confirmed them and
+    their replies counted by status (`sent`, `pending`, `failed`, `canceled`)."""
+    return (
+        Broadcast.objects.filter(incident=major)
+        .select_related("incident", "created_by", "confirmed_by")
+        .annotate(
+            sent=Count("replies", filter=Q(replies__status=Reply.Status.SENT)),
+            pending=Count("replies", filter=Q(replies__status__in=(Reply.Status.QUEUED, Reply.Status.SENDING))),
+            failed=Count("replies", filter=Q(replies__status=Reply.Status.FAILED)),
+            canceled=Count("replies", filter=Q(replies__status=Reply.Status.CANCELED)),
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def broadcast_replies(broadcast: Broadcast) -> QuerySet[Reply]:
+    """The broadcast's replies, one per poster, in the order they were queued."""
+    return (
+        Reply.objects.filter(broadcast=broadcast)
+        .select_related("incident", "post__author", "channel")
+        .order_by("created_at", "id")
+    )
+
+
+def broadcast_already_had(broadcast: Broadcast) -> set[int]:
+    """Authors who already have this message from an earlier confirmed broadcast of the same
+    major incident, sent or on its way: of the same kind and text, or any "fixed" message for a
+    fixed one (a poster is told once that the outage is over)."""
+    earlier = Reply.objects.filter(
+        broadcast__incident_id=broadcast.incident_id,
+        broadcast__status=Broadcast.Status.CONFIRMED,
+        broadcast__kind=broadcast.kind,
+        status__in=(Reply.Status.QUEUED, Reply.Status.SENDING, Reply.Status.SENT),
+    ).exclude(broadcast=broadcast)
+    if broadcast.kind != Broadcast.Kind.FIXED:
+        earlier = earlier.filter(broadcast__text=broadcast.text)
+    return set(earlier.values_list("post__author_id", flat=True))
+
+
+def broadcast_fixed_draft(major: Incident) -> Broadcast | None:
+    """The "fixed" message waiting for an agent's confirmation, if one was proposed."""
+    return (
+        Broadcast.objects.filter(incident=major, kind=Broadcast.Kind.FIXED, status=Broadcast.Status.DRAFT)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def status_post_list(major: Incident) -> QuerySet[StatusPost]:
+    """The major incident's status posts, one per channel at most, oldest first."""
+    return StatusPost.objects.filter(incident=major).select_related("channel", "agent").order_by("created_at", "id")
+
+
+def major_incident_report(*, scope: ReportFilter, now: datetime) -> list[dict[str, Any]]:
+    """The major incidents opened in `scope`'s period, for the lead: how long from the first
+    complaint to the major incident and to its first confirmed broadcast, and how many affected
+    posters have had a reply (any reply sent on their incident) and how many have not."""
+    majors = (
+        _scoped_incidents(scope)
+        .filter(is_major=True, opened_at__gte=scope.since, opened_at__lt=scope.until)
+        .select_related("service")
+        .order_by("opened_at", "pk")
+    )
+    rows = []
+    for major in majors[:200]:
+        posts = Post.objects.filter(Q(incident=major) | Q(incident__parent=major))
+        first_post = posts.aggregate(first=Min("posted_at"))["first"]
+        first_broadcast = Broadcast.objects.filter(incident=major, status=Broadcast.Status.CONFIRMED).aggregate(
+            first=Min("confirmed_at")
+        )["first"]
+        posters = set(posts.values_list("author_id", flat=True))
+        answered = set(
+            Reply.objects.filter(
+                Q(incident=major) | Q(incident__parent=major),
+                status=Reply.Status.SENT,
+                post__author_id__in=posters,
+            ).values_list("post__author_id", flat=True)
+        )
+        rows.append(
+            {
+                "number": major.number,
+                "short_description": major.short_description,
+                "service": major.service.name if major.service else None,
+                "state": major.state,
+                "opened_at": major.opened_at.isoformat(),
+                "children": major.children.count(),
+                "first_post_at": first_post.isoformat() if first_post else None,
+                "minutes_to_major": _minutes_between(first_post, major.opened_at),
+                "minutes_to_first_broadcast": _minutes_between(first_post or major.opened_at, first_broadcast),
+                "posters": len(posters),
+                "answered": len(answered),
+                "unanswered": len(posters - answered),
+            }
+        )
+    return rows
+
+
+def _minutes_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max(0.0, (end - start).total_seconds()) / 60, 1)

@@ -6,8 +6,8 @@ import logging
 
 from celery import Task, shared_task
 
-from .models import Channel, ItsmConnection, ItsmLink, Reply
-from .services import deletions, ingest, itsm_sync, recovery, replies, routing, sla
+from .models import Channel, ItsmConnection, ItsmLink, Reply, StatusPost
+from .services import broadcasts, deletions, ingest, itsm_sync, recovery, replies, routing, sla
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,20 @@ def reply_send_task(reply_id: int) -> None:
 @shared_task(acks_late=True)
 def replies_send_due_task() -> None:
     replies.replies_send_due()
+
+
+@shared_task(acks_late=True)
+def status_post_send_task(status_post_id: int) -> None:
+    status_post = StatusPost.objects.filter(pk=status_post_id).first()
+    if status_post is None:
+        logger.info("status post %s vanished before send", status_post_id)
+        return
+    broadcasts.status_post_send(status_post=status_post)
+
+
+@shared_task(acks_late=True)
+def status_posts_send_due_task() -> None:
+    broadcasts.status_posts_send_due()
 
 
 @shared_task(acks_late=True)

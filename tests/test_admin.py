@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import (
+    Broadcast,
     Channel,
     Incident,
     IncidentEvent,
@@ -21,6 +22,7 @@ from socialitsm.models import (
     SlaCalendar,
     SlaClock,
     SlaPolicy,
+    StatusPost,
 )
 from socialitsm.services.itsm_sync import itsm_links_due
 from socialitsm.services.sla import incident_sla_recompute
@@ -45,7 +47,7 @@ def admin_client(client):
 
 # Written only by the services (or a record of what ingest set aside): the admin shows them and
 # acts on them, it does not add them.
-NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection}
+NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost}
 
 
 @pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label == "socialitsm"])

@@ -11,7 +11,18 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from socialitsm.models import Incident, ItsmConnection, ItsmLink, Post, Service, SlaCalendar, SlaPolicy
+from socialitsm.models import (
+    Broadcast,
+    Incident,
+    ItsmConnection,
+    ItsmLink,
+    Post,
+    Reply,
+    Service,
+    SlaCalendar,
+    SlaPolicy,
+    StatusPost,
+)
 
 from .factories import ChannelFactory, IncidentFactory, PostFactory, ReplyFactory, UserFactory
 
@@ -46,7 +57,7 @@ ROUTES = sorted({(name, route) for name, _, route in _routes(get_resolver().url_
 @pytest.fixture
 def world(agent) -> dict[str, dict[str, Any]]:
     """Real rows for every lookup, so that a missing check could not hide behind a 404."""
-    incident = IncidentFactory(number="INC0000901", state=Incident.State.IN_PROGRESS)
+    incident = IncidentFactory(number="INC0000901", state=Incident.State.IN_PROGRESS, is_major=True)
     post = PostFactory(incident=incident, triage_state=Post.Triage.INCIDENT)
     reply = ReplyFactory(incident=incident, post=post, visibility="public", text="Hello", agent=agent)
     channel = ChannelFactory(slug="hook", network="webhook", credentials={"secret": "s"})
@@ -62,7 +73,9 @@ def world(agent) -> dict[str, dict[str, Any]]:
     policy = SlaPolicy.objects.create(name="P4", priority=4, first_response_minutes=60, resolution_minutes=480)
     service = Service.objects.order_by("pk").first()
     assert service is not None
+    broadcast = Broadcast.objects.create(incident=incident, text="We know", created_by=agent)
     pks = {
+        "broadcast": broadcast.pk,
         "post": post.pk,
         "reply": reply.pk,
         "itsm-link": link.pk,
@@ -83,6 +96,8 @@ def _url(name: str, route: str, world: dict[str, dict[str, Any]]) -> str:
         kwargs.update(world["link"])
     if "reply_id" in route:
         kwargs["reply_id"] = world["pks"]["reply"]
+    if "broadcast_id" in route:
+        kwargs["broadcast_id"] = world["pks"]["broadcast"]
     if "pk>" in route:
         kwargs["pk"] = world["pks"][base] if base in world["pks"] else world["pks"]["post"]
     if "slug" in route:
@@ -109,6 +124,8 @@ def test_the_walk_sees_every_kind_of_route():
         "socialitsm-api:itsm-link-retry",
         "socialitsm-api:itsm-connection-detail",
         "socialitsm-api:report-sla",
+        "socialitsm-api:incident-broadcast-confirm",
+        "socialitsm:incident-broadcast-confirm",
         "socialitsm-api:itsm-webhook",
         "schema",
         "api-docs",
@@ -125,6 +142,9 @@ def _snapshot() -> tuple:
         ItsmConnection.objects.count(),
         SlaPolicy.objects.count(),
         SlaCalendar.objects.count(),
+        list(Broadcast.objects.order_by("pk").values_list("status", "text", "visibility")),
+        Reply.objects.count(),
+        StatusPost.objects.count(),
     )
 
 

@@ -197,3 +197,44 @@ def test_recheck_task_looks_up_the_posts_of_open_incidents_and_redacts_the_gone(
         ("live-1", "VPN down again", ""),
         ("gone-1", "[deleted by the author]", "deleted"),
     ]
+
+
+@pytest.fixture
+def status_post(agent):
+    from socialitsm.models import StatusPost
+
+    from .factories import ChannelFactory, IncidentFactory
+
+    return StatusPost.objects.create(
+        incident=IncidentFactory(is_major=True), channel=ChannelFactory(), text="We know e-mail is down", agent=agent
+    )
+
+
+def test_status_post_send_task_sends(status_post, fake_network):
+    tasks.status_post_send_task(status_post.pk)
+    status_post.refresh_from_db()
+    assert (status_post.status, status_post.external_id) == ("sent", "fake-status-1")
+    tasks.status_post_send_task(status_post.pk)
+    assert len(fake_network.statuses) == 1
+
+
+def test_status_post_send_task_with_vanished_row_does_nothing(fake_network):
+    tasks.status_post_send_task(999_999)
+    assert fake_network.statuses == []
+
+
+def test_status_post_permanent_error_is_not_retried(status_post, fake_network):
+    fake_network.errors.extend([PermanentError("forbidden (HTTP 403)", status=403), TransientError("never reached")])
+    tasks.status_post_send_task.apply(args=[status_post.pk])
+    status_post.refresh_from_db()
+    assert (status_post.status, status_post.attempts, status_post.error) == ("failed", 1, "forbidden (HTTP 403)")
+    assert len(fake_network.errors) == 1
+
+
+def test_status_posts_send_due_task_sends_one_whose_next_attempt_is_due(status_post, fake_network):
+    status_post.attempts = 1
+    status_post.retry_after = timezone.now() - timedelta(seconds=1)
+    status_post.save()
+    tasks.status_posts_send_due_task()
+    status_post.refresh_from_db()
+    assert (status_post.status, status_post.attempts) == ("sent", 2)

@@ -16,12 +16,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from socialitsm import selectors
 from socialitsm import sla as sla_maths
 from socialitsm.connectors import connector_for
 from socialitsm.connectors.base import DetailKind
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
 from socialitsm.http import check_url
 from socialitsm.models import (
+    Broadcast,
     Channel,
     Incident,
     IncidentEvent,
@@ -35,6 +37,7 @@ from socialitsm.models import (
     SlaCalendar,
     SlaClock,
     SlaPolicy,
+    StatusPost,
 )
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 from socialitsm.services.channels import credentials_host_check
@@ -777,3 +780,194 @@ class ChannelSerializer(serializers.ModelSerializer):
             "public": limits.supports_public,
             "direct": limits.supports_direct,
         }
+
+
+# -- broadcasts and status posts -------------------------------------------------------------------
+
+
+class BroadcastCreateSerializer(serializers.Serializer):
+    text = serializers.CharField(
+        trim_whitespace=True,
+        help_text="The message; {name}, {handle}, {service} and {incident} are filled per poster, "
+        "{{ and }} are literal braces.",
+    )
+    kind = serializers.ChoiceField(choices=Broadcast.Kind.choices, default=Broadcast.Kind.UPDATE)
+    visibility = serializers.ChoiceField(
+        choices=Broadcast.Visibility.choices,
+        default=Broadcast.Visibility.PUBLIC,
+        help_text="public: a reply to each poster's latest post, a direct message where the network refuses "
+        "that; direct: direct messages only.",
+    )
+
+
+class BroadcastUpdateSerializer(serializers.Serializer):
+    text = serializers.CharField(required=False)
+    visibility = serializers.ChoiceField(choices=Broadcast.Visibility.choices, required=False)
+
+
+class BroadcastConfirmSerializer(serializers.Serializer):
+    exclude = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        default=list,
+        max_length=10_000,
+        help_text="Author ids (from the preview) to leave out.",
+    )
+
+
+class BroadcastRecipientSerializer(serializers.Serializer):
+    """One affected poster in a draft's preview."""
+
+    author = serializers.IntegerField(source="author.pk")
+    handle = serializers.CharField(source="author.handle")
+    name = serializers.CharField(source="author.name")
+    incident = serializers.CharField(source="incident.number", help_text="The poster's own incident.")
+    post = serializers.IntegerField(source="post.pk", help_text="The post the message answers.")
+    channel = serializers.CharField(source="channel.slug")
+    network = serializers.CharField(source="channel.network")
+    visibility = serializers.CharField(help_text='"public", "direct", or "" when the poster is left out.')
+    text = serializers.CharField(help_text="The message as this poster gets it.")
+    length = serializers.IntegerField(help_text="Its length in the network's unit.")
+    limit = serializers.IntegerField()
+    unit = serializers.CharField()
+    sendable = serializers.BooleanField()
+    reason_code = serializers.CharField(help_text='"", "already_had", "no_reply", "too_long" or "closed".')
+    reason = serializers.CharField(help_text="Why the poster is left out, for a person to read.")
+
+
+class BroadcastReplySerializer(serializers.ModelSerializer):
+    """One poster's copy of a confirmed broadcast, as the reply that carries it stands."""
+
+    incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    author = serializers.IntegerField(source="post.author_id", read_only=True)
+    handle = serializers.CharField(source="post.author.handle", read_only=True)
+    channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    scheduled_at = serializers.SerializerMethodField(
+        help_text="When a queued reply goes out (its paced slot, or its next attempt); null otherwise."
+    )
+
+    class Meta:
+        model = Reply
+        fields = (
+            "id",
+            "incident",
+            "author",
+            "handle",
+            "channel",
+            "post",
+            "visibility",
+            "text",
+            "status",
+            "attempts",
+            "error",
+            "scheduled_at",
+            "sent_at",
+            "external_id",
+        )
+        read_only_fields = fields
+
+    def get_scheduled_at(self, reply: Reply) -> datetime | None:
+        return reply.retry_after if reply.status == Reply.Status.QUEUED else None
+
+
+class BroadcastSerializer(serializers.ModelSerializer):
+    incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    created_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    confirmed_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    sent = serializers.IntegerField(read_only=True, help_text="Replies the networks took.")
+    pending = serializers.IntegerField(read_only=True, help_text="Replies queued or being sent.")
+    failed = serializers.IntegerField(read_only=True)
+    canceled = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Broadcast
+        fields: tuple[str, ...] = (
+            "id",
+            "incident",
+            "kind",
+            "text",
+            "visibility",
+            "status",
+            "created_by",
+            "created_at",
+            "confirmed_by",
+            "confirmed_at",
+            "excluded",
+            "skipped",
+            "recipient_count",
+            "skipped_count",
+            "sent",
+            "pending",
+            "failed",
+            "canceled",
+        )
+        read_only_fields: tuple[str, ...] = fields
+
+
+class BroadcastListSerializer(BroadcastSerializer):
+    """A broadcast with, once confirmed, each poster's reply and its status (`replies`)."""
+
+    replies = serializers.SerializerMethodField()
+
+    class Meta(BroadcastSerializer.Meta):
+        fields = (*BroadcastSerializer.Meta.fields, "replies")
+        read_only_fields = fields
+
+    @extend_schema_field(BroadcastReplySerializer(many=True))
+    def get_replies(self, broadcast: Broadcast) -> Any:
+        if broadcast.status != Broadcast.Status.CONFIRMED:
+            return []
+        return BroadcastReplySerializer(selectors.broadcast_replies(broadcast), many=True).data
+
+
+class BroadcastDetailSerializer(BroadcastListSerializer):
+    """A broadcast with, while it is a draft, its preview (`recipients`: each affected poster
+    with the text they would get, or why they are left out), and once confirmed, `replies`."""
+
+    recipients = serializers.SerializerMethodField()
+
+    class Meta(BroadcastListSerializer.Meta):
+        fields = (*BroadcastListSerializer.Meta.fields, "recipients")
+        read_only_fields = fields
+
+    @extend_schema_field(BroadcastRecipientSerializer(many=True))
+    def get_recipients(self, broadcast: Broadcast) -> Any:
+        preview = self.context.get("preview")
+        if preview is None:
+            return []
+        return BroadcastRecipientSerializer(preview.recipients, many=True).data
+
+
+class StatusPostCreateSerializer(serializers.Serializer):
+    channel = SlugLookupField(slug_field="slug", queryset=Channel.objects.all())
+    text = serializers.CharField()
+
+
+class StatusPostSerializer(serializers.ModelSerializer):
+    incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = StatusPost
+        fields = (
+            "id",
+            "incident",
+            "channel",
+            "text",
+            "status",
+            "attempts",
+            "error",
+            "retry_after",
+            "external_id",
+            "url",
+            "created_at",
+            "sent_at",
+            "agent",
+        )
+        read_only_fields = fields

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db.models import ProtectedError, QuerySet
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -20,6 +21,7 @@ from rest_framework.viewsets import GenericViewSet, ModelViewSet
 from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError, ConflictError
 from socialitsm.models import (
+    Broadcast,
     Channel,
     Incident,
     ItsmConnection,
@@ -31,7 +33,7 @@ from socialitsm.models import (
     SlaPolicy,
 )
 from socialitsm.selectors import channel_list
-from socialitsm.services import incidents, itsm_sync, replies, routing
+from socialitsm.services import broadcasts, incidents, itsm_sync, replies, routing
 from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
@@ -42,6 +44,9 @@ from .schema import ErrorSerializer
 # Slugs and incident numbers in URLs: any character but a NUL, which PostgreSQL refuses in a
 # query (a 500 instead of a 404).
 LOOKUP_REGEX = r"[^/.\x00]+"
+# Broadcast ids in URLs: digits that fit the database's integer.
+BROADCAST_ID_REGEX = r"[0-9]{1,9}"
+BROADCAST_ID = OpenApiParameter("broadcast_id", int, OpenApiParameter.PATH, description="The broadcast's id.")
 
 
 class Conflict(APIException):
@@ -189,6 +194,157 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         )
         # Read back: with an eager or fast worker the reply may already be sent.
         fresh = selectors.reply_list().get(pk=reply.pk)
+        return Response(self.get_serializer(fresh).data, status=status.HTTP_201_CREATED)
+
+    # -- broadcasts and status posts of a major incident ----------------------------------------
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The major incident's broadcasts, newest first, with each poster's reply and its status",
+        responses=s.BroadcastListSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Draft a broadcast to every affected poster and preview it (nothing is sent)",
+        description="The answer's `recipients` is the preview: each affected poster (authors of the posts of the "
+        "major incident and its children) with the personalised text, or why they are left out. Send it with "
+        "`POST .../broadcasts/{broadcast_id}/confirm/`.",
+        request=s.BroadcastCreateSerializer,
+        responses={
+            201: s.BroadcastDetailSerializer,
+            400: OpenApiResponse(description="Not a major incident, empty text or an unknown variable"),
+        },
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[], serializer_class=s.BroadcastListSerializer)
+    def broadcasts(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        if request.method == "GET":
+            return self._page(selectors.broadcast_list(incident))
+        data = s.BroadcastCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        broadcast = broadcasts.broadcast_create(major=incident, actor=request.user, **data.validated_data)
+        return self._broadcast_answer(broadcast, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="One broadcast: its preview while a draft, each poster's reply and status once confirmed",
+        parameters=[BROADCAST_ID],
+        responses=s.BroadcastDetailSerializer,
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change a draft broadcast's text or visibility",
+        parameters=[BROADCAST_ID],
+        request=s.BroadcastUpdateSerializer,
+        responses={
+            200: s.BroadcastDetailSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The broadcast is confirmed or discarded"),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get", "patch"],
+        url_path=rf"broadcasts/(?P<broadcast_id>{BROADCAST_ID_REGEX})",
+        filter_backends=[],
+        serializer_class=s.BroadcastDetailSerializer,
+    )
+    def broadcast_detail(self, request: Request, number: str | None = None, broadcast_id: str = "") -> Response:
+        broadcast = self._broadcast_get(broadcast_id)
+        if request.method == "PATCH":
+            data = s.BroadcastUpdateSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            broadcast = broadcasts.broadcast_update(broadcast=broadcast, actor=request.user, **data.validated_data)
+        return self._broadcast_answer(broadcast)
+
+    @extend_schema(
+        summary="Confirm a draft broadcast: queue one paced reply per poster, less the exclusions",
+        description="Idempotent: confirming a confirmed broadcast again queues nothing and answers it as it is.",
+        parameters=[BROADCAST_ID],
+        request=s.BroadcastConfirmSerializer,
+        responses={
+            200: s.BroadcastDetailSerializer,
+            400: OpenApiResponse(description="An exclusion that names no affected poster"),
+            409: OpenApiResponse(ErrorSerializer, description="The broadcast was discarded"),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=rf"broadcasts/(?P<broadcast_id>{BROADCAST_ID_REGEX})/confirm",
+        filter_backends=[],
+        serializer_class=s.BroadcastDetailSerializer,
+    )
+    def broadcast_confirm(self, request: Request, number: str | None = None, broadcast_id: str = "") -> Response:
+        broadcast = self._broadcast_get(broadcast_id)
+        data = s.BroadcastConfirmSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        broadcast = broadcasts.broadcast_confirm(
+            broadcast=broadcast, actor=request.user, exclude=data.validated_data["exclude"]
+        )
+        return self._broadcast_answer(broadcast)
+
+    @extend_schema(
+        summary="Discard a draft broadcast",
+        parameters=[BROADCAST_ID],
+        request=None,
+        responses={
+            200: s.BroadcastDetailSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The broadcast is confirmed"),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=rf"broadcasts/(?P<broadcast_id>{BROADCAST_ID_REGEX})/discard",
+        filter_backends=[],
+        serializer_class=s.BroadcastDetailSerializer,
+    )
+    def broadcast_discard(self, request: Request, number: str | None = None, broadcast_id: str = "") -> Response:
+        broadcast = broadcasts.broadcast_discard(broadcast=self._broadcast_get(broadcast_id), actor=request.user)
+        return self._broadcast_answer(broadcast)
+
+    def _broadcast_get(self, broadcast_id: str) -> Broadcast:
+        incident = self.get_object()
+        return get_object_or_404(
+            Broadcast.objects.select_related("incident__service"), pk=broadcast_id, incident=incident
+        )
+
+    def _broadcast_answer(self, broadcast: Broadcast, code: int = status.HTTP_200_OK) -> Response:
+        fresh = selectors.broadcast_list(broadcast.incident).get(pk=broadcast.pk)
+        preview = broadcasts.broadcast_preview(fresh) if fresh.status == Broadcast.Status.DRAFT else None
+        context = {**self.get_serializer_context(), "preview": preview}
+        return Response(s.BroadcastDetailSerializer(fresh, context=context).data, status=code)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The major incident's status posts, one per channel at most",
+        responses=s.StatusPostSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Publish a standalone status post about the major incident on a channel",
+        request=s.StatusPostCreateSerializer,
+        responses={
+            201: s.StatusPostSerializer,
+            400: OpenApiResponse(description="Not a major incident, a network without status posts, or too long"),
+            409: OpenApiResponse(ErrorSerializer, description="The channel already has this incident's status post"),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="status-posts",
+        filter_backends=[],
+        serializer_class=s.StatusPostSerializer,
+    )
+    def status_posts(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        if request.method == "GET":
+            return self._page(selectors.status_post_list(incident))
+        data = s.StatusPostCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        status_post = broadcasts.status_post_publish(major=incident, actor=request.user, **data.validated_data)
+        fresh = selectors.status_post_list(incident).get(pk=status_post.pk)
         return Response(self.get_serializer(fresh).data, status=status.HTTP_201_CREATED)
 
     def _page(self, queryset: QuerySet[Any]) -> Response:

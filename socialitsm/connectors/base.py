@@ -477,6 +477,17 @@ class Connector(ABC):
         """Send `text` to the poster of `post`, publicly or by direct message, and return the
         network's id of what was sent. Raises TransientError or PermanentError."""
 
+    def status_refusal(self) -> str:
+        """Why this channel cannot publish a standalone status post ("" when it can)."""
+        return f"{self.label or self.network.capitalize()} channels cannot publish a status post"
+
+    def post_status(self, text: str, *, idempotency_key: str) -> tuple[str, str]:
+        """Publish `text` as a top-level post of the channel's account (not a reply), e.g. "We
+        know e-mail is down, updates here", and return the network's id and the post's URL ("" if
+        the network gives none). Raises TransientError or PermanentError; a network without status
+        posts raises PermanentError with `status_refusal()`."""
+        raise PermanentError(self.status_refusal())
+
     def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
         """Ids of what our account already sent to the poster of `post` as this reply (same
         kind, same target, the same text as the network shows it, see `same_text`), created at

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from socialitsm.exceptions import TransientError
+from socialitsm.exceptions import PermanentError, TransientError
 
 from .base import OWN_ACCOUNT_KEY, Connector, Cursor, InboundPost, Limits, StreamMark, same_text
 
@@ -34,6 +34,9 @@ class FakeNetwork:
         self.lookup_errors: list[Exception] = []
         self.lookups = 0
         self.max_reply_chars = 500
+        # Status posts published, and why the network would refuse them ("" when it takes them).
+        self.statuses: list[dict] = []
+        self.status_refusal = ""
         self.reply_unit = "characters"
         # visibility -> why the network would refuse that kind of reply
         self.refusals: dict[str, str] = {}
@@ -113,6 +116,18 @@ class FakeConnector(Connector):
             network.answers_lost -= 1
             raise TransientError("connection reset after the network took the reply")
         return reply_id
+
+    def status_refusal(self) -> str:
+        return network.status_refusal
+
+    def post_status(self, text: str, *, idempotency_key: str) -> tuple[str, str]:
+        if network.status_refusal:
+            raise PermanentError(network.status_refusal)
+        if network.errors:
+            raise network.errors.pop(0)
+        status_id = f"fake-status-{len(network.statuses) + 1}"
+        network.statuses.append({"id": status_id, "channel": self.channel.slug, "text": text, "key": idempotency_key})
+        return status_id, f"https://social.example.com/{self.channel.slug}/{status_id}"
 
     def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
         """What `sent` holds for this post, kind and text (the fake keeps no send times)."""

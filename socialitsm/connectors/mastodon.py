@@ -544,6 +544,24 @@ class MastodonConnector(Connector):
             )
         return audience
 
+    def status_refusal(self) -> str:
+        return ""
+
+    def post_status(self, text: str, *, idempotency_key: str) -> tuple[str, str]:
+        """A public status of our account: POST /api/v1/statuses with the Idempotency-Key."""
+        maximum = int(self.channel.config.get("max_characters", DEFAULT_MAX_CHARACTERS))
+        if status_length(text) > maximum:
+            raise PermanentError(f"the status post is {status_length(text)} characters; the server allows {maximum}")
+        status = self._json(
+            "POST",
+            "/api/v1/statuses",
+            body={"status": text, "visibility": "public"},
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        if not isinstance(status, dict) or not status.get("id"):
+            raise PermanentError("the server accepted the status post but did not say its id")
+        return str(status["id"]), str(status.get("url") or "")
+
     def _status_body(self, post: Post, text: str, visibility: str) -> dict[str, Any]:
         """The status that answers `post`: the author @-mentioned first (a direct status reaches
         only the accounts it mentions), in the private thread for a DM to a DM."""

@@ -15,11 +15,12 @@ from socialitsm.conf import conf
 from socialitsm.connectors import Connector, connector_for
 from socialitsm.connectors.base import SENT_CLOCK_SKEW
 from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
-from socialitsm.models import Incident, IncidentEvent, Post, Reply
+from socialitsm.models import Broadcast, Channel, Incident, IncidentEvent, Post, Reply
 
 from .channels import channel_quota_record
 from .deletions import gone_refusal, reply_target_gone
 from .events import event_record
+from .pacing import channel_next_slot, channel_queue_hold
 from .sla import incident_sla_recompute
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,19 @@ def reply_options(post: Post) -> ReplyOptions:
     )
 
 
-def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, agent) -> Reply:
-    """Queue `text` as a public reply or a direct message to the poster of `post`.
+def reply_queue(
+    *,
+    incident: Incident,
+    post: Post,
+    text: str,
+    visibility: str,
+    agent,
+    broadcast: Broadcast | None = None,
+    send_at: datetime | None = None,
+) -> Reply:
+    """Queue `text` as a public reply or a direct message to the poster of `post`. A reply
+    carrying a `broadcast` is one poster's copy of it; with `send_at` in the future it waits
+    for that time (its paced slot) and the beat sweep sends it, otherwise it goes at once.
 
     Raises ApplicationError when the incident is closed, the post is not the incident's, the
     text does not fit the network, or a public reply would answer a post gone upstream."""
@@ -95,12 +107,20 @@ def reply_queue(*, incident: Incident, post: Post, text: str, visibility: str, a
         raise ApplicationError(refusal, field="visibility")
     with transaction.atomic():
         reply = Reply.objects.create(
-            incident=incident, post=post, channel_id=post.channel_id, visibility=visibility, text=text, agent=agent
+            incident=incident,
+            post=post,
+            channel_id=post.channel_id,
+            visibility=visibility,
+            text=text,
+            agent=agent,
+            broadcast=broadcast,
+            retry_after=send_at,
         )
         event_record(
             incident, IncidentEvent.Kind.REPLY_QUEUED, actor=agent, new=reply.get_visibility_display(), message=text
         )
-        transaction.on_commit(lambda: _enqueue_send(reply.pk), robust=True)
+        if send_at is None or send_at <= timezone.now():
+            transaction.on_commit(lambda: _enqueue_send(reply.pk), robust=True)
     return reply
 
 
@@ -225,6 +245,13 @@ def reply_postpone(*, reply: Reply, error: TransientError) -> Reply:
     # The last attempt is made as the window closes, not skipped because the backoff overshoots it.
     retry_at = min(retry_at, retry_until)
     with transaction.atomic():
+        if reply.broadcast_id is not None:
+            # A broadcast's copy waits for a free slot of its channel's pace, as its first try did;
+            # a rate limit holds the channel's other paced replies too.
+            channel = Channel.objects.select_for_update().get(pk=reply.channel_id)
+            if error.retry_at is not None and error.retry_at > now:
+                channel_queue_hold(channel, until=error.retry_at)
+            retry_at = min(channel_next_slot(channel, not_before=retry_at, exclude_reply=reply.pk), retry_until)
         updated = Reply.objects.filter(pk=reply.pk, status=Reply.Status.SENDING).update(
             status=Reply.Status.QUEUED,
             error=error.message,

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q
 
-from socialitsm.models import Incident, Network, Post, Reply, Service
+from socialitsm.models import Broadcast, Channel, Incident, Network, Post, Reply, Service
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 TRIAGE_STATES = (Post.Triage.QUEUED, Post.Triage.IGNORED)
@@ -160,3 +160,29 @@ class SlaReportForm(forms.Form):
     def add_prefix(self, field_name: str) -> str:
         # The query string says from/to, as the API's does; a Python name cannot be "from".
         return {"start": "from", "end": "to"}.get(field_name, field_name)
+
+
+class BroadcastForm(forms.Form):
+    """A broadcast's message and how it goes; the template's variables are checked by the service."""
+
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=5000,
+        label="Message",
+        help_text="{name}, {handle}, {service} and {incident} (the poster's own incident) are filled in per poster.",
+    )
+    visibility = forms.ChoiceField(
+        choices=Broadcast.Visibility.choices,
+        initial=Broadcast.Visibility.PUBLIC,
+        widget=forms.RadioSelect,
+        label="Send as",
+    )
+
+
+class StatusPostForm(forms.Form):
+    channel = forms.ModelChoiceField(queryset=Channel.objects.none(), label="Channel", empty_label=None)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, label="Status post")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _field(self, "channel", forms.ModelChoiceField).queryset = Channel.objects.filter(enabled=True).order_by("name")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.urls.converters import StringConverter
 
-from . import views
+from . import broadcasts, views
 
 
 class IncidentNumberConverter(StringConverter):
@@ -39,6 +39,32 @@ urlpatterns = [
         "incidents/<incident_number:number>/itsm/<int:link_id>/retry/",
         views.incident_itsm_retry_view,
         name="incident-itsm-retry",
+    ),
+    path("incidents/<incident_number:number>/broadcast/", broadcasts.incident_broadcast, name="incident-broadcast"),
+    path(
+        "incidents/<incident_number:number>/broadcast/new/",
+        broadcasts.incident_broadcast_create,
+        name="incident-broadcast-create",
+    ),
+    path(
+        "incidents/<incident_number:number>/broadcast/<int:broadcast_id>/edit/",
+        broadcasts.incident_broadcast_edit,
+        name="incident-broadcast-edit",
+    ),
+    path(
+        "incidents/<incident_number:number>/broadcast/<int:broadcast_id>/confirm/",
+        broadcasts.incident_broadcast_confirm,
+        name="incident-broadcast-confirm",
+    ),
+    path(
+        "incidents/<incident_number:number>/broadcast/<int:broadcast_id>/discard/",
+        broadcasts.incident_broadcast_discard,
+        name="incident-broadcast-discard",
+    ),
+    path(
+        "incidents/<incident_number:number>/status-posts/",
+        broadcasts.incident_status_post_create,
+        name="incident-status-post",
     ),
     path("posts/", views.triage, name="triage"),
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),

@@ -138,8 +138,10 @@ def _incident_get(number: str) -> Incident:
 def _replies_context(incident: Incident) -> dict[str, Any]:
     replies = list(selectors.incident_replies(incident))
     pending = [r for r in replies if r.status in PENDING_REPLY]
-    # A reply on its way is watched closely; one waiting out a backoff only now and then.
-    busy = any(not r.is_waiting for r in pending)
+    # A reply on its way is watched closely; one waiting out a backoff, or a broadcast's copy
+    # waiting for its paced slot, only now and then.
+    now = timezone.now()
+    busy = any(not r.is_waiting and not (r.retry_after and r.retry_after > now) for r in pending)
     return {
         "incident": incident,
         "replies": replies,
@@ -431,7 +433,18 @@ def sla_dashboard(request: HttpRequest) -> HttpResponse:
     if report is not None:
         context["charts"] = _sla_charts(report)
         context["target_labels"] = dict(SlaClock.Target.choices)
+        context["majors"] = _major_report(form)
     return render(request, "socialitsm/sla_dashboard.html", context, status=200 if report is not None else 400)
+
+
+def _major_report(form: SlaReportForm) -> list[dict[str, Any]]:
+    """The major incidents of the dashboard's period (the form is valid: its report was made)."""
+    data = form.cleaned_data
+    now = timezone.now()
+    scope = selectors.report_filter(
+        start=data["start"], end=data["end"], group=data["group"], network=data["network"], today=now.date()
+    )
+    return selectors.major_incident_report(scope=scope, now=now)
 
 
 @require_GET

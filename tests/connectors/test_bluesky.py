@@ -707,3 +707,26 @@ def test_a_retry_to_a_post_gone_from_the_appview_relies_on_our_records(channel):
     reply_send(reply=reply)
     reply.refresh_from_db()
     assert (reply.status, thread.call_count, lookup.call_count, create.call_count) == (Reply.Status.SENT, 1, 1, 1)
+
+
+@responses.activate
+def test_status_post_is_a_top_level_post_with_link_facets(channel):
+    _login()
+    create = responses.post(
+        f"{PDS}/xrpc/com.atproto.repo.createRecord", json=fixture("create_record__status_post"), match=_authed()
+    )
+    text = "We know AcmeMail is down; updates at https://status.example.com/acme."
+    uri, url = connector_for(channel).post_status(text, idempotency_key="k")
+    assert uri == "at://did:plc:acmesupport7x2k3q4r5s6t/app.bsky.feed.post/3lbd7statusp2"
+    assert url == f"https://bsky.app/profile/{OUR_DID}/post/3lbd7statusp2"
+    sent = json.loads(create.calls[0].request.body)
+    assert (sent["repo"], sent["collection"]) == (OUR_DID, "app.bsky.feed.post")
+    assert "reply" not in sent["record"]
+    assert sent["record"]["text"] == text
+    start = len("We know AcmeMail is down; updates at ")
+    assert sent["record"]["facets"] == [
+        {
+            "index": {"byteStart": start, "byteEnd": start + len("https://status.example.com/acme")},
+            "features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://status.example.com/acme"}],
+        }
+    ]

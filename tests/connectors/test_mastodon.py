@@ -971,3 +971,29 @@ def test_an_edited_status_met_again_by_a_poll_updates_the_stored_post(channel):
     ]
     jane = Post.objects.get(external_id="113012345678901234")
     assert (jane.edited_at, jane.revisions.count()) == (None, 0)
+
+
+@responses.activate
+def test_status_post_is_a_public_status_with_the_idempotency_key(channel):
+    created = responses.post(
+        f"{BASE}/api/v1/statuses",
+        json=fixture("status__created_status_post"),
+        match=[
+            matchers.json_params_matcher({"status": "We know AcmeMail is down; updates here.", "visibility": "public"}),
+            matchers.header_matcher({**AUTH, "Idempotency-Key": "k-status-1"}),
+        ],
+    )
+    connector = connector_for(channel)
+    assert connector.status_refusal() == ""
+    assert connector.post_status("We know AcmeMail is down; updates here.", idempotency_key="k-status-1") == (
+        "113099000000000777",
+        "https://mastodon.example/@acmesupport/113099000000000777",
+    )
+    assert created.call_count == 1
+
+
+@responses.activate
+def test_status_post_longer_than_the_server_allows_is_refused_unsent(channel):
+    with pytest.raises(PermanentError, match="the status post is 501 characters; the server allows 500"):
+        connector_for(channel).post_status("x" * 501, idempotency_key="k")
+    assert len(responses.calls) == 0

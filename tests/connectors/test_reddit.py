@@ -822,3 +822,34 @@ def test_a_look_up_that_fails_sends_nothing_and_retries_later(channel, kind):
     assert reply.error.startswith("Reddit is failing")
     assert reply.retry_after is not None
     assert sent.call_count == 0
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "config, subreddit", [({"status_subreddit": "r/acme_status"}, "acme_status"), ({}, "u_acme_support")]
+)
+def test_status_post_is_a_self_post_in_the_status_subreddit_or_on_the_profile(channel, config, subreddit):
+    channel.config.update(config)
+    signed_in()
+    responses.post(f"{API}/api/submit", json=fixture("submit__self_post"), headers=LIMIT_HEADERS)
+    text = "We know AcmeMail is down; updates here.\nNext update at 11:00 *UTC*."
+    assert RedditConnector(channel).post_status(text, idempotency_key="k") == (
+        "t3_1h9zq2x",
+        "https://www.reddit.com/r/acme_status/comments/1h9zq2x/we_know_acmemail_is_down_updates_here/",
+    )
+    assert form(responses.calls[-1]) == {
+        "api_type": "json",
+        "kind": "self",
+        "sr": subreddit,
+        "title": "We know AcmeMail is down; updates here.",
+        "text": "We know AcmeMail is down; updates here.  \nNext update at 11:00 \\*UTC\\*.",
+    }
+
+
+@responses.activate
+def test_status_post_rate_limited_by_reddit_is_transient(channel):
+    signed_in()
+    responses.post(f"{API}/api/submit", json=fixture("comment__ratelimit"))
+    with pytest.raises(TransientError) as limited:
+        RedditConnector(channel).post_status("We know AcmeMail is down", idempotency_key="k")
+    assert limited.value.retry_at is not None

@@ -71,3 +71,11 @@ def test_reply_without_reply_url_is_permanent():
     post = PostFactory(rule=WatchRuleFactory(channel=channel))
     with pytest.raises(PermanentError, match="no reply_url"):
         connector_for(channel).reply(post, "On it", "public", idempotency_key="k")
+
+
+def test_webhook_channels_refuse_status_posts():
+    channel = ChannelFactory.build(network="webhook", config={})
+    connector = connector_for(channel)
+    assert connector.status_refusal() == "Webhook channels cannot publish a status post"
+    with pytest.raises(PermanentError, match="Webhook channels cannot publish a status post"):
+        connector.post_status("We know", idempotency_key="k")

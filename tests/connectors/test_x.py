@@ -960,3 +960,15 @@ def test_a_look_up_that_fails_sends_nothing_and_retries_at_the_reset(channel, vi
     reply.refresh_from_db()
     assert (reply.status, reply.retry_after) == (Reply.Status.QUEUED, datetime(2026, 11, 26, 9, 40, tzinfo=UTC))
     assert (tweet.call_count, dm.call_count) == (0, 0)
+
+
+@responses.activate
+def test_status_post_is_a_post_without_reply_settings(channel):
+    created = responses.post(f"{API}/2/tweets", json=fixture("tweets_create__status_post"), status=201)
+    connector = XConnector(channel)
+    assert connector.post_status("We know AcmeMail is down; updates here.", idempotency_key="k") == (
+        "2125870999000000009",
+        "https://x.com/i/web/status/2125870999000000009",
+    )
+    assert json.loads(created.calls[0].request.body) == {"text": "We know AcmeMail is down; updates here."}
+    assert connector.quota.cost == pytest.approx(connector.price("post_create"))

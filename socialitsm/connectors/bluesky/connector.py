@@ -479,6 +479,38 @@ class BlueskyConnector(Connector):
             raise PermanentError("Bluesky accepted the reply but did not say its uri")
         return str(created["uri"])
 
+    def status_refusal(self) -> str:
+        return ""
+
+    def post_status(self, text: str, *, idempotency_key: str) -> tuple[str, str]:
+        """A top-level post of our account (com.atproto.repo.createRecord without reply refs).
+        Bluesky has no idempotency key."""
+        if graphemes(text) > MAX_GRAPHEMES:
+            raise PermanentError(
+                f"the status post is {graphemes(text)} graphemes; a Bluesky post holds {MAX_GRAPHEMES}"
+            )
+        if len(text.encode("utf-8")) > MAX_POST_BYTES:
+            raise PermanentError(
+                f"the status post is {len(text.encode('utf-8'))} bytes; a Bluesky post holds {MAX_POST_BYTES}"
+            )
+        session = self._session()
+        record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": _iso(timezone.now())}
+        links = [
+            _facet(text, m.start(), m.start() + len(url), {"$type": "app.bsky.richtext.facet#link", "uri": url})
+            for m in _LINK.finditer(text)
+            if (url := m.group().rstrip(".,;:!?"))
+        ]
+        if links:
+            record["facets"] = links
+        created = self._xrpc(
+            "POST", "com.atproto.repo.createRecord", body={"repo": session.did, "collection": POST, "record": record}
+        )
+        uri = str(created.get("uri") or "") if isinstance(created, dict) else ""
+        if not uri:
+            raise PermanentError("Bluesky accepted the status post but did not say its uri")
+        rkey = uri.rsplit("/", 1)[-1]
+        return uri, f"https://bsky.app/profile/{session.did}/post/{rkey}"
+
     def _refs(self, post: Post) -> tuple[dict[str, str], dict[str, str]]:
         """Strong refs {uri, cid} of the post and of its thread's root (the post itself if it
         starts the thread). The cid comes from the stored payload, else from the AppView."""

@@ -17,3 +17,5 @@ class RedditConfig(ChannelConfig):
     max_pages: int = 5
     overlap_seconds: int = 600
     dm_subject: str = ""
+    # Where a status post about a major incident goes; empty: the account's own profile.
+    status_subreddit: str = ""

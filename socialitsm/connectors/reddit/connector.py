@@ -120,6 +120,10 @@ def _float_header(response: requests.Response, name: str) -> float | None:
         return None
 
 
+# Reddit's longest post title.
+STATUS_TITLE_CHARS = 300
+
+
 class RedditConnector(Connector):
     network = "reddit"
     label = "Reddit"
@@ -465,6 +469,34 @@ class RedditConnector(Connector):
             logger.warning("sent a private message about %s but could not look up its id: %s", post, exc.message)
             return ""
         return sent[-1] if sent else ""
+
+    def status_refusal(self) -> str:
+        return ""
+
+    def post_status(self, text: str, *, idempotency_key: str) -> tuple[str, str]:
+        """A self post (/api/submit) in config `status_subreddit`, else on the account's own
+        profile (u_<name>); the title is the text's first line. Reddit has no idempotency key."""
+        config = self.channel.config if isinstance(self.channel.config, dict) else {}
+        subreddit = str(config.get("status_subreddit") or "").strip().removeprefix("r/")
+        if not subreddit:
+            username = str(config.get(OWN_ACCOUNT_KEY) or self.channel.credentials.get("username") or "")
+            if not username:
+                raise PermanentError(
+                    "verify the Reddit channel first, or set status_subreddit: a profile post needs our username"
+                )
+            subreddit = f"u_{username}"
+        title = text.strip().splitlines()[0][:STATUS_TITLE_CHARS] if text.strip() else ""
+        answer = self._api(
+            "POST",
+            "/api/submit",
+            what="the status post",
+            data={"api_type": "json", "kind": "self", "sr": subreddit, "title": title, "text": markdown_escape(text)},
+        )
+        data = (answer.get("json") or {}).get("data") or {}
+        name = data.get("name") if isinstance(data, dict) else None
+        if not name:
+            raise PermanentError(f"Reddit accepted the status post but did not return it: {str(answer)[:200]}")
+        return str(name), str(data.get("url") or "")
 
     def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
         """Comments: the account's comments (/user/:name/comments, scope `history`) that answer

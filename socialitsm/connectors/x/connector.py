@@ -654,6 +654,18 @@ class XConnector(Connector):
             raise PermanentError(f"X accepted the message but returned no id: {_problem_text(body)}")
         return str(sent)
 
+    def status_refusal(self) -> str:
+        return ""
+
+    def post_status(self, text: str, *, idempotency_key: str) -> tuple[str, str]:
+        """A post of our account: POST /2/tweets without reply settings. X has no idempotency key."""
+        cost = self.price("post_create_url" if contains_url(text) else "post_create")
+        body = self._json("POST", "/2/tweets", auth="user", body={"text": text}, charge=lambda b: cost)
+        sent = (body.get("data") or {}).get("id")
+        if not sent:
+            raise PermanentError(f"X accepted the status post but returned no id: {_problem_text(body)}")
+        return str(sent), f"https://x.com/i/web/status/{quote(str(sent), safe='')}"
+
     def find_sent(self, post: Post, text: str, visibility: str, *, since: datetime) -> list[str]:
         """Public: our posts since `since` (GET /2/users/:id/tweets, replies included, billed as
         owned reads) that reply to the post. Direct: the DM events of our conversation with the
