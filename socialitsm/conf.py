@@ -17,6 +17,10 @@ DEFAULTS: dict[str, Any] = {
     "NUMBER_DIGITS": 7,
     "NUMBER_START": 1001,
     "DEFAULT_IMPACT": 3,
+    # Spike detection: this many distinct people complaining about one service within
+    # SPIKE_WINDOW_MINUTES open a major incident for it (a service may set its own values).
+    "SPIKE_AUTHORS": 5,
+    "SPIKE_WINDOW_MINUTES": 15,
     # The group (by name) that takes incidents neither their service's owner group nor their
     # watch rule routes; migration 0011 creates it on a fresh install. "" leaves them unassigned.
     "DEFAULT_GROUP": "Service Desk",

@@ -166,8 +166,23 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
                     message=message,
                 )
             incident_sla_recompute(incident=locked)
+            if locked.is_major and "state" in changed and locked.state == Incident.State.RESOLVED:
+                _children_resolve(locked, actor)
             locked.refresh_from_db()
     return locked
+
+
+def _children_resolve(major: Incident, actor) -> None:
+    """A major incident resolved (by any door: an agent, the admin, an ITSM suite) resolves its
+    open children with it, each with its own audit event and SLA replay."""
+    children = Incident.objects.filter(parent=major, state__in=Incident.OPEN_STATES).order_by("pk")
+    for child in children:
+        incident_update(
+            incident=child,
+            actor=actor,
+            message=f"resolved with major incident {major.number}",
+            state=Incident.State.RESOLVED,
+        )
 
 
 def incident_changes_check(*, incident: Incident, **changes: Any) -> None:
