@@ -318,7 +318,9 @@ def incident_list() -> QuerySet[Incident]:
 
 def incident_page() -> QuerySet[Incident]:
     """Incidents with what the incident page shows of them, looked up by number."""
-    return Incident.objects.select_related("service", "assignment_group", "assignee", "author", "channel")
+    return Incident.objects.select_related(
+        "service", "assignment_group", "assignee", "author", "channel", "parent", "merged_into"
+    )
 
 
 @dataclass(frozen=True)

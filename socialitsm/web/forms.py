@@ -160,3 +160,23 @@ class SlaReportForm(forms.Form):
     def add_prefix(self, field_name: str) -> str:
         # The query string says from/to, as the API's does; a Python name cannot be "from".
         return {"start": "from", "end": "to"}.get(field_name, field_name)
+
+
+NEW_MAJOR = "new"
+
+
+class IncidentSelectionForm(forms.Form):
+    """The queue's selected incidents and what to do with them: link them to a major incident
+    (a new one, or one already open) or merge them."""
+
+    major = forms.ChoiceField(label="Major incident", required=False)
+    short_description = forms.CharField(label="Title of a new major incident", max_length=160, required=False)
+    other_author = forms.BooleanField(label="Merge although the posters differ (team leads)", required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        majors = Incident.objects.filter(is_major=True, state__in=Incident.OPEN_STATES).order_by("-opened_at")
+        self.fields["major"].choices = [
+            (NEW_MAJOR, "New major incident"),
+            *((m.number, f"{m.number} {m.short_description}"[:90]) for m in majors[:100]),
+        ]
