@@ -92,7 +92,7 @@ class RoutingSpikes:
             if incident.service_id is not None:
                 by_service[incident.service_id].append(incident)
         self.spikes: list[_ServiceSpike] = []
-        if not by_service:
+        if not by_service or not conf.SPIKE_DETECTION:
             return
         for service in Service.objects.select_for_update().filter(pk__in=by_service).order_by("pk"):
             threshold, window = spike_thresholds(service)

@@ -367,3 +367,11 @@ def test_burst_of_200_people_on_two_channels_through_four_workers_makes_one_majo
         assert Post.objects.filter(triage_state=Post.Triage.INCIDENT).count() == 200
         assert major.events.filter(kind=IncidentEvent.Kind.CHILD_LINKED).count() == 200
         assert set(Post.objects.values_list("network", flat=True)) == {"mastodon", "replay"}
+
+
+def test_detection_switched_off_opens_no_major_incident(clock, settings):
+    settings.SOCIALITSM_SPIKE_DETECTION = False
+    rule = WatchRuleFactory()
+    route(*[complaint(n, rule=rule) for n in range(6)])
+    assert majors() == []
+    assert Incident.objects.count() == 6
