@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django.db.models import ProtectedError, QuerySet
@@ -414,7 +415,7 @@ class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
     filter_backends: tuple[type, ...] = ()
     http_method_names = ["get", "patch", "head", "options"]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "partial_update":
             return [IsLead()]
         return super().get_permissions()

@@ -233,9 +233,10 @@ def major_open(
     if not incidents:
         raise ApplicationError("choose at least one incident to link", field="incidents")
     if service is None:
-        services = {i.service_id for i in incidents}
-        if len(services) == 1 and None not in services:
-            service = Service.objects.get(pk=services.pop())
+        shared = {i.service_id for i in incidents}
+        only = shared.pop() if len(shared) == 1 else None
+        if only is not None:
+            service = Service.objects.get(pk=only)
     with transaction.atomic():
         if service is not None:
             # The same lock as spike detection: routing sees this major incident once it commits.

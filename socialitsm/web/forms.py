@@ -176,7 +176,9 @@ class IncidentSelectionForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         majors = Incident.objects.filter(is_major=True, state__in=Incident.OPEN_STATES).order_by("-opened_at")
-        self.fields["major"].choices = [
+        major_field = self.fields["major"]
+        assert isinstance(major_field, forms.ChoiceField)
+        major_field.choices = [
             (NEW_MAJOR, "New major incident"),
             *((m.number, f"{m.number} {m.short_description}"[:90]) for m in majors[:100]),
         ]

@@ -216,8 +216,8 @@ def incidents_merge_view(request: HttpRequest) -> HttpResponse:
 @agent_required
 def incident_unlink_view(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
-    back = request.POST.get("back") == "major" and incident.parent_id is not None
-    parent_number = incident.parent.number if incident.parent_id else ""
+    parent_number = incident.parent.number if incident.parent is not None else ""
+    back = request.POST.get("back") == "major" and bool(parent_number)
     try:
         major_unlink(incident=incident, actor=request.user)
     except ApplicationError as exc:
