@@ -32,6 +32,7 @@ from socialitsm.models import (
     SlaClock,
     SlaPolicy,
 )
+from socialitsm.text import clean_text
 
 MAX_REPORT_DAYS = 366
 # Combined polarity beyond these counts as negative or positive; between them, neutral.
@@ -482,8 +483,9 @@ def incidents_by_number(numbers: Sequence[str], *, field: str = "incidents") -> 
     """The incidents named, in the order named (each once). Raises ApplicationError naming the
     numbers that match no incident."""
     wanted = list(dict.fromkeys(numbers))
-    found = {i.number: i for i in Incident.objects.filter(number__in=wanted)}
+    # A NUL cannot be in a number, and PostgreSQL refuses it in a query.
+    found = {i.number: i for i in Incident.objects.filter(number__in=[n for n in wanted if "\x00" not in n])}
     unknown = [n for n in wanted if n not in found]
     if unknown:
-        raise ApplicationError(f"no incident {', '.join(unknown)}", field=field)
+        raise ApplicationError(f"no incident {clean_text(', '.join(unknown))[:200]}", field=field)
     return [found[n] for n in wanted]

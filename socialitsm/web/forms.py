@@ -173,9 +173,12 @@ class IncidentSelectionForm(forms.Form):
     short_description = forms.CharField(label="Title of a new major incident", max_length=160, required=False)
     other_author = forms.BooleanField(label="Merge although the posters differ (team leads)", required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, list_majors: bool = True, **kwargs: Any) -> None:
+        """`list_majors` False offers only a new major incident (the caller knows none is open)."""
         super().__init__(*args, **kwargs)
         majors = Incident.objects.filter(is_major=True, state__in=Incident.OPEN_STATES).order_by("-opened_at")
+        if not list_majors:
+            majors = majors.none()
         major_field = self.fields["major"]
         assert isinstance(major_field, forms.ChoiceField)
         major_field.choices = [

@@ -102,6 +102,7 @@ def _queue_counts(user) -> dict[str, Any]:
         all=Count("pk"),
         mine=Count("pk", filter=Q(assignee=user)),
         unassigned=Count("pk", filter=Q(assignee__isnull=True)),
+        majors=Count("pk", filter=Q(is_major=True)),
     )
     return {
         **totals,
@@ -144,7 +145,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "page": page,
             "counts": counts,
             "now": timezone.now(),
-            "selection_form": IncidentSelectionForm(),
+            "selection_form": IncidentSelectionForm(list_majors=bool(counts["majors"])),
             "is_lead": is_lead(request.user),
         },
     )

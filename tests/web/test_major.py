@@ -58,6 +58,8 @@ def test_link_selected_to_a_new_and_then_an_existing_major(agent_client):
 def test_link_errors_are_shown_and_nothing_changes(agent_client):
     response = agent_client.post("/incidents/link/", {"major": "new"}, follow=True)
     assert "Select at least one incident." in response.content.decode()
+    response = agent_client.post("/incidents/link/", {"major": "new", "incidents": ["INC\x001"]}, follow=True)
+    assert "no incident INC" in response.content.decode()
     assert Incident.objects.filter(is_major=True).count() == 0
 
 
