@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from socialitsm.models import Incident, Post
 from socialitsm.services.routing import posts_process
 
 from ..factories import AuthorFactory, PostFactory, WatchRuleFactory
 from .test_browser import agent_user, log_in, page  # noqa: F401  (fixtures and the login step)
+
+SCREENSHOT = Path(settings.BASE_DIR) / "var" / "test" / "major.png"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -39,6 +43,8 @@ def test_agent_links_incidents_to_a_new_major_incident_and_unlinks_one(page, age
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("@ana")
     expect(page.locator("#spike-growth")).to_be_visible()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     page.get_by_role("button", name=f"Unlink {first.number}").click()
     expect(page.get_by_role("status")).to_contain_text(f"{first.number} is no longer part of {major.number}")
