@@ -104,21 +104,27 @@ class RoutingSpikes:
         authors = {i.author_id for i in spike.new if i.author_id is not None}
         since = self.now - timedelta(minutes=spike.window)
         recent = Q(is_major=False, parent__isnull=True, opened_at__gte=since) & ~Q(state=Incident.State.CANCELED)
-        open_major = Q(is_major=True, state__in=Incident.OPEN_STATES)
-        found = Incident.objects.filter(recent | open_major, service_id=spike.service.pk).aggregate(
+        # All the service's major incidents (few; their partial index finds them), the open one
+        # picked by the aggregate: a state condition here would send the planner to the state index.
+        found = Incident.objects.filter(recent | Q(is_major=True), service_id=spike.service.pk).aggregate(
             others=Count("author_id", distinct=True, filter=Q(is_major=False) & ~Q(author_id__in=authors)),
-            major=Min("pk", filter=Q(is_major=True)),
+            major=Min("pk", filter=Q(is_major=True, state__in=Incident.OPEN_STATES)),
         )
         spike.authors_before = found["others"] or 0
         if found["major"] is not None:
-            spike.major = Incident.objects.only("pk", "number", "state").get(pk=found["major"])
-            for child in (
-                Incident.objects.filter(parent_id=spike.major.pk, state__in=Incident.OPEN_STATES, author_id__in=authors)
-                .only("pk", "author_id", "state")
-                .order_by("-opened_at", "-pk")
+            # The major incident and its children by this batch's authors, in one query (open ones
+            # kept here: a state condition would send the planner to the state index).
+            mine = Q(parent_id=found["major"], author_id__in=authors)
+            for row in (
+                Incident.objects.filter(Q(pk=found["major"]) | mine)
+                .only("pk", "number", "state", "author_id", "parent_id")
+                .order_by("opened_at", "pk")
             ):
-                # Ordered newest first: an author's newest open child wins.
-                spike.children_by_author[child.author_id] = child
+                if row.pk == found["major"]:
+                    spike.major = row
+                elif row.author_id is not None and row.state in Incident.OPEN_STATES:
+                    # Oldest first: an author's newest open child wins.
+                    spike.children_by_author[row.author_id] = row
         elif spike.authors >= spike.threshold:
             spike.opens_major = True
 
@@ -186,7 +192,10 @@ class RoutingSpikes:
             for pk, number in children:
                 child = Incident(pk=pk, number=number)
                 events.append(event_build(child, IncidentEvent.Kind.MAJOR_LINKED, new=major.number, message=how))
-                events.append(event_build(major, IncidentEvent.Kind.CHILD_LINKED, new=number, message=how))
+                if major.pk in opened:
+                    # Later joiners are not listed in the major incident's own history: in an outage
+                    # they would bury it; its affected posters list shows them.
+                    events.append(event_build(major, IncidentEvent.Kind.CHILD_LINKED, new=number, message=how))
         return events
 
 
