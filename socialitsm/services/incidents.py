@@ -137,7 +137,9 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
     with transaction.atomic():
-        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        # NO KEY UPDATE: changes never touch the key, so incidents being linked to this one (their
+        # foreign key takes a key-share lock when they commit) are not held up by it.
+        locked = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
         incident_changes_check(incident=locked, **changes)
         changed: list[str] = []
         now = timezone.now()

@@ -94,7 +94,9 @@ class RoutingSpikes:
         self.spikes: list[_ServiceSpike] = []
         if not by_service or not conf.SPIKE_DETECTION:
             return
-        for service in Service.objects.select_for_update().filter(pk__in=by_service).order_by("pk"):
+        # FOR NO KEY UPDATE: exclusive among spike decisions, while incidents referring to the
+        # service (their foreign key takes a key-share lock) are still written freely.
+        for service in Service.objects.select_for_update(no_key=True).filter(pk__in=by_service).order_by("pk"):
             threshold, window = spike_thresholds(service)
             spike = _ServiceSpike(service=service, threshold=threshold, window=window, new=by_service[service.pk])
             self._read(spike)
@@ -249,7 +251,7 @@ def major_open(
     with transaction.atomic():
         if service is not None:
             # The same lock as spike detection: routing sees this major incident once it commits.
-            Service.objects.select_for_update().filter(pk=service.pk).first()
+            Service.objects.select_for_update(no_key=True).filter(pk=service.pk).first()
         title = short_description.strip() or (
             f"Major incident: {service.name}"
             if service
@@ -284,7 +286,7 @@ def major_link(*, major: Incident, incidents: list[Incident], actor) -> list[Inc
         raise ApplicationError("choose at least one incident to link", field="incidents")
     with transaction.atomic():
         ids = sorted({major.pk, *(i.pk for i in incidents)})
-        locked = Incident.objects.select_for_update().in_bulk(ids)
+        locked = Incident.objects.select_for_update(no_key=True).in_bulk(ids)
         parent = locked[major.pk]
         if not parent.is_major:
             raise ApplicationError(f"{parent.number} is not a major incident", field="major")
@@ -321,7 +323,7 @@ def _child_check(child: Incident, major: Incident) -> None:
 def major_unlink(*, incident: Incident, actor) -> Incident:
     """Take `incident` out of its major incident. ConflictError (409) if it has none."""
     with transaction.atomic():
-        child = Incident.objects.select_for_update().get(pk=incident.pk)
+        child = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
         if child.parent_id is None:
             raise ConflictError(f"{child.number} is not linked to a major incident")
         parent = Incident.objects.only("pk", "number").get(pk=child.parent_id)
@@ -350,7 +352,7 @@ def incident_merge(*, duplicate: Incident, target: Incident, actor, other_author
     if other_author and not is_lead(actor):
         raise PermissionDenied("Only a team lead may merge incidents of different posters.")
     with transaction.atomic():
-        locked = Incident.objects.select_for_update().in_bulk(sorted([duplicate.pk, target.pk]))
+        locked = Incident.objects.select_for_update(no_key=True).in_bulk(sorted([duplicate.pk, target.pk]))
         dup, into = locked[duplicate.pk], locked[target.pk]
         for incident in (dup, into):
             if incident.is_major:
@@ -410,7 +412,7 @@ def incident_unmerge(*, duplicate: Incident, actor) -> Incident:
         )
         if merge is None:
             raise ConflictError(f"{duplicate.number} is not merged into another incident")
-        locked = Incident.objects.select_for_update().in_bulk(sorted([merge.duplicate_id, merge.target_id]))
+        locked = Incident.objects.select_for_update(no_key=True).in_bulk(sorted([merge.duplicate_id, merge.target_id]))
         dup, into = locked[merge.duplicate_id], locked[merge.target_id]
         Post.objects.filter(pk__in=merge.post_ids, incident=into).update(incident=dup)
         Reply.objects.filter(pk__in=merge.reply_ids, incident=into).update(incident=dup)
