@@ -96,7 +96,13 @@ class RoutingSpikes:
             return
         # FOR NO KEY UPDATE: exclusive among spike decisions, while incidents referring to the
         # service (their foreign key takes a key-share lock) are still written freely.
-        for service in Service.objects.select_for_update(no_key=True).filter(pk__in=by_service).order_by("pk"):
+        services = (
+            Service.objects.select_for_update(no_key=True)
+            .filter(pk__in=by_service)
+            .only("pk", "slug", "name", "owner_group_id", "spike_authors", "spike_window_minutes")
+            .order_by("pk")
+        )
+        for service in services:
             threshold, window = spike_thresholds(service)
             spike = _ServiceSpike(service=service, threshold=threshold, window=window, new=by_service[service.pk])
             self._read(spike)
@@ -159,45 +165,44 @@ class RoutingSpikes:
                     incident.parent = spike.major
 
     def events(self, opened: set[int]) -> list[IncidentEvent]:
-        """After the new incidents are saved: the major incidents opened now take the service's
-        other open incidents of the window as children; link events for every child linked."""
+        """After the new incidents are saved: the major incidents opened now (`opened`) take the
+        service's other open incidents of the window as children, with link events on both sides."""
         events: list[IncidentEvent] = []
         for spike in self.spikes:
             major = spike.major
             if major is None:
                 continue
-            how = "spike detection" if major.pk in opened else "joined the open major incident"
-            children: list[tuple[int, str]] = [(i.pk, i.number) for i in spike.new]
-            if major.pk in opened:
-                events.append(
-                    event_build(
-                        major,
-                        IncidentEvent.Kind.OPENED,
-                        message=f"{spike.authors} people complained about {spike.service.name} within "
-                        f"{spike.window} minutes (threshold {spike.threshold})",
-                    )
+            if major.pk not in opened:
+                # Joiners of an open major incident say so in their own "opened" event (routing
+                # writes it), which keeps a burst's extra rows at none.
+                continue
+            how = "spike detection"
+            events.append(
+                event_build(
+                    major,
+                    IncidentEvent.Kind.OPENED,
+                    message=f"{spike.authors} people complained about {spike.service.name} within "
+                    f"{spike.window} minutes (threshold {spike.threshold})",
                 )
-                since = self.now - timedelta(minutes=spike.window)
-                earlier = list(
-                    Incident.objects.filter(
-                        service_id=spike.service.pk,
-                        is_major=False,
-                        parent__isnull=True,
-                        opened_at__gte=since,
-                        state__in=Incident.OPEN_STATES,
-                    )
-                    .order_by("pk")
-                    .values_list("pk", "number")
+            )
+            since = self.now - timedelta(minutes=spike.window)
+            earlier = list(
+                Incident.objects.filter(
+                    service_id=spike.service.pk,
+                    is_major=False,
+                    parent__isnull=True,
+                    opened_at__gte=since,
+                    state__in=Incident.OPEN_STATES,
                 )
-                Incident.objects.filter(pk__in=[pk for pk, _ in earlier]).update(parent=major, updated_at=self.now)
-                children = earlier + children
+                .order_by("pk")
+                .values_list("pk", "number")
+            )
+            Incident.objects.filter(pk__in=[pk for pk, _ in earlier]).update(parent=major, updated_at=self.now)
+            children = earlier + [(i.pk, i.number) for i in spike.new]
             for pk, number in children:
                 child = Incident(pk=pk, number=number)
                 events.append(event_build(child, IncidentEvent.Kind.MAJOR_LINKED, new=major.number, message=how))
-                if major.pk in opened:
-                    # Later joiners are not listed in the major incident's own history: in an outage
-                    # they would bury it; its affected posters list shows them.
-                    events.append(event_build(major, IncidentEvent.Kind.CHILD_LINKED, new=number, message=how))
+                events.append(event_build(major, IncidentEvent.Kind.CHILD_LINKED, new=number, message=how))
         return events
 
 

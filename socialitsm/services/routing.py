@@ -245,8 +245,12 @@ class _BatchRouter:
             for incident, _ in self.new_incidents:
                 incident.number = next(numbers)
             Incident.objects.bulk_create([incident for incident, _ in self.new_incidents])
-        events = [event_build(incident, IncidentEvent.Kind.OPENED, message=why) for incident, why in self.new_incidents]
-        events.extend(spikes.events(opened={major.pk for major in majors}))
+        opened = {major.pk for major in majors}
+        events = [
+            event_build(incident, IncidentEvent.Kind.OPENED, message=_opened_why(incident, why, opened))
+            for incident, why in self.new_incidents
+        ]
+        events.extend(spikes.events(opened=opened))
         for post, incident in self.links:
             post.incident = incident
             events.append(post_link_event(post, incident))
@@ -271,6 +275,15 @@ class _BatchRouter:
                 message="the poster wrote again after the major incident was resolved",
                 state=Incident.State.IN_PROGRESS,
             )
+
+
+def _opened_why(incident: Incident, why: str, majors_opened: set[int]) -> str:
+    """Why routing opened `incident`; one joining a major incident already open says so here
+    (one opening with a new major incident gets a link event of its own)."""
+    parent = incident.parent
+    if parent is not None and parent.pk not in majors_opened:
+        return f"{why}; joined major incident {parent.number}"
+    return why
 
 
 def _threads_preload(

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied
 from django.db import connections
+from django.db.models import Q
 
 from socialitsm.exceptions import ApplicationError, ConflictError
 from socialitsm.models import Incident, IncidentEvent, IncidentMerge, Network, Post, Service
@@ -122,7 +123,8 @@ def test_later_complaints_join_the_open_major_incident_with_their_own_incident(c
     late.refresh_from_db()
     assert late.incident.parent == major
     assert late.incident.author == late.author
-    assert late.incident.events.filter(kind=IncidentEvent.Kind.MAJOR_LINKED, new_value=major.number).exists()
+    opened = late.incident.events.get(kind=IncidentEvent.Kind.OPENED)
+    assert opened.message.endswith(f"; joined major incident {major.number}")
     # The major incident's own history lists the children it opened with, not every later one.
     assert major.events.filter(kind=IncidentEvent.Kind.CHILD_LINKED).count() == 5
     assert len(majors()) == 1
@@ -367,7 +369,12 @@ def test_burst_of_200_people_on_two_channels_through_four_workers_makes_one_majo
         assert Incident.objects.filter(parent=major).count() == 200
         assert Incident.objects.filter(is_major=False, parent__isnull=True).count() == 0
         assert Post.objects.filter(triage_state=Post.Triage.INCIDENT).count() == 200
-        linked = IncidentEvent.objects.filter(kind=IncidentEvent.Kind.MAJOR_LINKED, new_value=major.number)
+        # Each child's history says it belongs to the major incident: linked when the spike was
+        # found, or opened into it afterwards.
+        linked = IncidentEvent.objects.filter(
+            Q(kind=IncidentEvent.Kind.MAJOR_LINKED, new_value=major.number)
+            | Q(kind=IncidentEvent.Kind.OPENED, message__endswith=f"; joined major incident {major.number}")
+        )
         assert linked.count() == 200
         assert set(linked.values_list("incident_id", flat=True)) == set(major.children.values_list("pk", flat=True))
         assert set(Post.objects.values_list("network", flat=True)) == {"mastodon", "replay"}
