@@ -328,6 +328,15 @@ SOCIALITSM_RECHECK_MAX_POSTS = env.int("SOCIALITSM_RECHECK_MAX_POSTS", default=1
 if SOCIALITSM_RECHECK_MINUTES < 1 or SOCIALITSM_RECHECK_MAX_POSTS < 1:
     raise ImproperlyConfigured("SOCIALITSM_RECHECK_MINUTES and SOCIALITSM_RECHECK_MAX_POSTS must be at least 1")
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
+# Spike detection: this many distinct people complaining about one service within the window
+# open a major incident for it; a service's own values (admin, API) take precedence.
+SOCIALITSM_SPIKE_DETECTION = env.bool("SOCIALITSM_SPIKE_DETECTION", default=True)
+SOCIALITSM_SPIKE_AUTHORS = env.int("SOCIALITSM_SPIKE_AUTHORS", default=5)
+SOCIALITSM_SPIKE_WINDOW_MINUTES = env.int("SOCIALITSM_SPIKE_WINDOW_MINUTES", default=15)
+if SOCIALITSM_SPIKE_AUTHORS < 2 or not 1 <= SOCIALITSM_SPIKE_WINDOW_MINUTES <= 1440:
+    raise ImproperlyConfigured(
+        "SOCIALITSM_SPIKE_AUTHORS must be at least 2, SOCIALITSM_SPIKE_WINDOW_MINUTES between 1 and 1440"
+    )
 SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
 SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))
 

@@ -243,7 +243,10 @@ class ChannelAdmin(admin.ModelAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "owner_group", "active"]
+    """The catalogue; spike_authors / spike_window_minutes override the spike thresholds (empty:
+    SOCIALITSM_SPIKE_AUTHORS and SOCIALITSM_SPIKE_WINDOW_MINUTES)."""
+
+    list_display = ["name", "slug", "owner_group", "active", "spike_authors", "spike_window_minutes"]
     list_filter = ["active"]
     search_fields = ["name", "slug"]
 
@@ -426,7 +429,9 @@ _INCIDENT_READONLY = [
     "number",
     "priority",
     "description",
+    "is_major",
     "parent",
+    "merged_into",
     "author",
     "channel",
     "opened_at",
@@ -458,7 +463,7 @@ class IncidentAdmin(admin.ModelAdmin):
         "assignee",
         "opened_at",
     ]
-    list_filter = ["state", "priority", "service", "assignment_group"]
+    list_filter = ["state", "priority", "is_major", "service", "assignment_group"]
     list_select_related = ["service", "assignment_group", "assignee"]
     search_fields = ["number", "short_description"]
     raw_id_fields = ["assignee"]

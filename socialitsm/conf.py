@@ -17,6 +17,12 @@ DEFAULTS: dict[str, Any] = {
     "NUMBER_DIGITS": 7,
     "NUMBER_START": 1001,
     "DEFAULT_IMPACT": 3,
+    # Spike detection: this many distinct people complaining about one service within
+    # SPIKE_WINDOW_MINUTES open a major incident for it (a service may set its own values).
+    "SPIKE_AUTHORS": 5,
+    "SPIKE_WINDOW_MINUTES": 15,
+    # Off: routing never opens or joins major incidents (agents still link by hand).
+    "SPIKE_DETECTION": True,
     # The group (by name) that takes incidents neither their service's owner group nor their
     # watch rule routes; migration 0011 creates it on a fresh install. "" leaves them unassigned.
     "DEFAULT_GROUP": "Service Desk",

@@ -295,6 +295,12 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["state", "priority", "opened_at"], name="incident_queue_idx"),
             models.Index(fields=["service", "opened_at"], condition=Q(is_major=True), name="incident_major_idx"),
+            # Spike detection: a service's recent complaints not yet part of a major incident.
+            models.Index(
+                fields=["service", "opened_at"],
+                condition=Q(is_major=False, parent__isnull=True),
+                name="incident_spike_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(impact__gte=1, impact__lte=3), name="incident_impact_range"),
@@ -861,6 +867,13 @@ class IncidentEvent(models.Model):
         STATUS_POST_QUEUED = "status_post_queued", "Status post queued"
         STATUS_POST_SENT = "status_post_sent", "Status post published"
         STATUS_POST_FAILED = "status_post_failed", "Status post failed"
+        MAJOR_LINKED = "major_linked", "Linked to a major incident"
+        MAJOR_UNLINKED = "major_unlinked", "Unlinked from a major incident"
+        CHILD_LINKED = "child_linked", "Incident linked"
+        CHILD_UNLINKED = "child_unlinked", "Incident unlinked"
+        MERGED = "merged", "Merged into another incident"
+        MERGED_IN = "merged_in", "Duplicate merged in"
+        UNMERGED = "unmerged", "Merge undone"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -878,6 +891,40 @@ class IncidentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id} {self.kind}"
+
+
+class IncidentMerge(models.Model):
+    """One duplicate merged into another incident, and exactly what moved, so that undoing the
+    merge moves the same posts, replies and events back."""
+
+    duplicate = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="merges_out")
+    target = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="merges_in")
+    duplicate_state = models.CharField(
+        max_length=16, choices=Incident.State.choices, help_text="The duplicate's state before the merge."
+    )
+    post_ids = models.JSONField(default=list)
+    reply_ids = models.JSONField(default=list)
+    event_ids = models.JSONField(default=list)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # A duplicate is merged once at a time: it must be unmerged before it can merge again.
+            models.UniqueConstraint(
+                fields=["duplicate"], condition=Q(undone_at__isnull=True), name="incidentmerge_duplicate_active_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.duplicate_id} into {self.target_id}"
 
 
 class ItsmConnection(models.Model):

@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -34,6 +34,7 @@ from socialitsm.models import (
     SlaPolicy,
     StatusPost,
 )
+from socialitsm.text import clean_text
 
 MAX_REPORT_DAYS = 366
 # Combined polarity beyond these counts as negative or positive; between them, neutral.
@@ -320,7 +321,9 @@ def incident_list() -> QuerySet[Incident]:
 
 def incident_page() -> QuerySet[Incident]:
     """Incidents with what the incident page shows of them, looked up by number."""
-    return Incident.objects.select_related("service", "assignment_group", "assignee", "author", "channel")
+    return Incident.objects.select_related(
+        "service", "assignment_group", "assignee", "author", "channel", "parent", "merged_into"
+    )
 
 
 @dataclass(frozen=True)
@@ -526,3 +529,91 @@ def _minutes_between(start: datetime | None, end: datetime | None) -> float | No
     if start is None or end is None:
         return None
     return round(max(0.0, (end - start).total_seconds()) / 60, 1)
+
+
+def major_children(major: Incident) -> QuerySet[Incident]:
+    """The incidents of a major incident (duplicates merged away left out), oldest first."""
+    return major.children.filter(merged_into__isnull=True).order_by("opened_at", "pk")
+
+
+def major_affected_posters(major: Incident) -> QuerySet[Incident]:
+    """One row per child incident, i.e. per affected poster: the incident with its `author` and
+    `channel`, the poster's first post (`first_post_text`, `first_post_url`, `first_posted_at`,
+    `first_post_network`) and `answered`: whether a reply to them has been sent on it."""
+    first = Post.objects.filter(incident=OuterRef("pk")).order_by("posted_at", "pk")
+    sent = Reply.objects.filter(incident=OuterRef("pk"), status=Reply.Status.SENT)
+    return (
+        major_children(major)
+        .select_related("author", "channel")
+        .annotate(
+            first_post_text=Subquery(first.values("text")[:1]),
+            first_post_url=Subquery(first.values("url")[:1]),
+            first_posted_at=Subquery(first.values("posted_at")[:1]),
+            first_post_network=Subquery(first.values("network")[:1]),
+            answered=Exists(sent),
+        )
+    )
+
+
+# The spike chart has at most this many bars; a longer spike gets wider ones.
+GROWTH_MAX_BUCKETS = 120
+
+
+@dataclass(frozen=True)
+class GrowthPoint:
+    start: datetime
+    posts: int
+    total: int
+
+
+@dataclass(frozen=True)
+class SpikeGrowth:
+    """Posts about a major incident per bucket of `bucket_minutes`, from the minute of the first
+    post to the minute of the last; `peak` is the most posts in one bucket."""
+
+    first_post_at: datetime | None
+    bucket_minutes: int
+    points: list[GrowthPoint]
+
+    @property
+    def peak(self) -> int:
+        return max((p.posts for p in self.points), default=0)
+
+    @property
+    def total(self) -> int:
+        return self.points[-1].total if self.points else 0
+
+
+def major_spike_growth(major: Incident) -> SpikeGrowth:
+    """How the spike grew: the posts of the major incident's children counted per minute since
+    the first (per wider bucket when the spike lasted longer than GROWTH_MAX_BUCKETS minutes)."""
+    times = sorted(
+        Post.objects.filter(incident__parent=major, incident__merged_into__isnull=True).values_list(
+            "posted_at", flat=True
+        )
+    )
+    if not times:
+        return SpikeGrowth(first_post_at=None, bucket_minutes=1, points=[])
+    start = times[0].replace(second=0, microsecond=0)
+    span = int((times[-1] - start).total_seconds() // 60) + 1
+    width = max(1, math.ceil(span / GROWTH_MAX_BUCKETS))
+    counts = [0] * math.ceil(span / width)
+    for at in times:
+        counts[int((at - start).total_seconds() // 60) // width] += 1
+    points, total = [], 0
+    for index, posts in enumerate(counts):
+        total += posts
+        points.append(GrowthPoint(start=start + timedelta(minutes=index * width), posts=posts, total=total))
+    return SpikeGrowth(first_post_at=times[0], bucket_minutes=width, points=points)
+
+
+def incidents_by_number(numbers: Sequence[str], *, field: str = "incidents") -> list[Incident]:
+    """The incidents named, in the order named (each once). Raises ApplicationError naming the
+    numbers that match no incident."""
+    wanted = list(dict.fromkeys(numbers))
+    # A NUL cannot be in a number, and PostgreSQL refuses it in a query.
+    found = {i.number: i for i in Incident.objects.filter(number__in=[n for n in wanted if "\x00" not in n])}
+    unknown = [n for n in wanted if n not in found]
+    if unknown:
+        raise ApplicationError(f"no incident {clean_text(', '.join(unknown))[:200]}", field=field)
+    return [found[n] for n in wanted]

@@ -424,3 +424,29 @@ def test_demo_history_promotes_the_posts_a_retrained_model_does_not_take_for_com
     assert promoted.count() == len(STORIES)
     assert set(promoted.values_list("actor__username", flat=True)) == {"anna.agent", "ben.agent", "carla.agent", None}
     assert Incident.objects.exclude(first_response_at=None).count() == 27
+
+
+def test_the_streams_email_outage_becomes_one_major_incident_through_spike_detection(
+    django_capture_on_commit_callbacks,
+):
+    run_demo()
+    stream = Channel.objects.get(slug="demo")
+    for _ in range(20):
+        with django_capture_on_commit_callbacks(execute=True):
+            channel_poll(channel=stream)
+
+    [major] = Incident.objects.filter(is_major=True)
+    assert major.service.slug == "email"
+    assert major.events.filter(kind=IncidentEvent.Kind.OPENED).get().message.endswith("within 15 minutes (threshold 5)")
+    children = Incident.objects.filter(parent=major)
+    streamed_email = Incident.objects.filter(
+        service__slug="email", is_major=False, posts__external_id__startswith="demo-"
+    ).distinct()
+    assert set(children) == set(streamed_email)
+    assert children.count() >= 5
+    # The seeded history's e-mail incidents, days old, are not part of today's outage.
+    assert not children.filter(posts__external_id__startswith=HISTORY_PREFIX).exists()
+    # A follow-up of a poster threads into their own incident, a child of the major incident.
+    follow_up = Post.objects.get(external_id="demo-0028")
+    assert follow_up.incident == Post.objects.get(external_id="demo-0017").incident
+    assert follow_up.incident.parent == major

@@ -41,6 +41,7 @@ from socialitsm.models import (
 )
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 from socialitsm.services.channels import credentials_host_check
+from socialitsm.services.major import spike_thresholds
 from socialitsm.text import clean_text
 
 User = get_user_model()
@@ -262,7 +263,10 @@ class IncidentSerializer(serializers.ModelSerializer):
     assignee = UserRefSerializer(read_only=True, allow_null=True)
     # Shadows Field.parent only in the class body: the serializer metaclass moves declared fields out of it.
     parent: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(  # type: ignore[assignment]
-        slug_field="number", read_only=True, allow_null=True
+        slug_field="number", read_only=True, allow_null=True, help_text="The major incident this one belongs to."
+    )
+    merged_into: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(
+        slug_field="number", read_only=True, allow_null=True, help_text="The incident this duplicate was merged into."
     )
     # Annotated by the viewset's queryset, so a page costs no query per row.
     post_count = serializers.IntegerField(read_only=True)
@@ -288,7 +292,9 @@ class IncidentSerializer(serializers.ModelSerializer):
             "category",
             "assignment_group",
             "assignee",
+            "is_major",
             "parent",
+            "merged_into",
             "opened_at",
             "first_response_at",
             "resolved_at",
@@ -538,11 +544,94 @@ class ReplyCreateSerializer(serializers.Serializer):
 class ServiceSerializer(serializers.ModelSerializer):
     aliases = serializers.ListField(child=serializers.CharField(), read_only=True)
     owner_group = GroupRefSerializer(read_only=True, allow_null=True)
+    spike_authors = serializers.IntegerField(
+        min_value=2,
+        max_value=10_000,
+        allow_null=True,
+        required=False,
+        help_text="Distinct people complaining within the window that open a major incident; null: the default.",
+    )
+    spike_window_minutes = serializers.IntegerField(
+        min_value=1,
+        max_value=1440,
+        allow_null=True,
+        required=False,
+        help_text="Minutes the spike is counted over; null: the default.",
+    )
+    spike_threshold = serializers.SerializerMethodField(help_text="The values in force (the service's or the default).")
 
     class Meta:
         model = Service
-        fields = ("slug", "name", "aliases", "owner_group")
-        read_only_fields = fields
+        fields = ("slug", "name", "aliases", "owner_group", "spike_authors", "spike_window_minutes", "spike_threshold")
+        read_only_fields = ("slug", "name", "aliases", "owner_group")
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {"authors": {"type": "integer"}, "window_minutes": {"type": "integer"}},
+            "required": ["authors", "window_minutes"],
+        }
+    )
+    def get_spike_threshold(self, service: Service) -> dict[str, int]:
+        authors, window = spike_thresholds(service)
+        return {"authors": authors, "window_minutes": window}
+
+
+class MajorOpenSerializer(serializers.Serializer):
+    incidents = serializers.ListField(
+        child=serializers.CharField(max_length=32), min_length=1, max_length=1000, help_text="Numbers of the children."
+    )
+    short_description = serializers.CharField(max_length=160, required=False, allow_blank=True, default="")
+    service = SlugLookupField(
+        slug_field="slug",
+        queryset=Service.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="Default: the service the incidents share.",
+    )
+    impact = serializers.IntegerField(min_value=1, max_value=3, default=2, help_text=LEVEL_HELP)
+    urgency = serializers.IntegerField(min_value=1, max_value=3, default=2, help_text=LEVEL_HELP)
+
+
+class MajorLinkSerializer(serializers.Serializer):
+    incidents = serializers.ListField(
+        child=serializers.CharField(max_length=32), min_length=1, max_length=1000, help_text="Numbers of the children."
+    )
+
+
+class IncidentMergeSerializer(serializers.Serializer):
+    into = serializers.CharField(max_length=32, help_text="The number of the incident that stays.")
+    other_author = serializers.BooleanField(
+        default=False, help_text="Merge although the posters differ (team leads only)."
+    )
+
+
+class AffectedPosterSerializer(serializers.Serializer):
+    incident = serializers.CharField(source="number", help_text="The poster's own incident.")
+    state = serializers.CharField()
+    handle = serializers.SerializerMethodField()
+    network = serializers.CharField(source="first_post_network", allow_null=True)
+    post_text = serializers.CharField(source="first_post_text", allow_null=True, help_text="Their first post.")
+    post_url = serializers.CharField(source="first_post_url", allow_null=True)
+    posted_at = serializers.DateTimeField(source="first_posted_at", allow_null=True)
+    answered = serializers.BooleanField(help_text="Whether a reply to them was sent on their incident.")
+
+    def get_handle(self, incident: Incident) -> str:
+        return str(incident.author) if incident.author else ""
+
+
+class GrowthPointSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    posts = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="Posts so far.")
+
+
+class SpikeGrowthSerializer(serializers.Serializer):
+    first_post_at = serializers.DateTimeField(allow_null=True)
+    bucket_minutes = serializers.IntegerField(help_text="Minutes per point (1 unless the spike lasted long).")
+    peak = serializers.IntegerField(help_text="Most posts in one point.")
+    total = serializers.IntegerField()
+    points = GrowthPointSerializer(many=True)
 
 
 class IngestResultSerializer(serializers.Serializer):

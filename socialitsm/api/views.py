@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django.db.models import ProtectedError, QuerySet
@@ -33,7 +34,7 @@ from socialitsm.models import (
     SlaPolicy,
 )
 from socialitsm.selectors import channel_list
-from socialitsm.services import broadcasts, incidents, itsm_sync, replies, routing
+from socialitsm.services import broadcasts, incidents, itsm_sync, major, replies, routing
 from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
@@ -352,6 +353,120 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         serializer = self.get_serializer(page, many=True)
         return self.get_paginated_response(serializer.data)
 
+    # -- major incidents and duplicates --
+
+    @extend_schema(
+        summary="Open a major incident and link incidents to it as its children",
+        request=s.MajorOpenSerializer,
+        responses={
+            201: s.IncidentSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Unknown incidents, or one is a major incident"),
+            409: OpenApiResponse(ErrorSerializer, description="An incident is over, merged or linked elsewhere"),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="major", filter_backends=[], pagination_class=None)
+    def major_open(self, request: Request) -> Response:
+        data = s.MajorOpenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        opened = major.major_open(
+            incidents=selectors.incidents_by_number(data.validated_data["incidents"]),
+            actor=request.user,
+            short_description=data.validated_data["short_description"],
+            service=data.validated_data.get("service"),
+            impact=data.validated_data["impact"],
+            urgency=data.validated_data["urgency"],
+        )
+        return _incident_response(opened, self.get_serializer_context(), status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Link incidents to this major incident as its children",
+        request=s.MajorLinkSerializer,
+        responses={
+            200: s.IncidentSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Not a major incident, unknown or major children"),
+            409: OpenApiResponse(ErrorSerializer, description="An incident is over, merged or linked elsewhere"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def link(self, request: Request, number: str | None = None) -> Response:
+        parent = self.get_object()
+        data = s.MajorLinkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        children = selectors.incidents_by_number(data.validated_data["incidents"])
+        major.major_link(major=parent, incidents=children, actor=request.user)
+        return _incident_response(parent, self.get_serializer_context())
+
+    @extend_schema(
+        summary="Take this incident out of its major incident",
+        request=None,
+        responses={
+            200: s.IncidentSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The incident has no major incident"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def unlink(self, request: Request, number: str | None = None) -> Response:
+        child = major.major_unlink(incident=self.get_object(), actor=request.user)
+        return _incident_response(child, self.get_serializer_context())
+
+    @extend_schema(
+        summary="Merge this duplicate into another incident of the same poster",
+        description="Its posts, replies and their events move to `into`; this incident is canceled. "
+        "Incidents of different posters merge only with `other_author`, which needs a team lead.",
+        request=s.IncidentMergeSerializer,
+        responses={
+            200: s.IncidentSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Unknown target, itself, or a major incident"),
+            403: OpenApiResponse(ErrorSerializer, description="other_author without the team lead role"),
+            409: OpenApiResponse(ErrorSerializer, description="Different posters, or a state that does not allow it"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], error_fields={"target": "into"})
+    def merge(self, request: Request, number: str | None = None) -> Response:
+        duplicate = self.get_object()
+        data = s.IncidentMergeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        [target] = selectors.incidents_by_number([data.validated_data["into"]], field="into")
+        major.incident_merge(
+            duplicate=duplicate, target=target, actor=request.user, other_author=data.validated_data["other_author"]
+        )
+        return _incident_response(target, self.get_serializer_context())
+
+    @extend_schema(
+        summary="Undo the merge of this duplicate: what moved goes back",
+        request=None,
+        responses={
+            200: s.IncidentSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The incident is not merged"),
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def unmerge(self, request: Request, number: str | None = None) -> Response:
+        duplicate = major.incident_unmerge(duplicate=self.get_object(), actor=request.user)
+        return _incident_response(duplicate, self.get_serializer_context())
+
+    @extend_schema(
+        summary="The people a major incident affects: each child incident's poster and whether they had an answer",
+        responses={200: s.AffectedPosterSerializer(many=True), 400: OpenApiResponse(ErrorSerializer)},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], serializer_class=s.AffectedPosterSerializer)
+    def affected(self, request: Request, number: str | None = None) -> Response:
+        return self._page(selectors.major_affected_posters(self._major()))
+
+    @extend_schema(
+        summary="How a major incident's spike grew: its posts per minute since the first",
+        responses={200: s.SpikeGrowthSerializer, 400: OpenApiResponse(ErrorSerializer)},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def spike(self, request: Request, number: str | None = None) -> Response:
+        return Response(s.SpikeGrowthSerializer(selectors.major_spike_growth(self._major())).data)
+
+    def _major(self) -> Incident:
+        incident = self.get_object()
+        if not incident.is_major:
+            raise ApplicationError(f"{incident.number} is not a major incident")
+        return incident
+
 
 @extend_schema_view(
     list=extend_schema(summary="Posts heard on the channels"),
@@ -444,12 +559,22 @@ class ReplyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 @extend_schema_view(
     list=extend_schema(summary="The service catalogue"),
     retrieve=extend_schema(summary="One service by slug"),
+    partial_update=extend_schema(
+        summary="Set a service's spike thresholds (team leads)",
+        description="Only `spike_authors` and `spike_window_minutes` change; null returns to the default.",
+    ),
 )
-class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, ApiViewSet):
     serializer_class = s.ServiceSerializer
     lookup_field = "slug"
     lookup_value_regex = LOOKUP_REGEX
     filter_backends: tuple[type, ...] = ()
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_permissions(self) -> Sequence[Any]:
+        if self.action == "partial_update":
+            return [IsLead()]
+        return super().get_permissions()
 
     def get_queryset(self) -> QuerySet[Service]:
         return Service.objects.filter(active=True).select_related("owner_group").order_by("name")

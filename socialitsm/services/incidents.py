@@ -22,6 +22,7 @@ from socialitsm.models import (
 )
 from socialitsm.text import shorten
 
+from .broadcasts import broadcast_propose_fixed
 from .events import event_build, event_record
 from .sla import incident_sla_recompute
 
@@ -137,7 +138,9 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
 
     Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
     with transaction.atomic():
-        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        # NO KEY UPDATE: changes never touch the key, so incidents being linked to this one (their
+        # foreign key takes a key-share lock when they commit) are not held up by it.
+        locked = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
         incident_changes_check(incident=locked, **changes)
         changed: list[str] = []
         now = timezone.now()
@@ -166,8 +169,25 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
                     message=message,
                 )
             incident_sla_recompute(incident=locked)
+            if locked.is_major and "state" in changed and locked.state == Incident.State.RESOLVED:
+                _children_resolve(locked, actor)
+                # The "fixed" message, drafted for every poster; an agent confirms it.
+                broadcast_propose_fixed(major=locked, actor=actor)
             locked.refresh_from_db()
     return locked
+
+
+def _children_resolve(major: Incident, actor) -> None:
+    """A major incident resolved (by any door: an agent, the admin, an ITSM suite) resolves its
+    open children with it, each with its own audit event and SLA replay."""
+    children = Incident.objects.filter(parent=major, state__in=Incident.OPEN_STATES).order_by("pk")
+    for child in children:
+        incident_update(
+            incident=child,
+            actor=actor,
+            message=f"resolved with major incident {major.number}",
+            state=Incident.State.RESOLVED,
+        )
 
 
 def incident_changes_check(*, incident: Incident, **changes: Any) -> None:

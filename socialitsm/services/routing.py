@@ -8,6 +8,7 @@ from functools import cached_property
 
 from django.contrib.auth.models import Group
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.db.models.functions import Collate
 from django.utils import timezone
 
@@ -23,9 +24,11 @@ from .incidents import (
     incident_build,
     incident_numbers_next,
     incident_open_from_post,
+    incident_update,
     post_link,
     post_link_event,
 )
+from .major import RoutingSpikes
 from .sla import incidents_sla_recompute
 
 logger = logging.getLogger(__name__)
@@ -250,12 +253,30 @@ class _BatchRouter:
         return None
 
     def save(self) -> dict[str, int]:
-        if self.new_incidents:
-            numbers = incident_numbers_next(len(self.new_incidents))
-            for (incident, _), number in zip(self.new_incidents, numbers, strict=True):
-                incident.number = number
+        spikes = RoutingSpikes(
+            [incident for incident, _ in self.new_incidents], now=timezone.now(), default_group=self.default_group
+        )
+        replaced = spikes.existing_children()
+        if replaced:
+            # The poster already has an open child of the major incident: the post joins it.
+            self.new_incidents = [(i, why) for i, why in self.new_incidents if id(i) not in replaced]
+            self.links = [(post, replaced.get(id(incident), incident)) for post, incident in self.links]
+        majors = spikes.majors_build()
+        if self.new_incidents or majors:
+            numbers = iter(incident_numbers_next(len(majors) + len(self.new_incidents)))
+            for major in majors:
+                major.number = next(numbers)
+            Incident.objects.bulk_create(majors)
+            spikes.parents_assign()
+            for incident, _ in self.new_incidents:
+                incident.number = next(numbers)
             Incident.objects.bulk_create([incident for incident, _ in self.new_incidents])
-        events = [event_build(incident, IncidentEvent.Kind.OPENED, message=why) for incident, why in self.new_incidents]
+        opened = {major.pk for major in majors}
+        events = [
+            event_build(incident, IncidentEvent.Kind.OPENED, message=_opened_why(incident, why, opened))
+            for incident, why in self.new_incidents
+        ]
+        events.extend(spikes.events(opened=opened))
         for post, incident in self.links:
             post.incident = incident
             events.append(post_link_event(post, incident))
@@ -265,8 +286,30 @@ class _BatchRouter:
             ROUTED_FIELDS,
         )
         IncidentEvent.objects.bulk_create(events, batch_size=500)
-        incidents_sla_recompute(incident_ids={incident.pk for _, incident in self.links})
+        incidents_sla_recompute(incident_ids={incident.pk for _, incident in self.links} | {m.pk for m in majors})
+        self._reopen_after_fix()
         return self.outcome
+
+    def _reopen_after_fix(self) -> None:
+        """A poster who writes again in the thread of an incident resolved with its major
+        incident reopens their own incident (the major incident stays resolved)."""
+        resolved = {incident.pk: incident for _, incident in self.links if incident.state == Incident.State.RESOLVED}
+        for incident in resolved.values():
+            incident_update(
+                incident=incident,
+                actor=None,
+                message="the poster wrote again after the major incident was resolved",
+                state=Incident.State.IN_PROGRESS,
+            )
+
+
+def _opened_why(incident: Incident, why: str, majors_opened: set[int]) -> str:
+    """Why routing opened `incident`; one joining a major incident already open says so here
+    (one opening with a new major incident gets a link event of its own)."""
+    parent = incident.parent
+    if parent is not None and parent.pk not in majors_opened:
+        return f"{why}; joined major incident {parent.number}"
+    return why
 
 
 def _threads_preload(
@@ -274,20 +317,23 @@ def _threads_preload(
 ) -> tuple[dict[tuple[str, str, str], Incident], dict[tuple[int, str], Incident]]:
     """The open incidents these posts may continue, keyed by the external id they answer (a
     linked post or one of our replies) in its id space (network, scope), and by (author,
-    conversation). Only the incidents' ids are loaded: linking needs nothing else."""
+    conversation). Only the incidents' ids and states are loaded: linking needs nothing else."""
     open_states = Incident.OPEN_STATES
+    # Besides open incidents, a poster's own incident resolved with its major incident: writing
+    # again there reopens it (see _reopen_after_fix).
+    live = Q(incident__state__in=open_states) | Q(
+        incident__state=Incident.State.RESOLVED, incident__parent__isnull=False
+    )
     by_post_ids: dict[tuple[str, str, str], int] = {}
     replied = {(p.network, p.scope, p.in_reply_to) for p in posts if p.in_reply_to}
     if replied:
         networks, scopes, ids = {n for n, _, _ in replied}, {s for _, s, _ in replied}, {i for _, _, i in replied}
-        parents = Post.objects.filter(
-            network__in=networks, scope__in=scopes, external_id__in=ids, incident__state__in=open_states
-        )
+        parents = Post.objects.filter(live, network__in=networks, scope__in=scopes, external_id__in=ids)
         for network, scope, external_id, incident_id in parents.values_list(
             "network", "scope", "external_id", "incident_id"
         ):
             by_post_ids[(network, scope, external_id)] = incident_id
-        ours = Reply.objects.filter(channel__network__in=networks, external_id__in=ids, incident__state__in=open_states)
+        ours = Reply.objects.filter(live, channel__network__in=networks, external_id__in=ids)
         for network, channel_id, external_id, incident_id in ours.values_list(
             "channel__network", "channel_id", "external_id", "incident_id"
         ):
@@ -298,9 +344,9 @@ def _threads_preload(
     if conversations:
         rows = (
             Post.objects.filter(
+                live,
                 author_id__in={a for a, _ in conversations},
                 conversation_id__in={c for _, c in conversations},
-                incident__state__in=open_states,
             )
             .order_by("incident__opened_at", "incident_id")
             .values_list("author_id", "conversation_id", "incident_id")
@@ -308,7 +354,7 @@ def _threads_preload(
         for author_id, conversation_id, incident_id in rows:
             # Ordered oldest first, so the newest open incident of a conversation wins.
             by_conversation_ids[(author_id, conversation_id)] = incident_id
-    incidents = Incident.objects.only("pk").in_bulk({*by_post_ids.values(), *by_conversation_ids.values()})
+    incidents = Incident.objects.only("pk", "state").in_bulk({*by_post_ids.values(), *by_conversation_ids.values()})
     return (
         {key: incidents[pk] for key, pk in by_post_ids.items()},
         {key: incidents[pk] for key, pk in by_conversation_ids.items()},
@@ -348,6 +394,13 @@ def post_promote(*, post: Post, actor) -> Incident:
             raise ApplicationError("post has not been classified yet")
         incident = _thread_incident(locked)
         if incident is not None:
+            if incident.state == Incident.State.RESOLVED:
+                incident = incident_update(
+                    incident=incident,
+                    actor=actor,
+                    message="a post of the poster was promoted",
+                    state=Incident.State.IN_PROGRESS,
+                )
             post_link(post=locked, incident=incident, actor=actor)
             event_record(
                 incident, IncidentEvent.Kind.PROMOTED, actor=actor, new=f"{locked.network}:{locked.external_id}"

@@ -186,3 +186,28 @@ class StatusPostForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _field(self, "channel", forms.ModelChoiceField).queryset = Channel.objects.filter(enabled=True).order_by("name")
+
+
+NEW_MAJOR = "new"
+
+
+class IncidentSelectionForm(forms.Form):
+    """The queue's selected incidents and what to do with them: link them to a major incident
+    (a new one, or one already open) or merge them."""
+
+    major = forms.ChoiceField(label="Major incident", required=False)
+    short_description = forms.CharField(label="Title of a new major incident", max_length=160, required=False)
+    other_author = forms.BooleanField(label="Merge although the posters differ (team leads)", required=False)
+
+    def __init__(self, *args: Any, list_majors: bool = True, **kwargs: Any) -> None:
+        """`list_majors` False offers only a new major incident (the caller knows none is open)."""
+        super().__init__(*args, **kwargs)
+        majors = Incident.objects.filter(is_major=True, state__in=Incident.OPEN_STATES).order_by("-opened_at")
+        if not list_majors:
+            majors = majors.none()
+        major_field = self.fields["major"]
+        assert isinstance(major_field, forms.ChoiceField)
+        major_field.choices = [
+            (NEW_MAJOR, "New major incident"),
+            *((m.number, f"{m.number} {m.short_description}"[:90]) for m in majors[:100]),
+        ]

@@ -20,7 +20,11 @@ app_name = "socialitsm"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("incidents/link/", views.incidents_link_view, name="incidents-link"),
+    path("incidents/merge/", views.incidents_merge_view, name="incidents-merge"),
     path("incidents/<incident_number:number>/", views.incident_detail, name="incident"),
+    path("incidents/<incident_number:number>/unlink/", views.incident_unlink_view, name="incident-unlink"),
+    path("incidents/<incident_number:number>/unmerge/", views.incident_unmerge_view, name="incident-unmerge"),
     path("incidents/<incident_number:number>/replies/", views.incident_replies, name="incident-replies"),
     path("incidents/<incident_number:number>/update/", views.incident_update_view, name="incident-update"),
     path("incidents/<incident_number:number>/assign/", views.incident_assign_view, name="incident-assign"),

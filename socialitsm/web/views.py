@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
@@ -29,11 +30,20 @@ from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
+from socialitsm.services.major import incident_merge, incident_unmerge, major_link, major_open, major_unlink
 from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
 from socialitsm.services.routing import post_label, post_promote, post_routing_retry
 
 from . import charts
-from .forms import IncidentUpdateForm, QueueFilterForm, ReplyForm, SlaReportForm, TriageFilterForm
+from .forms import (
+    NEW_MAJOR,
+    IncidentSelectionForm,
+    IncidentUpdateForm,
+    QueueFilterForm,
+    ReplyForm,
+    SlaReportForm,
+    TriageFilterForm,
+)
 
 PAGE_SIZE = 50
 PENDING_REPLY = (Reply.Status.QUEUED, Reply.Status.SENDING)
@@ -92,6 +102,7 @@ def _queue_counts(user) -> dict[str, Any]:
         all=Count("pk"),
         mine=Count("pk", filter=Q(assignee=user)),
         unassigned=Count("pk", filter=Q(assignee__isnull=True)),
+        majors=Count("pk", filter=Q(is_major=True)),
     )
     return {
         **totals,
@@ -108,7 +119,7 @@ def _queue_counts(user) -> dict[str, Any]:
 def queue(request: HttpRequest) -> HttpResponse:
     counts = _queue_counts(request.user)
     form = QueueFilterForm(request.GET or None, counts=counts)
-    incidents = Incident.objects.select_related("service", "assignment_group", "assignee")
+    incidents = Incident.objects.select_related("service", "assignment_group", "assignee", "parent")
     query = selectors.IncidentQuery(open=True)
     order: list[Any] = ["priority", "opened_at", "pk"]
     if form.is_valid():
@@ -127,8 +138,125 @@ def queue(request: HttpRequest) -> HttpResponse:
     ordered = selectors.incidents_with_breach_due(incidents).order_by(*order)
     page = Paginator(ordered, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
-        request, "socialitsm/queue.html", {"form": form, "page": page, "counts": counts, "now": timezone.now()}
+        request,
+        "socialitsm/queue.html",
+        {
+            "form": form,
+            "page": page,
+            "counts": counts,
+            "now": timezone.now(),
+            "selection_form": IncidentSelectionForm(list_majors=bool(counts["majors"])),
+            "is_lead": is_lead(request.user),
+        },
     )
+
+
+def _selected(request: HttpRequest) -> list[Incident]:
+    """The incidents ticked in the queue; ApplicationError when none or unknown ones."""
+    numbers = request.POST.getlist("incidents")
+    if not numbers:
+        raise ApplicationError("Select at least one incident.")
+    return selectors.incidents_by_number(numbers)
+
+
+@require_POST
+@agent_required
+def incidents_link_view(request: HttpRequest) -> HttpResponse:
+    """Link the selected incidents to a new major incident or to an open one."""
+    form = IncidentSelectionForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("socialitsm:queue")
+    try:
+        children = _selected(request)
+        choice = form.cleaned_data["major"] or NEW_MAJOR
+        if choice == NEW_MAJOR:
+            major = major_open(
+                incidents=children, actor=request.user, short_description=form.cleaned_data["short_description"]
+            )
+        else:
+            [major] = selectors.incidents_by_number([choice], field="major")
+            major_link(major=major, incidents=children, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("socialitsm:queue")
+    messages.success(request, f"{len(children)} incident{'s' if len(children) != 1 else ''} linked to {major.number}.")
+    return redirect("socialitsm:incident", number=major.number)
+
+
+@require_POST
+@agent_required
+def incidents_merge_view(request: HttpRequest) -> HttpResponse:
+    """Merge the selected incidents into the oldest of them."""
+    form = IncidentSelectionForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("socialitsm:queue")
+    try:
+        selected = sorted(_selected(request), key=lambda i: (i.opened_at, i.pk))
+        if len(selected) < 2:
+            raise ApplicationError("Select two or more incidents to merge.")
+        target, duplicates = selected[0], selected[1:]
+        with transaction.atomic():
+            for duplicate in duplicates:
+                incident_merge(
+                    duplicate=duplicate,
+                    target=target,
+                    actor=request.user,
+                    other_author=form.cleaned_data["other_author"],
+                )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("socialitsm:queue")
+    numbers = ", ".join(d.number for d in duplicates)
+    messages.success(request, f"{numbers} merged into {target.number}.")
+    return redirect("socialitsm:incident", number=target.number)
+
+
+@require_POST
+@agent_required
+def incident_unlink_view(request: HttpRequest, number: str) -> HttpResponse:
+    incident = _incident_get(number)
+    parent_number = incident.parent.number if incident.parent is not None else ""
+    back = request.POST.get("back") == "major" and bool(parent_number)
+    try:
+        major_unlink(incident=incident, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{incident.number} is no longer part of {parent_number}.")
+    return redirect("socialitsm:incident", number=parent_number if back else number)
+
+
+@require_POST
+@agent_required
+def incident_unmerge_view(request: HttpRequest, number: str) -> HttpResponse:
+    incident = _incident_get(number)
+    try:
+        incident_unmerge(duplicate=incident, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The merge of {incident.number} is undone.")
+    return redirect("socialitsm:incident", number=number)
+
+
+def _major_context(incident: Incident) -> dict[str, Any]:
+    """What the page of a major incident adds: the affected posters and the spike's growth."""
+    if not incident.is_major:
+        return {}
+    growth = selectors.major_spike_growth(incident)
+    chart = None
+    if growth.points:
+        chart = charts.bar_chart(
+            chart_id="spike-growth",
+            title=f"Posts per {'minute' if growth.bucket_minutes == 1 else f'{growth.bucket_minutes} minutes'}",
+            desc=f"{growth.total} posts since {growth.first_post_at:%Y-%m-%d %H:%M} UTC; "
+            f"at most {growth.peak} in one bar.",
+            categories=[f"{p.start:%H:%M}" for p in growth.points],
+            series=[charts.Series("Posts", [p.posts for p in growth.points])],
+        )
+    return {"affected": list(selectors.major_affected_posters(incident)), "growth": growth, "growth_chart": chart}
 
 
 def _incident_get(number: str) -> Incident:
@@ -198,6 +326,8 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "events": selectors.incident_events(incident),
         "clocks": _clocks_view(incident),
         "itsm_links": selectors.itsm_link_list().filter(incident=incident),
+        "merged_here": list(incident.merged.order_by("pk").only("pk", "number", "short_description")),
+        **_major_context(incident),
     }
     return render(request, "socialitsm/incident.html", context)
 

@@ -276,6 +276,9 @@ def test_service_catalogue(agent_api):
         "name": "VPN",
         "aliases": ["GlobalProtect", "AnyConnect", "remote access", "Cisco VPN"],
         "owner_group": None,
+        "spike_authors": None,
+        "spike_window_minutes": None,
+        "spike_threshold": {"authors": 5, "window_minutes": 15},
     }
 
 

@@ -414,3 +414,21 @@ def test_tick_task_links_and_pushes(connection, incident, fake_suite):
     tasks.itsm_tick_task()
     assert ItsmLink.objects.get().status == "ok"
     assert len(fake_suite.tickets) == 1
+
+
+def test_suite_resolving_a_major_incident_resolves_its_children(connection, clock, fake_suite, agent):
+    from socialitsm.services.major import major_open
+
+    children = [IncidentFactory(), IncidentFactory()]
+    major = major_open(incidents=children, actor=agent, short_description="Mail outage")
+    itsm_tick()
+    link = ItsmLink.objects.get(incident=major)
+    fake_suite.tickets[link.remote_id].status = "resolved"
+    itsm_link_pull(link=link)
+    major.refresh_from_db()
+    assert major.state == "resolved"
+    for child in children:
+        child.refresh_from_db()
+        assert child.state == "resolved"
+        event = child.events.get(kind=IncidentEvent.Kind.CHANGED, field="state")
+        assert (event.actor, event.message) == (None, f"resolved with major incident {major.number}")
