@@ -20,7 +20,7 @@ END = "<!-- corpus-stats:end -->"
 
 
 def load(corpus: Path = CORPUS) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     for lang in LANGS:
         path = corpus / f"{lang}.jsonl"
         if path.exists():
