@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 import importlib.util
 import json
@@ -116,6 +117,16 @@ def test_no_train_eval_overlap(rows: list[dict]) -> None:
         for text, words in evals:
             for other in train:
                 assert len(words & other) < 0.9 * len(words | other), text
+
+
+def test_eval_is_apart_from_the_posts_the_current_model_trains_on(rows: list[dict]) -> None:
+    with (CORPUS.parent / "own_posts.csv").open(encoding="utf-8", newline="") as handle:
+        own = [_words(row["text"]) for row in csv.DictReader(handle)]
+    for row in rows:
+        if row["split"] == "eval":
+            words = _words(row["text"])
+            for other in own:
+                assert len(words & other) < 0.9 * len(words | other), row["text"]
 
 
 def test_source_tables_are_current(rows: list[dict]) -> None:
