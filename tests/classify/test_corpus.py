@@ -100,8 +100,10 @@ def test_about_a_quarter_of_each_language_is_eval(rows: list[dict]) -> None:
         assert 0.15 <= share <= 0.35, (lang, share)
 
 
-def test_every_family_is_in_eval(rows: list[dict]) -> None:
-    assert {row["family"] for row in rows if row["split"] == "eval"} == set(FAMILIES)
+def test_every_family_is_in_eval_in_every_language(rows: list[dict]) -> None:
+    for lang in LANGS:
+        families = {row["family"] for row in rows if row["lang"] == lang and row["split"] == "eval"}
+        assert families == set(FAMILIES), lang
 
 
 def test_no_exact_duplicates(rows: list[dict]) -> None:
