@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.utils import timezone
 
 from socialitsm.connectors import InboundAuthor, InboundPost
 from socialitsm.models import Author, Channel, Incident, Network, Post, Reply, Service, WatchRule
+from socialitsm.services.routing import posts_process
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -121,3 +124,28 @@ def inbound(
         posted_at=extra.pop("posted_at", datetime(2026, 11, 26, 8, 0, tzinfo=UTC)),
         **extra,
     )
+
+
+def route_concurrently(chunks: list[list[int]]) -> list[Exception]:
+    """Route the posts of each chunk (ids) in a thread of its own, with its own database
+    connection, ten at a time as the routing task does, all starting together. Returns what the
+    workers raised."""
+    barrier = threading.Barrier(len(chunks))
+    errors: list[Exception] = []
+
+    def work(ids: list[int]) -> None:
+        try:
+            barrier.wait()
+            for start in range(0, len(ids), 10):
+                posts_process(post_ids=ids[start : start + 10])
+        except Exception as exc:  # collected and asserted by the caller
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
