@@ -97,6 +97,30 @@ class ReplyFactory(factory.django.DjangoModelFactory):
     text = "On it"
 
 
+def major_incident(**fields) -> Incident:
+    """A major incident about the catalogue's e-mail service."""
+    fields.setdefault("short_description", "E-mail down")
+    return IncidentFactory(is_major=True, service=Service.objects.get(slug="email"), **fields)
+
+
+def major_child(
+    major: Incident,
+    rule: WatchRule,
+    *,
+    handle: str,
+    name: str = "",
+    state: str = "new",
+    number: str = "",
+    **post_fields,
+) -> tuple[Incident, Post]:
+    """One poster's own incident under `major`, opened from their post on `rule`'s channel."""
+    numbered = {"number": number} if number else {}
+    child = IncidentFactory(parent=major, service=major.service, state=state, **numbered)
+    author = AuthorFactory(handle=handle, name=name)
+    post = PostFactory(rule=rule, author=author, incident=child, triage_state=Post.Triage.INCIDENT, **post_fields)
+    return child, post
+
+
 def dead_worker_reply(post: Post, *, channel: Channel, visibility: str, text: str, claimed_at: datetime) -> Reply:
     """A reply whose first attempt was claimed at `claimed_at` (a minute after it was queued)
     and whose worker then died: still SENDING, with one attempt spent."""
