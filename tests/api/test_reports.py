@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
-from rest_framework.test import APIClient
 
 from .. import sla_data
 from ..test_selectors import EXPECTED
@@ -11,13 +10,6 @@ from ..test_selectors import EXPECTED
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/reports/sla/"
-
-
-@pytest.fixture
-def lead_api(lead) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(lead)
-    return client
 
 
 def test_report_needs_a_login(api):
