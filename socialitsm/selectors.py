@@ -146,7 +146,8 @@ def _minutes(seconds: list[int]) -> dict[str, Any]:
 def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
     """The lead's figures for `scope`. Clocks count in the period they started (when the poster
     wrote); a running clock past its due time counts as breached whether or not the sweep ran.
-    Response times are business time, as the SLA measures them. Plain JSON types only."""
+    Response times are business time, as the SLA measures them. The period's major incidents
+    come with their own figures (`major_incident_report`). Plain JSON types only."""
     incidents = _scoped_incidents(scope)
     clocks = SlaClock.objects.filter(
         incident__in=incidents, started_at__gte=scope.since, started_at__lt=scope.until
@@ -218,6 +219,7 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
         ],
         "at_risk": _at_risk(incidents, now),
         "sentiment": _sentiment_daily(scope),
+        "major_incidents": major_incident_report(scope=scope),
     }
 
 
@@ -481,7 +483,7 @@ def status_post_list(major: Incident) -> QuerySet[StatusPost]:
     return StatusPost.objects.filter(incident=major).select_related("channel", "agent").order_by("created_at", "id")
 
 
-def major_incident_report(*, scope: ReportFilter, now: datetime) -> list[dict[str, Any]]:
+def major_incident_report(*, scope: ReportFilter) -> list[dict[str, Any]]:
     """The major incidents opened in `scope`'s period, for the lead: how long from the first
     complaint to the major incident and to its first confirmed broadcast, and how many affected
     posters have had a reply (any reply sent on their incident) and how many have not."""

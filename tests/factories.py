@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.utils import timezone
 
 from socialitsm.connectors import InboundAuthor, InboundPost
 from socialitsm.models import Author, Channel, Incident, Network, Post, Reply, Service, WatchRule
+from socialitsm.services.routing import posts_process
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -94,6 +97,30 @@ class ReplyFactory(factory.django.DjangoModelFactory):
     text = "On it"
 
 
+def major_incident(**fields) -> Incident:
+    """A major incident about the catalogue's e-mail service."""
+    fields.setdefault("short_description", "E-mail down")
+    return IncidentFactory(is_major=True, service=Service.objects.get(slug="email"), **fields)
+
+
+def major_child(
+    major: Incident,
+    rule: WatchRule,
+    *,
+    handle: str,
+    name: str = "",
+    state: str = "new",
+    number: str = "",
+    **post_fields,
+) -> tuple[Incident, Post]:
+    """One poster's own incident under `major`, opened from their post on `rule`'s channel."""
+    numbered = {"number": number} if number else {}
+    child = IncidentFactory(parent=major, service=major.service, state=state, **numbered)
+    author = AuthorFactory(handle=handle, name=name)
+    post = PostFactory(rule=rule, author=author, incident=child, triage_state=Post.Triage.INCIDENT, **post_fields)
+    return child, post
+
+
 def dead_worker_reply(post: Post, *, channel: Channel, visibility: str, text: str, claimed_at: datetime) -> Reply:
     """A reply whose first attempt was claimed at `claimed_at` (a minute after it was queued)
     and whose worker then died: still SENDING, with one attempt spent."""
@@ -121,3 +148,28 @@ def inbound(
         posted_at=extra.pop("posted_at", datetime(2026, 11, 26, 8, 0, tzinfo=UTC)),
         **extra,
     )
+
+
+def route_concurrently(chunks: list[list[int]]) -> list[Exception]:
+    """Route the posts of each chunk (ids) in a thread of its own, with its own database
+    connection, ten at a time as the routing task does, all starting together. Returns what the
+    workers raised."""
+    barrier = threading.Barrier(len(chunks))
+    errors: list[Exception] = []
+
+    def work(ids: list[int]) -> None:
+        try:
+            barrier.wait()
+            for start in range(0, len(ids), 10):
+                posts_process(post_ids=ids[start : start + 10])
+        except Exception as exc:  # collected and asserted by the caller
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

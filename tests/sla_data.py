@@ -11,18 +11,20 @@ The report is for 19-20 Nov at 11:55 UTC on the 20th."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import time_machine
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from socialitsm.models import Incident, Network, SlaPolicy
+from socialitsm.exceptions import PermanentError
+from socialitsm.models import Incident, Network, Service, SlaPolicy
 from socialitsm.roles import AGENT_GROUP
+from socialitsm.services.broadcasts import broadcast_confirm, broadcast_create
 from socialitsm.services.incidents import incident_open_from_post, incident_update
-from socialitsm.services.replies import reply_queue, reply_send
+from socialitsm.services.replies import replies_send_due, reply_queue, reply_send
 
-from .factories import ChannelFactory, PostFactory, UserFactory, WatchRuleFactory
+from .factories import ChannelFactory, IncidentFactory, PostFactory, UserFactory, WatchRuleFactory
 
 NOW = datetime(2026, 11, 20, 11, 55, tzinfo=UTC)
 QUERY = {"from": "2026-11-19", "to": "2026-11-20"}
@@ -124,3 +126,33 @@ def build() -> dict[str, Incident]:
         sentiment=0.5,
     )
     return {"A": a, "B": b, "C": c, "D": d}
+
+
+def build_major_outage(*, now: datetime, agent, fake_network) -> Incident:
+    """Two major incidents about e-mail for the lead's major incident figures, as seen at `now`:
+
+    INC0000900, opened 60 min before `now` over three posters who wrote 90, 80 and 70 min before
+    it (30 min from the first post to the major incident); a broadcast confirmed 45 min before
+    `now` (45 min after the first post) reached two of them, the third's network refused it.
+    INC0000950, opened 5 min before `now`, with no posters yet."""
+    email = Service.objects.get(slug="email")
+    rule = WatchRuleFactory(
+        channel=ChannelFactory(slug="support", config={"connector": "fake", "broadcast_per_minute": 60})
+    )
+    major = IncidentFactory(
+        number="INC0000900",
+        is_major=True,
+        service=email,
+        opened_at=now - timedelta(minutes=60),
+        short_description="Mail",
+    )
+    for n, minutes in enumerate([90, 80, 70]):
+        child = IncidentFactory(number=f"INC000091{n}", parent=major, service=email)
+        PostFactory(rule=rule, incident=child, posted_at=now - timedelta(minutes=minutes))
+    IncidentFactory(number="INC0000950", is_major=True, service=email, opened_at=now - timedelta(minutes=5))
+    with time_machine.travel(now - timedelta(minutes=45), tick=False):
+        broadcast_confirm(broadcast=broadcast_create(major=major, text="We know", actor=agent), actor=agent)
+    with time_machine.travel(now - timedelta(minutes=44), tick=False):
+        fake_network.errors = [PermanentError("blocked")]
+        replies_send_due()
+    return major

@@ -54,6 +54,7 @@ EXPECTED = {
         {"date": "2026-11-20", "network": "mastodon", "negative": 0, "positive": 1, "ratio": 0.0},
         {"date": "2026-11-20", "network": "replay", "negative": 2, "positive": 1, "ratio": 2.0},
     ],
+    "major_incidents": [],
 }
 
 

@@ -745,6 +745,28 @@ class SlaReportSentimentSerializer(serializers.Serializer):
     ratio = serializers.FloatField(allow_null=True, help_text="negative / positive, null without positive posts.")
 
 
+class SlaReportMajorSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    short_description = serializers.CharField()
+    service = serializers.CharField(allow_null=True, help_text="The service's name; null when it has none.")
+    state = serializers.ChoiceField(choices=Incident.State.choices)
+    opened_at = serializers.DateTimeField()
+    children = serializers.IntegerField(help_text="Incidents linked to it, one per affected poster as a rule.")
+    first_post_at = serializers.DateTimeField(
+        allow_null=True, help_text="The earliest post of the major incident or its children; null without posts."
+    )
+    minutes_to_major = serializers.FloatField(
+        allow_null=True, help_text="From the first post to the major incident's opening; null without posts."
+    )
+    minutes_to_first_broadcast = serializers.FloatField(
+        allow_null=True,
+        help_text="From the first post (else the opening) to the first confirmed broadcast; null before one.",
+    )
+    posters = serializers.IntegerField(help_text="Affected posters: authors of its and its children's posts.")
+    answered = serializers.IntegerField(help_text="Posters with a reply sent on their incident.")
+    unanswered = serializers.IntegerField(help_text="Posters without one.")
+
+
 class SlaReportSerializer(serializers.Serializer):
     """The report's shape, for the API docs (the view returns the selector's plain dict)."""
 
@@ -757,6 +779,7 @@ class SlaReportSerializer(serializers.Serializer):
     breaches_by_group = SlaReportGroupSerializer(many=True)
     at_risk = SlaReportAtRiskSerializer(many=True)
     sentiment = SlaReportSentimentSerializer(many=True)
+    major_incidents = SlaReportMajorSerializer(many=True, help_text="Major incidents opened in the period.")
 
 
 class SlaCalendarSerializer(serializers.ModelSerializer):

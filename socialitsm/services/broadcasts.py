@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from socialitsm import selectors
@@ -30,6 +29,7 @@ from socialitsm.models import Author, Broadcast, Channel, Incident, IncidentEven
 from .events import event_record
 from .pacing import channel_next_slot, channel_pace_interval
 from .replies import reply_options, reply_queue
+from .sending import send_claim, send_due_handover
 
 logger = logging.getLogger(__name__)
 
@@ -438,15 +438,7 @@ def status_post_send(*, status_post: StatusPost) -> StatusPost | None:
     """Send a queued status post once: claimed by a conditional update, the network called
     outside any transaction, the outcome recorded. A transient error keeps it queued for a
     later attempt (backoff within REPLY_RETRY_HOURS); a permanent one marks it failed."""
-    now = timezone.now()
-    due = Q(retry_after__isnull=True) | Q(retry_after__lte=now)
-    claimable = Q(due, status=StatusPost.Status.QUEUED) | Q(
-        status=StatusPost.Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
-    )
-    claimed = StatusPost.objects.filter(claimable, pk=status_post.pk).update(
-        status=StatusPost.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+    if not send_claim(StatusPost, status_post.pk, now=timezone.now()):
         logger.info("status post %s is not claimable; skipped", status_post.pk)
         return None
     status_post = StatusPost.objects.select_related("channel", "incident", "agent").get(pk=status_post.pk)
@@ -518,15 +510,7 @@ def status_posts_send_due(*, now: datetime | None = None) -> int:
     """The beat's entry point for status posts waiting out a backoff: hand those due to the
     workers. Returns how many. Stamped like replies (`replies_send_due`) so busy workers are
     not handed the same one twice before the lease passes."""
-    now = now or timezone.now()
-    lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
-    ids = list(
-        StatusPost.objects.filter(status=StatusPost.Status.QUEUED, retry_after__lte=now)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease))
-        .order_by("retry_after", "id")
-        .values_list("id", flat=True)[:200]
-    )
-    StatusPost.objects.filter(pk__in=ids, status=StatusPost.Status.QUEUED).update(claimed_at=now)
+    ids = send_due_handover(StatusPost, now=now or timezone.now(), limit=200)
     for status_post_id in ids:
         _enqueue_status_post(status_post_id)
     return len(ids)

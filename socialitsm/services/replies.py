@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from socialitsm.backoff import next_attempt_at
@@ -21,6 +20,7 @@ from .channels import channel_quota_record
 from .deletions import gone_refusal, reply_target_gone
 from .events import event_record
 from .pacing import channel_next_slot, channel_queue_hold
+from .sending import send_claim, send_due_handover
 from .sla import incident_sla_recompute
 
 logger = logging.getLogger(__name__)
@@ -138,15 +138,7 @@ def reply_send(*, reply: Reply) -> Reply | None:
     upstream is redacted and fails the reply unsent. The network is called outside any
     transaction. A transient error queues the reply for a later attempt (`reply_postpone`);
     a permanent one marks it failed. Errors are recorded, not raised."""
-    now = timezone.now()
-    due = Q(retry_after__isnull=True) | Q(retry_after__lte=now)
-    claimable = Q(due, status=Reply.Status.QUEUED) | Q(
-        status=Reply.Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
-    )
-    claimed = Reply.objects.filter(claimable, pk=reply.pk).update(
-        status=Reply.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+    if not send_claim(Reply, reply.pk, now=timezone.now()):
         logger.info("reply %s is not claimable; skipped", reply.pk)
         return None
     reply = Reply.objects.select_related("post", "post__author", "post__channel", "channel", "incident").get(
@@ -289,15 +281,7 @@ def replies_send_due(*, now: datetime | None = None) -> int:
     is due to the workers, earliest first. Returns how many. A reply handed over is stamped
     (`claimed_at`), so that while workers are busy the next ticks do not hand it over again; if
     its task is lost, it is handed over again once SEND_LEASE_SECONDS have passed."""
-    now = now or timezone.now()
-    lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
-    reply_ids = list(
-        Reply.objects.filter(status=Reply.Status.QUEUED, retry_after__lte=now)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lease))
-        .order_by("retry_after", "id")
-        .values_list("id", flat=True)[:1000]
-    )
-    Reply.objects.filter(pk__in=reply_ids, status=Reply.Status.QUEUED).update(claimed_at=now)
+    reply_ids = send_due_handover(Reply, now=now or timezone.now(), limit=1000)
     for reply_id in reply_ids:
         _enqueue_send(reply_id)
     return len(reply_ids)

@@ -3,31 +3,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 
-from socialitsm.models import Broadcast, Network, Reply, Service, StatusPost
+from socialitsm.models import Broadcast, Network, Reply, StatusPost
 
-from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFactory, WatchRuleFactory
+from ..factories import (
+    ChannelFactory,
+    IncidentFactory,
+    WatchRuleFactory,
+    major_child,
+    major_incident,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
 @pytest.fixture
 def major():
-    email = Service.objects.get(slug="email")
-    major = IncidentFactory(number="INC0000900", is_major=True, short_description="E-mail down", service=email)
+    major = major_incident(number="INC0000900")
     rule = WatchRuleFactory(channel=ChannelFactory(slug="support", network=Network.MASTODON))
     for n, handle in enumerate(["@ana", "@bo"]):
-        child = IncidentFactory(number=f"INC000091{n}", parent=major, service=email)
-        PostFactory(rule=rule, incident=child, author=AuthorFactory(handle=handle, name=handle[1:].title()))
+        major_child(major, rule, handle=handle, name=handle[1:].title(), number=f"INC000091{n}")
     return major
 
 

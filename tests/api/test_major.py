@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from rest_framework.test import APIClient
 
 from socialitsm.models import Incident, IncidentEvent, Post, Reply, Service
 from socialitsm.services.routing import posts_process
@@ -14,20 +13,6 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 INCIDENTS = "/api/v1/incidents/"
-
-
-@pytest.fixture
-def lead_api(lead) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(lead)
-    return client
-
-
-@pytest.fixture
-def outsider_api(outsider) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(outsider)
-    return client
 
 
 def _routed(author=None, text: str = "Email is down again, nothing arrives", **extra) -> Post:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
-from rest_framework.test import APIClient
 
 from .. import sla_data
 from ..test_selectors import EXPECTED
@@ -11,13 +12,6 @@ from ..test_selectors import EXPECTED
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/reports/sla/"
-
-
-@pytest.fixture
-def lead_api(lead) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(lead)
-    return client
 
 
 def test_report_needs_a_login(api):
@@ -64,3 +58,44 @@ def test_report_filters_by_group_and_network(lead_api):
 def test_report_refuses_bad_filters(lead_api, query, errors):
     response = lead_api.get(URL, query)
     assert (response.status_code, response.json()) == (400, errors)
+
+
+def test_report_has_the_major_incidents_of_the_period(lead_api, agent, fake_network):
+    now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    with time_machine.travel(now, tick=False):
+        sla_data.build_major_outage(now=now, agent=agent, fake_network=fake_network)
+        response = lead_api.get(URL, {"from": "2026-11-26", "to": "2026-11-26"})
+        before = lead_api.get(URL, {"from": "2026-11-20", "to": "2026-11-25"})
+
+    assert response.status_code == 200
+    assert response.json()["major_incidents"] == [
+        {
+            "number": "INC0000900",
+            "short_description": "Mail",
+            "service": "Email",
+            "state": "new",
+            "opened_at": "2026-11-26T08:00:00+00:00",
+            "children": 3,
+            "first_post_at": "2026-11-26T07:30:00+00:00",
+            "minutes_to_major": 30.0,
+            "minutes_to_first_broadcast": 45.0,
+            "posters": 3,
+            "answered": 2,
+            "unanswered": 1,
+        },
+        {
+            "number": "INC0000950",
+            "short_description": "VPN down again",
+            "service": "Email",
+            "state": "new",
+            "opened_at": "2026-11-26T08:55:00+00:00",
+            "children": 0,
+            "first_post_at": None,
+            "minutes_to_major": None,
+            "minutes_to_first_broadcast": None,
+            "posters": 0,
+            "answered": 0,
+            "unanswered": 0,
+        },
+    ]
+    assert before.json()["major_incidents"] == []

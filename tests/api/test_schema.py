@@ -229,3 +229,26 @@ def test_schema_documents_the_details_of_a_post(schema):
     assert item["properties"]["kind"]["allOf"] == [{"$ref": "#/components/schemas/PostDetailItemKindEnum"}]
     kinds = schema["components"]["schemas"]["PostDetailItemKindEnum"]["enum"]
     assert kinds == ["quote", "poll", "alt_text", "media", "link", "crosspost"]
+
+
+def test_schema_documents_the_major_incidents_of_the_sla_report(schema):
+    components = schema["components"]["schemas"]
+    report = components["SlaReport"]["properties"]["major_incidents"]
+    assert report["items"] == {"$ref": "#/components/schemas/SlaReportMajor"}
+    major = components["SlaReportMajor"]
+    assert set(major["properties"]) == {
+        "number",
+        "short_description",
+        "service",
+        "state",
+        "opened_at",
+        "children",
+        "first_post_at",
+        "minutes_to_major",
+        "minutes_to_first_broadcast",
+        "posters",
+        "answered",
+        "unanswered",
+    }
+    assert major["properties"]["minutes_to_first_broadcast"]["nullable"] is True
+    assert "major_incidents" in components["SlaReport"]["required"]

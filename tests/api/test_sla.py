@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 from django.db import transaction
-from rest_framework.test import APIClient
 
 from socialitsm.models import SlaCalendar, SlaClock, SlaPolicy
 from socialitsm.services.incidents import incident_open_from_post, incident_update
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.django_db
 
 def z(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-@pytest.fixture
-def lead_api(lead) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(lead)
-    return client
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import responses
 import time_machine
 from responses import matchers
 
-from socialitsm.connectors import bluesky, connector_for
+from socialitsm.connectors import connector_for
 from socialitsm.connectors.bluesky import BlueskyConnector, graphemes
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
@@ -23,15 +23,10 @@ from socialitsm.services.replies import reply_queue, reply_send
 
 from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory, dead_worker_reply
 from ..fixtures import load_fixture
+from .shared import ACCESS, ENTRYWAY, JANE, JANE_POST, OUR_DID, PDS, bluesky_channel
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns", "bluesky_sessions")]
 
-ENTRYWAY = "https://bsky.social"
-PDS = "https://morel.us-east.host.bsky.network"
-OUR_DID = "did:plc:acmesupport7x2k3q4r5s6t"
-ACCESS = "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.access-1"
-JANE = "did:plc:jane4abcdefghijklmnop"
-JANE_POST = f"at://{JANE}/app.bsky.feed.post/3lbc2xkqz7s2a"
 JANE_CID = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 
@@ -45,24 +40,9 @@ def _on_the_fixtures_day():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _no_sessions():
-    bluesky.sessions_forget()
-    yield
-    bluesky.sessions_forget()
-
-
 @pytest.fixture
 def channel() -> Channel:
-    return ChannelFactory(
-        name="Acme on Bluesky",
-        slug="acme-bluesky",
-        network="bluesky",
-        base_url="",
-        handle="@acmesupport.bsky.social",
-        credentials={"identifier": "acmesupport.bsky.social", "password": "abcd-efgh-ijkl-mnop"},
-        config={"account_id": OUR_DID},
-    )
+    return bluesky_channel()
 
 
 def _login() -> None:

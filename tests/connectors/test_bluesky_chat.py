@@ -12,24 +12,18 @@ import responses
 import time_machine
 from responses import matchers
 
-from socialitsm.connectors import bluesky
 from socialitsm.connectors.bluesky import BlueskyConnector
 from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_options, reply_queue
 
-from ..factories import AuthorFactory, ChannelFactory, PostFactory, WatchRuleFactory
+from ..factories import AuthorFactory, PostFactory, WatchRuleFactory
 from ..fixtures import load_fixture
+from .shared import ACCESS, ENTRYWAY, JANE, JANE_POST, PDS, bluesky_channel
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns", "bluesky_sessions")]
 
-ENTRYWAY = "https://bsky.social"
-PDS = "https://morel.us-east.host.bsky.network"
-OUR_DID = "did:plc:acmesupport7x2k3q4r5s6t"
-ACCESS = "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.access-1"
-JANE = "did:plc:jane4abcdefghijklmnop"
 BOB = "did:plc:bob7abcdefghijklmnopq"
-JANE_POST = f"at://{JANE}/app.bsky.feed.post/3lbc2xkqz7s2a"
 JANE_CONVO = "3lbc2zq6pxk2a"
 BOB_CONVO = "3lbc3bobconvo"
 OUR_MESSAGE = "3lbc2zr4abc2b"
@@ -45,24 +39,9 @@ def _on_the_fixtures_day():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _no_sessions():
-    bluesky.sessions_forget()
-    yield
-    bluesky.sessions_forget()
-
-
 @pytest.fixture
 def channel() -> Channel:
-    return ChannelFactory(
-        name="Acme on Bluesky",
-        slug="acme-bluesky",
-        network="bluesky",
-        base_url="",
-        handle="@acmesupport.bsky.social",
-        credentials={"identifier": "acmesupport.bsky.social", "password": "abcd-efgh-ijkl-mnop"},
-        config={"account_id": OUR_DID},
-    )
+    return bluesky_channel()
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-import time_machine
 
-from socialitsm.connectors import reddit
 from socialitsm.connectors.reddit import RedditConnector, markdown_escape, markdown_to_text
 from socialitsm.connectors.reddit.parse import thing_to_inbound
 from socialitsm.exceptions import PermanentError, TransientError
@@ -20,26 +18,20 @@ from socialitsm.models import Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_queue, reply_send
 
-from ..factories import AuthorFactory, ChannelFactory, WatchRuleFactory, dead_worker_reply
+from ..factories import AuthorFactory, WatchRuleFactory, dead_worker_reply
 from ..fixtures import load_fixture
+from .shared import API, T0, TOKEN, form, reddit_channel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reddit_tokens", "clock")]
 
-API = "https://oauth.reddit.com"
-TOKEN = "https://www.reddit.com/api/v1/access_token"
 SEARCH = f"{API}/r/sysadmin/search"
 COMMENTS = f"{API}/r/sysadmin/comments"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-T0 = 1795680603.0  # created_utc of the fixture post, 2026-11-26T08:10:03Z
 LIMIT_HEADERS = {"X-Ratelimit-Used": "2", "X-Ratelimit-Remaining": "598.0", "X-Ratelimit-Reset": "412"}
 USER_AGENT = "server:socialitsm:v1 (by /u/acme_support)"
 
 
 fixture = partial(load_fixture, "reddit")
-
-
-def form(call) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(call.request.body).items()}
 
 
 def query_of(call) -> dict[str, str]:
@@ -66,27 +58,9 @@ def t3(id_: str, created: float, title: str = "VPN down again") -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def _isolated(public_dns):
-    reddit._tokens.clear()
-    with time_machine.travel(NOW, tick=False):
-        yield
-    reddit._tokens.clear()
-
-
 @pytest.fixture
 def channel():
-    return ChannelFactory(
-        network="reddit",
-        handle="u/acme_support",
-        config={"subreddits": ["sysadmin"], "include_comments": False, "account_id": "acme_support"},
-        credentials={
-            "client_id": "cl-id",
-            "client_secret": "cl-secret",
-            "username": "acme_support",
-            "password": "hunter2 & more",
-        },
-    )
+    return reddit_channel(include_comments=False, password="hunter2 & more")
 
 
 @pytest.fixture

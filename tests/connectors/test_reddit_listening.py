@@ -7,11 +7,9 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 from functools import partial
-from urllib.parse import parse_qs
 
 import pytest
 import responses
-import time_machine
 
 from socialitsm.connectors import reddit
 from socialitsm.connectors.base import DetailKind, PostDetail
@@ -20,40 +18,21 @@ from socialitsm.models import Author, Channel, Incident, Post, Reply, WatchRule
 from socialitsm.services.ingest import channel_poll
 from socialitsm.services.replies import reply_options, reply_queue
 
-from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFactory, ReplyFactory, WatchRuleFactory
+from ..factories import AuthorFactory, IncidentFactory, PostFactory, ReplyFactory, WatchRuleFactory
 from ..fixtures import load_fixture
+from .shared import API, T0, TOKEN, form, reddit_channel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reddit_tokens", "clock")]
 
-API = "https://oauth.reddit.com"
-TOKEN = "https://www.reddit.com/api/v1/access_token"
 MESSAGES = f"{API}/message/messages"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-T0 = 1795680603.0  # 2026-11-26T08:10:03Z
 
 fixture = partial(load_fixture, "reddit")
 
 
-def form(call) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(call.request.body).items()}
-
-
-@pytest.fixture(autouse=True)
-def _isolated(public_dns):
-    reddit._tokens.clear()
-    with time_machine.travel(NOW, tick=False):
-        yield
-    reddit._tokens.clear()
-
-
 @pytest.fixture
 def channel():
-    return ChannelFactory(
-        network="reddit",
-        handle="u/acme_support",
-        config={"subreddits": ["sysadmin"], "include_comments": True, "account_id": "acme_support"},
-        credentials={"client_id": "cl-id", "client_secret": "cl-secret", "username": "acme_support", "password": "pw"},
-    )
+    return reddit_channel(include_comments=True, password="pw")
 
 
 def signed_in() -> None:

@@ -5,10 +5,9 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 
 from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
-from socialitsm.models import Broadcast, Incident, IncidentEvent, Network, Reply, Service, SlaClock, StatusPost
+from socialitsm.models import Broadcast, Incident, IncidentEvent, Network, Reply, SlaClock, StatusPost
 from socialitsm.services.broadcasts import (
     broadcast_confirm,
     broadcast_create,
@@ -24,32 +23,20 @@ from socialitsm.services.broadcasts import (
 from socialitsm.services.replies import replies_send_due
 from socialitsm.services.routing import posts_process
 
-from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFactory, WatchRuleFactory
+from ..factories import (
+    AuthorFactory,
+    ChannelFactory,
+    IncidentFactory,
+    PostFactory,
+    WatchRuleFactory,
+    major_child,
+    major_incident,
+)
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-def email() -> Service:
-    return Service.objects.get(slug="email")
-
-
-def make_major(**fields) -> Incident:
-    return IncidentFactory(is_major=True, short_description="E-mail down for everyone", service=email(), **fields)
-
-
-def add_child(major: Incident, rule, *, handle: str, name: str = "", state: str = "new", **post_fields):
-    child = IncidentFactory(parent=major, service=email(), state=state)
-    author = AuthorFactory(handle=handle, name=name)
-    post = PostFactory(rule=rule, author=author, incident=child, triage_state="incident", **post_fields)
-    return child, post
+EVERYONE = "E-mail down for everyone"
 
 
 @pytest.fixture
@@ -82,7 +69,7 @@ def test_template_refuses_anything_but_plain_variables(text, message):
 
 
 def test_unknown_variable_is_refused_when_the_draft_is_written(rule, agent):
-    major = make_major()
+    major = major_incident(short_description=EVERYONE)
     with pytest.raises(ApplicationError, match=r"unknown variable \{ticket\}"):
         broadcast_create(major=major, text="Hi {name}, see {ticket}", actor=agent)
     assert Broadcast.objects.count() == 0
@@ -98,14 +85,14 @@ def test_broadcast_needs_a_major_incident(rule, agent):
 
 
 def test_preview_personalises_per_poster_and_says_who_is_left_out(rule, agent, fake_network):
-    major = make_major()
-    child_a, _post_a = add_child(major, rule, handle="@ana", name="Ana")
-    child_b, post_b = add_child(major, rule, handle="@bo", name="")
+    major = major_incident(short_description=EVERYONE)
+    child_a, _post_a = major_child(major, rule, handle="@ana", name="Ana")
+    child_b, post_b = major_child(major, rule, handle="@bo", name="")
     # Bo wrote twice: the latest post is answered, once.
     later_b = PostFactory(
         rule=rule, author=post_b.author, incident=child_b, posted_at=post_b.posted_at + timedelta(minutes=5)
     )
-    child_c, _post_c = add_child(major, rule, handle="@cy", name="Cy", state="closed")
+    child_c, _post_c = major_child(major, rule, handle="@cy", name="Cy", state="closed")
     # A poster on the major incident itself gets it too.
     major_post = PostFactory(rule=rule, incident=major, author=AuthorFactory(handle="@dee", name="Dee {incident}"))
     broadcast = broadcast_create(
@@ -131,9 +118,9 @@ def test_preview_personalises_per_poster_and_says_who_is_left_out(rule, agent, f
 
 def test_preview_refuses_texts_too_long_for_the_network(rule, agent, fake_network):
     fake_network.max_reply_chars = 30
-    major = make_major()
-    add_child(major, rule, handle="@al", name="Al")
-    add_child(major, rule, handle="@b", name="Bartholomew Longname-Example")
+    major = major_incident(short_description=EVERYONE)
+    major_child(major, rule, handle="@al", name="Al")
+    major_child(major, rule, handle="@b", name="Bartholomew Longname-Example")
     broadcast = broadcast_create(major=major, text="Hi {name}, mail is back.", actor=agent)
 
     preview = broadcast_preview(broadcast)
@@ -145,8 +132,8 @@ def test_preview_refuses_texts_too_long_for_the_network(rule, agent, fake_networ
 
 
 def test_direct_message_where_public_refused_and_left_out_where_neither(rule, agent, fake_network):
-    major = make_major()
-    add_child(major, rule, handle="@pub")
+    major = major_incident(short_description=EVERYONE)
+    major_child(major, rule, handle="@pub")
     broadcast = broadcast_create(major=major, text="Update: {service} is being fixed", actor=agent)
     fake_network.refusals = {"public": "the author did not mention us"}
     assert [(r.visibility, r.reason_code) for r in broadcast_preview(broadcast).recipients] == [("direct", "")]
@@ -157,8 +144,8 @@ def test_direct_message_where_public_refused_and_left_out_where_neither(rule, ag
 
 
 def test_agent_may_choose_direct_messages(rule, agent):
-    major = make_major()
-    add_child(major, rule, handle="@pub")
+    major = major_incident(short_description=EVERYONE)
+    major_child(major, rule, handle="@pub")
     broadcast = broadcast_create(major=major, text="Update", actor=agent, visibility="direct")
     assert [r.visibility for r in broadcast_preview(broadcast).recipients] == ["direct"]
 
@@ -167,8 +154,8 @@ def test_agent_may_choose_direct_messages(rule, agent):
 
 
 def test_nothing_is_sent_before_confirmation(rule, agent, fake_network, django_capture_on_commit_callbacks):
-    major = make_major()
-    add_child(major, rule, handle="@ana")
+    major = major_incident(short_description=EVERYONE)
+    major_child(major, rule, handle="@ana")
     with django_capture_on_commit_callbacks(execute=True):
         broadcast_create(major=major, text="Hi {name}", actor=agent)
     assert fake_network.sent == []
@@ -178,10 +165,10 @@ def test_nothing_is_sent_before_confirmation(rule, agent, fake_network, django_c
 def test_confirm_sends_once_per_poster_and_is_idempotent(
     clock, rule, agent, lead, fake_network, django_capture_on_commit_callbacks
 ):
-    major = make_major()
-    child_a, post_a = add_child(major, rule, handle="@ana", name="Ana")
-    child_b, post_b = add_child(major, rule, handle="@bo", name="Bo")
-    _child_c, post_c = add_child(major, rule, handle="@cy", name="Cy")
+    major = major_incident(short_description=EVERYONE)
+    child_a, post_a = major_child(major, rule, handle="@ana", name="Ana")
+    child_b, post_b = major_child(major, rule, handle="@bo", name="Bo")
+    _child_c, post_c = major_child(major, rule, handle="@cy", name="Cy")
     broadcast = broadcast_create(major=major, text="Hi {name}, we are on it ({incident}).", actor=agent)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -209,11 +196,11 @@ def test_confirm_sends_once_per_poster_and_is_idempotent(
 
 
 def test_posters_who_already_had_the_message_are_left_out(clock, rule, agent, django_capture_on_commit_callbacks):
-    major = make_major()
-    add_child(major, rule, handle="@ana")
+    major = major_incident(short_description=EVERYONE)
+    major_child(major, rule, handle="@ana")
     with django_capture_on_commit_callbacks(execute=True):
         broadcast_confirm(broadcast=broadcast_create(major=major, text="We are on it", actor=agent), actor=agent)
-    _child_b, _post_b = add_child(major, rule, handle="@late")
+    _child_b, _post_b = major_child(major, rule, handle="@late")
     again = broadcast_create(major=major, text="We are on it", actor=agent)
     other = broadcast_create(major=major, text="New update: a fix is being tested", actor=agent)
 
@@ -225,8 +212,8 @@ def test_posters_who_already_had_the_message_are_left_out(clock, rule, agent, dj
 
 
 def test_unknown_exclusion_and_discarded_draft_are_refused(rule, agent):
-    major = make_major()
-    add_child(major, rule, handle="@ana")
+    major = major_incident(short_description=EVERYONE)
+    major_child(major, rule, handle="@ana")
     broadcast = broadcast_create(major=major, text="Hi", actor=agent)
     stranger = AuthorFactory()
     with pytest.raises(ApplicationError, match="not an affected poster"):
@@ -238,8 +225,8 @@ def test_unknown_exclusion_and_discarded_draft_are_refused(rule, agent):
 
 
 def test_confirmed_broadcast_cannot_be_edited(clock, rule, agent, django_capture_on_commit_callbacks):
-    major = make_major()
-    add_child(major, rule, handle="@ana")
+    major = major_incident(short_description=EVERYONE)
+    major_child(major, rule, handle="@ana")
     broadcast = broadcast_create(major=major, text="Hi", actor=agent)
     broadcast_update(broadcast=broadcast, actor=agent, text="Hi {name}")
     with django_capture_on_commit_callbacks(execute=True):
@@ -253,8 +240,8 @@ def test_confirmed_broadcast_cannot_be_edited(clock, rule, agent, django_capture
 
 def test_propose_fixed_drafts_one_editable_message(clock, rule, agent, settings, django_capture_on_commit_callbacks):
     settings.SOCIALITSM_BROADCAST_FIXED_TEXT = "Fixed: {service} works again, {name}."
-    major = make_major()
-    _child, _post = add_child(major, rule, handle="@ana", name="Ana")
+    major = major_incident(short_description=EVERYONE)
+    _child, _post = major_child(major, rule, handle="@ana", name="Ana")
 
     draft = broadcast_propose_fixed(major=major, actor=None)
     assert broadcast_propose_fixed(major=major, actor=None) == draft
@@ -288,7 +275,7 @@ def test_delivered_broadcast_reply_is_the_first_response_and_a_failed_one_is_not
 ):
     rule.channel.config["broadcast_per_minute"] = 60
     rule.channel.save()
-    major = make_major()
+    major = major_incident(short_description=EVERYONE)
     delivered = routed_child(major, rule, "@ana")
     refused = routed_child(major, rule, "@bo")
     broadcast = broadcast_create(major=major, text="We know, {name}; fixing it", actor=agent)
@@ -322,9 +309,9 @@ def test_200_posters_on_two_channels_are_answered_paced_once_each(
         WatchRuleFactory(channel=ChannelFactory(slug="sky", network=Network.BLUESKY)),
     ]
     intervals = {rules[0].channel.pk: timedelta(seconds=30), rules[1].channel.pk: timedelta(seconds=10)}
-    major = make_major()
+    major = major_incident(short_description=EVERYONE)
     for n in range(200):
-        add_child(major, rules[n % 2], handle=f"@p{n}", name=f"P{n}")
+        major_child(major, rules[n % 2], handle=f"@p{n}", name=f"P{n}")
     broadcast = broadcast_create(major=major, text="{name}: {service} is down, we are on it ({incident})", actor=agent)
     # The first send of the Mastodon channel fails on the way: it is retried. The first of the
     # Bluesky channel gets through but its answer is lost: the retry finds it, never doubles it.
@@ -379,7 +366,7 @@ def test_200_posters_on_two_channels_are_answered_paced_once_each(
 def test_status_post_is_published_once_and_retried_after_a_transient_error(
     clock, rule, agent, fake_network, django_capture_on_commit_callbacks
 ):
-    major = make_major()
+    major = major_incident(short_description=EVERYONE)
     fake_network.errors = [TransientError("Mastodon is failing (HTTP 502): bad gateway")]
     with django_capture_on_commit_callbacks(execute=True):
         status_post = status_post_publish(major=major, channel=rule.channel, text="We know e-mail is down", actor=agent)
@@ -419,14 +406,16 @@ def test_status_post_is_published_once_and_retried_after_a_transient_error(
 def test_status_post_refused_where_the_network_has_none(rule, agent, fake_network):
     fake_network.status_refusal = "Webhook channels cannot publish a status post"
     with pytest.raises(ApplicationError, match="Webhook channels cannot publish a status post"):
-        status_post_publish(major=make_major(), channel=rule.channel, text="We know", actor=agent)
+        status_post_publish(
+            major=major_incident(short_description=EVERYONE), channel=rule.channel, text="We know", actor=agent
+        )
     assert StatusPost.objects.count() == 0
 
 
 def test_status_post_failing_permanently_can_be_retried(
     clock, rule, agent, fake_network, django_capture_on_commit_callbacks
 ):
-    major = make_major()
+    major = major_incident(short_description=EVERYONE)
     fake_network.errors = [PermanentError("Mastodon refused the request (HTTP 422): duplicate")]
     with django_capture_on_commit_callbacks(execute=True):
         status_post = status_post_publish(major=major, channel=rule.channel, text="We know", actor=agent)
@@ -441,8 +430,8 @@ def test_status_post_failing_permanently_can_be_retried(
 
 
 def test_two_posters_on_one_incident_each_get_their_own_reply(clock, rule, agent, django_capture_on_commit_callbacks):
-    major = make_major()
-    child, post_a = add_child(major, rule, handle="@ana", name="Ana")
+    major = major_incident(short_description=EVERYONE)
+    child, post_a = major_child(major, rule, handle="@ana", name="Ana")
     post_b = PostFactory(rule=rule, incident=child, author=AuthorFactory(handle="@bo", name="Bo"))
     post_c = PostFactory(rule=rule, incident=major, author=AuthorFactory(handle="@cy", name="Cy"))
     post_d = PostFactory(rule=rule, incident=major, author=AuthorFactory(handle="@di", name="Di"))
@@ -463,9 +452,9 @@ def test_two_posters_on_one_incident_each_get_their_own_reply(clock, rule, agent
 def test_a_rate_limit_holds_the_channels_other_paced_replies(
     clock, rule, agent, fake_network, django_capture_on_commit_callbacks
 ):
-    major = make_major()
+    major = major_incident(short_description=EVERYONE)
     for handle in ("@ana", "@bo", "@cy"):
-        add_child(major, rule, handle=handle)
+        major_child(major, rule, handle=handle)
     broadcast = broadcast_create(major=major, text="We know", actor=agent)
     reset = NOW + timedelta(minutes=10)
     fake_network.errors = [TransientError("Mastodon rate limit reached", status=429, retry_at=reset)]

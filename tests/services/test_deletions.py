@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 
 from socialitsm import tasks
 from socialitsm.exceptions import PermanentError, TransientError
@@ -33,12 +32,6 @@ SECRET = (
     "My manager Petra Nowak says the Berlin office is stuck too. Employee 4711, please call me back "
     "on +49 30 1234567 before noon!!"
 )
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def stored_strings(incident: Incident) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.db import transaction
 
 from socialitsm.exceptions import PermanentError, TransientError
@@ -23,17 +22,6 @@ from ..factories import IncidentFactory
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def connection():
-    return ItsmConnection.objects.create(name="Suite", slug="suite", kind="fake", base_url="https://suite.example.com")
 
 
 def _incident(number: str, **fields) -> Incident:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.contrib.auth.models import Group
 
 from socialitsm import tasks
@@ -28,17 +27,6 @@ from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFact
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def connection():
-    return ItsmConnection.objects.create(name="Suite", slug="suite", kind="fake", base_url="https://suite.example.com")
 
 
 @pytest.fixture

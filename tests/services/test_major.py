@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied
-from django.db import connections
 from django.db.models import Q
 
 from socialitsm.exceptions import ApplicationError, ConflictError
@@ -33,7 +31,15 @@ from socialitsm.services.major import (
 )
 from socialitsm.services.routing import posts_process
 
-from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFactory, ReplyFactory, WatchRuleFactory
+from ..factories import (
+    AuthorFactory,
+    ChannelFactory,
+    IncidentFactory,
+    PostFactory,
+    ReplyFactory,
+    WatchRuleFactory,
+    route_concurrently,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -361,35 +367,13 @@ def test_merge_refusals(agent, case):
 # -- concurrency on PostgreSQL ----------------------------------------------------------------------
 
 
-def _route_concurrently(chunks: list[list[int]]) -> list[Exception]:
-    barrier = threading.Barrier(len(chunks))
-    errors: list[Exception] = []
-
-    def work(ids: list[int]) -> None:
-        try:
-            barrier.wait()
-            for start in range(0, len(ids), 10):
-                posts_process(post_ids=ids[start : start + 10])
-        except Exception as exc:  # collected and asserted by the caller
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(chunk,)) for chunk in chunks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_workers_open_one_major_incident_for_one_spike():
     with time_machine.travel(NOW, tick=True):
         rule = WatchRuleFactory()
         posts = [complaint(n, rule=rule) for n in range(6)]
-        errors = _route_concurrently([[p.pk] for p in posts])
+        errors = route_concurrently([[p.pk] for p in posts])
         assert errors == []
         [major] = majors()
         assert Incident.objects.filter(parent=major).count() == 6
@@ -409,7 +393,7 @@ def test_burst_of_200_people_on_two_channels_through_four_workers_makes_one_majo
             author = AuthorFactory(network=rule.channel.network)
             posts.append(PostFactory(rule=rule, author=author, text=f"{MAIL} ({n})", posted_at=NOW))
         ids = [p.pk for p in posts]
-        errors = _route_concurrently([ids[i::4] for i in range(4)])
+        errors = route_concurrently([ids[i::4] for i in range(4)])
         assert errors == []
         [major] = majors()
         assert Incident.objects.filter(parent=major).count() == 200

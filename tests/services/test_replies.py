@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from socialitsm import tasks
@@ -28,12 +27,6 @@ pytestmark = pytest.mark.django_db
 # A Thursday morning; nothing here depends on the weekday.
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 DOWN = TransientError("cannot connect to mastodon.example (connection refused)")
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

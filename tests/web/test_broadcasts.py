@@ -3,23 +3,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 
-from socialitsm.models import Broadcast, Network, Reply, Service, StatusPost
+from socialitsm.models import Broadcast, Network, Reply, StatusPost
 from socialitsm.services.broadcasts import broadcast_propose_fixed
 
-from ..factories import AuthorFactory, ChannelFactory, IncidentFactory, PostFactory, WatchRuleFactory
+from .. import sla_data
+from ..factories import (
+    ChannelFactory,
+    WatchRuleFactory,
+    major_child,
+    major_incident,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 PAGE = "/incidents/INC0000900/broadcast/"
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture
@@ -30,12 +29,10 @@ def agent_client(client, agent):
 
 @pytest.fixture
 def major():
-    email = Service.objects.get(slug="email")
-    major = IncidentFactory(number="INC0000900", is_major=True, short_description="E-mail down", service=email)
+    major = major_incident(number="INC0000900")
     rule = WatchRuleFactory(channel=ChannelFactory(name="Support", slug="support", network=Network.MASTODON))
     for n, handle in enumerate(["@ana", "@bo", "@<script>x"]):
-        child = IncidentFactory(number=f"INC000091{n}", parent=major, service=email)
-        PostFactory(rule=rule, incident=child, author=AuthorFactory(handle=handle, name=handle[1:].title()))
+        major_child(major, rule, handle=handle, name=handle[1:].title(), number=f"INC000091{n}")
     return major
 
 
@@ -109,38 +106,8 @@ def test_status_post_form(agent_client, major, fake_network, django_capture_on_c
     assert 'href="https://social.example.com/support/fake-status-1"' in agent_client.get(PAGE).content.decode()
 
 
-def test_lead_dashboard_shows_major_incidents(
-    client, lead, agent, clock, fake_network, django_capture_on_commit_callbacks
-):
-    from datetime import timedelta
-
-    from socialitsm.exceptions import PermanentError
-    from socialitsm.services.broadcasts import broadcast_confirm, broadcast_create
-    from socialitsm.services.replies import replies_send_due
-
-    email = Service.objects.get(slug="email")
-    rule = WatchRuleFactory(
-        channel=ChannelFactory(slug="support", config={"connector": "fake", "broadcast_per_minute": 60})
-    )
-    major = IncidentFactory(
-        number="INC0000900",
-        is_major=True,
-        service=email,
-        opened_at=NOW - timedelta(minutes=60),
-        short_description="Mail",
-    )
-    for n, minutes in enumerate([90, 80, 70]):
-        child = IncidentFactory(number=f"INC000091{n}", parent=major, service=email)
-        PostFactory(rule=rule, incident=child, posted_at=NOW - timedelta(minutes=minutes))
-    IncidentFactory(number="INC0000950", is_major=True, service=email, opened_at=NOW - timedelta(minutes=5))
-    clock.move_to(NOW - timedelta(minutes=45))
-    with django_capture_on_commit_callbacks(execute=True):
-        broadcast_confirm(broadcast=broadcast_create(major=major, text="We know", actor=agent), actor=agent)
-    clock.move_to(NOW - timedelta(minutes=44))
-    fake_network.errors = [PermanentError("blocked")]
-    replies_send_due()
-    replies_send_due()
-    clock.move_to(NOW)
+def test_lead_dashboard_shows_major_incidents(client, lead, agent, fake_network):
+    sla_data.build_major_outage(now=NOW, agent=agent, fake_network=fake_network)
 
     client.force_login(lead)
     response = client.get("/sla/")
@@ -153,3 +120,7 @@ def test_lead_dashboard_shows_major_incidents(
     html = response.content.decode()
     assert 'data-figure="majors.INC0000900.unanswered" class="overdue">1<' in html
     assert 'data-figure="majors.INC0000900.minutes_to_first_broadcast">45.0 min<' in html
+    exported = client.get("/sla/export.csv").content.decode().splitlines()
+    assert "major_incidents,INC0000900,minutes_to_first_broadcast,45.0" in exported
+    assert "major_incidents,INC0000900,unanswered,1" in exported
+    assert "major_incidents,INC0000950,minutes_to_major," in exported
