@@ -242,7 +242,7 @@ class ChannelAdmin(admin.ModelAdmin):
 class ServiceAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "owner_group", "active"]
     list_filter = ["active"]
-    search_fields = ["name", "slug"]
+    search_fields = ["name", "slug", "description"]
 
 
 @admin.register(Author)

@@ -484,7 +484,7 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Service
-        fields = ("slug", "name", "aliases", "owner_group")
+        fields = ("slug", "name", "aliases", "description", "owner_group")
         read_only_fields = fields
 
 

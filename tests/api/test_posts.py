@@ -204,6 +204,7 @@ def test_service_catalogue(agent_api):
         "slug": "vpn",
         "name": "VPN",
         "aliases": ["GlobalProtect", "AnyConnect", "remote access", "Cisco VPN"],
+        "description": "VPN remote access to the company network from home or while travelling.",
         "owner_group": None,
     }
 
