@@ -295,6 +295,9 @@ if SOCIALITSM_RECHECK_MINUTES < 1 or SOCIALITSM_RECHECK_MAX_POSTS < 1:
     raise ImproperlyConfigured("SOCIALITSM_RECHECK_MINUTES and SOCIALITSM_RECHECK_MAX_POSTS must be at least 1")
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
 SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
+# The sentence encoder decides complaints and matches services by their descriptions; false
+# leaves the fast n-gram model alone (less memory and CPU, no catalogue matching by meaning).
+SOCIALITSM_CLASSIFIER_ENCODER = env.bool("SOCIALITSM_CLASSIFIER_ENCODER", default=True)
 SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))
 
 # Rate limits.
