@@ -7,7 +7,9 @@ the decision head, a second logistic regression, decides from the post's meaning
 similarity to IT trouble, to everyday life outside IT and to the catalogue's descriptions, the
 fast model's cues and the fast model's logit. Negative posts about the rest of life score near
 1.0 with the fast model alone, so no band of its scores is trusted: the head decides every post
-while SOCIALITSM_CLASSIFIER_ENCODER is on (the default); off, the fast model decides alone.
+the encoder can read while SOCIALITSM_CLASSIFIER_ENCODER is on (the default); posts with no word
+piece it knows (only emoji, other scripts) and every post with the setting off are left to the
+fast model.
 
 Services are found by name, alias or one-typo spelling, and, with the encoder, by meaning
 against each service's description (`semantic`), so a service a lead adds is found without
@@ -162,9 +164,25 @@ def verdict_many(
         head_logits, head_shares = model.head.score(head_matrix(prepared, meaning, scores.logits))
         # The fast model's terms, in units of the head's logit (its weight on the fast logit).
         trust = _fast_weight(model)
-        head_named = head_shares[:, len(HEAD_CONTEXT) : len(HEAD_CONTEXT) + named]
+        # A cue counts directly in the head and through the fast model's logit.
+        head_named = head_shares[:, len(HEAD_CONTEXT) : len(HEAD_CONTEXT) + named] + trust * shares[:, :named]
         head_rows = np.hstack([head_named, head_shares[:, len(HEAD_CONTEXT) + named :].sum(axis=1, keepdims=True)])
         for i, post in enumerate(prepared.posts):
+            if not meaning.readable[i]:
+                # Nothing the encoder knows (only emoji, or a script outside its vocabulary): its
+                # vector says nothing, so the fast model decides, as it does with the encoder off.
+                verdicts.append(
+                    _decide(
+                        post,
+                        moods[i],
+                        float(scores.logits[i]),
+                        shares[i].tolist(),
+                        words.get(i, []),
+                        threshold,
+                        _by_meaning(post, i, meaning),
+                    )
+                )
+                continue
             scaled = [(share * trust, word) for share, word in words.get(i, [])]
             row = head_rows[i].tolist()
             verdicts.append(
@@ -200,6 +218,7 @@ def _context_terms(
 
     terms = [
         near("it_similarity", "trouble with workplace IT", float(meaning.it[i])),
+        near("thanks_similarity", "thanks, questions and notices about IT", float(meaning.thanks[i])),
         near("off_topic_similarity", "everyday life outside IT", float(meaning.off[i])),
         near("catalogue_similarity", "the service catalogue", float(meaning.context[i])),
         (share[_HEAD_INDEX["fast_logit"]], "wording (fast model)"),

@@ -53,7 +53,7 @@ class Encoder:
     def __init__(self, folder: Path = FOLDER, threads: int = 1) -> None:
         files = _Files(folder / "model.onnx", folder / "tokenizer.json", folder / "meta.json")
         try:
-            import onnxruntime
+            import onnxruntime  # type: ignore[import-untyped]
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - both are in requirements.txt
             raise EncoderError(f"the sentence encoder needs onnxruntime and tokenizers ({exc})") from exc
@@ -75,6 +75,12 @@ class Encoder:
         tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer = tokenizer
         self._inputs = {node.name for node in self._session.get_inputs()}
+        # [CLS], [SEP], [PAD] and [UNK]: a post made only of these gives the encoder nothing to read.
+        self._blind = frozenset(
+            piece_id
+            for piece in ("[CLS]", "[SEP]", "[PAD]", "[UNK]")
+            if (piece_id := tokenizer.token_to_id(piece)) is not None
+        )
 
     @cached_property
     def dimensions(self) -> int:
@@ -82,11 +88,18 @@ class Encoder:
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         """(len(texts), dimensions) unit vectors; an empty text gives the vector of [CLS] [SEP]."""
+        return self.read(texts)[0]
+
+    def read(self, texts: Sequence[str]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """The vectors, and per text whether it holds any word piece the model knows (emoji and
+        scripts outside its vocabulary are all [UNK] to it)."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        readable = np.zeros(len(texts), dtype=bool)
         if not texts:
-            return out
+            return out, readable
         encodings = self._tokenizer.encode_batch([text or "" for text in texts])
         for row, encoding in enumerate(encodings):
+            readable[row] = any(piece not in self._blind for piece in encoding.ids)
             ids = np.array([encoding.ids], dtype=np.int64)
             feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
             if "token_type_ids" in self._inputs:
@@ -94,7 +107,7 @@ class Encoder:
             (hidden,) = self._session.run(["last_hidden_state"], feed)
             out[row] = hidden[0].mean(axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32), readable
 
 
 _lock = threading.Lock()
@@ -115,3 +128,7 @@ def get() -> Encoder:
 
 def encode(texts: Sequence[str]) -> FloatArray:
     return get().encode(texts)
+
+
+def read(texts: Sequence[str]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    return get().read(texts)

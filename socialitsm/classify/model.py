@@ -57,7 +57,14 @@ EMBEDDING_FEATURES = tuple(f"embedding_{i}" for i in range(DIMENSIONS))
 DENSE_FEATURES = NAMED_FEATURES + EMBEDDING_FEATURES
 # The head's inputs, in order (pipeline.head_matrix): what the post is close to, the fast model's
 # verdict and cues, then the sentence encoder's vector.
-HEAD_CONTEXT = ("it_similarity", "off_topic_similarity", "catalogue_similarity", "alias", "fast_logit")
+HEAD_CONTEXT = (
+    "it_similarity",
+    "thanks_similarity",
+    "off_topic_similarity",
+    "catalogue_similarity",
+    "alias",
+    "fast_logit",
+)
 ENCODER_FEATURES = tuple(f"encoder_{i}" for i in range(encoder.DIMENSIONS))
 HEAD_FEATURES = HEAD_CONTEXT + NAMED_FEATURES + ENCODER_FEATURES
 # How often a worker looks at the retrained model's file for a newer version.

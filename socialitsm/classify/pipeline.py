@@ -97,7 +97,9 @@ class Meaning:
     """What the sentence encoder makes of a batch of posts."""
 
     vectors: FloatArray  # (posts, encoder.DIMENSIONS) unit vectors
+    readable: npt.NDArray[np.bool_]  # whether the encoder knew any word piece of the post
     it: FloatArray  # best similarity to IT-trouble sentences
+    thanks: FloatArray  # best similarity to thanks, questions and notices about IT
     off: FloatArray  # best similarity to everyday-life sentences outside IT
     services: semantic.ServiceVectors  # the catalogue passed in (possibly empty)
     similarity: FloatArray  # (posts, services) best similarity per catalogue service
@@ -112,8 +114,8 @@ def understand(posts: Sequence[Prepared], catalogue: Sequence[ServiceEntry]) -> 
     The head reads the similarity to the catalogue passed in, or to the default catalogue when
     none is (training, and classifying without a database), so it always sees an IT catalogue.
     """
-    vectors = encoder.encode([post.clean.text for post in posts])
-    it, off = semantic.anchor_similarities(vectors)
+    vectors, readable = encoder.read([post.clean.text for post in posts])
+    it, thanks, off = semantic.anchor_similarities(vectors)
     services = semantic.service_vectors(catalogue)
     similarity, matched = services.similarities(vectors)
     if len(services.slugs):
@@ -127,11 +129,11 @@ def understand(posts: Sequence[Prepared], catalogue: Sequence[ServiceEntry]) -> 
             [bool(post.clean.text) and matcher.find(post.clean.text, post.clean.lowered) is not None for post in posts],
             dtype=np.float32,
         )
-    return Meaning(vectors, it, off, services, similarity, matched, context.astype(np.float32), alias)
+    return Meaning(vectors, readable, it, thanks, off, services, similarity, matched, context.astype(np.float32), alias)
 
 
 def head_matrix(batch: PreparedBatch, meaning: Meaning, fast_logits: npt.NDArray[np.floating]) -> FloatArray:
     """The head's inputs (model.HEAD_FEATURES) for a batch."""
     fast = np.clip(np.asarray(fast_logits, dtype=np.float32), -_FAST_LOGIT_CAP, _FAST_LOGIT_CAP)
-    context = np.stack([meaning.it, meaning.off, meaning.context, meaning.alias, fast], axis=1)
+    context = np.stack([meaning.it, meaning.thanks, meaning.off, meaning.context, meaning.alias, fast], axis=1)
     return np.hstack([context, batch.dense[:, : len(NAMED_FEATURES)], meaning.vectors]).astype(np.float32)

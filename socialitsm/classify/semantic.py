@@ -6,8 +6,9 @@ catalogue content (slug, names, description), so a service a lead adds or reword
 matched from the next batch on, without retraining: only the decision of whether a post is a
 complaint is learnt, never which services exist.
 
-Two fixed sets of sentences stand beside the catalogue: what trouble with workplace IT sounds
-like, and what everyday negativity outside it sounds like. Their similarities are features of
+Three fixed sets of sentences stand beside the catalogue: what trouble with workplace IT sounds
+like, what thanks, questions and notices about IT sound like, and what everyday negativity
+outside IT sounds like. Their similarities are features of
 the decision, so it knows "about IT at all" even when a deployment's catalogue is small.
 """
 
@@ -39,6 +40,15 @@ IT_TROUBLE = (
     "The payroll and expenses system throws an error when I submit.",
     "The intranet portal times out and the app will not load.",
     "Teams meetings freeze and the meeting room screen does not work.",
+)
+THANKS = (
+    "Thanks IT, the VPN works again, great job.",
+    "Shout out to the service desk for fixing my laptop so quickly.",
+    "Big thanks to the helpdesk, all sorted in five minutes.",
+    "The new Wi-Fi is really fast, well done IT team.",
+    "Thank you support, everything works now.",
+    "How do I set up email on my new phone?",
+    "Reminder: planned maintenance of the file servers on Saturday night.",
 )
 OFF_TOPIC = (
     "My flight got cancelled and I am stuck at the airport.",
@@ -102,7 +112,7 @@ def _service_texts(entry: ServiceEntry) -> list[str]:
 
 _lock = threading.Lock()
 _cache: OrderedDict[tuple[tuple[str, tuple[str, ...], str], ...], ServiceVectors] = OrderedDict()
-_anchors: tuple[FloatArray, FloatArray] | None = None
+_anchors: tuple[FloatArray, FloatArray, FloatArray] | None = None
 
 
 def service_vectors(catalogue: Sequence[ServiceEntry]) -> ServiceVectors:
@@ -140,15 +150,17 @@ def clear() -> None:
         _cache.clear()
 
 
-def anchor_similarities(posts: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Per post, the best cosine with the IT-trouble sentences and with the off-topic ones."""
+def anchor_similarities(posts: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per post, the best cosine with the IT-trouble sentences, the thanks-and-questions ones and
+    the off-topic ones."""
     global _anchors
     anchors = _anchors
     if anchors is None:
-        vectors = encoder.encode([*IT_TROUBLE, *OFF_TOPIC])
-        anchors = _anchors = (vectors[: len(IT_TROUBLE)], vectors[len(IT_TROUBLE) :])
-    it, off = anchors
-    return cosines(posts, it).max(axis=1), cosines(posts, off).max(axis=1)
+        vectors = encoder.encode([*IT_TROUBLE, *THANKS, *OFF_TOPIC])
+        split = (len(IT_TROUBLE), len(IT_TROUBLE) + len(THANKS))
+        anchors = _anchors = (vectors[: split[0]], vectors[split[0] : split[1]], vectors[split[1] :])
+    it, thanks, off = anchors
+    return cosines(posts, it).max(axis=1), cosines(posts, thanks).max(axis=1), cosines(posts, off).max(axis=1)
 
 
 def cosines(posts: FloatArray, texts: FloatArray) -> FloatArray:

@@ -39,7 +39,7 @@ OWN_POSTS = Path(__file__).with_name("data") / "own_posts.csv"
 CORPUS = Path(__file__).with_name("data") / "corpus"
 SEED = 13
 C = 10.0
-HEAD_C = 0.03
+HEAD_C = 0.01
 MIN_DF = 2
 # Folds of the fast model's out-of-fold logits, which the head learns from.
 INNER_FOLDS = 3
@@ -47,7 +47,7 @@ WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "corpus": 5.0, "feedback"
 # Sources labelled for "complaint about an IT service" rather than for sentiment; the head reads
 # the others as not complaints, with this weight.
 HEAD_SOURCES = frozenset({"own", "corpus", "feedback"})
-PUBLIC_HEAD_WEIGHT = 0.1
+PUBLIC_HEAD_WEIGHT = 0.3
 _FAST_LOGIT = HEAD_FEATURES.index("fast_logit")
 _LABELS = {"complaint": 1, "not_complaint": 0}
 _SPLITS = ("train", "eval")
@@ -366,8 +366,14 @@ def fit(
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    model = LogisticRegression(C=head_c, class_weight="balanced", max_iter=5000, random_state=SEED)
-    model.fit((features - mean) / scale, head_labels[rows], sample_weight=head_weights[rows])
+    # Balanced by weight, not by count: many public tweets at a low weight must not make each
+    # IT-labelled non-complaint count for less.
+    targets, chosen = head_labels[rows], head_weights[rows]
+    balanced = chosen.copy()
+    for label in (0, 1):
+        balanced[targets == label] *= chosen.sum() / (2.0 * chosen[targets == label].sum())
+    model = LogisticRegression(C=head_c, max_iter=5000, random_state=SEED)
+    model.fit((features - mean) / scale, targets, sample_weight=balanced)
     return Fitted(
         {
             **fast.arrays,

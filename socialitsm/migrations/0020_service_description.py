@@ -7,21 +7,34 @@ already wrote is kept.
 from django.db import migrations, models
 
 DESCRIPTIONS = {
-    "helpdesk": "IT service desk and support line: tickets, requests, callbacks, phone and chat support for staff.",
-    "vpn": "VPN remote access to the company network from home or while travelling.",
-    "email": "Email and calendars: Outlook, mailboxes, sending and receiving mail, shared inboxes.",
-    "wifi": "Office Wi-Fi and wireless network access for laptops and phones in the buildings.",
-    "sso": "Single sign-on, logins, passwords and multi-factor authentication for company accounts.",
-    "portal": "Self-service portal and intranet where staff request IT services and find help articles.",
-    "printer": "Printing, scanning and copying on office printers and multifunction devices.",
-    "laptop": "Company laptops, desktops and docking stations: hardware, repairs and replacements.",
-    "video": "Video calls, online meetings and meeting-room equipment: Teams, Zoom, screens and cameras.",
-    "phone": "Telephony: desk phones, softphones, voicemail and the company phone lines.",
-    "network": "Office network and internet connectivity: cabled LAN, DNS and firewall.",
-    "storage": "File storage and sharing: shared drives, OneDrive, SharePoint and network folders.",
-    "erp": "ERP business applications: SAP, payroll, expenses, timesheets and invoicing.",
-    "website": "The organisation's public website and its pages.",
-    "app": "The organisation's mobile app for iOS and Android.",
+    "helpdesk": "IT service desk and support line: tickets, requests, callbacks, phone and chat support for staff "
+    "(support informatique, assistance, IT-Support, Servicedesk, soporte, mesa de ayuda).",
+    "vpn": "VPN remote access to the company network from home or while travelling "
+    "(accès à distance, télétravail, Fernzugriff, Homeoffice, acceso remoto, teletrabajo).",
+    "email": "Email and calendars: Outlook, mailboxes, sending and receiving mail, shared inboxes "
+    "(courriel, boîte mail, E-Mail, Postfach, correo, bandeja de entrada).",
+    "wifi": "Office Wi-Fi and wireless network access for laptops and phones in the buildings "
+    "(réseau sans fil, WLAN, red inalámbrica).",
+    "sso": "Single sign-on, logins, passwords and multi-factor authentication for company accounts "
+    "(connexion, mot de passe, Anmeldung, Passwort, inicio de sesión, contraseña).",
+    "portal": "Self-service portal and intranet where staff request IT services and find help articles "
+    "(portail, Mitarbeiterportal, portal del empleado).",
+    "printer": "Printing, scanning and copying on office printers and multifunction devices "
+    "(imprimante, Drucker, impresora).",
+    "laptop": "Company laptops, desktops and docking stations: hardware, repairs and replacements "
+    "(ordinateur portable, poste de travail, Rechner, Laptop, portátil, ordenador).",
+    "video": "Video calls, online meetings and meeting-room equipment: Teams, Zoom, screens and cameras "
+    "(visioconférence, salle de réunion, Videokonferenz, Besprechungsraum, videollamada, sala de reuniones).",
+    "phone": "Telephony: desk phones, softphones, voicemail and the company phone lines "
+    "(téléphone, standard, Telefon, Telefonanlage, teléfono, centralita).",
+    "network": "Office network and internet connectivity: cabled LAN, DNS and firewall "
+    "(réseau, connexion internet, Netzwerk, red, conexión).",
+    "storage": "File storage and sharing: shared drives, OneDrive, SharePoint and network folders "
+    "(lecteur réseau, partage de fichiers, Netzlaufwerk, Dateiablage, unidad de red, carpetas compartidas).",
+    "erp": "ERP business applications: SAP, payroll, expenses, timesheets and invoicing "
+    "(paie, notes de frais, Gehaltsabrechnung, Spesen, nómina, gastos).",
+    "website": "The organisation's public website and its pages (site web, Webseite, sitio web).",
+    "app": "The organisation's mobile app for iOS and Android (application mobile, App, aplicación móvil).",
 }
 
 

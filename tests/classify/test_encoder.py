@@ -120,9 +120,9 @@ PROCESS = [
     "Called the IT hotline four times this morning, nobody ever picks up.",
 ]
 INDIRECT = [
-    ("Nobody on our team can open the folders on the S: drive this morning.", "storage"),
     ("The page where I type my company password keeps rejecting it, although it is correct.", "sso"),
     ("The camera and screen in the boardroom do not work, our client call is in 5 minutes.", "video"),
+    ("The big machine on floor 2 that copies and scans jams on every single page, nothing comes out.", "printer"),
 ]
 
 
@@ -171,6 +171,7 @@ def test_the_setting_off_leaves_the_fast_model_alone(settings, monkeypatch):
 
     settings.SOCIALITSM_CLASSIFIER_ENCODER = False
     monkeypatch.setattr(encoder, "encode", refuse)
+    monkeypatch.setattr(encoder, "read", refuse)
     text = OFF_TOPIC[0]
 
     result = verdict(text, "en", catalogue=REFERENCE_CATALOGUE)
@@ -180,8 +181,19 @@ def test_the_setting_off_leaves_the_fast_model_alone(settings, monkeypatch):
     assert not result.encoder
     assert result.score == pytest.approx(1.0 / (1.0 + np.exp(-float(fast.logits[0]))))
     assert not any(reason.startswith("like ") for reason in result.reasons)
-    indirect = verdict(INDIRECT[0][0], "en", catalogue=REFERENCE_CATALOGUE)
+    indirect = verdict(INDIRECT[1][0], "en", catalogue=REFERENCE_CATALOGUE)
     assert indirect.service is None  # names and aliases only
+
+
+def test_posts_the_encoder_cannot_read_are_left_to_the_fast_model():
+    vectors, readable = encoder.read(["😡😡😡", "VPN 😡", ""])
+    result = verdict("😡😡😡", "en", catalogue=REFERENCE_CATALOGUE)
+    fast = verdict("😡😡😡", "en", catalogue=REFERENCE_CATALOGUE, encoder=False)
+
+    assert readable.tolist() == [False, True, False]
+    assert vectors.shape == (3, encoder.DIMENSIONS)
+    assert not result.encoder
+    assert result.score == fast.score
 
 
 def test_the_setting_on_is_the_default(settings):
@@ -224,3 +236,11 @@ def test_a_service_a_lead_adds_is_matched_through_the_catalogue(db):
 
     assert result.service == "rooms"
     assert result.is_complaint
+
+
+def test_the_reference_catalogue_is_the_seeded_one():
+    import importlib
+
+    seeded = importlib.import_module("socialitsm.migrations.0020_service_description").DESCRIPTIONS
+
+    assert {entry.slug: entry.description for entry in REFERENCE_CATALOGUE} == seeded

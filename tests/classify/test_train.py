@@ -19,7 +19,7 @@ from socialitsm.services.routing import catalogue_load, post_label
 
 from ..factories import PostFactory
 
-TEXT = "the quarterly report is ready for review"
+TEXT = "the team lunch is on friday at noon"
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_agents_labels_change_a_retrained_model(retrained, agent, own):
     before = verdict(TEXT, "en", catalogue=catalogue)
     assert not before.is_complaint
 
-    # Agents say posts about the late report are complaints (say, it is a known pain point).
+    # Agents say posts about the team lunch are complaints (say, it is a known pain point).
     for i in range(12):
         post = PostFactory(external_id=f"fb-{i}", text=f"{TEXT} #{i}")
         post_label(post=post, label=Post.Label.COMPLAINT, actor=agent)
@@ -127,7 +127,7 @@ def test_agents_labels_change_a_retrained_model(retrained, agent, own):
     after = verdict(TEXT, "en", catalogue=catalogue)
     assert after.is_complaint
     assert after.score > before.score + 0.3
-    assert any(reason.startswith("word 'report'") or reason.startswith("word 'quarterly'") for reason in after.reasons)
+    assert any(reason.startswith("word 'lunch'") or reason.startswith("word 'noon'") for reason in after.reasons)
     assert load(retrained).meta["examples"]["feedback"] == {"complaint": 12, "not_complaint": 0}
 
 
@@ -179,7 +179,8 @@ def test_classify_command_threshold_and_escaped_newlines(db):
 
     (record,) = [json.loads(line) for line in out.getvalue().splitlines()]
     assert record["is_complaint"] is True
-    assert record["score"] == round(verdict("Anyone up for lunch?\nAt noon?").score, 4)
+    # The command reads the catalogue, which the score depends on (similarity to its services).
+    assert record["score"] == round(verdict("Anyone up for lunch?\nAt noon?", catalogue=catalogue_load()[1]).score, 4)
 
 
 def test_classify_command_without_catalogue_needs_no_database():
