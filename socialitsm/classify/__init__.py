@@ -74,6 +74,8 @@ _NAMES_PENALTY = 0.1
 SERVICE_MIN_CONFIDENCE = 0.5
 _MAX_QUOTED = 60
 _OFF = frozenset({"0", "false", "no", "off"})
+# The fast model's logit below which a post with positive cues only is taken as praise (p < 0.12).
+_PRAISE_LOGIT = -2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +170,11 @@ def verdict_many(
         head_named = head_shares[:, len(HEAD_CONTEXT) : len(HEAD_CONTEXT) + named] + trust * shares[:, :named]
         head_rows = np.hstack([head_named, head_shares[:, len(HEAD_CONTEXT) + named :].sum(axis=1, keepdims=True)])
         for i, post in enumerate(prepared.posts):
-            if not meaning.readable[i]:
-                # Nothing the encoder knows (only emoji, or a script outside its vocabulary): its
-                # vector says nothing, so the fast model decides, as it does with the encoder off.
+            if not meaning.readable[i] or _plain_praise(post, float(scores.logits[i])):
+                # Nothing the encoder knows (only emoji, or a script outside its vocabulary), or
+                # praise the fast model is sure of with nothing but positive cues: the fast model
+                # decides, as it does with the encoder off (the encoder reads "printer fixed in
+                # 10 minutes, thanks" as close to printer trouble).
                 verdicts.append(
                     _decide(
                         post,
@@ -198,6 +202,11 @@ def verdict_many(
                 )
             )
     return verdicts
+
+
+def _plain_praise(post: Prepared, fast_logit: float) -> bool:
+    kinds = {hit.kind for hit in post.hits}
+    return fast_logit <= _PRAISE_LOGIT and kinds == {"positive"}
 
 
 def _fast_weight(model: Model) -> float:

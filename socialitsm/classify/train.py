@@ -49,6 +49,8 @@ WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "corpus": 5.0, "feedback"
 HEAD_SOURCES = frozenset({"own", "corpus", "feedback"})
 PUBLIC_HEAD_WEIGHT = 0.3
 _FAST_LOGIT = HEAD_FEATURES.index("fast_logit")
+_NAMED_HEAD = HEAD_FEATURES.index("encoder_0")
+HEAD_EMPHASIS = 3.0
 _LABELS = {"complaint": 1, "not_complaint": 0}
 _SPLITS = ("train", "eval")
 _SENTIMENT_LABEL = {"negative": 1, "neutral": 0, "positive": 0}
@@ -366,6 +368,9 @@ def fit(
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale[scale < 1e-6] = 1.0
+    # The few named features (similarities, the fast logit, cues) are penalised less than each
+    # of the encoder's hundreds of dimensions, so together the latter do not drown them.
+    scale[:_NAMED_HEAD] /= HEAD_EMPHASIS
     # Balanced by weight, not by count: many public tweets at a low weight must not make each
     # IT-labelled non-complaint count for less.
     targets, chosen = head_labels[rows], head_weights[rows]
@@ -420,6 +425,7 @@ def train(
         "seed": SEED,
         "c": C,
         "head_c": HEAD_C,
+        "head_emphasis": HEAD_EMPHASIS,
         "head_sources": sorted(HEAD_SOURCES),
         "public_head_weight": PUBLIC_HEAD_WEIGHT,
         "min_df": MIN_DF,

@@ -33,13 +33,7 @@ COMPLAINTS = [
 ]
 
 NOT_COMPLAINTS = [
-    pytest.param(
-        "Shout out to the helpdesk, fixed my laptop in 5 minutes!",
-        None,
-        # Praise that names a service and a device scores just above 0.5 with the decision head:
-        # the encoder reads it as close to IT trouble. Strict, so a model that fixes it says so.
-        marks=pytest.mark.xfail(strict=True, reason="known weakness: IT praise scored as a complaint"),
-    ),
+    ("Shout out to the helpdesk, fixed my laptop in 5 minutes!", None),
     ("Anyone up for lunch?", None),
     ("", None),
     ("Works now, thanks!", "en"),
@@ -178,8 +172,7 @@ def test_hostile_input_returns_a_sane_verdict(text: str) -> None:
 
 
 def test_verdict_many_matches_verdict() -> None:
-    plain = [case.values if isinstance(case, type(pytest.param())) else case for case in NOT_COMPLAINTS]
-    pairs = [*COMPLAINTS, *plain, *((text, "en") for text in HOSTILE)]
+    pairs = [*COMPLAINTS, *NOT_COMPLAINTS, *((text, "en") for text in HOSTILE)]
 
     many = verdict_many(iter(pairs), catalogue=CATALOGUE, threshold=0.4)
 
