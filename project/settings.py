@@ -338,6 +338,9 @@ if SOCIALITSM_SPIKE_AUTHORS < 2 or not 1 <= SOCIALITSM_SPIKE_WINDOW_MINUTES <= 1
         "SOCIALITSM_SPIKE_AUTHORS must be at least 2, SOCIALITSM_SPIKE_WINDOW_MINUTES between 1 and 1440"
     )
 SOCIALITSM_MODEL_PATH = env.str("SOCIALITSM_MODEL_PATH", default=str(VAR_DIR / "classify-model.npz"))
+# The sentence encoder decides complaints and matches services by their descriptions; false
+# leaves the fast n-gram model alone (less memory and CPU, no catalogue matching by meaning).
+SOCIALITSM_CLASSIFIER_ENCODER = env.bool("SOCIALITSM_CLASSIFIER_ENCODER", default=True)
 SOCIALITSM_DATA_DIR = env.str("SOCIALITSM_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data"))
 
 # Rate limits.

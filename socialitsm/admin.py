@@ -248,7 +248,7 @@ class ServiceAdmin(admin.ModelAdmin):
 
     list_display = ["name", "slug", "owner_group", "active", "spike_authors", "spike_window_minutes"]
     list_filter = ["active"]
-    search_fields = ["name", "slug"]
+    search_fields = ["name", "slug", "description"]
 
 
 @admin.register(Author)

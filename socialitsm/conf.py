@@ -87,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
     "RECHECK_MAX_POSTS": 100,
     # Complaint model retrained from agents' labels (socialitsm_train); the shipped one while absent.
     "MODEL_PATH": "",
+    # The sentence encoder (local ONNX MiniLM) and the decision head that reads it; False
+    # leaves the fast n-gram model to decide alone, and services to names and aliases.
+    "CLASSIFIER_ENCODER": True,
     # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.
     "DATA_DIR": "",
     # Rate limits ("<count>/<second|minute|hour|day>"; None turns one off), kept in the cache

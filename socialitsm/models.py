@@ -196,6 +196,14 @@ class Service(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
     aliases = models.JSONField(blank=True, default=list, help_text="Other names people use, e.g. product names.")
+    description = models.TextField(
+        blank=True,
+        default="",
+        help_text=(
+            "What the service does, in a sentence or two (e.g. 'Meeting-room booking and room displays'); "
+            "the classifier matches posts that describe the service without naming it against this text."
+        ),
+    )
     owner_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     active = models.BooleanField(default=True)
     spike_authors = models.PositiveSmallIntegerField(

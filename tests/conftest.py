@@ -191,8 +191,10 @@ def django_db_setup(django_db_setup, django_db_blocker):
     from django.db import connections
 
     seed = import_module("socialitsm.migrations.0002_default_catalogue").seed
+    describe = import_module("socialitsm.migrations.0018_service_description").describe
     with django_db_blocker.unblock():
         seed(apps, None)
+        describe(apps, None)
         import_module(SLA_DEFAULTS).unseed(apps, None)
         for conn in connections.all():
             if hasattr(conn, "_test_serialized_contents"):

@@ -562,8 +562,17 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Service
-        fields = ("slug", "name", "aliases", "owner_group", "spike_authors", "spike_window_minutes", "spike_threshold")
-        read_only_fields = ("slug", "name", "aliases", "owner_group")
+        fields = (
+            "slug",
+            "name",
+            "aliases",
+            "description",
+            "owner_group",
+            "spike_authors",
+            "spike_window_minutes",
+            "spike_threshold",
+        )
+        read_only_fields = ("slug", "name", "aliases", "description", "owner_group")
 
     @extend_schema_field(
         {

@@ -1,27 +1,41 @@
 """Complaint classifier for social-media posts about IT services.
 
-A logistic regression (see `model` and `train`) scores hashed word and character n-grams together
-with TextBlob/VADER polarity and the IT-service cues of `rules`; `services` finds the catalogue
-service and `rules.urgency_cues` the urgency. Reasons name the cues and words that pushed the
-score the way it went.
+Two stages (see `model` and `train`). The fast model, a logistic regression over hashed word and
+character n-grams, TextBlob/VADER polarity and the IT-service cues of `rules`, reads every post
+first. Then a local sentence encoder (`encoder`: MiniLM in ONNX on the CPU) embeds the post and
+the decision head, a second logistic regression, decides from the post's meaning, its
+similarity to IT trouble, to everyday life outside IT and to the catalogue's descriptions, the
+fast model's cues and the fast model's logit. Negative posts about the rest of life score near
+1.0 with the fast model alone, so no band of its scores is trusted: the head decides every post
+the encoder can read while SOCIALITSM_CLASSIFIER_ENCODER is on (the default); posts with no word
+piece it knows (only emoji, other scripts) and every post with the setting off are left to the
+fast model.
+
+Services are found by name, alias or one-typo spelling, and, with the encoder, by meaning
+against each service's description (`semantic`), so a service a lead adds is found without
+retraining. `rules.urgency_cues` gives the urgency. Reasons name the cues, words and catalogue
+text that pushed the decision the way it went.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 import numpy as np
+import numpy.typing as npt
 
+from . import semantic
 from .catalogue import ServiceEntry, ServiceMatch, matcher_for
 from .features import Batch
-from .model import NAMED_FEATURES, Scores, active
-from .pipeline import RULE_KINDS, Prepared, prepare_many
+from .model import HEAD_CONTEXT, NAMED_FEATURES, Model, Scores, active
+from .pipeline import RULE_KINDS, Meaning, Prepared, head_matrix, prepare_many, understand
 from .rules import LABELS, urgency_cues
 
-__all__ = ["ServiceEntry", "Verdict", "verdict", "verdict_many"]
+__all__ = ["ServiceEntry", "Verdict", "encoder_enabled", "verdict", "verdict_many"]
 
 _BATCH = 512
 _MAX_REASONS = 8
@@ -46,6 +60,22 @@ _FUNCTION_WORDS = """
 """
 _UNTOLD = frozenset(_FUNCTION_WORDS.split())
 _INDEX = {name: i for i, name in enumerate(NAMED_FEATURES)}
+_HEAD_INDEX = {name: i for i, name in enumerate(HEAD_CONTEXT)}
+# Service confidence: an exact name or alias, a one-typo spelling, and by meaning a cosine
+# mapped linearly from _SIMILAR_FROM (0) to _SIMILAR_AT (1) with the catalogue's texts.
+_ALIAS_CONFIDENCE = 1.0
+_TYPO_CONFIDENCE = 0.8
+_SIMILAR_FROM = 0.2
+_SIMILAR_AT = 0.5
+# A post that shares one word with a list of names is close to it without being about it, so a
+# match on the names counts this much less than one on the description.
+_NAMES_PENALTY = 0.1
+# A service is named from this confidence up; below, it is only offered as the runner-up.
+SERVICE_MIN_CONFIDENCE = 0.5
+_MAX_QUOTED = 60
+_OFF = frozenset({"0", "false", "no", "off"})
+# The fast model's logit below which a post with positive cues only is taken as praise (p < 0.12).
+_PRAISE_LOGIT = -2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +88,31 @@ class Verdict:
     service: str | None
     urgency: int
     reasons: tuple[str, ...]
+    # How sure the service is (0..1), and the next candidate (named even when `service` is None
+    # and a candidate fell below SERVICE_MIN_CONFIDENCE).
+    service_confidence: float = 0.0
+    runner_up: str | None = None
+    runner_up_confidence: float = 0.0
+    # Whether the sentence encoder and the decision head decided (False: the fast model alone).
+    encoder: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    slug: str
+    confidence: float
+    reason: str
+
+
+def encoder_enabled() -> bool:
+    """SOCIALITSM_CLASSIFIER_ENCODER from Django settings when configured, else from the environment."""
+    from django.conf import settings
+
+    if settings.configured:
+        from socialitsm.conf import conf
+
+        return bool(conf.CLASSIFIER_ENCODER)
+    return os.environ.get("SOCIALITSM_CLASSIFIER_ENCODER", "true").strip().lower() not in _OFF
 
 
 def verdict(
@@ -66,9 +121,10 @@ def verdict(
     *,
     catalogue: Sequence[ServiceEntry] = (),
     threshold: float = 0.5,
+    encoder: bool | None = None,
 ) -> Verdict:
     """Classify one post; `lang` is an ISO code such as "en", "fr-FR" or None when unknown."""
-    return verdict_many([(text, lang)], catalogue=catalogue, threshold=threshold)[0]
+    return verdict_many([(text, lang)], catalogue=catalogue, threshold=threshold, encoder=encoder)[0]
 
 
 def verdict_many(
@@ -76,14 +132,17 @@ def verdict_many(
     *,
     catalogue: Sequence[ServiceEntry] = (),
     threshold: float = 0.5,
+    encoder: bool | None = None,
 ) -> list[Verdict]:
-    """Classify (text, lang) pairs in batches: n-grams are hashed and scored for a batch at once.
+    """Classify (text, lang) pairs in batches: n-grams are hashed, posts encoded and scored a batch at once.
 
     The language (an ISO code, or None when unknown) only decides whether the English polarity
-    lexicons apply; the n-gram model reads every language.
+    lexicons apply; the n-gram model and the encoder read every language. `encoder` overrides
+    SOCIALITSM_CLASSIFIER_ENCODER for this call.
     """
     matcher = matcher_for(catalogue)
     model = active.get()
+    use_encoder = encoder_enabled() if encoder is None else encoder
     verdicts: list[Verdict] = []
     pairs = iter(texts)
     # Bounded batches keep the working arrays (and the cached hash tables) small.
@@ -92,38 +151,162 @@ def verdict_many(
         scores = model.score(prepared.grams, prepared.dense)
         words = _words_by_post(prepared.grams, scores)
         moods = prepared.polarity.sentiment.tolist()
-        logits = scores.logits.tolist()
         # Per post, the named features' shares and, last, the sentence vector's as one.
         named = len(NAMED_FEATURES)
-        shares = np.hstack([scores.dense[:, :named], scores.dense[:, named:].sum(axis=1, keepdims=True)]).tolist()
-        verdicts.extend(
-            _decide(post, moods[i], logits[i], shares[i], words.get(i, []), threshold)
-            for i, post in enumerate(prepared.posts)
-        )
+        shares = np.hstack([scores.dense[:, :named], scores.dense[:, named:].sum(axis=1, keepdims=True)])
+        if not use_encoder:
+            logits = scores.logits.tolist()
+            share_rows = shares.tolist()
+            verdicts.extend(
+                _decide(post, moods[i], logits[i], share_rows[i], words.get(i, []), threshold, _by_name(post))
+                for i, post in enumerate(prepared.posts)
+            )
+            continue
+        meaning = understand(prepared.posts, catalogue)
+        head_logits, head_shares = model.head.score(head_matrix(prepared, meaning, scores.logits))
+        # The fast model's terms, in units of the head's logit (its weight on the fast logit).
+        trust = _fast_weight(model)
+        # A cue counts directly in the head and through the fast model's logit.
+        head_named = head_shares[:, len(HEAD_CONTEXT) : len(HEAD_CONTEXT) + named] + trust * shares[:, :named]
+        head_rows = np.hstack([head_named, head_shares[:, len(HEAD_CONTEXT) + named :].sum(axis=1, keepdims=True)])
+        for i, post in enumerate(prepared.posts):
+            if not meaning.readable[i] or _plain_praise(post, float(scores.logits[i])):
+                # Nothing the encoder knows (only emoji, or a script outside its vocabulary), or
+                # praise the fast model is sure of with nothing but positive cues: the fast model
+                # decides, as it does with the encoder off (the encoder reads "printer fixed in
+                # 10 minutes, thanks" as close to printer trouble).
+                verdicts.append(
+                    _decide(
+                        post,
+                        moods[i],
+                        float(scores.logits[i]),
+                        shares[i].tolist(),
+                        words.get(i, []),
+                        threshold,
+                        _by_meaning(post, i, meaning),
+                    )
+                )
+                continue
+            scaled = [(share * trust, word) for share, word in words.get(i, [])]
+            row = head_rows[i].tolist()
+            verdicts.append(
+                _decide(
+                    post,
+                    moods[i],
+                    float(head_logits[i]),
+                    row,
+                    scaled,
+                    threshold,
+                    _by_meaning(post, i, meaning),
+                    context=_context_terms(head_shares[i], model.head.coef, meaning, i),
+                )
+            )
     return verdicts
 
 
+def _plain_praise(post: Prepared, fast_logit: float) -> bool:
+    kinds = {hit.kind for hit in post.hits}
+    return fast_logit <= _PRAISE_LOGIT and kinds == {"positive"}
+
+
+def _fast_weight(model: Model) -> float:
+    index = _HEAD_INDEX["fast_logit"]
+    return float(model.head.coef[index] / model.head.scale[index])
+
+
+def _context_terms(
+    shares: npt.NDArray[np.float32], coef: npt.NDArray[np.float32], meaning: Meaning, i: int
+) -> list[tuple[float, str]]:
+    share = shares.tolist()
+
+    def near(name: str, what: str, value: float) -> tuple[float, str]:
+        # Above the training average the post is like `what`, below it unlike it.
+        index = _HEAD_INDEX[name]
+        above = (share[index] >= 0) == (coef[index] >= 0)
+        return share[index], f"{'like' if above else 'unlike'} {what} ({value:.2f})"
+
+    terms = [
+        near("it_similarity", "trouble with workplace IT", float(meaning.it[i])),
+        near("thanks_similarity", "thanks, questions and notices about IT", float(meaning.thanks[i])),
+        near("off_topic_similarity", "everyday life outside IT", float(meaning.off[i])),
+        near("catalogue_similarity", "the service catalogue", float(meaning.context[i])),
+        (share[_HEAD_INDEX["fast_logit"]], "wording (fast model)"),
+    ]
+    if meaning.alias[i]:
+        terms.append((share[_HEAD_INDEX["alias"]], "names a catalogue service"))
+    return terms
+
+
+def _by_name(post: Prepared) -> list[_Candidate]:
+    if post.service is None:
+        return []
+    confidence = _TYPO_CONFIDENCE if post.service.fuzzy else _ALIAS_CONFIDENCE
+    return [_Candidate(post.service.slug, confidence, _service_reason(post.service))]
+
+
+def _by_meaning(post: Prepared, i: int, meaning: Meaning) -> list[_Candidate]:
+    """Candidates by name or alias, and by similarity to each service's description and names."""
+    candidates = {c.slug: c for c in _by_name(post)}
+    services = meaning.services
+    if not post.clean.text or not services.slugs:
+        return list(candidates.values())
+    similarity = meaning.similarity[i]
+    for j in np.argsort(-similarity, kind="stable")[:3].tolist():
+        slug = services.slugs[j]
+        text = services.texts[int(meaning.matched[i, j])]
+        described = text == services.descriptions[j]
+        value = float(similarity[j]) - (0.0 if described else _NAMES_PENALTY)
+        confidence = min(1.0, max(0.0, (value - _SIMILAR_FROM) / (_SIMILAR_AT - _SIMILAR_FROM)))
+        if confidence <= 0.0 or (slug in candidates and candidates[slug].confidence >= confidence):
+            continue
+        shared = semantic.shared_words(post.clean.text, text)
+        words = f" (words {', '.join(repr(w) for w in shared)})" if shared else ""
+        what = "description" if described else "names"
+        reason = f"service {slug} by meaning ({similarity[j]:.2f}): like its {what} '{_quote(text)}'{words}"
+        candidates[slug] = _Candidate(slug, confidence, reason)
+    return list(candidates.values())
+
+
+def _quote(text: str) -> str:
+    return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 1] + "…"
+
+
 def _decide(
-    post: Prepared, mood: float, logit: float, share: list[float], words: list[tuple[float, str]], threshold: float
+    post: Prepared,
+    mood: float,
+    logit: float,
+    share: list[float],
+    words: list[tuple[float, str]],
+    threshold: float,
+    candidates: list[_Candidate],
+    context: list[tuple[float, str]] | None = None,
 ) -> Verdict:
     score = _logistic(logit)
     is_complaint = score >= threshold
     urgent = urgency_cues(post.clean.lowered) if is_complaint else ()
-    terms = _dense_terms(post, mood, share)
+    terms = _dense_terms(post, mood, share, "meaning of the post (sentence encoder)" if context else "overall wording")
+    terms.extend(context or ())
     # A word that is part of a cue already named is not named again.
     cued = {word for hit in post.hits for word in hit.cue.split()}
     terms.extend((share, f"word '{_shorten(word)}'") for share, word in words if word not in cued)
+    ranked = sorted(candidates, key=lambda c: -c.confidence)
+    top = ranked[0] if ranked and ranked[0].confidence >= SERVICE_MIN_CONFIDENCE else None
+    runner = ranked[1] if top is not None and len(ranked) > 1 else (ranked[0] if top is None and ranked else None)
     return Verdict(
         is_complaint=is_complaint,
         score=score,
         sentiment=mood,
-        service=post.service.slug if post.service else None,
+        service=top.slug if top else None,
         urgency=(1 if urgent else 2) if is_complaint else 3,
-        reasons=_reasons(terms, is_complaint, post, urgent),
+        reasons=_reasons(terms, is_complaint, post, urgent, top),
+        service_confidence=round(top.confidence, 4) if top else 0.0,
+        runner_up=runner.slug if runner else None,
+        runner_up_confidence=round(runner.confidence, 4) if runner else 0.0,
+        encoder=context is not None,
     )
 
 
-def _dense_terms(post: Prepared, mood: float, share: list[float]) -> list[tuple[float, str]]:
+def _dense_terms(post: Prepared, mood: float, share: list[float], overall: str) -> list[tuple[float, str]]:
     terms: list[tuple[float, str]] = []
     if mood:
         label = "sarcastic positive" if post.sarcastic and mood > 0 else ("negative" if mood < 0 else "positive")
@@ -136,9 +319,10 @@ def _dense_terms(post: Prepared, mood: float, share: list[float]) -> list[tuple[
             cues = by_kind.get(kind, {})
             terms.extend((share[_INDEX[kind]] / len(cues), f"{LABELS[kind]} '{_shorten(cue)}'") for cue in cues)
     for name, label in _FEATURE_LABELS.items():
-        if share[_INDEX[name]]:
+        # Only what the post has: the head's shares of absent features are not zero.
+        if post.dense[_INDEX[name]] and share[_INDEX[name]]:
             terms.append((share[_INDEX[name]], label))
-    terms.append((share[-1], "overall wording"))
+    terms.append((share[-1], overall))
     return terms
 
 
@@ -160,13 +344,17 @@ def _words_by_post(batch: Batch, scores: Scores) -> dict[int, list[tuple[float, 
 
 
 def _reasons(
-    terms: list[tuple[float, str]], is_complaint: bool, post: Prepared, urgent: tuple[str, ...]
+    terms: list[tuple[float, str]],
+    is_complaint: bool,
+    post: Prepared,
+    urgent: tuple[str, ...],
+    service: _Candidate | None,
 ) -> tuple[str, ...]:
     sign = 1.0 if is_complaint else -1.0
     ranked = sorted((t for t in terms if t[0] * sign >= _MIN_REASON_WEIGHT), key=lambda t: -abs(t[0]))
     reasons = [reason for _, reason in ranked[:_MAX_REASONS]]
-    if post.service is not None:
-        reasons.append(_service_reason(post.service))
+    if service is not None:
+        reasons.append(service.reason)
     reasons.extend(f"{LABELS['urgency']} '{_shorten(cue)}'" for cue in urgent[:2])
     if not reasons:
         reasons.append(_no_strong_reason(post, is_complaint))

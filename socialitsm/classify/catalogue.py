@@ -15,10 +15,11 @@ _TOKEN = re.compile(r"[^\W\d_]{4,}")
 
 @dataclass(frozen=True, slots=True)
 class ServiceEntry:
-    """A catalogue service: its slug and every name or alias posts may use for it."""
+    """A catalogue service: its slug, every name or alias posts may use for it, and what it does."""
 
     slug: str
     names: tuple[str, ...]
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,16 @@
-"""The trained complaint model: a logistic regression over hashed n-grams and cue features.
+"""The trained complaint model: the fast first pass and the decision head that reads the encoder.
+
+The fast model is a logistic regression over hashed n-grams and cue features. The head is a
+second logistic regression over the sentence encoder's vector of the post, its similarity to
+IT trouble, to everyday life outside IT and to the catalogue, the fast model's cue features and
+the fast model's own logit (`HEAD_FEATURES`); it decides whenever the encoder is on.
 
 A model is one `.npz` file (numpy arrays only, loaded with allow_pickle=False) holding, for the
 word and character n-gram buckets that were frequent enough in training, their idf and
-coefficient, plus the coefficients of the dense cue features and a JSON metadata record
-(training command, data counts). The shipped model sits next to this module; a model retrained
-from agents' feedback is written to SOCIALITSM_MODEL_PATH and replaces it while that file exists.
+coefficient, the coefficients of the dense cue features, the head's standardisation and
+coefficients, and a JSON metadata record (training command, data counts). The shipped model
+sits next to this module; a model retrained from agents' feedback is written to
+SOCIALITSM_MODEL_PATH and replaces it while that file exists.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import encoder
 from .embedding import DIMENSIONS
 from .features import BUCKETS, Batch, Grams
 
-FORMAT = 1
+FORMAT = 2
 SHIPPED_PATH = Path(__file__).with_name("model.npz")
 # Dense features, in the order of the coefficient vector: named cues (pipeline._dense_row),
 # then the static sentence vector (embedding.embed).
@@ -48,6 +55,18 @@ NAMED_FEATURES = (
 )
 EMBEDDING_FEATURES = tuple(f"embedding_{i}" for i in range(DIMENSIONS))
 DENSE_FEATURES = NAMED_FEATURES + EMBEDDING_FEATURES
+# The head's inputs, in order (pipeline.head_matrix): what the post is close to, the fast model's
+# verdict and cues, then the sentence encoder's vector.
+HEAD_CONTEXT = (
+    "it_similarity",
+    "thanks_similarity",
+    "off_topic_similarity",
+    "catalogue_similarity",
+    "alias",
+    "fast_logit",
+)
+ENCODER_FEATURES = tuple(f"encoder_{i}" for i in range(encoder.DIMENSIONS))
+HEAD_FEATURES = HEAD_CONTEXT + NAMED_FEATURES + ENCODER_FEATURES
 # How often a worker looks at the retrained model's file for a newer version.
 RELOAD_CHECK_SECONDS = 2.0
 
@@ -91,11 +110,27 @@ class Scores:
 
 
 @dataclass(frozen=True, slots=True)
+class Head:
+    """Logistic regression over standardised HEAD_FEATURES."""
+
+    mean: FloatArray
+    scale: FloatArray
+    coef: FloatArray
+    bias: float
+
+    def score(self, features: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Per post logit, and per post and feature its share of the logit."""
+        shares = (features - self.mean) / self.scale * self.coef
+        return (self.bias + shares.sum(axis=1)).astype(np.float32), shares.astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     words: Block
     chars: Block
     dense: FloatArray
     bias: float
+    head: Head
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def score(self, batch: Batch, dense: FloatArray) -> Scores:
@@ -116,7 +151,12 @@ def save(path: Path, arrays: Mapping[str, npt.NDArray[Any]], meta: Mapping[str, 
     so a worker never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    record = {**meta, "format": FORMAT, "dense_features": list(DENSE_FEATURES)}
+    record = {
+        **meta,
+        "format": FORMAT,
+        "dense_features": list(DENSE_FEATURES),
+        "head_features": list(HEAD_FEATURES),
+    }
     members = {"meta": np.array(json.dumps(record, sort_keys=True)), **arrays}
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(members):
@@ -132,13 +172,26 @@ def load(path: Path) -> Model:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            if meta.get("format") != FORMAT or tuple(meta.get("dense_features", ())) != DENSE_FEATURES:
+            if (
+                meta.get("format") != FORMAT
+                or tuple(meta.get("dense_features", ())) != DENSE_FEATURES
+                or tuple(meta.get("head_features", ())) != HEAD_FEATURES
+            ):
                 raise ModelError(f"{path}: model format {meta.get('format')} does not match this code")
+            head = Head(
+                data["head_mean"].astype(np.float32),
+                data["head_scale"].astype(np.float32),
+                data["head_coef"].astype(np.float32),
+                float(data["head_bias"]),
+            )
+            if not head.mean.shape == head.scale.shape == head.coef.shape == (len(HEAD_FEATURES),):
+                raise ModelError(f"{path}: the decision head does not have {len(HEAD_FEATURES)} features")
             return Model(
                 words=Block.from_sparse(data["word_index"], data["word_idf"], data["word_coef"]),
                 chars=Block.from_sparse(data["char_index"], data["char_idf"], data["char_coef"]),
                 dense=data["dense_coef"].astype(np.float32),
                 bias=float(data["bias"]),
+                head=head,
                 meta=meta,
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:

@@ -7,11 +7,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from .catalogue import Matcher, ServiceMatch
+from . import encoder, semantic
+from .catalogue import Matcher, ServiceEntry, ServiceMatch, matcher_for
 from .embedding import embed
 from .features import Batch, grams
 from .model import DENSE_FEATURES, NAMED_FEATURES, FloatArray
+from .reference import REFERENCE_CATALOGUE
 from .rules import Hit, scan
 from .sentiment import Polarities, polarities
 from .text import Clean, normalise
@@ -21,6 +24,8 @@ RULE_KINDS = ("outage", "sarcasm", "frustration", "trouble", "repeat", "positive
 _MAX_CUES_PER_KIND = 3
 _SHOUTING = re.compile(r"\b[A-Z]{4,}\b")
 _INDEX = {name: i for i, name in enumerate(DENSE_FEATURES)}
+# The fast model's logit enters the head clipped: past this it says nothing more.
+_FAST_LOGIT_CAP = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +90,50 @@ def _dense_row(clean: Clean, hits: tuple[Hit, ...]) -> list[float]:
     row[_INDEX["shouting"]] = float(_SHOUTING.search(text) is not None)
     row[_INDEX["empty"]] = float(not text)
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """What the sentence encoder makes of a batch of posts."""
+
+    vectors: FloatArray  # (posts, encoder.DIMENSIONS) unit vectors
+    readable: npt.NDArray[np.bool_]  # whether the encoder knew any word piece of the post
+    it: FloatArray  # best similarity to IT-trouble sentences
+    thanks: FloatArray  # best similarity to thanks, questions and notices about IT
+    off: FloatArray  # best similarity to everyday-life sentences outside IT
+    services: semantic.ServiceVectors  # the catalogue passed in (possibly empty)
+    similarity: FloatArray  # (posts, services) best similarity per catalogue service
+    matched: npt.NDArray[np.int64]  # (posts, services) the service text that gave it
+    context: FloatArray  # best similarity to the catalogue the head reads
+    alias: FloatArray  # 1.0 where that catalogue's names occur in the post
+
+
+def understand(posts: Sequence[Prepared], catalogue: Sequence[ServiceEntry]) -> Meaning:
+    """Encode the posts and compare them with the catalogue and the fixed reference sentences.
+
+    The head reads the similarity to the catalogue passed in, or to the default catalogue when
+    none is (training, and classifying without a database), so it always sees an IT catalogue.
+    """
+    vectors, readable = encoder.read([post.clean.text for post in posts])
+    it, thanks, off = semantic.anchor_similarities(vectors)
+    services = semantic.service_vectors(catalogue)
+    similarity, matched = services.similarities(vectors)
+    if len(services.slugs):
+        context = similarity.max(axis=1)
+        alias = np.array([post.service is not None for post in posts], dtype=np.float32)
+    else:
+        reference, _ = semantic.service_vectors(REFERENCE_CATALOGUE).similarities(vectors)
+        context = reference.max(axis=1)
+        matcher = matcher_for(REFERENCE_CATALOGUE)
+        alias = np.array(
+            [bool(post.clean.text) and matcher.find(post.clean.text, post.clean.lowered) is not None for post in posts],
+            dtype=np.float32,
+        )
+    return Meaning(vectors, readable, it, thanks, off, services, similarity, matched, context.astype(np.float32), alias)
+
+
+def head_matrix(batch: PreparedBatch, meaning: Meaning, fast_logits: npt.NDArray[np.floating]) -> FloatArray:
+    """The head's inputs (model.HEAD_FEATURES) for a batch."""
+    fast = np.clip(np.asarray(fast_logits, dtype=np.float32), -_FAST_LOGIT_CAP, _FAST_LOGIT_CAP)
+    context = np.stack([meaning.it, meaning.thanks, meaning.off, meaning.context, meaning.alias, fast], axis=1)
+    return np.hstack([context, batch.dense[:, : len(NAMED_FEATURES)], meaning.vectors]).astype(np.float32)

@@ -2,15 +2,25 @@
 
 The shipped model is trained only on data whose licence allows it: TweetEval sentiment
 (validation split; negative = complaint-like), VADER's rated tweets (MIT; negative =
-complaint-like), our own IT-service posts in `data/own_posts.csv`, and agents' labels.
+complaint-like), our own IT-service posts in `data/own_posts.csv`, the train split of our
+labelled workplace-IT corpus in `data/corpus/*.jsonl`, and agents' labels.
 The ACL-2019 complaint set has no licence, so it serves only to cross-validate this
 training pipeline (bench/classify.py).
+
+Two models are fitted (see `model`): the fast one on n-grams and cues from every source, and
+the decision head on the sentence encoder's view of the post plus the fast model's logit. The
+head learns what a complaint about an IT service is, so it learns only from posts labelled for
+that task (our posts, the corpus, agents' labels): the public sentiment sets would teach it
+that every negative tweet is a complaint. The fast logit it reads is out of fold (each post
+scored by a fast model that did not see it), so it trusts the fast model as much as it deserves
+on posts it has not seen.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +32,27 @@ from scipy import sparse  # type: ignore[import-untyped]
 
 from .catalogue import matcher_for
 from .features import BUCKETS, Grams
-from .model import DENSE_FEATURES, FloatArray, save
-from .pipeline import prepare_many
+from .model import DENSE_FEATURES, HEAD_FEATURES, FloatArray, save
+from .pipeline import head_matrix, prepare_many, understand
 
 OWN_POSTS = Path(__file__).with_name("data") / "own_posts.csv"
+CORPUS = Path(__file__).with_name("data") / "corpus"
 SEED = 13
 C = 10.0
+HEAD_C = 0.01
 MIN_DF = 2
-WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "feedback": 5.0}
+# Folds of the fast model's out-of-fold logits, which the head learns from.
+INNER_FOLDS = 3
+WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "corpus": 5.0, "feedback": 5.0}
+# Sources labelled for "complaint about an IT service" rather than for sentiment; the head reads
+# the others as not complaints, with this weight.
+HEAD_SOURCES = frozenset({"own", "corpus", "feedback"})
+PUBLIC_HEAD_WEIGHT = 0.3
+_FAST_LOGIT = HEAD_FEATURES.index("fast_logit")
+_NAMED_HEAD = HEAD_FEATURES.index("encoder_0")
+HEAD_EMPHASIS = 3.0
+_LABELS = {"complaint": 1, "not_complaint": 0}
+_SPLITS = ("train", "eval")
 _SENTIMENT_LABEL = {"negative": 1, "neutral": 0, "positive": 0}
 
 Progress = Callable[[int], None]
@@ -42,6 +65,8 @@ class Example:
     source: str
     weight: float = 1.0
     lang: str | None = None
+    service: str | None = None
+    family: str = ""
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -66,6 +91,70 @@ def own_examples(path: Path = OWN_POSTS) -> list[Example]:
     return [Example(r["text"], int(r["label"]), "own", WEIGHTS["own"], r["lang"]) for r in _rows(path)]
 
 
+class CorpusError(ValueError):
+    """A corpus line that is not a well-formed labelled post."""
+
+
+def corpus_examples(split: str = "train", folder: Path = CORPUS) -> list[Example]:
+    """The labelled workplace-IT corpus (one JSON object per line in `folder/*.jsonl`) of one split.
+
+    Each line holds text, lang, label (complaint | not_complaint), service (a slug or null),
+    family and split (train | eval). A malformed line raises CorpusError naming file and line.
+    No folder gives no examples.
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {', '.join(_SPLITS)}")
+    examples: list[Example] = []
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                row = _corpus_row(line, f"{path.name}:{number}")
+                if row["split"] == split:
+                    examples.append(
+                        Example(
+                            row["text"],
+                            _LABELS[row["label"]],
+                            "corpus",
+                            WEIGHTS["corpus"],
+                            row["lang"] or None,
+                            row["service"],
+                            row["family"],
+                        )
+                    )
+    return examples
+
+
+def _corpus_row(line: str, where: str) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        raise CorpusError(f"{where}: not JSON ({exc})") from exc
+    if not isinstance(row, dict):
+        raise CorpusError(f"{where}: not a JSON object")
+    text, label, split = row.get("text"), row.get("label"), row.get("split")
+    service, lang, family = row.get("service"), row.get("lang"), row.get("family", "")
+    if not isinstance(text, str) or not text.strip():
+        raise CorpusError(f"{where}: text must be a non-empty string")
+    if label not in _LABELS:
+        raise CorpusError(f"{where}: label must be complaint or not_complaint, not {label!r}")
+    if split not in _SPLITS:
+        raise CorpusError(f"{where}: split must be train or eval, not {split!r}")
+    if service is not None and not isinstance(service, str):
+        raise CorpusError(f"{where}: service must be a slug or null")
+    if lang is not None and not isinstance(lang, str):
+        raise CorpusError(f"{where}: lang must be a language code")
+    return {
+        "text": text,
+        "label": label,
+        "split": split,
+        "service": service or None,
+        "lang": lang,
+        "family": family if isinstance(family, str) else "",
+    }
+
+
 def public_examples(data_dir: Path) -> list[Example]:
     """The public sets whose licence allows training a shipped model."""
     return [*tweeteval_examples(data_dir), *vader_examples(data_dir)]
@@ -73,17 +162,19 @@ def public_examples(data_dir: Path) -> list[Example]:
 
 @dataclass(frozen=True, slots=True)
 class Corpus:
-    """Featurised posts: n-gram occurrences and dense features, ready to be split and fitted."""
+    """Featurised posts: n-gram occurrences, dense features and the head's inputs (with the
+    fast model's logit still to be filled in), ready to be split and fitted."""
 
     words: Grams
     chars: Grams
     dense: FloatArray
+    head: FloatArray
     size: int
 
     def subset(self, rows: npt.NDArray[np.int64]) -> Corpus:
         remap = np.full(self.size, -1, dtype=np.int64)
         remap[rows] = np.arange(len(rows))
-        return Corpus(_take(self.words, remap), _take(self.chars, remap), self.dense[rows], len(rows))
+        return Corpus(_take(self.words, remap), _take(self.chars, remap), self.dense[rows], self.head[rows], len(rows))
 
 
 def _take(grams: Grams, remap: npt.NDArray[np.int64]) -> Grams:
@@ -97,21 +188,26 @@ def featurise(
     chunk: int = 2000,
     languages: Sequence[str | None] = (),
 ) -> Corpus:
-    # The model does not read the service: catalogues differ between deployments.
+    # The model does not read the service: catalogues differ between deployments. The head
+    # reads the similarity to the default catalogue (pipeline.understand).
     matcher = matcher_for(())
     words: list[Grams] = []
     chars: list[Grams] = []
     dense: list[FloatArray] = []
+    head: list[FloatArray] = []
     for start in range(0, len(texts), chunk):
         prepared = prepare_many(texts[start : start + chunk], matcher, languages[start : start + chunk])
         words.append(_shift(prepared.grams.words, start))
         chars.append(_shift(prepared.grams.chars, start))
         dense.append(prepared.dense)
+        meaning = understand(prepared.posts, ())
+        head.append(head_matrix(prepared, meaning, np.zeros(len(prepared.posts), dtype=np.float32)))
         if progress is not None:
             progress(len(prepared.dense))
     if not dense:
-        return Corpus(_empty(), _empty(), np.zeros((0, len(DENSE_FEATURES)), dtype=np.float32), 0)
-    return Corpus(_concat(words), _concat(chars), np.concatenate(dense), len(texts))
+        nothing = np.zeros((0, len(DENSE_FEATURES)), dtype=np.float32)
+        return Corpus(_empty(), _empty(), nothing, np.zeros((0, len(HEAD_FEATURES)), dtype=np.float32), 0)
+    return Corpus(_concat(words), _concat(chars), np.concatenate(dense), np.concatenate(head), len(texts))
 
 
 def _empty() -> Grams:
@@ -161,16 +257,32 @@ class _Vocabulary:
 class Fitted:
     arrays: dict[str, npt.NDArray[Any]]
 
-    def logits(self, corpus: Corpus) -> npt.NDArray[np.float64]:
-        """Scores of posts outside training, computed like `model.Model.score` does."""
+    def fast_logits(self, corpus: Corpus) -> npt.NDArray[np.float64]:
+        """The fast model's scores of posts outside training, computed like `model.Model.score` does."""
         total = np.full(corpus.size, float(self.arrays["bias"]), dtype=np.float64)
         for name, grams in (("word", corpus.words), ("char", corpus.chars)):
             vocabulary = _Vocabulary(self.arrays[f"{name}_index"], self.arrays[f"{name}_idf"])
             total += vocabulary.matrix(grams, corpus.size) @ self.arrays[f"{name}_coef"].astype(np.float64)
         return total + corpus.dense.astype(np.float64) @ self.arrays["dense_coef"].astype(np.float64)
 
+    def logits(self, corpus: Corpus, *, encoder: bool = True) -> npt.NDArray[np.float64]:
+        """The decision's scores (the head's, or the fast model's alone with encoder=False)."""
+        fast = self.fast_logits(corpus)
+        if not encoder:
+            return fast
+        features = _with_fast(corpus.head, fast).astype(np.float64)
+        scaled = (features - self.arrays["head_mean"]) / self.arrays["head_scale"]
+        return float(self.arrays["head_bias"]) + scaled @ self.arrays["head_coef"].astype(np.float64)
 
-def fit(
+
+def _with_fast(head: FloatArray, fast: npt.NDArray[np.floating]) -> FloatArray:
+    # The same cap as pipeline.head_matrix applies at run time.
+    features = head.copy()
+    features[:, _FAST_LOGIT] = np.clip(fast, -8.0, 8.0)
+    return features
+
+
+def fit_fast(
     corpus: Corpus,
     labels: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64] | None = None,
@@ -178,7 +290,7 @@ def fit(
     c: float = C,
     min_df: int = MIN_DF,
 ) -> Fitted:
-    """Logistic regression with balanced classes; deterministic (lbfgs, fixed inputs)."""
+    """The fast model alone: logistic regression with balanced classes; deterministic (lbfgs)."""
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
     if len(set(labels.tolist())) < 2:
@@ -206,6 +318,88 @@ def fit(
     )
 
 
+def out_of_fold_fast(
+    corpus: Corpus,
+    labels: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64] | None,
+    folds: int = INNER_FOLDS,
+) -> npt.NDArray[np.float64]:
+    """The fast model's logit of every post, each from a fast model fitted without it."""
+    order = np.random.default_rng(SEED).permutation(corpus.size)
+    fold_of = np.empty(corpus.size, dtype=np.int64)
+    fold_of[order] = np.arange(corpus.size) % folds
+    logits = np.zeros(corpus.size, dtype=np.float64)
+    for fold in range(folds):
+        test = np.flatnonzero(fold_of == fold)
+        rest = np.flatnonzero(fold_of != fold)
+        if not len(test):
+            continue
+        if len(set(labels[rest].tolist())) < 2:
+            raise ValueError("training needs more posts of each class (complaint and not a complaint)")
+        fitted = fit_fast(corpus.subset(rest), labels[rest], None if weights is None else weights[rest])
+        logits[test] = fitted.fast_logits(corpus.subset(test))
+    return logits
+
+
+def fit(
+    corpus: Corpus,
+    labels: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64] | None = None,
+    head: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None,
+    *,
+    c: float = C,
+    head_c: float = HEAD_C,
+    min_df: int = MIN_DF,
+) -> Fitted:
+    """The fast model on every post, then the head from the encoder's features and the fast
+    model's out-of-fold logits, with `head`'s (labels, weights) when given (see `head_targets`;
+    posts of weight 0 are left out), else with the fast model's."""
+    from sklearn.linear_model import LogisticRegression
+
+    fast = fit_fast(corpus, labels, weights, c=c, min_df=min_df)
+    if head is None:
+        head = (labels, np.ones(corpus.size) if weights is None else weights)
+    head_labels, head_weights = head
+    rows = head_weights > 0
+    if len(set(head_labels[rows].tolist())) < 2:
+        raise ValueError("the decision head needs IT-labelled posts of both classes (complaint and not a complaint)")
+    oof = out_of_fold_fast(corpus, labels, weights)
+    features = _with_fast(corpus.head, oof)[rows].astype(np.float64)
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    # The few named features (similarities, the fast logit, cues) are penalised less than each
+    # of the encoder's hundreds of dimensions, so together the latter do not drown them.
+    scale[:_NAMED_HEAD] /= HEAD_EMPHASIS
+    # Balanced by weight, not by count: many public tweets at a low weight must not make each
+    # IT-labelled non-complaint count for less.
+    targets, chosen = head_labels[rows], head_weights[rows]
+    balanced = chosen.copy()
+    for label in (0, 1):
+        balanced[targets == label] *= chosen.sum() / (2.0 * chosen[targets == label].sum())
+    model = LogisticRegression(C=head_c, max_iter=5000, random_state=SEED)
+    model.fit((features - mean) / scale, targets, sample_weight=balanced)
+    return Fitted(
+        {
+            **fast.arrays,
+            "head_mean": mean.astype(np.float32),
+            "head_scale": scale.astype(np.float32),
+            "head_coef": model.coef_[0].astype(np.float32),
+            "head_bias": np.array(model.intercept_[0], dtype=np.float32),
+        }
+    )
+
+
+def head_targets(examples: Sequence[Example]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The head's labels and weights: IT-labelled posts as they are, public tweets as not complaints."""
+    labelled = [e.source in HEAD_SOURCES for e in examples]
+    labels = np.array([e.label if it else 0 for e, it in zip(examples, labelled, strict=True)], dtype=np.int64)
+    weights = np.array(
+        [e.weight if it else PUBLIC_HEAD_WEIGHT for e, it in zip(examples, labelled, strict=True)], dtype=np.float64
+    )
+    return labels, weights
+
+
 def train(
     examples: Sequence[Example],
     output: Path,
@@ -225,11 +419,15 @@ def train(
     weights = np.array([e.weight for e in examples], dtype=np.float64)
     if stage is not None:
         stage("fitting")
-    fitted = fit(corpus, labels, weights)
+    fitted = fit(corpus, labels, weights, head_targets(examples))
     meta = {
         "command": command,
         "seed": SEED,
         "c": C,
+        "head_c": HEAD_C,
+        "head_emphasis": HEAD_EMPHASIS,
+        "head_sources": sorted(HEAD_SOURCES),
+        "public_head_weight": PUBLIC_HEAD_WEIGHT,
         "min_df": MIN_DF,
         "examples": _counts(examples),
         "data_sha256": _digest(examples),
@@ -258,13 +456,18 @@ def cross_validate(
     labels: npt.NDArray[np.int64],
     folds: npt.NDArray[np.int64],
     progress: Progress | None = None,
+    *,
+    encoder: bool = True,
 ) -> npt.NDArray[np.float64]:
-    """Out-of-fold complaint probabilities: fold k is scored by a model fitted on the others."""
+    """Out-of-fold complaint probabilities: fold k is scored by a model fitted on the others
+    (the whole pipeline, fast model and head; the fast model alone with encoder=False)."""
     probabilities = np.zeros(corpus.size, dtype=np.float64)
     for fold in np.unique(folds):
         test = np.flatnonzero(folds == fold)
-        fitted = fit(corpus.subset(np.flatnonzero(folds != fold)), labels[folds != fold])
-        probabilities[test] = 1.0 / (1.0 + np.exp(-fitted.logits(corpus.subset(test))))
+        train_rows = np.flatnonzero(folds != fold)
+        part = corpus.subset(train_rows)
+        fitted = fit(part, labels[train_rows]) if encoder else fit_fast(part, labels[train_rows])
+        probabilities[test] = 1.0 / (1.0 + np.exp(-fitted.logits(corpus.subset(test), encoder=encoder)))
         if progress is not None:
             progress(1)
     return probabilities

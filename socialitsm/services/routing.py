@@ -48,7 +48,9 @@ ROUTED_FIELDS = (
 def catalogue_load() -> tuple[dict[str, Service], tuple[classify.ServiceEntry, ...]]:
     services = {s.slug: s for s in Service.objects.filter(active=True).select_related("owner_group")}
     entries = tuple(
-        classify.ServiceEntry(slug=s.slug, names=tuple(dict.fromkeys([s.name, s.slug, *s.aliases])))
+        classify.ServiceEntry(
+            slug=s.slug, names=tuple(dict.fromkeys([s.name, s.slug, *s.aliases])), description=s.description
+        )
         for s in services.values()
     )
     return services, entries

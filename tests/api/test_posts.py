@@ -275,6 +275,10 @@ def test_service_catalogue(agent_api):
         "slug": "vpn",
         "name": "VPN",
         "aliases": ["GlobalProtect", "AnyConnect", "remote access", "Cisco VPN"],
+        "description": (
+            "VPN remote access to the company network from home or while travelling "
+            "(accès à distance, télétravail, Fernzugriff, Homeoffice, acceso remoto, teletrabajo)."
+        ),
         "owner_group": None,
         "spike_authors": None,
         "spike_window_minutes": None,

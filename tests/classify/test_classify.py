@@ -120,7 +120,7 @@ def test_no_catalogue_means_no_service() -> None:
         ("helpdesk :(", 2),
         ("Outlook keeps crashing with 0x800CCC0E #fail", 2),
         ("Anyone up for lunch?", 3),
-        ("Shout out to the helpdesk, fixed my laptop in 5 minutes!", 3),
+        ("Shout out to the helpdesk, thanks for the quick fix!", 3),
     ],
 )
 def test_urgency(text: str, urgency: int) -> None:

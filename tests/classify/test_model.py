@@ -118,7 +118,8 @@ def test_shipped_model_loads_and_is_small():
 
     assert SHIPPED_PATH.stat().st_size < 5_000_000
     assert model.meta["command"] == "manage.py socialitsm_train --shipped"
-    assert set(model.meta["examples"]) == {"tweeteval", "vader", "own"}
+    assert set(model.meta["examples"]) == {"tweeteval", "vader", "own", "corpus"}
+    assert model.meta["head_sources"] == ["corpus", "feedback", "own"]
     assert np.isfinite(model.dense).all()
 
 

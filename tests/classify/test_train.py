@@ -13,13 +13,13 @@ from django.core.management import CommandError, call_command
 from socialitsm.classify import model, train, verdict, verdict_many
 from socialitsm.classify.catalogue import matcher_for
 from socialitsm.classify.model import active, load
-from socialitsm.classify.pipeline import prepare_many
+from socialitsm.classify.pipeline import head_matrix, prepare_many, understand
 from socialitsm.models import Post
 from socialitsm.services.routing import catalogue_load, post_label
 
 from ..factories import PostFactory
 
-TEXT = "the quarterly report is ready for review"
+TEXT = "the team lunch is on friday at noon"
 
 
 @pytest.fixture
@@ -43,12 +43,14 @@ def test_run_time_scores_equal_training_time_scores(own, tmp_path):
     texts = [e.text for e in own[:40]] + ["", "😡", TEXT]
     fitted = load(path)
     corpus = train.featurise(texts)
+    expected = train.Fitted(_arrays(path))
 
-    expected = train.Fitted(_arrays(path)).logits(corpus)
     prepared = prepare_many(texts, matcher_for(()))
-    actual = fitted.score(prepared.grams, prepared.dense).logits
+    fast = fitted.score(prepared.grams, prepared.dense).logits
+    head, _ = fitted.head.score(head_matrix(prepared, understand(prepared.posts, ()), fast))
 
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fast, expected.fast_logits(corpus), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(head, expected.logits(corpus), rtol=1e-4, atol=1e-4)
 
 
 def _arrays(path):
@@ -64,7 +66,7 @@ def test_training_is_reproducible_byte_for_byte(own, tmp_path):
 
     assert first.read_bytes() == second.read_bytes()
     meta = load(first).meta
-    assert meta["examples"] == {"own": {"complaint": 169, "not_complaint": 107}}
+    assert meta["examples"] == {"own": {"complaint": 188, "not_complaint": 163}}
     assert (meta["seed"], meta["c"], meta["min_df"], meta["command"]) == (train.SEED, train.C, train.MIN_DF, "x")
 
 
@@ -98,27 +100,34 @@ def test_train_command_reports_unreadable_public_data(tmp_path, retrained, db):
         call_command("socialitsm_train", "--data", str(tmp_path / "nowhere"), stdout=StringIO(), stderr=StringIO())
 
 
+def _trained(retrained, **counts: int) -> str:
+    counts = {name: count for name, count in counts.items() if count}
+    listed = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
+    return f"trained on {sum(counts.values())} posts ({listed}); wrote {retrained}\n"
+
+
 def test_agents_labels_change_a_retrained_model(retrained, agent, own):
     catalogue = catalogue_load()[1]
+    corpus = len(train.corpus_examples("train"))
     out = StringIO()
     call_command("socialitsm_train", "--no-public", stdout=out, stderr=StringIO())
-    assert out.getvalue() == f"trained on {len(own)} posts (own {len(own)}); wrote {retrained}\n"
+    assert out.getvalue() == _trained(retrained, own=len(own), corpus=corpus)
     before = verdict(TEXT, "en", catalogue=catalogue)
     assert not before.is_complaint
 
-    # Agents say posts about the late report are complaints (say, it is a known pain point).
+    # Agents say posts about the team lunch are complaints (say, it is a known pain point).
     for i in range(12):
         post = PostFactory(external_id=f"fb-{i}", text=f"{TEXT} #{i}")
         post_label(post=post, label=Post.Label.COMPLAINT, actor=agent)
     out = StringIO()
     call_command("socialitsm_train", "--no-public", stdout=out, stderr=StringIO())
-    assert out.getvalue() == f"trained on {len(own) + 12} posts (feedback 12, own {len(own)}); wrote {retrained}\n"
+    assert out.getvalue() == _trained(retrained, own=len(own), corpus=corpus, feedback=12)
     active.reset()  # as a worker does once RELOAD_CHECK_SECONDS have passed
 
     after = verdict(TEXT, "en", catalogue=catalogue)
     assert after.is_complaint
     assert after.score > before.score + 0.3
-    assert any(reason.startswith("word 'report'") or reason.startswith("word 'quarterly'") for reason in after.reasons)
+    assert any(reason.startswith("word 'lunch'") or reason.startswith("word 'noon'") for reason in after.reasons)
     assert load(retrained).meta["examples"]["feedback"] == {"complaint": 12, "not_complaint": 0}
 
 
@@ -170,7 +179,8 @@ def test_classify_command_threshold_and_escaped_newlines(db):
 
     (record,) = [json.loads(line) for line in out.getvalue().splitlines()]
     assert record["is_complaint"] is True
-    assert record["score"] == round(verdict("Anyone up for lunch?\nAt noon?").score, 4)
+    # The command reads the catalogue, which the score depends on (similarity to its services).
+    assert record["score"] == round(verdict("Anyone up for lunch?\nAt noon?", catalogue=catalogue_load()[1]).score, 4)
 
 
 def test_classify_command_without_catalogue_needs_no_database():

@@ -20,7 +20,8 @@ SHIPPED_COMMAND = "manage.py socialitsm_train --shipped"
 
 class Command(BaseCommand):
     help = (
-        "Train the complaint model from TweetEval and VADER tweets (SOCIALITSM_DATA_DIR), our own IT posts "
+        "Train the complaint model from TweetEval and VADER tweets (SOCIALITSM_DATA_DIR), our own IT posts, "
+        "the train split of the labelled workplace-IT corpus "
         "and, unless --shipped or --no-feedback, every post an agent labelled; writes SOCIALITSM_MODEL_PATH, "
         "which workers load within seconds."
     )
@@ -43,6 +44,10 @@ class Command(BaseCommand):
         output: Path = model.SHIPPED_PATH if shipped else (options["output"] or _default_output())
         examples = [] if options["no_public"] else self._public(options["data"])
         examples += train.own_examples()
+        try:
+            examples += train.corpus_examples("train")
+        except (OSError, train.CorpusError) as exc:
+            raise CommandError(f"cannot read the labelled corpus under {train.CORPUS} ({exc})") from exc
         if not (shipped or options["no_feedback"]):
             examples += feedback_examples()
         flags = [flag for flag in ("--no-public", "--no-feedback") if options[flag[2:].replace("-", "_")]]

@@ -1,0 +1,102 @@
+"""The default service catalogue, as migrations 0002 and 0018 seed it, for training and for
+deployments whose catalogue is empty.
+
+The decision learns how close a post is to "some service of an IT catalogue"; it is trained
+against this catalogue and, at run time, reads the deployment's own catalogue, or this one when
+no catalogue is given (e.g. `socialitsm_classify` without a database). Services are never
+detected from it: only from the catalogue a deployment passes in.
+"""
+
+from __future__ import annotations
+
+from .catalogue import ServiceEntry
+
+REFERENCE_CATALOGUE = (
+    ServiceEntry(
+        "helpdesk",
+        ("Service desk", "helpdesk", "help desk", "service desk", "IT support", "support line", "ticket"),
+        "IT service desk and support line: tickets, requests, callbacks, phone and chat support for staff "
+        "(support informatique, assistance, IT-Support, Servicedesk, soporte, mesa de ayuda).",
+    ),
+    ServiceEntry(
+        "vpn",
+        ("VPN", "GlobalProtect", "AnyConnect", "remote access", "Cisco VPN"),
+        "VPN remote access to the company network from home or while travelling "
+        "(accès à distance, télétravail, Fernzugriff, Homeoffice, acceso remoto, teletrabajo).",
+    ),
+    ServiceEntry(
+        "email",
+        ("Email", "e-mail", "mail", "Outlook", "inbox", "Exchange", "mailbox", "webmail"),
+        "Email and calendars: Outlook, mailboxes, sending and receiving mail, shared inboxes "
+        "(courriel, boîte mail, E-Mail, Postfach, correo, bandeja de entrada).",
+    ),
+    ServiceEntry(
+        "wifi",
+        ("Wi-Fi", "wifi", "wi fi", "wireless", "WLAN", "eduroam", "hotspot"),
+        "Office Wi-Fi and wireless network access for laptops and phones in the buildings "
+        "(réseau sans fil, WLAN, red inalámbrica).",
+    ),
+    ServiceEntry(
+        "sso",
+        ("Single sign-on", "SSO", "login", "log in", "sign in", "Okta", "MFA", "2FA", "password reset", "Azure AD"),
+        "Single sign-on, logins, passwords and multi-factor authentication for company accounts "
+        "(connexion, mot de passe, Anmeldung, Passwort, inicio de sesión, contraseña).",
+    ),
+    ServiceEntry(
+        "portal",
+        ("Self-service portal", "portal", "self-service", "intranet", "service portal"),
+        "Self-service portal and intranet where staff request IT services and find help articles "
+        "(portail, Mitarbeiterportal, portal del empleado).",
+    ),
+    ServiceEntry(
+        "printer",
+        ("Printing", "printer", "printers", "print", "printing", "scanner", "copier"),
+        "Printing, scanning and copying on office printers and multifunction devices (imprimante, Drucker, impresora).",
+    ),
+    ServiceEntry(
+        "laptop",
+        ("Laptops and desktops", "laptop", "notebook", "docking station", "dock", "desktop", "PC", "MacBook"),
+        "Company laptops, desktops and docking stations: hardware, repairs and replacements "
+        "(ordinateur portable, poste de travail, Rechner, Laptop, portátil, ordenador).",
+    ),
+    ServiceEntry(
+        "video",
+        ("Video conferencing", "Teams", "Microsoft Teams", "Zoom", "video call", "Webex", "meeting room"),
+        "Video calls, online meetings and meeting-room equipment: Teams, Zoom, screens and cameras "
+        "(visioconférence, salle de réunion, Videokonferenz, Besprechungsraum, videollamada, sala de reuniones).",
+    ),
+    ServiceEntry(
+        "phone",
+        ("Telephony", "phone", "desk phone", "softphone", "telephone", "voicemail"),
+        "Telephony: desk phones, softphones, voicemail and the company phone lines "
+        "(téléphone, standard, Telefon, Telefonanlage, teléfono, centralita).",
+    ),
+    ServiceEntry(
+        "network",
+        ("Network", "LAN", "ethernet", "internet", "connectivity", "DNS", "firewall"),
+        "Office network and internet connectivity: cabled LAN, DNS and firewall "
+        "(réseau, connexion internet, Netzwerk, red, conexión).",
+    ),
+    ServiceEntry(
+        "storage",
+        ("File storage", "OneDrive", "file share", "SharePoint", "shared drive", "network drive", "Dropbox"),
+        "File storage and sharing: shared drives, OneDrive, SharePoint and network folders "
+        "(lecteur réseau, partage de fichiers, Netzlaufwerk, Dateiablage, unidad de red, carpetas compartidas).",
+    ),
+    ServiceEntry(
+        "erp",
+        ("ERP", "SAP", "payroll", "expenses", "Workday", "timesheet", "invoicing"),
+        "ERP business applications: SAP, payroll, expenses, timesheets and invoicing "
+        "(paie, notes de frais, Gehaltsabrechnung, Spesen, nómina, gastos).",
+    ),
+    ServiceEntry(
+        "website",
+        ("Public website", "website", "web site", "homepage", "home page"),
+        "The organisation's public website and its pages (site web, Webseite, sitio web).",
+    ),
+    ServiceEntry(
+        "app",
+        ("Mobile app", "mobile app", "the app", "iOS app", "Android app"),
+        "The organisation's mobile app for iOS and Android (application mobile, App, aplicación móvil).",
+    ),
+)
