@@ -136,4 +136,8 @@ def head_matrix(batch: PreparedBatch, meaning: Meaning, fast_logits: npt.NDArray
     """The head's inputs (model.HEAD_FEATURES) for a batch."""
     fast = np.clip(np.asarray(fast_logits, dtype=np.float32), -_FAST_LOGIT_CAP, _FAST_LOGIT_CAP)
     context = np.stack([meaning.it, meaning.thanks, meaning.off, meaning.context, meaning.alias, fast], axis=1)
-    return np.hstack([context, batch.dense[:, : len(NAMED_FEATURES)], meaning.vectors]).astype(np.float32)
+    named = batch.dense[:, : len(NAMED_FEATURES)].copy()
+    # A link says nothing about whether a post is a complaint ("VPN down again <status page>"); in
+    # the public tweets the head also learns from, links mostly mark news, which taught it otherwise.
+    named[:, _INDEX["url"]] = 0.0
+    return np.hstack([context, named, meaning.vectors]).astype(np.float32)
