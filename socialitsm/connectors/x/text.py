@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 # Implemented from the v3 configuration (config/v3.json of twitter/twitter-text): scale 100,
 # default weight 200, weight 100 in the ranges below, every URL counts as 23, an emoji sequence
-# counts once at the default weight, text is NFC-normalised first. The PyPI ports
+# counts once at the default weight, text is NFC-normalised first. The Python ports
 # (twitter-text-parser 3.0.0, 2023) are unmaintained and carry their own copy of an old emoji
 # table; this is 60 lines we can test against the project's conformance cases.
 MAX_WEIGHTED_LENGTH = 280
