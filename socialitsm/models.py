@@ -632,7 +632,6 @@ class Broadcast(models.Model):
         blank=True, default=list, help_text='Posters left out at confirmation and why: [{"author": id, "reason": ...}].'
     )
     recipient_count = models.PositiveIntegerField(default=0, help_text="Replies queued at confirmation.")
-    skipped_count = models.PositiveIntegerField(default=0, help_text="Posters left out at confirmation.")
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -640,6 +639,11 @@ class Broadcast(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} broadcast on {self.incident_id} ({self.status})"
+
+    @property
+    def skipped_count(self) -> int:
+        """Posters left out at confirmation."""
+        return len(self.skipped) if isinstance(self.skipped, list) else 0
 
 
 class StatusPost(models.Model):

@@ -998,6 +998,7 @@ class BroadcastSerializer(serializers.ModelSerializer):
     confirmed_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
+    skipped_count = serializers.IntegerField(read_only=True, help_text="Posters left out at confirmation.")
     sent = serializers.IntegerField(read_only=True, help_text="Replies the networks took.")
     pending = serializers.IntegerField(read_only=True, help_text="Replies queued or being sent.")
     failed = serializers.IntegerField(read_only=True)

@@ -129,10 +129,6 @@ class Migration(migrations.Migration):
                     models.PositiveIntegerField(default=0, help_text="Replies queued at confirmation."),
                 ),
                 (
-                    "skipped_count",
-                    models.PositiveIntegerField(default=0, help_text="Posters left out at confirmation."),
-                ),
-                (
                     "confirmed_by",
                     models.ForeignKey(
                         blank=True,

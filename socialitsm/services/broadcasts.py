@@ -369,7 +369,6 @@ def broadcast_confirm(*, broadcast: Broadcast, actor, exclude: Collection[int] =
         locked.excluded = sorted(excluded)
         locked.skipped = skipped
         locked.recipient_count = queued
-        locked.skipped_count = len(skipped)
         locked.save(
             update_fields=[
                 "status",
@@ -378,7 +377,6 @@ def broadcast_confirm(*, broadcast: Broadcast, actor, exclude: Collection[int] =
                 "excluded",
                 "skipped",
                 "recipient_count",
-                "skipped_count",
             ]
         )
         event_record(
