@@ -17,9 +17,13 @@ one whose commonest words the post uses most.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -152,8 +156,9 @@ def _negated(negator: npt.NDArray[np.bool_], docs: npt.NDArray[np.int64]) -> npt
 @cache
 def _lexicon() -> _Lexicon:
     # Imported lazily: the lexicons take ~0.2 s to load and Django imports this module at startup.
-    from textblob.en import sentiment as textblob_lexicon
     from vaderSentiment.vaderSentiment import NEGATE, SentimentIntensityAnalyzer
+
+    textblob_lexicon = _textblob_sentiment()
 
     analyzer = SentimentIntensityAnalyzer()
     vader = np.zeros(BUCKETS, dtype=np.float32)
@@ -183,6 +188,54 @@ def _lexicon() -> _Lexicon:
         for bucket, _ in _single_words((word, 1.0) for word in _LANGUAGE_WORDS[code].split()):
             language[bucket] = index
     return _Lexicon(vader, textblob, known, negator, but, bang, language)
+
+
+def _textblob_sentiment() -> Any:
+    """TextBlob's English sentiment lexicon, built as `textblob.en.sentiment` builds it.
+
+    Importing `textblob` itself imports NLTK, which imports scikit-learn and SciPy: about 90 MB
+    and a second of start-up in every worker for a lexicon we read once. The lexicon lives in
+    `textblob._text`, which needs nothing but the standard library, so that module alone is loaded
+    from the installed package (TextBlob stays the source of the words and their scores).
+    """
+    spec = importlib.util.find_spec("textblob")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - in requirements.txt
+        raise ImportError("TextBlob is not installed")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    name = "socialitsm._textblob_text"
+    text: Any = sys.modules.get(name)
+    if text is None:
+        loader = importlib.util.spec_from_file_location(name, package / "_text.py")
+        if loader is None or loader.loader is None:  # pragma: no cover - part of every TextBlob release
+            raise ImportError("TextBlob's _text module is missing")
+        text = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(text)
+        sys.modules[name] = text
+
+    class Sentiment(text.Sentiment):
+        def load(self, path: str | None = None) -> None:
+            # As textblob.en.Sentiment: "terrible" also scores the adverb "terribly".
+            text.Sentiment.load(self, path)
+            if not path:
+                entries: list[tuple[str, dict[str, tuple[float, float, float]]]] = list(dict.items(self))
+                for word, pos in entries:
+                    if "JJ" in pos:
+                        if word.endswith("y"):
+                            word = word[:-1] + "i"
+                        if word.endswith("le"):
+                            word = word[:-2]
+                        polarity, subjectivity, intensity = pos["JJ"]
+                        self.annotate(word + "ly", "RB", polarity, subjectivity, intensity)
+
+    return Sentiment(
+        path=str(package / "en" / "en-sentiment.xml"),
+        synset="wordnet_id",
+        negations=("no", "not", "n't", "never"),
+        modifiers=("RB",),
+        modifier=lambda word: word.endswith("ly"),
+        tokenizer=text.find_tokens,
+        language="en",
+    )
 
 
 def _single_words(entries: Iterable[tuple[str, float]]) -> list[tuple[int, float]]:

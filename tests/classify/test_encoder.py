@@ -5,6 +5,10 @@ The encoder loads once per process (`encoder.get`), so the whole session shares 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -244,3 +248,20 @@ def test_the_reference_catalogue_is_the_seeded_one():
     seeded = importlib.import_module("socialitsm.migrations.0018_service_description").DESCRIPTIONS
 
     assert {entry.slug: entry.description for entry in REFERENCE_CATALOGUE} == seeded
+
+
+def test_classifying_loads_no_training_libraries():
+    """A worker that classifies loads neither scikit-learn nor NLTK (TextBlob's package imports
+    both, about 90 MB): the TextBlob lexicon is read from its standard-library module alone."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from socialitsm.classify import verdict_many;"
+        "from socialitsm.classify.reference import REFERENCE_CATALOGUE;"
+        "verdict = verdict_many([('VPN down again, the helpdesk is useless', 'en')], catalogue=REFERENCE_CATALOGUE)[0];"
+        "print(verdict.is_complaint);"
+        "print(sorted(m for m in ('sklearn', 'nltk', 'textblob') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-c", probe, str(root)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[:2] == ["True", "[]"]
