@@ -280,6 +280,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.sla_sweep_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
     },
+    # Channels' retention periods: older posts lose their words (or go), in small batches.
+    "socialitsm-retention": {
+        "task": "socialitsm.tasks.posts_retention_task",
+        "schedule": timedelta(seconds=env.int("SOCIALITSM_RETENTION_TICK", default=3600)),
+    },
     # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
     "socialitsm-recheck-posts": {
         "task": "socialitsm.tasks.channels_recheck_due_task",
