@@ -321,6 +321,12 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["state", "priority", "opened_at"], name="incident_queue_idx"),
             models.Index(fields=["priority", "opened_at", "id"], name="incident_order_idx"),
+            # The agents' queue: open incidents only, in its default order.
+            models.Index(
+                fields=["priority", "opened_at", "id"],
+                name="incident_open_order_idx",
+                condition=Q(state__in=["new", "in_progress", "on_hold"]),
+            ),
             # Time to breach, soonest first, incidents without a running clock last (ASC NULLS LAST).
             models.Index(fields=["breach_due_at", "priority", "opened_at", "id"], name="incident_breach_idx"),
             models.Index(fields=["service", "opened_at"], condition=Q(is_major=True), name="incident_major_idx"),

@@ -381,6 +381,19 @@ def incident_posts(incident: Incident) -> QuerySet[Post]:
     return post_list().filter(incident=incident).order_by("posted_at", "id")
 
 
+def incident_posts_shown(incident: Incident, *, latest: int | None) -> tuple[list[Post], int]:
+    """The posts the incident page shows, oldest first, and how many it leaves out: all of them
+    with `latest` None, else the first post and the `latest` most recent (a busy incident's page
+    renders a bounded number of posts; the rest on request)."""
+    posts = incident_posts(incident)
+    if latest is None or incident.post_count <= latest + 1:
+        return list(posts), 0
+    first = list(posts[:1])
+    recent = list(posts.order_by("-posted_at", "-id")[:latest])[::-1]
+    shown = first + [post for post in recent if post.pk != first[0].pk] if first else recent
+    return shown, max(0, incident.post_count - len(shown))
+
+
 def reply_default_post(incident: Incident, posts: Sequence[Post]) -> Post | None:
     """The post a reply answers when the agent names none: the caller's latest word, else the
     latest post. `posts` are the incident's, oldest first."""

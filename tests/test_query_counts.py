@@ -59,13 +59,13 @@ def api(lead) -> APIClient:
 
 
 PAGES = [
-    ("web", "/", 12),
-    ("web", "/?sort=breach", 12),
-    ("api", "/api/v1/incidents/", 5),
-    ("api", "/api/v1/incidents/?ordering=breach_due_at", 5),
-    ("api", "/api/v1/incidents/?state=new&state=in_progress&priority=4", 5),
-    ("api", "/api/v1/posts/", 4),
-    ("api", "/api/v1/posts/?triage_state=incident&triage_state=queued", 4),
+    ("web", "/", 13),
+    ("web", "/?sort=breach", 13),
+    ("api", "/api/v1/incidents/", 6),
+    ("api", "/api/v1/incidents/?ordering=breach_due_at", 6),
+    ("api", "/api/v1/incidents/?state=new&state=in_progress&priority=4", 6),
+    ("api", "/api/v1/posts/", 5),
+    ("api", "/api/v1/posts/?triage_state=incident&triage_state=queued", 5),
     ("web", "/sla/?from=2026-11-01&to=2026-11-26", 16),
     ("web", "/sla/export.csv?from=2026-11-01&to=2026-11-26", 14),
     ("api", "/api/v1/reports/sla/?from=2026-11-01&to=2026-11-26", 13),

@@ -33,6 +33,7 @@ from socialitsm.models import (
     SlaCalendar,
     SlaPolicy,
 )
+from socialitsm.pagination import CappedPageNumberPagination, KeyedPageNumberPagination
 from socialitsm.selectors import channel_list
 from socialitsm.services import broadcasts, incidents, itsm_sync, major, replies, retention, routing
 from socialitsm.services.sla import sla_rules_changed
@@ -95,6 +96,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     lookup_value_regex = LOOKUP_REGEX
     filterset_class = IncidentFilter
     filter_backends = (DjangoFilterBackend, NullsLastOrderingFilter)
+    pagination_class = KeyedPageNumberPagination
     # breach_due_at: time to breach, soonest first; incidents with no running clock come last.
     ordering_fields = ("priority", "opened_at", "updated_at", "response_due_at", "breach_due_at")
     ordering = ("priority", "opened_at", "id")
@@ -475,6 +477,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = s.PostSerializer
     filterset_class = PostFilter
+    pagination_class = CappedPageNumberPagination
     ordering_fields = ("posted_at",)
     ordering = ("posted_at", "id")
 

@@ -159,5 +159,13 @@ class Migration(migrations.Migration):
             model_name="authorerasure",
             index=models.Index(fields=["author_ref"], name="authorerasure_ref_idx"),
         ),
+        migrations.AddIndex(
+            model_name="incident",
+            index=models.Index(
+                condition=models.Q(("state__in", ["new", "in_progress", "on_hold"])),
+                fields=["priority", "opened_at", "id"],
+                name="incident_open_order_idx",
+            ),
+        ),
         migrations.RunPython(figures_fill, migrations.RunPython.noop),
     ]
