@@ -951,6 +951,10 @@ class IncidentEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            # The ITSM tick asks of each link whether its incident has events past its watermark.
+            models.Index(fields=["incident", "id"], name="incidentevent_incident_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.incident_id} {self.kind}"

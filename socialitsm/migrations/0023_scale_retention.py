@@ -167,5 +167,9 @@ class Migration(migrations.Migration):
                 name="incident_open_order_idx",
             ),
         ),
+        migrations.AddIndex(
+            model_name="incidentevent",
+            index=models.Index(fields=["incident", "id"], name="incidentevent_incident_id_idx"),
+        ),
         migrations.RunPython(figures_fill, migrations.RunPython.noop),
     ]
