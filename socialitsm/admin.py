@@ -17,6 +17,7 @@ from .exceptions import ApplicationError, ExternalError
 from .http import same_host
 from .models import (
     Author,
+    AuthorErasure,
     Broadcast,
     Channel,
     Incident,
@@ -35,10 +36,12 @@ from .models import (
     StatusPost,
     WatchRule,
 )
+from .roles import is_lead
 from .selectors import channel_list
 from .services import itsm_sync, replies
 from .services.channels import channel_test, channel_verify, credentials_host_check
 from .services.incidents import EDITABLE, incident_assign, incident_changes_check, incident_update
+from .services.retention import author_erase
 from .services.routing import post_label, post_promote, post_routing_retry
 from .services.sla import sla_rules_changed
 
@@ -95,6 +98,7 @@ class ChannelForm(forms.ModelForm):
             "listen_mode",
             "poll_interval",
             "enabled",
+            "retention_days",
             "skip_verify",
         ]
 
@@ -253,10 +257,37 @@ class ServiceAdmin(admin.ModelAdmin):
 
 @admin.register(Author)
 class AuthorAdmin(admin.ModelAdmin):
-    list_display = ["handle", "name", "network", "external_id", "caller_email"]
+    list_display = ["handle", "name", "network", "external_id", "caller_email", "erased_at"]
     list_filter = ["network"]
     search_fields = ["handle", "name", "external_id", "caller_email"]
-    readonly_fields = ["network", "external_id"]
+    readonly_fields = ["network", "external_id", "erased_at"]
+    actions = ["erase"]
+
+    @admin.action(description="Erase at the poster's request (posts and personal details, everywhere)")
+    def erase(self, request: HttpRequest, queryset: QuerySet[Author]) -> None:
+        if not is_lead(request.user):
+            self.message_user(request, "Only team leads may erase a poster.", messages.ERROR)
+            return
+        for author in queryset.order_by("pk"):
+            author_erase(author=author, actor=request.user)
+            self.message_user(request, f"Author {author.pk} erased.", messages.SUCCESS)
+
+
+@admin.register(AuthorErasure)
+class AuthorErasureAdmin(admin.ModelAdmin):
+    """The record that posters were erased at their request: who asked, when, which author."""
+
+    list_display = ["author_id_erased", "author_ref", "actor", "created_at"]
+    search_fields = ["author_ref"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuthorErasure | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuthorErasure | None = None) -> bool:
+        return False
 
 
 class RoutingFailedFilter(admin.SimpleListFilter):

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import sla
@@ -84,6 +84,12 @@ class Channel(models.Model):
     )
     # Where the streaming connection left off (Jetstream time_us, ...); saved with its posts.
     stream_cursor = models.JSONField(blank=True, default=dict)
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days a post is kept in full (e.g. 400); older ones are removed or anonymised. Empty keeps them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -178,6 +184,12 @@ class Author(models.Model):
     profile_url = models.URLField(max_length=1000, blank=True)
     caller_email = models.EmailField(blank=True, help_text="Known caller, for ITSM suites.")
     employee_id = models.CharField(max_length=64, blank=True)
+    erased_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the person's details were removed (past retention, or at their request).",
+    )
 
     class Meta:
         constraints = [
@@ -295,6 +307,12 @@ class Incident(models.Model):
         null=True, blank=True, help_text="Time from the first post to its arrival here."
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # Kept by incidents_figures_refresh (see services/figures.py) wherever posts or clocks change,
+    # so that lists neither count posts nor look into clocks per incident.
+    post_count = models.PositiveIntegerField(default=0, editable=False, help_text="Posts linked to the incident.")
+    breach_due_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The earliest due time among the running SLA clocks."
+    )
 
     objects = IncidentQuerySet.as_manager()
 
@@ -302,6 +320,15 @@ class Incident(models.Model):
         ordering = ["priority", "opened_at"]
         indexes = [
             models.Index(fields=["state", "priority", "opened_at"], name="incident_queue_idx"),
+            models.Index(fields=["priority", "opened_at", "id"], name="incident_order_idx"),
+            # The agents' queue: open incidents only, in its default order.
+            models.Index(
+                fields=["priority", "opened_at", "id"],
+                name="incident_open_order_idx",
+                condition=Q(state__in=["new", "in_progress", "on_hold"]),
+            ),
+            # Time to breach, soonest first, incidents without a running clock last (ASC NULLS LAST).
+            models.Index(fields=["breach_due_at", "priority", "opened_at", "id"], name="incident_breach_idx"),
             models.Index(fields=["service", "opened_at"], condition=Q(is_major=True), name="incident_major_idx"),
             # Spike detection: a service's recent complaints not yet part of a major incident.
             models.Index(
@@ -364,6 +391,7 @@ class Post(models.Model):
     class Gone(models.TextChoices):
         DELETED = "deleted", "Deleted by its author"
         REMOVED = "removed", "Removed by moderators"
+        ERASED = "erased", "Erased at the poster's request"
 
     network = models.CharField(max_length=16, choices=Network.choices)
     scope = models.CharField(
@@ -426,6 +454,12 @@ class Post(models.Model):
         blank=True,
         help_text="When the author last edited the post, per the network; earlier versions are its revisions.",
     )
+    erased_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When its words and payload were removed (past retention, or at the poster's request).",
+    )
 
     objects = PostQuerySet.as_manager()
 
@@ -447,6 +481,12 @@ class Post(models.Model):
             ),
             models.Index(fields=["author", "conversation_id"], name="post_author_conversation_idx"),
             models.Index(fields=["triage_state", "posted_at"], name="post_triage_idx"),
+            # The posts list's order; covering what the daily sentiment chart reads (index-only scans).
+            models.Index(fields=["posted_at", "id"], include=["network", "sentiment"], name="post_order_idx"),
+            # The retention sweep: each channel's posts not yet erased, oldest first.
+            models.Index(
+                fields=["channel", "posted_at"], name="post_retention_idx", condition=Q(erased_at__isnull=True)
+            ),
             models.Index(fields=["labelled_at"], name="post_labelled_idx", condition=~Q(label="")),
             # The re-check sweep: live posts of incidents, least recently checked first.
             models.Index(
@@ -817,6 +857,17 @@ class SlaClock(models.Model):
         ]
         indexes = [
             models.Index(fields=["due_at"], name="slaclock_running_due_idx", condition=Q(stopped_at__isnull=True)),
+            # The sweep: warnings not yet announced, and breaches not yet announced (late clocks only).
+            models.Index(
+                fields=["warn_at"],
+                name="slaclock_warn_due_idx",
+                condition=Q(stopped_at__isnull=True, warned_at__isnull=True),
+            ),
+            models.Index(
+                fields=["due_at"],
+                name="slaclock_breach_due_idx",
+                condition=Q(breached_at__isnull=True) & (Q(stopped_at__isnull=True) | Q(stopped_at__gt=F("due_at"))),
+            ),
             models.Index(fields=["started_at", "target"], name="slaclock_started_idx"),
         ]
 
@@ -900,6 +951,10 @@ class IncidentEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            # The ITSM tick asks of each link whether its incident has events past its watermark.
+            models.Index(fields=["incident", "id"], name="incidentevent_incident_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.incident_id} {self.kind}"
@@ -1097,3 +1152,23 @@ class ItsmDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} for link {self.link_id}: {self.status}"
+
+
+class AuthorErasure(models.Model):
+    """The record that a poster's details were erased at their request: who asked us to, when,
+    and which author (by id, and by an opaque reference derived from their network id that lets
+    a later request be recognised without keeping the id). What was removed is not recorded."""
+
+    author_id_erased = models.BigIntegerField(help_text="The Author row's id.")
+    author_ref = models.CharField(max_length=64, help_text="Keyed hash of the network, scope and external id.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["author_ref"], name="authorerasure_ref_idx")]
+
+    def __str__(self) -> str:
+        return f"author {self.author_id_erased} erased {self.created_at:%Y-%m-%d %H:%M}"

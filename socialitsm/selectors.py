@@ -122,6 +122,18 @@ def _scoped_incidents(scope: ReportFilter) -> IncidentQuerySet:
     return incidents
 
 
+def _clock_scope(scope: ReportFilter) -> Q:
+    """`scope`'s group and network as conditions on SLA clocks: a join to each clock's incident
+    (and channel), not an IN over every incident, which made PostgreSQL read all incidents for
+    each of the report's clock queries."""
+    condition = Q()
+    if scope.group is not None:
+        condition &= Q(incident__assignment_group=scope.group)
+    if scope.network:
+        condition &= Q(incident__channel__network=scope.network)
+    return condition
+
+
 def _breached_q(now: datetime) -> Q:
     return Q(state=SlaClock.State.BREACHED) | Q(state=SlaClock.State.RUNNING, due_at__lte=now)
 
@@ -150,7 +162,7 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
     come with their own figures (`major_incident_report`). Plain JSON types only."""
     incidents = _scoped_incidents(scope)
     clocks = SlaClock.objects.filter(
-        incident__in=incidents, started_at__gte=scope.since, started_at__lt=scope.until
+        _clock_scope(scope), started_at__gte=scope.since, started_at__lt=scope.until
     ).order_by()
     breached = _breached_q(now)
     outcome = {
@@ -217,17 +229,18 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
             .annotate(n=Count("pk"))
             .order_by("-n", "incident__assignment_group__name")
         ],
-        "at_risk": _at_risk(incidents, now),
+        "at_risk": _at_risk(scope, now),
         "sentiment": _sentiment_daily(scope),
         "major_incidents": major_incident_report(scope=scope),
     }
 
 
-def _at_risk(incidents: IncidentQuerySet, now: datetime) -> list[dict[str, Any]]:
+def _at_risk(scope: ReportFilter, now: datetime) -> list[dict[str, Any]]:
     """Open incidents with a running clock past its warning time and not yet due, soonest first."""
     risky = (
         SlaClock.objects.filter(
-            incident__in=incidents.open(),
+            _clock_scope(scope),
+            incident__state__in=Incident.OPEN_STATES,
             state=SlaClock.State.RUNNING,
             warn_at__lte=now,
             due_at__gt=now,
@@ -278,16 +291,10 @@ def _sentiment_daily(scope: ReportFilter) -> list[dict[str, Any]]:
 
 
 def incidents_with_breach_due(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
-    """Annotate `breach_due_at`: the earliest due time among the incident's clocks still running
-    (None when none runs), for ordering queues by time to breach."""
-    running = (
-        SlaClock.objects.filter(incident=OuterRef("pk"), stopped_at__isnull=True, due_at__isnull=False)
-        .order_by()
-        .values("incident")
-        .annotate(first=Min("due_at"))
-        .values("first")
-    )
-    return incidents.annotate(breach_due_at=Subquery(running))
+    """`incidents` ready to order by time to breach: `breach_due_at`, the earliest due time among
+    the incident's running clocks, is stored on the incident (services/figures.py) and indexed
+    together with the rest of `breach_order`, so this adds nothing to the query any more."""
+    return incidents
 
 
 def breach_order(descending: bool = False) -> list[Any]:
@@ -305,8 +312,8 @@ def itsm_link_list() -> QuerySet[ItsmLink]:
 
 
 def incident_list() -> QuerySet[Incident]:
-    """Incidents with what a list or detail shows: related rows, SLA clocks in target order,
-    ITSM links, `post_count` and `breach_due_at`."""
+    """Incidents with what a list or detail shows: related rows, SLA clocks in target order and
+    ITSM links (`post_count` and `breach_due_at` are stored on the incident)."""
     incidents = (
         Incident.objects.select_related("service", "assignment_group", "assignee", "parent", "sla_policy")
         .prefetch_related(
@@ -315,10 +322,9 @@ def incident_list() -> QuerySet[Incident]:
                 queryset=SlaClock.objects.select_related("policy__calendar").order_by("target", "cycle"),
             )
         )
-        .annotate(post_count=Count("posts"))
         .prefetch_related(Prefetch("itsm_links", queryset=itsm_link_list()))
     )
-    return incidents_with_breach_due(incidents)
+    return incidents
 
 
 def incident_page() -> QuerySet[Incident]:
@@ -386,6 +392,19 @@ def post_list() -> QuerySet[Post]:
 def incident_posts(incident: Incident) -> QuerySet[Post]:
     """The incident's posts, oldest first."""
     return post_list().filter(incident=incident).order_by("posted_at", "id")
+
+
+def incident_posts_shown(incident: Incident, *, latest: int | None) -> tuple[list[Post], int]:
+    """The posts the incident page shows, oldest first, and how many it leaves out: all of them
+    with `latest` None, else the first post and the `latest` most recent (a busy incident's page
+    renders a bounded number of posts; the rest on request)."""
+    posts = incident_posts(incident)
+    if latest is None or incident.post_count <= latest + 1:
+        return list(posts), 0
+    first = list(posts[:1])
+    recent = list(posts.order_by("-posted_at", "-id")[:latest])[::-1]
+    shown = first + [post for post in recent if post.pk != first[0].pk] if first else recent
+    return shown, max(0, incident.post_count - len(shown))
 
 
 def reply_default_post(incident: Incident, posts: Sequence[Post]) -> Post | None:

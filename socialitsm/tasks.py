@@ -7,7 +7,7 @@ import logging
 from celery import Task, shared_task
 
 from .models import Channel, ItsmConnection, ItsmLink, Reply, StatusPost
-from .services import broadcasts, deletions, ingest, itsm_sync, recovery, replies, routing, sla
+from .services import broadcasts, deletions, ingest, itsm_sync, recovery, replies, retention, routing, sla
 
 logger = logging.getLogger(__name__)
 
@@ -135,3 +135,8 @@ def itsm_connection_poll_task(connection_id: int) -> None:
         logger.info("ITSM connection %s vanished or was disabled before its poll", connection_id)
         return
     itsm_sync.itsm_connection_poll(connection=connection)
+
+
+@shared_task(acks_late=True)
+def posts_retention_task() -> None:
+    retention.posts_retention_sweep()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from socialitsm.connectors import InboundAuthor, InboundPost
 from socialitsm.models import Author, Channel, Incident, Network, Post, Reply, Service, WatchRule
+from socialitsm.services.figures import incidents_figures_refresh
 from socialitsm.services.routing import posts_process
 
 PASSWORD = "correct-horse-battery-staple"
@@ -63,6 +64,7 @@ class AuthorFactory(factory.django.DjangoModelFactory):
 class PostFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Post
+        skip_postgeneration_save = True
 
     rule = factory.SubFactory(WatchRuleFactory)
     channel = factory.SelfAttribute("rule.channel")
@@ -73,6 +75,12 @@ class PostFactory(factory.django.DjangoModelFactory):
     posted_at = factory.LazyFunction(lambda: datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
     # Never before it was posted: a post dated after its receipt is clock skew, which tests ask for.
     ingested_at = factory.LazyAttribute(lambda post: max(timezone.now(), post.posted_at))
+
+    @factory.post_generation
+    def figures(post: Post, create: bool, extracted, **kwargs) -> None:
+        """Linked as the services link posts: the incident's stored post count follows."""
+        if create and post.incident_id is not None:
+            incidents_figures_refresh(incident_ids=[post.incident_id])
 
 
 class IncidentFactory(factory.django.DjangoModelFactory):

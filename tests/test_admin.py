@@ -5,11 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import (
+    AuthorErasure,
     Broadcast,
     Channel,
     Incident,
@@ -47,7 +50,7 @@ def admin_client(client):
 
 # Written only by the services (or a record of what ingest set aside): the admin shows them and
 # acts on them, it does not add them.
-NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost}
+NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost, AuthorErasure}
 
 
 @pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label == "socialitsm"])
@@ -724,3 +727,20 @@ def test_a_post_shows_its_earlier_versions_read_only(admin_client):
 
     assert "VPN down &lt;b&gt;again&lt;/b&gt;" in body
     assert 'name="revisions-0-text"' not in body
+
+
+def test_admin_erases_a_poster_for_a_lead_only(admin_client):
+    post = PostFactory(text="my VPN is down")
+    url = reverse("admin:socialitsm_author_changelist")
+    staff = UserFactory(username="staff.sam", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_author", "change_author"]))
+    staff_client = Client()
+    staff_client.force_login(staff)
+
+    staff_client.post(url, {"action": "erase", "_selected_action": [post.author_id]})
+    assert not AuthorErasure.objects.exists()
+    assert Post.objects.filter(pk=post.pk).exists()
+
+    admin_client.post(url, {"action": "erase", "_selected_action": [post.author_id]})
+    assert AuthorErasure.objects.get().author_id_erased == post.author_id
+    assert not Post.objects.filter(pk=post.pk).exists()

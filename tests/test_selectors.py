@@ -297,3 +297,23 @@ def test_incident_reads_are_oldest_first_and_keep_to_the_incident():
     assert (listed.post_count, listed.breach_due_at) == (2, None)
     assert selectors.incident_page().get(number=incident.number) == incident
     assert set(selectors.reply_list().filter(incident=incident)) == {first, second}
+
+
+@pytest.mark.django_db
+def test_incident_page_shows_the_first_and_the_latest_posts_of_a_busy_incident():
+    from datetime import UTC, datetime, timedelta
+
+    from socialitsm import selectors
+
+    from .factories import IncidentFactory, PostFactory
+
+    incident = IncidentFactory()
+    start = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    posts = [PostFactory(incident=incident, posted_at=start + timedelta(minutes=i)) for i in range(6)]
+    incident.refresh_from_db()
+
+    shown, hidden = selectors.incident_posts_shown(incident, latest=2)
+    everything, none_hidden = selectors.incident_posts_shown(incident, latest=None)
+
+    assert ([p.pk for p in shown], hidden) == ([posts[0].pk, posts[4].pk, posts[5].pk], 3)
+    assert ([p.pk for p in everything], none_hidden) == ([p.pk for p in posts], 0)

@@ -40,10 +40,10 @@ class InstantFilter(filters.IsoDateTimeFilter):
 
 class IncidentFilter(filters.FilterSet):
     state = filters.MultipleChoiceFilter(
-        choices=Incident.State.choices, help_text="Repeat to match any of several states."
+        choices=Incident.State.choices, help_text="Repeat to match any of several states.", distinct=False
     )
     open = filters.BooleanFilter(help_text="true: new, in progress or on hold; false: the others.")
-    priority = filters.TypedMultipleChoiceFilter(choices=Incident.Priority.choices, coerce=int)
+    priority = filters.TypedMultipleChoiceFilter(choices=Incident.Priority.choices, coerce=int, distinct=False)
     service = filters.CharFilter(field_name="service__slug", help_text="Service slug, e.g. vpn.")
     assignee = filters.CharFilter(help_text='"me", "unassigned" or a user id.')
     assignment_group = filters.ModelChoiceFilter(queryset=Group.objects.all(), help_text="Group id.")
@@ -86,7 +86,9 @@ class IncidentFilter(filters.FilterSet):
 
 
 class PostFilter(filters.FilterSet):
-    triage_state = filters.MultipleChoiceFilter(choices=Post.Triage.choices)
+    # distinct=False: a column of the post itself matches each post once, and a DISTINCT over
+    # every selected column makes PostgreSQL sort the whole result.
+    triage_state = filters.MultipleChoiceFilter(choices=Post.Triage.choices, distinct=False)
     network = filters.ChoiceFilter(choices=Network.choices)
     channel = filters.CharFilter(field_name="channel__slug", help_text="Channel slug.")
     is_complaint = filters.BooleanFilter()
@@ -100,7 +102,7 @@ class PostFilter(filters.FilterSet):
 
 
 class ReplyFilter(filters.FilterSet):
-    status = filters.MultipleChoiceFilter(choices=Reply.Status.choices)
+    status = filters.MultipleChoiceFilter(choices=Reply.Status.choices, distinct=False)
     visibility = filters.ChoiceFilter(choices=Reply.Visibility.choices)
     incident = filters.CharFilter(field_name="incident__number", help_text="Incident number, e.g. INC0001001.")
 

@@ -883,6 +883,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             "requests_made",
             "cost_used",
             "reply_limit",
+            "retention_days",
         )
         read_only_fields = fields
 
@@ -1093,3 +1094,27 @@ class StatusPostSerializer(serializers.ModelSerializer):
             "agent",
         )
         read_only_fields = fields
+
+
+class ChannelRetentionSerializer(serializers.ModelSerializer):
+    """PATCH body of a channel: what a lead may change from the API."""
+
+    retention_days = serializers.IntegerField(
+        min_value=1,
+        max_value=36_500,
+        allow_null=True,
+        help_text="Days a post is kept in full (e.g. 400); older ones are removed or anonymised. null keeps them.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = ("retention_days",)
+
+
+class AuthorErasureSerializer(serializers.Serializer):
+    """The record of an erasure: which author, who asked, when; never what was removed."""
+
+    author = serializers.IntegerField(source="author_id_erased", read_only=True)
+    author_ref = serializers.CharField(read_only=True, help_text="Opaque reference to the person.")
+    erased_by = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
+    erased_at = serializers.DateTimeField(source="created_at", read_only=True)

@@ -33,8 +33,9 @@ from socialitsm.models import (
     SlaCalendar,
     SlaPolicy,
 )
+from socialitsm.pagination import CappedPageNumberPagination, KeyedPageNumberPagination
 from socialitsm.selectors import channel_list
-from socialitsm.services import broadcasts, incidents, itsm_sync, major, replies, routing
+from socialitsm.services import broadcasts, incidents, itsm_sync, major, replies, retention, routing
 from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
@@ -95,6 +96,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     lookup_value_regex = LOOKUP_REGEX
     filterset_class = IncidentFilter
     filter_backends = (DjangoFilterBackend, NullsLastOrderingFilter)
+    pagination_class = KeyedPageNumberPagination
     # breach_due_at: time to breach, soonest first; incidents with no running clock come last.
     ordering_fields = ("priority", "opened_at", "updated_at", "response_due_at", "breach_due_at")
     ordering = ("priority", "opened_at", "id")
@@ -475,6 +477,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = s.PostSerializer
     filterset_class = PostFilter
+    pagination_class = CappedPageNumberPagination
     ordering_fields = ("posted_at",)
     ordering = ("posted_at", "id")
 
@@ -508,6 +511,19 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         routing.post_label(post=post, label=data.validated_data["label"], actor=request.user)
         fresh = selectors.post_list().get(pk=post.pk)
         return Response(s.PostSerializer(fresh, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Erase the poster of this post at their request (team leads)",
+        description="Their posts and personal details are removed everywhere: posts no incident counts and "
+        "nobody answered are deleted, the others keep only their times (incidents keep their figures), and "
+        "replies to them lose their text. The answer is the audit record: who asked, when, which author.",
+        request=None,
+        responses={200: s.AuthorErasureSerializer, 403: OpenApiResponse(ErrorSerializer)},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], url_path="erase-author", permission_classes=[IsLead])
+    def erase_author(self, request: Request, pk: str | None = None) -> Response:
+        record = retention.author_erase(author=self.get_object().author, actor=request.user)
+        return Response(s.AuthorErasureSerializer(record).data)
 
 
 @extend_schema_view(
@@ -698,6 +714,28 @@ class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
     lookup_field = "slug"
     lookup_value_regex = LOOKUP_REGEX
     filter_backends: tuple[type, ...] = ()
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_permissions(self) -> Sequence[Any]:
+        if self.action == "partial_update":
+            return [IsLead()]
+        return super().get_permissions()
+
+    @extend_schema(
+        summary="Set a channel's retention period (team leads)",
+        description="Only `retention_days` changes: posts older than that many days are removed or "
+        "anonymised by the hourly retention sweep; null keeps them.",
+        request=s.ChannelRetentionSerializer,
+        responses={200: s.ChannelSerializer, 400: OpenApiResponse(ErrorSerializer)},
+    )
+    def partial_update(self, request: Request, slug: str | None = None) -> Response:
+        channel = self.get_object()
+        data = s.ChannelRetentionSerializer(channel, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        # One column: the pollers write the channel's health to the same row meanwhile.
+        if "retention_days" in data.validated_data:
+            Channel.objects.filter(pk=channel.pk).update(retention_days=data.validated_data["retention_days"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=channel.pk)).data)
 
     def get_queryset(self) -> QuerySet[Channel]:
         return channel_list().order_by("name", "pk")

@@ -41,11 +41,20 @@ from .events import event_build
 logger = logging.getLogger(__name__)
 
 # What the post's text becomes, and the title of an incident whose title quoted it.
-REDACTED_TEXT = {Post.Gone.DELETED: "[deleted by the author]", Post.Gone.REMOVED: "[removed by moderators]"}
-REDACTED_TITLE = {Post.Gone.DELETED: "Post deleted by its author", Post.Gone.REMOVED: "Post removed by moderators"}
+REDACTED_TEXT = {
+    Post.Gone.DELETED: "[deleted by the author]",
+    Post.Gone.REMOVED: "[removed by moderators]",
+    Post.Gone.ERASED: "[erased at the poster's request]",
+}
+REDACTED_TITLE = {
+    Post.Gone.DELETED: "Post deleted by its author",
+    Post.Gone.REMOVED: "Post removed by moderators",
+    Post.Gone.ERASED: "Post erased at the poster's request",
+}
 REDACTED_EVENT = {
     Post.Gone.DELETED: "The author deleted this post; our copy was redacted.",
     Post.Gone.REMOVED: "Moderators or the network removed this post; our copy was redacted.",
+    Post.Gone.ERASED: "The poster asked to be forgotten; our copy was redacted.",
 }
 # Why a public reply to a gone post is refused (queue) or failed (send).
 GONE_REFUSAL = {
@@ -53,6 +62,7 @@ GONE_REFUSAL = {
     "send a direct message instead",
     Post.Gone.REMOVED: "the post was removed by moderators, so it cannot be answered in public; "
     "send a direct message instead",
+    Post.Gone.ERASED: "the poster asked to be forgotten, so they cannot be answered",
 }
 # Incidents whose posts are still asked after: everything an agent may still answer.
 RECHECK_STATES = (*Incident.OPEN_STATES, Incident.State.RESOLVED)
@@ -351,8 +361,10 @@ def reply_target_gone(*, reply: Reply) -> str:
 def gone_refusal(post: Post, visibility: str) -> str:
     """Why a reply of this visibility cannot answer `post` because it is gone ("" if it can):
     a public reply to a deleted post would answer nothing and quote the poster's words back.
-    A direct message still reaches the person."""
-    if visibility != Reply.Visibility.PUBLIC or post.deleted_at is None:
+    A direct message still reaches the person, unless they asked to be forgotten."""
+    if post.deleted_at is None:
+        return ""
+    if visibility != Reply.Visibility.PUBLIC and post.gone_reason != Post.Gone.ERASED:
         return ""
     return GONE_REFUSAL[Post.Gone(post.gone_reason or Post.Gone.DELETED)]
 

@@ -17,6 +17,7 @@ from socialitsm.conf import conf
 from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, SlaClock, SlaPolicy
 
 from .events import event_build
+from .figures import incidents_figures_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def incidents_sla_recompute(*, incident_ids: Iterable[int], now: datetime | None
         for incident in incidents:
             events.extend(_incident_recompute(incident, loaded, policies, networks.get(incident.channel_id, ""), now))
         IncidentEvent.objects.bulk_create(events)
+        incidents_figures_refresh(incident_ids=ids)
     return len(incidents)
 
 

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
 from django.forms import Form
@@ -27,6 +26,7 @@ from django_htmx.middleware import HtmxDetails
 from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
+from socialitsm.pagination import KeyedPaginator
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
@@ -136,7 +136,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         )
     incidents = selectors.incident_queue(incidents, query, user=request.user)
     ordered = selectors.incidents_with_breach_due(incidents).order_by(*order)
-    page = Paginator(ordered, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = KeyedPaginator(ordered, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "socialitsm/queue.html",
@@ -300,7 +300,8 @@ def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str
 @agent_required
 def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
-    posts = list(selectors.incident_posts(incident))
+    show_all = request.GET.get("posts") == "all"
+    posts, posts_hidden = selectors.incident_posts_shown(incident, latest=None if show_all else INCIDENT_PAGE_POSTS)
     targets, default_post = _reply_targets(incident, posts)
     draft = request.session.pop(f"socialitsm:reply-draft:{incident.pk}", None) or {}
     chosen = next((t for t in targets if t["post"].pk == draft.get("post")), None) or next(
@@ -316,6 +317,7 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
     context = {
         **_replies_context(incident),
         "posts": posts,
+        "posts_hidden": posts_hidden,
         "update_form": IncidentUpdateForm(incident=incident),
         "reply_targets": targets,
         "reply_chosen": chosen,
@@ -468,12 +470,18 @@ def incident_reply_cancel_view(request: HttpRequest, number: str, reply_id: int)
     return _reply_command(request, number, reply_id, reply_cancel, "canceled; it will not be sent")
 
 
+# An incident's page renders its first post and this many of the latest; the rest on request.
+INCIDENT_PAGE_POSTS = 50
+# Posts waiting for triage are counted up to this many (a year of them takes longer to count than to show).
+TRIAGE_COUNT_CAP = 10_000
+
+
 @require_GET
 @agent_required
 def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
     posts = selectors.post_list().filter(form.posts_q()).order_by("-posted_at", "-id")
-    page = Paginator(posts, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = KeyedPaginator(posts, PAGE_SIZE, count_cap=TRIAGE_COUNT_CAP).get_page(request.GET.get("page"))
     return render(request, "socialitsm/triage.html", {"form": form, "page": page})
 
 

@@ -1,0 +1,103 @@
+"""Pages and API lists run a bounded number of queries, however many rows they show: a list
+reads the incidents' stored post counts and breach times, never one query per row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from socialitsm.models import Incident, Post, Service
+from socialitsm.services.incidents import incident_open_from_post, post_link
+
+from .factories import AuthorFactory, PostFactory, ReplyFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _incidents(count: int) -> list[Incident]:
+    """Incidents as routing opens them: clocks, two posts of two people, a reply."""
+    opened = []
+    for i in range(count):
+        at = NOW - timedelta(hours=i + 1)
+        post = PostFactory(posted_at=at, ingested_at=at, author=AuthorFactory())
+        incident = incident_open_from_post(
+            post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=2
+        )
+        post_link(post=PostFactory(posted_at=at, ingested_at=at, author=AuthorFactory()), incident=incident)
+        ReplyFactory(post=post, incident=incident)
+        opened.append(incident)
+    return opened
+
+
+def _queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured.captured_queries)
+
+
+@pytest.fixture
+def web(lead) -> Client:
+    client = Client()
+    client.force_login(lead)
+    return client
+
+
+@pytest.fixture
+def api(lead) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(lead)
+    return client
+
+
+PAGES = [
+    ("web", "/", 13),
+    ("web", "/?sort=breach", 13),
+    ("api", "/api/v1/incidents/", 6),
+    ("api", "/api/v1/incidents/?ordering=breach_due_at", 6),
+    ("api", "/api/v1/incidents/?state=new&state=in_progress&priority=4", 6),
+    ("api", "/api/v1/posts/", 5),
+    ("api", "/api/v1/posts/?triage_state=incident&triage_state=queued", 5),
+    ("web", "/sla/?from=2026-11-01&to=2026-11-26", 16),
+    ("web", "/sla/export.csv?from=2026-11-01&to=2026-11-26", 14),
+    ("api", "/api/v1/reports/sla/?from=2026-11-01&to=2026-11-26", 13),
+]
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize(("client", "url", "most"), PAGES)
+def test_lists_and_reports_run_a_bounded_number_of_queries(request, client, url, most, django_assert_max_num_queries):
+    client = request.getfixturevalue(client)
+    _incidents(1)
+    few = _queries(client, url)
+    _incidents(3)
+
+    with django_assert_max_num_queries(min(few, most)):
+        response = client.get(url)
+
+    assert response.status_code == 200
+    assert few <= most
+
+
+@time_machine.travel(NOW, tick=False)
+def test_incident_page_queries_do_not_grow_with_its_posts(web, django_assert_max_num_queries):
+    [incident] = _incidents(1)
+    url = f"/incidents/{incident.number}/"
+    few = _queries(web, url)
+    for _ in range(5):
+        post_link(post=PostFactory(posted_at=NOW - timedelta(minutes=5)), incident=incident)
+
+    with django_assert_max_num_queries(few):
+        response = web.get(url)
+
+    assert response.status_code == 200
+    assert few <= 20
+    assert Incident.objects.get(pk=incident.pk).post_count == Post.objects.filter(incident=incident).count() == 7
