@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later log line of the request carries its id (X-Request-ID honoured).
+    "socialitsm.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -276,6 +278,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "socialitsm.tasks.sla_sweep_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
     },
+    # Raises and clears the alerts on channels' listening, and writes the worker's heartbeat.
+    "socialitsm-channel-alerts": {
+        "task": "socialitsm.tasks.channel_alerts_check_task",
+        "schedule": timedelta(seconds=60),
+    },
     # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
     "socialitsm-recheck-posts": {
         "task": "socialitsm.tasks.channels_recheck_due_task",
@@ -393,11 +400,28 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "socialitsm.ratelimit.client_address"
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 
+# Metrics (/metrics): a scraper's bearer token, or the addresses/networks allowed without one.
+SOCIALITSM_METRICS_TOKEN = env.str("SOCIALITSM_METRICS_TOKEN", default="")
+SOCIALITSM_METRICS_ALLOW = env.list("SOCIALITSM_METRICS_ALLOW", default=[])
+
+# One JSON object per line in production, plain text in development (DEBUG, or LOG_FORMAT=plain);
+# each line carries the request id, task id, channel and incident number where known.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "socialitsm.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s%(task_id)s]: %(message)s"},
+        "json": {"()": "socialitsm.logcontext.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

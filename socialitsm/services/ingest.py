@@ -12,7 +12,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, models, t
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from socialitsm import datetimes
+from socialitsm import datetimes, metrics
 from socialitsm.conf import conf
 from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, DetailKind, InboundAuthor, PostDetail
@@ -272,6 +272,8 @@ def posts_ingest(
             result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
             if written:
                 Channel.objects.filter(pk=channel.pk).update(last_event_at=now)
+                stored = len(written)
+                transaction.on_commit(lambda: metrics.posts_ingested(channel, stored))
             edits = [p for p in cleaned if p.external_id in existing and p.external_id not in own and p.edited_at]
             if edits:
                 result.edited, routed = _edits_apply(network, scope, edits, now)
