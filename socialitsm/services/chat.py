@@ -85,7 +85,8 @@ def chat_groups_for(user: Any) -> list[Group]:
 # -- what is posted --------------------------------------------------------------------------------
 
 _SLACK_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
+# Emphasis, code and link brackets: what turns text into formatting or a link in a TextBlock.
+_MARKDOWN = re.compile(r"([\\`*_\[\]~])")
 
 
 def slack_escape(text: str) -> str:
