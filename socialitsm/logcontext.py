@@ -43,12 +43,15 @@ def log_context(**values: Any) -> Iterator[None]:
 
 
 class ContextFilter(logging.Filter):
-    """Adds the context fields to each record (empty when not known)."""
+    """Adds the context fields to each record (empty when not known), and `context`: the known
+    ones as " [request_id=... channel=...]" for plain-text formats ("" when none is known)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in current().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
+        known = " ".join(f"{name}={getattr(record, name)}" for name in FIELDS if getattr(record, name, ""))
+        record.context = f" [{known}]" if known else ""
         return True
 
 
@@ -63,6 +66,7 @@ class JsonFormatter(_JsonFormatter):
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)
+        log_record.pop("context", None)
         for name in FIELDS:
             if not log_record.get(name):
                 log_record.pop(name, None)

@@ -54,3 +54,17 @@ def test_request_log_lines_carry_the_request_id(client, caplog, monkeypatch):
     record = next(r for r in caplog.records if r.getMessage() == "checking")
     ContextFilter().filter(record)
     assert getattr(record, "request_id", None) == "trace-42"
+
+
+def test_plain_text_lists_the_known_context():
+    record = logging.LogRecord("socialitsm.x", logging.INFO, __file__, 1, "polled", None, None)
+    with log_context(task_id="t-1", channel="masto"):
+        ContextFilter().filter(record)
+    formatted = logging.Formatter("%(levelname)s %(name)s%(context)s: %(message)s").format(record)
+    assert formatted == "INFO socialitsm.x [task_id=t-1 channel=masto]: polled"
+
+
+def test_json_line_has_no_plain_context_field():
+    with log_context(channel="masto"):
+        line = _line("x")
+    assert "context" not in line
