@@ -63,3 +63,13 @@ def test_bad_webhook_url_is_refused(client, lead):
 def test_chat_page_is_for_leads(client, agent):
     client.force_login(agent)
     assert client.get("/chat/").status_code == 403
+
+
+def test_admin_lists_webhooks_without_their_url(admin_client):
+    group = Group.objects.create(name="Network")
+    webhook = ChatWebhook.objects.create(group=group, name="ops", kind="slack", credentials={"url": SLACK_URL})
+    page = admin_client.get(f"/admin/socialitsm/chatwebhook/{webhook.pk}/change/")
+    assert page.status_code == 200
+    assert SLACK_URL not in page.content.decode()
+    assert admin_client.get("/admin/socialitsm/chatwebhook/add/").status_code == 403
+    assert admin_client.get("/admin/socialitsm/channelalert/").status_code == 200
