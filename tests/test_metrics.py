@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 import time_machine
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from socialitsm import metrics
@@ -108,15 +110,17 @@ def test_broker_down_keeps_the_rest_of_the_scrape(monkeypatch):
     assert ("socialitsm_incidents_opened_total", (("major", "false"),)) not in samples
 
 
-def test_routing_and_classification_are_timed(django_capture_on_commit_callbacks, settings):
-    settings.SOCIALITSM_CLASSIFIER_ENCODER = False
-    from socialitsm.services.routing import posts_process
+def test_routing_and_classification_are_timed(monkeypatch):
+    from socialitsm.services import routing
     from tests.factories import PostFactory
 
+    # The classifier itself is tested elsewhere; here only that both steps are timed.
+    monkeypatch.setattr(routing.classify, "verdict_many", lambda items, catalogue: [None for _ in items])
+    monkeypatch.setattr(
+        routing, "_posts_route", lambda posts, services, catalogue: {"n": len(routing.posts_classify(posts, catalogue))}
+    )
     before = _samples(metrics.metrics_render()[0])
-    post = PostFactory()
-    with django_capture_on_commit_callbacks(execute=True):
-        posts_process(post_ids=[post.pk])
+    assert routing.posts_process(post_ids=[PostFactory().pk]) == {"n": 1}
     after = _samples(metrics.metrics_render()[0])
     for name in ("socialitsm_routing_seconds_count", "socialitsm_classification_seconds_count"):
         assert after[(name, ())] == before.get((name, ()), 0) + 1
@@ -134,3 +138,27 @@ def test_stored_posts_are_counted_per_channel(django_capture_on_commit_callbacks
         posts_ingest(channel=channel, posts=posts, process=False)
         posts_ingest(channel=channel, posts=posts, process=False)
     assert metrics.POSTS_INGESTED.labels(channel="counted", network="replay")._value.get() == 3
+
+
+RECORD = """
+from socialitsm import metrics
+metrics.rate_limit_wait("mastodon", 30)
+with metrics.timed(metrics.ROUTING_SECONDS):
+    pass
+"""
+
+
+def test_processes_add_up_in_multiprocess_mode(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):  # two workers, each its own process
+        subprocess.run([sys.executable, "-c", RECORD], env=env, check=True, timeout=60)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))
+    samples = _samples(generate_latest(registry))
+    assert samples[("socialitsm_rate_limit_waits_total", (("network", "mastodon"),))] == 2
+    assert samples[("socialitsm_rate_limit_wait_seconds_total", (("network", "mastodon"),))] == 60
+    assert samples[("socialitsm_routing_seconds_count", ())] == 2

@@ -174,7 +174,9 @@ def _group_webhooks(incident: Incident) -> list[ChatWebhook]:
 def incident_event_announce(*, event: IncidentEvent) -> list[int]:
     """Queue chat messages for a committed incident event worth a chat post (a major incident
     opened, an SLA breach) to the webhooks of the incident's group. Returns the messages queued."""
-    incident = Incident.objects.select_related("service", "assignment_group").get(pk=event.incident_id)
+    incident = Incident.objects.select_related("service", "assignment_group").filter(pk=event.incident_id).first()
+    if incident is None:
+        return []
     if event.kind == IncidentEvent.Kind.OPENED and incident.is_major:
         subject, title = Event.MAJOR_INCIDENT, f"Major incident {incident.number} opened"
         lines = _incident_lines(incident)
@@ -217,7 +219,8 @@ def _queue(webhooks: list[ChatWebhook], key: str, payload_for: Any) -> list[int]
         )
         if created:
             queued.append(message.pk)
-            transaction.on_commit(lambda pk=message.pk: chat_message_send_task.delay(pk))
+            # Robust: a broker that is down must not fail the change that announced the event.
+            transaction.on_commit(lambda pk=message.pk: chat_message_send_task.delay(pk), robust=True)
     return queued
 
 
