@@ -72,6 +72,13 @@ class JsonFormatter(_JsonFormatter):
                 log_record.pop(name, None)
 
 
+def error_summary(error: object, limit: int = 200) -> str:
+    """An error fit for a log line: its first line only. Database errors go on with DETAIL lines
+    quoting the failing row, which is post text (and networks may echo what we sent)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:limit]
+
+
 def request_id_for(request: HttpRequest) -> str:
     given = request.headers.get(REQUEST_ID_HEADER, "")
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex

@@ -68,3 +68,20 @@ def test_json_line_has_no_plain_context_field():
     with log_context(channel="masto"):
         line = _line("x")
     assert "context" not in line
+
+
+@pytest.mark.parametrize(
+    ("error", "summary"),
+    [
+        (
+            'value too long for type character varying(255)\nDETAIL:  Failing row contains (1, "my VPN password is...")',
+            "value too long for type character varying(255)",
+        ),
+        ("", "str"),
+        ("x" * 300, "x" * 200),
+    ],
+)
+def test_error_summary_keeps_the_first_line_only(error, summary):
+    from socialitsm.logcontext import error_summary
+
+    assert error_summary(error) == summary

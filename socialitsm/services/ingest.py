@@ -18,6 +18,7 @@ from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, DetailKind, InboundAuthor, PostDetail
 from socialitsm.db import rows_insert_new
 from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.logcontext import error_summary
 from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
 from socialitsm.text import clean_json, clean_text
 
@@ -334,7 +335,11 @@ def _posts_write(
         raise
     except (DatabaseError, ValueError, TypeError, OverflowError) as exc:
         logger.warning(
-            "channel %s: a batch of %d posts was refused (%s); storing post by post", channel.slug, len(rows), exc
+            "channel %s: a batch of %d posts was refused (%s: %s); storing post by post",
+            channel.slug,
+            len(rows),
+            type(exc).__name__,
+            error_summary(exc),
         )
     written: list[tuple[int, str]] = []
     for row in rows:
@@ -376,7 +381,9 @@ def _rejections_record(channel: Channel, rejections: list[IngestRejection], now:
     """Keep the refused posts for an admin, and show on the channel that some were refused."""
     for rejection in rejections:
         rejection.created_at = now
-        logger.warning("channel %s: post %r set aside: %s", channel.slug, rejection.external_id, rejection.error)
+        logger.warning(
+            "channel %s: post %r set aside: %s", channel.slug, rejection.external_id, error_summary(rejection.error)
+        )
     IngestRejection.objects.bulk_create(rejections)
     Channel.objects.filter(pk=channel.pk).update(
         health=Channel.Health.DEGRADED,
