@@ -776,7 +776,7 @@ class ChannelAlertAdmin(ViewOnlyAdmin):
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
     fields = ["event_key", "status", "attempts", "error", "created_at", "sent_at"]
-    readonly_fields = fields
+    readonly_fields = ["event_key", "status", "attempts", "error", "created_at", "sent_at"]
     extra = 0
     can_delete = False
     ordering = ["-created_at"]

@@ -22,7 +22,7 @@ _TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 def _connection():
     connection = current_app.connection_for_read()
     if connection.transport_cls in ("redis", "rediss"):
-        options = dict(connection.transport_options)
+        options = dict(connection.transport_options or {})
         options.update(dict.fromkeys(_TIMEOUTS, conf.READY_TIMEOUT))
         connection.transport_options = options
     return connection

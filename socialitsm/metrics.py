@@ -42,6 +42,11 @@ RATE_LIMIT_WAITS = Counter("socialitsm_rate_limit_waits", "Calls held back by a 
 RATE_LIMIT_WAIT_SECONDS = Counter(
     "socialitsm_rate_limit_wait_seconds", "Seconds the networks' rate limits told us to wait.", ["network"]
 )
+ITSM_SYNC_FAILURES = Counter(
+    "socialitsm_itsm_sync_failures",
+    "ITSM sync attempts that failed: transient (retried) or permanent (the link gave up).",
+    ["connection", "kind"],
+)
 
 
 # -- recording (a line at each point where the work happens) ---------------------------------------
@@ -55,6 +60,10 @@ def posts_ingested(channel, count: int) -> None:
 def rate_limit_wait(network: str, seconds: float) -> None:
     RATE_LIMIT_WAITS.labels(network=network).inc()
     RATE_LIMIT_WAIT_SECONDS.labels(network=network).inc(max(0.0, seconds))
+
+
+def itsm_sync_failed(connection: str, *, permanent: bool) -> None:
+    ITSM_SYNC_FAILURES.labels(connection=connection, kind="permanent" if permanent else "transient").inc()
 
 
 @contextmanager

@@ -162,3 +162,18 @@ def test_processes_add_up_in_multiprocess_mode(tmp_path):
     assert samples[("socialitsm_rate_limit_waits_total", (("network", "mastodon"),))] == 2
     assert samples[("socialitsm_rate_limit_wait_seconds_total", (("network", "mastodon"),))] == 60
     assert samples[("socialitsm_routing_seconds_count", ())] == 2
+
+
+@pytest.mark.parametrize(("error", "kind"), [("transient", "transient"), ("permanent", "permanent")])
+def test_itsm_sync_failures_are_counted(fake_suite, error, kind):
+    from socialitsm.exceptions import PermanentError, TransientError
+    from socialitsm.services.itsm_sync import itsm_link_sync
+
+    connection = ItsmConnection.objects.create(
+        name="Suite", slug=f"suite-{kind}", kind="fake", base_url="https://suite.example.com"
+    )
+    link = ItsmLink.objects.create(connection=connection, incident=IncidentFactory(), external_ref="x")
+    fake_suite.errors.append(TransientError("HTTP 503") if error == "transient" else PermanentError("HTTP 400"))
+    itsm_link_sync(link=link)
+    value = metrics.ITSM_SYNC_FAILURES.labels(connection=f"suite-{kind}", kind=kind)._value.get()
+    assert value == 1

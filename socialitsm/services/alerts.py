@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
@@ -110,7 +110,9 @@ def channel_alerts_check(*, now: datetime | None = None) -> AlertChanges:
     active = {(a.channel_id, a.kind): a for a in ChannelAlert.objects.filter(active=True)}
     seen: set[tuple[int, str]] = set()
     for channel in channel_list().filter(enabled=True).order_by("pk"):
-        for kind, message in channel_problems(channel, recent_posts=channel.recent_posts, now=now).items():
+        # `recent_posts` is annotated by channel_list.
+        recent_posts = cast(Any, channel).recent_posts
+        for kind, message in channel_problems(channel, recent_posts=recent_posts, now=now).items():
             seen.add((channel.pk, kind))
             if (channel.pk, kind) in active:
                 ChannelAlert.objects.filter(pk=active[(channel.pk, kind)].pk).update(message=message)

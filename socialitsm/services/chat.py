@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -66,7 +67,12 @@ def chat_webhook_create(*, group: Group, name: str, kind: str, url: str, events:
     if unknown or not events:
         raise ValidationError({"events": ["choose at least one of the listed events"]})
     webhook = ChatWebhook(
-        group=group, name=name, kind=kind, credentials={"url": url}, events=sorted(set(events)), created_by=actor
+        group=group,
+        name=name,
+        kind=kind,
+        credentials=cast(Any, {"url": url}),
+        events=sorted(set(events)),
+        created_by=actor,
     )
     webhook.full_clean(exclude=["credentials", "created_by"])
     webhook.save()
@@ -220,7 +226,7 @@ def _queue(webhooks: list[ChatWebhook], key: str, payload_for: Any) -> list[int]
         if created:
             queued.append(message.pk)
             # Robust: a broker that is down must not fail the change that announced the event.
-            transaction.on_commit(lambda pk=message.pk: chat_message_send_task.delay(pk), robust=True)
+            transaction.on_commit(partial(chat_message_send_task.delay, message.pk), robust=True)
     return queued
 
 

@@ -3,6 +3,8 @@ admins, and the chat webhooks (Slack, Teams) leads configure for their groups.""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.models import Group
@@ -65,7 +67,8 @@ class ChatWebhookForm(forms.Form):
 
     def __init__(self, *args, groups: list[Group], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["group"].queryset = Group.objects.filter(pk__in=[g.pk for g in groups]).order_by("name")
+        group_field = cast(forms.ModelChoiceField, self.fields["group"])
+        group_field.queryset = Group.objects.filter(pk__in=[g.pk for g in groups]).order_by("name")
 
 
 @require_http_methods(["GET", "POST"])
