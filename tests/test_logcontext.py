@@ -74,7 +74,7 @@ def test_json_line_has_no_plain_context_field():
     ("error", "summary"),
     [
         (
-            'value too long for type character varying(255)\nDETAIL:  Failing row contains (1, "my VPN password is...")',
+            'value too long for type character varying(255)\nDETAIL:  Failing row contains (1, "my VPN is...")',
             "value too long for type character varying(255)",
         ),
         ("", "str"),

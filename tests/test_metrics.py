@@ -177,3 +177,18 @@ def test_itsm_sync_failures_are_counted(fake_suite, error, kind):
     itsm_link_sync(link=link)
     value = metrics.ITSM_SYNC_FAILURES.labels(connection=f"suite-{kind}", kind=kind)._value.get()
     assert value == 1
+
+
+def test_queue_depth_with_the_embedded_filesystem_broker(tmp_path, monkeypatch):
+    from kombu import Connection
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    for name in ("1_a.io.msg", "2_b.io.msg", "3_c.default.msg"):
+        (folder / name).write_text("{}")
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "control_folder": str(tmp_path)}
+    monkeypatch.setattr("socialitsm.broker._connection", lambda: Connection("filesystem://", transport_options=options))
+    from socialitsm.broker import broker_ping, queue_depths
+
+    assert queue_depths(["io", "default", "other"]) == {"io": 2, "default": 1, "other": 0}
+    assert broker_ping() == ""
