@@ -166,3 +166,15 @@ def test_alerts_task_runs_the_sweep():
 
     channel_alerts_check_task.delay()
     assert Heartbeat.objects.filter(name="worker").count() == 1
+
+
+def test_stream_going_down_counts_a_fall_back_and_the_refusal_status():
+    from socialitsm.services.streaming import _channel_stream_down
+
+    channel = ChannelFactory(listen_mode=Channel.ListenMode.STREAM)
+    for _ in range(2):
+        _channel_stream_down(channel, "closed", permanent=False, retry_at=None, now=NOW)
+    _channel_stream_down(channel, "refused", permanent=True, retry_at=None, now=NOW, status=401)
+    channel.refresh_from_db()
+    assert (channel.stream_fallbacks, channel.stream_fallbacks_since) == (3, NOW)
+    assert (channel.health, channel.last_error_status, channel.last_error) == ("failing", 401, "stream: refused")
