@@ -84,8 +84,8 @@ def chat_groups_for(user: Any) -> list[Group]:
     the groups they belong to."""
     from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
-    groups = Group.objects.exclude(name__in=(AGENT_GROUP, LEAD_GROUP)).order_by("name")
-    return list(groups if user.is_superuser else groups.filter(user=user))
+    groups = Group.objects.all() if user.is_superuser else user.groups.all()
+    return list(groups.exclude(name__in=(AGENT_GROUP, LEAD_GROUP)).order_by("name"))
 
 
 # -- what is posted --------------------------------------------------------------------------------
