@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later log line of the request carries its id (X-Request-ID honoured).
+    "socialitsm.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -236,6 +238,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker logs through LOGGING below (JSON lines with the task id), not Celery's own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -284,6 +288,11 @@ CELERY_BEAT_SCHEDULE = {
     "socialitsm-retention": {
         "task": "socialitsm.tasks.posts_retention_task",
         "schedule": timedelta(seconds=env.int("SOCIALITSM_RETENTION_TICK", default=3600)),
+    },
+    # Raises and clears the alerts on channels' listening, and writes the worker's heartbeat.
+    "socialitsm-channel-alerts": {
+        "task": "socialitsm.tasks.channel_alerts_check_task",
+        "schedule": timedelta(seconds=60),
     },
     # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
     "socialitsm-recheck-posts": {
@@ -402,11 +411,40 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "socialitsm.ratelimit.client_address"
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 
+# Operations. Metrics (/metrics): a scraper's bearer token, or the addresses/networks allowed
+# without one. Listening alerts: stream fall backs per window, token expiry warning, low quota.
+SOCIALITSM_METRICS_TOKEN = env.str("SOCIALITSM_METRICS_TOKEN", default="")
+SOCIALITSM_METRICS_ALLOW = env.list("SOCIALITSM_METRICS_ALLOW", default=[])
+SOCIALITSM_STREAM_FALLBACK_ALERTS = env.int("SOCIALITSM_STREAM_FALLBACK_ALERTS", default=3)
+SOCIALITSM_STREAM_FALLBACK_WINDOW_MINUTES = env.int("SOCIALITSM_STREAM_FALLBACK_WINDOW_MINUTES", default=60)
+SOCIALITSM_TOKEN_EXPIRY_WARN_DAYS = env.int("SOCIALITSM_TOKEN_EXPIRY_WARN_DAYS", default=7)
+SOCIALITSM_QUOTA_LOW_RATIO = env.float("SOCIALITSM_QUOTA_LOW_RATIO", default=0.1)
+SOCIALITSM_HEARTBEAT_STALE_SECONDS = env.int("SOCIALITSM_HEARTBEAT_STALE_SECONDS", default=300)
+SOCIALITSM_READY_TIMEOUT = env.float("SOCIALITSM_READY_TIMEOUT", default=2.0)
+if not 0 < SOCIALITSM_QUOTA_LOW_RATIO < 1 or SOCIALITSM_STREAM_FALLBACK_ALERTS < 1 or SOCIALITSM_READY_TIMEOUT <= 0:
+    raise ImproperlyConfigured(
+        "SOCIALITSM_QUOTA_LOW_RATIO must be between 0 and 1, SOCIALITSM_STREAM_FALLBACK_ALERTS at least 1, "
+        "SOCIALITSM_READY_TIMEOUT above 0"
+    )
+
+# One JSON object per line in production, plain text in development (DEBUG, or LOG_FORMAT=plain);
+# each line carries the request id, task id, channel and incident number where known.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "socialitsm.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"},
+        "json": {"()": "socialitsm.logcontext.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -20,6 +20,9 @@ from .models import (
     AuthorErasure,
     Broadcast,
     Channel,
+    ChannelAlert,
+    ChatMessage,
+    ChatWebhook,
     Incident,
     IncidentEvent,
     IngestRejection,
@@ -792,3 +795,38 @@ class ItsmLinkAdmin(admin.ModelAdmin):
     @admin.action(description="Retry ITSM sync now")
     def retry(self, request, queryset) -> None:
         _retry(self, request, queryset)
+
+
+@admin.register(ChannelAlert)
+class ChannelAlertAdmin(ViewOnlyAdmin):
+    list_display = ["channel", "kind", "active", "raised_at", "cleared_at", "message"]
+    list_filter = ["kind", "active"]
+    list_select_related = ["channel"]
+
+
+class ChatMessageInline(admin.TabularInline):
+    model = ChatMessage
+    fields = ["event_key", "status", "attempts", "error", "created_at", "sent_at"]
+    readonly_fields = ["event_key", "status", "attempts", "error", "created_at", "sent_at"]
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ChatWebhook)
+class ChatWebhookAdmin(admin.ModelAdmin):
+    """Added on the Chat page, where the URL is checked; here listed, paused or removed. The URL
+    (the webhook's only secret) is never shown."""
+
+    list_display = ["name", "group", "kind", "enabled", "last_sent_at", "last_error_at"]
+    list_filter = ["kind", "enabled"]
+    list_select_related = ["group"]
+    fields = ["name", "group", "kind", "events", "enabled", "created_by", "last_sent_at", "last_error", "last_error_at"]
+    readonly_fields = ["group", "kind", "events", "created_by", "last_sent_at", "last_error", "last_error_at"]
+    inlines = [ChatMessageInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

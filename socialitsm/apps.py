@@ -13,4 +13,12 @@ class SocialItsmConfig(AppConfig):
         from .management import sla_defaults_notice
 
         post_migrate.connect(sla_defaults_notice, sender=self)
+        # Chat posts and log context are side effects of committed changes, not business flow:
+        # they listen to the app's signals (socialitsm/signals.py) and Celery's task signals.
+        from . import logcontext, signals
+        from .services import chat
+
+        signals.incident_event.connect(chat.on_incident_event, dispatch_uid="socialitsm-chat-incident-event")
+        signals.channel_alert.connect(chat.on_channel_alert, dispatch_uid="socialitsm-chat-channel-alert")
+        logcontext.celery_connect()
         connection_created.connect(db.clamp_timestamps, dispatch_uid="socialitsm-clamp-timestamps")

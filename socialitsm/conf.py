@@ -108,6 +108,27 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_CACHE": "default",
     # Proxies (addresses or networks) whose X-Forwarded-For is believed; nobody's by default.
     "TRUSTED_PROXIES": [],
+    # -- Operations: metrics, listening alerts, health, chat ----------------------------------
+    # /metrics answers a request bearing this token ("Authorization: Bearer <token>") or coming
+    # from one of METRICS_ALLOW's addresses or networks; with neither set it answers no one.
+    "METRICS_TOKEN": "",
+    "METRICS_ALLOW": [],
+    # Celery queues whose depth /metrics reports.
+    "METRICS_QUEUES": ["default", "io"],
+    # A streaming channel whose stream fell back to polling this many times within
+    # STREAM_FALLBACK_WINDOW_MINUTES raises a "stream_fallback" alert.
+    "STREAM_FALLBACK_ALERTS": 3,
+    "STREAM_FALLBACK_WINDOW_MINUTES": 60,
+    # A token whose expiry (credentials "expires_at", ISO 8601) is this close raises "token_expiring".
+    "TOKEN_EXPIRY_WARN_DAYS": 7,
+    # A rate-limit allowance with less than this share left raises "quota_low".
+    "QUOTA_LOW_RATIO": 0.1,
+    # The worker's heartbeat (written by the alerts sweep every minute) is stale after this long.
+    "HEARTBEAT_STALE_SECONDS": 300,
+    # Timeout of the broker ping in /readyz and of the doctor's reachability checks.
+    "READY_TIMEOUT": 2.0,
+    # Chat messages (Slack, Teams) failing with 429 or 5xx are retried this often, with backoff.
+    "CHAT_MAX_RETRIES": 5,
 }
 
 

@@ -90,6 +90,11 @@ class Channel(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Days a post is kept in full (e.g. 400); older ones are removed or anonymised. Empty keeps them.",
     )
+    # Listening health (see services/alerts.py): the HTTP status of the last failed call (401:
+    # credentials refused), and how often the stream fell back to polling since the time given.
+    last_error_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    stream_fallbacks = models.PositiveIntegerField(default=0)
+    stream_fallbacks_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -954,6 +959,10 @@ class IncidentEvent(models.Model):
         indexes = [
             # The ITSM tick asks of each link whether its incident has events past its watermark.
             models.Index(fields=["incident", "id"], name="incidentevent_incident_id_idx"),
+            # Metrics count SLA warnings and breaches at every scrape.
+            models.Index(
+                fields=["kind"], condition=Q(kind__in=["sla_warning", "sla_breached"]), name="incidentevent_sla_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -1172,3 +1181,103 @@ class AuthorErasure(models.Model):
 
     def __str__(self) -> str:
         return f"author {self.author_id_erased} erased {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ChannelAlert(models.Model):
+    """A problem with a channel's listening (quiet, stream falling back to polling, token
+    expiring or refused, quota nearly spent): one row per channel and kind, raised once when the
+    problem starts and cleared once when it ends (`services/alerts.py`)."""
+
+    class Kind(models.TextChoices):
+        QUIET = "quiet", "Quiet for far longer than usual"
+        STREAM_FALLBACK = "stream_fallback", "Stream keeps falling back to polling"
+        TOKEN_EXPIRING = "token_expiring", "Token about to expire"
+        TOKEN_REVOKED = "token_revoked", "Credentials refused"
+        QUOTA_LOW = "quota_low", "Quota nearly spent"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    raised_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["channel", "kind"], name="channelalert_channel_kind_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.kind} ({'active' if self.active else 'cleared'})"
+
+
+class ChatWebhook(models.Model):
+    """A Slack or Microsoft Teams channel that a group's events are posted to, through its incoming
+    webhook. Incoming webhooks are not signed: the URL itself is the secret, so it is encrypted."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack"
+        TEAMS = "teams", "Microsoft Teams"
+
+    class Event(models.TextChoices):
+        MAJOR_INCIDENT = "major_incident", "Major incident opened"
+        SLA_BREACH = "sla_breach", "SLA breached"
+        CHANNEL_QUIET = "channel_quiet", "Channel gone quiet"
+        CHANNEL_PROBLEM = "channel_problem", "Other listening problems"
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    credentials = EncryptedJSONField(
+        blank=True, default=dict, help_text='{"url": the incoming webhook URL}; encrypted.'
+    )
+    events = models.JSONField(default=list, help_text="Which events are posted (values of ChatWebhook.Event).")
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["group__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class ChatMessage(models.Model):
+    """One message for one chat webhook; unique per webhook and event, so an event is posted once
+    however often it is announced."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    webhook = models.ForeignKey(ChatWebhook, on_delete=models.CASCADE, related_name="messages")
+    event_key = models.CharField(max_length=64, help_text='What it announces, e.g. "incident_event:42".')
+    payload = models.JSONField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["webhook", "event_key"], name="chatmessage_once_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.event_key} to {self.webhook_id}: {self.status}"
+
+
+class Heartbeat(models.Model):
+    """When a periodic task last ran on a worker: `socialitsm_doctor` and /readyz read it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -6,8 +6,21 @@ import logging
 
 from celery import Task, shared_task
 
-from .models import Channel, ItsmConnection, ItsmLink, Reply, StatusPost
-from .services import broadcasts, deletions, ingest, itsm_sync, recovery, replies, retention, routing, sla
+from .logcontext import log_context
+from .models import Channel, ChatMessage, ItsmConnection, ItsmLink, Reply, StatusPost
+from .services import (
+    alerts,
+    broadcasts,
+    chat,
+    deletions,
+    ingest,
+    itsm_sync,
+    recovery,
+    replies,
+    retention,
+    routing,
+    sla,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +49,8 @@ def channel_poll_task(channel_id: int) -> None:
     if channel is None:
         logger.info("channel %s vanished or was disabled before its poll", channel_id)
         return
-    ingest.channel_poll(channel=channel)
+    with log_context(channel=channel.slug):
+        ingest.channel_poll(channel=channel)
 
 
 @shared_task(acks_late=True)
@@ -50,7 +64,8 @@ def channel_posts_recheck_task(channel_id: int) -> None:
     if channel is None:
         logger.info("channel %s vanished or was disabled before its re-check", channel_id)
         return
-    deletions.channel_posts_recheck(channel=channel)
+    with log_context(channel=channel.slug):
+        deletions.channel_posts_recheck(channel=channel)
 
 
 @shared_task(acks_late=True)
@@ -62,11 +77,12 @@ def posts_process_task(post_ids: list[int]) -> None:
 # replies_send_due_task), so a server down for hours delays a reply instead of failing it.
 @shared_task(base=ReplySendTask, acks_late=True)
 def reply_send_task(reply_id: int) -> None:
-    reply = Reply.objects.filter(pk=reply_id).first()
+    reply = Reply.objects.select_related("incident", "channel").filter(pk=reply_id).first()
     if reply is None:
         logger.info("reply %s vanished before send", reply_id)
         return
-    replies.reply_send(reply=reply)
+    with log_context(incident=reply.incident.number, channel=reply.channel.slug):
+        replies.reply_send(reply=reply)
 
 
 @shared_task(acks_late=True)
@@ -112,11 +128,12 @@ def itsm_tick_task() -> None:
 
 @shared_task(acks_late=True)
 def itsm_link_sync_task(link_id: int) -> None:
-    link = ItsmLink.objects.filter(pk=link_id).first()
+    link = ItsmLink.objects.select_related("incident").filter(pk=link_id).first()
     if link is None:
         logger.info("ITSM link %s vanished before its sync", link_id)
         return
-    itsm_sync.itsm_link_sync(link=link)
+    with log_context(incident=link.incident.number):
+        itsm_sync.itsm_link_sync(link=link)
 
 
 @shared_task(acks_late=True)
@@ -140,3 +157,20 @@ def itsm_connection_poll_task(connection_id: int) -> None:
 @shared_task(acks_late=True)
 def posts_retention_task() -> None:
     retention.posts_retention_sweep()
+
+
+@shared_task(acks_late=True)
+def channel_alerts_check_task() -> None:
+    alerts.channel_alerts_check()
+
+
+# Retried here (429, 5xx, timeouts) at the wait the service names: Retry-After or backoff.
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def chat_message_send_task(self, message_id: int) -> None:
+    message = ChatMessage.objects.filter(pk=message_id).first()
+    if message is None:
+        logger.info("chat message %s vanished before send", message_id)
+        return
+    wait = chat.chat_message_send(message=message, final=self.request.retries >= self.max_retries)
+    if wait is not None:
+        raise self.retry(countdown=wait)

@@ -15,6 +15,8 @@ from socialitsm.models import (
     AuthorErasure,
     Broadcast,
     Channel,
+    ChannelAlert,
+    ChatWebhook,
     Incident,
     IncidentEvent,
     IngestRejection,
@@ -50,7 +52,9 @@ def admin_client(client):
 
 # Written only by the services (or a record of what ingest set aside): the admin shows them and
 # acts on them, it does not add them.
-NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost, AuthorErasure}
+NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost, AuthorErasure, ChannelAlert}
+# Added on their own pages, where what is entered is checked.
+NOT_ADDED_IN_ADMIN |= {ChatWebhook}
 
 
 @pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label == "socialitsm"])

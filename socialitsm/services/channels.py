@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from socialitsm import metrics
 from socialitsm.connectors import Quota, config_parse, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY
 from socialitsm.db import rows_insert_new
@@ -174,7 +175,14 @@ def channel_error_record(*, channel: Channel, error: ExternalError) -> None:
     transient = isinstance(error, TransientError)
     health = Channel.Health.DEGRADED if transient else Channel.Health.FAILING
     retry_at = error.retry_at if isinstance(error, TransientError) else None
-    changes = {"last_polled_at": now, "last_error": error.message, "last_error_at": now, "health": health}
+    changes = {
+        "last_polled_at": now,
+        "last_error": error.message,
+        "last_error_at": now,
+        "health": health,
+        "last_error_status": error.status,
+    }
     if retry_at is not None and retry_at > now:
         changes.update(rate_limited_until=retry_at, next_poll_at=retry_at)
+        metrics.rate_limit_wait(channel.network, (retry_at - now).total_seconds())
     Channel.objects.filter(pk=channel.pk).update(**changes)

@@ -12,12 +12,13 @@ from django.db import DatabaseError, InterfaceError, OperationalError, models, t
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from socialitsm import datetimes
+from socialitsm import datetimes, metrics
 from socialitsm.conf import conf
 from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, DetailKind, InboundAuthor, PostDetail
 from socialitsm.db import rows_insert_new
 from socialitsm.exceptions import PermanentError, TransientError
+from socialitsm.logcontext import error_summary
 from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
 from socialitsm.text import clean_json, clean_text
 
@@ -272,6 +273,8 @@ def posts_ingest(
             result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
             if written:
                 Channel.objects.filter(pk=channel.pk).update(last_event_at=now)
+                stored = len(written)
+                transaction.on_commit(lambda: metrics.posts_ingested(channel, stored))
             edits = [p for p in cleaned if p.external_id in existing and p.external_id not in own and p.edited_at]
             if edits:
                 result.edited, routed = _edits_apply(network, scope, edits, now)
@@ -332,7 +335,11 @@ def _posts_write(
         raise
     except (DatabaseError, ValueError, TypeError, OverflowError) as exc:
         logger.warning(
-            "channel %s: a batch of %d posts was refused (%s); storing post by post", channel.slug, len(rows), exc
+            "channel %s: a batch of %d posts was refused (%s: %s); storing post by post",
+            channel.slug,
+            len(rows),
+            type(exc).__name__,
+            error_summary(exc),
         )
     written: list[tuple[int, str]] = []
     for row in rows:
@@ -374,7 +381,9 @@ def _rejections_record(channel: Channel, rejections: list[IngestRejection], now:
     """Keep the refused posts for an admin, and show on the channel that some were refused."""
     for rejection in rejections:
         rejection.created_at = now
-        logger.warning("channel %s: post %r set aside: %s", channel.slug, rejection.external_id, rejection.error)
+        logger.warning(
+            "channel %s: post %r set aside: %s", channel.slug, rejection.external_id, error_summary(rejection.error)
+        )
     IngestRejection.objects.bulk_create(rejections)
     Channel.objects.filter(pk=channel.pk).update(
         health=Channel.Health.DEGRADED,

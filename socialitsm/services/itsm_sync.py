@@ -51,6 +51,7 @@ from django.db.models import Case, DateTimeField, Exists, F, Max, OuterRef, Q, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from socialitsm import metrics
 from socialitsm.backoff import next_attempt_at
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError, ExternalError, PermanentError, TransientError
@@ -259,6 +260,7 @@ def _record_transient(link: ItsmLink, exc: TransientError, now: datetime) -> Non
         last_error_at=now,
     )
     logger.warning("ITSM link %s: %s; retrying at %s", link.pk, exc.message, retry_at)
+    metrics.itsm_sync_failed(link.connection.slug, permanent=False)
 
 
 def _record_unexpected(link: ItsmLink, exc: Exception, now: datetime) -> None:
@@ -295,6 +297,7 @@ def _record_failed(link: ItsmLink, message: str, now: datetime) -> None:
                 message=f"{link.connection.name}: {message}",
             )
     logger.warning("ITSM link %s failed: %s", link.pk, message)
+    metrics.itsm_sync_failed(link.connection.slug, permanent=True)
 
 
 def _watermark(link: ItsmLink, started: datetime) -> tuple[int, datetime | None]:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from socialitsm import metrics
 from socialitsm.backoff import next_attempt_at
 from socialitsm.conf import conf
 from socialitsm.connectors import Connector, connector_for
@@ -259,6 +260,8 @@ def reply_postpone(*, reply: Reply, error: TransientError) -> Reply:
                 message=error.message,
             )
     logger.warning("reply %s: %s; next attempt at %s", reply.pk, error.message, retry_at)
+    if error.status == 429:
+        metrics.rate_limit_wait(reply.channel.network, (retry_at - now).total_seconds())
     reply.refresh_from_db()
     return reply
 

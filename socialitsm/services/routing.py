@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.db.models.functions import Collate
 from django.utils import timezone
 
-from socialitsm import classify
+from socialitsm import classify, metrics
 from socialitsm.connectors.base import DetailKind
 from socialitsm.db import rows_update
 from socialitsm.models import CHANNEL_SCOPED_NETWORKS, Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
@@ -85,7 +85,8 @@ def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
         return {}
     services, catalogue = catalogue_load()
     try:
-        return _posts_route(posts, services, catalogue)
+        with metrics.timed(metrics.ROUTING_SECONDS):
+            return _posts_route(posts, services, catalogue)
     except _NOT_THE_POSTS_FAULT:
         raise
     except Exception as exc:
@@ -130,7 +131,8 @@ def _park(post_id: int, error: Exception) -> dict[str, int]:
 
 def posts_classify(posts: Iterable[Post], catalogue: tuple[classify.ServiceEntry, ...]) -> list[classify.Verdict]:
     """The classifier's verdict on each post's meaning (`post_meaning`), in order."""
-    return classify.verdict_many(((post_meaning(p), p.language or None) for p in posts), catalogue=catalogue)
+    with metrics.timed(metrics.CLASSIFICATION_SECONDS):
+        return classify.verdict_many(((post_meaning(p), p.language or None) for p in posts), catalogue=catalogue)
 
 
 def complaint_threshold(rule: WatchRule | None) -> float:

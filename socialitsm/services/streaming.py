@@ -21,11 +21,13 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from socialitsm import metrics
 from socialitsm.connectors import InboundPost, StreamMark, connector_for
 from socialitsm.connectors.base import Connector, Cursor
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.models import Channel, WatchRule
 
+from .alerts import stream_fallback_changes
 from .channels import channel_quota_record
 from .ingest import channel_poll, posts_ingest
 
@@ -248,7 +250,14 @@ class ChannelStreamer:
         retry_at = error.retry_at if isinstance(error, TransientError) else None
         message = getattr(error, "message", str(error))
         logger.warning("stream of channel %s is down: %s", channel.slug, message)
-        _channel_stream_down(channel, message, permanent=permanent, retry_at=retry_at, now=self.clock())
+        _channel_stream_down(
+            channel,
+            message,
+            permanent=permanent,
+            retry_at=retry_at,
+            now=self.clock(),
+            status=getattr(error, "status", None),
+        )
         if permanent:
             delay = self.settings.permanent_wait
         elif retry_at is not None:
@@ -280,15 +289,24 @@ def _channel_stream_up(channel: Channel) -> None:
 
 
 def _channel_stream_down(
-    channel: Channel, message: str, *, permanent: bool, retry_at: datetime | None, now: datetime
+    channel: Channel,
+    message: str,
+    *,
+    permanent: bool,
+    retry_at: datetime | None,
+    now: datetime,
+    status: int | None = None,
 ) -> None:
     changes: dict[str, Any] = {
         "last_error": f"stream: {message}",
         "last_error_at": now,
         "health": Channel.Health.FAILING if permanent else Channel.Health.DEGRADED,
+        "last_error_status": status,
+        **stream_fallback_changes(now),
     }
     if retry_at is not None and retry_at > now:
         changes["rate_limited_until"] = retry_at
+        metrics.rate_limit_wait(channel.network, (retry_at - now).total_seconds())
     Channel.objects.filter(pk=channel.pk).update(**changes)
 
 

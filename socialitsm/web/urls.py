@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.urls.converters import StringConverter
 
-from . import broadcasts, views
+from . import broadcasts, operations, views
 
 
 class IncidentNumberConverter(StringConverter):
@@ -76,4 +76,8 @@ urlpatterns = [
     path("sla/", views.sla_dashboard, name="sla-dashboard"),
     path("sla/export.csv", views.sla_dashboard_csv, name="sla-dashboard-csv"),
     path("posts/<int:pk>/label/", views.post_label_view, name="post-label"),
+    path("metrics", operations.metrics_view, name="metrics"),
+    path("channels/health/", operations.channel_health, name="channel-health"),
+    path("chat/", operations.chat_webhooks, name="chat-webhooks"),
+    path("chat/<int:pk>/delete/", operations.chat_webhook_delete, name="chat-webhook-delete"),
 ]

@@ -505,7 +505,7 @@ class XConnector(Connector):
             try:
                 event = json.loads(line)
             except ValueError:
-                logger.warning("X stream sent a line that is not JSON; skipped: %r", line[:120])
+                logger.warning("X stream sent a line that is not JSON (%d characters); skipped", len(line))
                 yield StreamMark()
                 continue
             data = event.get("data") if isinstance(event, dict) else None
