@@ -108,6 +108,12 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_CACHE": "default",
     # Proxies (addresses or networks) whose X-Forwarded-For is believed; nobody's by default.
     "TRUSTED_PROXIES": [],
+    # The queue's "breaching soon" view: open incidents with a running SLA clock due within this
+    # many minutes (or already past due).
+    "QUEUE_BREACHING_MINUTES": 120,
+    # How often an open queue page asks whether anything changed (one indexed lookup; the rows
+    # are rendered again only when something did). 0 turns live updates off.
+    "QUEUE_POLL_SECONDS": 15,
 }
 
 
