@@ -675,7 +675,7 @@ def incident_search(incidents: QuerySet[Incident], text: str) -> QuerySet[Incide
     if not words:
         return incidents
     if connection.vendor != "postgresql":
-        return _incident_search_substring(incidents, words)
+        return incident_search_substring(incidents, text)
     query = _search_query(words)
     own = Incident.objects.annotate(sv=incident_search_vector()).filter(sv=query).values("pk")
     by_text = (
@@ -690,8 +690,10 @@ def incident_search(incidents: QuerySet[Incident], text: str) -> QuerySet[Incide
     return incidents.filter(match)
 
 
-def _incident_search_substring(incidents: QuerySet[Incident], words: list[str]) -> QuerySet[Incident]:
-    for word in words:
+def incident_search_substring(incidents: QuerySet[Incident], text: str) -> QuerySet[Incident]:
+    """incident_search where full-text search is not at hand (SQLite): each word a
+    case-insensitive substring of the number, short description, a post's text or a poster."""
+    for word in search_words(text):
         posts = Post.objects.filter(
             Q(text__icontains=word) | Q(author__handle__icontains=word) | Q(author__name__icontains=word),
             incident__isnull=False,
