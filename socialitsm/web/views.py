@@ -182,7 +182,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     counts = context["counts"]
     base = reverse("socialitsm:queue")
     saved = [
-        {"view": view, "url": f"{base}?{urlencode(view.query)}", "own": view.user_id == request.user.pk}
+        {"view": view, "url": f"{base}?{urlencode(sorted(view.query.items()))}", "own": view.user_id == request.user.pk}
         for view in selectors.saved_view_list(request.user)
     ]
     return render(
@@ -300,7 +300,7 @@ def saved_view_create_view(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return _back_to_queue(request)
     messages.success(request, f"View “{view.name}” saved.")
-    return redirect(f"{reverse('socialitsm:queue')}?{urlencode(view.query)}")
+    return redirect(f"{reverse('socialitsm:queue')}?{urlencode(sorted(view.query.items()))}")
 
 
 @require_POST
