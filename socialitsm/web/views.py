@@ -32,7 +32,7 @@ from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.bulk import BulkResult, IncidentAction, PostAction, incidents_bulk_change, posts_bulk_triage
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
-from socialitsm.services.major import incident_merge, incident_unmerge, major_link, major_open, major_unlink
+from socialitsm.services.major import incident_merge, incident_unmerge, major_open, major_unlink
 from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
 from socialitsm.services.routing import post_label, post_promote, post_routing_retry
 from socialitsm.services.saved_views import saved_view_create, saved_view_delete
@@ -323,7 +323,8 @@ def _selected(request: HttpRequest) -> list[Incident]:
 @require_POST
 @agent_required
 def incidents_link_view(request: HttpRequest) -> HttpResponse:
-    """Link the selected incidents to a new major incident or to an open one."""
+    """Link the selected incidents to a new major incident (all or none), or to an open one
+    (each on its own: those refused are named, the others linked)."""
     form = IncidentSelectionForm(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
@@ -337,7 +338,14 @@ def incidents_link_view(request: HttpRequest) -> HttpResponse:
             )
         else:
             [major] = selectors.incidents_by_number([choice], field="major")
-            major_link(major=major, incidents=children, actor=request.user)
+            result = incidents_bulk_change(
+                incidents=children, actor=request.user, action=IncidentAction.LINK, value=major
+            )
+            for failed in result.failed:
+                messages.error(request, f"{failed.ref}: {failed.error}")
+            if not result.done:
+                return redirect("socialitsm:queue")
+            children = [c for c in children if c.number in {done.ref for done in result.done}]
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("socialitsm:queue")

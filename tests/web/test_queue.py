@@ -181,3 +181,21 @@ def test_triage_bulk_label_and_promote(agent_client, agent):
         "1 post changed.",
         f"Post {first.pk} is in {first.incident.number}.",
     ]
+
+
+def test_linking_to_an_open_major_links_each_and_names_the_refused(agent_client, agent):
+    from socialitsm.services.major import major_open
+
+    major = major_open(incidents=[IncidentFactory()], actor=agent, short_description="Mail outage")
+    other = major_open(incidents=[IncidentFactory()], actor=agent, short_description="VPN outage")
+    free, taken = IncidentFactory(), IncidentFactory(parent=other)
+    response = agent_client.post(
+        "/incidents/link/", {"incidents": [free.number, taken.number], "major": major.number}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        f"{taken.number}: {taken.number} is already linked to another major incident; unlink it first",
+        f"1 incident linked to {major.number}.",
+    ]
+    free.refresh_from_db()
+    taken.refresh_from_db()
+    assert (free.parent, taken.parent) == (major, other)
