@@ -754,7 +754,8 @@ def queue_view(
         return incidents.filter(state=Incident.State.ON_HOLD)
     incidents = incidents.filter(state__in=Incident.OPEN_STATES)
     if view == QueueView.MINE:
-        return incidents.filter(assignee_id=getattr(user, "pk", None))
+        user_id = getattr(user, "pk", None)
+        return incidents.filter(assignee_id=user_id) if user_id is not None else incidents.none()
     if view == QueueView.UNASSIGNED:
         return incidents.filter(assignee__isnull=True)
     if view == QueueView.BREACHING:

@@ -199,3 +199,29 @@ def test_linking_to_an_open_major_links_each_and_names_the_refused(agent_client,
     free.refresh_from_db()
     taken.refresh_from_db()
     assert (free.parent, taken.parent) == (major, other)
+
+
+def test_an_sla_warning_reaches_an_open_queue(agent_client, sla_defaults):
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+    from django.db import transaction
+
+    from socialitsm.models import Service, SlaClock
+    from socialitsm.services.incidents import incident_open_from_post
+    from socialitsm.services.sla import sla_sweep
+
+    opened = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    post = PostFactory(posted_at=opened, ingested_at=opened)
+    with time_machine.travel(opened, tick=False), transaction.atomic():
+        incident = incident_open_from_post(
+            post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=1
+        )
+    clock = SlaClock.objects.filter(incident=incident, warn_at__isnull=False).order_by("warn_at").first()
+    with time_machine.travel(clock.warn_at + timedelta(seconds=1), tick=False):
+        stamp = selectors.queue_stamp()
+        assert agent_client.get(f"/queue/live/?view=breaching&since={stamp}").status_code == 204
+        assert sla_sweep(now=clock.warn_at + timedelta(seconds=1))["warned"] == 1
+        response = agent_client.get(f"/queue/live/?view=breaching&since={stamp}")
+    assert response.status_code == 200
+    assert listed(response) == [incident.number]
