@@ -215,7 +215,8 @@ def test_queue_rows_link_to_the_incident(agent_client, queue_incidents):
 def test_queue_queries_do_not_grow_with_rows(agent_client, agent, django_assert_max_num_queries):
     for _ in range(3):
         IncidentFactory(assignee=agent, assignment_group=Group.objects.get(name=AGENT_GROUP))
-    # Fixed cost: session, user, counts per filter and view (breaching from the clocks), live stamp, saved views, agents to assign.
+    # Fixed cost: session, user, counts per filter and view (breaching from the clocks), live stamp,
+    # saved views, agents to assign.
     with django_assert_max_num_queries(17) as few:
         agent_client.get(reverse("socialitsm:queue"))
     for _ in range(20):
