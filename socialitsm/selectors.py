@@ -677,13 +677,19 @@ def incident_search(incidents: QuerySet[Incident], text: str) -> QuerySet[Incide
     if connection.vendor != "postgresql":
         return incident_search_substring(incidents, text)
     query = _search_query(words)
-    own = Incident.objects.annotate(sv=incident_search_vector()).filter(sv=query).values("pk")
+    own = Incident.objects.annotate(sv=incident_search_vector()).filter(sv=query).order_by().values("pk")
     by_text = (
-        Post.objects.annotate(sv=post_search_vector()).filter(sv=query, incident__isnull=False).values("incident_id")
+        Post.objects.annotate(sv=post_search_vector())
+        .filter(sv=query, incident__isnull=False)
+        .order_by()
+        .values("incident_id")
     )
-    authors = Author.objects.annotate(sv=author_search_vector()).filter(sv=query).values("pk")
-    by_poster = Post.objects.filter(author__in=authors, incident__isnull=False).values("incident_id")
-    match = Q(pk__in=own) | Q(pk__in=by_text) | Q(pk__in=by_poster) | Q(author__in=authors)
+    authors = Author.objects.annotate(sv=author_search_vector()).filter(sv=query).order_by().values("pk")
+    by_poster = Post.objects.filter(author__in=authors, incident__isnull=False).order_by().values("incident_id")
+    by_author = Incident.objects.filter(author__in=authors).order_by().values("pk")
+    # One set of ids (UNION) that the planner hashes once, rather than OR-ed subqueries it would
+    # test row by row against every incident.
+    match = Q(pk__in=own.union(by_text, by_poster, by_author))
     digits = [w for w in words if w.isdigit()]
     if len(digits) == 1 and len(words) == 1:
         match |= Q(number__endswith=digits[0])
