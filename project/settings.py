@@ -345,6 +345,14 @@ SOCIALITSM_RECHECK_MINUTES = env.int("SOCIALITSM_RECHECK_MINUTES", default=30)
 SOCIALITSM_RECHECK_MAX_POSTS = env.int("SOCIALITSM_RECHECK_MAX_POSTS", default=100)
 if SOCIALITSM_RECHECK_MINUTES < 1 or SOCIALITSM_RECHECK_MAX_POSTS < 1:
     raise ImproperlyConfigured("SOCIALITSM_RECHECK_MINUTES and SOCIALITSM_RECHECK_MAX_POSTS must be at least 1")
+# The queue: an open page asks every QUEUE_POLL_SECONDS whether anything changed (0: no live
+# updates); "breaching soon" lists open incidents with a clock due within QUEUE_BREACHING_MINUTES.
+SOCIALITSM_QUEUE_POLL_SECONDS = env.int("SOCIALITSM_QUEUE_POLL_SECONDS", default=15)
+SOCIALITSM_QUEUE_BREACHING_MINUTES = env.int("SOCIALITSM_QUEUE_BREACHING_MINUTES", default=120)
+if SOCIALITSM_QUEUE_POLL_SECONDS < 0 or SOCIALITSM_QUEUE_BREACHING_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "SOCIALITSM_QUEUE_POLL_SECONDS must be 0 or more, SOCIALITSM_QUEUE_BREACHING_MINUTES at least 1"
+    )
 # Written by `manage.py socialitsm_train`; workers pick a new file up within seconds.
 # Spike detection: this many distinct people complaining about one service within the window
 # open a major incident for it; a service's own values (admin, API) take precedence.

@@ -129,6 +129,12 @@ DEFAULTS: dict[str, Any] = {
     "READY_TIMEOUT": 2.0,
     # Chat messages (Slack, Teams) failing with 429 or 5xx are retried this often, with backoff.
     "CHAT_MAX_RETRIES": 5,
+    # The queue's "breaching soon" view: open incidents with a running SLA clock due within this
+    # many minutes (or already past due).
+    "QUEUE_BREACHING_MINUTES": 120,
+    # How often an open queue page asks whether anything changed (one indexed lookup; the rows
+    # are rendered again only when something did). 0 turns live updates off.
+    "QUEUE_POLL_SECONDS": 15,
 }
 
 

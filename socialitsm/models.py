@@ -1281,3 +1281,23 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SavedView(models.Model):
+    """A queue filter an agent named to pick again: the view, search words and filters as the
+    queue's query string holds them. A shared one is listed for every agent; only its owner
+    deletes it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="socialitsm_views")
+    name = models.CharField(max_length=80)
+    query = models.JSONField(default=dict, blank=True, help_text='The queue\'s filters, e.g. {"view": "mine"}.')
+    shared = models.BooleanField(default=False, help_text="Listed for every agent, not only its owner.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="savedview_user_name_uniq")]
+        indexes = [models.Index(fields=["shared"], name="savedview_shared_idx", condition=Q(shared=True))]
+
+    def __str__(self) -> str:
+        return self.name

@@ -4,6 +4,7 @@ queues, posts, replies and the lead's SLA report."""
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ from importlib import import_module
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection, models
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -20,6 +23,7 @@ from socialitsm import datetimes
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
 from socialitsm.models import (
+    Author,
     Broadcast,
     Channel,
     Incident,
@@ -30,6 +34,7 @@ from socialitsm.models import (
     Network,
     Post,
     Reply,
+    SavedView,
     SlaClock,
     SlaPolicy,
     StatusPost,
@@ -350,6 +355,8 @@ class IncidentQuery:
     opened_after: datetime | None = None
     opened_before: datetime | None = None
     words: str = ""
+    search: str = ""
+    view: str = ""
 
 
 def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: Any) -> IncidentQuerySet:
@@ -378,6 +385,10 @@ def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: A
         incidents = incidents.filter(opened_at__lt=query.opened_before)
     for word in query.words.split():
         incidents = incidents.filter(Q(number__icontains=word) | Q(short_description__icontains=word))
+    if query.view:
+        incidents = queue_view(incidents, query.view, user=user)
+    if query.search:
+        incidents = incident_search(incidents, query.search)
     return incidents
 
 
@@ -638,3 +649,177 @@ def incidents_by_number(numbers: Sequence[str], *, field: str = "incidents") -> 
     if unknown:
         raise ApplicationError(f"no incident {clean_text(', '.join(unknown))[:200]}", field=field)
     return [found[n] for n in wanted]
+
+
+# -- queue search, views and the live check ---------------------------------------------------------
+
+# Language-neutral words: posts come in many languages, and prefix matching ("outag" finds
+# "outage") stands in for stemming. The GIN indexes of migration 0019 are on these expressions.
+SEARCH_CONFIG = "simple"
+SEARCH_MAX_WORDS = 8
+_SEARCH_WORD = re.compile(r"\w+")
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search box, lower-cased, at most SEARCH_MAX_WORDS, each once."""
+    return list(dict.fromkeys(w.lower() for w in _SEARCH_WORD.findall(text or "")))[:SEARCH_MAX_WORDS]
+
+
+def incident_search_vector() -> SearchVector:
+    return SearchVector("number", "short_description", config=SEARCH_CONFIG)
+
+
+def post_search_vector() -> SearchVector:
+    return SearchVector("text", config=SEARCH_CONFIG)
+
+
+def author_search_vector() -> SearchVector:
+    return SearchVector("handle", "name", config=SEARCH_CONFIG)
+
+
+def _search_query(words: list[str]) -> SearchQuery:
+    # Raw tsquery built only from \w+ words: every word, each as a prefix.
+    return SearchQuery(" & ".join(f"{w}:*" for w in words), search_type="raw", config=SEARCH_CONFIG)
+
+
+def incident_search(incidents: QuerySet[Incident], text: str) -> QuerySet[Incident]:
+    """`incidents` whose number or short description, or one of whose posts' text, or whose
+    posts' poster (handle or name) holds every word of `text` (as word prefixes). Each source
+    must hold all the words. A number also matches by its digits ("1001" finds INC0001001).
+
+    PostgreSQL: full-text search on the GIN expression indexes of incidents, posts and authors
+    (each narrows to ids first, so the cost follows the matches, not the table sizes); other
+    databases: case-insensitive substrings."""
+    words = search_words(text)
+    if not words:
+        return incidents
+    if connection.vendor != "postgresql":
+        return incident_search_substring(incidents, text)
+    query = _search_query(words)
+    own = Incident.objects.annotate(sv=incident_search_vector()).filter(sv=query).order_by().values("pk")
+    by_text = (
+        Post.objects.annotate(sv=post_search_vector())
+        .filter(sv=query, incident__isnull=False)
+        .order_by()
+        .values("incident_id")
+    )
+    authors = Author.objects.annotate(sv=author_search_vector()).filter(sv=query).order_by().values("pk")
+    by_poster = Post.objects.filter(author__in=authors, incident__isnull=False).order_by().values("incident_id")
+    by_author = Incident.objects.filter(author__in=authors).order_by().values("pk")
+    # One set of ids (UNION) that the planner hashes once, rather than OR-ed subqueries it would
+    # test row by row against every incident.
+    match = Q(pk__in=own.union(by_text, by_poster, by_author))
+    digits = [w for w in words if w.isdigit()]
+    if len(digits) == 1 and len(words) == 1:
+        match |= Q(number__endswith=digits[0])
+    return incidents.filter(match)
+
+
+def incident_search_substring(incidents: QuerySet[Incident], text: str) -> QuerySet[Incident]:
+    """incident_search where full-text search is not at hand (SQLite): each word a
+    case-insensitive substring of the number, short description, a post's text or a poster."""
+    for word in search_words(text):
+        posts = Post.objects.filter(
+            Q(text__icontains=word) | Q(author__handle__icontains=word) | Q(author__name__icontains=word),
+            incident__isnull=False,
+        ).values("incident_id")
+        incidents = incidents.filter(
+            Q(number__icontains=word)
+            | Q(short_description__icontains=word)
+            | Q(author__handle__icontains=word)
+            | Q(author__name__icontains=word)
+            | Q(pk__in=posts)
+        )
+    return incidents
+
+
+def post_search(posts: QuerySet[Post], text: str) -> QuerySet[Post]:
+    """`posts` whose text, or whose poster's handle or name, holds every word of `text` (as word
+    prefixes); full-text on PostgreSQL, substrings elsewhere."""
+    words = search_words(text)
+    if not words:
+        return posts
+    if connection.vendor != "postgresql":
+        for word in words:
+            posts = posts.filter(
+                Q(text__icontains=word) | Q(author__handle__icontains=word) | Q(author__name__icontains=word)
+            )
+        return posts
+    query = _search_query(words)
+    by_text = Post.objects.annotate(sv=post_search_vector()).filter(sv=query).values("pk")
+    authors = Author.objects.annotate(sv=author_search_vector()).filter(sv=query).values("pk")
+    return posts.filter(Q(pk__in=by_text) | Q(author__in=authors))
+
+
+class QueueView(models.TextChoices):
+    OPEN = "open", "Open"
+    MINE = "mine", "Mine"
+    UNASSIGNED = "unassigned", "Unassigned"
+    BREACHING = "breaching", "Breaching soon"
+    ON_HOLD = "on_hold", "On hold"
+    DONE = "done", "Resolved and closed"
+    ALL = "all", "All"
+
+
+def queue_view(
+    incidents: QuerySet[Incident], view: str, *, user: Any, now: datetime | None = None
+) -> QuerySet[Incident]:
+    """`incidents` as the named queue view shows them: open (the default), mine and unassigned
+    (open ones), breaching soon (open, a running clock due within SOCIALITSM_QUEUE_BREACHING_MINUTES
+    or already past due), on hold, resolved and closed, or all of them whatever their state.
+
+    Raises ApplicationError for an unknown view."""
+    if view not in QueueView.values:
+        raise ApplicationError(f"unknown view {clean_text(view)[:40]!r}", field="view")
+    if view == QueueView.ALL:
+        return incidents
+    if view == QueueView.DONE:
+        return incidents.filter(state__in=(Incident.State.RESOLVED, Incident.State.CLOSED))
+    if view == QueueView.ON_HOLD:
+        return incidents.filter(state=Incident.State.ON_HOLD)
+    incidents = incidents.filter(state__in=Incident.OPEN_STATES)
+    if view == QueueView.MINE:
+        user_id = getattr(user, "pk", None)
+        return incidents.filter(assignee_id=user_id) if user_id is not None else incidents.none()
+    if view == QueueView.UNASSIGNED:
+        return incidents.filter(assignee__isnull=True)
+    if view == QueueView.BREACHING:
+        cutoff = (now or timezone.now()) + timedelta(minutes=conf.QUEUE_BREACHING_MINUTES)
+        # breach_due_at is the earliest due time of the incident's running clocks, stored and indexed.
+        return incidents.filter(breach_due_at__lte=cutoff)
+    return incidents
+
+
+def queue_stamp() -> int:
+    """What the live queue compares to see whether anything changed: the latest audit event.
+    Every opening, assignment, state change, link and SLA warning or breach writes one."""
+    return IncidentEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def queue_view_counts(user: Any) -> dict[str, int]:
+    """How many incidents each queue view holds: one pass over incidents, and "breaching soon"
+    from the running clocks' due-time index (its cost follows the clocks due, not the table)."""
+    cutoff = timezone.now() + timedelta(minutes=conf.QUEUE_BREACHING_MINUTES)
+    open_q = Q(state__in=Incident.OPEN_STATES)
+    user_id = getattr(user, "pk", None)
+    counts = Incident.objects.order_by().aggregate(
+        open=Count("pk", filter=open_q),
+        mine=Count("pk", filter=open_q & Q(assignee_id=user_id)) if user_id is not None else Value(0),
+        unassigned=Count("pk", filter=open_q & Q(assignee__isnull=True)),
+        on_hold=Count("pk", filter=Q(state=Incident.State.ON_HOLD)),
+        done=Count("pk", filter=Q(state__in=(Incident.State.RESOLVED, Incident.State.CLOSED))),
+        all=Count("pk"),
+    )
+    counts["breaching"] = (
+        SlaClock.objects.filter(stopped_at__isnull=True, due_at__lte=cutoff, incident__state__in=Incident.OPEN_STATES)
+        .order_by()
+        .values("incident_id")
+        .distinct()
+        .count()
+    )
+    return counts
+
+
+def saved_view_list(user: Any) -> QuerySet[SavedView]:
+    """The user's saved views and those others shared, by name."""
+    return SavedView.objects.filter(Q(user_id=getattr(user, "pk", None)) | Q(shared=True)).select_related("user")

@@ -59,8 +59,8 @@ def api(lead) -> APIClient:
 
 
 PAGES = [
-    ("web", "/", 13),
-    ("web", "/?sort=breach", 13),
+    ("web", "/", 18),
+    ("web", "/?sort=breach", 18),
     ("api", "/api/v1/incidents/", 6),
     ("api", "/api/v1/incidents/?ordering=breach_due_at", 6),
     ("api", "/api/v1/incidents/?state=new&state=in_progress&priority=4", 6),

@@ -50,6 +50,14 @@ class IncidentFilter(filters.FilterSet):
     opened_after = InstantFilter(field_name="opened_at", lookup_expr="gte")
     opened_before = InstantFilter(field_name="opened_at", lookup_expr="lt")
     q = filters.CharFilter(help_text="Words in the number or the short description.")
+    search = filters.CharFilter(
+        help_text="Full-text search: every word (as a word prefix) in the number or short description, "
+        "in one of its posts' text, or in its poster's handle or name."
+    )
+    view = filters.ChoiceFilter(
+        choices=selectors.QueueView.choices,
+        help_text="A queue view: open, mine, unassigned, breaching (soon), on_hold, done (resolved and closed), all.",
+    )
 
     class Meta:
         model = Incident
@@ -67,6 +75,8 @@ class IncidentFilter(filters.FilterSet):
             opened_after=data.get("opened_after"),
             opened_before=data.get("opened_before"),
             words=data.get("q") or "",
+            search=data.get("search") or "",
+            view=data.get("view") or "",
             **self._assignee(data.get("assignee") or ""),
         )
         return selectors.incident_queue(queryset, query, user=self.request.user if self.request else None)
@@ -95,10 +105,17 @@ class PostFilter(filters.FilterSet):
     service = filters.CharFilter(field_name="detected_service__slug", help_text="Detected service slug, e.g. vpn.")
     incident = filters.CharFilter(field_name="incident__number", help_text="Incident number, e.g. INC0001001.")
     label = filters.ChoiceFilter(choices=Post.Label.choices, help_text="Agents' label, for reviewing feedback.")
+    search = filters.CharFilter(
+        method="filter_search",
+        help_text="Full-text search: every word (as a word prefix) in the text or the poster's handle or name.",
+    )
 
     class Meta:
         model = Post
         fields: tuple[str, ...] = ()
+
+    def filter_search(self, queryset, name: str, value: str):
+        return selectors.post_search(queryset, value)
 
 
 class ReplyFilter(filters.FilterSet):

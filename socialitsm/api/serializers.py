@@ -33,6 +33,7 @@ from socialitsm.models import (
     Post,
     PostRevision,
     Reply,
+    SavedView,
     Service,
     SlaCalendar,
     SlaClock,
@@ -1118,3 +1119,66 @@ class AuthorErasureSerializer(serializers.Serializer):
     author_ref = serializers.CharField(read_only=True, help_text="Opaque reference to the person.")
     erased_by = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
     erased_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+
+class IncidentBulkSerializer(serializers.Serializer):
+    """One change for many incidents; which value is needed depends on `action`."""
+
+    incidents = serializers.ListField(
+        child=serializers.CharField(max_length=32), min_length=1, max_length=200, help_text="Incident numbers."
+    )
+    action = serializers.ChoiceField(choices=["assign", "state", "priority", "link"])
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=_agents(), allow_null=True, required=False, help_text="assign: a user id, or null to unassign."
+    )
+    group = serializers.PrimaryKeyRelatedField(
+        queryset=Group.objects.all(), required=False, help_text="assign: also move the incidents to this group."
+    )
+    state = serializers.ChoiceField(choices=Incident.State.choices, required=False, help_text="state: the new state.")
+    priority = serializers.ChoiceField(
+        choices=Incident.Priority.choices, required=False, help_text="priority: 1..5, set through impact and urgency."
+    )
+    major = serializers.CharField(max_length=32, required=False, help_text="link: the major incident's number.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        needed = {"assign": "assignee", "state": "state", "priority": "priority", "link": "major"}[attrs["action"]]
+        if needed not in attrs:
+            raise serializers.ValidationError({needed: [f"Required for {attrs['action']}."]})
+        return attrs
+
+
+class BulkOutcomeSerializer(serializers.Serializer):
+    number = serializers.CharField(source="ref")
+    ok = serializers.BooleanField()
+    error = serializers.CharField(allow_blank=True)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    changed = serializers.SerializerMethodField()
+    failed = serializers.SerializerMethodField()
+    results = BulkOutcomeSerializer(source="outcomes", many=True)
+
+    def get_changed(self, result) -> int:
+        return len(result.done)
+
+    def get_failed(self, result) -> int:
+        return len(result.failed)
+
+
+class SavedViewSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="user.username", read_only=True)
+    mine = serializers.SerializerMethodField()
+    query = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text='The queue filters, e.g. {"view": "mine", "search": "vpn", "priority": "2"}; keys: '
+        "view, q, search, sort, mine, unassigned, service, priority, state.",
+    )
+
+    class Meta:
+        model = SavedView
+        fields = ("id", "name", "query", "shared", "owner", "mine", "created_at")
+        read_only_fields = ("id", "owner", "mine", "created_at")
+
+    def get_mine(self, view: SavedView) -> bool:
+        request = self.context.get("request")
+        return bool(request and view.user_id == request.user.pk)

@@ -12,6 +12,7 @@ from .views import (
     ItsmLinkViewSet,
     PostViewSet,
     ReplyViewSet,
+    SavedViewViewSet,
     ServiceViewSet,
     SlaCalendarViewSet,
     SlaPolicyViewSet,
@@ -30,6 +31,7 @@ router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla/calendars", SlaCalendarViewSet, basename="sla-calendar")
 router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")
 router.register("itsm-connections", ItsmConnectionViewSet, basename="itsm-connection")
+router.register("saved-views", SavedViewViewSet, basename="saved-view")
 
 urlpatterns = [
     # Any text as the slug (an unknown one is refused by the view with the documented 401), and

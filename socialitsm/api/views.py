@@ -29,13 +29,24 @@ from socialitsm.models import (
     ItsmLink,
     Post,
     Reply,
+    SavedView,
     Service,
     SlaCalendar,
     SlaPolicy,
 )
 from socialitsm.pagination import CappedPageNumberPagination, KeyedPageNumberPagination
 from socialitsm.selectors import channel_list
-from socialitsm.services import broadcasts, incidents, itsm_sync, major, replies, retention, routing
+from socialitsm.services import (
+    broadcasts,
+    bulk,
+    incidents,
+    itsm_sync,
+    major,
+    replies,
+    retention,
+    routing,
+    saved_views,
+)
 from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
@@ -379,6 +390,36 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
             urgency=data.validated_data["urgency"],
         )
         return _incident_response(opened, self.get_serializer_context(), status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="One change for many incidents: assign, state, priority or link to a major incident",
+        description="Each incident goes through the same service as a single change (audit events, SLA, "
+        "ITSM sync); one refused does not stop the others: `results` says per incident.",
+        request=s.IncidentBulkSerializer,
+        responses={
+            200: s.BulkResultSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Bad input, unknown incidents or major incident"),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="bulk", filter_backends=[], pagination_class=None)
+    def bulk(self, request: Request) -> Response:
+        data = s.IncidentBulkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wanted = data.validated_data
+        value = {
+            "assign": lambda: wanted.get("assignee"),
+            "state": lambda: wanted.get("state"),
+            "priority": lambda: wanted.get("priority"),
+            "link": lambda: selectors.incidents_by_number([wanted["major"]], field="major")[0],
+        }[wanted["action"]]()
+        result = bulk.incidents_bulk_change(
+            incidents=selectors.incidents_by_number(wanted["incidents"]),
+            actor=request.user,
+            action=wanted["action"],
+            value=value,
+            group=wanted.get("group"),
+        )
+        return Response(s.BulkResultSerializer(result).data)
 
     @extend_schema(
         summary="Link incidents to this major incident as its children",
@@ -742,3 +783,30 @@ class ChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "now": timezone.now()}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Saved queue views: the user's own and those others shared"),
+    retrieve=extend_schema(summary="One saved view"),
+    create=extend_schema(summary="Save a queue filter under a name"),
+    destroy=extend_schema(summary="Delete one of the user's own saved views"),
+)
+class SavedViewViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, ApiViewSet
+):
+    serializer_class = s.SavedViewSerializer
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[SavedView]:
+        if self.action == "destroy":
+            return SavedView.objects.filter(user=self.request.user)
+        return selectors.saved_view_list(self.request.user)
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        data = serializer.validated_data
+        serializer.instance = saved_views.saved_view_create(
+            user=self.request.user, name=data["name"], query=data["query"], shared=data.get("shared", False)
+        )
+
+    def perform_destroy(self, instance: SavedView) -> None:
+        saved_views.saved_view_delete(view=instance, user=self.request.user)

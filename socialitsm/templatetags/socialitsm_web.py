@@ -119,3 +119,17 @@ def iso_utc(value: str | None) -> str:
     if not value:
         return "—"
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """How long ago, in the largest whole unit: "now", "5 min", "3 h", "2 d" (for dense tables)."""
+    if moment is None:
+        return ""
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    if seconds < 60:
+        return "now"
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds // 60} min"

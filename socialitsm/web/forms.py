@@ -11,6 +11,8 @@ from django.db.models import Q
 
 from socialitsm.models import Broadcast, Channel, Incident, Network, Post, Reply, Service
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
+from socialitsm.selectors import QueueView
+from socialitsm.services.bulk import IncidentAction, PostAction
 
 TRIAGE_STATES = (Post.Triage.QUEUED, Post.Triage.IGNORED)
 
@@ -26,8 +28,12 @@ def _field(form: forms.BaseForm, name: str, kind: type[_F]) -> _F:
 
 
 class QueueFilterForm(forms.Form):
-    SORTS = (("priority", "Priority"), ("breach", "Time to breach"))
+    SORTS = (("priority", "Priority"), ("breach", "Time to breach"), ("activity", "Last activity"))
+    # The query-string keys a saved view keeps.
+    KEYS = ("view", "q", "sort", "mine", "unassigned", "service", "priority", "state")
 
+    view = forms.ChoiceField(required=False, choices=QueueView.choices, label="View")
+    q = forms.CharField(required=False, max_length=200, label="Search", strip=True)
     sort = forms.ChoiceField(required=False, choices=SORTS, label="Sort by")
     mine = forms.BooleanField(required=False, label="Mine")
     unassigned = forms.BooleanField(required=False, label="Unassigned")
@@ -48,8 +54,12 @@ class QueueFilterForm(forms.Form):
         _field(self, "priority", forms.ChoiceField).choices = [("", "Any priority")] + [
             (value, label(f"P{value}", counts["priority"].get(value, 0))) for value in Incident.Priority.values
         ]
-        _field(self, "state", forms.ChoiceField).choices = [("", "Any open state")] + [
-            (state.value, label(state.label, counts["state"].get(state.value, 0))) for state in Incident.OPEN_STATES
+        # Counts are of open incidents; the states after them show in the resolved and all views.
+        _field(self, "state", forms.ChoiceField).choices = [("", "Any state of the view")] + [
+            (state.value, label(state.label, counts["state"].get(state.value, 0)))
+            if state in Incident.OPEN_STATES
+            else (state.value, state.label)
+            for state in Incident.State
         ]
 
 
@@ -211,3 +221,38 @@ class IncidentSelectionForm(forms.Form):
             (NEW_MAJOR, "New major incident"),
             *((m.number, f"{m.number} {m.short_description}"[:90]) for m in majors[:100]),
         ]
+
+
+class IncidentBulkForm(forms.Form):
+    """One change for the incidents ticked in the queue: assign (to me, to nobody or to an
+    agent), a state, a priority, or a link to an open major incident."""
+
+    ME = "me"
+
+    action = forms.ChoiceField(choices=IncidentAction.choices)
+    assignee = forms.CharField(required=False, label="Assign to")
+    state = forms.ChoiceField(required=False, choices=[("", "State…"), *Incident.State.choices], label="State")
+    priority = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, choices=[("", "Priority…"), *Incident.Priority.choices]
+    )
+    major = forms.CharField(required=False, label="Major incident")
+
+    def assignee_choices(self) -> list[tuple[str, str]]:
+        return [(self.ME, "Me"), ("", "Nobody (unassign)")] + [
+            (str(user.pk), AgentChoiceField(queryset=None).label_from_instance(user)) for user in _agents(None)
+        ]
+
+    def clean_assignee(self):
+        value = self.cleaned_data["assignee"]
+        if value in ("", self.ME):
+            return value
+        if not value.isdigit():
+            raise forms.ValidationError("Choose an agent.")
+        agent = _agents(None).filter(pk=int(value)).first()
+        if agent is None:
+            raise forms.ValidationError("Choose an agent.")
+        return agent
+
+
+class PostBulkForm(forms.Form):
+    action = forms.ChoiceField(choices=PostAction.choices)

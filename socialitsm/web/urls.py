@@ -20,6 +20,11 @@ app_name = "socialitsm"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("queue/live/", views.queue_live, name="queue-live"),
+    path("queue/views/", views.saved_view_create_view, name="saved-view-create"),
+    path("queue/views/<int:pk>/delete/", views.saved_view_delete_view, name="saved-view-delete"),
+    path("incidents/bulk/", views.incidents_bulk_view, name="incidents-bulk"),
+    path("posts/bulk/", views.posts_bulk_view, name="posts-bulk"),
     path("incidents/link/", views.incidents_link_view, name="incidents-link"),
     path("incidents/merge/", views.incidents_merge_view, name="incidents-merge"),
     path("incidents/<incident_number:number>/", views.incident_detail, name="incident"),

@@ -13,9 +13,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.forms import Form
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
@@ -24,21 +24,26 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from socialitsm import selectors
+from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
+from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SavedView, SlaClock
 from socialitsm.pagination import KeyedPaginator
 from socialitsm.roles import is_agent, is_lead
+from socialitsm.services.bulk import BulkResult, IncidentAction, PostAction, incidents_bulk_change, posts_bulk_triage
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
-from socialitsm.services.major import incident_merge, incident_unmerge, major_link, major_open, major_unlink
+from socialitsm.services.major import incident_merge, incident_unmerge, major_open, major_unlink
 from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
 from socialitsm.services.routing import post_label, post_promote, post_routing_retry
+from socialitsm.services.saved_views import saved_view_create, saved_view_delete
 
 from . import charts
 from .forms import (
     NEW_MAJOR,
+    IncidentBulkForm,
     IncidentSelectionForm,
     IncidentUpdateForm,
+    PostBulkForm,
     QueueFilterForm,
     ReplyForm,
     SlaReportForm,
@@ -114,20 +119,23 @@ def _queue_counts(user) -> dict[str, Any]:
     }
 
 
-@require_GET
-@agent_required
-def queue(request: HttpRequest) -> HttpResponse:
-    counts = _queue_counts(request.user)
-    form = QueueFilterForm(request.GET or None, counts=counts)
-    incidents = Incident.objects.select_related("service", "assignment_group", "assignee", "parent")
-    query = selectors.IncidentQuery(open=True)
+def _queue_incidents(request: HttpRequest, form: QueueFilterForm) -> QuerySet[Incident]:
+    """The queue's incidents for the form's filters, ordered; the default view is the open one."""
+    incidents = Incident.objects.select_related(
+        "service", "assignment_group", "assignee", "parent", "author", "channel"
+    )
+    query = selectors.IncidentQuery(view=selectors.QueueView.OPEN)
     order: list[Any] = ["priority", "opened_at", "pk"]
     if form.is_valid():
         wanted = form.cleaned_data
-        if wanted["sort"] == "breach":
+        view = wanted["view"] or selectors.QueueView.OPEN
+        if wanted["sort"] == "breach" or (view == selectors.QueueView.BREACHING and not wanted["sort"]):
             order = selectors.breach_order()
+        elif wanted["sort"] == "activity":
+            order = ["-updated_at", "-pk"]
         query = selectors.IncidentQuery(
-            open=True,
+            view=view,
+            search=wanted["q"],
             states=[wanted["state"]] if wanted["state"] else [],
             priorities=[wanted["priority"]] if wanted["priority"] is not None else [],
             service=wanted["service"],
@@ -135,20 +143,173 @@ def queue(request: HttpRequest) -> HttpResponse:
             unassigned=wanted["unassigned"],
         )
     incidents = selectors.incident_queue(incidents, query, user=request.user)
-    ordered = selectors.incidents_with_breach_due(incidents).order_by(*order)
-    page = KeyedPaginator(ordered, PAGE_SIZE).get_page(request.GET.get("page"))
+    return selectors.incidents_with_breach_due(incidents).order_by(*order)
+
+
+def _queue_filters(request: HttpRequest) -> dict[str, str]:
+    """The queue's filters in the request, as a saved view keeps them."""
+    return {key: request.GET[key] for key in QueueFilterForm.KEYS if request.GET.get(key)}
+
+
+def _queue_context(request: HttpRequest) -> dict[str, Any]:
+    stamp = selectors.queue_stamp()
+    counts = _queue_counts(request.user)
+    view_counts = selectors.queue_view_counts(request.user)
+    form = QueueFilterForm(request.GET or None, counts=counts)
+    page = KeyedPaginator(_queue_incidents(request, form), PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = _queue_filters(request)
+    live = {**filters, "since": str(stamp)}
+    if page.number > 1:
+        live["page"] = str(page.number)
+    return {
+        "form": form,
+        "page": page,
+        "counts": counts,
+        "now": timezone.now(),
+        "filters": filters,
+        "filters_query": urlencode(filters),
+        "live_query": urlencode(live),
+        "poll_seconds": conf.QUEUE_POLL_SECONDS,
+        "view": (form.cleaned_data.get("view") if form.is_valid() else "") or selectors.QueueView.OPEN,
+        "views": [(value, label, view_counts[value]) for value, label in selectors.QueueView.choices],
+    }
+
+
+@require_GET
+@agent_required
+def queue(request: HttpRequest) -> HttpResponse:
+    context = _queue_context(request)
+    counts = context["counts"]
+    base = reverse("socialitsm:queue")
+    saved = [
+        {"view": view, "url": f"{base}?{urlencode(sorted(view.query.items()))}", "own": view.user_id == request.user.pk}
+        for view in selectors.saved_view_list(request.user)
+    ]
     return render(
         request,
         "socialitsm/queue.html",
         {
-            "form": form,
-            "page": page,
-            "counts": counts,
-            "now": timezone.now(),
+            **context,
+            "saved_views": saved,
             "selection_form": IncidentSelectionForm(list_majors=bool(counts["majors"])),
+            "bulk_form": IncidentBulkForm(),
             "is_lead": is_lead(request.user),
         },
     )
+
+
+@require_GET
+@agent_required
+def queue_live(request: HttpRequest) -> HttpResponse:
+    """The queue's rows again, for an open page's poll: 204 while nothing changed since the
+    page's stamp (one indexed lookup), else the rows, counts and a poller with the new stamp."""
+    since = request.GET.get("since", "")
+    if since.isdigit() and int(since) == selectors.queue_stamp():
+        return HttpResponse(status=204)
+    return render(request, "socialitsm/_queue_live.html", _queue_context(request))
+
+
+def _back_to_queue(request: HttpRequest) -> HttpResponse:
+    """Back to the queue with the filters the form came from (only the queue's own keys)."""
+    back = QueryDict(request.POST.get("back", ""))
+    filters = {key: back[key] for key in QueueFilterForm.KEYS if back.get(key)}
+    if back.get("page", "").isdigit():
+        filters["page"] = back["page"]
+    return redirect(f"{reverse('socialitsm:queue')}?{urlencode(filters)}" if filters else "socialitsm:queue")
+
+
+def _bulk_messages(request: HttpRequest, result: BulkResult, noun: str) -> None:
+    if result.done:
+        done = len(result.done)
+        messages.success(request, f"{done} {noun}{'s' if done != 1 else ''} changed.")
+    for failed in result.failed:
+        messages.error(request, f"{failed.ref}: {failed.error}")
+
+
+@require_POST
+@agent_required
+def incidents_bulk_view(request: HttpRequest) -> HttpResponse:
+    """One change for the selected incidents; each goes through the single-incident service and
+    the page names those that were refused."""
+    form = IncidentBulkForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back_to_queue(request)
+    wanted = form.cleaned_data
+    action = wanted["action"]
+    value: Any = None
+    try:
+        selected = _selected(request)
+        if action == IncidentAction.ASSIGN:
+            value = request.user if wanted["assignee"] == IncidentBulkForm.ME else wanted["assignee"] or None
+        elif action == IncidentAction.STATE:
+            value = wanted["state"]
+        elif action == IncidentAction.PRIORITY:
+            value = wanted["priority"]
+        elif action == IncidentAction.LINK:
+            [value] = selectors.incidents_by_number([wanted["major"]], field="major")
+        result = incidents_bulk_change(incidents=selected, actor=request.user, action=action, value=value)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _back_to_queue(request)
+    _bulk_messages(request, result, "incident")
+    return _back_to_queue(request)
+
+
+@require_POST
+@agent_required
+def posts_bulk_view(request: HttpRequest) -> HttpResponse:
+    """Label, promote or dismiss the posts ticked in triage, each through the triage services."""
+    form = PostBulkForm(request.POST)
+    state = request.POST.get("back_state", "")
+    back = reverse("socialitsm:triage") + (f"?{urlencode({'state': state})}" if state else "")
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect(back)
+    ids = [int(pk) for pk in request.POST.getlist("posts") if pk.isdigit() and len(pk) < 12]
+    found = {post.pk: post for post in Post.objects.filter(pk__in=ids)}
+    try:
+        result = posts_bulk_triage(
+            posts=[found[pk] for pk in dict.fromkeys(ids) if pk in found],
+            actor=request.user,
+            action=form.cleaned_data["action"],
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    _bulk_messages(request, result, "post")
+    for done in result.done:
+        if done.incident:
+            messages.info(request, f"Post {done.ref} is in {done.incident}.")
+    return redirect(back)
+
+
+@require_POST
+@agent_required
+def saved_view_create_view(request: HttpRequest) -> HttpResponse:
+    """Save the queue's current filters (the `back` query string) under a name."""
+    back = QueryDict(request.POST.get("back", ""))
+    try:
+        view = saved_view_create(
+            user=request.user,
+            name=request.POST.get("name", ""),
+            query={key: back[key] for key in QueueFilterForm.KEYS if back.get(key)},
+            shared=request.POST.get("shared") == "on",
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _back_to_queue(request)
+    messages.success(request, f"View “{view.name}” saved.")
+    return redirect(f"{reverse('socialitsm:queue')}?{urlencode(sorted(view.query.items()))}")
+
+
+@require_POST
+@agent_required
+def saved_view_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    view = get_object_or_404(SavedView, pk=pk, user=request.user)
+    saved_view_delete(view=view, user=request.user)
+    messages.success(request, f"View “{view.name}” deleted.")
+    return redirect("socialitsm:queue")
 
 
 def _selected(request: HttpRequest) -> list[Incident]:
@@ -162,7 +323,8 @@ def _selected(request: HttpRequest) -> list[Incident]:
 @require_POST
 @agent_required
 def incidents_link_view(request: HttpRequest) -> HttpResponse:
-    """Link the selected incidents to a new major incident or to an open one."""
+    """Link the selected incidents to a new major incident (all or none), or to an open one
+    (each on its own: those refused are named, the others linked)."""
     form = IncidentSelectionForm(request.POST)
     if not form.is_valid():
         _form_errors(request, form)
@@ -176,7 +338,14 @@ def incidents_link_view(request: HttpRequest) -> HttpResponse:
             )
         else:
             [major] = selectors.incidents_by_number([choice], field="major")
-            major_link(major=major, incidents=children, actor=request.user)
+            result = incidents_bulk_change(
+                incidents=children, actor=request.user, action=IncidentAction.LINK, value=major
+            )
+            for failed in result.failed:
+                messages.error(request, f"{failed.ref}: {failed.error}")
+            if not result.done:
+                return redirect("socialitsm:queue")
+            children = [c for c in children if c.number in {done.ref for done in result.done}]
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("socialitsm:queue")
@@ -482,7 +651,7 @@ def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
     posts = selectors.post_list().filter(form.posts_q()).order_by("-posted_at", "-id")
     page = KeyedPaginator(posts, PAGE_SIZE, count_cap=TRIAGE_COUNT_CAP).get_page(request.GET.get("page"))
-    return render(request, "socialitsm/triage.html", {"form": form, "page": page})
+    return render(request, "socialitsm/triage.html", {"form": form, "page": page, "bulk_actions": PostAction.choices})
 
 
 @require_POST

@@ -19,6 +19,9 @@ PATHS = {
     "/api/v1/incidents/{number}/link/": {"post"},
     "/api/v1/incidents/{number}/unlink/": {"post"},
     "/api/v1/incidents/{number}/merge/": {"post"},
+    "/api/v1/incidents/bulk/": {"post"},
+    "/api/v1/saved-views/": {"get", "post"},
+    "/api/v1/saved-views/{id}/": {"get", "delete"},
     "/api/v1/incidents/{number}/unmerge/": {"post"},
     "/api/v1/incidents/{number}/affected/": {"get"},
     "/api/v1/incidents/{number}/spike/": {"get"},
@@ -94,6 +97,8 @@ def test_schema_documents_incident_filters(schema):
         "opened_after",
         "opened_before",
         "q",
+        "search",
+        "view",
         "ordering",
         "page",
     }

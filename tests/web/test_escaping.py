@@ -83,7 +83,7 @@ def agent_client(client, agent):
 
 def test_queue_escapes_names(agent_client, evil_world):
     html = agent_client.get("/").content.decode()
-    assert_escaped(html, "short", "service", "group")
+    assert_escaped(html, "short", "service", "group", "name", "handle")
 
 
 def test_incident_page_escapes_network_and_suite_text(agent_client, evil_world):
