@@ -249,6 +249,7 @@ CELERY_TASK_ROUTES = {
     "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
     "socialitsm.tasks.itsm_connection_poll_task": {"queue": "io"},
+    "socialitsm.tasks.notification_email_task": {"queue": "io"},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {

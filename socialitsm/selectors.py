@@ -28,6 +28,7 @@ from socialitsm.models import (
     IngestRejection,
     ItsmLink,
     Network,
+    Notification,
     Post,
     Reply,
     SlaClock,
@@ -619,3 +620,21 @@ def incidents_by_number(numbers: Sequence[str], *, field: str = "incidents") -> 
     if unknown:
         raise ApplicationError(f"no incident {clean_text(', '.join(unknown))[:200]}", field=field)
     return [found[n] for n in wanted]
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+
+def notification_list(*, user: Any) -> QuerySet[Notification]:
+    """The person's notifications shown in the app (not those wanted by e-mail only), newest first."""
+    return (
+        Notification.objects.filter(user=user, in_app=True)
+        .select_related("incident", "channel")
+        .order_by("-created_at", "-id")
+    )
+
+
+def notification_unread_count(user: Any) -> int:
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(user=user, in_app=True, read_at__isnull=True).count()

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from .ingest import IngestView
 from .itsm import ItsmWebhookView
+from .notifications import NotificationViewSet
 from .views import (
     ChannelViewSet,
     IncidentViewSet,
@@ -30,6 +31,7 @@ router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")
 router.register("sla/calendars", SlaCalendarViewSet, basename="sla-calendar")
 router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")
 router.register("itsm-connections", ItsmConnectionViewSet, basename="itsm-connection")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     # Any text as the slug (an unknown one is refused by the view with the documented 401), and

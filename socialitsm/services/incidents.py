@@ -23,7 +23,7 @@ from socialitsm.models import (
 from socialitsm.text import shorten
 
 from .broadcasts import broadcast_propose_fixed
-from .events import event_build, event_record
+from .events import event_build, event_record, events_record
 from .sla import incident_sla_recompute
 
 COUNTER = "incident"
@@ -117,7 +117,7 @@ def post_link(*, post: Post, incident: Incident, actor=None) -> None:
     post.incident = incident
     post.triage_state = Post.Triage.INCIDENT
     post.save(update_fields=["incident", "triage_state"])
-    post_link_event(post, incident, actor=actor).save()
+    events_record([post_link_event(post, incident, actor=actor)])
     incident_sla_recompute(incident=incident)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.urls.converters import StringConverter
 
-from . import broadcasts, views
+from . import broadcasts, notifications, views
 
 
 class IncidentNumberConverter(StringConverter):
@@ -76,4 +76,9 @@ urlpatterns = [
     path("sla/", views.sla_dashboard, name="sla-dashboard"),
     path("sla/export.csv", views.sla_dashboard_csv, name="sla-dashboard-csv"),
     path("posts/<int:pk>/label/", views.post_label_view, name="post-label"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path("notifications/read-all/", notifications.notification_read_all, name="notifications-read-all"),
+    path("notifications/preferences/", notifications.notification_preferences, name="notification-preferences"),
+    path("notifications/<int:pk>/open/", notifications.notification_open, name="notification-open"),
+    path("notifications/<int:pk>/read/", notifications.notification_read, name="notification-read"),
 ]
