@@ -481,6 +481,19 @@ class PostSerializer(serializers.ModelSerializer):
         return post.detail_items()
 
 
+class PostPromoteSerializer(serializers.Serializer):
+    """Both optional: left out, the classifier's service guess and the priority its urgency gives."""
+
+    service = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Service.objects.filter(active=True),
+        required=False,
+        allow_null=True,
+        help_text="Service slug; null for none.",
+    )
+    priority = serializers.IntegerField(min_value=1, max_value=5, required=False)
+
+
 class PostLabelSerializer(serializers.Serializer):
     # The serializer metaclass takes declared fields off the class, so this does not shadow Field.label.
     label = serializers.ChoiceField(  # type: ignore[assignment]

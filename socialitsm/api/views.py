@@ -483,7 +483,8 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
     @extend_schema(
         summary="Open an incident from an ignored or queued post",
-        request=None,
+        description="With the service and priority given, else those proposed from the classifier's verdict.",
+        request=s.PostPromoteSerializer,
         responses={
             201: s.IncidentSerializer,
             400: OpenApiResponse(description="The post is already linked or not yet classified"),
@@ -492,7 +493,9 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     @action(detail=True, methods=["post"], filter_backends=[])
     def promote(self, request: Request, pk: str | None = None) -> Response:
         post = self.get_object()
-        incident = routing.post_promote(post=post, actor=request.user)
+        data = s.PostPromoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incident = routing.post_promote(post=post, actor=request.user, **data.validated_data)
         return _incident_response(incident, self.get_serializer_context(), status.HTTP_201_CREATED)
 
     @extend_schema(

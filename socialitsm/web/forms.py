@@ -127,26 +127,51 @@ class ReplyForm(forms.Form):
 PARKED = "parked"
 
 
+# Not a triage state either: posts an agent labelled "not a complaint", kept out of the list.
+DISMISSED = "dismissed"
+
+
+TRIAGE_TABS: list[tuple[str, str]] = [
+    ("", "To triage"),
+    *((s.value, s.label) for s in TRIAGE_STATES),
+    (PARKED, "Routing failed"),
+    (DISMISSED, "Dismissed (not a complaint)"),
+]
+
+
 class TriageFilterForm(forms.Form):
-    state = forms.ChoiceField(
-        required=False,
-        choices=[("", "Queued, ignored and failed")]
-        + [(s.value, s.label) for s in TRIAGE_STATES]
-        + [(PARKED, "Routing failed")],
-    )
+    state = forms.ChoiceField(required=False, choices=TRIAGE_TABS)
 
     def chosen(self) -> str:
         return self.cleaned_data.get("state", "") if self.is_valid() else ""
 
     def posts_q(self) -> Q:
-        """The posts the filter shows: triage states and, unless another state is chosen, parked posts."""
+        """The posts the filter shows: triage states and, unless another state is chosen, parked
+        posts; posts labelled not a complaint only under "dismissed"."""
         chosen = self.chosen()
         parked = Q(routing_failed_at__isnull=False)
+        dismissed = Q(label=Post.Label.NOT_COMPLAINT, incident__isnull=True)
         if chosen == PARKED:
             return parked
+        if chosen == DISMISSED:
+            return dismissed & (Q(triage_state__in=TRIAGE_STATES) | parked)
         if chosen:
-            return Q(triage_state=chosen)
-        return Q(triage_state__in=TRIAGE_STATES) | parked
+            return Q(triage_state=chosen) & ~dismissed
+        return (Q(triage_state__in=TRIAGE_STATES) | parked) & ~dismissed
+
+
+PRIORITY_CHOICES = [(value, f"P{label}") for value, label in Incident.Priority.choices]
+
+
+class PromoteForm(forms.Form):
+    """Service and priority for the incident a post is promoted to; absent, the proposal holds."""
+
+    service = forms.ModelChoiceField(queryset=Service.objects.none(), required=False, empty_label="No service")
+    priority = forms.TypedChoiceField(choices=PRIORITY_CHOICES, coerce=int, required=False, empty_value=None)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _field(self, "service", forms.ModelChoiceField).queryset = Service.objects.filter(active=True).order_by("name")
 
 
 class SlaReportForm(forms.Form):

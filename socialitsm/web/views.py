@@ -20,25 +20,29 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from socialitsm import selectors
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
+from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, Service, SlaClock
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
 from socialitsm.services.major import incident_merge, incident_unmerge, major_link, major_open, major_unlink
 from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
-from socialitsm.services.routing import post_label, post_promote, post_routing_retry
+from socialitsm.services.routing import post_label, post_promote, post_promote_proposal, post_routing_retry
 
 from . import charts
 from .forms import (
     NEW_MAJOR,
+    PRIORITY_CHOICES,
+    TRIAGE_TABS,
     IncidentSelectionForm,
     IncidentUpdateForm,
+    PromoteForm,
     QueueFilterForm,
     ReplyForm,
     SlaReportForm,
@@ -472,22 +476,68 @@ def incident_reply_cancel_view(request: HttpRequest, number: str, reply_id: int)
 @agent_required
 def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
-    posts = selectors.post_list().filter(form.posts_q()).order_by("-posted_at", "-id")
+    posts = (
+        selectors.post_list()
+        .select_related("rule__default_service")
+        .filter(form.posts_q())
+        .order_by("-posted_at", "-id")
+    )
     page = Paginator(posts, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "socialitsm/triage.html", {"form": form, "page": page})
+    for post in page.object_list:
+        post.proposal = post_promote_proposal(post)
+    chosen = form.chosen()
+    tabs = [
+        {
+            "state": value,
+            "label": label,
+            "current": value == chosen,
+            "count": Post.objects.filter(TriageFilterForm({"state": value}).posts_q()).count(),
+        }
+        for value, label in TRIAGE_TABS
+    ]
+    return render(
+        request,
+        "socialitsm/triage.html",
+        {
+            "form": form,
+            "page": page,
+            "tabs": tabs,
+            "back": request.get_full_path(),
+            "services": Service.objects.filter(active=True).order_by("name"),
+            "priorities": PRIORITY_CHOICES,
+        },
+    )
 
 
 @require_POST
 @agent_required
 def post_promote_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Promote with the service and priority the agent confirmed (the proposal for any left out)."""
     post = get_object_or_404(Post, pk=pk)
+    form = PromoteForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect(_triage_back(request))
+    chosen: dict[str, Any] = {"priority": form.cleaned_data["priority"]}
+    if "service" in request.POST:
+        chosen["service"] = form.cleaned_data["service"]
     try:
-        incident = post_promote(post=post, actor=request.user)
+        incident = post_promote(post=post, actor=request.user, **chosen)
     except ApplicationError as exc:
         messages.error(request, exc.message)
-        return redirect("socialitsm:triage")
-    messages.success(request, f"Post promoted to {incident.number}.")
+        return redirect(_triage_back(request))
+    messages.success(request, f"Post promoted to {incident.number} (P{incident.priority}).")
     return redirect("socialitsm:incident", number=incident.number)
+
+
+def _triage_back(request: HttpRequest) -> str:
+    """The triage list as the agent left it (its tab and page), never another site."""
+    back = request.POST.get("back", "")
+    if back.startswith(reverse("socialitsm:triage")) and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return back
+    return reverse("socialitsm:triage")
 
 
 @require_POST
@@ -630,7 +680,12 @@ def post_label_view(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Post labelled {post.get_label_display().lower()}; retraining learns from it.")
+        dismissed = post.label == Post.Label.NOT_COMPLAINT and post.incident is None
+        messages.success(
+            request,
+            f"Post labelled {post.get_label_display().lower()}; retraining learns from it."
+            + (" It left the list: find it under Dismissed." if dismissed else ""),
+        )
     if post.incident is not None:
         return redirect(f"{reverse('socialitsm:incident', kwargs={'number': post.incident.number})}#post-{post.pk}")
-    return redirect("socialitsm:triage")
+    return redirect(_triage_back(request))
