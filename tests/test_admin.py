@@ -724,3 +724,9 @@ def test_a_post_shows_its_earlier_versions_read_only(admin_client):
 
     assert "VPN down &lt;b&gt;again&lt;/b&gt;" in body
     assert 'name="revisions-0-text"' not in body
+
+
+def test_replies_are_called_replies_in_the_admin():
+    from socialitsm.models import Reply
+
+    assert str(Reply._meta.verbose_name_plural) == "replies"
