@@ -16,6 +16,7 @@ from .views import (
     ServiceViewSet,
     SlaCalendarViewSet,
     SlaPolicyViewSet,
+    SlaReportIncidentsView,
     SlaReportView,
 )
 
@@ -39,6 +40,7 @@ urlpatterns = [
     path("ingest/<str:slug>/", IngestView.as_view(), name="ingest"),
     path("ingest/<str:slug>", IngestView.as_view(schema=None), name="ingest-no-slash"),
     path("reports/sla/", SlaReportView.as_view(), name="report-sla"),
+    path("reports/sla/incidents/", SlaReportIncidentsView.as_view(), name="report-sla-incidents"),
     path("itsm/<str:slug>/webhook/", ItsmWebhookView.as_view(), name="itsm-webhook"),
     path("itsm/<str:slug>/webhook", ItsmWebhookView.as_view(schema=None), name="itsm-webhook-no-slash"),
     *router.urls,

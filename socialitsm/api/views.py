@@ -596,19 +596,48 @@ class SlaReportView(APIView):
     def get(self, request: Request) -> Response:
         query = s.SlaReportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        return Response(selectors.sla_report(scope=_report_scope(query.validated_data), now=timezone.now()))
+
+
+def _report_scope(data: dict[str, Any]) -> selectors.ReportFilter:
+    try:
+        return selectors.report_filter(
+            start=data.get("from"),
+            end=data.get("to"),
+            group=data.get("group"),
+            network=data.get("network", ""),
+            calendar=data.get("calendar"),
+            today=selectors.report_today(data.get("calendar"), timezone.now()),
+        )
+    except ApplicationError as exc:
+        raise ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from exc
+
+
+class SlaReportIncidentsView(APIView):
+    """The incidents behind one figure of the SLA report (the dashboard's drill-down)."""
+
+    permission_classes = (IsLead,)
+
+    @extend_schema(
+        summary="Incidents behind a figure of the SLA report",
+        parameters=[s.SlaReportIncidentsQuerySerializer],
+        responses={200: s.IncidentSerializer(many=True), 400: OpenApiResponse(description="Bad filter, by field")},
+    )
+    def get(self, request: Request) -> Response:
+        query = s.SlaReportIncidentsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         data = query.validated_data
-        now = timezone.now()
-        try:
-            scope = selectors.report_filter(
-                start=data.get("from"),
-                end=data.get("to"),
-                group=data.get("group"),
-                network=data.get("network", ""),
-                today=now.date(),
-            )
-        except ApplicationError as exc:
-            raise ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from exc
-        return Response(selectors.sla_report(scope=scope, now=now))
+        drill = selectors.Drill(
+            **{key: data[key] for key in ("flow", "target", "outcome", "agent", "team", "service") if key in data},
+            priority=data.get("priority"),
+        )
+        found = selectors.sla_report_incidents(scope=_report_scope(data), drill=drill, now=timezone.now())
+        incidents = selectors.incident_list().filter(pk__in=found.values("pk")).order_by("opened_at", "pk")
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        page = paginator.paginate_queryset(incidents, request, view=self)
+        return paginator.get_paginated_response(
+            s.IncidentSerializer(page, many=True, context={"request": request, "view": self}).data
+        )
 
 
 class SlaRulesViewSet(ModelViewSet):

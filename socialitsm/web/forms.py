@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q
 
-from socialitsm.models import Broadcast, Channel, Incident, Network, Post, Reply, Service
+from socialitsm.models import Broadcast, Channel, Incident, Network, Post, Reply, Service, SlaCalendar, SlaClock
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 
 TRIAGE_STATES = (Post.Triage.QUEUED, Post.Triage.IGNORED)
@@ -175,16 +175,54 @@ class PromoteForm(forms.Form):
 
 
 class SlaReportForm(forms.Form):
-    """The dashboard's filters, the same as the API report's query: UTC days, group, network."""
+    """The dashboard's filters, the same as the API report's query: days in a calendar's time zone
+    (UTC without one), team, network."""
 
     start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, empty_label="Any group")
+    group = forms.ModelChoiceField(queryset=Group.objects.none(), required=False, empty_label="Any group")
     network = forms.ChoiceField(choices=[("", "Any network"), *Network.choices], required=False)
+    calendar = forms.ModelChoiceField(
+        queryset=SlaCalendar.objects.order_by("name"),
+        required=False,
+        empty_label="UTC",
+        label="Days in",
+        help_text="Days start at midnight in this calendar's time zone.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from socialitsm.selectors import team_groups
+
+        _field(self, "group", forms.ModelChoiceField).queryset = team_groups()
 
     def add_prefix(self, field_name: str) -> str:
         # The query string says from/to, as the API's does; a Python name cannot be "from".
         return {"start": "from", "end": "to"}.get(field_name, field_name)
+
+
+class SlaDrillForm(forms.Form):
+    """Which figure of the dashboard to list the incidents of (see selectors.Drill)."""
+
+    flow = forms.ChoiceField(choices=[("", ""), ("in", "Opened"), ("out", "Resolved")], required=False)
+    target = forms.ChoiceField(choices=[("", "Any target"), *SlaClock.Target.choices], required=False)
+    outcome = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("met", "Met"),
+            ("breached", "Breached"),
+            ("open", "Open"),
+            ("canceled", "Not needed"),
+            ("decided", "Met or breached"),
+        ],
+        required=False,
+    )
+    priority = forms.TypedChoiceField(
+        choices=[("", "Any"), *PRIORITY_CHOICES], coerce=int, required=False, empty_value=None
+    )
+    agent = forms.CharField(required=False, max_length=150)
+    team = forms.CharField(required=False, max_length=150)
+    service = forms.CharField(required=False, max_length=100)
 
 
 class BroadcastForm(forms.Form):

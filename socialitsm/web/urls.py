@@ -75,6 +75,7 @@ urlpatterns = [
     path("posts/<int:pk>/route/", views.post_route_retry_view, name="post-route-retry"),
     path("sla/", views.sla_dashboard, name="sla-dashboard"),
     path("sla/export.csv", views.sla_dashboard_csv, name="sla-dashboard-csv"),
+    path("sla/incidents/", views.sla_incidents, name="sla-incidents"),
     path("posts/<int:pk>/label/", views.post_label_view, name="post-label"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path("notifications/read-all/", notifications.notification_read_all, name="notifications-read-all"),

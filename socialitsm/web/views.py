@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -45,6 +46,7 @@ from .forms import (
     PromoteForm,
     QueueFilterForm,
     ReplyForm,
+    SlaDrillForm,
     SlaReportForm,
     TriageFilterForm,
 )
@@ -557,16 +559,27 @@ def _sla_report(request: HttpRequest) -> tuple[SlaReportForm, dict[str, Any] | N
     form = SlaReportForm(request.GET)
     if not form.is_valid():
         return form, None
+    scope = _sla_scope(form)
+    if scope is None:
+        return form, None
+    return form, selectors.sla_report(scope=scope, now=timezone.now())
+
+
+def _sla_scope(form: SlaReportForm) -> selectors.ReportFilter | None:
+    """The report's scope from a valid form; None, with the error on the form, when refused."""
     data = form.cleaned_data
-    now = timezone.now()
     try:
-        scope = selectors.report_filter(
-            start=data["start"], end=data["end"], group=data["group"], network=data["network"], today=now.date()
+        return selectors.report_filter(
+            start=data["start"],
+            end=data["end"],
+            group=data["group"],
+            network=data["network"],
+            calendar=data["calendar"],
+            today=selectors.report_today(data["calendar"], timezone.now()),
         )
     except ApplicationError as exc:
-        form.add_error({"from": "start", "to": "end"}.get(exc.field or ""), exc.message)
-        return form, None
-    return form, selectors.sla_report(scope=scope, now=now)
+        form.add_error({"from": "start", "to": "end", "group": "group"}.get(exc.field or ""), exc.message)
+        return None
 
 
 def _sla_charts(report: dict[str, Any]) -> dict[str, Any]:
@@ -589,15 +602,46 @@ def _sla_charts(report: dict[str, Any]) -> dict[str, Any]:
     }
     days = sorted({row["date"] for row in report["sentiment"]})
     networks = sorted({row["network"] for row in report["sentiment"]})
-    ratio = {(row["date"], row["network"]): row["ratio"] for row in report["sentiment"]}
+    # A day with negative posts and no positive one has an infinite ratio: drawn at the top.
+    ratio = {
+        (row["date"], row["network"]): math.inf if row["only_negative"] else row["ratio"] for row in report["sentiment"]
+    }
     sentiment = charts.line_chart(
         chart_id="chart-sentiment",
         title="Negative to positive posts per day",
-        desc="; ".join(f"{d} {n}: {ratio.get((d, n))}" for d in days for n in networks),
+        desc="; ".join(f"{d} {n}: {_ratio_text(ratio.get((d, n)))}" for d in days for n in networks if (d, n) in ratio),
         labels=days,
         series=[charts.Series(Network(n).label, [ratio.get((d, n)) for d in days]) for n in networks],
     )
-    return {"outcome": outcome, "sentiment": sentiment if days else None}
+    return {
+        "outcome": outcome,
+        "outcome_empty": {
+            target: _outcome_explained(target, rows) for target, rows in by_target.items() if not _decided(rows)
+        },
+        "sentiment": sentiment if days else None,
+    }
+
+
+def _ratio_text(value: float | None) -> str:
+    if value is None:
+        return "no negative or positive posts"
+    return "only negative" if math.isinf(value) else str(value)
+
+
+def _decided(rows: list[dict[str, Any]]) -> bool:
+    return any(r["met"] or r["breached"] or r["open"] or r["canceled"] for r in rows)
+
+
+def _outcome_explained(target: str, rows: list[dict[str, Any]]) -> str:
+    """Why a target's chart has nothing to show."""
+    if not selectors.sla_target_in_use(target):
+        return f"No SLA policy sets a {SlaClock.Target(target).label.lower()} target, so no clock of it runs."
+    if target == SlaClock.Target.NEXT_RESPONSE:
+        return (
+            "No next-response clock started in this period: one starts when a poster writes again "
+            "after an agent's public reply or direct message, and none did."
+        )
+    return f"No {SlaClock.Target(target).label.lower()} clock started in this period."
 
 
 @require_GET
@@ -612,9 +656,79 @@ def sla_dashboard(request: HttpRequest) -> HttpResponse:
     }
     if report is not None:
         context["charts"] = _sla_charts(report)
+        context["scope_query"] = _scope_query(form)
+        context["breakdowns"] = [
+            {"label": "service", "key": "service", "param": "service", "rows": report["by_service"]},
+            {"label": "agent", "key": "agent", "param": "agent", "rows": report["by_agent"]},
+        ]
         context["target_labels"] = dict(SlaClock.Target.choices)
         context["majors"] = report["major_incidents"]
     return render(request, "socialitsm/sla_dashboard.html", context, status=200 if report is not None else 400)
+
+
+def _scope_query(form: SlaReportForm) -> str:
+    """The report's scope as a query string, for the drill-down links."""
+    data = form.cleaned_data
+    return urlencode(
+        {
+            key: value
+            for key, value in {
+                "from": data["start"].isoformat() if data["start"] else "",
+                "to": data["end"].isoformat() if data["end"] else "",
+                "group": data["group"].pk if data["group"] else "",
+                "network": data["network"],
+                "calendar": data["calendar"].pk if data["calendar"] else "",
+            }.items()
+            if value
+        }
+    )
+
+
+@require_GET
+@lead_required
+def sla_incidents(request: HttpRequest) -> HttpResponse:
+    """The incidents behind one figure of the dashboard, for the same scope."""
+    form = SlaReportForm(request.GET)
+    drill_form = SlaDrillForm(request.GET)
+    scope = _sla_scope(form) if form.is_valid() else None
+    if scope is None or not drill_form.is_valid():
+        errors = [str(e) for f in (form, drill_form) for errs in f.errors.values() for e in errs]
+        return render(request, "socialitsm/sla_incidents.html", {"errors": errors}, status=400)
+    drill = selectors.Drill(**drill_form.cleaned_data)
+    now = timezone.now()
+    incidents = selectors.sla_report_incidents(scope=scope, drill=drill, now=now)
+    page = Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page"))
+    clocks = selectors.sla_clocks_of(list(page.object_list), scope)
+    rows = [{"incident": i, "clocks": clocks.get(i.pk, [])} for i in page.object_list]
+    return render(
+        request,
+        "socialitsm/sla_incidents.html",
+        {
+            "page": page,
+            "rows": rows,
+            "scope": scope,
+            "drill": drill,
+            "described": _drill_described(drill, drill_form),
+            "now": now,
+            "back": f"{reverse('socialitsm:sla-dashboard')}?{_scope_query(form)}",
+        },
+    )
+
+
+def _drill_described(drill: selectors.Drill, form: SlaDrillForm) -> str:
+    parts = []
+    if drill.flow:
+        parts.append("opened in the period" if drill.flow == "in" else "resolved in the period")
+    if drill.target:
+        parts.append(f"{SlaClock.Target(drill.target).label.lower()} clock")
+    if drill.outcome:
+        parts.append(dict(form.fields["outcome"].choices)[drill.outcome].lower())  # type: ignore[attr-defined]
+    if drill.priority is not None:
+        parts.append(f"P{drill.priority}")
+    for label, value in (("agent", drill.agent), ("group", drill.team), ("service", drill.service)):
+        if value:
+            parts.append(f"{label} {value}")
+    return ", ".join(parts) or "all with a clock started in the period"
 
 
 @require_GET
@@ -644,10 +758,19 @@ def _csv_rows(report: dict[str, Any]) -> list[list[Any]]:
         rows += [[section, "", name, "" if value is None else value] for name, value in report[section].items()]
     rows += [["breaches_by_agent", row["agent"], "breached", row["breached"]] for row in report["breaches_by_agent"]]
     rows += [["breaches_by_group", row["group"], "breached", row["breached"]] for row in report["breaches_by_group"]]
+    for section, key in (("by_service", "service"), ("by_agent", "agent")):
+        for row in report[section]:
+            rows += [
+                [section, row[key], m, "" if row[m] is None else row[m]]
+                for m in ("incidents", "met", "breached", "met_percent", "median_first_response_minutes")
+            ]
     rows += [["at_risk", f"{row['number']} {row['target']}", "due_at", row["due_at"]] for row in report["at_risk"]]
     for row in report["sentiment"]:
         key = f"{row['date']} {row['network']}"
-        rows += [["sentiment", key, m, "" if row[m] is None else row[m]] for m in ("negative", "positive", "ratio")]
+        rows += [
+            ["sentiment", key, m, "" if row[m] is None else row[m]]
+            for m in ("negative", "positive", "ratio", "only_negative")
+        ]
     for row in report["major_incidents"]:
         rows += [["major_incidents", row["number"], m, "" if row[m] is None else row[m]] for m in MAJOR_METRICS]
     return [[_csv_safe(cell) for cell in row] for row in rows]
