@@ -323,9 +323,9 @@ def _breakdown(
 def sla_target_in_use(target: str) -> bool:
     """Whether any SLA policy sets `target` (a clock of it can run at all)."""
     field = {
-        SlaClock.Target.FIRST_RESPONSE: "first_response_minutes",
-        SlaClock.Target.NEXT_RESPONSE: "next_response_minutes",
-        SlaClock.Target.RESOLUTION: "resolution_minutes",
+        SlaClock.Target.FIRST_RESPONSE.value: "first_response_minutes",
+        SlaClock.Target.NEXT_RESPONSE.value: "next_response_minutes",
+        SlaClock.Target.RESOLUTION.value: "resolution_minutes",
     }[target]
     return SlaPolicy.objects.filter(**{f"{field}__isnull": False}).exists()
 

@@ -17,6 +17,7 @@ from socialitsm.models import (
     IngestRejection,
     ItsmConnection,
     ItsmLink,
+    Notification,
     Post,
     Reply,
     SlaCalendar,
@@ -47,7 +48,7 @@ def admin_client(client):
 
 # Written only by the services (or a record of what ingest set aside): the admin shows them and
 # acts on them, it does not add them.
-NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost}
+NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost, Notification}
 
 
 @pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label == "socialitsm"])

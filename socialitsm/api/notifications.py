@@ -11,13 +11,13 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from socialitsm import selectors
-from socialitsm.models import Notification
+from socialitsm.models import Channel, Incident, Notification
 from socialitsm.services.notifications import notifications_mark_read
 
 
 class NotificationSerializer(serializers.ModelSerializer):
-    incident = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    channel = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     read = serializers.SerializerMethodField()
 
     class Meta:

@@ -13,6 +13,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -633,7 +634,7 @@ class SlaReportIncidentsView(APIView):
         )
         found = selectors.sla_report_incidents(scope=_report_scope(data), drill=drill, now=timezone.now())
         incidents = selectors.incident_list().filter(pk__in=found.values("pk")).order_by("opened_at", "pk")
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        paginator = PageNumberPagination()
         page = paginator.paginate_queryset(incidents, request, view=self)
         return paginator.get_paginated_response(
             s.IncidentSerializer(page, many=True, context={"request": request, "view": self}).data

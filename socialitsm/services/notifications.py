@@ -11,6 +11,7 @@ import logging
 import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -241,13 +242,12 @@ def _notify(*, kind: str, key: str, users: list[Any], title: str, body: str, **a
 
     for notification in created:
         if notification.email_status == Notification.Email.QUEUED:
-            pk = notification.pk
-            transaction.on_commit(lambda pk=pk: notification_email_task.delay(pk))
+            transaction.on_commit(partial(notification_email_task.delay, notification.pk))
     return created
 
 
 def notification_url(notification: Notification) -> str:
-    if notification.incident_id:
+    if notification.incident is not None:
         path = reverse("socialitsm:incident", kwargs={"number": notification.incident.number})
     else:
         path = reverse("socialitsm:notifications")

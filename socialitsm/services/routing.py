@@ -15,6 +15,7 @@ from django.db.models.functions import Collate
 from django.utils import timezone
 
 from socialitsm import classify
+from socialitsm.classify.rules import urgency_cues
 from socialitsm.conf import conf
 from socialitsm.connectors.base import DetailKind
 from socialitsm.db import rows_update
@@ -420,7 +421,7 @@ def post_promote_proposal(post: Post) -> PromoteProposal:
     if post.is_complaint and post.urgency_hint in (1, 2):
         urgency = post.urgency_hint
     else:
-        urgency = 1 if classify.urgency_cues(clean_text(post.text).lower()) else 2
+        urgency = 1 if urgency_cues(clean_text(post.text).lower()) else 2
     return PromoteProposal(service=service, impact=impact, urgency=urgency)
 
 

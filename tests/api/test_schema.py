@@ -50,6 +50,7 @@ PATHS = {
     "/api/v1/notifications/read-all/": {"post"},
     "/api/v1/notifications/{id}/": {"get"},
     "/api/v1/notifications/{id}/read/": {"post"},
+    "/api/v1/reports/sla/incidents/": {"get"},
 }
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.core import mail
 from django.db import transaction
 
+from socialitsm.exceptions import TransientError
 from socialitsm.models import IncidentEvent, Notification, NotificationKind, NotificationPreference, Post
 from socialitsm.roles import AGENT_GROUP
 from socialitsm.services.events import event_build, event_record, events_record
@@ -258,3 +259,84 @@ def test_refused_email_is_marked_failed_and_not_sent_twice(agent, lead, django_c
     assert notification.email_status == Notification.Email.FAILED
     assert "no such user" in notification.email_error
     assert mail.outbox == []
+
+
+def test_notification_tasks_with_vanished_rows_do_nothing(agent):
+    from socialitsm.tasks import (
+        notification_email_task,
+        notifications_for_channel_alert_task,
+        notifications_for_event_task,
+    )
+
+    notifications_for_event_task(987654)
+    notifications_for_channel_alert_task(987654, "quiet", "no posts", True)
+    notification_email_task(987654)
+
+    assert (Notification.objects.count(), mail.outbox) == (0, [])
+
+
+def test_email_task_sends_a_queued_notification_once(agent):
+    incident = IncidentFactory()
+    notification = Notification.objects.create(
+        user=agent,
+        kind=NotificationKind.SLA_BREACHED,
+        key="event:1",
+        title=f"{incident.number}: Resolution SLA breached",
+        body="VPN down again",
+        incident=incident,
+        email_status=Notification.Email.QUEUED,
+    )
+    from socialitsm.tasks import notification_email_task
+
+    notification_email_task(notification.pk)
+    notification_email_task(notification.pk)
+
+    [email] = mail.outbox
+    assert (email.subject, email.to) == (f"{incident.number}: Resolution SLA breached", ["agent.anna@example.com"])
+    assert email.body.startswith("VPN down again\n\n")
+    notification.refresh_from_db()
+    assert (notification.email_status, notification.emailed_at) == (Notification.Email.SENT, NOW)
+
+
+def test_an_smtp_outage_is_retried_later(agent):
+    notification = Notification.objects.create(
+        user=agent, kind=NotificationKind.ASSIGNED, key="k", title="t", email_status=Notification.Email.QUEUED
+    )
+
+    with (
+        mock.patch(
+            "socialitsm.services.notifications.send_mail",
+            autospec=True,
+            side_effect=ConnectionRefusedError("connection refused"),
+        ),
+        pytest.raises(TransientError),
+    ):
+        notification_email_send(notification=notification)
+
+    notification.refresh_from_db()
+    assert (notification.email_status, notification.email_error) == (Notification.Email.QUEUED, "connection refused")
+    assert mail.outbox == []
+
+
+def test_the_sla_sweep_notifies_a_breach_through_the_committed_event(agent, lead, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from socialitsm.models import SlaPolicy
+    from socialitsm.services.sla import sla_sweep
+
+    SlaPolicy.objects.create(name="P4 24x7", priority=4, first_response_minutes=60, resolution_minutes=480)
+    post = PostFactory(triage_state=Post.Triage.QUEUED, posted_at=NOW, ingested_at=NOW)
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            incident = incident_open_from_post(post=post, rule=post.rule, service=None, urgency=2)
+        incident_assign(incident=incident, actor=agent, assignee=agent)
+        assert incident.priority == 4
+        result = sla_sweep(now=NOW + timedelta(minutes=61))
+
+    assert result == {"warned": 0, "breached": 1}
+    [notification] = Notification.objects.filter(kind=NotificationKind.SLA_BREACHED)
+    assert (notification.user, notification.incident, notification.title) == (
+        agent,
+        incident,
+        f"{incident.number}: First response SLA breached",
+    )
