@@ -37,8 +37,8 @@ $(STAMP): requirements.txt
 
 run: $(STAMP) .env
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py socialitsm_demo --url http://127.0.0.1:$(PORT)/
-	@echo "Starting web, worker and beat; Ctrl-C stops them all."
+	$(BIN)/python manage.py socialitsm_demo --url http://127.0.0.1:$(PORT)/ --login-file var/demo-login.txt
+	@echo "Starting web, worker and beat; the login above is printed again once they run. Ctrl-C stops them all."
 	@PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho start --env /dev/null --port $(PORT)
 
 test: $(STAMP)

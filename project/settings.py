@@ -110,6 +110,20 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "socialitsm:queue"
 LOGOUT_REDIRECT_URL = "login"
 
+# Notification e-mail: EMAIL_URL as django-environ reads it (smtp://user:pass@host:587,
+# smtp+tls://..., consolemail://); without one, the console in DEBUG and the local SMTP server
+# otherwise.
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SocialITSM <socialitsm@localhost>")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -257,6 +271,7 @@ CELERY_TASK_ROUTES = {
     "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
     "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
     "socialitsm.tasks.itsm_connection_poll_task": {"queue": "io"},
+    "socialitsm.tasks.notification_email_task": {"queue": "io"},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {

@@ -29,6 +29,7 @@ from .models import (
     ItsmConnection,
     ItsmDelivery,
     ItsmLink,
+    Notification,
     Post,
     PostRevision,
     Reply,
@@ -829,4 +830,22 @@ class ChatWebhookAdmin(admin.ModelAdmin):
     inlines = [ChatMessageInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """What people were told and whether the e-mail went: view-only (it is written by the
+    notification tasks); deleting old ones is allowed."""
+
+    list_display = ["created_at", "user", "kind", "title", "read_at", "email_status"]
+    list_filter = ["kind", "email_status"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user", "incident", "event", "channel"]
+    search_fields = ["title", "user__username"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Notification | None = None) -> bool:
         return False

@@ -9,7 +9,8 @@ class SocialItsmConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, db  # noqa: F401  (importing checks registers the system checks)
+        # Importing checks registers the system checks; receivers connects the notifications.
+        from . import checks, db, receivers  # noqa: F401
         from .management import sla_defaults_notice
 
         post_migrate.connect(sla_defaults_notice, sender=self)

@@ -608,6 +608,7 @@ class Reply(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name_plural = "replies"
         indexes = [
             models.Index(fields=["created_at"], name="reply_unsent_idx", condition=Q(status__in=["queued", "sending"])),
             models.Index(fields=["retry_after"], name="reply_retry_due_idx", condition=Q(status="queued")),
@@ -1301,3 +1302,72 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class NotificationKind(models.TextChoices):
+    """What a person can be told about; each has its own in-app and e-mail choice."""
+
+    ASSIGNED = "assigned", "Assigned to me"
+    POSTER_ANSWERED = "poster_answered", "The poster answered on my incident"
+    SLA_WARNING = "sla_warning", "SLA warning on my or my group's incidents"
+    SLA_BREACHED = "sla_breached", "SLA breach on my or my group's incidents"
+    MAJOR_OPENED = "major_opened", "Major incident opened"
+    CHANNEL_ALERT = "channel_alert", "Channel health alert (leads)"
+
+
+class Notification(models.Model):
+    """One thing one person is told about, in the app and, if they chose it, by e-mail."""
+
+    class Email(models.TextChoices):
+        NONE = "", "Not wanted"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        NO_ADDRESS = "no_address", "No address"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="socialitsm_notifications"
+    )
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    key = models.CharField(max_length=128, help_text="What it is about; a person is told about one thing once.")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(IncidentEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=255)
+    body = models.TextField(blank=True)
+    in_app = models.BooleanField(default=True, help_text="Shown in the app; else wanted by e-mail only.")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    email_status = models.CharField(max_length=16, choices=Email.choices, blank=True, default=Email.NONE)
+    email_error = models.TextField(blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="notification_user_key_uniq")]
+        indexes = [
+            models.Index(
+                fields=["user", "created_at"],
+                name="notification_unread_idx",
+                condition=Q(read_at__isnull=True, in_app=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id}: {self.title}"
+
+
+class NotificationPreference(models.Model):
+    """A person's choice for one kind of notification; without a row the kind's default holds."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    in_app = models.BooleanField(default=True)
+    email = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="notificationpreference_user_kind_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind}"

@@ -8,9 +8,10 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from importlib import import_module
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchVector
@@ -32,14 +33,19 @@ from socialitsm.models import (
     IngestRejection,
     ItsmLink,
     Network,
+    Notification,
     Post,
     Reply,
     SavedView,
+    SlaCalendar,
     SlaClock,
     SlaPolicy,
     StatusPost,
 )
+from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 from socialitsm.text import clean_text
+
+ROLE_GROUPS = (AGENT_GROUP, LEAD_GROUP)
 
 MAX_REPORT_DAYS = 366
 # Combined polarity beyond these counts as negative or positive; between them, neutral.
@@ -77,20 +83,35 @@ def channel_list() -> QuerySet[Channel]:
 
 @dataclass(frozen=True)
 class ReportFilter:
-    """A report's scope: UTC days `start`..`end` inclusive, optionally one group and one network."""
+    """A report's scope: days `start`..`end` inclusive in the time zone of `calendar` (UTC without
+    one), optionally one group and one network."""
 
     start: date
     end: date
     group: Group | None = None
     network: str = ""
+    calendar: SlaCalendar | None = None
+
+    @property
+    def tz(self) -> tzinfo:
+        if self.calendar is None:
+            return UTC
+        try:
+            return ZoneInfo(self.calendar.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return UTC
+
+    @property
+    def tz_name(self) -> str:
+        return str(self.tz) if self.tz is not UTC else "UTC"
 
     @property
     def since(self) -> datetime:
-        return datetime.combine(self.start, time(0), tzinfo=UTC)
+        return datetime.combine(self.start, time(0), tzinfo=self.tz)
 
     @property
     def until(self) -> datetime:
-        return datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=UTC)
+        return datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=self.tz)
 
 
 # Days a report can cover: any later and the period's end overflows Python's dates.
@@ -99,11 +120,20 @@ LAST_REPORT_DAY = datetimes.FILTERS_LATEST.date() - timedelta(days=1)
 
 
 def report_filter(
-    *, start: date | None, end: date | None, group: Group | None, network: str, today: date
+    *,
+    start: date | None,
+    end: date | None,
+    group: Group | None,
+    network: str,
+    today: date,
+    calendar: SlaCalendar | None = None,
 ) -> ReportFilter:
-    """The report scope from the query; a missing end is today, a missing start a week before it.
+    """The report scope from the query; a missing end is today (pass today in the calendar's time
+    zone), a missing start a week before it. Role groups (agents, leads) are no teams.
 
     Raises ApplicationError naming the field at fault."""
+    if group is not None and group.name in ROLE_GROUPS:
+        raise ApplicationError(f"{group.name} is a role, not a team", field="group")
     for name, day in (("from", start), ("to", end)):
         if day is not None and not FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY:
             raise ApplicationError(f"the date must be between {FIRST_REPORT_DAY} and {LAST_REPORT_DAY}", field=name)
@@ -115,7 +145,17 @@ def report_filter(
         raise ApplicationError(f"the period is longer than {MAX_REPORT_DAYS} days", field="from")
     if network and network not in Network.values:
         raise ApplicationError(f"unknown network {network!r}", field="network")
-    return ReportFilter(start=start, end=end, group=group, network=network)
+    return ReportFilter(start=start, end=end, group=group, network=network, calendar=calendar)
+
+
+def report_today(calendar: SlaCalendar | None, now: datetime) -> date:
+    """Today in the calendar's time zone: the default end of a report."""
+    return now.astimezone(ReportFilter(start=now.date(), end=now.date(), calendar=calendar).tz).date()
+
+
+def team_groups() -> QuerySet[Group]:
+    """Groups that are teams: every group but the roles (agents, leads)."""
+    return Group.objects.exclude(name__in=ROLE_GROUPS).order_by("name")
 
 
 def _scoped_incidents(scope: ReportFilter) -> IncidentQuerySet:
@@ -214,6 +254,8 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
             "to": scope.end.isoformat(),
             "group": scope.group.name if scope.group else None,
             "network": scope.network or None,
+            "calendar": scope.calendar.name if scope.calendar else None,
+            "timezone": scope.tz_name,
         },
         "incidents": {
             "in": incidents.filter(opened_at__gte=scope.since, opened_at__lt=scope.until).count(),
@@ -223,21 +265,156 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
         "first_response": _minutes(list(responded.values_list("elapsed_seconds", flat=True))),
         "ingest_lag": _minutes(lags),
         "breaches_by_agent": [
-            {"agent": username or "(unassigned)", "breached": n}
+            {"agent": username or UNASSIGNED, "breached": n}
             for username, n in late_clocks.values_list("incident__assignee__username")
             .annotate(n=Count("pk"))
             .order_by("-n", "incident__assignee__username")
         ],
         "breaches_by_group": [
-            {"group": name or "(no group)", "breached": n}
+            {"group": name or NO_GROUP, "breached": n}
             for name, n in late_clocks.values_list("incident__assignment_group__name")
             .annotate(n=Count("pk"))
             .order_by("-n", "incident__assignment_group__name")
         ],
+        "by_service": _breakdown(incidents, clocks, scope, breached, "service__name", "service", NO_SERVICE),
+        "by_agent": _breakdown(incidents, clocks, scope, breached, "assignee__username", "agent", UNASSIGNED),
         "at_risk": _at_risk(scope, now),
         "sentiment": _sentiment_daily(scope),
         "major_incidents": major_incident_report(scope=scope),
     }
+
+
+# How the report names incidents without an assignee, group or service (no username can be
+# written with parentheses, and the drill-down reads them back).
+UNASSIGNED = "(unassigned)"
+NO_GROUP = "(no group)"
+NO_SERVICE = "(no service)"
+
+
+def _breakdown(
+    incidents: IncidentQuerySet,
+    clocks: QuerySet[SlaClock],
+    scope: ReportFilter,
+    breached: Q,
+    field: str,
+    key: str,
+    none: str,
+) -> list[dict[str, Any]]:
+    """Per service or agent: incidents opened in the period, the share of decided clocks met,
+    and the median business minutes to first response."""
+    opened = dict(
+        incidents.filter(opened_at__gte=scope.since, opened_at__lt=scope.until)
+        .values_list(field)
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    decided = {
+        name: (met, late)
+        for name, met, late in clocks.values_list(f"incident__{field}").annotate(
+            met=Count("pk", filter=Q(state=SlaClock.State.MET)), late=Count("pk", filter=breached)
+        )
+    }
+    responses: dict[str | None, list[int]] = {}
+    for name, seconds in clocks.filter(
+        target=SlaClock.Target.FIRST_RESPONSE,
+        state__in=(SlaClock.State.MET, SlaClock.State.BREACHED),
+        incident__first_response_at__isnull=False,
+    ).values_list(f"incident__{field}", "elapsed_seconds"):
+        responses.setdefault(name, []).append(seconds)
+    rows = []
+    for name in set(opened) | set(decided) | set(responses):
+        met, late = decided.get(name, (0, 0))
+        rows.append(
+            {
+                key: name or none,
+                "incidents": opened.get(name, 0),
+                "met": met,
+                "breached": late,
+                "met_percent": round(100 * met / (met + late), 1) if met + late else None,
+                "median_first_response_minutes": _minutes(responses.get(name, []))["median_minutes"],
+            }
+        )
+    return sorted(rows, key=lambda row: (-row["incidents"], row[key]))
+
+
+def sla_target_in_use(target: str) -> bool:
+    """Whether any SLA policy sets `target` (a clock of it can run at all)."""
+    field = {
+        SlaClock.Target.FIRST_RESPONSE.value: "first_response_minutes",
+        SlaClock.Target.NEXT_RESPONSE.value: "next_response_minutes",
+        SlaClock.Target.RESOLUTION.value: "resolution_minutes",
+    }[target]
+    return SlaPolicy.objects.filter(**{f"{field}__isnull": False}).exists()
+
+
+# The drill-down's outcomes of a clock, as the report counts them.
+DRILL_OUTCOMES = ("met", "breached", "open", "canceled", "decided")
+
+
+def _outcome_q(outcome: str, now: datetime) -> Q:
+    breached = _breached_q(now)
+    return {
+        "met": Q(state=SlaClock.State.MET),
+        "breached": breached,
+        "open": Q(state__in=(SlaClock.State.RUNNING, SlaClock.State.PAUSED)) & ~breached,
+        "canceled": Q(state=SlaClock.State.CANCELED),
+        "decided": Q(state=SlaClock.State.MET) | breached,
+    }[outcome]
+
+
+@dataclass(frozen=True)
+class Drill:
+    """Which incidents behind a figure of the report: `flow` "in" (opened in the period) or "out"
+    (resolved in it), else those with a clock started in the period, of `target` and `outcome`
+    when given; narrowed by priority, agent, team and service as the report names them."""
+
+    flow: str = ""
+    target: str = ""
+    outcome: str = ""
+    priority: int | None = None
+    agent: str = ""
+    team: str = ""
+    service: str = ""
+
+
+def sla_report_incidents(*, scope: ReportFilter, drill: Drill, now: datetime) -> IncidentQuerySet:
+    """The incidents behind one figure of sla_report for the same scope and moment."""
+    incidents = _scoped_incidents(scope)
+    if drill.flow == "in":
+        incidents = incidents.filter(opened_at__gte=scope.since, opened_at__lt=scope.until)
+    elif drill.flow == "out":
+        incidents = incidents.filter(resolved_at__gte=scope.since, resolved_at__lt=scope.until)
+    else:
+        clocks = SlaClock.objects.filter(started_at__gte=scope.since, started_at__lt=scope.until)
+        if drill.target:
+            clocks = clocks.filter(target=drill.target)
+        if drill.outcome:
+            clocks = clocks.filter(_outcome_q(drill.outcome, now))
+        if drill.target == SlaClock.Target.FIRST_RESPONSE and drill.outcome == "decided":
+            clocks = clocks.filter(incident__first_response_at__isnull=False)
+        incidents = incidents.filter(pk__in=clocks.values("incident_id"))
+    if drill.priority is not None:
+        incidents = incidents.filter(priority=drill.priority)
+    for value, none, field in (
+        (drill.agent, UNASSIGNED, "assignee__username"),
+        (drill.team, NO_GROUP, "assignment_group__name"),
+        (drill.service, NO_SERVICE, "service__name"),
+    ):
+        if value == none:
+            incidents = incidents.filter(**{f"{field.split('__')[0]}__isnull": True})
+        elif value:
+            incidents = incidents.filter(**{field: value})
+    return incidents.select_related("service", "assignment_group", "assignee").order_by("opened_at", "pk")
+
+
+def sla_clocks_of(incidents: Sequence[Incident], scope: ReportFilter) -> dict[int, list[SlaClock]]:
+    """The clocks of `incidents` that started in the period, by incident id, for the drill-down list."""
+    found: dict[int, list[SlaClock]] = {}
+    for clock in SlaClock.objects.filter(
+        incident__in=[i.pk for i in incidents], started_at__gte=scope.since, started_at__lt=scope.until
+    ).order_by("target", "cycle"):
+        found.setdefault(clock.incident_id, []).append(clock)
+    return found
 
 
 def _at_risk(scope: ReportFilter, now: datetime) -> list[dict[str, Any]]:
@@ -269,13 +446,14 @@ def _at_risk(scope: ReportFilter, now: datetime) -> list[dict[str, Any]]:
 
 
 def _sentiment_daily(scope: ReportFilter) -> list[dict[str, Any]]:
-    """Negative and positive posts per UTC day and network. Posts have no group before routing,
-    so only the network narrows this part."""
+    """Negative and positive posts per day (in the report's time zone) and network. Posts have no
+    group before routing, so only the network narrows this part. A day with negative posts and
+    no positive one has no ratio (it is infinite): `only_negative` says so."""
     posts = Post.objects.filter(posted_at__gte=scope.since, posted_at__lt=scope.until, sentiment__isnull=False)
     if scope.network:
         posts = posts.filter(network=scope.network)
     rows = (
-        posts.annotate(day=TruncDate("posted_at", tzinfo=UTC))
+        posts.annotate(day=TruncDate("posted_at", tzinfo=scope.tz))
         .values_list("day", "network")
         .annotate(
             negative=Count("pk", filter=Q(sentiment__lt=NEGATIVE_BELOW)),
@@ -290,6 +468,7 @@ def _sentiment_daily(scope: ReportFilter) -> list[dict[str, Any]]:
             "negative": negative,
             "positive": positive,
             "ratio": round(negative / positive, 2) if positive else None,
+            "only_negative": bool(negative and not positive),
         }
         for day, network, negative, positive in rows
     ]
@@ -823,3 +1002,21 @@ def queue_view_counts(user: Any) -> dict[str, int]:
 def saved_view_list(user: Any) -> QuerySet[SavedView]:
     """The user's saved views and those others shared, by name."""
     return SavedView.objects.filter(Q(user_id=getattr(user, "pk", None)) | Q(shared=True)).select_related("user")
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+
+def notification_list(*, user: Any) -> QuerySet[Notification]:
+    """The person's notifications shown in the app (not those wanted by e-mail only), newest first."""
+    return (
+        Notification.objects.filter(user=user, in_app=True)
+        .select_related("incident", "channel")
+        .order_by("-created_at", "-id")
+    )
+
+
+def notification_unread_count(user: Any) -> int:
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(user=user, in_app=True, read_at__isnull=True).count()

@@ -6,8 +6,9 @@ import logging
 
 from celery import Task, shared_task
 
+from .exceptions import TransientError
 from .logcontext import log_context
-from .models import Channel, ChatMessage, ItsmConnection, ItsmLink, Reply, StatusPost
+from .models import Channel, ChatMessage, IncidentEvent, ItsmConnection, ItsmLink, Notification, Reply, StatusPost
 from .services import (
     alerts,
     broadcasts,
@@ -15,6 +16,7 @@ from .services import (
     deletions,
     ingest,
     itsm_sync,
+    notifications,
     recovery,
     replies,
     retention,
@@ -174,3 +176,46 @@ def chat_message_send_task(self, message_id: int) -> None:
     wait = chat.chat_message_send(message=message, final=self.request.retries >= self.max_retries)
     if wait is not None:
         raise self.retry(countdown=wait)
+
+
+class NotificationEmailTask(Task):
+    """Retries ran out (or an unexpected error): the e-mail is given up on, the in-app
+    notification stays."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        notification_id = args[0] if args else kwargs.get("notification_id")
+        notifications.notification_email_fail(notification_id=notification_id, error=f"{type(exc).__name__}: {exc}")
+
+
+@shared_task(acks_late=True)
+def notifications_for_event_task(event_id: int) -> None:
+    event = IncidentEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        logger.info("incident event %s vanished before it was notified", event_id)
+        return
+    notifications.notifications_for_event(event)
+
+
+@shared_task(acks_late=True)
+def notifications_for_channel_alert_task(channel_id: int, kind: str, message: str, raised: bool) -> None:
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        logger.info("channel %s vanished before its alert was notified", channel_id)
+        return
+    notifications.notifications_for_channel_alert(channel=channel, kind=kind, message=message, raised=raised)
+
+
+@shared_task(
+    base=NotificationEmailTask,
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+    acks_late=True,
+)
+def notification_email_task(notification_id: int) -> None:
+    notification = Notification.objects.select_related("user", "incident").filter(pk=notification_id).first()
+    if notification is None:
+        logger.info("notification %s vanished before its e-mail", notification_id)
+        return
+    notifications.notification_email_send(notification=notification)

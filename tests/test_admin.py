@@ -22,6 +22,7 @@ from socialitsm.models import (
     IngestRejection,
     ItsmConnection,
     ItsmLink,
+    Notification,
     Post,
     Reply,
     SlaCalendar,
@@ -53,6 +54,7 @@ def admin_client(client):
 # Written only by the services (or a record of what ingest set aside): the admin shows them and
 # acts on them, it does not add them.
 NOT_ADDED_IN_ADMIN = {Incident, Post, Reply, IngestRejection, Broadcast, StatusPost, AuthorErasure, ChannelAlert}
+NOT_ADDED_IN_ADMIN |= {Notification}
 # Added on their own pages, where what is entered is checked.
 NOT_ADDED_IN_ADMIN |= {ChatWebhook}
 
@@ -748,3 +750,9 @@ def test_admin_erases_a_poster_for_a_lead_only(admin_client):
     admin_client.post(url, {"action": "erase", "_selected_action": [post.author_id]})
     assert AuthorErasure.objects.get().author_id_erased == post.author_id
     assert not Post.objects.filter(pk=post.pk).exists()
+
+
+def test_replies_are_called_replies_in_the_admin():
+    from socialitsm.models import Reply
+
+    assert str(Reply._meta.verbose_name_plural) == "replies"

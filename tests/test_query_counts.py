@@ -59,16 +59,16 @@ def api(lead) -> APIClient:
 
 
 PAGES = [
-    ("web", "/", 18),
-    ("web", "/?sort=breach", 18),
+    ("web", "/", 19),
+    ("web", "/?sort=breach", 19),
     ("api", "/api/v1/incidents/", 6),
     ("api", "/api/v1/incidents/?ordering=breach_due_at", 6),
     ("api", "/api/v1/incidents/?state=new&state=in_progress&priority=4", 6),
     ("api", "/api/v1/posts/", 5),
     ("api", "/api/v1/posts/?triage_state=incident&triage_state=queued", 5),
-    ("web", "/sla/?from=2026-11-01&to=2026-11-26", 16),
-    ("web", "/sla/export.csv?from=2026-11-01&to=2026-11-26", 14),
-    ("api", "/api/v1/reports/sla/?from=2026-11-01&to=2026-11-26", 13),
+    ("web", "/sla/?from=2026-11-01&to=2026-11-26", 27),
+    ("web", "/sla/export.csv?from=2026-11-01&to=2026-11-26", 19),
+    ("api", "/api/v1/reports/sla/?from=2026-11-01&to=2026-11-26", 17),
 ]
 
 

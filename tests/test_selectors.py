@@ -25,7 +25,14 @@ def targets(**rows: dict) -> list[dict]:
 
 
 EXPECTED = {
-    "period": {"from": "2026-11-19", "to": "2026-11-20", "group": None, "network": None},
+    "period": {
+        "from": "2026-11-19",
+        "to": "2026-11-20",
+        "group": None,
+        "network": None,
+        "calendar": None,
+        "timezone": "UTC",
+    },
     "incidents": {"in": 4, "out": 1},
     "targets": targets(
         first_response_1={"met": 1, "breached": 1, "met_percent": 50.0},
@@ -37,6 +44,42 @@ EXPECTED = {
     "ingest_lag": {"count": 4, "median_minutes": 0.5, "p90_minutes": 2.0},
     "breaches_by_agent": [{"agent": "bob", "breached": 2}, {"agent": "anna", "breached": 1}],
     "breaches_by_group": [{"group": "Network Team", "breached": 2}, {"group": "Service Desk", "breached": 1}],
+    "by_service": [
+        {
+            "service": "(no service)",
+            "incidents": 4,
+            "met": 2,
+            "breached": 3,
+            "met_percent": 40.0,
+            "median_first_response_minutes": 20.0,
+        }
+    ],
+    "by_agent": [
+        {
+            "agent": "anna",
+            "incidents": 2,
+            "met": 2,
+            "breached": 1,
+            "met_percent": 66.7,
+            "median_first_response_minutes": 20.0,
+        },
+        {
+            "agent": "(unassigned)",
+            "incidents": 1,
+            "met": 0,
+            "breached": 0,
+            "met_percent": None,
+            "median_first_response_minutes": None,
+        },
+        {
+            "agent": "bob",
+            "incidents": 1,
+            "met": 0,
+            "breached": 2,
+            "met_percent": 0.0,
+            "median_first_response_minutes": None,
+        },
+    ],
     "at_risk": [
         {
             "number": "INC0001004",
@@ -50,9 +93,23 @@ EXPECTED = {
         }
     ],
     "sentiment": [
-        {"date": "2026-11-19", "network": "replay", "negative": 0, "positive": 0, "ratio": None},
-        {"date": "2026-11-20", "network": "mastodon", "negative": 0, "positive": 1, "ratio": 0.0},
-        {"date": "2026-11-20", "network": "replay", "negative": 2, "positive": 1, "ratio": 2.0},
+        {
+            "date": "2026-11-19",
+            "network": "replay",
+            "negative": 0,
+            "positive": 0,
+            "ratio": None,
+            "only_negative": False,
+        },
+        {
+            "date": "2026-11-20",
+            "network": "mastodon",
+            "negative": 0,
+            "positive": 1,
+            "ratio": 0.0,
+            "only_negative": False,
+        },
+        {"date": "2026-11-20", "network": "replay", "negative": 2, "positive": 1, "ratio": 2.0, "only_negative": False},
     ],
     "major_incidents": [],
 }
@@ -104,7 +161,14 @@ def test_sla_report_for_another_network_counts_only_its_posts():
 
     assert (report["incidents"], report["first_response"]["count"], report["at_risk"]) == ({"in": 0, "out": 0}, 0, [])
     assert report["sentiment"] == [
-        {"date": "2026-11-20", "network": "mastodon", "negative": 0, "positive": 1, "ratio": 0.0}
+        {
+            "date": "2026-11-20",
+            "network": "mastodon",
+            "negative": 0,
+            "positive": 1,
+            "ratio": 0.0,
+            "only_negative": False,
+        }
     ]
 
 

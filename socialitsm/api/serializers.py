@@ -482,6 +482,19 @@ class PostSerializer(serializers.ModelSerializer):
         return post.detail_items()
 
 
+class PostPromoteSerializer(serializers.Serializer):
+    """Both optional: left out, the classifier's service guess and the priority its urgency gives."""
+
+    service = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Service.objects.filter(active=True),
+        required=False,
+        allow_null=True,
+        help_text="Service slug; null for none.",
+    )
+    priority = serializers.IntegerField(min_value=1, max_value=5, required=False)
+
+
 class PostLabelSerializer(serializers.Serializer):
     # The serializer metaclass takes declared fields off the class, so this does not shadow Field.label.
     label = serializers.ChoiceField(  # type: ignore[assignment]
@@ -674,12 +687,17 @@ class IngestErrorSerializer(serializers.Serializer):
 
 class SlaReportQuerySerializer(serializers.Serializer):
     # "from" is a keyword: declared under another name and renamed below.
-    from_ = serializers.DateField(required=False, help_text="First UTC day, default a week before `to`.")
-    to = serializers.DateField(required=False, help_text="Last UTC day (included), default today.")
+    from_ = serializers.DateField(required=False, help_text="First day, default a week before `to`.")
+    to = serializers.DateField(required=False, help_text="Last day (included), default today.")
     group = serializers.PrimaryKeyRelatedField(
-        queryset=Group.objects.all(), required=False, help_text="Assignment group id."
+        queryset=Group.objects.all(), required=False, help_text="Assignment group id (a team, not a role group)."
     )
     network = serializers.ChoiceField(choices=Network.choices, required=False)
+    calendar = serializers.PrimaryKeyRelatedField(
+        queryset=SlaCalendar.objects.all(),
+        required=False,
+        help_text="SLA calendar id: days start at midnight in its time zone (default UTC).",
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -693,6 +711,8 @@ class SlaReportPeriodSerializer(serializers.Serializer):
     to = serializers.DateField()
     group = serializers.CharField(allow_null=True)
     network = serializers.CharField(allow_null=True)
+    calendar = serializers.CharField(allow_null=True)
+    timezone = serializers.CharField(help_text="The time zone days are counted in.")
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -748,11 +768,40 @@ class SlaReportAtRiskSerializer(serializers.Serializer):
 
 
 class SlaReportSentimentSerializer(serializers.Serializer):
-    date = serializers.DateField(help_text="UTC day.")
+    date = serializers.DateField(help_text="Day in the report's time zone.")
     network = serializers.ChoiceField(choices=Network.choices)
     negative = serializers.IntegerField()
     positive = serializers.IntegerField()
     ratio = serializers.FloatField(allow_null=True, help_text="negative / positive, null without positive posts.")
+    only_negative = serializers.BooleanField(help_text="Negative posts and no positive one: the ratio is infinite.")
+
+
+class SlaReportBreakdownSerializer(serializers.Serializer):
+    incidents = serializers.IntegerField(help_text="Incidents opened in the period.")
+    met = serializers.IntegerField()
+    breached = serializers.IntegerField()
+    met_percent = serializers.FloatField(allow_null=True)
+    median_first_response_minutes = serializers.FloatField(allow_null=True)
+
+
+class SlaReportServiceSerializer(SlaReportBreakdownSerializer):
+    service = serializers.CharField()
+
+
+class SlaReportAgentBreakdownSerializer(SlaReportBreakdownSerializer):
+    agent = serializers.CharField()
+
+
+class SlaReportIncidentsQuerySerializer(SlaReportQuerySerializer):
+    """The report's scope and which figure to list the incidents of."""
+
+    flow = serializers.ChoiceField(choices=["in", "out"], required=False, help_text="Opened or resolved in the period.")
+    target = serializers.ChoiceField(choices=SlaClock.Target.choices, required=False)
+    outcome = serializers.ChoiceField(choices=["met", "breached", "open", "canceled", "decided"], required=False)
+    priority = serializers.IntegerField(min_value=1, max_value=5, required=False)
+    agent = serializers.CharField(required=False, max_length=150, help_text='Username, or "(unassigned)".')
+    team = serializers.CharField(required=False, max_length=150, help_text='Group name, or "(no group)".')
+    service = serializers.CharField(required=False, max_length=100, help_text='Service name, or "(no service)".')
 
 
 class SlaReportMajorSerializer(serializers.Serializer):
@@ -787,6 +836,8 @@ class SlaReportSerializer(serializers.Serializer):
     ingest_lag = SlaReportDurationsSerializer(help_text="From the first post to its arrival here.")
     breaches_by_agent = SlaReportAgentSerializer(many=True)
     breaches_by_group = SlaReportGroupSerializer(many=True)
+    by_service = SlaReportServiceSerializer(many=True)
+    by_agent = SlaReportAgentBreakdownSerializer(many=True)
     at_risk = SlaReportAtRiskSerializer(many=True)
     sentiment = SlaReportSentimentSerializer(many=True)
     major_incidents = SlaReportMajorSerializer(many=True, help_text="Major incidents opened in the period.")

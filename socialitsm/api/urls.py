@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from .ingest import IngestView
 from .itsm import ItsmWebhookView
+from .notifications import NotificationViewSet
 from .views import (
     ChannelViewSet,
     IncidentViewSet,
@@ -16,6 +17,7 @@ from .views import (
     ServiceViewSet,
     SlaCalendarViewSet,
     SlaPolicyViewSet,
+    SlaReportIncidentsView,
     SlaReportView,
 )
 
@@ -32,6 +34,7 @@ router.register("sla/calendars", SlaCalendarViewSet, basename="sla-calendar")
 router.register("itsm-links", ItsmLinkViewSet, basename="itsm-link")
 router.register("itsm-connections", ItsmConnectionViewSet, basename="itsm-connection")
 router.register("saved-views", SavedViewViewSet, basename="saved-view")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     # Any text as the slug (an unknown one is refused by the view with the documented 401), and
@@ -39,6 +42,7 @@ urlpatterns = [
     path("ingest/<str:slug>/", IngestView.as_view(), name="ingest"),
     path("ingest/<str:slug>", IngestView.as_view(schema=None), name="ingest-no-slash"),
     path("reports/sla/", SlaReportView.as_view(), name="report-sla"),
+    path("reports/sla/incidents/", SlaReportIncidentsView.as_view(), name="report-sla-incidents"),
     path("itsm/<str:slug>/webhook/", ItsmWebhookView.as_view(), name="itsm-webhook"),
     path("itsm/<str:slug>/webhook", ItsmWebhookView.as_view(schema=None), name="itsm-webhook-no-slash"),
     *router.urls,

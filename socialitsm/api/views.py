@@ -13,6 +13,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -527,7 +528,8 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
     @extend_schema(
         summary="Open an incident from an ignored or queued post",
-        request=None,
+        description="With the service and priority given, else those proposed from the classifier's verdict.",
+        request=s.PostPromoteSerializer,
         responses={
             201: s.IncidentSerializer,
             400: OpenApiResponse(description="The post is already linked or not yet classified"),
@@ -536,7 +538,9 @@ class PostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     @action(detail=True, methods=["post"], filter_backends=[])
     def promote(self, request: Request, pk: str | None = None) -> Response:
         post = self.get_object()
-        incident = routing.post_promote(post=post, actor=request.user)
+        data = s.PostPromoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        incident = routing.post_promote(post=post, actor=request.user, **data.validated_data)
         return _incident_response(incident, self.get_serializer_context(), status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -650,19 +654,48 @@ class SlaReportView(APIView):
     def get(self, request: Request) -> Response:
         query = s.SlaReportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        return Response(selectors.sla_report(scope=_report_scope(query.validated_data), now=timezone.now()))
+
+
+def _report_scope(data: dict[str, Any]) -> selectors.ReportFilter:
+    try:
+        return selectors.report_filter(
+            start=data.get("from"),
+            end=data.get("to"),
+            group=data.get("group"),
+            network=data.get("network", ""),
+            calendar=data.get("calendar"),
+            today=selectors.report_today(data.get("calendar"), timezone.now()),
+        )
+    except ApplicationError as exc:
+        raise ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from exc
+
+
+class SlaReportIncidentsView(APIView):
+    """The incidents behind one figure of the SLA report (the dashboard's drill-down)."""
+
+    permission_classes = (IsLead,)
+
+    @extend_schema(
+        summary="Incidents behind a figure of the SLA report",
+        parameters=[s.SlaReportIncidentsQuerySerializer],
+        responses={200: s.IncidentSerializer(many=True), 400: OpenApiResponse(description="Bad filter, by field")},
+    )
+    def get(self, request: Request) -> Response:
+        query = s.SlaReportIncidentsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         data = query.validated_data
-        now = timezone.now()
-        try:
-            scope = selectors.report_filter(
-                start=data.get("from"),
-                end=data.get("to"),
-                group=data.get("group"),
-                network=data.get("network", ""),
-                today=now.date(),
-            )
-        except ApplicationError as exc:
-            raise ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from exc
-        return Response(selectors.sla_report(scope=scope, now=now))
+        drill = selectors.Drill(
+            **{key: data[key] for key in ("flow", "target", "outcome", "agent", "team", "service") if key in data},
+            priority=data.get("priority"),
+        )
+        found = selectors.sla_report_incidents(scope=_report_scope(data), drill=drill, now=timezone.now())
+        incidents = selectors.incident_list().filter(pk__in=found.values("pk")).order_by("opened_at", "pk")
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(incidents, request, view=self)
+        return paginator.get_paginated_response(
+            s.IncidentSerializer(page, many=True, context={"request": request, "view": self}).data
+        )
 
 
 class SlaRulesViewSet(ModelViewSet):

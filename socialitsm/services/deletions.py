@@ -36,7 +36,7 @@ from socialitsm.models import (
 )
 
 from .channels import channel_quota_record
-from .events import event_build
+from .events import event_build, events_record
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def _incident_redact(
         if any(getattr(event, name) != value for name, value in fields.items()):
             IncidentEvent.objects.filter(pk=event.pk).update(**fields)
     _itsm_forget(incident, texts, marker)
-    IncidentEvent.objects.bulk_create(
+    events_record(
         [
             event_build(
                 incident,

@@ -23,7 +23,7 @@ from socialitsm.models import (
 from socialitsm.text import shorten
 
 from .broadcasts import broadcast_propose_fixed
-from .events import event_build, event_record
+from .events import event_build, event_record, events_record
 from .sla import incident_sla_recompute
 
 COUNTER = "incident"
@@ -77,6 +77,7 @@ def incident_build(
     service: Service | None,
     urgency: int,
     default_group: Group | None = None,
+    impact: int | None = None,
 ) -> Incident:
     """An unsaved, unnumbered incident for `post`, with routing applied: the service's owner
     group, else the rule's group, else `default_group` (see group_default). SLA clocks are
@@ -84,7 +85,8 @@ def incident_build(
     group = (service.owner_group if service else None) or (rule.assignment_group if rule else None) or default_group
     author = post.author
     heading = f"{author} on {post.get_network_display()} at {post.posted_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-    impact = rule.default_impact if rule else conf.DEFAULT_IMPACT
+    if impact is None:
+        impact = rule.default_impact if rule else conf.DEFAULT_IMPACT
     incident = Incident(
         short_description=shorten(post.text, 160) or "(empty post)",
         description=f"{heading}:\n\n{post.text}\n\n{post.url}".strip(),
@@ -102,10 +104,20 @@ def incident_build(
 
 
 def incident_open_from_post(
-    *, post: Post, rule: WatchRule | None, service: Service | None, urgency: int, actor=None, reason: str = ""
+    *,
+    post: Post,
+    rule: WatchRule | None,
+    service: Service | None,
+    urgency: int,
+    actor=None,
+    reason: str = "",
+    impact: int | None = None,
 ) -> Incident:
-    """Open an incident for `post` and link the post. Call inside a transaction."""
-    incident = incident_build(post=post, rule=rule, service=service, urgency=urgency, default_group=group_default())
+    """Open an incident for `post` and link the post (impact: the rule's unless given). Call
+    inside a transaction."""
+    incident = incident_build(
+        post=post, rule=rule, service=service, urgency=urgency, default_group=group_default(), impact=impact
+    )
     incident.number = incident_number_next()
     incident.save()
     event_record(incident, IncidentEvent.Kind.OPENED, actor=actor, message=reason)
@@ -117,7 +129,7 @@ def post_link(*, post: Post, incident: Incident, actor=None) -> None:
     post.incident = incident
     post.triage_state = Post.Triage.INCIDENT
     post.save(update_fields=["incident", "triage_state"])
-    post_link_event(post, incident, actor=actor).save()
+    events_record([post_link_event(post, incident, actor=actor)])
     incident_sla_recompute(incident=incident)
 
 

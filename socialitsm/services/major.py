@@ -25,7 +25,7 @@ from socialitsm.models import Incident, IncidentEvent, IncidentMerge, Post, Repl
 from socialitsm.roles import is_lead
 from socialitsm.text import shorten
 
-from .events import event_build, event_record
+from .events import event_build, event_record, events_record
 from .incidents import group_default, incident_numbers_next, incident_update
 from .itsm_sync import incident_links_changed
 from .sla import incidents_sla_recompute
@@ -313,7 +313,7 @@ def major_link(*, major: Incident, incidents: list[Incident], actor) -> list[Inc
             events.append(event_build(child, IncidentEvent.Kind.MAJOR_LINKED, actor=actor, new=parent.number))
             events.append(event_build(parent, IncidentEvent.Kind.CHILD_LINKED, actor=actor, new=child.number))
             incident_links_changed(incident=child)
-        IncidentEvent.objects.bulk_create(events)
+        events_record(events)
     return children
 
 
@@ -340,7 +340,7 @@ def major_unlink(*, incident: Incident, actor) -> Incident:
         Incident.objects.filter(pk=child.pk).update(parent=None, updated_at=timezone.now())
         child.parent = None
         incident_links_changed(incident=child, previous_parent=parent)
-        IncidentEvent.objects.bulk_create(
+        events_record(
             [
                 event_build(child, IncidentEvent.Kind.MAJOR_UNLINKED, actor=actor, old=parent.number),
                 event_build(parent, IncidentEvent.Kind.CHILD_UNLINKED, actor=actor, old=child.number),
@@ -400,7 +400,7 @@ def incident_merge(*, duplicate: Incident, target: Incident, actor, other_author
         moved = f"{len(post_ids)} posts, {len(reply_ids)} replies"
         incident_update(incident=dup, actor=actor, message=f"merged into {into.number}", state=Incident.State.CANCELED)
         Incident.objects.filter(pk=dup.pk).update(merged_into=into)
-        IncidentEvent.objects.bulk_create(
+        events_record(
             [
                 event_build(dup, IncidentEvent.Kind.MERGED, actor=actor, new=into.number, message=moved),
                 event_build(into, IncidentEvent.Kind.MERGED_IN, actor=actor, new=dup.number, message=moved),
@@ -433,7 +433,7 @@ def incident_unmerge(*, duplicate: Incident, actor) -> Incident:
         Incident.objects.filter(pk=dup.pk).update(merged_into=None, state=merge.duplicate_state, updated_at=now)
         merge.undone_at, merge.undone_by = now, actor
         merge.save(update_fields=["undone_at", "undone_by"])
-        IncidentEvent.objects.bulk_create(
+        events_record(
             [
                 event_build(
                     dup,

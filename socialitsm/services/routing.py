@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 from django.contrib.auth.models import Group
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -13,12 +15,25 @@ from django.db.models.functions import Collate
 from django.utils import timezone
 
 from socialitsm import classify, metrics
+from socialitsm.classify.rules import urgency_cues
+from socialitsm.conf import conf
 from socialitsm.connectors.base import DetailKind
 from socialitsm.db import rows_update
-from socialitsm.models import CHANNEL_SCOPED_NETWORKS, Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
+from socialitsm.models import (
+    CHANNEL_SCOPED_NETWORKS,
+    PRIORITY_MATRIX,
+    Author,
+    Incident,
+    IncidentEvent,
+    Post,
+    Reply,
+    Service,
+    WatchRule,
+    priority_for,
+)
 from socialitsm.text import clean_text
 
-from .events import event_build, event_record
+from .events import event_build, event_record, events_record
 from .incidents import (
     group_default,
     incident_build,
@@ -289,7 +304,7 @@ class _BatchRouter:
             self.posts,
             ROUTED_FIELDS,
         )
-        IncidentEvent.objects.bulk_create(events, batch_size=500)
+        events_record(events, batch_size=500)
         incidents_sla_recompute(incident_ids={incident.pk for _, incident in self.links} | {m.pk for m in majors})
         self._reopen_after_fix()
         return self.outcome
@@ -384,18 +399,71 @@ def _ignore_reason(post: Post, rule: WatchRule | None, is_complaint: bool) -> st
     return ""
 
 
-def post_promote(*, post: Post, actor) -> Incident:
-    """An agent decides an ignored or queued post is a complaint after all."""
+@dataclass(frozen=True)
+class PromoteProposal:
+    """What promoting a post proposes, for the agent to confirm or change."""
+
+    service: Service | None
+    impact: int
+    urgency: int
+
+    @property
+    def priority(self) -> int:
+        return priority_for(self.impact, self.urgency)
+
+
+def post_promote_proposal(post: Post) -> PromoteProposal:
+    """The classifier's service guess (else the rule's default service) and the priority its
+    urgency gives with the rule's impact. A post the classifier took for a complaint keeps its
+    urgency; for one it did not, urgency is what a complaint with that text gets (high with an
+    outage cue, else medium), not the low urgency of a non-complaint."""
+    rule = post.rule
+    service = post.detected_service or (rule.default_service if rule else None)
+    impact = rule.default_impact if rule else conf.DEFAULT_IMPACT
+    if post.is_complaint and post.urgency_hint in (1, 2):
+        urgency = post.urgency_hint
+    else:
+        urgency = 1 if urgency_cues(clean_text(post.text).lower()) else 2
+    return PromoteProposal(service=service, impact=impact, urgency=urgency)
+
+
+def impact_urgency_for(priority: int, near: PromoteProposal) -> tuple[int, int]:
+    """The impact and urgency that give `priority`, closest to the proposed ones."""
     from socialitsm.exceptions import ApplicationError
 
+    pairs = [(i, u) for i, row in PRIORITY_MATRIX.items() for u, p in row.items() if p == priority]
+    if not pairs:
+        raise ApplicationError("priority must be 1 to 5", field="priority")
+    return min(pairs, key=lambda pair: (abs(pair[0] - near.impact) + abs(pair[1] - near.urgency), pair))
+
+
+_PROPOSED = object()
+
+
+def post_promote(
+    *, post: Post, actor, service: Service | object | None = _PROPOSED, priority: int | None = None
+) -> Incident:
+    """An agent decides an ignored or queued post is a complaint after all. The incident gets
+    `service` and `priority` when given, else what post_promote_proposal proposes. A post that
+    continues an open incident of its poster joins it instead (service and priority stay)."""
+    from socialitsm.exceptions import ApplicationError
+
+    if service is not _PROPOSED and service is not None and not (isinstance(service, Service) and service.active):
+        raise ApplicationError("unknown or inactive service", field="service")
     with transaction.atomic():
         locked = (
-            Post.objects.select_for_update(of=("self",)).select_related("rule", "author", "channel").get(pk=post.pk)
+            Post.objects.select_for_update(of=("self",))
+            .select_related("rule", "rule__default_service", "author", "channel", "detected_service")
+            .get(pk=post.pk)
         )
         if locked.incident_id is not None:
             raise ApplicationError(f"post is already linked to {locked.incident.number}")
         if locked.triage_state == Post.Triage.PENDING:
             raise ApplicationError("post has not been classified yet")
+        proposal = post_promote_proposal(locked)
+        impact, urgency = (
+            (proposal.impact, proposal.urgency) if priority is None else impact_urgency_for(priority, proposal)
+        )
         incident = _thread_incident(locked)
         if incident is not None:
             if incident.state == Incident.State.RESOLVED:
@@ -410,12 +478,12 @@ def post_promote(*, post: Post, actor) -> Incident:
                 incident, IncidentEvent.Kind.PROMOTED, actor=actor, new=f"{locked.network}:{locked.external_id}"
             )
             return incident
-        service = locked.detected_service or (locked.rule.default_service if locked.rule else None)
         incident = incident_open_from_post(
             post=locked,
             rule=locked.rule,
-            service=service,
-            urgency=locked.urgency_hint or 3,
+            service=proposal.service if service is _PROPOSED else cast(Service | None, service),
+            urgency=urgency,
+            impact=impact,
             actor=actor,
             reason="promoted by an agent",
         )

@@ -16,7 +16,7 @@ from socialitsm import sla
 from socialitsm.conf import conf
 from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, SlaClock, SlaPolicy
 
-from .events import event_build
+from .events import event_build, events_record
 from .figures import incidents_figures_refresh
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def incidents_sla_recompute(*, incident_ids: Iterable[int], now: datetime | None
         events: list[IncidentEvent] = []
         for incident in incidents:
             events.extend(_incident_recompute(incident, loaded, policies, networks.get(incident.channel_id, ""), now))
-        IncidentEvent.objects.bulk_create(events)
+        events_record(events)
         incidents_figures_refresh(incident_ids=ids)
     return len(incidents)
 
@@ -289,7 +289,7 @@ def sla_sweep(*, now: datetime | None = None, batch: int = 500) -> dict[str, int
             )
             if claimed.update(warned_at=now):
                 clock.refresh_from_db()
-                _sla_event(clock, IncidentEvent.Kind.SLA_WARNING).save()
+                events_record([_sla_event(clock, IncidentEvent.Kind.SLA_WARNING)])
                 warned += 1
     # Still running past its due time, or stopped after it (a late reply the sweep had not seen).
     late = Q(stopped_at__isnull=True) | Q(stopped_at__gt=F("due_at"))
@@ -303,7 +303,7 @@ def sla_sweep(*, now: datetime | None = None, batch: int = 500) -> dict[str, int
                 SlaClock.objects.filter(pk=clock.pk, state=SlaClock.State.RUNNING).update(state=SlaClock.State.BREACHED)
                 flag = "resolution_breached" if clock.target == SlaClock.Target.RESOLUTION else "response_breached"
                 Incident.objects.filter(pk=clock.incident_id).update(**{flag: True})
-                _sla_event(clock, IncidentEvent.Kind.SLA_BREACHED).save()
+                events_record([_sla_event(clock, IncidentEvent.Kind.SLA_BREACHED)])
                 breached += 1
     return {"warned": warned, "breached": breached}
 

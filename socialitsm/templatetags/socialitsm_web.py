@@ -99,6 +99,13 @@ def is_lead(user) -> bool:
 
 
 @register.filter
+def is_agent(user) -> bool:
+    from socialitsm.roles import is_agent as agent
+
+    return agent(user)
+
+
+@register.filter
 def minutes(value: int | None) -> str:
     """Seconds as a short duration: 95 min -> "1 h 35 min"."""
     if value is None:
@@ -133,3 +140,11 @@ def ago(moment: datetime | None) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit}"
     return f"{seconds // 60} min"
+
+
+@register.simple_tag
+def unread_notifications(user: Any) -> int:
+    """How many of the person's notifications are unread, for the bell in the header."""
+    from socialitsm.selectors import notification_unread_count
+
+    return notification_unread_count(user)

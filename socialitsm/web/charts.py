@@ -4,6 +4,7 @@ repeat them)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -130,8 +131,9 @@ def bar_chart(
 
 
 def line_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], series: Sequence[Series]) -> SafeString:
-    """One line per series over `labels`; a missing value breaks the line."""
-    top = _nice_max(max((v for s in series for v in s.values if v is not None), default=0))
+    """One line per series over `labels`; a missing value breaks the line. An infinite value (a
+    ratio over zero) is drawn as a marker on the top edge, also breaking the line."""
+    top = _nice_max(max((v for s in series for v in s.values if v is not None and not math.isinf(v)), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(1, len(labels) - 1)
 
@@ -145,6 +147,25 @@ def line_chart(*, chart_id: str, title: str, desc: str, labels: Sequence[str], s
         for i, value in enumerate(s.values):
             if value is None:
                 runs.append([])
+                continue
+            if math.isinf(value):
+                runs.append([])
+                x = point(i, 0)[0]
+                marks.append(
+                    format_html(
+                        '<path class="dot infinite" data-series="{s}" data-category="{label}" data-value="inf" '
+                        'd="M{x0},{y1} L{x},{y0} L{x2},{y1} Z" fill="{c}"><title>{label} {s}: only negative posts'
+                        "</title></path>",
+                        s=s.name,
+                        label=labels[i],
+                        x=x,
+                        x0=round(x - 5, 1),
+                        x2=round(x + 5, 1),
+                        y0=TOP - 2,
+                        y1=TOP + 7,
+                        c=colour,
+                    )
+                )
                 continue
             runs[-1].append(point(i, value))
             x, y = point(i, value)

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q
 
-from socialitsm.models import Broadcast, Channel, Incident, Network, Post, Reply, Service
+from socialitsm.models import Broadcast, Channel, Incident, Network, Post, Reply, Service, SlaCalendar, SlaClock
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 from socialitsm.selectors import QueueView
 from socialitsm.services.bulk import IncidentAction, PostAction
@@ -137,39 +137,102 @@ class ReplyForm(forms.Form):
 PARKED = "parked"
 
 
+# Not a triage state either: posts an agent labelled "not a complaint", kept out of the list.
+DISMISSED = "dismissed"
+
+
+TRIAGE_TABS: list[tuple[str, str]] = [
+    ("", "To triage"),
+    *((s.value, s.label) for s in TRIAGE_STATES),
+    (PARKED, "Routing failed"),
+    (DISMISSED, "Dismissed (not a complaint)"),
+]
+
+
 class TriageFilterForm(forms.Form):
-    state = forms.ChoiceField(
-        required=False,
-        choices=[("", "Queued, ignored and failed")]
-        + [(s.value, s.label) for s in TRIAGE_STATES]
-        + [(PARKED, "Routing failed")],
-    )
+    state = forms.ChoiceField(required=False, choices=TRIAGE_TABS)
 
     def chosen(self) -> str:
         return self.cleaned_data.get("state", "") if self.is_valid() else ""
 
     def posts_q(self) -> Q:
-        """The posts the filter shows: triage states and, unless another state is chosen, parked posts."""
+        """The posts the filter shows: triage states and, unless another state is chosen, parked
+        posts; posts labelled not a complaint only under "dismissed"."""
         chosen = self.chosen()
         parked = Q(routing_failed_at__isnull=False)
+        dismissed = Q(label=Post.Label.NOT_COMPLAINT, incident__isnull=True)
         if chosen == PARKED:
             return parked
+        if chosen == DISMISSED:
+            return dismissed & (Q(triage_state__in=TRIAGE_STATES) | parked)
         if chosen:
-            return Q(triage_state=chosen)
-        return Q(triage_state__in=TRIAGE_STATES) | parked
+            return Q(triage_state=chosen) & ~dismissed
+        return (Q(triage_state__in=TRIAGE_STATES) | parked) & ~dismissed
+
+
+PRIORITY_CHOICES = [(value, f"P{label}") for value, label in Incident.Priority.choices]
+
+
+class PromoteForm(forms.Form):
+    """Service and priority for the incident a post is promoted to; absent, the proposal holds."""
+
+    service = forms.ModelChoiceField(queryset=Service.objects.none(), required=False, empty_label="No service")
+    priority = forms.TypedChoiceField(choices=PRIORITY_CHOICES, coerce=int, required=False, empty_value=None)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _field(self, "service", forms.ModelChoiceField).queryset = Service.objects.filter(active=True).order_by("name")
 
 
 class SlaReportForm(forms.Form):
-    """The dashboard's filters, the same as the API report's query: UTC days, group, network."""
+    """The dashboard's filters, the same as the API report's query: days in a calendar's time zone
+    (UTC without one), team, network."""
 
     start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, empty_label="Any group")
+    group = forms.ModelChoiceField(queryset=Group.objects.none(), required=False, empty_label="Any group")
     network = forms.ChoiceField(choices=[("", "Any network"), *Network.choices], required=False)
+    calendar = forms.ModelChoiceField(
+        queryset=SlaCalendar.objects.order_by("name"),
+        required=False,
+        empty_label="UTC",
+        label="Days in",
+        help_text="Days start at midnight in this calendar's time zone.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from socialitsm.selectors import team_groups
+
+        _field(self, "group", forms.ModelChoiceField).queryset = team_groups()
 
     def add_prefix(self, field_name: str) -> str:
         # The query string says from/to, as the API's does; a Python name cannot be "from".
         return {"start": "from", "end": "to"}.get(field_name, field_name)
+
+
+class SlaDrillForm(forms.Form):
+    """Which figure of the dashboard to list the incidents of (see selectors.Drill)."""
+
+    flow = forms.ChoiceField(choices=[("", ""), ("in", "Opened"), ("out", "Resolved")], required=False)
+    target = forms.ChoiceField(choices=[("", "Any target"), *SlaClock.Target.choices], required=False)
+    outcome = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("met", "Met"),
+            ("breached", "Breached"),
+            ("open", "Open"),
+            ("canceled", "Not needed"),
+            ("decided", "Met or breached"),
+        ],
+        required=False,
+    )
+    priority = forms.TypedChoiceField(
+        choices=[("", "Any"), *PRIORITY_CHOICES], coerce=int, required=False, empty_value=None
+    )
+    agent = forms.CharField(required=False, max_length=150)
+    team = forms.CharField(required=False, max_length=150)
+    service = forms.CharField(required=False, max_length=100)
 
 
 class BroadcastForm(forms.Form):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.urls.converters import StringConverter
 
-from . import broadcasts, operations, views
+from . import broadcasts, notifications, operations, views
 
 
 class IncidentNumberConverter(StringConverter):
@@ -80,9 +80,15 @@ urlpatterns = [
     path("posts/<int:pk>/route/", views.post_route_retry_view, name="post-route-retry"),
     path("sla/", views.sla_dashboard, name="sla-dashboard"),
     path("sla/export.csv", views.sla_dashboard_csv, name="sla-dashboard-csv"),
+    path("sla/incidents/", views.sla_incidents, name="sla-incidents"),
     path("posts/<int:pk>/label/", views.post_label_view, name="post-label"),
     path("metrics", operations.metrics_view, name="metrics"),
     path("channels/health/", operations.channel_health, name="channel-health"),
     path("chat/", operations.chat_webhooks, name="chat-webhooks"),
     path("chat/<int:pk>/delete/", operations.chat_webhook_delete, name="chat-webhook-delete"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path("notifications/read-all/", notifications.notification_read_all, name="notifications-read-all"),
+    path("notifications/preferences/", notifications.notification_preferences, name="notification-preferences"),
+    path("notifications/<int:pk>/open/", notifications.notification_open, name="notification-open"),
+    path("notifications/<int:pk>/read/", notifications.notification_read, name="notification-read"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.forms import Form
@@ -19,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
@@ -26,7 +29,7 @@ from django_htmx.middleware import HtmxDetails
 from socialitsm import selectors
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SavedView, SlaClock
+from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SavedView, Service, SlaClock
 from socialitsm.pagination import KeyedPaginator
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.bulk import BulkResult, IncidentAction, PostAction, incidents_bulk_change, posts_bulk_triage
@@ -34,18 +37,22 @@ from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
 from socialitsm.services.major import incident_merge, incident_unmerge, major_open, major_unlink
 from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
-from socialitsm.services.routing import post_label, post_promote, post_routing_retry
+from socialitsm.services.routing import post_label, post_promote, post_promote_proposal, post_routing_retry
 from socialitsm.services.saved_views import saved_view_create, saved_view_delete
 
 from . import charts
 from .forms import (
     NEW_MAJOR,
+    PRIORITY_CHOICES,
+    TRIAGE_TABS,
     IncidentBulkForm,
     IncidentSelectionForm,
     IncidentUpdateForm,
     PostBulkForm,
+    PromoteForm,
     QueueFilterForm,
     ReplyForm,
+    SlaDrillForm,
     SlaReportForm,
     TriageFilterForm,
 )
@@ -649,22 +656,73 @@ TRIAGE_COUNT_CAP = 10_000
 @agent_required
 def triage(request: HttpRequest) -> HttpResponse:
     form = TriageFilterForm(request.GET or None)
-    posts = selectors.post_list().filter(form.posts_q()).order_by("-posted_at", "-id")
+    posts = (
+        selectors.post_list()
+        .select_related("rule__default_service")
+        .filter(form.posts_q())
+        .order_by("-posted_at", "-id")
+    )
     page = KeyedPaginator(posts, PAGE_SIZE, count_cap=TRIAGE_COUNT_CAP).get_page(request.GET.get("page"))
-    return render(request, "socialitsm/triage.html", {"form": form, "page": page, "bulk_actions": PostAction.choices})
+    for post in page.object_list:
+        post.proposal = post_promote_proposal(post)
+    chosen = form.chosen()
+    tabs = [
+        {
+            "state": value,
+            "label": label,
+            "current": value == chosen,
+            # Exact up to the cap, as the list's own count.
+            "count": Post.objects.filter(TriageFilterForm({"state": value}).posts_q())
+            .order_by()
+            .values("pk")[: TRIAGE_COUNT_CAP + 1]
+            .count(),
+        }
+        for value, label in TRIAGE_TABS
+    ]
+    return render(
+        request,
+        "socialitsm/triage.html",
+        {
+            "form": form,
+            "page": page,
+            "tabs": tabs,
+            "back": request.get_full_path(),
+            "services": Service.objects.filter(active=True).order_by("name"),
+            "priorities": PRIORITY_CHOICES,
+            "bulk_actions": PostAction.choices,
+        },
+    )
 
 
 @require_POST
 @agent_required
 def post_promote_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Promote with the service and priority the agent confirmed (the proposal for any left out)."""
     post = get_object_or_404(Post, pk=pk)
+    form = PromoteForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect(_triage_back(request))
+    chosen: dict[str, Any] = {"priority": form.cleaned_data["priority"]}
+    if "service" in request.POST:
+        chosen["service"] = form.cleaned_data["service"]
     try:
-        incident = post_promote(post=post, actor=request.user)
+        incident = post_promote(post=post, actor=request.user, **chosen)
     except ApplicationError as exc:
         messages.error(request, exc.message)
-        return redirect("socialitsm:triage")
-    messages.success(request, f"Post promoted to {incident.number}.")
+        return redirect(_triage_back(request))
+    messages.success(request, f"Post promoted to {incident.number} (P{incident.priority}).")
     return redirect("socialitsm:incident", number=incident.number)
+
+
+def _triage_back(request: HttpRequest) -> str:
+    """The triage list as the agent left it (its tab and page), never another site."""
+    back = request.POST.get("back", "")
+    if back.startswith(reverse("socialitsm:triage")) and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return back
+    return reverse("socialitsm:triage")
 
 
 @require_POST
@@ -684,16 +742,27 @@ def _sla_report(request: HttpRequest) -> tuple[SlaReportForm, dict[str, Any] | N
     form = SlaReportForm(request.GET)
     if not form.is_valid():
         return form, None
+    scope = _sla_scope(form)
+    if scope is None:
+        return form, None
+    return form, selectors.sla_report(scope=scope, now=timezone.now())
+
+
+def _sla_scope(form: SlaReportForm) -> selectors.ReportFilter | None:
+    """The report's scope from a valid form; None, with the error on the form, when refused."""
     data = form.cleaned_data
-    now = timezone.now()
     try:
-        scope = selectors.report_filter(
-            start=data["start"], end=data["end"], group=data["group"], network=data["network"], today=now.date()
+        return selectors.report_filter(
+            start=data["start"],
+            end=data["end"],
+            group=data["group"],
+            network=data["network"],
+            calendar=data["calendar"],
+            today=selectors.report_today(data["calendar"], timezone.now()),
         )
     except ApplicationError as exc:
-        form.add_error({"from": "start", "to": "end"}.get(exc.field or ""), exc.message)
-        return form, None
-    return form, selectors.sla_report(scope=scope, now=now)
+        form.add_error({"from": "start", "to": "end", "group": "group"}.get(exc.field or ""), exc.message)
+        return None
 
 
 def _sla_charts(report: dict[str, Any]) -> dict[str, Any]:
@@ -716,15 +785,46 @@ def _sla_charts(report: dict[str, Any]) -> dict[str, Any]:
     }
     days = sorted({row["date"] for row in report["sentiment"]})
     networks = sorted({row["network"] for row in report["sentiment"]})
-    ratio = {(row["date"], row["network"]): row["ratio"] for row in report["sentiment"]}
+    # A day with negative posts and no positive one has an infinite ratio: drawn at the top.
+    ratio = {
+        (row["date"], row["network"]): math.inf if row["only_negative"] else row["ratio"] for row in report["sentiment"]
+    }
     sentiment = charts.line_chart(
         chart_id="chart-sentiment",
         title="Negative to positive posts per day",
-        desc="; ".join(f"{d} {n}: {ratio.get((d, n))}" for d in days for n in networks),
+        desc="; ".join(f"{d} {n}: {_ratio_text(ratio.get((d, n)))}" for d in days for n in networks if (d, n) in ratio),
         labels=days,
         series=[charts.Series(Network(n).label, [ratio.get((d, n)) for d in days]) for n in networks],
     )
-    return {"outcome": outcome, "sentiment": sentiment if days else None}
+    return {
+        "outcome": outcome,
+        "outcome_empty": {
+            target: _outcome_explained(target, rows) for target, rows in by_target.items() if not _decided(rows)
+        },
+        "sentiment": sentiment if days else None,
+    }
+
+
+def _ratio_text(value: float | None) -> str:
+    if value is None:
+        return "no negative or positive posts"
+    return "only negative" if math.isinf(value) else str(value)
+
+
+def _decided(rows: list[dict[str, Any]]) -> bool:
+    return any(r["met"] or r["breached"] or r["open"] or r["canceled"] for r in rows)
+
+
+def _outcome_explained(target: str, rows: list[dict[str, Any]]) -> str:
+    """Why a target's chart has nothing to show."""
+    if not selectors.sla_target_in_use(target):
+        return f"No SLA policy sets a {SlaClock.Target(target).label.lower()} target, so no clock of it runs."
+    if target == SlaClock.Target.NEXT_RESPONSE:
+        return (
+            "No next-response clock started in this period: one starts when a poster writes again "
+            "after an agent's public reply or direct message, and none did."
+        )
+    return f"No {SlaClock.Target(target).label.lower()} clock started in this period."
 
 
 @require_GET
@@ -739,9 +839,79 @@ def sla_dashboard(request: HttpRequest) -> HttpResponse:
     }
     if report is not None:
         context["charts"] = _sla_charts(report)
+        context["scope_query"] = _scope_query(form)
+        context["breakdowns"] = [
+            {"label": "service", "key": "service", "param": "service", "rows": report["by_service"]},
+            {"label": "agent", "key": "agent", "param": "agent", "rows": report["by_agent"]},
+        ]
         context["target_labels"] = dict(SlaClock.Target.choices)
         context["majors"] = report["major_incidents"]
     return render(request, "socialitsm/sla_dashboard.html", context, status=200 if report is not None else 400)
+
+
+def _scope_query(form: SlaReportForm) -> str:
+    """The report's scope as a query string, for the drill-down links."""
+    data = form.cleaned_data
+    return urlencode(
+        {
+            key: value
+            for key, value in {
+                "from": data["start"].isoformat() if data["start"] else "",
+                "to": data["end"].isoformat() if data["end"] else "",
+                "group": data["group"].pk if data["group"] else "",
+                "network": data["network"],
+                "calendar": data["calendar"].pk if data["calendar"] else "",
+            }.items()
+            if value
+        }
+    )
+
+
+@require_GET
+@lead_required
+def sla_incidents(request: HttpRequest) -> HttpResponse:
+    """The incidents behind one figure of the dashboard, for the same scope."""
+    form = SlaReportForm(request.GET)
+    drill_form = SlaDrillForm(request.GET)
+    scope = _sla_scope(form) if form.is_valid() else None
+    if scope is None or not drill_form.is_valid():
+        errors = [str(e) for f in (form, drill_form) for errs in f.errors.values() for e in errs]
+        return render(request, "socialitsm/sla_incidents.html", {"errors": errors}, status=400)
+    drill = selectors.Drill(**drill_form.cleaned_data)
+    now = timezone.now()
+    incidents = selectors.sla_report_incidents(scope=scope, drill=drill, now=now)
+    page = Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page"))
+    clocks = selectors.sla_clocks_of(list(page.object_list), scope)
+    rows = [{"incident": i, "clocks": clocks.get(i.pk, [])} for i in page.object_list]
+    return render(
+        request,
+        "socialitsm/sla_incidents.html",
+        {
+            "page": page,
+            "rows": rows,
+            "scope": scope,
+            "drill": drill,
+            "described": _drill_described(drill, drill_form),
+            "now": now,
+            "back": f"{reverse('socialitsm:sla-dashboard')}?{_scope_query(form)}",
+        },
+    )
+
+
+def _drill_described(drill: selectors.Drill, form: SlaDrillForm) -> str:
+    parts = []
+    if drill.flow:
+        parts.append("opened in the period" if drill.flow == "in" else "resolved in the period")
+    if drill.target:
+        parts.append(f"{SlaClock.Target(drill.target).label.lower()} clock")
+    if drill.outcome:
+        parts.append(dict(form.fields["outcome"].choices)[drill.outcome].lower())  # type: ignore[attr-defined]
+    if drill.priority is not None:
+        parts.append(f"P{drill.priority}")
+    for label, value in (("agent", drill.agent), ("group", drill.team), ("service", drill.service)):
+        if value:
+            parts.append(f"{label} {value}")
+    return ", ".join(parts) or "all with a clock started in the period"
 
 
 @require_GET
@@ -771,10 +941,19 @@ def _csv_rows(report: dict[str, Any]) -> list[list[Any]]:
         rows += [[section, "", name, "" if value is None else value] for name, value in report[section].items()]
     rows += [["breaches_by_agent", row["agent"], "breached", row["breached"]] for row in report["breaches_by_agent"]]
     rows += [["breaches_by_group", row["group"], "breached", row["breached"]] for row in report["breaches_by_group"]]
+    for section, key in (("by_service", "service"), ("by_agent", "agent")):
+        for row in report[section]:
+            rows += [
+                [section, row[key], m, "" if row[m] is None else row[m]]
+                for m in ("incidents", "met", "breached", "met_percent", "median_first_response_minutes")
+            ]
     rows += [["at_risk", f"{row['number']} {row['target']}", "due_at", row["due_at"]] for row in report["at_risk"]]
     for row in report["sentiment"]:
         key = f"{row['date']} {row['network']}"
-        rows += [["sentiment", key, m, "" if row[m] is None else row[m]] for m in ("negative", "positive", "ratio")]
+        rows += [
+            ["sentiment", key, m, "" if row[m] is None else row[m]]
+            for m in ("negative", "positive", "ratio", "only_negative")
+        ]
     for row in report["major_incidents"]:
         rows += [["major_incidents", row["number"], m, "" if row[m] is None else row[m]] for m in MAJOR_METRICS]
     return [[_csv_safe(cell) for cell in row] for row in rows]
@@ -807,7 +986,12 @@ def post_label_view(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Post labelled {post.get_label_display().lower()}; retraining learns from it.")
+        dismissed = post.label == Post.Label.NOT_COMPLAINT and post.incident is None
+        messages.success(
+            request,
+            f"Post labelled {post.get_label_display().lower()}; retraining learns from it."
+            + (" It left the list: find it under Dismissed." if dismissed else ""),
+        )
     if post.incident is not None:
         return redirect(f"{reverse('socialitsm:incident', kwargs={'number': post.incident.number})}#post-{post.pk}")
-    return redirect("socialitsm:triage")
+    return redirect(_triage_back(request))

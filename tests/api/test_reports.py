@@ -41,7 +41,14 @@ def test_report_filters_by_group_and_network(lead_api):
         response = lead_api.get(URL, {**sla_data.QUERY, "group": network.pk, "network": "replay"})
 
     body = response.json()
-    assert body["period"] == {"from": "2026-11-19", "to": "2026-11-20", "group": "Network Team", "network": "replay"}
+    assert body["period"] == {
+        "from": "2026-11-19",
+        "to": "2026-11-20",
+        "group": "Network Team",
+        "network": "replay",
+        "calendar": None,
+        "timezone": "UTC",
+    }
     assert body["incidents"] == {"in": 2, "out": 0}
     assert body["breaches_by_agent"] == [{"agent": "bob", "breached": 2}]
 

@@ -50,6 +50,11 @@ PATHS = {
     "/api/v1/itsm/{slug}/webhook/": {"post"},
     "/api/v1/itsm-connections/": {"get", "post"},
     "/api/v1/itsm-connections/{slug}/": {"get", "put", "patch", "delete"},
+    "/api/v1/notifications/": {"get"},
+    "/api/v1/notifications/read-all/": {"post"},
+    "/api/v1/notifications/{id}/": {"get"},
+    "/api/v1/notifications/{id}/read/": {"post"},
+    "/api/v1/reports/sla/incidents/": {"get"},
 }
 
 

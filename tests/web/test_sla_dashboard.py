@@ -55,15 +55,23 @@ def flatten(report: dict) -> dict[str, str]:
     out |= {f"breaches_by_agent.{r['agent']}": shown(r["breached"]) for r in report["breaches_by_agent"]}
     out |= {f"breaches_by_group.{r['group']}": shown(r["breached"]) for r in report["breaches_by_group"]}
     out |= {f"at_risk.{r['number']}.{r['target']}": r["due_at"] for r in report["at_risk"]}
+    for section, key in (("by_service", "service"), ("by_agent", "agent")):
+        for row in report[section]:
+            for metric in ("incidents", "met", "breached", "met_percent", "median_first_response_minutes"):
+                out[f"{section}.{row[key]}.{metric}"] = shown(row[metric])
     for row in report["sentiment"]:
         for metric in ("negative", "positive", "ratio"):
-            out[f"sentiment.{row['date']}.{row['network']}.{metric}"] = shown(row[metric])
+            value = "∞ only negative" if metric == "ratio" and row["only_negative"] else shown(row[metric])
+            out[f"sentiment.{row['date']}.{row['network']}.{metric}"] = value
     return out
 
 
 def page_figures(html: str) -> dict[str, str]:
     figures = {}
-    for key, attributes, value in re.findall(r'data-figure="([^"]+)"([^>]*)>([^<]*)<', html):
+    # A figure may be a link to the incidents behind it.
+    for key, attributes, value in re.findall(
+        r'data-figure="([^"]+)"([^>]*)>(?:<a [^>]*>)?(?:<span [^>]*>)?([^<]*)<', html
+    ):
         # Times show for people; their exact value is in the title.
         exact = re.search(r'title="([^"]+)"', attributes)
         figures[unescape(key)] = unescape(exact.group(1) if exact else value.strip())
@@ -99,7 +107,12 @@ def test_the_charts_draw_the_figures(lead_client):
         ("met", "Met", "P4", "0"), ("breached", "Breached", "P4", "1"),
         ("met", "Met", "P5", "0"), ("breached", "Breached", "P5", "0"),
     ]  # fmt: skip
-    assert len(bars) == 30
+    # No policy sets a next-response target: that chart says so instead of drawing zeros.
+    assert len(bars) == 20
+    assert (
+        '<p class="empty chart-empty" id="chart-next_response-empty">No SLA policy sets a next response target, '
+        "so no clock of it runs.</p>"
+    ) in html
     dots = re.findall(r'<circle class="dot" data-series="(\w+)" data-category="([\d-]+)" data-value="([\d.]+)"', html)
     assert dots == [("Mastodon", "2026-11-20", "0"), ("Replay", "2026-11-20", "2")]
     assert '<title id="chart-first_response-title">First response: met and breached by priority</title>' in html
@@ -114,12 +127,14 @@ def test_csv_export_has_the_same_figures(lead_client):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="sla-2026-11-19-2026-11-20.csv"'
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[:8] == [
+    assert rows[:10] == [
         ["section", "key", "metric", "value"],
         ["period", "", "from", "2026-11-19"],
         ["period", "", "to", "2026-11-20"],
         ["period", "", "group", ""],
         ["period", "", "network", ""],
+        ["period", "", "calendar", ""],
+        ["period", "", "timezone", "UTC"],
         ["incidents", "", "in", "4"],
         ["incidents", "", "out", "1"],
         ["sla", "first_response P1", "met", "1"],
@@ -137,7 +152,11 @@ def test_csv_export_has_the_same_figures(lead_client):
         ["sentiment", "2026-11-19 replay", "ratio", ""],
     ):
         assert row in rows
-    assert len(rows) == 1 + 4 + 2 + 15 * 5 + 3 + 3 + 2 + 2 + 1 + 3 * 3
+    assert ["by_agent", "anna", "met_percent", "66.7"] in rows
+    assert ["by_service", "(no service)", "median_first_response_minutes", "20.0"] in rows
+    # header, period, flow, targets, two duration sections, breaches by agent and group, at
+    # risk, per service and per agent, sentiment
+    assert len(rows) == 1 + 6 + 2 + 15 * 5 + 3 + 3 + 2 + 2 + 1 + 1 * 5 + 3 * 5 + 3 * 4
 
 
 def test_csv_cells_cannot_become_spreadsheet_formulas(lead_client):

@@ -4,10 +4,12 @@ login that is an agent and a team lead, three team agents and a past week of inc
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -213,12 +215,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--reset-stream", action="store_true", help="Play the demo stream again from the top.")
         parser.add_argument(
+            "--login-file",
+            default="",
+            help="Also write the printout (it holds the password) to this file, readable by its owner only.",
+        )
+        parser.add_argument(
             "--reset-history",
             action="store_true",
             help="Delete the seeded past week of incidents and build it again, ending now.",
         )
 
-    def handle(self, *args, url: str, reset_stream: bool, reset_history: bool, **options) -> None:
+    def handle(self, *args, url: str, reset_stream: bool, reset_history: bool, login_file: str = "", **options) -> None:
         if not conf.DEMO:
             raise CommandError("refusing to create a demo login with a known role: set SOCIALITSM_DEMO=1 to allow it")
         login = demo_setup(reset_stream=reset_stream, reset_history=reset_history)
@@ -229,21 +236,32 @@ class Command(BaseCommand):
         )
         url = url.rstrip("/") + "/"
         ingest_url = f"{url}api/v1/ingest/{WEBHOOK_SLUG}/"
-        self.stdout.write(
-            "\n".join(
-                [
-                    "",
-                    f"  SocialITSM demo:  {url}",
-                    f"  Log in as:        {login.username}",
-                    f"  Password:         {login.password}",
-                    f"  Admin:            {url}admin/",
-                    f"  API docs:         {url}api/docs/",
-                    f"  SLA dashboard:    {url}sla/",
-                    f"  History:          {seeded}",
-                    f"  Webhook secret:   {login.webhook_secret}",
-                    "  Push a signed post to the webhook channel:",
-                    f"    {webhook_example(url=ingest_url, secret=login.webhook_secret)}",
-                    "",
-                ]
-            )
+        printout = "\n".join(
+            [
+                "",
+                f"  SocialITSM demo:  {url}",
+                f"  Log in as:        {login.username}",
+                f"  Password:         {login.password}",
+                f"  Admin:            {url}admin/",
+                f"  API token:        python manage.py drf_create_token {login.username}",
+                f"  API docs:         {url}api/docs/",
+                f"  SLA dashboard:    {url}sla/",
+                f"  History:          {seeded}",
+                f"  Webhook secret:   {login.webhook_secret}",
+                "  Push a signed post to the webhook channel:",
+                f"    {webhook_example(url=ingest_url, secret=login.webhook_secret)}",
+                "",
+            ]
         )
+        self.stdout.write(printout)
+        if login_file:
+            _write_private(Path(login_file), printout.strip("\n") + "\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` (its directory made if missing), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
