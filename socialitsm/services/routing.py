@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from functools import cached_property
 
 from django.contrib.auth.models import Group
+from django.core.cache import caches
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Collate
 from django.utils import timezone
 
 from socialitsm import classify
+from socialitsm.conf import conf
 from socialitsm.connectors.base import DetailKind
 from socialitsm.db import rows_update
 from socialitsm.models import CHANNEL_SCOPED_NETWORKS, Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
@@ -112,6 +115,88 @@ def _post_route_or_park(
         raise
     except Exception as exc:
         return _park(post_id, exc)
+
+
+# -- draining what arrives one post at a time -------------------------------------------------------
+
+# Set while a drain is queued or running; a post stored meanwhile asks for none of its own.
+DRAIN_FLAG = "posts-drain-requested"
+
+
+def _drain_flag_take() -> bool:
+    """Set the flag if it is not set; True when this call set it. Without a shared cache
+    (SOCIALITSM_DRAIN_CACHE empty) or with one that does not answer, every caller may drain."""
+    if not conf.DRAIN_CACHE:
+        return True
+    try:
+        return bool(caches[conf.DRAIN_CACHE].add(DRAIN_FLAG, 1, timeout=conf.DRAIN_FLAG_SECONDS))
+    except Exception:  # a cache that does not answer costs a drain too many, nothing else
+        logger.warning("the drain flag could not be set; draining anyway", exc_info=True)
+        return True
+
+
+def _drain_flag_clear() -> None:
+    if not conf.DRAIN_CACHE:
+        return
+    try:
+        caches[conf.DRAIN_CACHE].delete(DRAIN_FLAG)
+    except Exception:  # the flag then lapses after DRAIN_FLAG_SECONDS
+        logger.warning("the drain flag could not be cleared", exc_info=True)
+
+
+def posts_drain_request() -> bool:
+    """Ask a worker to route the pending posts (`posts_drain`). While one drain is queued or
+    running, further requests enqueue nothing: that drain takes their posts too. A flag left by
+    a worker that died lapses after SOCIALITSM_DRAIN_FLAG_SECONDS, and the recovery sweep routes
+    what waited meanwhile. Returns True when a drain task was enqueued."""
+    from socialitsm.tasks import posts_drain_task
+
+    if not _drain_flag_take():
+        return False
+    try:
+        posts_drain_task.delay()
+    except Exception:
+        _drain_flag_clear()
+        raise
+    return True
+
+
+def posts_drain(*, batch: int | None = None, seconds: float | None = None) -> dict[str, int]:
+    """Route every pending post, oldest stored first, `batch` at a time through the batch path
+    (`posts_process`), until none is left or `seconds` have passed (then another drain is
+    requested). Posts stored while it runs are taken too: the flag is cleared only once nothing
+    is left, and looked at once more after. A crash leaves the posts of the unfinished batch
+    pending, for the next drain or the recovery sweep. Returns how many posts went each way."""
+    batch = batch or conf.DRAIN_BATCH
+    deadline = time.monotonic() + (conf.DRAIN_SECONDS if seconds is None else seconds)
+    outcome: dict[str, int] = {}
+    after: tuple | None = None
+    while True:
+        ids, after = _pending_after(after, batch)
+        if ids:
+            for state, count in posts_process(post_ids=ids).items():
+                outcome[state] = outcome.get(state, 0) + count
+            if time.monotonic() < deadline:
+                continue
+            _drain_flag_clear()
+            posts_drain_request()
+            return outcome
+        _drain_flag_clear()
+        # A post stored between the last read and the clear found the flag set and asked for
+        # nothing: look once more, and carry on if this drain takes the flag back.
+        if not _pending_after(after, 1)[0] or not _drain_flag_take():
+            return outcome
+
+
+def _pending_after(after: tuple | None, limit: int) -> tuple[list[int], tuple | None]:
+    """Up to `limit` routable posts stored after `after` (ingested_at, id), and the new mark.
+    Keyed on the order of storing: a post left pending by routing (edited since it was
+    classified) is not read again by this drain, so it cannot loop on it."""
+    pending = Post.objects.routable()
+    if after is not None:
+        pending = pending.filter(Q(ingested_at__gt=after[0]) | Q(ingested_at=after[0], id__gt=after[1]))
+    rows = list(pending.order_by("ingested_at", "id").values_list("ingested_at", "id")[:limit])
+    return [pk for _, pk in rows], (rows[-1] if rows else after)
 
 
 def post_meaning(post: Post) -> str:
