@@ -377,6 +377,14 @@ SOCIALITSM_THROTTLE_CACHE = "throttle"
 # The flag that keeps one drain of pending posts queued at a time must be seen by every web and
 # worker process: the same Redis; without one, each call that stores posts enqueues a drain.
 SOCIALITSM_DRAIN_CACHE = "throttle" if _throttle_url else ""
+SOCIALITSM_DRAIN_BELOW = env.int("SOCIALITSM_DRAIN_BELOW", default=100)
+SOCIALITSM_DRAIN_BATCH = env.int("SOCIALITSM_DRAIN_BATCH", default=500)
+SOCIALITSM_DRAIN_SECONDS = env.int("SOCIALITSM_DRAIN_SECONDS", default=60)
+if SOCIALITSM_DRAIN_BELOW < 1 or SOCIALITSM_DRAIN_BATCH < 1 or not 1 <= SOCIALITSM_DRAIN_SECONDS <= 100:
+    raise ImproperlyConfigured(
+        "SOCIALITSM_DRAIN_BELOW and SOCIALITSM_DRAIN_BATCH must be at least 1, "
+        "SOCIALITSM_DRAIN_SECONDS between 1 and 100 (under the task time limit)"
+    )
 # "<count>/<second|minute|hour|day>"; "off" turns a limit off.
 SOCIALITSM_THROTTLE_RATES = {
     scope: (None if value.lower() == "off" else value)
