@@ -21,7 +21,7 @@ from socialitsm.db import rows_update
 from socialitsm.models import CHANNEL_SCOPED_NETWORKS, Author, Incident, IncidentEvent, Post, Reply, Service, WatchRule
 from socialitsm.text import clean_text
 
-from .events import event_build, event_record
+from .events import event_build, event_bulk_record, event_record
 from .incidents import (
     group_default,
     incident_build,
@@ -372,7 +372,7 @@ class _BatchRouter:
             self.posts,
             ROUTED_FIELDS,
         )
-        IncidentEvent.objects.bulk_create(events, batch_size=500)
+        event_bulk_record(events)
         incidents_sla_recompute(incident_ids={incident.pk for _, incident in self.links} | {m.pk for m in majors})
         self._reopen_after_fix()
         return self.outcome

@@ -17,7 +17,7 @@ from socialitsm.conf import conf
 from socialitsm.db import rows_update
 from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, SlaClock, SlaPolicy
 
-from .events import event_build
+from .events import event_build, event_bulk_record
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +116,7 @@ class _Writes:
         if self.clocks_created:
             SlaClock.objects.bulk_create(self.clocks_created, batch_size=500)
         rows_update(Incident, self.incidents, SUMMARY_FIELDS)
-        if self.events:
-            IncidentEvent.objects.bulk_create(self.events, batch_size=500)
+        event_bulk_record(self.events)
 
 
 class _HistoryLoader:
