@@ -69,12 +69,12 @@ NOISE = [
 ]
 
 
-def make_posts(n: int, run: str, first: int = 0) -> list[InboundPost]:
+def make_posts(n: int, run: str, first: int = 0, authors: int = 0) -> list[InboundPost]:
     rng = random.Random(42 + first)
     start = datetime.now(UTC) - timedelta(hours=2)
     posts = []
     for i in range(first, first + n):
-        author = rng.randrange(max(1, n // 10))
+        author = rng.randrange(authors or max(1, n // 10))
         follow_up = i > 10 and rng.random() < 0.1
         text = rng.choice(COMPLAINTS if rng.random() < 0.6 else NOISE)
         posts.append(
@@ -84,7 +84,7 @@ def make_posts(n: int, run: str, first: int = 0) -> list[InboundPost]:
                 text=f"{text} #{i}",
                 posted_at=start + timedelta(milliseconds=i * 10),
                 conversation_id=f"{run}-c{author}",
-                in_reply_to=f"{run}-{rng.randrange(max(first, i - 1000), i)}" if follow_up else "",
+                in_reply_to=f"{run}-{rng.randrange(max(0, i - 1000), i)}" if follow_up else "",
                 language="en",
             )
         )
@@ -109,7 +109,7 @@ def memory_run(total: int, batch: int, every: int, keep: bool) -> None:
     print(f"posts {total} in batches of {batch}; RSS at start {rss_mb():.0f} MB")
     done = 0
     while done < total:
-        posts = make_posts(min(batch, total - done), run, first=done)
+        posts = make_posts(min(batch, total - done), run, first=done, authors=max(1, total // 10))
         ids = posts_ingest(channel=channel, posts=posts, rule=rule, process=False).pending_ids
         posts_process(post_ids=ids)
         done += len(posts)
