@@ -174,7 +174,14 @@ def posts_drain(*, batch: int | None = None, seconds: float | None = None) -> di
     while True:
         ids, after = _pending_after(after, batch)
         if ids:
-            for state, count in posts_process(post_ids=ids).items():
+            try:
+                routed = posts_process(post_ids=ids)
+            except Exception:
+                # The batch stays pending; the next request may queue a drain at once (a worker
+                # killed outright leaves the flag to lapse instead).
+                _drain_flag_clear()
+                raise
+            for state, count in routed.items():
                 outcome[state] = outcome.get(state, 0) + count
             if time.monotonic() < deadline:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -286,8 +287,9 @@ def test_worker_dying_mid_drain_loses_nothing_and_opens_each_incident_once(setti
         posts_drain()
 
     assert Post.objects.filter(triage_state=Post.Triage.PENDING).count() == 3
-    # The flag of the dead drain holds further requests until it lapses; the sweep does not wait.
-    assert posts_drain_request() is False
+    # A drain that failed lets the next request queue one at once.
+    assert posts_drain_request() is True
+    assert drains == [1, 1]
     recovered: list[list[int]] = []
     monkeypatch.setattr("socialitsm.tasks.posts_process_task.delay", recovered.append)
     assert work_recover() == {"posts": 3, "replies": 0}
@@ -298,5 +300,13 @@ def test_worker_dying_mid_drain_loses_nothing_and_opens_each_incident_once(setti
     assert sorted(numbers) == [f"INC000100{n}" for n in range(1, 6)]
     assert Post.objects.filter(triage_state=Post.Triage.INCIDENT).count() == 5
     assert IncidentEvent.objects.filter(kind=IncidentEvent.Kind.POST_LINKED).count() == 5
+
+
+def test_flag_of_a_worker_killed_mid_drain_holds_requests_until_it_lapses(drain_cache, drains):
+    assert posts_drain_request() is True
+    # The worker is killed outright: nothing clears the flag, and the sweep routes what waits.
+    assert posts_drain_request() is False
+    assert drains == [1]
+    assert 0 < drain_cache._expire_info[drain_cache.make_and_validate_key(routing.DRAIN_FLAG)] - time.time() <= 90
     drain_cache.delete(routing.DRAIN_FLAG)  # lapsed
     assert posts_drain_request() is True
