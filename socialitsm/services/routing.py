@@ -170,9 +170,12 @@ def posts_drain(*, batch: int | None = None, seconds: float | None = None) -> di
     batch = batch or conf.DRAIN_BATCH
     deadline = time.monotonic() + (conf.DRAIN_SECONDS if seconds is None else seconds)
     outcome: dict[str, int] = {}
-    after: tuple | None = None
+    # Posts routing left pending (edited since they were classified: the edit asked for their
+    # routing again). Each read starts from the oldest pending post rather than after the last
+    # one read: a post stored earlier may commit later, and must not be passed over.
+    stuck: set[int] = set()
     while True:
-        ids, after = _pending_after(after, batch)
+        ids = _pending(stuck, batch)
         if ids:
             try:
                 routed = posts_process(post_ids=ids)
@@ -183,27 +186,25 @@ def posts_drain(*, batch: int | None = None, seconds: float | None = None) -> di
                 raise
             for state, count in routed.items():
                 outcome[state] = outcome.get(state, 0) + count
+            stuck.update(Post.objects.routable().filter(pk__in=ids).values_list("pk", flat=True))
             if time.monotonic() < deadline:
                 continue
             _drain_flag_clear()
             posts_drain_request()
             return outcome
         _drain_flag_clear()
-        # A post stored between the last read and the clear found the flag set and asked for
+        # A post committed between the last read and the clear found the flag set and asked for
         # nothing: look once more, and carry on if this drain takes the flag back.
-        if not _pending_after(after, 1)[0] or not _drain_flag_take():
+        if not _pending(stuck, 1) or not _drain_flag_take():
             return outcome
 
 
-def _pending_after(after: tuple | None, limit: int) -> tuple[list[int], tuple | None]:
-    """Up to `limit` routable posts stored after `after` (ingested_at, id), and the new mark.
-    Keyed on the order of storing: a post left pending by routing (edited since it was
-    classified) is not read again by this drain, so it cannot loop on it."""
+def _pending(stuck: set[int], limit: int) -> list[int]:
+    """Up to `limit` routable posts, oldest stored first, but those in `stuck`."""
     pending = Post.objects.routable()
-    if after is not None:
-        pending = pending.filter(Q(ingested_at__gt=after[0]) | Q(ingested_at=after[0], id__gt=after[1]))
-    rows = list(pending.order_by("ingested_at", "id").values_list("ingested_at", "id")[:limit])
-    return [pk for _, pk in rows], (rows[-1] if rows else after)
+    if stuck:
+        pending = pending.exclude(pk__in=stuck)
+    return list(pending.order_by("ingested_at", "id").values_list("id", flat=True)[:limit])
 
 
 def post_meaning(post: Post) -> str:

@@ -218,7 +218,9 @@ def test_drain_takes_what_was_stored_while_it_ran_in_batches(settings, batches):
 
     def and_one_more(*, post_ids):
         if not stored_late:
-            stored_late.append(PostFactory(author=author, conversation_id="c", text="still down"))
+            # Stored before the posts being routed, committed after them (a slow transaction).
+            earlier = timezone.now() - timedelta(minutes=5)
+            stored_late.append(PostFactory(author=author, conversation_id="c", text="still down", ingested_at=earlier))
         return real(post_ids=post_ids)
 
     routing.posts_process = and_one_more
