@@ -93,18 +93,20 @@ def main() -> None:
                 mark = 0
                 while not stop.is_set():
                     now = time.monotonic()
+                    # Taken before reading what was decided: every post below the oldest one
+                    # pending then (or below the newest, when none was) is read in this round.
+                    oldest, newest = db.execute(
+                        "SELECT min(id) FILTER (WHERE triage_state = 'pending'), max(id) FROM socialitsm_post"
+                    ).fetchone()
                     rows = db.execute(
-                        "SELECT id, external_id, incident_id IS NOT NULL FROM socialitsm_post "
-                        "WHERE triage_state <> 'pending' AND id > %s ORDER BY id",
+                        "SELECT external_id, incident_id IS NOT NULL FROM socialitsm_post "
+                        "WHERE triage_state <> 'pending' AND id > %s",
                         (mark,),
                     ).fetchall()
-                    for _pk, external_id, linked in rows:
+                    for external_id, linked in rows:
                         decided.setdefault(external_id, (now, linked))
-                    # Posts are decided out of id order, so the mark trails the oldest still pending.
-                    oldest = db.execute(
-                        "SELECT min(id) FROM socialitsm_post WHERE triage_state = 'pending'"
-                    ).fetchone()[0]
-                    mark = (oldest - 1) if oldest else max([mark, *(r[0] for r in rows)])
+                    # Less a margin: a post given its id earlier may commit after the snapshot.
+                    mark = max(0, ((oldest - 1) if oldest else (newest or 0)) - 200)
                     if now - last_sample >= 5:
                         pending = db.execute(
                             "SELECT count(*) FROM socialitsm_post WHERE triage_state = 'pending'"
