@@ -78,9 +78,11 @@ def main() -> int:
             session = requests.Session()
             session.headers["Authorization"] = f"Token {stack.token}"
             rng = random.Random(n)
-            incident = "1"
+            incident = ""
             while time.monotonic() < end:
                 name, path = rng.choice(READS)
+                if "{incident}" in path and not incident:
+                    name, path = READS[0]
                 started = time.monotonic()
                 try:
                     response = session.get(stack.base + path.format(incident=incident), timeout=60)
@@ -91,7 +93,7 @@ def main() -> int:
                 if name == "incidents" and response.status_code == 200:
                     results = response.json().get("results") or []
                     if results:
-                        incident = str(rng.choice(results)["id"])
+                        incident = str(rng.choice(results)["number"])
 
         def pusher(n: int) -> None:
             session = requests.Session()
