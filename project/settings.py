@@ -263,16 +263,28 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# One queue per kind of work, so each can be given workers of its own when one machine is not
+# enough (README, "More workers"): ingest (reading networks), classify (classification and
+# routing), replies (posting to networks), itsm (calls to ITSM suites); "default" takes the
+# beat's sweeps and ticks. "io" is the former queue of outbound calls: workers still consume it
+# so tasks queued before an upgrade run.
+SOCIALITSM_WORKER_QUEUES = "default,io,ingest,classify,replies,itsm"
 CELERY_TASK_ROUTES = {
-    "socialitsm.tasks.channel_poll_task": {"queue": "io"},
-    "socialitsm.tasks.channel_posts_recheck_task": {"queue": "io"},
-    "socialitsm.tasks.reply_send_task": {"queue": "io"},
-    "socialitsm.tasks.status_post_send_task": {"queue": "io"},
-    "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
-    "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
-    "socialitsm.tasks.itsm_connection_poll_task": {"queue": "io"},
-    "socialitsm.tasks.notification_email_task": {"queue": "io"},
+    "socialitsm.tasks.channel_poll_task": {"queue": "ingest"},
+    "socialitsm.tasks.channel_posts_recheck_task": {"queue": "ingest"},
+    "socialitsm.tasks.posts_process_task": {"queue": "classify"},
+    "socialitsm.tasks.posts_drain_task": {"queue": "classify"},
+    "socialitsm.tasks.reply_send_task": {"queue": "replies"},
+    "socialitsm.tasks.status_post_send_task": {"queue": "replies"},
+    "socialitsm.tasks.itsm_link_sync_task": {"queue": "itsm"},
+    "socialitsm.tasks.itsm_link_pull_task": {"queue": "itsm"},
+    "socialitsm.tasks.itsm_connection_poll_task": {"queue": "itsm"},
+    "socialitsm.tasks.notification_email_task": {"queue": "replies"},
+    "socialitsm.tasks.chat_message_send_task": {"queue": "replies"},
 }
+# A worker's processes load the classifier before their first task (project/celery.py), which
+# can take longer than Celery's default 4 s allowance for a process to start.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {
     "socialitsm-poll-due-channels": {
@@ -404,6 +416,17 @@ CACHES["throttle"] = (
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "socialitsm-throttle"}
 )
 SOCIALITSM_THROTTLE_CACHE = "throttle"
+# The flag that keeps one drain of pending posts queued at a time must be seen by every web and
+# worker process: the same Redis; without one, each call that stores posts enqueues a drain.
+SOCIALITSM_DRAIN_CACHE = "throttle" if _throttle_url else ""
+SOCIALITSM_DRAIN_BELOW = env.int("SOCIALITSM_DRAIN_BELOW", default=100)
+SOCIALITSM_DRAIN_BATCH = env.int("SOCIALITSM_DRAIN_BATCH", default=500)
+SOCIALITSM_DRAIN_SECONDS = env.int("SOCIALITSM_DRAIN_SECONDS", default=60)
+if SOCIALITSM_DRAIN_BELOW < 1 or SOCIALITSM_DRAIN_BATCH < 1 or not 1 <= SOCIALITSM_DRAIN_SECONDS <= 100:
+    raise ImproperlyConfigured(
+        "SOCIALITSM_DRAIN_BELOW and SOCIALITSM_DRAIN_BATCH must be at least 1, "
+        "SOCIALITSM_DRAIN_SECONDS between 1 and 100 (under the task time limit)"
+    )
 # "<count>/<second|minute|hour|day>"; "off" turns a limit off.
 SOCIALITSM_THROTTLE_RATES = {
     scope: (None if value.lower() == "off" else value)

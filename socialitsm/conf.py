@@ -26,6 +26,16 @@ DEFAULTS: dict[str, Any] = {
     # The group (by name) that takes incidents neither their service's owner group nor their
     # watch rule routes; migration 0011 creates it on a fresh install. "" leaves them unassigned.
     "DEFAULT_GROUP": "Service Desk",
+    # Posts stored a few at a time (fewer than DRAIN_BELOW in one call: webhook calls, stream
+    # events) are routed by a drain task that takes every pending post, DRAIN_BATCH at a time,
+    # for at most DRAIN_SECONDS a run. At most one drain is queued at a time: a flag in the
+    # DRAIN_CACHE cache (shared by web and worker processes; "" enqueues a drain per call)
+    # says one is on its way, and lapses after DRAIN_FLAG_SECONDS if its worker died.
+    "DRAIN_BELOW": 100,
+    "DRAIN_BATCH": 500,
+    "DRAIN_SECONDS": 60,
+    "DRAIN_CACHE": "",
+    "DRAIN_FLAG_SECONDS": 90,
     # Work not finished after this many seconds is picked up again by the recovery sweep.
     "STALE_AFTER_SECONDS": 120,
     # A reply claimed for sending longer ago than this is considered abandoned by a dead worker.
@@ -114,7 +124,7 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": "",
     "METRICS_ALLOW": [],
     # Celery queues whose depth /metrics reports.
-    "METRICS_QUEUES": ["default", "io"],
+    "METRICS_QUEUES": ["default", "io", "ingest", "classify", "replies", "itsm"],
     # A streaming channel whose stream fell back to polling this many times within
     # STREAM_FALLBACK_WINDOW_MINUTES raises a "stream_fallback" alert.
     "STREAM_FALLBACK_ALERTS": 3,

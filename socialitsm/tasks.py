@@ -75,6 +75,11 @@ def posts_process_task(post_ids: list[int]) -> None:
     routing.posts_process(post_ids=post_ids)
 
 
+@shared_task(acks_late=True)
+def posts_drain_task() -> None:
+    routing.posts_drain()
+
+
 # Replies record their own retries (Reply.retry_after within Reply.retry_until, picked up by
 # replies_send_due_task), so a server down for hours delays a reply instead of failing it.
 @shared_task(base=ReplySendTask, acks_late=True)

@@ -64,7 +64,7 @@ def worker(tmp_path):
             "project",
             "worker",
             "-Q",
-            "default,io",
+            settings.SOCIALITSM_WORKER_QUEUES,
             "--pool=solo",
             "--without-gossip",
             "--without-mingle",

@@ -35,7 +35,7 @@ from .model import HEAD_CONTEXT, NAMED_FEATURES, Model, Scores, active
 from .pipeline import RULE_KINDS, Meaning, Prepared, head_matrix, prepare_many, understand
 from .rules import LABELS, urgency_cues
 
-__all__ = ["ServiceEntry", "Verdict", "encoder_enabled", "verdict", "verdict_many"]
+__all__ = ["ServiceEntry", "Verdict", "encoder_enabled", "verdict", "verdict_many", "warm_up"]
 
 _BATCH = 512
 _MAX_REASONS = 8
@@ -113,6 +113,12 @@ def encoder_enabled() -> bool:
 
         return bool(conf.CLASSIFIER_ENCODER)
     return os.environ.get("SOCIALITSM_CLASSIFIER_ENCODER", "true").strip().lower() not in _OFF
+
+
+def warm_up() -> None:
+    """Load what classifying needs (the model, the lexicons and, when on, the encoder) now, so a
+    worker pays for it when it starts rather than in its first task."""
+    verdict_many([("the vpn is down again", "en")])
 
 
 def verdict(

@@ -178,6 +178,21 @@ def _details(details: Any) -> tuple[PostDetail, ...]:
 
 
 def posts_enqueue_processing(post_ids: list[int]) -> None:
+    """Hand stored posts to routing. A few (a webhook call, a stream event: fewer than
+    SOCIALITSM_DRAIN_BELOW) ask for a drain, which routes whatever is pending in one pass however
+    many calls came meanwhile; more go in tasks of PROCESS_CHUNK ids, which workers share."""
+    from .routing import posts_drain_request
+
+    if not post_ids:
+        return
+    if len(post_ids) < conf.DRAIN_BELOW:
+        posts_drain_request()
+        return
+    posts_enqueue_chunks(post_ids)
+
+
+def posts_enqueue_chunks(post_ids: list[int]) -> None:
+    """One routing task per PROCESS_CHUNK of `post_ids`, in order."""
     from socialitsm.tasks import posts_process_task
 
     for start in range(0, len(post_ids), PROCESS_CHUNK):

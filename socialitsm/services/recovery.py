@@ -10,7 +10,7 @@ from django.utils import timezone
 from socialitsm.conf import conf
 from socialitsm.models import Post, Reply
 
-from .ingest import posts_enqueue_processing
+from .ingest import posts_enqueue_chunks
 
 
 def work_recover() -> dict[str, int]:
@@ -30,7 +30,7 @@ def work_recover() -> dict[str, int]:
         .values_list("id", flat=True)[:5000]
     )
     if post_ids:
-        posts_enqueue_processing(post_ids)
+        posts_enqueue_chunks(post_ids)
     lease = now - timedelta(seconds=conf.SEND_LEASE_SECONDS)
     reply_ids = list(
         Reply.objects.filter(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import cast
 
 from django.contrib.auth.models import Group
+from django.core.cache import caches
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Collate
@@ -128,6 +130,96 @@ def _post_route_or_park(
         raise
     except Exception as exc:
         return _park(post_id, exc)
+
+
+# -- draining what arrives one post at a time -------------------------------------------------------
+
+# Set while a drain is queued or running; a post stored meanwhile asks for none of its own.
+DRAIN_FLAG = "posts-drain-requested"
+
+
+def _drain_flag_take() -> bool:
+    """Set the flag if it is not set; True when this call set it. Without a shared cache
+    (SOCIALITSM_DRAIN_CACHE empty) or with one that does not answer, every caller may drain."""
+    if not conf.DRAIN_CACHE:
+        return True
+    try:
+        return bool(caches[conf.DRAIN_CACHE].add(DRAIN_FLAG, 1, timeout=conf.DRAIN_FLAG_SECONDS))
+    except Exception:  # a cache that does not answer costs a drain too many, nothing else
+        logger.warning("the drain flag could not be set; draining anyway", exc_info=True)
+        return True
+
+
+def _drain_flag_clear() -> None:
+    if not conf.DRAIN_CACHE:
+        return
+    try:
+        caches[conf.DRAIN_CACHE].delete(DRAIN_FLAG)
+    except Exception:  # the flag then lapses after DRAIN_FLAG_SECONDS
+        logger.warning("the drain flag could not be cleared", exc_info=True)
+
+
+def posts_drain_request() -> bool:
+    """Ask a worker to route the pending posts (`posts_drain`). While one drain is queued or
+    running, further requests enqueue nothing: that drain takes their posts too. A flag left by
+    a worker that died lapses after SOCIALITSM_DRAIN_FLAG_SECONDS, and the recovery sweep routes
+    what waited meanwhile. Returns True when a drain task was enqueued."""
+    from socialitsm.tasks import posts_drain_task
+
+    if not _drain_flag_take():
+        return False
+    try:
+        posts_drain_task.delay()
+    except Exception:
+        _drain_flag_clear()
+        raise
+    return True
+
+
+def posts_drain(*, batch: int | None = None, seconds: float | None = None) -> dict[str, int]:
+    """Route every pending post, oldest stored first, `batch` at a time through the batch path
+    (`posts_process`), until none is left or `seconds` have passed (then another drain is
+    requested). Posts stored while it runs are taken too: the flag is cleared only once nothing
+    is left, and looked at once more after. A crash leaves the posts of the unfinished batch
+    pending, for the next drain or the recovery sweep. Returns how many posts went each way."""
+    batch = batch or conf.DRAIN_BATCH
+    deadline = time.monotonic() + (conf.DRAIN_SECONDS if seconds is None else seconds)
+    outcome: dict[str, int] = {}
+    # Posts routing left pending (edited since they were classified: the edit asked for their
+    # routing again). Each read starts from the oldest pending post rather than after the last
+    # one read: a post stored earlier may commit later, and must not be passed over.
+    stuck: set[int] = set()
+    while True:
+        ids = _pending(stuck, batch)
+        if ids:
+            try:
+                routed = posts_process(post_ids=ids)
+            except Exception:
+                # The batch stays pending; the next request may queue a drain at once (a worker
+                # killed outright leaves the flag to lapse instead).
+                _drain_flag_clear()
+                raise
+            for state, count in routed.items():
+                outcome[state] = outcome.get(state, 0) + count
+            stuck.update(Post.objects.routable().filter(pk__in=ids).values_list("pk", flat=True))
+            if time.monotonic() < deadline:
+                continue
+            _drain_flag_clear()
+            posts_drain_request()
+            return outcome
+        _drain_flag_clear()
+        # A post committed between the last read and the clear found the flag set and asked for
+        # nothing: look once more, and carry on if this drain takes the flag back.
+        if not _pending(stuck, 1) or not _drain_flag_take():
+            return outcome
+
+
+def _pending(stuck: set[int], limit: int) -> list[int]:
+    """Up to `limit` routable posts, oldest stored first, but those in `stuck`."""
+    pending = Post.objects.routable()
+    if stuck:
+        pending = pending.exclude(pk__in=stuck)
+    return list(pending.order_by("ingested_at", "id").values_list("id", flat=True)[:limit])
 
 
 def post_meaning(post: Post) -> str:

@@ -9,11 +9,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from socialitsm import sla
 from socialitsm.conf import conf
+from socialitsm.db import rows_update
 from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, SlaClock, SlaPolicy
 
 from .events import event_build, events_record
@@ -76,10 +77,10 @@ def incidents_sla_recompute(*, incident_ids: Iterable[int], now: datetime | None
                 "pk", "network"
             )
         )
-        events: list[IncidentEvent] = []
+        writes = _Writes()
         for incident in incidents:
-            events.extend(_incident_recompute(incident, loaded, policies, networks.get(incident.channel_id, ""), now))
-        events_record(events)
+            _incident_recompute(incident, loaded, policies, networks.get(incident.channel_id, ""), now, writes)
+        writes.save()
         incidents_figures_refresh(incident_ids=ids)
     return len(incidents)
 
@@ -88,17 +89,62 @@ def incident_sla_recompute(*, incident: Incident, now: datetime | None = None) -
     incidents_sla_recompute(incident_ids=[incident.pk], now=now)
 
 
+SUMMARY_FIELDS = (
+    "sla_policy_id",
+    "sla_started_at",
+    "ingest_lag_seconds",
+    "response_due_at",
+    "resolution_due_at",
+    "response_breached",
+    "resolution_breached",
+)
+
+
+class _Writes:
+    """What a batch of replays changes, written in one statement per kind of row."""
+
+    def __init__(self) -> None:
+        self.events: list[IncidentEvent] = []
+        self.incidents: list[Incident] = []
+        self.clocks_changed: list[SlaClock] = []
+        self.clocks_created: list[SlaClock] = []
+        self.clocks_gone: list[int] = []
+
+    def save(self) -> None:
+        if self.clocks_gone:
+            # Targets the current policy no longer measures (or no policy applies any more).
+            SlaClock.objects.filter(pk__in=self.clocks_gone).delete()
+        rows_update(SlaClock, self.clocks_changed, CLOCK_FIELDS)
+        if self.clocks_created:
+            SlaClock.objects.bulk_create(self.clocks_created, batch_size=500)
+        rows_update(Incident, self.incidents, SUMMARY_FIELDS)
+        events_record(self.events, batch_size=500)
+
+
 class _HistoryLoader:
     """The history of a batch of incidents in a few queries."""
 
     def __init__(self, ids: list[int]) -> None:
-        self.posts: dict[int, list[tuple[int, datetime, datetime]]] = defaultdict(list)
-        for incident_id, author_id, posted_at, ingested_at in (
-            Post.objects.filter(incident_id__in=ids)
+        # Only what the clocks read: each incident's first post, and the posts of its poster (an
+        # incident joined by thousands of other posts is not loaded whole on each follow-up).
+        first = Post.objects.filter(incident_id=OuterRef("pk")).order_by("posted_at", "id")
+        self.first: dict[int, tuple[datetime, datetime]] = {
+            pk: (posted_at, ingested_at)
+            for pk, posted_at, ingested_at in Incident.objects.filter(pk__in=ids)
+            .annotate(
+                first_posted=Subquery(first.values("posted_at")[:1]),
+                first_ingested=Subquery(first.values("ingested_at")[:1]),
+            )
+            .values_list("pk", "first_posted", "first_ingested")
+            if posted_at is not None
+        }
+        self.poster_posts: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+        for incident_id, posted_at, ingested_at in (
+            Post.objects.filter(incident_id__in=ids, author_id=F("incident__author_id"))
             .order_by("posted_at", "id")
-            .values_list("incident_id", "author_id", "posted_at", "ingested_at")
+            .values_list("incident_id", "posted_at", "ingested_at")
         ):
-            self.posts[incident_id].append((author_id, posted_at, ingested_at))
+            self.poster_posts[incident_id].append((posted_at, ingested_at))
         self.states: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
         for incident_id, at, old, new in (
             IncidentEvent.objects.filter(incident_id__in=ids, kind=IncidentEvent.Kind.CHANGED, field="state")
@@ -123,9 +169,9 @@ class _HistoryLoader:
 
     def history(self, incident: Incident) -> tuple[sla.History, timedelta, timedelta | None]:
         """The clock history, the skew clamped off the first post, and the first post's ingest lag."""
-        posts = self.posts.get(incident.pk, [])
-        if posts:
-            _, posted_at, ingested_at = posts[0]
+        first = self.first.get(incident.pk)
+        if first:
+            posted_at, ingested_at = first
             start, skew = sla.clock_start(posted_at, ingested_at)
             lag: timedelta | None = max(ingested_at - posted_at, timedelta(0))
         else:
@@ -136,9 +182,7 @@ class _HistoryLoader:
             start=start,
             states=[(start, initial), *((at, new) for at, _, new in changes)],
             poster_posts=[
-                sla.clock_start(posted_at, ingested_at)[0]
-                for author_id, posted_at, ingested_at in posts
-                if author_id == incident.author_id
+                sla.clock_start(posted_at, ingested_at)[0] for posted_at, ingested_at in self.poster_posts[incident.pk]
             ],
             replies_sent=sorted(self.replies.get(incident.pk, [])),
         )
@@ -146,9 +190,9 @@ class _HistoryLoader:
 
 
 def _incident_recompute(
-    incident: Incident, loaded: _HistoryLoader, policies: list[SlaPolicy], network: str, now: datetime
-) -> list[IncidentEvent]:
-    events: list[IncidentEvent] = []
+    incident: Incident, loaded: _HistoryLoader, policies: list[SlaPolicy], network: str, now: datetime, writes: _Writes
+) -> None:
+    events = writes.events
     history, skew, lag = loaded.history(incident)
     if skew and incident.pk not in loaded.skewed:
         events.append(
@@ -178,8 +222,8 @@ def _incident_recompute(
             clocks = sla.clocks_replay(history, sla_targets(policy), now)
         except sla.CalendarError:
             logger.exception("SLA policy %s has an unusable calendar; %s keeps its clocks", policy.pk, incident.number)
-            return events
-    _clocks_store(incident, policy, clocks, loaded.clocks.get(incident.pk, {}), now)
+            return
+    _clocks_store(incident, policy, clocks, loaded.clocks.get(incident.pk, {}), now, writes)
     response = [c for c in clocks if c.target in RESPONSE_TARGETS]
     current = next((c for c in reversed(response) if c.stopped_at is None), response[0] if response else None)
     resolution = next((c for c in clocks if c.target == sla.RESOLUTION), None)
@@ -194,8 +238,9 @@ def _incident_recompute(
     }
     # Most replays (a follow-up post before any reply) change nothing: write only what moved.
     if any(getattr(incident, name) != value for name, value in summary.items()):
-        Incident.objects.filter(pk=incident.pk).update(**summary)
-    return events
+        for name, value in summary.items():
+            setattr(incident, name, value)
+        writes.incidents.append(incident)
 
 
 # The largest value a PositiveIntegerField holds on every supported database.
@@ -214,9 +259,9 @@ def _clocks_store(
     clocks: list[sla.Clock],
     existing: dict[tuple[str, int], SlaClock],
     now: datetime,
+    writes: _Writes,
 ) -> None:
-    changed: list[SlaClock] = []
-    created: list[SlaClock] = []
+    changed, created = writes.clocks_changed, writes.clocks_created
     for clock in clocks:
         outcome = {
             "policy_id": policy.pk if policy else None,
@@ -244,13 +289,7 @@ def _clocks_store(
         if row.breached_at is not None and row.state != SlaClock.State.BREACHED:
             row.breached_at = None
         (changed if row.pk else created).append(row)
-    if changed:
-        SlaClock.objects.bulk_update(changed, CLOCK_FIELDS)
-    if created:
-        SlaClock.objects.bulk_create(created)
-    if existing:
-        # Targets the current policy no longer measures (or no policy applies any more).
-        SlaClock.objects.filter(pk__in=[row.pk for row in existing.values()]).delete()
+    writes.clocks_gone.extend(row.pk for row in existing.values())
 
 
 def sla_recompute_open(*, now: datetime | None = None, batch: int = 200) -> int:

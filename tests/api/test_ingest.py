@@ -358,6 +358,7 @@ def test_broker_down_still_accepts_and_keeps_posts_pending(push, channel, monkey
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr("socialitsm.tasks.posts_process_task.delay", broker_down)
+    monkeypatch.setattr("socialitsm.tasks.posts_drain_task.delay", broker_down)
     response = push(post_json())
     assert response.status_code == 202
     assert Post.objects.get().triage_state == Post.Triage.PENDING

@@ -98,7 +98,7 @@ class Stack:
         # As the Procfile runs it: one process, two threads.
         self.worker = self._spawn(
             "worker",
-            *("-m", "celery", "-A", "project", "worker", "-Q", "default,io", "--pool", "threads"),
+            *("-m", "celery", "-A", "project", "worker", "-Q", settings.SOCIALITSM_WORKER_QUEUES, "--pool", "threads"),
             *("--concurrency", "2", "--without-gossip", "--without-mingle", "-l", "info"),
             *("-n", f"faults{self.workers_started}@%h"),
         )
