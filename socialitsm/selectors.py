@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from importlib import import_module
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncDate
@@ -191,6 +192,8 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
         if lag is not None
     ]
     late_clocks = clocks.filter(breached)
+    # The host's user model names its login field (USERNAME_FIELD).
+    assignee_login = f"incident__assignee__{get_user_model().USERNAME_FIELD}"
     return {
         "period": {
             "from": scope.start.isoformat(),
@@ -207,9 +210,9 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
         "ingest_lag": _minutes(lags),
         "breaches_by_agent": [
             {"agent": username or "(unassigned)", "breached": n}
-            for username, n in late_clocks.values_list("incident__assignee__username")
+            for username, n in late_clocks.values_list(assignee_login)
             .annotate(n=Count("pk"))
-            .order_by("-n", "incident__assignee__username")
+            .order_by("-n", assignee_login)
         ],
         "breaches_by_group": [
             {"group": name or "(no group)", "breached": n}
@@ -243,7 +246,7 @@ def _at_risk(incidents: IncidentQuerySet, now: datetime) -> list[dict[str, Any]]
             "target": clock.target,
             "due_at": clock.due_at.isoformat() if clock.due_at else None,
             "minutes_left": math.floor((clock.due_at - now).total_seconds() / 60) if clock.due_at else None,
-            "assignee": clock.incident.assignee.username if clock.incident.assignee else None,
+            "assignee": clock.incident.assignee.get_username() if clock.incident.assignee else None,
             "group": clock.incident.assignment_group.name if clock.incident.assignment_group else None,
         }
         for clock in risky[:200]
