@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from socialitsm.celery import beat_schedule, task_routes
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("SOCIALITSM_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -241,47 +243,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {
-    "socialitsm.tasks.channel_poll_task": {"queue": "io"},
-    "socialitsm.tasks.channel_posts_recheck_task": {"queue": "io"},
-    "socialitsm.tasks.reply_send_task": {"queue": "io"},
-    "socialitsm.tasks.status_post_send_task": {"queue": "io"},
-    "socialitsm.tasks.itsm_link_sync_task": {"queue": "io"},
-    "socialitsm.tasks.itsm_link_pull_task": {"queue": "io"},
-    "socialitsm.tasks.itsm_connection_poll_task": {"queue": "io"},
-}
+CELERY_TASK_ROUTES = task_routes()
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULE = {
-    "socialitsm-poll-due-channels": {
-        "task": "socialitsm.tasks.channels_poll_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_POLL_TICK", default=5)),
-    },
-    "socialitsm-itsm-sync": {
-        "task": "socialitsm.tasks.itsm_tick_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_ITSM_TICK", default=5)),
-    },
-    "socialitsm-replies-due": {
-        "task": "socialitsm.tasks.replies_send_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
-    },
-    "socialitsm-status-posts-due": {
-        "task": "socialitsm.tasks.status_posts_send_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
-    },
-    "socialitsm-recover-stale-work": {
-        "task": "socialitsm.tasks.work_recover_task",
-        "schedule": timedelta(seconds=60),
-    },
-    "socialitsm-sla-sweep": {
-        "task": "socialitsm.tasks.sla_sweep_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
-    },
-    # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
-    "socialitsm-recheck-posts": {
-        "task": "socialitsm.tasks.channels_recheck_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_RECHECK_TICK", default=300)),
-    },
-}
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    poll_seconds=env.int("SOCIALITSM_POLL_TICK", default=5),
+    itsm_seconds=env.int("SOCIALITSM_ITSM_TICK", default=5),
+    reply_seconds=env.int("SOCIALITSM_REPLY_TICK", default=10),
+    sla_seconds=env.int("SOCIALITSM_SLA_TICK", default=60),
+    recheck_seconds=env.int("SOCIALITSM_RECHECK_TICK", default=300),
+)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Creates the schedule file's folder: with PostgreSQL and Redis nothing else makes var/.
 CELERY_BEAT_SCHEDULER = "project.celery:PersistentScheduler"
