@@ -7,15 +7,17 @@ project/settings.py sets the same values as defaults for the demo project's own 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.filters import OrderingFilter
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.pagination import BasePagination, PageNumberPagination
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.routers import APIRootView
+from rest_framework.schemas.inspectors import ViewInspector
+from rest_framework.throttling import BaseThrottle
 
 from .errors import exception_handler
 from .parsers import StrictJSONParser
@@ -32,13 +34,13 @@ class ApiPolicy:
     """Mixed in before DRF's view class: `class XViewSet(ApiPolicy, GenericViewSet)`."""
 
     # Token first so an anonymous request gets 401 with a WWW-Authenticate header, not 403.
-    authentication_classes: tuple[type, ...] = (ThrottledTokenAuthentication, SessionAuthentication)
-    permission_classes: tuple[type, ...] = (IsAgent,)
-    throttle_classes: tuple[type, ...] = (UserRateThrottle,)
-    parser_classes: tuple[type, ...] = (StrictJSONParser, FormParser, MultiPartParser)
-    pagination_class: type | None = Pagination
-    filter_backends: tuple[type, ...] = (DjangoFilterBackend, OrderingFilter)
-    schema: Any = AutoSchema()
+    authentication_classes: Sequence[type[BaseAuthentication]] = (ThrottledTokenAuthentication, SessionAuthentication)
+    permission_classes: Sequence[Any] = (IsAgent,)
+    throttle_classes: Sequence[type[BaseThrottle]] = (UserRateThrottle,)
+    parser_classes: Sequence[type[BaseParser]] = (StrictJSONParser, FormParser, MultiPartParser)
+    pagination_class: type[BasePagination] | None = Pagination
+    filter_backends: Any = (DjangoFilterBackend, OrderingFilter)
+    schema: ViewInspector | None = AutoSchema()
 
     def get_exception_handler(self) -> Callable[..., Any]:
         return exception_handler
