@@ -151,3 +151,20 @@ def test_one_beat_schedule_for_the_project_and_for_hosts(settings):
     assert task_routes() == settings.CELERY_TASK_ROUTES
     with pytest.raises(ValueError, match="at least 1 second"):
         beat_schedule(sla_seconds=0)
+
+
+def test_host_overrides_the_base_template(settings, tmp_path, agent):
+    (tmp_path / "socialitsm").mkdir()
+    (tmp_path / "socialitsm" / "base.html").write_text(
+        "<html><body><nav>Host intranet</nav>{% block content %}{% endblock %}</body></html>"
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    client = Client()
+    client.force_login(agent)
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<nav>Host intranet</nav>" in html
+    assert 'class="topbar"' not in html
+    # The page's own content renders inside the host's layout.
+    assert "<h1>Open incidents</h1>" in html
