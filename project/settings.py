@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from socialitsm.celery import QUEUES, beat_schedule, task_routes
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("SOCIALITSM_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -263,70 +265,22 @@ CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 180
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# One queue per kind of work, so each can be given workers of its own when one machine is not
-# enough (README, "More workers"): ingest (reading networks), classify (classification and
-# routing), replies (posting to networks), itsm (calls to ITSM suites); "default" takes the
-# beat's sweeps and ticks. "io" is the former queue of outbound calls: workers still consume it
-# so tasks queued before an upgrade run.
-SOCIALITSM_WORKER_QUEUES = "default,io,ingest,classify,replies,itsm"
-CELERY_TASK_ROUTES = {
-    "socialitsm.tasks.channel_poll_task": {"queue": "ingest"},
-    "socialitsm.tasks.channel_posts_recheck_task": {"queue": "ingest"},
-    "socialitsm.tasks.posts_process_task": {"queue": "classify"},
-    "socialitsm.tasks.posts_drain_task": {"queue": "classify"},
-    "socialitsm.tasks.reply_send_task": {"queue": "replies"},
-    "socialitsm.tasks.status_post_send_task": {"queue": "replies"},
-    "socialitsm.tasks.itsm_link_sync_task": {"queue": "itsm"},
-    "socialitsm.tasks.itsm_link_pull_task": {"queue": "itsm"},
-    "socialitsm.tasks.itsm_connection_poll_task": {"queue": "itsm"},
-    "socialitsm.tasks.notification_email_task": {"queue": "replies"},
-    "socialitsm.tasks.chat_message_send_task": {"queue": "replies"},
-}
+# One queue per kind of work (socialitsm/celery.py, README "More workers"); a worker started
+# without -Q consumes them all.
+SOCIALITSM_WORKER_QUEUES = ",".join(QUEUES)
+CELERY_TASK_ROUTES = task_routes()
 # A worker's processes load the classifier before their first task (project/celery.py), which
 # can take longer than Celery's default 4 s allowance for a process to start.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULE = {
-    "socialitsm-poll-due-channels": {
-        "task": "socialitsm.tasks.channels_poll_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_POLL_TICK", default=5)),
-    },
-    "socialitsm-itsm-sync": {
-        "task": "socialitsm.tasks.itsm_tick_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_ITSM_TICK", default=5)),
-    },
-    "socialitsm-replies-due": {
-        "task": "socialitsm.tasks.replies_send_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
-    },
-    "socialitsm-status-posts-due": {
-        "task": "socialitsm.tasks.status_posts_send_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_REPLY_TICK", default=10)),
-    },
-    "socialitsm-recover-stale-work": {
-        "task": "socialitsm.tasks.work_recover_task",
-        "schedule": timedelta(seconds=60),
-    },
-    "socialitsm-sla-sweep": {
-        "task": "socialitsm.tasks.sla_sweep_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_SLA_TICK", default=60)),
-    },
-    # Channels' retention periods: older posts lose their words (or go), in small batches.
-    "socialitsm-retention": {
-        "task": "socialitsm.tasks.posts_retention_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_RETENTION_TICK", default=3600)),
-    },
-    # Raises and clears the alerts on channels' listening, and writes the worker's heartbeat.
-    "socialitsm-channel-alerts": {
-        "task": "socialitsm.tasks.channel_alerts_check_task",
-        "schedule": timedelta(seconds=60),
-    },
-    # Asks the networks whether the posts of live incidents still exist (deleted upstream?).
-    "socialitsm-recheck-posts": {
-        "task": "socialitsm.tasks.channels_recheck_due_task",
-        "schedule": timedelta(seconds=env.int("SOCIALITSM_RECHECK_TICK", default=300)),
-    },
-}
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    poll_seconds=env.int("SOCIALITSM_POLL_TICK", default=5),
+    itsm_seconds=env.int("SOCIALITSM_ITSM_TICK", default=5),
+    reply_seconds=env.int("SOCIALITSM_REPLY_TICK", default=10),
+    sla_seconds=env.int("SOCIALITSM_SLA_TICK", default=60),
+    recheck_seconds=env.int("SOCIALITSM_RECHECK_TICK", default=300),
+    retention_seconds=env.int("SOCIALITSM_RETENTION_TICK", default=3600),
+)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Creates the schedule file's folder: with PostgreSQL and Redis nothing else makes var/.
 CELERY_BEAT_SCHEDULER = "project.celery:PersistentScheduler"

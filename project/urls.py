@@ -23,8 +23,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", docs_policy(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="api-docs"),
     path("api/redoc/", docs_policy(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
-    path("api/v1/", include("socialitsm.api.urls")),
-    path("", include("socialitsm.web.urls")),
+    path("", include("socialitsm.urls")),
 ]
 
 handler400 = "project.errors.bad_request"

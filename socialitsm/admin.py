@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.contrib.auth import get_user_model, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -842,7 +843,10 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["kind", "email_status"]
     list_select_related = ["user"]
     raw_id_fields = ["user", "incident", "event", "channel"]
-    search_fields = ["title", "user__username"]
+    search_fields = ["title"]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        return [*self.search_fields, f"user__{get_user_model().USERNAME_FIELD}"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

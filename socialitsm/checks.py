@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import conf
@@ -30,3 +30,22 @@ def encryption_keys_check(app_configs: Any = None, **kwargs: Any) -> list[Error]
     except ImproperlyConfigured as exc:
         return [Error(str(exc), hint="Each key is 32 bytes in urlsafe base64.", id="socialitsm.E002")]
     return []
+
+
+@register(Tags.compatibility)
+def settings_namespace_check(app_configs: Any = None, **kwargs: Any) -> list[Warning | Error]:
+    """settings.SOCIALITSM is a dict, and each of its names is a setting SocialITSM has."""
+    from .conf import NAMESPACE, unknown_names
+
+    try:
+        unknown = unknown_names()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="socialitsm.E010")]
+    return [
+        Warning(
+            f"settings.{NAMESPACE}[{name!r}] is not a SocialITSM setting and is ignored.",
+            hint="See the settings listed in socialitsm/conf.py (DEFAULTS).",
+            id="socialitsm.W010",
+        )
+        for name in unknown
+    ]

@@ -1,10 +1,19 @@
-"""SOCIALITSM_* settings with their defaults; read through `conf.<NAME>` at call time."""
+"""SocialITSM's settings with their defaults; read through `conf.<NAME>` at call time.
+
+A host project sets them in one dict, as DRF's REST_FRAMEWORK::
+
+    SOCIALITSM = {"ENCRYPTION_KEYS": [...], "SITE_URL": "https://social.example.com"}
+
+Each name is looked up in `settings.SOCIALITSM` first, then as the flat setting
+`SOCIALITSM_<NAME>` (how earlier versions were configured, still honoured), then in DEFAULTS.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     # Fernet keys (urlsafe base64, 32 bytes); the first encrypts, all decrypt (rotation).
@@ -148,11 +157,33 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+NAMESPACE = "SOCIALITSM"
+
+
+def _namespace() -> dict[str, Any]:
+    values = getattr(settings, NAMESPACE, None)
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ImproperlyConfigured(
+            f"settings.{NAMESPACE} must be a dict of SocialITSM settings, e.g. {{'SITE_URL': ...}}"
+        )
+    return values
+
+
 class _Conf:
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(name)
-        return getattr(settings, f"SOCIALITSM_{name}", DEFAULTS[name])
+        values = _namespace()
+        if name in values:
+            return values[name]
+        return getattr(settings, f"{NAMESPACE}_{name}", DEFAULTS[name])
+
+
+def unknown_names() -> list[str]:
+    """Names in settings.SOCIALITSM that no setting has: most often a typo (see checks.py)."""
+    return sorted(name for name in _namespace() if name not in DEFAULTS)
 
 
 conf = _Conf()

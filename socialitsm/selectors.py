@@ -13,6 +13,7 @@ from importlib import import_module
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection, models
@@ -248,6 +249,8 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
         if lag is not None
     ]
     late_clocks = clocks.filter(breached)
+    # The host's user model names its login field (USERNAME_FIELD).
+    assignee_login = f"incident__assignee__{get_user_model().USERNAME_FIELD}"
     return {
         "period": {
             "from": scope.start.isoformat(),
@@ -266,9 +269,9 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
         "ingest_lag": _minutes(lags),
         "breaches_by_agent": [
             {"agent": username or UNASSIGNED, "breached": n}
-            for username, n in late_clocks.values_list("incident__assignee__username")
+            for username, n in late_clocks.values_list(assignee_login)
             .annotate(n=Count("pk"))
-            .order_by("-n", "incident__assignee__username")
+            .order_by("-n", assignee_login)
         ],
         "breaches_by_group": [
             {"group": name or NO_GROUP, "breached": n}
@@ -277,7 +280,7 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
             .order_by("-n", "incident__assignment_group__name")
         ],
         "by_service": _breakdown(incidents, clocks, scope, breached, "service__name", "service", NO_SERVICE),
-        "by_agent": _breakdown(incidents, clocks, scope, breached, "assignee__username", "agent", UNASSIGNED),
+        "by_agent": _breakdown(incidents, clocks, scope, breached, f"assignee__{_login_field()}", "agent", UNASSIGNED),
         "at_risk": _at_risk(scope, now),
         "sentiment": _sentiment_daily(scope),
         "major_incidents": major_incident_report(scope=scope),
@@ -396,7 +399,7 @@ def sla_report_incidents(*, scope: ReportFilter, drill: Drill, now: datetime) ->
     if drill.priority is not None:
         incidents = incidents.filter(priority=drill.priority)
     for value, none, field in (
-        (drill.agent, UNASSIGNED, "assignee__username"),
+        (drill.agent, UNASSIGNED, f"assignee__{_login_field()}"),
         (drill.team, NO_GROUP, "assignment_group__name"),
         (drill.service, NO_SERVICE, "service__name"),
     ):
@@ -438,7 +441,7 @@ def _at_risk(scope: ReportFilter, now: datetime) -> list[dict[str, Any]]:
             "target": clock.target,
             "due_at": clock.due_at.isoformat() if clock.due_at else None,
             "minutes_left": math.floor((clock.due_at - now).total_seconds() / 60) if clock.due_at else None,
-            "assignee": clock.incident.assignee.username if clock.incident.assignee else None,
+            "assignee": clock.incident.assignee.get_username() if clock.incident.assignee else None,
             "group": clock.incident.assignment_group.name if clock.incident.assignment_group else None,
         }
         for clock in risky[:200]
@@ -1020,3 +1023,8 @@ def notification_unread_count(user: Any) -> int:
     if not getattr(user, "is_authenticated", False):
         return 0
     return Notification.objects.filter(user=user, in_app=True, read_at__isnull=True).count()
+
+
+def _login_field() -> str:
+    """The user model's login field (`username`, or e.g. `email` in a host with its own model)."""
+    return get_user_model().USERNAME_FIELD

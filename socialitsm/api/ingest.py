@@ -30,6 +30,7 @@ from socialitsm.signing import SIGNATURE_HEADER, signature_valid
 from socialitsm.text import clean_text
 
 from . import parsers
+from .base import ApiPolicy
 from .serializers import IngestErrorSerializer, IngestResultSerializer
 
 BAD_SIGNATURE = "The signature is not valid for this endpoint."
@@ -91,7 +92,7 @@ def slug_lookup(slug: str) -> str | None:
     return slug
 
 
-class SignedWebhookView(APIView):
+class SignedWebhookView(ApiPolicy, APIView):
     """An endpoint other systems call: no session or token, an HMAC of the raw body instead.
 
     Rate limits apply around the signature, not before it: calls refused for their signature

@@ -73,7 +73,8 @@ def _absolute(path: str, context: dict[str, Any]) -> str:
 
 class UserRefSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    username = serializers.CharField(read_only=True)
+    # The login name, whatever the host's user model calls that field (USERNAME_FIELD).
+    username = serializers.CharField(source="get_username", read_only=True)
 
 
 class GroupRefSerializer(serializers.Serializer):
@@ -507,7 +508,7 @@ class ReplySerializer(serializers.ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     post: serializers.PrimaryKeyRelatedField[Post] = serializers.PrimaryKeyRelatedField(read_only=True)
     agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
+        slug_field=User.USERNAME_FIELD, read_only=True, allow_null=True
     )
     next_attempt_at = serializers.SerializerMethodField(
         help_text="When a reply queued again after a transient failure is tried next; null otherwise."
@@ -1046,10 +1047,10 @@ class BroadcastReplySerializer(serializers.ModelSerializer):
 class BroadcastSerializer(serializers.ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     created_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
+        slug_field=User.USERNAME_FIELD, read_only=True, allow_null=True
     )
     confirmed_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
+        slug_field=User.USERNAME_FIELD, read_only=True, allow_null=True
     )
     skipped_count = serializers.IntegerField(read_only=True, help_text="Posters left out at confirmation.")
     sent = serializers.IntegerField(read_only=True, help_text="Replies the networks took.")
@@ -1125,7 +1126,7 @@ class StatusPostSerializer(serializers.ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
+        slug_field=User.USERNAME_FIELD, read_only=True, allow_null=True
     )
 
     class Meta:
@@ -1168,7 +1169,7 @@ class AuthorErasureSerializer(serializers.Serializer):
 
     author = serializers.IntegerField(source="author_id_erased", read_only=True)
     author_ref = serializers.CharField(read_only=True, help_text="Opaque reference to the person.")
-    erased_by = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
+    erased_by = serializers.CharField(source="actor.get_username", read_only=True, allow_null=True)
     erased_at = serializers.DateTimeField(source="created_at", read_only=True)
 
 
@@ -1217,7 +1218,7 @@ class BulkResultSerializer(serializers.Serializer):
 
 
 class SavedViewSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="user.username", read_only=True)
+    owner = serializers.CharField(source="user.get_username", read_only=True)
     mine = serializers.SerializerMethodField()
     query = serializers.DictField(
         child=serializers.JSONField(),

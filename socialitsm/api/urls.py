@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from .base import RootView
 from .ingest import IngestView
 from .itsm import ItsmWebhookView
 from .notifications import NotificationViewSet
@@ -24,6 +25,7 @@ from .views import (
 app_name = "socialitsm-api"
 
 router = DefaultRouter()
+router.APIRootView = RootView
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("posts", PostViewSet, basename="post")
 router.register("replies", ReplyViewSet, basename="reply")

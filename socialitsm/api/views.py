@@ -51,6 +51,7 @@ from socialitsm.services import (
 from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
+from .base import ApiPolicy
 from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
 from .permissions import CanManage, IsLead
 from .schema import ErrorSerializer
@@ -69,7 +70,7 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-class ApiViewSet(GenericViewSet):
+class ApiViewSet(ApiPolicy, GenericViewSet):
     """Turns a service's refusal into a 400 naming the field it concerns, or a 409 when the
     row's state does not allow the command."""
 
@@ -641,7 +642,7 @@ class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
         return Service.objects.filter(active=True).select_related("owner_group").order_by("name")
 
 
-class SlaReportView(APIView):
+class SlaReportView(ApiPolicy, APIView):
     """The lead's SLA figures; the dashboard page and its CSV show the same numbers."""
 
     permission_classes = (IsLead,)
@@ -698,7 +699,7 @@ class SlaReportIncidentsView(APIView):
         )
 
 
-class SlaRulesViewSet(ModelViewSet):
+class SlaRulesViewSet(ApiPolicy, ModelViewSet):
     """Leads edit SLA rules; every change re-evaluates the open incidents' clocks."""
 
     permission_classes = (IsLead,)
@@ -768,7 +769,7 @@ class ItsmLinkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     partial_update=extend_schema(summary="Change an ITSM connection; omitted credentials are kept"),
     destroy=extend_schema(summary="Remove an ITSM connection and its links (the suite's records stay)"),
 )
-class ItsmConnectionViewSet(ModelViewSet):
+class ItsmConnectionViewSet(ApiPolicy, ModelViewSet):
     serializer_class = s.ItsmConnectionSerializer
     permission_classes = (CanManage,)
     lookup_field = "slug"

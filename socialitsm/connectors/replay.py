@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from socialitsm.models import Post, WatchRule
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "posts.jsonl"
+# The folder holding the socialitsm package (site-packages once installed).
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
 
 
 def replay_roots() -> list[Path]:
@@ -40,7 +42,12 @@ def replay_roots() -> list[Path]:
 def _safe_path(value: str) -> Path:
     path = Path(value)
     if not path.is_absolute():
-        path = Path(settings.BASE_DIR) / path
+        relative = path
+        path = Path(settings.BASE_DIR) / relative
+        # "socialitsm/demo/posts.jsonl" where the app is installed as a package, not beside manage.py.
+        packaged = PACKAGE_PARENT / relative
+        if not path.exists() and packaged.exists():
+            path = packaged
     path = path.resolve()
     if not any(path.is_relative_to(root) for root in replay_roots()):
         raise PermanentError(f"replay file {value!r} is outside SOCIALITSM_REPLAY_ROOTS")

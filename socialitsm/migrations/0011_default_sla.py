@@ -3,6 +3,7 @@ for incidents no service owner or watch rule routes, so a fresh install's incide
 and a group. Leads edit both in the admin or the API. An install that already has SLA policies
 keeps them and gets nothing."""
 
+from django.conf import settings
 from django.db import migrations
 
 DEFAULT_GROUP = "Service Desk"
@@ -64,11 +65,13 @@ def unseed(apps, schema_editor):
         for policy in SlaPolicy.objects.filter(name=expected["name"]).values("pk", *fields):
             if {name: policy[name] for name in fields} == expected:
                 SlaPolicy.objects.filter(pk=policy["pk"]).delete()
-    group = apps.get_model("auth", "Group").objects.filter(name=DEFAULT_GROUP, user__isnull=True).first()
+    group = apps.get_model("auth", "Group").objects.filter(name=DEFAULT_GROUP).first()
     if group is None:
         return
+    # Through the user model's own relation: a custom AUTH_USER_MODEL names it differently.
     in_use = (
-        apps.get_model("socialitsm", "Service").objects.filter(owner_group=group).exists()
+        apps.get_model(settings.AUTH_USER_MODEL).objects.filter(groups=group).exists()
+        or apps.get_model("socialitsm", "Service").objects.filter(owner_group=group).exists()
         or apps.get_model("socialitsm", "WatchRule").objects.filter(assignment_group=group).exists()
         or apps.get_model("socialitsm", "Incident").objects.filter(assignment_group=group).exists()
         or SlaPolicy.objects.filter(assignment_group=group).exists()

@@ -66,18 +66,19 @@ class QueueFilterForm(forms.Form):
 def _agents(current_id: int | None):
     # The current assignee stays selectable even if they left the groups, so saving the form
     # for another field does not silently unassign them.
+    user_model = get_user_model()
     return (
-        get_user_model()
-        .objects.filter(Q(groups__name__in=(AGENT_GROUP, LEAD_GROUP), is_active=True) | Q(pk=current_id))
+        user_model.objects.filter(Q(groups__name__in=(AGENT_GROUP, LEAD_GROUP), is_active=True) | Q(pk=current_id))
         .distinct()
-        .order_by("username")
+        .order_by(user_model.USERNAME_FIELD)
     )
 
 
 class AgentChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj) -> str:
-        full = obj.get_full_name()
-        return f"{full} ({obj.username})" if full else obj.username
+        # The host's user model names its login field (USERNAME_FIELD); a full name is optional.
+        full = obj.get_full_name() if hasattr(obj, "get_full_name") else ""
+        return f"{full} ({obj.get_username()})" if full else obj.get_username()
 
 
 class IncidentUpdateForm(forms.Form):

@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -150,9 +151,7 @@ def demo_setup(*, reset_stream: bool = False, reset_history: bool = False) -> De
         )
 
         password = secrets.token_urlsafe(12)
-        user, _ = get_user_model().objects.get_or_create(
-            username=DEMO_USERNAME, defaults={"email": "demo.agent@example.com"}
-        )
+        user, _ = get_user_model().objects.get_or_create(**_login_lookup(DEMO_USERNAME))
         user.is_active = user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()
@@ -166,20 +165,31 @@ def demo_setup(*, reset_stream: bool = False, reset_history: bool = False) -> De
     if not history.history_posts(channels).exists():
         seeded = history.history_seed(channels=channels, agents=agents).incidents
     return DemoLogin(
-        username=DEMO_USERNAME,
+        username=user.get_username(),
         password=password,
         webhook_secret=webhook.credentials["secret"],
         history_incidents=seeded,
     )
 
 
+def _login_lookup(name: str) -> dict[str, Any]:
+    """get_or_create arguments for the demo login `name` in whatever user model the site has:
+    its USERNAME_FIELD, and an email address where the model has one besides."""
+    model = get_user_model()
+    login_field = model.USERNAME_FIELD
+    email = f"{name}@example.com"
+    email_field = getattr(model, "EMAIL_FIELD", "email")
+    if login_field == email_field:
+        return {login_field: email}
+    has_email = any(field.name == email_field for field in model._meta.get_fields())
+    return {login_field: name, "defaults": {email_field: email} if has_email else {}}
+
+
 def _team_agents(groups: dict[str, Group]) -> dict[str, AbstractBaseUser]:
     agent_group = Group.objects.get(name=AGENT_GROUP)
     agents: dict[str, AbstractBaseUser] = {}
     for username, team in TEAM_AGENTS.items():
-        agent, created = get_user_model().objects.get_or_create(
-            username=username, defaults={"email": f"{username}@example.com"}
-        )
+        agent, created = get_user_model().objects.get_or_create(**_login_lookup(username))
         if created:
             agent.set_unusable_password()
             agent.save(update_fields=["password"])
@@ -240,10 +250,10 @@ class Command(BaseCommand):
             [
                 "",
                 f"  SocialITSM demo:  {url}",
-                f"  Log in as:        {login.username}",
+                f"  Log in as:        {login.get_username()}",
                 f"  Password:         {login.password}",
                 f"  Admin:            {url}admin/",
-                f"  API token:        python manage.py drf_create_token {login.username}",
+                f"  API token:        python manage.py drf_create_token {login.get_username()}",
                 f"  API docs:         {url}api/docs/",
                 f"  SLA dashboard:    {url}sla/",
                 f"  History:          {seeded}",
