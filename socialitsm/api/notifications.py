@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from socialitsm import selectors
+from socialitsm.api.base import ApiPolicy
 from socialitsm.models import Channel, Incident, Notification
 from socialitsm.services.notifications import notifications_mark_read
 
@@ -50,7 +51,7 @@ class MarkedSerializer(serializers.Serializer):
     ),
     retrieve=extend_schema(summary="One of the caller's notifications"),
 )
-class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+class NotificationViewSet(ApiPolicy, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
     """Every caller sees only their own notifications; another person's is a 404."""
 
     serializer_class = NotificationSerializer

@@ -672,7 +672,7 @@ def _report_scope(data: dict[str, Any]) -> selectors.ReportFilter:
         raise ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from exc
 
 
-class SlaReportIncidentsView(APIView):
+class SlaReportIncidentsView(ApiPolicy, APIView):
     """The incidents behind one figure of the SLA report (the dashboard's drill-down)."""
 
     permission_classes = (IsLead,)
