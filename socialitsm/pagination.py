@@ -30,9 +30,12 @@ class KeyedPage(Page):
 
 
 class KeyedPaginator(Paginator):
+    # None: counted exactly. A subclass (or the count_cap argument) sets a cap.
+    default_count_cap: int | None = None
+
     def __init__(self, *args: Any, count_cap: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.count_cap = count_cap
+        self.count_cap = count_cap if count_cap is not None else self.default_count_cap
 
     @cached_property
     def count(self) -> int:
@@ -59,7 +62,7 @@ class KeyedPaginator(Paginator):
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        rows = self.object_list
+        rows: Any = self.object_list
         if self.capped:
             keys = list(rows.values_list("pk", flat=True)[bottom : bottom + self.per_page + 1])
             if not keys and number > 1:
@@ -69,25 +72,27 @@ class KeyedPaginator(Paginator):
         if top + self.orphans >= self.count:
             top = self.count
         if not isinstance(rows, QuerySet):
-            return self._get_page(rows[bottom:top], number, self)
-        return self._get_page(self._load(list(rows.values_list("pk", flat=True)[bottom:top])), number, self)
+            return Page(rows[bottom:top], number, self)
+        return Page(self._load(list(rows.values_list("pk", flat=True)[bottom:top])), number, self)
 
     def _load(self, keys: list[Any]) -> list[Any]:
-        loaded = {row.pk: row for row in self.object_list.order_by().filter(pk__in=keys)}
+        rows: Any = self.object_list
+        loaded = {row.pk: row for row in rows.order_by().filter(pk__in=keys)}
         return [loaded[key] for key in keys if key in loaded]
 
 
+class CappedPaginator(KeyedPaginator):
+    default_count_cap = 10_000
+
+
 class KeyedPageNumberPagination(PageNumberPagination):
-    """The API's page-number pagination (`?page=`, `count`, `next`, `previous`), keyed pages;
-    with `count_cap`, `count` stops at the cap (see the module docstring)."""
+    """The API's page-number pagination (`?page=`, `count`, `next`, `previous`), keyed pages."""
 
-    count_cap: int | None = None
-
-    def django_paginator_class(self, *args: Any, **kwargs: Any) -> KeyedPaginator:
-        return KeyedPaginator(*args, count_cap=self.count_cap, **kwargs)
+    django_paginator_class = KeyedPaginator
 
 
 class CappedPageNumberPagination(KeyedPageNumberPagination):
-    """For the posts list (a million rows in a year): `count` is exact up to 10,000."""
+    """For the posts list (a million rows in a year): `count` is exact up to 10,000 (see the
+    module docstring)."""
 
-    count_cap = 10_000
+    django_paginator_class = CappedPaginator

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from importlib import import_module
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth import get_user_model
@@ -568,9 +568,9 @@ def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: A
     for word in query.words.split():
         incidents = incidents.filter(Q(number__icontains=word) | Q(short_description__icontains=word))
     if query.view:
-        incidents = queue_view(incidents, query.view, user=user)
+        incidents = cast(IncidentQuerySet, queue_view(incidents, query.view, user=user))
     if query.search:
-        incidents = incident_search(incidents, query.search)
+        incidents = cast(IncidentQuerySet, incident_search(incidents, query.search))
     return incidents
 
 

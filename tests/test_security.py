@@ -28,8 +28,11 @@ from .factories import ChannelFactory, IncidentFactory, PostFactory, ReplyFactor
 
 pytestmark = pytest.mark.django_db
 
-# Open to anyone by design: the health probe and the login / logout pages.
-PUBLIC = {"healthz", "login", "logout"}
+# Open to anyone by design: the health and readiness probes and the login / logout pages.
+PUBLIC = {"healthz", "readyz", "login", "logout"}
+# For the metrics scraper only: a bearer token or an allowed address, else a 404 that gives
+# nothing away (tests/test_metrics.py); no session opens it.
+SCRAPER = {"socialitsm:metrics"}
 # Signed, not logged in: a caller without a valid signature gets 401 (and 405 for other methods).
 SIGNED = {
     "socialitsm-api:ingest",
@@ -51,7 +54,9 @@ def _routes(patterns: list[Any], namespace: str = "", prefix: str = "") -> Itera
             yield (f"{namespace}:{pattern.name}" if namespace else pattern.name), pattern, prefix + str(pattern.pattern)
 
 
-ROUTES = sorted({(name, route) for name, _, route in _routes(get_resolver().url_patterns) if name not in PUBLIC})
+ROUTES = sorted(
+    {(name, route) for name, _, route in _routes(get_resolver().url_patterns) if name not in PUBLIC | SCRAPER}
+)
 
 
 @pytest.fixture

@@ -55,6 +55,8 @@ class NotificationViewSet(ApiPolicy, mixins.ListModelMixin, mixins.RetrieveModel
     """Every caller sees only their own notifications; another person's is a 404."""
 
     serializer_class = NotificationSerializer
+    queryset = Notification.objects.none()  # for the schema; get_queryset gives the caller's own
+    lookup_value_regex = r"\d+"
     filter_backends: list = []
 
     def get_queryset(self) -> QuerySet[Notification]:

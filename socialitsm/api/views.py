@@ -13,7 +13,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -51,7 +50,7 @@ from socialitsm.services import (
 from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
-from .base import ApiPolicy
+from .base import ApiPolicy, Pagination
 from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
 from .permissions import CanManage, IsLead
 from .schema import ErrorSerializer
@@ -676,6 +675,7 @@ class SlaReportIncidentsView(ApiPolicy, APIView):
     """The incidents behind one figure of the SLA report (the dashboard's drill-down)."""
 
     permission_classes = (IsLead,)
+    filter_backends = ()
 
     @extend_schema(
         summary="Incidents behind a figure of the SLA report",
@@ -692,7 +692,7 @@ class SlaReportIncidentsView(ApiPolicy, APIView):
         )
         found = selectors.sla_report_incidents(scope=_report_scope(data), drill=drill, now=timezone.now())
         incidents = selectors.incident_list().filter(pk__in=found.values("pk")).order_by("opened_at", "pk")
-        paginator = PageNumberPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(incidents, request, view=self)
         return paginator.get_paginated_response(
             s.IncidentSerializer(page, many=True, context={"request": request, "view": self}).data
@@ -833,7 +833,8 @@ class SavedViewViewSet(
 
     def get_queryset(self) -> QuerySet[SavedView]:
         if self.action == "destroy":
-            return SavedView.objects.filter(user=self.request.user)
+            # Agents only (IsAgent): the caller is a signed-in user.
+            return SavedView.objects.filter(user_id=self.request.user.pk or 0)
         return selectors.saved_view_list(self.request.user)
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:

@@ -250,10 +250,10 @@ class Command(BaseCommand):
             [
                 "",
                 f"  SocialITSM demo:  {url}",
-                f"  Log in as:        {login.get_username()}",
+                f"  Log in as:        {login.username}",
                 f"  Password:         {login.password}",
                 f"  Admin:            {url}admin/",
-                f"  API token:        python manage.py drf_create_token {login.get_username()}",
+                f"  API token:        python manage.py drf_create_token {login.username}",
                 f"  API docs:         {url}api/docs/",
                 f"  SLA dashboard:    {url}sla/",
                 f"  History:          {seeded}",
