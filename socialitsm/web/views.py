@@ -25,12 +25,13 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from socialitsm import selectors
-from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SlaClock
+from socialitsm.exceptions import ApplicationError, PrivateDataError
+from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, ReplyTemplate, SlaClock
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
 from socialitsm.services.major import incident_merge, incident_unmerge, major_link, major_open, major_unlink
+from socialitsm.services.profiles import profile_of, signature_separator
 from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
 from socialitsm.services.routing import post_label, post_promote, post_routing_retry
 
@@ -39,6 +40,7 @@ from .forms import (
     NEW_MAJOR,
     IncidentSelectionForm,
     IncidentUpdateForm,
+    NoteForm,
     QueueFilterForm,
     ReplyForm,
     SlaReportForm,
@@ -291,14 +293,29 @@ def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str
                 "direct_refusal": options.direct_refusal,
                 "public_audience": options.public_audience,
                 "direct_audience": options.direct_audience,
+                "signature_separator": signature_separator(post.network),
             }
         )
     return targets, selectors.reply_default_post(incident, posts)
 
 
+def _media_allowed(response: HttpResponse) -> HttpResponse:
+    """The site's Content-Security-Policy (settings.CONTENT_SECURITY_POLICY, directive -> value)
+    with images allowed from https sources: posts' images are shown from where the networks
+    host them, https only (no mixed content), and never fetched by this server."""
+    policy = dict(getattr(settings, "CONTENT_SECURITY_POLICY", {}) or {})
+    if policy:
+        sources = [s for s in str(policy.get("img-src", "'self'")).split() if s not in ("https:", "http:", "*")]
+        policy["img-src"] = " ".join([*sources, "https:"])
+        response.headers["Content-Security-Policy"] = "; ".join(f"{k} {v}".strip() for k, v in policy.items())
+    return response
+
+
 @require_GET
 @agent_required
 def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
+    from .workspace import poster_context, presence_context
+
     incident = _incident_get(number)
     posts = list(selectors.incident_posts(incident))
     targets, default_post = _reply_targets(incident, posts)
@@ -321,6 +338,14 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "reply_chosen": chosen,
         "reply_visibility": visibility,
         "reply_text": draft.get("text", ""),
+        "reply_warning": draft.get("warning", ""),
+        "reply_findings": draft.get("findings", []),
+        "reply_templates": list(ReplyTemplate.objects.order_by("name", "pk").only("pk", "name")),
+        "signature": profile_of(request.user).signature,
+        "notes": list(selectors.incident_notes(incident)),
+        "note_form": NoteForm(),
+        **presence_context(incident, request.user),
+        **poster_context(incident),
         "reply_allowed": incident.state not in (Incident.State.CLOSED, Incident.State.CANCELED),
         "visibilities": Reply.Visibility.choices,
         "events": selectors.incident_events(incident),
@@ -329,7 +354,7 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "merged_here": list(incident.merged.order_by("pk").only("pk", "number", "short_description")),
         **_major_context(incident),
     }
-    return render(request, "socialitsm/incident.html", context)
+    return _media_allowed(render(request, "socialitsm/incident.html", context))
 
 
 def _clocks_view(incident: Incident) -> list[dict[str, Any]]:
@@ -378,7 +403,13 @@ def incident_update_view(request: HttpRequest, number: str) -> HttpResponse:
         messages.info(request, "Nothing changed.")
         return redirect("socialitsm:incident", number=number)
     try:
-        incident_update(incident=incident, actor=request.user, **changes)
+        incident_update(
+            incident=incident,
+            actor=request.user,
+            version=form.cleaned_data["version"],
+            seen=form.seen(),
+            **changes,
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -404,6 +435,7 @@ def incident_assign_view(request: HttpRequest, number: str) -> HttpResponse:
 def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
     form = ReplyForm(request.POST, incident=incident)
+    warning, findings = "", []
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -413,7 +445,11 @@ def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
                 text=data["text"],
                 visibility=data["visibility"],
                 agent=request.user,
+                sign=True,
+                confirm_public=data["confirm_public"],
             )
+        except PrivateDataError as exc:
+            warning, findings = exc.message, [text for _, text in exc.findings]
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
@@ -426,6 +462,8 @@ def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
         "post": form.cleaned_data["post"].pk if form.cleaned_data.get("post") else None,
         "visibility": form.cleaned_data.get("visibility", ""),
         "text": request.POST.get("text", "").replace("\r\n", "\n"),
+        "warning": warning,
+        "findings": findings,
     }
     return redirect("socialitsm:incident", number=number)
 
