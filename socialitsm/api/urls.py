@@ -11,6 +11,7 @@ from .views import (
     ItsmConnectionViewSet,
     ItsmLinkViewSet,
     PostViewSet,
+    ReplyTemplateViewSet,
     ReplyViewSet,
     ServiceViewSet,
     SlaCalendarViewSet,
@@ -24,6 +25,7 @@ router = DefaultRouter()
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("posts", PostViewSet, basename="post")
 router.register("replies", ReplyViewSet, basename="reply")
+router.register("reply-templates", ReplyTemplateViewSet, basename="reply-template")
 router.register("services", ServiceViewSet, basename="service")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")

@@ -46,6 +46,9 @@ PATHS = {
     "/api/v1/itsm/{slug}/webhook/": {"post"},
     "/api/v1/itsm-connections/": {"get", "post"},
     "/api/v1/itsm-connections/{slug}/": {"get", "put", "patch", "delete"},
+    "/api/v1/incidents/{number}/notes/": {"get", "post"},
+    "/api/v1/reply-templates/": {"get", "post"},
+    "/api/v1/reply-templates/{id}/": {"get", "put", "patch", "delete"},
 }
 
 
@@ -173,7 +176,7 @@ def test_every_agent_operation_documents_401_and_403(schema):
     [
         ("get", "/api/v1/incidents/", {"200", "400", "401", "403", "404", "429"}),
         ("get", "/api/v1/incidents/{number}/", {"200", "401", "403", "404", "429"}),
-        ("patch", "/api/v1/incidents/{number}/", {"200", "400", "401", "403", "404", "429"}),
+        ("patch", "/api/v1/incidents/{number}/", {"200", "400", "401", "403", "404", "412", "429"}),
         ("get", "/api/v1/services/", {"200", "401", "403", "404", "429"}),
         (
             "post",

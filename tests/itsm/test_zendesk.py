@@ -202,13 +202,13 @@ def test_internal_note_is_a_private_zendesk_comment(created, http_mock, agent):
     from socialitsm.services.notes import note_add
 
     http_mock.put(f"{TICKETS}/4711", json={"ticket": TICKET, "audit": {"id": 90102}})
-    note_add(incident=created.incident, author=agent, text="Asked the poster for their office by DM.")
+    note_add(incident=created.incident, author=agent, text="Asked for their office by DM.")
     itsm_link_sync(link=created)
     assert [body(c) for c in http_mock.calls] == [
         {
             "ticket": {
                 "comment": {
-                    "body": "Internal note by agent.anna (not sent to the poster):\n\nAsked the poster for their office by DM.",
+                    "body": "Internal note by agent.anna (not sent to the poster):\n\nAsked for their office by DM.",
                     "public": False,
                 }
             }
