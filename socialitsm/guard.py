@@ -29,6 +29,8 @@ _IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{1,4}){3,8}\b")
 _IBAN_GROUP_RE = re.compile(r"[ ]?[A-Z0-9]{1,4}")
 # Digits with single spaces, dots or dashes between them: "4111 1111 1111 1111", "030-1234567".
 _DIGITS_RE = re.compile(r"(?<![\w])\d(?:[ .-]?\d)+(?![\w])")
+# Links are public addresses: the ids in their paths are not the poster's numbers.
+_URL_RE = re.compile(r"https?://\S+", re.IGNORECASE)
 # Dates are numbers people may read in public: 2026-12-07, 07.12.2026, 12/07/2026.
 _DATE_RE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[.-]\d{1,2}[.-]\d{4}")
 
@@ -47,9 +49,10 @@ def private_data_find(text: str, *, phone_region: str = "", digit_run: int = 8) 
     """What in `text` looks private, in order of appearance, each span reported once under the
     most specific kind: IBAN, e-mail, card (digits that pass the Luhn check, 13-19 of them),
     phone number (international, or national in `phone_region`), then any run of at least
-    `digit_run` digits."""
+    `digit_run` digits that is not a date. Numbers inside links are left alone."""
     found: list[tuple[int, Finding]] = []
-    taken: list[tuple[int, int]] = []
+    # Links first: their spans are taken, so nothing inside them is reported.
+    taken: list[tuple[int, int]] = [m.span() for m in _URL_RE.finditer(text)]
 
     def add(start: int, end: int, kind: str) -> None:
         if any(start < t_end and end > t_start for t_start, t_end in taken):
