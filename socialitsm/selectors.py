@@ -669,7 +669,7 @@ def poster_authors(author: Author) -> QuerySet[Author]:
 def poster_incidents(incident: Incident) -> QuerySet[Incident]:
     """The poster's other incidents (any of their accounts opened them or posted in them),
     newest first."""
-    if incident.author_id is None:
+    if incident.author is None:
         return Incident.objects.none()
     authors = poster_authors(incident.author)
     posted_in = Post.objects.filter(author__in=authors, incident__isnull=False).values("incident_id")
@@ -685,7 +685,7 @@ def poster_incidents(incident: Incident) -> QuerySet[Incident]:
 def poster_posts(incident: Incident) -> QuerySet[Post]:
     """The poster's posts (any of their accounts) that are not part of `incident`, newest first:
     the ones of other incidents and the ones triage kept."""
-    if incident.author_id is None:
+    if incident.author is None:
         return Post.objects.none()
     authors = poster_authors(incident.author)
     return (

@@ -1128,7 +1128,7 @@ class ReplyTemplateSerializer(serializers.ModelSerializer):
         fields = ("id", "name", "text", "created_by", "updated_at")
         read_only_fields = ("id", "created_by", "updated_at")
         # The name's uniqueness (case-insensitive) is the service's to check.
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
 
 
 class PrivateDataErrorSerializer(serializers.Serializer):

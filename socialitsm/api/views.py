@@ -683,6 +683,7 @@ class ReplyTemplateViewSet(ModelViewSet):
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         data = serializer.validated_data
         template = serializer.instance
+        assert isinstance(template, ReplyTemplate)
         serializer.instance = reply_templates.reply_template_save(
             name=data.get("name", template.name),
             text=data.get("text", template.text),

@@ -29,7 +29,10 @@ def reply_template_save(*, name: str, text: str, actor, template: ReplyTemplate 
     if len(text) > MAX_TEMPLATE_CHARS:
         raise ApplicationError(f"a template has at most {MAX_TEMPLATE_CHARS} characters", field="text")
     template_parse(text, TEMPLATE_VARIABLES)
-    if ReplyTemplate.objects.filter(name__iexact=name).exclude(pk=getattr(template, "pk", None)).exists():
+    others = ReplyTemplate.objects.filter(name__iexact=name)
+    if template is not None:
+        others = others.exclude(pk=template.pk)
+    if others.exists():
         raise ApplicationError(f"there is already a template named {name!r}", field="name")
     if template is None:
         template = ReplyTemplate(created_by=actor)
