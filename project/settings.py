@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "socialitsm.middleware.TimezoneMiddleware",
     "project.security.SecurityHeadersMiddleware",
 ]
 
@@ -320,6 +321,21 @@ def _broadcast_paces(items: list[str]) -> dict[str, float]:
 SOCIALITSM_BROADCAST_PER_MINUTE = _broadcast_paces(env.list("SOCIALITSM_BROADCAST_PER_MINUTE", default=[]))
 if env.str("SOCIALITSM_BROADCAST_FIXED_TEXT", default=""):
     SOCIALITSM_BROADCAST_FIXED_TEXT = env.str("SOCIALITSM_BROADCAST_FIXED_TEXT")
+# The incident page: who else is viewing (kept this long after their page last asked, asked this
+# often), the poster's history per page, and the public-reply guard's phone region and digit run.
+SOCIALITSM_PRESENCE_TTL_SECONDS = env.int("SOCIALITSM_PRESENCE_TTL_SECONDS", default=30)
+SOCIALITSM_PRESENCE_POLL_SECONDS = env.int("SOCIALITSM_PRESENCE_POLL_SECONDS", default=10)
+if not 1 <= SOCIALITSM_PRESENCE_POLL_SECONDS < SOCIALITSM_PRESENCE_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        "SOCIALITSM_PRESENCE_POLL_SECONDS must be at least 1 and below SOCIALITSM_PRESENCE_TTL_SECONDS"
+    )
+SOCIALITSM_POSTER_HISTORY_PAGE = env.int("SOCIALITSM_POSTER_HISTORY_PAGE", default=10)
+SOCIALITSM_GUARD_PHONE_REGION = env.str("SOCIALITSM_GUARD_PHONE_REGION", default="").upper()
+SOCIALITSM_GUARD_DIGIT_RUN = env.int("SOCIALITSM_GUARD_DIGIT_RUN", default=8)
+if SOCIALITSM_POSTER_HISTORY_PAGE < 1 or SOCIALITSM_GUARD_DIGIT_RUN < 4:
+    raise ImproperlyConfigured(
+        "SOCIALITSM_POSTER_HISTORY_PAGE must be at least 1, SOCIALITSM_GUARD_DIGIT_RUN at least 4"
+    )
 SOCIALITSM_ALLOW_PRIVATE_URLS = env.bool("SOCIALITSM_ALLOW_PRIVATE_URLS", default=False)
 SOCIALITSM_SITE_URL = env.str("SOCIALITSM_SITE_URL", default="")
 SOCIALITSM_RECHECK_MINUTES = env.int("SOCIALITSM_RECHECK_MINUTES", default=30)

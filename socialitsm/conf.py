@@ -154,6 +154,21 @@ DEFAULTS: dict[str, Any] = {
     # How often an open queue page asks whether anything changed (one indexed lookup; the rows
     # are rendered again only when something did). 0 turns live updates off.
     "QUEUE_POLL_SECONDS": 15,
+    # The incident page: an internal note's length; how long an agent shows as viewing an
+    # incident after their page last asked (it asks every PRESENCE_POLL_SECONDS); how many of
+    # the poster's other incidents and posts "Who is this" shows a page.
+    "NOTE_MAX_CHARS": 10_000,
+    "PRESENCE_TTL_SECONDS": 30,
+    "PRESENCE_POLL_SECONDS": 10,
+    "POSTER_HISTORY_PAGE": 10,
+    # How an agent's signature is appended to a public reply, per network: the separator put
+    # before it ("default" for networks not named).
+    "SIGNATURE_SEPARATOR": {"x": " ", "bluesky": " ", "default": "\n"},
+    # The public-reply guard: default region for phone numbers written without a country code
+    # (ISO 3166 code, e.g. "DE"; "" finds international numbers only), and the shortest run of
+    # digits that looks like an account, customer or card number.
+    "GUARD_PHONE_REGION": "",
+    "GUARD_DIGIT_RUN": 8,
 }
 
 

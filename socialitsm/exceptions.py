@@ -23,6 +23,27 @@ class ConflictError(ApplicationError):
     reply that was already sent; the API answers 409."""
 
 
+class PrivateDataError(ApplicationError):
+    """A public reply that looks like it carries private data (an e-mail address, a phone or
+    account number); sent only when the agent confirms. `findings` are (kind, text) pairs."""
+
+    code = "private_data"
+
+    def __init__(self, message: str, *, findings: list[tuple[str, str]]) -> None:
+        super().__init__(message, field="text")
+        self.findings = findings
+
+
+class VersionConflictError(ConflictError):
+    """A change made against a version of an incident that is no longer current. `changed`
+    maps each field someone else changed meanwhile to its current value, as shown."""
+
+    def __init__(self, message: str, *, version: int, changed: dict[str, str]) -> None:
+        super().__init__(message, field=next(iter(changed), None))
+        self.version = version
+        self.changed = changed
+
+
 class ExternalError(Exception):
     """A call to a network or suite failed. `response` is the remote's answer when there was
     one (an HTTP error status), so callers can read its headers and body."""

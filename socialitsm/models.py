@@ -318,6 +318,9 @@ class Incident(models.Model):
     breach_due_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The earliest due time among the running SLA clocks."
     )
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Counts agent-editable changes; a stale page or If-Match is refused."
+    )
 
     objects = IncidentQuerySet.as_manager()
 
@@ -943,6 +946,7 @@ class IncidentEvent(models.Model):
         MERGED = "merged", "Merged into another incident"
         MERGED_IN = "merged_in", "Duplicate merged in"
         UNMERGED = "unmerged", "Merge undone"
+        NOTE_ADDED = "note_added", "Internal note"
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -968,6 +972,56 @@ class IncidentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id} {self.kind}"
+
+
+class IncidentNote(models.Model):
+    """An agent's internal note on an incident: agents only, never sent to a network; ITSM
+    suites get it as an internal comment (through its `note_added` audit event)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["incident", "created_at"], name="incidentnote_incident_idx")]
+
+    def __str__(self) -> str:
+        return f"Note on {self.incident_id} by {self.author_id}"
+
+
+class ReplyTemplate(models.Model):
+    """A canned reply of the team's library: text with {name}, {handle}, {service}, {incident}
+    and {signature}, filled in for the post answered. Leads write them; agents use them."""
+
+    name = models.CharField(max_length=100, unique=True)
+    text = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentProfile(models.Model):
+    """An agent's own settings: the signature public replies carry and the time zone times are shown in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="socialitsm_profile")
+    signature = models.CharField(
+        max_length=32, blank=True, help_text='Appended to public replies, e.g. "^AB"; empty for none.'
+    )
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text="IANA zone, e.g. Europe/Berlin; empty: the browser's."
+    )
+
+    def __str__(self) -> str:
+        return f"Profile of {self.user_id}"
 
 
 class IncidentMerge(models.Model):

@@ -30,6 +30,7 @@ from socialitsm.models import (
     Channel,
     Incident,
     IncidentEvent,
+    IncidentNote,
     IncidentQuerySet,
     IngestRejection,
     ItsmLink,
@@ -37,6 +38,7 @@ from socialitsm.models import (
     Notification,
     Post,
     Reply,
+    ReplyTemplate,
     SavedView,
     SlaCalendar,
     SlaClock,
@@ -600,11 +602,29 @@ def incident_posts_shown(incident: Incident, *, latest: int | None) -> tuple[lis
     return shown, max(0, incident.post_count - len(shown))
 
 
+def post_is_complaint(post: Post) -> bool | None:
+    """The stored classification of `post`: an agent's label first, then the classifier's
+    verdict; None when neither has spoken."""
+    if post.label:
+        return post.label == Post.Label.COMPLAINT
+    return post.is_complaint
+
+
 def reply_default_post(incident: Incident, posts: Sequence[Post]) -> Post | None:
-    """The post a reply answers when the agent names none: the caller's latest word, else the
-    latest post. `posts` are the incident's, oldest first."""
+    """The post a reply answers when the agent names none: the caller's latest complaint (not
+    a thank-you or anything else classified as no complaint that came after it), else their
+    latest post not classified as no complaint, else their latest post, else the latest post.
+    `posts` are the incident's, oldest first."""
     by_author = [p for p in posts if incident.author_id is not None and p.author_id == incident.author_id]
-    return (by_author or list(posts))[-1] if posts else None
+    for candidates in (
+        [p for p in by_author if post_is_complaint(p) is True],
+        [p for p in by_author if post_is_complaint(p) is not False],
+        by_author,
+        list(posts),
+    ):
+        if candidates:
+            return candidates[-1]
+    return None
 
 
 def reply_list() -> QuerySet[Reply]:
@@ -836,7 +856,7 @@ def incidents_by_number(numbers: Sequence[str], *, field: str = "incidents") -> 
 # -- queue search, views and the live check ---------------------------------------------------------
 
 # Language-neutral words: posts come in many languages, and prefix matching ("outag" finds
-# "outage") stands in for stemming. The GIN indexes of migration 0019 are on these expressions.
+# "outage") stands in for stemming. The GIN indexes of migration 0021 are on these expressions.
 SEARCH_CONFIG = "simple"
 SEARCH_MAX_WORDS = 8
 _SEARCH_WORD = re.compile(r"\w+")
@@ -1028,3 +1048,57 @@ def notification_unread_count(user: Any) -> int:
 def _login_field() -> str:
     """The user model's login field (`username`, or e.g. `email` in a host with its own model)."""
     return get_user_model().USERNAME_FIELD
+
+
+# -- the incident page's workspace -----------------------------------------------------------------
+
+
+def incident_notes(incident: Incident) -> QuerySet[IncidentNote]:
+    """The incident's internal notes, oldest first, with their author."""
+    return IncidentNote.objects.filter(incident=incident).select_related("author").order_by("created_at", "id")
+
+
+def reply_template_list() -> QuerySet[ReplyTemplate]:
+    """The team's canned replies by name."""
+    return ReplyTemplate.objects.select_related("created_by").order_by("name", "id")
+
+
+def poster_authors(author: Author) -> QuerySet[Author]:
+    """`author` and the same person's accounts elsewhere: authors linked to the same known
+    caller (e-mail address or employee id)."""
+    same = Q(pk=author.pk)
+    if author.caller_email:
+        same |= Q(caller_email__iexact=author.caller_email)
+    if author.employee_id:
+        same |= Q(employee_id=author.employee_id)
+    return Author.objects.filter(same)
+
+
+def poster_incidents(incident: Incident) -> QuerySet[Incident]:
+    """The poster's other incidents (any of their accounts opened them or posted in them),
+    newest first."""
+    if incident.author is None:
+        return Incident.objects.none()
+    authors = poster_authors(incident.author)
+    posted_in = Post.objects.filter(author__in=authors, incident__isnull=False).values("incident_id")
+    return (
+        Incident.objects.filter(Q(author__in=authors) | Q(pk__in=posted_in))
+        .exclude(pk=incident.pk)
+        .select_related("service", "assignee")
+        .annotate(post_count=Count("posts"))
+        .order_by("-opened_at", "-pk")
+    )
+
+
+def poster_posts(incident: Incident) -> QuerySet[Post]:
+    """The poster's posts (any of their accounts) that are not part of `incident`, newest first:
+    the ones of other incidents and the ones triage kept."""
+    if incident.author is None:
+        return Post.objects.none()
+    authors = poster_authors(incident.author)
+    return (
+        Post.objects.filter(author__in=authors)
+        .exclude(incident=incident)
+        .select_related("author", "channel", "incident")
+        .order_by("-posted_at", "-pk")
+    )

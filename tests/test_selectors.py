@@ -327,11 +327,35 @@ def test_reply_default_post_is_the_callers_latest_word():
     from socialitsm.selectors import reply_default_post
 
     caller = SimpleNamespace(author_id=7)
-    first, by_caller, later = (SimpleNamespace(author_id=a) for a in (7, 7, 8))
+    first, by_caller, later = (SimpleNamespace(author_id=a, label="", is_complaint=None) for a in (7, 7, 8))
     assert reply_default_post(caller, [first, by_caller, later]) is by_caller
     assert reply_default_post(SimpleNamespace(author_id=9), [first, by_caller, later]) is later
     assert reply_default_post(SimpleNamespace(author_id=None), [first, later]) is later
     assert reply_default_post(caller, []) is None
+
+
+def test_reply_default_post_is_the_callers_latest_complaint_not_a_later_thank_you():
+    from types import SimpleNamespace
+
+    from socialitsm.selectors import reply_default_post
+
+    caller = SimpleNamespace(author_id=7)
+
+    def post(author_id, is_complaint, label=""):
+        return SimpleNamespace(author_id=author_id, is_complaint=is_complaint, label=label)
+
+    complaint, still_down, thanks, other = post(7, True), post(7, True), post(7, False), post(8, True)
+    assert reply_default_post(caller, [complaint, still_down, thanks, other]) is still_down
+    # An agent's label outranks the classifier: "fixed now, thanks!" scored as a complaint.
+    labelled_thanks = post(7, True, label="not_complaint")
+    assert reply_default_post(caller, [complaint, labelled_thanks]) is complaint
+    relabelled = post(7, False, label="complaint")
+    assert reply_default_post(caller, [complaint, relabelled, thanks]) is relabelled
+    # Nothing of the caller's is a complaint: the latest not classified as no complaint, else the latest.
+    unclassified = post(7, None)
+    assert reply_default_post(caller, [unclassified, post(7, False)]) is unclassified
+    only_thanks = post(7, False)
+    assert reply_default_post(caller, [post(7, False), only_thanks]) is only_thanks
 
 
 def test_incident_reads_are_oldest_first_and_keep_to_the_incident():

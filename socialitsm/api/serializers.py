@@ -27,12 +27,14 @@ from socialitsm.models import (
     Channel,
     Incident,
     IncidentEvent,
+    IncidentNote,
     ItsmConnection,
     ItsmLink,
     Network,
     Post,
     PostRevision,
     Reply,
+    ReplyTemplate,
     SavedView,
     Service,
     SlaCalendar,
@@ -309,8 +311,10 @@ class IncidentSerializer(serializers.ModelSerializer):
             "url",
             "links",
             "itsm_links",
+            "version",
         )
         read_only_fields = fields
+        extra_kwargs = {"version": {"help_text": "Moves on with every change; the ETag. Send it as If-Match."}}
 
     def get_url(self, incident: Incident) -> str:
         try:
@@ -545,8 +549,13 @@ class ReplySerializer(serializers.ModelSerializer):
 
 
 class ReplyCreateSerializer(serializers.Serializer):
-    text = serializers.CharField()
+    text = serializers.CharField(help_text="A public reply gets the agent's signature appended, if they set one.")
     visibility = serializers.ChoiceField(choices=Reply.Visibility.choices)
+    confirm_public = serializers.BooleanField(
+        default=False,
+        help_text="Send a public reply although it looks like it carries private data (an e-mail address, a phone, "
+        'account or card number); without it such a reply is refused with 400 {"error": "private_data"}.',
+    )
     post = serializers.PrimaryKeyRelatedField(
         queryset=Post.objects.all(),
         required=False,
@@ -1234,3 +1243,39 @@ class SavedViewSerializer(serializers.ModelSerializer):
     def get_mine(self, view: SavedView) -> bool:
         request = self.context.get("request")
         return bool(request and view.user_id == request.user.pk)
+
+
+class IncidentNoteSerializer(serializers.ModelSerializer):
+    author = UserRefSerializer(read_only=True, allow_null=True)
+    text = serializers.CharField(help_text="Plain text; agents only, never sent to a network.")
+
+    class Meta:
+        model = IncidentNote
+        fields = ("id", "author", "text", "created_at")
+        read_only_fields = ("id", "author", "created_at")
+
+
+class ReplyTemplateSerializer(serializers.ModelSerializer):
+    """A canned reply. Saving goes through the service, which checks the variables."""
+
+    text = serializers.CharField(
+        help_text="{name}, {handle}, {service}, {incident} and {signature} are filled in; {{ and }} are braces; "
+        "any other variable is refused."
+    )
+    created_by = UserRefSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ReplyTemplate
+        fields = ("id", "name", "text", "created_by", "updated_at")
+        read_only_fields = ("id", "created_by", "updated_at")
+        # The name's uniqueness (case-insensitive) is the service's to check.
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
+
+
+class PrivateDataErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text='"private_data"')
+    detail = serializers.CharField()
+    findings = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()),
+        help_text='What looks private: [{"kind": "email" | "phone" | "iban" | "card" | "number", "text": "..."}].',
+    )

@@ -13,6 +13,7 @@ from .views import (
     ItsmConnectionViewSet,
     ItsmLinkViewSet,
     PostViewSet,
+    ReplyTemplateViewSet,
     ReplyViewSet,
     SavedViewViewSet,
     ServiceViewSet,
@@ -29,6 +30,7 @@ router.APIRootView = RootView
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("posts", PostViewSet, basename="post")
 router.register("replies", ReplyViewSet, basename="reply")
+router.register("reply-templates", ReplyTemplateViewSet, basename="reply-template")
 router.register("services", ServiceViewSet, basename="service")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("sla/policies", SlaPolicyViewSet, basename="sla-policy")

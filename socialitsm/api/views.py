@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
 from socialitsm import selectors
-from socialitsm.exceptions import ApplicationError, ConflictError
+from socialitsm.exceptions import ApplicationError, ConflictError, PrivateDataError, VersionConflictError
 from socialitsm.models import (
     Broadcast,
     Channel,
@@ -29,6 +29,7 @@ from socialitsm.models import (
     ItsmLink,
     Post,
     Reply,
+    ReplyTemplate,
     SavedView,
     Service,
     SlaCalendar,
@@ -42,7 +43,9 @@ from socialitsm.services import (
     incidents,
     itsm_sync,
     major,
+    notes,
     replies,
+    reply_templates,
     retention,
     routing,
     saved_views,
@@ -52,7 +55,7 @@ from socialitsm.services.sla import sla_rules_changed
 from . import serializers as s
 from .base import ApiPolicy, Pagination
 from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
-from .permissions import CanManage, IsLead
+from .permissions import CanManage, IsAgent, IsLead
 from .schema import ErrorSerializer
 
 # Slugs and incident numbers in URLs: any character but a NUL, which PostgreSQL refuses in a
@@ -77,6 +80,11 @@ class ApiViewSet(ApiPolicy, GenericViewSet):
     error_fields: ClassVar[dict[str, str]] = {}
 
     def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, PrivateDataError):
+            findings = [{"kind": kind, "text": text} for kind, text in exc.findings]
+            return Response(
+                {"error": exc.code, "detail": exc.message, "findings": findings}, status=status.HTTP_400_BAD_REQUEST
+            )
         if isinstance(exc, ConflictError):
             exc = Conflict(exc.message)
         elif isinstance(exc, ApplicationError):
@@ -88,6 +96,22 @@ class ApiViewSet(ApiPolicy, GenericViewSet):
 def _incident_response(incident: Incident, context: dict[str, Any], code: int = status.HTTP_200_OK) -> Response:
     fresh = selectors.incident_list().get(pk=incident.pk)
     return Response(s.IncidentSerializer(fresh, context=context).data, status=code)
+
+
+def _etag(incident: Incident) -> str:
+    return f'"{incident.version}"'
+
+
+def _if_match(request: Request) -> int | None:
+    """The incident version an If-Match header names: None when absent or "*" (no check, as
+    before versions existed). Raises ValidationError for a header that is no version of ours."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":
+        return None
+    tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise ValidationError({"If-Match": ['an ETag of this incident, e.g. "3", as its GET answered']})
+    return int(tag)
 
 
 def _reply_target(incident: Incident) -> Post:
@@ -117,19 +141,62 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         return selectors.incident_list()
 
     @extend_schema(
+        summary="One incident by number",
+        description="The answer's ETag is the incident's version; send it back as If-Match with a PATCH.",
+    )
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        incident = self.get_object()
+        response = Response(self.get_serializer(incident).data)
+        response["ETag"] = _etag(incident)
+        return response
+
+    @extend_schema(
         summary="Change an incident",
+        description='With `If-Match: "<version>"` (the ETag of a GET), the change is refused with 412 and the '
+        "incident as it is now when someone changed it since. Without If-Match (or with `*`) the change is made "
+        "as before, unchecked; clients should send it.",
+        parameters=[
+            OpenApiParameter(
+                "If-Match", str, OpenApiParameter.HEADER, required=False, description="The ETag the change is based on."
+            )
+        ],
         request=s.IncidentUpdateSerializer,
         responses={
             200: s.IncidentSerializer,
             400: OpenApiResponse(description="Invalid value or refused change, by field"),
+            412: OpenApiResponse(s.IncidentSerializer, description="Changed since the If-Match version: it is now so"),
         },
     )
     def partial_update(self, request: Request, number: str | None = None) -> Response:
         incident = self.get_object()
+        version = _if_match(request)
         data = s.IncidentUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        incidents.incident_update(incident=incident, actor=request.user, **data.validated_data)
-        return _incident_response(incident, self.get_serializer_context())
+        try:
+            incidents.incident_update(incident=incident, actor=request.user, version=version, **data.validated_data)
+        except VersionConflictError:
+            response = _incident_response(incident, self.get_serializer_context(), status.HTTP_412_PRECONDITION_FAILED)
+        else:
+            response = _incident_response(incident, self.get_serializer_context())
+        response["ETag"] = f'"{response.data["version"]}"'
+        return response
+
+    @extend_schema(methods=["GET"], summary="The incident's internal notes, oldest first")
+    @extend_schema(
+        methods=["POST"],
+        summary="Add an internal note (agents only; never sent to a network; ITSM suites get an internal comment)",
+        request=s.IncidentNoteSerializer,
+        responses={201: s.IncidentNoteSerializer, 400: OpenApiResponse(description="Empty or too long")},
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[], serializer_class=s.IncidentNoteSerializer)
+    def notes(self, request: Request, number: str | None = None) -> Response:
+        incident = self.get_object()
+        if request.method == "GET":
+            return self._page(selectors.incident_notes(incident))
+        data = s.IncidentNoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = notes.note_add(incident=incident, author=request.user, text=data.validated_data["text"])
+        return Response(self.get_serializer(note).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Assign an incident (a new incident moves to in progress)",
@@ -206,6 +273,8 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
             text=data.validated_data["text"],
             visibility=data.validated_data["visibility"],
             agent=request.user,
+            sign=True,
+            confirm_public=data.validated_data["confirm_public"],
         )
         # Read back: with an eager or fast worker the reply may already be sent.
         fresh = selectors.reply_list().get(pk=reply.pk)
@@ -639,6 +708,51 @@ class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Up
 
     def get_queryset(self) -> QuerySet[Service]:
         return Service.objects.filter(active=True).select_related("owner_group").order_by("name")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Canned replies, by name"),
+    retrieve=extend_schema(summary="One canned reply"),
+    create=extend_schema(summary="Add a canned reply (team leads)"),
+    update=extend_schema(summary="Replace a canned reply (team leads)"),
+    partial_update=extend_schema(summary="Change a canned reply (team leads)"),
+    destroy=extend_schema(summary="Delete a canned reply (team leads)"),
+)
+class ReplyTemplateViewSet(ApiPolicy, ModelViewSet):
+    """The team's canned replies: agents read them, leads write them."""
+
+    serializer_class = s.ReplyTemplateSerializer
+    filter_backends: tuple[type, ...] = ()
+
+    def get_queryset(self) -> QuerySet[ReplyTemplate]:
+        return selectors.reply_template_list()
+
+    def get_permissions(self) -> Sequence[Any]:
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return [IsAgent()]
+        return [IsLead()]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ApplicationError):
+            exc = ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]})
+        return super().handle_exception(exc)
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        data = serializer.validated_data
+        serializer.instance = reply_templates.reply_template_save(
+            name=data["name"], text=data["text"], actor=self.request.user
+        )
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        data = serializer.validated_data
+        template = serializer.instance
+        assert isinstance(template, ReplyTemplate)
+        serializer.instance = reply_templates.reply_template_save(
+            name=data.get("name", template.name),
+            text=data.get("text", template.text),
+            actor=self.request.user,
+            template=template,
+        )
 
 
 class SlaReportView(ApiPolicy, APIView):

@@ -49,9 +49,9 @@ _CLOSED_STATES = (Incident.State.CLOSED, Incident.State.CANCELED)
 # -- the template ----------------------------------------------------------------------------------
 
 
-def template_parse(text: str) -> list[tuple[str, str]]:
+def template_parse(text: str, variables: tuple[str, ...] = VARIABLES) -> list[tuple[str, str]]:
     """`text` as (literal, variable) pairs, "" where a part has no variable. Only the plain
-    variables of VARIABLES are allowed: no attribute or index access, no conversion, no format
+    variables of `variables` are allowed: no attribute or index access, no conversion, no format
     spec, no positional fields; "{{" and "}}" are literal braces.
 
     Raises ApplicationError (field "text") naming the first thing that is not allowed."""
@@ -62,12 +62,12 @@ def template_parse(text: str) -> list[tuple[str, str]]:
             f"the message has a stray brace ({exc}); write {{{{ or }}}} for a brace itself", field="text"
         ) from None
     out = []
-    allowed = ", ".join(f"{{{name}}}" for name in VARIABLES)
+    allowed = ", ".join(f"{{{name}}}" for name in variables)
     for literal, name, spec, conversion in parts:
         if name is None:
             out.append((literal, ""))
             continue
-        if name not in VARIABLES or spec or conversion:
+        if name not in variables or spec or conversion:
             shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             raise ApplicationError(f"unknown variable {shown}; the message may use {allowed}", field="text")
         out.append((literal, name))

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from socialitsm.conf import conf
-from socialitsm.exceptions import ApplicationError
+from socialitsm.exceptions import ApplicationError, VersionConflictError
 from socialitsm.models import (
     Incident,
     IncidentCounter,
@@ -143,16 +143,32 @@ def post_link_event(post: Post, incident: Incident, *, actor=None) -> IncidentEv
     )
 
 
-def incident_update(*, incident: Incident, actor, message: str = "", **changes: Any) -> Incident:
+def incident_update(
+    *,
+    incident: Incident,
+    actor,
+    message: str = "",
+    version: int | None = None,
+    seen: dict[str, Any] | None = None,
+    **changes: Any,
+) -> Incident:
     """Apply an agent's changes, one audit event per changed field (`message` says why, e.g.
     which ITSM suite the change came from), and replay the SLA clocks (a state change may pause
-    or stop them, a priority or group change may re-target them).
+    or stop them, a priority or group change may re-target them). Every change moves the
+    incident's `version` on.
 
-    Raises ApplicationError for unknown fields, invalid values and forbidden state moves."""
+    `version` is the version the change was made against (a page, an If-Match). When the
+    incident has moved on since: with `seen` (each changed field's value as the agent saw it),
+    only a change to a field someone else changed meanwhile is refused; without it, any change.
+
+    Raises ApplicationError for unknown fields, invalid values and forbidden state moves;
+    VersionConflictError for a change made against an older version."""
     with transaction.atomic():
         # NO KEY UPDATE: changes never touch the key, so incidents being linked to this one (their
         # foreign key takes a key-share lock when they commit) are not held up by it.
         locked = Incident.objects.select_for_update(no_key=True).get(pk=incident.pk)
+        if version is not None and locked.version != version:
+            _version_check(locked, version, seen, changes)
         incident_changes_check(incident=locked, **changes)
         changed: list[str] = []
         now = timezone.now()
@@ -169,6 +185,7 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
             )
         if changed:
             old_priority = locked.priority
+            locked.version += 1
             locked.save()
             if locked.priority != old_priority:
                 event_record(
@@ -187,6 +204,57 @@ def incident_update(*, incident: Incident, actor, message: str = "", **changes: 
                 broadcast_propose_fixed(major=locked, actor=actor)
             locked.refresh_from_db()
     return locked
+
+
+def field_display(incident: Incident, name: str) -> str:
+    """A field's current value as the incident page shows it."""
+    if name in ("state", "impact", "urgency", "priority"):
+        return str(getattr(incident, f"get_{name}_display")())
+    value = getattr(incident, name)
+    if value is None or value == "":
+        return "(none)"
+    if hasattr(value, "get_full_name"):
+        return value.get_full_name() or value.get_username()
+    return str(value)
+
+
+def _version_check(incident: Incident, version: int, seen: dict[str, Any] | None, changes: dict[str, Any]) -> None:
+    def key(value: Any) -> Any:
+        return getattr(value, "pk", value)
+
+    if seen is None:
+        stale = list(changes)
+    else:
+        stale = [name for name in changes if name in seen and key(getattr(incident, name)) != key(seen[name])]
+    if not stale:
+        return
+    changed = {name: field_display(incident, name) for name in stale}
+    who = _changed_by(incident, stale)
+    said = "; ".join(
+        f"{name.replace('_', ' ')} is now {value}" + (f" (changed by {who[name]})" if who.get(name) else "")
+        for name, value in changed.items()
+    )
+    raise VersionConflictError(
+        f"{incident.number} was changed by someone else since you loaded it: {said}. "
+        "Your change was not saved; check the new values and make it again.",
+        version=incident.version,
+        changed=changed,
+    )
+
+
+def _changed_by(incident: Incident, fields: list[str]) -> dict[str, str]:
+    """Who last changed each of `fields` ("" for the system or a suite)."""
+    out: dict[str, str] = {}
+    events = (
+        IncidentEvent.objects.filter(incident=incident, kind=IncidentEvent.Kind.CHANGED, field__in=fields)
+        .select_related("actor")
+        .order_by("-created_at", "-id")
+    )
+    for event in events[:50]:
+        if event.field not in out:
+            actor = event.actor
+            out[event.field] = (actor.get_full_name() or actor.get_username()) if actor else ""
+    return out
 
 
 def _children_resolve(major: Incident, actor) -> None:

@@ -29,7 +29,7 @@ the record it was linked to. Services that change `Incident.parent` or `is_major
 
 Privacy rule for comments: a public reply to the poster goes out as a public comment (RT
 correspondence); a direct message goes out as an internal note, as do follow-up posts from social
-networks, so nothing private reaches the requester through the suite.
+networks and agents' internal notes, so nothing private reaches the requester through the suite.
 
 Conflict rule (only the state comes back from the suites; SocialITSM owns the other fields):
 - the suite changed the state and we did not since the last sync: the suite's state is applied;
@@ -585,6 +585,23 @@ def _pending_posts(link: ItsmLink) -> QuerySet[IncidentEvent]:
     return linked.filter(pk__gt=first).exclude(Exists(delivered)).order_by("pk")
 
 
+def _pending_notes(link: ItsmLink) -> QuerySet[IncidentEvent]:
+    """Agents' internal notes not yet delivered, in the order they were written."""
+    delivered = ItsmDelivery.objects.filter(link=link, event=OuterRef("pk"), status=ItsmDelivery.Status.OK)
+    return (
+        IncidentEvent.objects.filter(incident_id=link.incident_id, kind=IncidentEvent.Kind.NOTE_ADDED)
+        .exclude(Exists(delivered))
+        .select_related("actor")
+        .order_by("pk")
+    )
+
+
+def note_comment(event: IncidentEvent) -> str:
+    """The internal comment for an agent's note."""
+    agent = event.actor.get_username() if event.actor else "an agent"
+    return f"Internal note by {agent} (not sent to the poster):\n\n{event.message}"
+
+
 def reply_comment(reply: Reply) -> tuple[str, bool]:
     """The comment for a sent reply and whether it is public: direct messages stay internal."""
     who = reply.post.author.handle or reply.post.author.name
@@ -611,6 +628,10 @@ def _push_comments(link: ItsmLink, adapter: ItsmAdapter) -> None:
         post = posts.get(event.new_value)
         text = post_comment(post) if post else f"New post linked:\n\n{event.message}"
         outgoing.append((event.created_at, text, False, {"event": event}))
+    # Notes are internal comments in every suite: work notes, Jira's and Zendesk's non-public
+    # comments, RT's Comment (never Correspond).
+    for event in _pending_notes(link)[:BATCH]:
+        outgoing.append((event.created_at, note_comment(event), False, {"event": event}))
     outgoing.sort(key=lambda item: item[0])
     for _, text, public, target in outgoing:
         try:

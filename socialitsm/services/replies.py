@@ -14,13 +14,15 @@ from socialitsm.backoff import next_attempt_at
 from socialitsm.conf import conf
 from socialitsm.connectors import Connector, connector_for
 from socialitsm.connectors.base import SENT_CLOCK_SKEW
-from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, TransientError
+from socialitsm.exceptions import ApplicationError, ConflictError, PermanentError, PrivateDataError, TransientError
+from socialitsm.guard import private_data_find
 from socialitsm.models import Broadcast, Channel, Incident, IncidentEvent, Post, Reply
 
 from .channels import channel_quota_record
 from .deletions import gone_refusal, reply_target_gone
 from .events import event_record
 from .pacing import channel_next_slot, channel_queue_hold
+from .profiles import profile_of, signature_append
 from .sending import send_claim, send_due_handover
 from .sla import incident_sla_recompute
 
@@ -75,13 +77,18 @@ def reply_queue(
     agent,
     broadcast: Broadcast | None = None,
     send_at: datetime | None = None,
+    sign: bool = False,
+    confirm_public: bool = False,
 ) -> Reply:
     """Queue `text` as a public reply or a direct message to the poster of `post`. A reply
     carrying a `broadcast` is one poster's copy of it; with `send_at` in the future it waits
     for that time (its paced slot) and the beat sweep sends it, otherwise it goes at once.
+    With `sign`, a public reply carries the agent's signature (counted in the network's limit).
 
     Raises ApplicationError when the incident is closed, the post is not the incident's, the
-    text does not fit the network, or a public reply would answer a post gone upstream."""
+    text does not fit the network, or a public reply would answer a post gone upstream;
+    PrivateDataError when a public reply looks like it carries private data and the agent has
+    not confirmed (`confirm_public`)."""
     text = text.strip()
     if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
         raise ApplicationError(f"{incident.number} is {incident.get_state_display().lower()}; reopen it to reply")
@@ -91,6 +98,8 @@ def reply_queue(
         raise ApplicationError("visibility must be public or direct", field="visibility")
     if not text:
         raise ApplicationError("the reply is empty", field="text")
+    if visibility == Reply.Visibility.PUBLIC and sign and agent is not None:
+        text = signature_append(text, signature=profile_of(agent).signature, network=post.network)
     connector = connector_for(post.channel)
     limits = connector.limits()
     length = connector.reply_length(text)
@@ -106,6 +115,8 @@ def reply_queue(
     refusal = gone_refusal(post, visibility) or connector.reply_refusal(post, visibility)
     if refusal:
         raise ApplicationError(refusal, field="visibility")
+    if visibility == Reply.Visibility.PUBLIC and not confirm_public:
+        reply_privacy_check(text)
     with transaction.atomic():
         reply = Reply.objects.create(
             incident=incident,
@@ -123,6 +134,19 @@ def reply_queue(
         if send_at is None or send_at <= timezone.now():
             transaction.on_commit(lambda: _enqueue_send(reply.pk), robust=True)
     return reply
+
+
+def reply_privacy_check(text: str) -> None:
+    """Raises PrivateDataError when `text` holds what should not be posted in public (see
+    `socialitsm.guard`), naming what it found and suggesting a direct message."""
+    findings = private_data_find(text, phone_region=conf.GUARD_PHONE_REGION, digit_run=conf.GUARD_DIGIT_RUN)
+    if findings:
+        what = ", ".join(dict.fromkeys(f.label for f in findings))
+        raise PrivateDataError(
+            f"this public reply contains {what}: everyone can read it. Send it as a direct message "
+            "instead, or confirm that it may go out publicly.",
+            findings=[(f.kind, f.text) for f in findings],
+        )
 
 
 def _enqueue_send(reply_id: int) -> None:

@@ -32,6 +32,34 @@ def http_url(value: str) -> str:
     return value if value.lower().startswith(("http://", "https://")) else ""
 
 
+_VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".m3u8", ".gifv")
+
+
+@register.filter
+def post_images(post: Any) -> list[dict[str, str]]:
+    """A post's attached images to show as thumbnails: https URLs only (an http image would be
+    mixed content, and the page's policy allows https images only), videos left out (they stay
+    links among the details). The browser loads them from the network; this server never does."""
+    from urllib.parse import urlsplit
+
+    from socialitsm.connectors.base import DetailKind
+
+    images = []
+    items = post.detail_items(DetailKind.MEDIA, DetailKind.ALT_TEXT) if hasattr(post, "detail_items") else []
+    for item in items:
+        url = item["url"].strip()
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        if parts.scheme.lower() != "https" or not parts.hostname or parts.username or parts.password:
+            continue
+        if parts.path.lower().endswith(_VIDEO_SUFFIXES):
+            continue
+        images.append({"url": url, "alt": item["text"] if item["kind"] == DetailKind.ALT_TEXT else ""})
+    return images
+
+
 def _joins(char: str) -> bool:
     if not char or char.isascii() or char.isspace() or _HIDDEN.match(char):
         return False
@@ -82,6 +110,15 @@ def post_details(post: Any) -> list[dict[str, str]]:
             item = {**item, "label": labels[item["kind"]]}
         shown.append(item)
     return shown
+
+
+@register.filter
+def chosen_time_zone(request: Any) -> str:
+    """The time zone the user chose (or their browser gave the profile); "" when none yet."""
+    from socialitsm.middleware import SESSION_KEY
+
+    session = getattr(request, "session", None)
+    return str(session.get(SESSION_KEY) or "") if session is not None else ""
 
 
 @register.filter

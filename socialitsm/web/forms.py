@@ -13,6 +13,8 @@ from socialitsm.models import Broadcast, Channel, Incident, Network, Post, Reply
 from socialitsm.roles import AGENT_GROUP, LEAD_GROUP
 from socialitsm.selectors import QueueView
 from socialitsm.services.bulk import IncidentAction, PostAction
+from socialitsm.services.incidents import TRANSITIONS
+from socialitsm.services.profiles import SIGNATURE_MAX_CHARS, time_zones
 
 TRIAGE_STATES = (Post.Triage.QUEUED, Post.Triage.IGNORED)
 
@@ -96,11 +98,14 @@ class IncidentUpdateForm(forms.Form):
         queryset=None, required=False, empty_label="(none)", show_hidden_initial=True
     )
 
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
     def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         kwargs.setdefault(
             "initial",
             {
+                "version": incident.version,
                 "state": incident.state,
                 "impact": incident.impact,
                 "urgency": incident.urgency,
@@ -115,15 +120,35 @@ class IncidentUpdateForm(forms.Form):
         _field(self, "service", forms.ModelChoiceField).queryset = Service.objects.filter(
             Q(active=True) | Q(pk=incident.service_id)
         ).order_by("name")
+        if not self.is_bound:
+            # Only the moves the life cycle allows from here; a submitted form takes any state,
+            # so a move made on a page that has gone stale meets the service's own checks.
+            _field(self, "state", forms.ChoiceField).choices = [
+                (incident.state, Incident.State(incident.state).label),
+                *((s.value, s.label) for s in Incident.State if s.value in TRANSITIONS[incident.state]),
+            ]
 
     def changes(self) -> dict[str, Any]:
-        return {name: self.cleaned_data[name] for name in self.changed_data}
+        return {name: self.cleaned_data[name] for name in self.changed_data if name != "version"}
+
+    def seen(self) -> dict[str, Any]:
+        """Each changed field's value as the page showed it (its hidden initial)."""
+        out: dict[str, Any] = {}
+        for name in self.changes():
+            field = self.fields[name]
+            raw = field.hidden_widget().value_from_datadict(self.data, self.files, self.add_initial_prefix(name))
+            try:
+                out[name] = field.clean(raw)
+            except forms.ValidationError:
+                out[name] = None
+        return out
 
 
 class ReplyForm(forms.Form):
     post: forms.ModelChoiceField[Post] = forms.ModelChoiceField(queryset=None)
     visibility = forms.ChoiceField(choices=Reply.Visibility.choices)
     text = forms.CharField(strip=False)
+    confirm_public = forms.BooleanField(required=False, label="Send it publicly anyway")
 
     def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -320,3 +345,36 @@ class IncidentBulkForm(forms.Form):
 
 class PostBulkForm(forms.Form):
     action = forms.ChoiceField(choices=PostAction.choices)
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Internal note",
+        help_text="Agents only; never sent to the poster.",
+    )
+
+
+class ReplyTemplateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        label="Text",
+        help_text="{name}, {handle}, {service}, {incident} and {signature} (the agent's) are filled in; "
+        "{{ and }} are braces.",
+    )
+
+
+class ProfileForm(forms.Form):
+    signature = forms.CharField(
+        max_length=SIGNATURE_MAX_CHARS,
+        required=False,
+        help_text="Public replies end with it, e.g. ^AB, so posters know a person answers.",
+    )
+    time_zone = forms.ChoiceField(required=False, label="Time zone", help_text="Times are shown in it.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _field(self, "time_zone", forms.ChoiceField).choices = [("", "(the browser's)")] + [
+            (name, name) for name in time_zones()
+        ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 from django.urls.converters import StringConverter
 
-from . import broadcasts, notifications, operations, views
+from . import broadcasts, notifications, operations, views, workspace
 
 
 class IncidentNumberConverter(StringConverter):
@@ -75,6 +75,22 @@ urlpatterns = [
         broadcasts.incident_status_post_create,
         name="incident-status-post",
     ),
+    path("incidents/<incident_number:number>/notes/", workspace.incident_note_view, name="incident-note"),
+    path("incidents/<incident_number:number>/presence/", workspace.incident_presence, name="incident-presence"),
+    path("incidents/<incident_number:number>/poster/", workspace.incident_poster, name="incident-poster"),
+    path(
+        "incidents/<incident_number:number>/templates/<int:template_id>/",
+        workspace.reply_template_fill,
+        name="incident-template-fill",
+    ),
+    path("reply-templates/", workspace.reply_template_list_view, name="reply-templates"),
+    path("reply-templates/new/", workspace.reply_template_edit_view, name="reply-template-new"),
+    path("reply-templates/<int:template_id>/", workspace.reply_template_edit_view, name="reply-template-edit"),
+    path(
+        "reply-templates/<int:template_id>/delete/", workspace.reply_template_delete_view, name="reply-template-delete"
+    ),
+    path("profile/", workspace.profile_view, name="profile"),
+    path("profile/time-zone/", workspace.profile_time_zone_view, name="profile-time-zone"),
     path("posts/", views.triage, name="triage"),
     path("posts/<int:pk>/promote/", views.post_promote_view, name="post-promote"),
     path("posts/<int:pk>/route/", views.post_route_retry_view, name="post-route-retry"),

@@ -28,14 +28,15 @@ from django_htmx.middleware import HtmxDetails
 
 from socialitsm import selectors
 from socialitsm.conf import conf
-from socialitsm.exceptions import ApplicationError
-from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, SavedView, Service, SlaClock
+from socialitsm.exceptions import ApplicationError, PrivateDataError
+from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, ReplyTemplate, SavedView, Service, SlaClock
 from socialitsm.pagination import KeyedPaginator
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.bulk import BulkResult, IncidentAction, PostAction, incidents_bulk_change, posts_bulk_triage
 from socialitsm.services.incidents import incident_assign, incident_update
 from socialitsm.services.itsm_sync import itsm_link_retry_for_agent
 from socialitsm.services.major import incident_merge, incident_unmerge, major_open, major_unlink
+from socialitsm.services.profiles import profile_of, signature_separator
 from socialitsm.services.replies import reply_cancel, reply_options, reply_queue, reply_retry
 from socialitsm.services.routing import post_label, post_promote, post_promote_proposal, post_routing_retry
 from socialitsm.services.saved_views import saved_view_create, saved_view_delete
@@ -48,6 +49,7 @@ from .forms import (
     IncidentBulkForm,
     IncidentSelectionForm,
     IncidentUpdateForm,
+    NoteForm,
     PostBulkForm,
     PromoteForm,
     QueueFilterForm,
@@ -467,14 +469,29 @@ def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str
                 "direct_refusal": options.direct_refusal,
                 "public_audience": options.public_audience,
                 "direct_audience": options.direct_audience,
+                "signature_separator": signature_separator(post.network),
             }
         )
     return targets, selectors.reply_default_post(incident, posts)
 
 
+def _media_allowed(response: HttpResponse) -> HttpResponse:
+    """The site's Content-Security-Policy (settings.CONTENT_SECURITY_POLICY, directive -> value)
+    with images allowed from https sources: posts' images are shown from where the networks
+    host them, https only (no mixed content), and never fetched by this server."""
+    policy = dict(getattr(settings, "CONTENT_SECURITY_POLICY", {}) or {})
+    if policy:
+        sources = [s for s in str(policy.get("img-src", "'self'")).split() if s not in ("https:", "http:", "*")]
+        policy["img-src"] = " ".join([*sources, "https:"])
+        response.headers["Content-Security-Policy"] = "; ".join(f"{k} {v}".strip() for k, v in policy.items())
+    return response
+
+
 @require_GET
 @agent_required
 def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
+    from .workspace import poster_context, presence_context
+
     incident = _incident_get(number)
     show_all = request.GET.get("posts") == "all"
     posts, posts_hidden = selectors.incident_posts_shown(incident, latest=None if show_all else INCIDENT_PAGE_POSTS)
@@ -499,6 +516,14 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "reply_chosen": chosen,
         "reply_visibility": visibility,
         "reply_text": draft.get("text", ""),
+        "reply_warning": draft.get("warning", ""),
+        "reply_findings": draft.get("findings", []),
+        "reply_templates": list(ReplyTemplate.objects.order_by("name", "pk").only("pk", "name")),
+        "signature": profile_of(request.user).signature,
+        "notes": list(selectors.incident_notes(incident)),
+        "note_form": NoteForm(),
+        **presence_context(incident, request.user),
+        **poster_context(incident),
         "reply_allowed": incident.state not in (Incident.State.CLOSED, Incident.State.CANCELED),
         "visibilities": Reply.Visibility.choices,
         "events": selectors.incident_events(incident),
@@ -507,7 +532,7 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "merged_here": list(incident.merged.order_by("pk").only("pk", "number", "short_description")),
         **_major_context(incident),
     }
-    return render(request, "socialitsm/incident.html", context)
+    return _media_allowed(render(request, "socialitsm/incident.html", context))
 
 
 def _clocks_view(incident: Incident) -> list[dict[str, Any]]:
@@ -556,7 +581,13 @@ def incident_update_view(request: HttpRequest, number: str) -> HttpResponse:
         messages.info(request, "Nothing changed.")
         return redirect("socialitsm:incident", number=number)
     try:
-        incident_update(incident=incident, actor=request.user, **changes)
+        incident_update(
+            incident=incident,
+            actor=request.user,
+            version=form.cleaned_data["version"],
+            seen=form.seen(),
+            **changes,
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -582,6 +613,7 @@ def incident_assign_view(request: HttpRequest, number: str) -> HttpResponse:
 def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
     form = ReplyForm(request.POST, incident=incident)
+    warning, findings = "", []
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -591,7 +623,11 @@ def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
                 text=data["text"],
                 visibility=data["visibility"],
                 agent=request.user,
+                sign=True,
+                confirm_public=data["confirm_public"],
             )
+        except PrivateDataError as exc:
+            warning, findings = exc.message, [text for _, text in exc.findings]
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
@@ -604,6 +640,8 @@ def incident_reply_view(request: HttpRequest, number: str) -> HttpResponse:
         "post": form.cleaned_data["post"].pk if form.cleaned_data.get("post") else None,
         "visibility": form.cleaned_data.get("visibility", ""),
         "text": request.POST.get("text", "").replace("\r\n", "\n"),
+        "warning": warning,
+        "findings": findings,
     }
     return redirect("socialitsm:incident", number=number)
 

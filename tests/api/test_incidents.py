@@ -212,7 +212,9 @@ def test_detail_by_number(agent_api, agent, network_team, queue):
             "replies": "http://testserver/api/v1/incidents/INC0000201/replies/",
         },
         "itsm_links": [],
+        "version": 1,
     }
+    assert response["ETag"] == '"1"'
 
 
 def test_detail_of_unknown_number_is_404(agent_api, queue):

@@ -55,6 +55,9 @@ PATHS = {
     "/api/v1/notifications/{id}/": {"get"},
     "/api/v1/notifications/{id}/read/": {"post"},
     "/api/v1/reports/sla/incidents/": {"get"},
+    "/api/v1/incidents/{number}/notes/": {"get", "post"},
+    "/api/v1/reply-templates/": {"get", "post"},
+    "/api/v1/reply-templates/{id}/": {"get", "put", "patch", "delete"},
 }
 
 
@@ -184,7 +187,7 @@ def test_every_agent_operation_documents_401_and_403(schema):
     [
         ("get", "/api/v1/incidents/", {"200", "400", "401", "403", "404", "429"}),
         ("get", "/api/v1/incidents/{number}/", {"200", "401", "403", "404", "429"}),
-        ("patch", "/api/v1/incidents/{number}/", {"200", "400", "401", "403", "404", "429"}),
+        ("patch", "/api/v1/incidents/{number}/", {"200", "400", "401", "403", "404", "412", "429"}),
         ("get", "/api/v1/services/", {"200", "401", "403", "404", "429"}),
         (
             "post",

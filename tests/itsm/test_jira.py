@@ -198,3 +198,18 @@ def test_pull_maps_the_status_name(created, http_mock):
     created.incident.refresh_from_db()
     assert (created.incident.state, link.remote_status) == ("resolved", "Resolved")
     assert link.remote_updated_at == NOW + timedelta(minutes=30)
+
+
+def test_internal_note_is_a_non_public_jsm_comment(created, http_mock, agent):
+    from socialitsm.services.notes import note_add
+
+    http_mock.post(f"{REQUEST}/10542/comment", status=201, json={"id": "1002", "public": False})
+    note = note_add(incident=created.incident, author=agent, text="Network team is on the VPN concentrator.")
+    itsm_link_sync(link=created)
+    assert [body(c) for c in http_mock.calls] == [
+        {
+            "body": "Internal note by agent.anna (not sent to the poster):\n\nNetwork team is on the VPN concentrator.",
+            "public": False,
+        }
+    ]
+    assert created.deliveries.get(event__new_value=f"note {note.pk}").remote_ref == "1002"

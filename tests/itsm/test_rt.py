@@ -281,3 +281,19 @@ def test_rt_refuses_a_parent_ticket_that_does_not_exist(rt, connection, incident
     assert caught.value.message == (
         f"RT refused AddMemberOf 99999999 on ticket {link.remote_id}: Couldn't resolve '99999999' into a link."
     )
+
+
+def test_internal_note_is_an_rt_comment_never_correspondence(rt, connection, incident, agent):
+    from socialitsm.services.notes import note_add
+
+    itsm_tick()
+    link = ItsmLink.objects.get()
+    note_add(incident=incident, author=agent, text="Poster is on the Berlin site; VPN pool B.")
+    itsm_tick()
+    link.refresh_from_db()
+    assert link.status == "ok", link.last_error
+    kinds = [h["Type"] for h in rt_history(rt, link.remote_id) if h["Type"] in ("Correspond", "Comment")]
+    assert kinds == ["Comment"]
+    assert rt_contents(rt, link.remote_id)[-1] == (
+        "Internal note by agent.anna (not sent to the poster):\n\nPoster is on the Berlin site; VPN pool B."
+    )

@@ -240,3 +240,16 @@ def test_pull_applies_the_suite_resolution(created, http_mock):
     )
     assert itsm_link_sync(link=link).status == "ok"
     assert [c.request.method for c in http_mock.calls] == ["GET"]
+
+
+def test_internal_note_is_a_work_note_sent_once(created, http_mock, agent):
+    from socialitsm.services.notes import note_add
+
+    http_mock.patch(f"{TABLE}/{SYS_ID}", json={"result": RECORD})
+    note_add(incident=created.incident, author=agent, text="Caller is the CFO; keep it short.")
+    itsm_link_sync(link=created)
+    assert [body(c) for c in http_mock.calls] == [
+        {"work_notes": "Internal note by agent.anna (not sent to the poster):\n\nCaller is the CFO; keep it short."}
+    ]
+    itsm_link_sync(link=created)
+    assert len(http_mock.calls) == 1

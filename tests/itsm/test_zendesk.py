@@ -196,3 +196,21 @@ def test_zendesk_webhook_signature_with_non_ascii_characters_is_refused(connecti
     adapter = adapter_for(connection)
     headers = {"X-Zendesk-Webhook-Signature": "sig\xe9", "X-Zendesk-Webhook-Signature-Timestamp": "17326\xe9"}
     assert not adapter.webhook_signature_valid(headers, b'{"ticket_id": "4711"}')
+
+
+def test_internal_note_is_a_private_zendesk_comment(created, http_mock, agent):
+    from socialitsm.services.notes import note_add
+
+    http_mock.put(f"{TICKETS}/4711", json={"ticket": TICKET, "audit": {"id": 90102}})
+    note_add(incident=created.incident, author=agent, text="Asked for their office by DM.")
+    itsm_link_sync(link=created)
+    assert [body(c) for c in http_mock.calls] == [
+        {
+            "ticket": {
+                "comment": {
+                    "body": "Internal note by agent.anna (not sent to the poster):\n\nAsked for their office by DM.",
+                    "public": False,
+                }
+            }
+        }
+    ]

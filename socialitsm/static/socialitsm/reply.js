@@ -1,5 +1,7 @@
 // Reply box: a live counter in the unit of the network being answered (characters, graphemes
-// or X's weighted characters), and the network's reason when it would refuse a public reply.
+// or X's weighted characters), counting the agent's signature on public replies; canned
+// replies filled in by the server for the post answered; and the network's reason when it
+// would refuse a public reply.
 (function () {
   "use strict";
 
@@ -39,6 +41,9 @@
     var network = counter.querySelector("[data-network]");
     var refusal = form.querySelector("[data-reply-refusal]");
     var audience = form.querySelector("[data-reply-audience]");
+    var templates = form.querySelector("[data-reply-template]");
+    var templateError = form.querySelector("[data-reply-template-error]");
+    var signature = form.dataset.signature || "";
 
     function chosen() {
       return select.options[select.selectedIndex];
@@ -48,10 +53,23 @@
       return form.querySelector('[data-reply-visibility][value="' + value + '"]');
     }
 
+    // What the server sends: a public reply ends with the signature, in the network's style.
+    function outgoing() {
+      var option = chosen();
+      var body = text.value.replace(/\s+$/, "");
+      var isPublic = radio("public") && radio("public").checked;
+      if (!isPublic || !signature || body.slice(-signature.length) === signature) return body;
+      return body + (option.dataset.signatureSeparator || "\n") + signature;
+    }
+
     function update() {
       var option = chosen();
       var limit = parseInt(option.dataset.limit, 10);
-      var used = measure(text.value, option.dataset.unit || "characters");
+      var unit = option.dataset.unit || "characters";
+      var used = measure(outgoing(), unit);
+      if (unit === "characters") {
+        text.maxLength = Math.max(0, limit - (measure(outgoing(), unit) - measure(text.value, unit)));
+      }
       count.textContent = String(used);
       counter.classList.toggle("near", used > limit * 0.9 && used <= limit);
       counter.classList.toggle("over", used > limit);
@@ -90,11 +108,42 @@
       audience.hidden = !said;
     }
 
+    function fill() {
+      var id = templates.value;
+      if (templateError) templateError.hidden = true;
+      if (!id) return;
+      var url = form.dataset.templateUrl.replace(/\/0\/$/, "/" + encodeURIComponent(id) + "/");
+      fetch(url + "?post=" + encodeURIComponent(select.value), {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      })
+        .then(function (response) {
+          return response.json().then(function (data) {
+            return { ok: response.ok, data: data };
+          });
+        })
+        .then(function (answer) {
+          if (!answer.ok) throw new Error(answer.data.error || "The template could not be filled in.");
+          text.value = answer.data.text;
+          update();
+          text.focus();
+        })
+        .catch(function (error) {
+          if (!templateError) return;
+          templateError.textContent = error.message;
+          templateError.hidden = false;
+        });
+    }
+
     text.addEventListener("input", update);
     select.addEventListener("change", retarget);
     form.querySelectorAll("[data-reply-visibility]").forEach(function (input) {
-      input.addEventListener("change", describe);
+      input.addEventListener("change", function () {
+        describe();
+        update();
+      });
     });
+    if (templates) templates.addEventListener("change", fill);
     update();
   }
 

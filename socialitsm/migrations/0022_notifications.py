@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('socialitsm', '0026_queue_views'),
+        ('socialitsm', '0021_queue_views'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

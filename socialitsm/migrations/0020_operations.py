@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('socialitsm', '0023_scale_retention'),
+        ('socialitsm', '0019_scale_retention'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

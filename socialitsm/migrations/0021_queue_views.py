@@ -37,7 +37,7 @@ def search_indexes_drop(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('socialitsm', '0025_operations'),
+        ('socialitsm', '0020_operations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
