@@ -1085,7 +1085,6 @@ def poster_incidents(incident: Incident) -> QuerySet[Incident]:
         Incident.objects.filter(Q(author__in=authors) | Q(pk__in=posted_in))
         .exclude(pk=incident.pk)
         .select_related("service", "assignee")
-        .annotate(post_count=Count("posts"))
         .order_by("-opened_at", "-pk")
     )
 

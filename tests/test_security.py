@@ -18,6 +18,7 @@ from socialitsm.models import (
     ItsmLink,
     Post,
     Reply,
+    ReplyTemplate,
     Service,
     SlaCalendar,
     SlaPolicy,
@@ -79,8 +80,10 @@ def world(agent) -> dict[str, dict[str, Any]]:
     service = Service.objects.order_by("pk").first()
     assert service is not None
     broadcast = Broadcast.objects.create(incident=incident, text="We know", created_by=agent)
+    template = ReplyTemplate.objects.create(name="Sorry", text="Sorry, {name}")
     pks = {
         "broadcast": broadcast.pk,
+        "template": template.pk,
         "post": post.pk,
         "reply": reply.pk,
         "itsm-link": link.pk,
@@ -103,6 +106,8 @@ def _url(name: str, route: str, world: dict[str, dict[str, Any]]) -> str:
         kwargs["reply_id"] = world["pks"]["reply"]
     if "broadcast_id" in route:
         kwargs["broadcast_id"] = world["pks"]["broadcast"]
+    if "template_id" in route:
+        kwargs["template_id"] = world["pks"]["template"]
     if "pk>" in route:
         kwargs["pk"] = world["pks"][base] if base in world["pks"] else world["pks"]["post"]
     if "slug" in route:
