@@ -188,3 +188,40 @@ def test_webhook_ids_become_unique_per_channel_and_back():
     assert set(Post.objects.filter(network="webhook").values_list("author_id", flat=True)) == {shared.pk}
     assert Incident.objects.get().author_id == shared.pk
     MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_catalogue_languages_add_names_without_overwriting_edits_and_back():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("socialitsm", "0018_service_description")], [("socialitsm", "0026_catalogue_languages")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("socialitsm", "Service")
+    old.objects.filter(slug="email").update(name="Mail and calendars", aliases=["Outlook"])
+    old.objects.filter(slug="printer").update(aliases=["Kyocera", "IMPRIMANTE"])
+    old.objects.create(slug="courier", name="Courier desk", aliases=["post room"])
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("socialitsm", "Service")
+    aliases = dict(new.objects.values_list("slug", "aliases"))
+    assert aliases["email"] == ["Outlook"]  # renamed by an admin: left alone
+    assert aliases["courier"] == ["post room"]
+    assert aliases["printer"][:2] == ["Kyocera", "IMPRIMANTE"]
+    assert "imprimante" not in aliases["printer"]  # already there in other case
+    assert {"Drucker", "impresora", "imprimer"} <= set(aliases["printer"])
+    assert {"mot de passe", "Passwort", "contraseña", "password"} <= set(aliases["sso"])
+    assert aliases["sso"][:3] == ["SSO", "login", "log in"]
+    assert len(aliases["wifi"]) == len(set(aliases["wifi"]))
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("socialitsm", "Service")
+    aliases = dict(old.objects.values_list("slug", "aliases"))
+    assert aliases["printer"] == ["Kyocera", "IMPRIMANTE"]
+    assert aliases["email"] == ["Outlook"]
+    assert "mot de passe" not in aliases["sso"]
+    old.objects.filter(slug="courier").delete()
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

@@ -1,8 +1,15 @@
-"""Detection of catalogue services (names, aliases, one-typo variants) in post text."""
+"""Detection of catalogue services (names, aliases, one-typo variants) in post text.
+
+Names and text are compared without case or accents ("contrasena" finds "contraseña"); a word of
+four letters or more also matches with a plural or inflected ending ("imprimantes", "Druckern",
+"portátiles"), and in German posts a name also matches inside a compound ("Druckerproblem",
+"Firmenlaptop"), the last part of the compound first ("Netzwerkdrucker" is a printer).
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -11,6 +18,26 @@ from pathlib import Path
 
 _FUZZY_MIN_LEN = 5
 _TOKEN = re.compile(r"[^\W\d_]{4,}")
+# Endings a name of this many letters or more may take: plurals and the common inflections of
+# the four languages posts are written in ("mails", "e-mails", "Druckern", "portales").
+_INFLECTED_MIN_LEN = 4
+_ENDINGS = r"(?:s|es|e|n|en)?"
+# Compounds: the name at least this long, the rest of the word at least this long.
+_COMPOUND_MIN_NAME = 4
+_COMPOUND_MIN_REST = 3
+_COMPOUND_WORD = re.compile(r"[^\W\d_]{7,}")
+_COMPOUND_LANGUAGES = frozenset({"de"})
+# Accented Latin letters fold to their base letter, one character for one, so offsets stay valid.
+_FOLD = {
+    code: base
+    for code in range(0xC0, 0x250)
+    if (base := unicodedata.normalize("NFD", chr(code))[0]) != chr(code) and base.isascii()
+}
+
+
+def fold(lowered: str) -> str:
+    """`lowered` without accents, of the same length ("contraseña" -> "contrasena")."""
+    return lowered.translate(_FOLD) if not lowered.isascii() else lowered
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,33 +60,53 @@ class ServiceMatch:
 class Matcher:
     """Finds the first catalogue service mentioned in lowercased text."""
 
-    __slots__ = ("_aliases", "_lengths", "_pattern", "_variants")
+    __slots__ = ("_aliases", "_compounds", "_groups", "_lengths", "_pattern", "_variants")
 
     def __init__(self, catalogue: Sequence[ServiceEntry]) -> None:
         self._aliases: dict[str, tuple[str, str]] = {}
         for entry in catalogue:
             for name in entry.names:
-                key = " ".join(str(name).lower().split())
+                key = fold(" ".join(str(name).lower().split()))
                 if key:
                     self._aliases.setdefault(key, (entry.slug, name))
-        self._pattern = _alias_pattern(self._aliases)
+        self._pattern, self._groups = _alias_pattern(self._aliases)
+        self._compounds = frozenset(key for key in self._aliases if len(key) >= _COMPOUND_MIN_NAME and key.isalpha())
         self._variants = _typo_index(self._aliases)
         self._lengths = range(
             min(map(len, self._variants), default=0),
             max(map(len, self._variants), default=0) + 2,
         )
 
-    def find(self, text: str, lowered: str) -> ServiceMatch | None:
-        """Earliest exact alias (longest at its position), else the earliest one-typo word.
+    def find(self, text: str, lowered: str, lang: str | None = None) -> ServiceMatch | None:
+        """Earliest alias (longest at its position; any case, accents or inflected ending), else
+        in German the earliest compound holding one, else the earliest one-typo word.
 
-        `lowered` is `text.lower()`; `text` only supplies the spelling shown in reasons.
+        `lowered` is `text.lower()`; `text` only supplies the spelling shown in reasons; `lang`
+        is the post's ISO code or None.
         """
+        folded = fold(lowered)
         if self._pattern is not None:
-            match = self._pattern.search(lowered)
+            match = self._pattern.search(folded)
             if match:
-                slug, name = self._aliases[" ".join(match.group().split())]
+                slug, name = self._aliases[self._groups[match.lastgroup or ""]]
                 return ServiceMatch(slug, name, _written(text, lowered, match))
-        return self._find_typo(text, lowered) if self._variants else None
+        if self._compounds and lang and lang[:2].lower() in _COMPOUND_LANGUAGES:
+            found = self._find_compound(text, lowered, folded)
+            if found is not None:
+                return found
+        return self._find_typo(text, folded) if self._variants else None
+
+    def names(self, lowered: str) -> bool:
+        """Whether lowercased text holds one of the catalogue's names or aliases (exactly, not a typo)."""
+        return self._pattern is not None and self._pattern.search(fold(lowered)) is not None
+
+    def _find_compound(self, text: str, lowered: str, folded: str) -> ServiceMatch | None:
+        for match in _COMPOUND_WORD.finditer(folded):
+            key = _compound_part(match.group(), self._compounds)
+            if key is not None:
+                slug, name = self._aliases[key]
+                return ServiceMatch(slug, name, _written(text, lowered, match))
+        return None
 
     def _find_typo(self, text: str, lowered: str) -> ServiceMatch | None:
         known = _dictionary()
@@ -110,13 +157,39 @@ def _cached_matcher(catalogue: tuple[ServiceEntry, ...]) -> Matcher:
     return Matcher(catalogue)
 
 
-def _alias_pattern(aliases: dict[str, tuple[str, str]]) -> re.Pattern[str] | None:
+def _alias_pattern(aliases: dict[str, tuple[str, str]]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    """One regex for every alias, a named group each, and the alias key per group name."""
     if not aliases:
-        return None
+        return None, {}
     # Longest first so that, at one position, "outlook web access" wins over "outlook".
     ordered = sorted(aliases, key=len, reverse=True)
-    body = "|".join(r"\s+".join(map(re.escape, key.split())) for key in ordered)
-    return re.compile(rf"(?<!\w)(?:{body})(?!\w)")
+    groups = {f"a{i}": key for i, key in enumerate(ordered)}
+    body = "|".join(f"(?P<{group}>{_key_pattern(key)})" for group, key in groups.items())
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)"), groups
+
+
+def _key_pattern(key: str) -> str:
+    words = []
+    for word in key.split():
+        inflected = len(word) >= _INFLECTED_MIN_LEN and word[-1].isalpha()
+        words.append(re.escape(word) + (_ENDINGS if inflected else ""))
+    return r"\s+".join(words)
+
+
+def _compound_part(word: str, names: frozenset[str]) -> str | None:
+    """The catalogue name a compound word ends with (its head), else the one it starts with."""
+    for start in range(_COMPOUND_MIN_REST, len(word) - _COMPOUND_MIN_NAME + 1):
+        tail = word[start:]
+        for ending in ("", "s", "n", "en", "e"):
+            if ending and not tail.endswith(ending):
+                continue
+            key = tail[: len(tail) - len(ending)]
+            if key in names:
+                return key
+    for end in range(len(word) - _COMPOUND_MIN_REST, _COMPOUND_MIN_NAME - 1, -1):
+        if word[:end] in names:
+            return word[:end]
+    return None
 
 
 def _typo_index(aliases: dict[str, tuple[str, str]]) -> dict[str, tuple[str, ...]]:

@@ -46,6 +46,7 @@ NAMED_FEATURES = (
     "trouble",
     "repeat",
     "positive",
+    "elsewhere",
     "mention",
     "url",
     "question",

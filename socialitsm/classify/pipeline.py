@@ -19,7 +19,7 @@ from .rules import Hit, scan
 from .sentiment import Polarities, polarities
 from .text import Clean, normalise
 
-RULE_KINDS = ("outage", "sarcasm", "frustration", "trouble", "repeat", "positive")
+RULE_KINDS = ("outage", "sarcasm", "frustration", "trouble", "repeat", "positive", "elsewhere")
 # Cues counted per kind are capped so a post that repeats "down" 1,000 times is not 1,000 times surer.
 _MAX_CUES_PER_KIND = 3
 _SHOUTING = re.compile(r"\b[A-Z]{4,}\b")
@@ -36,6 +36,7 @@ class Prepared:
     hits: tuple[Hit, ...]
     service: ServiceMatch | None
     dense: list[float]
+    lang: str | None = None
 
     @property
     def sarcastic(self) -> bool:
@@ -50,11 +51,14 @@ class PreparedBatch:
     dense: FloatArray  # (posts, DENSE_FEATURES)
 
 
-def prepare(text: object, matcher: Matcher) -> Prepared:
+def prepare(text: object, matcher: Matcher, lang: str | None = None) -> Prepared:
     clean = normalise(text)
-    hits = tuple(scan(clean.lowered, clean.tags))
-    service = matcher.find(clean.text, clean.lowered) if clean.text else None
-    return Prepared(clean, hits, service, _dense_row(clean, hits))
+    # A provider the organisation lists in its catalogue (its own Zoom, its AWS) is its service.
+    hits = tuple(
+        hit for hit in scan(clean.lowered, clean.tags) if hit.kind != "elsewhere" or not matcher.names(hit.cue)
+    )
+    service = matcher.find(clean.text, clean.lowered, lang) if clean.text else None
+    return Prepared(clean, hits, service, _dense_row(clean, hits), lang)
 
 
 def prepare_many(texts: Iterable[object], matcher: Matcher, languages: Sequence[str | None] = ()) -> PreparedBatch:
@@ -62,7 +66,7 @@ def prepare_many(texts: Iterable[object], matcher: Matcher, languages: Sequence[
 
     `languages` holds an ISO code or None per text, or is empty when no language is known.
     """
-    posts = [prepare(text, matcher) for text in texts]
+    posts = [prepare(text, matcher, languages[i] if i < len(languages) else None) for i, text in enumerate(texts)]
     batch = grams([post.clean.lowered for post in posts])
     mood = polarities(batch, languages)
     dense = np.array([post.dense for post in posts], dtype=np.float32).reshape(len(posts), len(DENSE_FEATURES))
@@ -126,7 +130,10 @@ def understand(posts: Sequence[Prepared], catalogue: Sequence[ServiceEntry]) -> 
         context = reference.max(axis=1)
         matcher = matcher_for(REFERENCE_CATALOGUE)
         alias = np.array(
-            [bool(post.clean.text) and matcher.find(post.clean.text, post.clean.lowered) is not None for post in posts],
+            [
+                bool(post.clean.text) and matcher.find(post.clean.text, post.clean.lowered, post.lang) is not None
+                for post in posts
+            ],
             dtype=np.float32,
         )
     return Meaning(vectors, readable, it, thanks, off, services, similarity, matched, context.astype(np.float32), alias)

@@ -19,6 +19,7 @@ WEIGHTS: dict[str, float] = {
     "trouble": 1.2,
     "repeat": 0.8,
     "positive": -1.6,
+    "elsewhere": -1.5,
 }
 LABELS: dict[str, str] = {
     "outage": "outage word",
@@ -27,6 +28,7 @@ LABELS: dict[str, str] = {
     "trouble": "trouble word",
     "repeat": "repeat",
     "positive": "positive cue",
+    "elsewhere": "another company's service",
     "urgency": "urgency",
 }
 SARCASM_TAGS = frozenset({"not", "sarcasm", "sarcastic", "irony", "thanksfornothing"})
@@ -108,6 +110,7 @@ _WORD_CUES: dict[str, tuple[str, ...]] = {
         impossible de (?:se |me )?(?:connecter|co|accéder|imprimer|ouvrir)
         geht(?: \w+){0,3} nicht
         funktioniert(?: \w+){0,3} nicht
+        nicht (?:mehr )?(?:funktioniert|geht|läuft)
         kaputt
         ausgefallen
         ausfall
@@ -116,6 +119,7 @@ _WORD_CUES: dict[str, tuple[str, ...]] = {
         abgestürzt
         stürzt(?: \w+)? ab
         kein (?:internet|netz|wlan|zugriff)
+        plus (?:de|d'|aucun) ?(?:réseau|wifi|wi-fi|connexion|internet|accès|mail|mails)
         keine verbindung
         nicht erreichbar
         no funciona
@@ -123,6 +127,7 @@ _WORD_CUES: dict[str, tuple[str, ...]] = {
         no anda
         caíd[oa]
         se (?:ha )?cayó
+        se (?:ha |han )?ca(?:e|en|ído)
         no carga
         no responde
         no puedo (?:entrar|conectar(?:me)?|acceder|iniciar sesión|imprimir)
@@ -302,6 +307,47 @@ _URGENCY_CUES = _lines(
     caíd[oa]
     """
 )
+# Praise that only reads as irony next to a failure ("Great, the VPN dropped again", "Na toll,
+# Drucker kaputt", "Génial, plus de réseau", "me encanta cuando se cae el correo", "🙄"): counted
+# as sarcasm only when the post also has an outage or repeat cue and no sign that something was
+# fixed (unless it broke again).
+_IRONY = re.compile(
+    r"(?<!\w)(?:"
+    r"(?:oh,? |just |how |so )?(?:great|perfect|wonderful|fantastic|brilliant|lovely|awesome|amazing|terrific|super"
+    r"|superb|excellent|splendid|marvell?ous|nice one|good job|well done)(?: stuff| job)?\s*(?:[,!…]|\.{2,}|\s-)"
+    r"|(?:i |you )?(?:just |gotta |got to |(?:don'?t )?you just |really )?love (?:it )?(?:when|how|that)"
+    r"|thanks? (?:a lot|so much|again|a bunch|heaps)(?=,? (?:it|for|the|@|our|my|to|you))"
+    r"|cheers for that|my favou?rite|what a (?:great|lovely|fantastic|wonderful|perfect|fun) (?:start|way|day|morning|week)"
+    r"|nothing (?:like|beats)|living the dream|fun times|love to see it|best \w+ ever|10/10|/s"
+    r"|(?:oh,? )?(?:génial|super|parfait|merveilleux|magnifique|formidable|top|bravo|chapeau|trop bien|trop top)"
+    r"\s*(?:[,!…]|\.{2,}|\s-)"
+    r"|j'adore (?:quand|comment|le fait que|ce|ces)|quel bonheur|quelle joie|quel plaisir|merci (?:beaucoup|bien|encore)"
+    r"(?=,? (?:la|le|les|pour|à|au|aux|@))|vive (?:le|la|les)|c'est beau|on adore"
+    r"|(?:na |oh,? |echt |wie )?(?:toll|super|klasse|prima|herrlich|wunderbar|perfekt|großartig|spitze|genial|bravo)"
+    r"\s*(?:[,!…]|\.{2,}|\s-)"
+    r"|na (?:toll|super|klasse|prima|bravo)|ich liebe es,? wenn|(?:vielen )?dank auch|läuft bei uns|juhu|wie schön"
+    r"|(?:oh,? |qué )?(?:genial|perfecto|maravilloso|estupendo|fantástico|magnífico|bravo|maravilla)\s*(?:[,!…]|\.{2,}|\s-)"
+    r"|me encanta (?:cuando|que|cómo|como)|qué (?:ilusión|alegría|gusto|bien)|(?:muchas )?gracias por (?:tanto|nada)"
+    r"|mil gracias,? (?:por|a|al)|olé"
+    r")(?!\w)"
+)
+_IRONY_EMOJI = ("🙄", "🙃", "😒", "👏")
+_FIX_CUE = re.compile(r"fix|resol|sort|solv|work|back|running|répar|fonctionne|geht|funktion|funciona|arregl")
+# Well-known consumer and public services, and providers whose outages make the news: a failure
+# there is another company's outage, not a service the organisation runs (a catalogue that names
+# one of them takes it back: pipeline.prepare).
+_ELSEWHERE = re.compile(
+    r"(?<!\w)(?:netflix|spotify|youtube|disney\+|disney plus|hulu|prime video|twitch|playstation(?: network)?|psn"
+    r"|xbox(?: live)?|nintendo|fortnite|roblox|discord|reddit|twitter|instagram|facebook|whatsapp|tiktok|snapchat"
+    r"|chatgpt|tinder|aws|amazon web services|us-east-1|cloudflare|fastly|akamai|crowdstrike|amazon|ebay|uber"
+    r"|uber eats|lyft|deliveroo|just eat|glovo|cabify|airbnb|booking\.com|ryanair|easyjet|lufthansa|iberia"
+    r"|air france|sncf(?: connect)?|ratp|deutsche bahn|db navigator|renfe|ouigo|paypal|revolut|n26|bizum|sparkasse"
+    r"|bbva|santander|caixabank|livebox|freebox|sfr|bouygues|vodafone|telekom|movistar|verizon|comcast|xfinity"
+    r"|at&t|virgin media|impots\.gouv|ameli|doctolib|elster|agencia tributaria"
+    r"|(?:my|mon|ma|mein|meine|meiner|mi) (?:bank(?:ing)?[- ]app|banque|bank|banco)|banking[- ]app"
+    r"|appli (?:bancaire|de ma banque)|app del banco|half the internet|la moitié d'internet|das halbe internet"
+    r"|medio internet|media internet)(?!\w)"
+)
 _EMOTICONS = re.compile(
     r"(?P<frustration>>?[:;=]'?-?\(+|:-?/(?!/)|-_-)"
     r"|(?P<positive>(?<!\w)[:;=]-?[)d](?!\w))"
@@ -362,7 +408,23 @@ def scan(lowered: str, tags: frozenset[str] = frozenset()) -> list[Hit]:
     if not lowered.isascii():
         hits.extend(_emoji_hits(lowered))
     hits.extend(Hit("sarcasm", "#" + tag) for tag in sorted(tags & SARCASM_TAGS))
+    hits.extend(_irony_hits(lowered, hits))
+    hits.extend(Hit("elsewhere", cue) for cue in dict.fromkeys(m.group() for m in _ELSEWHERE.finditer(lowered)))
     return hits
+
+
+def _irony_hits(lowered: str, hits: list[Hit]) -> list[Hit]:
+    """Praise or an eye-roll next to a failure, where nothing says the failure is over."""
+    kinds = {hit.kind for hit in hits}
+    if not kinds & {"outage", "repeat"}:
+        return []
+    fixed = any(hit.kind == "positive" and _FIX_CUE.search(hit.cue) for hit in hits)
+    if fixed and "repeat" not in kinds:
+        return []
+    said = {hit.cue for hit in hits if hit.kind == "sarcasm"}
+    cues = [match.group().strip(" ,!.…-") for match in _IRONY.finditer(lowered)]
+    cues.extend(emoji for emoji in _IRONY_EMOJI if emoji in lowered)
+    return [Hit("sarcasm", cue) for cue in dict.fromkeys(cues) if cue and not any(old in cue for old in said)]
 
 
 def urgency_cues(lowered: str) -> tuple[str, ...]:

@@ -124,7 +124,7 @@ PROCESS = [
     "Called the IT hotline four times this morning, nobody ever picks up.",
 ]
 INDIRECT = [
-    ("The page where I type my company password keeps rejecting it, although it is correct.", "sso"),
+    ("My company account keeps asking for the authentication code and then rejects it.", "sso"),
     ("The camera and screen in the boardroom do not work, our client call is in 5 minutes.", "video"),
     ("The big machine on floor 2 that copies and scans jams on every single page, nothing comes out.", "printer"),
 ]
