@@ -195,7 +195,7 @@ def test_catalogue_languages_add_names_without_overwriting_edits_and_back():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("socialitsm", "0018_service_description")], [("socialitsm", "0026_catalogue_languages")]
+    before, after = [("socialitsm", "0023_incident_workspace")], [("socialitsm", "0024_catalogue_languages")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps.get_model("socialitsm", "Service")

@@ -242,6 +242,6 @@ def remove_aliases(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("socialitsm", "0018_service_description")]
+    dependencies = [("socialitsm", "0023_incident_workspace")]
 
     operations = [migrations.RunPython(add_aliases, remove_aliases)]
