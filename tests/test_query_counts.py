@@ -99,5 +99,6 @@ def test_incident_page_queries_do_not_grow_with_its_posts(web, django_assert_max
         response = web.get(url)
 
     assert response.status_code == 200
-    assert few <= 20
+    # The page also reads notes, canned replies, the poster's history and the viewer's profile.
+    assert few <= 24
     assert Incident.objects.get(pk=incident.pk).post_count == Post.objects.filter(incident=incident).count() == 7

@@ -36,9 +36,11 @@ def agent_user():
     return user
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def chromium() -> Iterator[object]:
-    """One Chromium for the module; each test opens contexts of its own."""
+    """One Chromium per test, started after the test's database is set up: Playwright's sync API
+    runs an event loop in this thread, and a database connection looked up while it runs is not
+    the one the serialized rollback reloads the migrations' rows into."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls made by
