@@ -86,8 +86,10 @@ class CappedPaginator(KeyedPaginator):
 
 
 class KeyedPageNumberPagination(PageNumberPagination):
-    """The API's page-number pagination (`?page=`, `count`, `next`, `previous`), keyed pages."""
+    """The API's page-number pagination (`?page=`, `count`, `next`, `previous`), keyed pages;
+    50 a page whatever the host's REST_FRAMEWORK says (as api.base.Pagination)."""
 
+    page_size = 50
     django_paginator_class = KeyedPaginator
 
 
