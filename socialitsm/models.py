@@ -630,6 +630,12 @@ class Reply(models.Model):
         return f"{self.get_visibility_display()} on {self.incident.number}"
 
     @property
+    def next_attempt_at(self) -> datetime | None:
+        """When a queued reply is tried next (its paced slot, or its retry after a transient
+        failure); None once it is no longer queued."""
+        return self.retry_after if self.status == Reply.Status.QUEUED else None
+
+    @property
     def is_waiting(self) -> bool:
         """Queued again after a transient failure, for a later attempt."""
         return self.status == self.Status.QUEUED and self.attempts > 0

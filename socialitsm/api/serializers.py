@@ -514,8 +514,10 @@ class ReplySerializer(serializers.ModelSerializer):
     agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
         slug_field=User.USERNAME_FIELD, read_only=True, allow_null=True
     )
-    next_attempt_at = serializers.SerializerMethodField(
-        help_text="When a reply queued again after a transient failure is tried next; null otherwise."
+    next_attempt_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When a reply queued again after a transient failure is tried next; null otherwise.",
     )
     retry_until = serializers.SerializerMethodField(
         help_text="When a reply that keeps failing transiently is given up and marked failed; null otherwise."
@@ -540,9 +542,6 @@ class ReplySerializer(serializers.ModelSerializer):
             "agent",
         )
         read_only_fields = fields
-
-    def get_next_attempt_at(self, reply: Reply) -> datetime | None:
-        return reply.retry_after if reply.status == Reply.Status.QUEUED else None
 
     def get_retry_until(self, reply: Reply) -> datetime | None:
         return reply.retry_until if reply.status == Reply.Status.QUEUED else None
@@ -1025,8 +1024,11 @@ class BroadcastReplySerializer(serializers.ModelSerializer):
     author = serializers.IntegerField(source="post.author_id", read_only=True)
     handle = serializers.CharField(source="post.author.handle", read_only=True)
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    scheduled_at = serializers.SerializerMethodField(
-        help_text="When a queued reply goes out (its paced slot, or its next attempt); null otherwise."
+    scheduled_at = serializers.DateTimeField(
+        source="next_attempt_at",
+        read_only=True,
+        allow_null=True,
+        help_text="When a queued reply goes out (its paced slot, or its next attempt); null otherwise.",
     )
 
     class Meta:
@@ -1048,9 +1050,6 @@ class BroadcastReplySerializer(serializers.ModelSerializer):
             "external_id",
         )
         read_only_fields = fields
-
-    def get_scheduled_at(self, reply: Reply) -> datetime | None:
-        return reply.retry_after if reply.status == Reply.Status.QUEUED else None
 
 
 class BroadcastSerializer(serializers.ModelSerializer):
