@@ -491,6 +491,13 @@ class Post(models.Model):
             models.Index(fields=["triage_state", "posted_at"], name="post_triage_idx"),
             # The posts list's order; covering what the daily sentiment chart reads (index-only scans).
             models.Index(fields=["posted_at", "id"], include=["network", "sentiment"], name="post_order_idx"),
+            # An incident's posts in page order: without it PostgreSQL walks post_order_idx
+            # backwards for the newest posts of an incident whose posts are old.
+            models.Index(
+                fields=["incident", "posted_at", "id"],
+                name="post_incident_order_idx",
+                condition=Q(incident__isnull=False),
+            ),
             # The retention sweep: each channel's posts not yet erased, oldest first.
             models.Index(
                 fields=["channel", "posted_at"], name="post_retention_idx", condition=Q(erased_at__isnull=True)
@@ -524,6 +531,26 @@ def detail_items(details: Any, *kinds: str) -> list[dict[str, str]]:
         for item in items
         if isinstance(item, dict) and item.get("kind") in wanted
     ]
+
+
+class PostSentimentHour(models.Model):
+    """Posts with a sentiment per hour (UTC) and network, and how many of them were negative and
+    positive: what the sentiment chart of the reports reads instead of every post. Kept by the
+    database itself (statement triggers on the posts table, see migration 0025), so every way a
+    post is written, relabelled or removed (bulk routing, edits, retention, erasure) keeps it
+    exact; on databases without such triggers the reports count the posts instead."""
+
+    hour = models.DateTimeField()
+    network = models.CharField(max_length=16, choices=Network.choices)
+    rated = models.IntegerField(default=0, help_text="Posts with a sentiment.")
+    negative = models.IntegerField(default=0)
+    positive = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "network"], name="postsentimenthour_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.network} {self.hour:%Y-%m-%d %H}:00: {self.negative}-/{self.positive}+ of {self.rated}"
 
 
 class PostRevision(models.Model):
@@ -1111,6 +1138,8 @@ class ItsmConnection(models.Model):
     enabled = models.BooleanField(default=True)
     # The audit-trail id up to which incidents were checked against the rules.
     event_cursor = models.PositiveBigIntegerField(default=0, editable=False)
+    # The audit-trail id up to which changed incidents were handed to the sync.
+    sync_cursor = models.PositiveBigIntegerField(default=0, editable=False)
     next_poll_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -1175,6 +1204,11 @@ class ItsmLink(models.Model):
         indexes = [
             models.Index(fields=["connection", "remote_id"], name="itsmlink_remote_idx"),
             models.Index(fields=["next_attempt_at"], name="itsmlink_unsynced_idx", condition=~Q(status="failed")),
+            models.Index(
+                fields=["recheck_at"],
+                name="itsmlink_recheck_idx",
+                condition=Q(recheck_at__isnull=False) & ~Q(status="failed"),
+            ),
         ]
 
     def __str__(self) -> str:

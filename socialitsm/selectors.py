@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection, models
-from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -37,6 +37,7 @@ from socialitsm.models import (
     Network,
     Notification,
     Post,
+    PostSentimentHour,
     Reply,
     ReplyTemplate,
     SavedView,
@@ -51,7 +52,8 @@ from socialitsm.text import clean_text
 ROLE_GROUPS = (AGENT_GROUP, LEAD_GROUP)
 
 MAX_REPORT_DAYS = 366
-# Combined polarity beyond these counts as negative or positive; between them, neutral.
+# Combined polarity beyond these counts as negative or positive; between them, neutral. The
+# hourly counts (PostSentimentHour) are kept with the same thresholds: change both together.
 NEGATIVE_BELOW = -0.05
 POSITIVE_ABOVE = 0.05
 
@@ -453,19 +455,21 @@ def _at_risk(scope: ReportFilter, now: datetime) -> list[dict[str, Any]]:
 def _sentiment_daily(scope: ReportFilter) -> list[dict[str, Any]]:
     """Negative and positive posts per day (in the report's time zone) and network. Posts have no
     group before routing, so only the network narrows this part. A day with negative posts and
-    no positive one has no ratio (it is infinite): `only_negative` says so."""
-    posts = Post.objects.filter(posted_at__gte=scope.since, posted_at__lt=scope.until, sentiment__isnull=False)
-    if scope.network:
-        posts = posts.filter(network=scope.network)
-    rows = (
-        posts.annotate(day=TruncDate("posted_at", tzinfo=scope.tz))
-        .values_list("day", "network")
-        .annotate(
-            negative=Count("pk", filter=Q(sentiment__lt=NEGATIVE_BELOW)),
-            positive=Count("pk", filter=Q(sentiment__gt=POSITIVE_ABOVE)),
+    no positive one has no ratio (it is infinite): `only_negative` says so. Read from the hourly
+    counts where the database keeps them and the time zone's days start on the hour; counted
+    from the posts otherwise (the same figures, see `sentiment_daily_counted`)."""
+    if sentiment_hours_kept() and _whole_hours(scope):
+        hours = PostSentimentHour.objects.filter(hour__gte=scope.since, hour__lt=scope.until, rated__gt=0)
+        if scope.network:
+            hours = hours.filter(network=scope.network)
+        rows = list(
+            hours.annotate(day=TruncDate("hour", tzinfo=scope.tz))
+            .values_list("day", "network")
+            .annotate(negative=Sum("negative"), positive=Sum("positive"))
+            .order_by("day", "network")
         )
-        .order_by("day", "network")
-    )
+    else:
+        rows = sentiment_daily_counted(scope)
     return [
         {
             "date": day.isoformat(),
@@ -477,6 +481,39 @@ def _sentiment_daily(scope: ReportFilter) -> list[dict[str, Any]]:
         }
         for day, network, negative, positive in rows
     ]
+
+
+def sentiment_daily_counted(scope: ReportFilter) -> list[tuple[date, str, int, int]]:
+    """(day, network, negative, positive) counted from the posts themselves."""
+    posts = Post.objects.filter(posted_at__gte=scope.since, posted_at__lt=scope.until, sentiment__isnull=False)
+    if scope.network:
+        posts = posts.filter(network=scope.network)
+    return list(
+        posts.annotate(day=TruncDate("posted_at", tzinfo=scope.tz))
+        .values_list("day", "network")
+        .annotate(
+            negative=Count("pk", filter=Q(sentiment__lt=NEGATIVE_BELOW)),
+            positive=Count("pk", filter=Q(sentiment__gt=POSITIVE_ABOVE)),
+        )
+        .order_by("day", "network")
+    )
+
+
+def sentiment_hours_kept() -> bool:
+    """Whether the database keeps PostSentimentHour (PostgreSQL's triggers, migration 0025)."""
+    return connection.vendor == "postgresql"
+
+
+def _whole_hours(scope: ReportFilter) -> bool:
+    """Whether every day of the report starts and ends on a whole UTC hour in its time zone, so
+    hourly counts add up to its days exactly (not so in zones such as Asia/Kolkata)."""
+    day = scope.since
+    while day <= scope.until:
+        offset = day.utcoffset() or timedelta(0)
+        if offset % timedelta(hours=1):
+            return False
+        day = datetime.combine(day.date() + timedelta(days=1), time(0), tzinfo=scope.tz)
+    return True
 
 
 def incidents_with_breach_due(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
