@@ -3,7 +3,10 @@
 How it stays exact and loses nothing:
 - The audit trail (IncidentEvent) is the outbox. A periodic tick finds incidents that match a
   connection's rules (`itsm_links_discover`) and links whose incident has events past the link's
-  watermark (`itsm_links_due`), and hands each link to a worker.
+  watermark (`itsm_links_due`), and hands each link to a worker. Each connection keeps a cursor
+  into the audit trail, so a tick reads only the events since the last one and looks only at the
+  links of the incidents they name; links waiting for a retry or a recheck are found by their
+  indexes. A tick's cost follows what changed, not how many incidents are linked.
 - A worker claims the link with a lease (conditional UPDATE), so one link is worked by one worker
   at a time; the suite is called outside any transaction, and the outcome is recorded after.
 - Create looks the record up by our reference first (and sends an idempotency key where the suite
@@ -195,19 +198,58 @@ def itsm_links_discover(*, now: datetime | None = None) -> int:
     return made
 
 
-def itsm_links_due(*, now: datetime | None = None) -> list[int]:
-    """Links to work now: not yet created in their suite, or with audit events past their
-    watermark, and not waiting for a retry or held by a worker."""
+def itsm_links_due(*, now: datetime | None = None, advance: bool = False) -> list[int]:
+    """Links to work now, each found through an index rather than by probing every link: links
+    not yet created in their suite, links whose backoff or recheck time has come, and links of
+    the incidents that have audit events past their connection's `sync_cursor` (and past the
+    link's own watermark). Links held by a worker or waiting out a backoff are left out; a held
+    link whose incident changed gets a recheck when its lease ends, so the change is not lost
+    once the cursor has moved past it. With `advance`, the cursor moves past the events older
+    than ITSM_SETTLE_SECONDS (a younger id may still have an earlier one uncommitted)."""
     now = now or timezone.now()
-    newer = IncidentEvent.objects.filter(incident=OuterRef("incident"), pk__gt=OuterRef("event_watermark"))
-    return list(
-        ItsmLink.objects.active()
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .filter(Q(remote_id="") | Exists(newer) | Q(recheck_at__lte=now))
-        .order_by("pk")
-        .values_list("pk", flat=True)[:BATCH]
+    settled = now - timedelta(seconds=conf.ITSM_SETTLE_SECONDS)
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    ready = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    links = ItsmLink.objects.active()
+    due: set[int] = set()
+    # The retry and recheck sets: each by its partial index.
+    due.update(
+        links.filter(free, next_attempt_at__lte=now).order_by("next_attempt_at").values_list("pk", flat=True)[:BATCH]
     )
+    due.update(
+        links.filter(free, ready, recheck_at__lte=now).order_by("recheck_at").values_list("pk", flat=True)[:BATCH]
+    )
+    for connection in ItsmConnection.objects.filter(enabled=True).order_by("pk"):
+        due.update(
+            links.filter(free, ready, connection=connection, remote_id="")
+            .order_by("pk")
+            .values_list("pk", flat=True)[:BATCH]
+        )
+        events = list(
+            IncidentEvent.objects.filter(pk__gt=connection.sync_cursor)
+            .order_by("pk")
+            .values_list("pk", "incident_id", "created_at")[: BATCH * 4]
+        )
+        if not events:
+            continue
+        newer = IncidentEvent.objects.filter(incident=OuterRef("incident"), pk__gt=OuterRef("event_watermark"))
+        changed = links.filter(connection=connection, incident_id__in={i for _, i, _ in events}).filter(Exists(newer))
+        due.update(changed.filter(free, ready).values_list("pk", flat=True))
+        if not advance:
+            continue
+        # A link held by a worker may have read the incident before these events.
+        for pk, lease_until in changed.filter(lease_until__gte=now).values_list("pk", "lease_until"):
+            ItsmLink.objects.filter(pk=pk).filter(Q(recheck_at__isnull=True) | Q(recheck_at__gt=lease_until)).update(
+                recheck_at=lease_until
+            )
+        cursor = connection.sync_cursor
+        for pk, _, created_at in events:
+            if created_at >= settled:
+                break
+            cursor = pk
+        if cursor != connection.sync_cursor:
+            ItsmConnection.objects.filter(pk=connection.pk).update(sync_cursor=cursor)
+    return sorted(due)
 
 
 def itsm_tick(*, now: datetime | None = None) -> dict[str, int]:
@@ -216,7 +258,7 @@ def itsm_tick(*, now: datetime | None = None) -> dict[str, int]:
 
     now = now or timezone.now()
     linked = itsm_links_discover(now=now)
-    due = itsm_links_due(now=now)
+    due = itsm_links_due(now=now, advance=True)
     for link_id in due:
         tasks.itsm_link_sync_task.delay(link_id)
     polls = list(
@@ -794,7 +836,14 @@ def itsm_link_retry(*, link: ItsmLink) -> bool:
     updated = (
         ItsmLink.objects.filter(pk=link.pk)
         .filter(~Q(status=ItsmLink.Status.OK) | Q(next_attempt_at__gt=timezone.now()))
-        .update(status=ItsmLink.Status.PENDING, attempts=0, next_attempt_at=None, lease_until=None)
+        .update(
+            status=ItsmLink.Status.PENDING,
+            attempts=0,
+            next_attempt_at=None,
+            lease_until=None,
+            # Due by index on the next tick too, should the sync enqueued below be lost.
+            recheck_at=timezone.now(),
+        )
     )
     if not updated:
         return False

@@ -420,3 +420,122 @@ def test_suite_resolving_a_major_incident_resolves_its_children(connection, cloc
         assert child.state == "resolved"
         event = child.events.get(kind=IncidentEvent.Kind.CHANGED, field="state")
         assert (event.actor, event.message) == (None, f"resolved with major incident {major.number}")
+
+
+# -- the sync cursor: a tick looks at what changed, not at every link ------------------------------
+
+
+@pytest.fixture
+def quiet(connection, clock, fake_suite):
+    """Three incidents linked and in sync, with every event settled and behind the cursor."""
+    incidents = [IncidentFactory() for _ in range(3)]
+    for incident in incidents:
+        IncidentEvent.objects.create(incident=incident, kind="opened")
+    itsm_tick()
+    clock.shift(timedelta(seconds=31))
+    itsm_tick()
+    clock.shift(timedelta(seconds=31))
+    assert itsm_tick() == {"linked": 0, "synced": 0, "polled": 0}
+    fake_suite.calls.clear()
+    return incidents
+
+
+def _cursor(connection) -> int:
+    connection.refresh_from_db()
+    return connection.sync_cursor
+
+
+def test_tick_syncs_only_the_links_of_incidents_that_changed(connection, quiet, fake_suite, agent, clock):
+    assert _cursor(connection) == IncidentEvent.objects.order_by("pk").last().pk
+    changed = quiet[1]
+    incident_update(incident=changed, actor=agent, impact=1)
+    link = ItsmLink.objects.get(incident=changed)
+    assert itsm_links_due() == [link.pk]
+    itsm_tick()
+    assert fake_suite.tickets[link.remote_id].fields["impact"] == 1
+    assert {ref for name, ref in fake_suite.calls if name == "update"} == {link.remote_id}
+    clock.shift(timedelta(seconds=31))
+    itsm_tick()
+    assert _cursor(connection) == IncidentEvent.objects.order_by("pk").last().pk
+    assert itsm_links_due() == []
+
+
+def test_the_tick_reads_the_same_number_of_queries_however_many_links(connection, quiet, agent, clock):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    incident_update(incident=quiet[0], actor=agent, impact=1)
+    with CaptureQueriesContext(db) as few:
+        itsm_links_due(now=NOW)
+    more = [IncidentFactory() for _ in range(20)]
+    ItsmLink.objects.bulk_create(
+        [ItsmLink(connection=connection, incident=i, external_ref=f"x:{i.number}", remote_id=i.number) for i in more]
+    )
+    with CaptureQueriesContext(db) as many:
+        due = itsm_links_due(now=NOW)
+    assert due == [ItsmLink.objects.get(incident=quiet[0]).pk]
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_sync_cursor_waits_for_young_events(connection, quiet, agent, clock):
+    before = _cursor(connection)
+    incident_update(incident=quiet[0], actor=agent, impact=1)
+    clock.shift(timedelta(seconds=29))
+    itsm_links_due(advance=True)
+    assert _cursor(connection) == before
+    clock.shift(timedelta(seconds=2))
+    itsm_links_due(advance=True)
+    assert _cursor(connection) == IncidentEvent.objects.order_by("pk").last().pk
+
+
+def test_a_failed_sync_is_retried_when_due_after_the_cursor_moved_on(connection, quiet, fake_suite, agent, clock):
+    incident = quiet[2]
+    link = ItsmLink.objects.get(incident=incident)
+    incident_update(incident=incident, actor=agent, urgency=1)
+    retry_at = NOW + timedelta(seconds=62 + 120)
+    fake_suite.errors.append(TransientError("HTTP 429", status=429, retry_at=retry_at))
+    itsm_tick()
+    link.refresh_from_db()
+    assert (link.status, link.next_attempt_at) == ("pending", retry_at)
+    clock.shift(timedelta(seconds=31))
+    assert itsm_tick()["synced"] == 0
+    assert _cursor(connection) == IncidentEvent.objects.order_by("pk").last().pk  # past the change
+    clock.move_to(retry_at - timedelta(seconds=1))
+    assert itsm_links_due() == []
+    clock.move_to(retry_at)
+    assert itsm_links_due() == [link.pk]
+    itsm_tick()
+    link.refresh_from_db()
+    assert (link.status, link.attempts, link.next_attempt_at) == ("ok", 0, None)
+    ticket = fake_suite.tickets[link.remote_id]
+    assert (ticket.fields["urgency"], ticket.fields["priority"]) == (1, 3)  # impact 3, urgency 1
+
+
+def test_a_change_while_a_worker_holds_the_link_is_synced_when_the_lease_ends(
+    connection, quiet, fake_suite, agent, clock
+):
+    incident = quiet[0]
+    link = ItsmLink.objects.get(incident=incident)
+    lease_until = NOW + timedelta(seconds=62 + 120)
+    ItsmLink.objects.filter(pk=link.pk).update(lease_until=lease_until)
+    incident_update(incident=incident, actor=agent, impact=1)
+    clock.shift(timedelta(seconds=31))
+    assert itsm_tick()["synced"] == 0
+    assert _cursor(connection) == IncidentEvent.objects.order_by("pk").last().pk
+    link.refresh_from_db()
+    assert link.recheck_at == lease_until
+    clock.move_to(lease_until + timedelta(seconds=1))
+    assert itsm_links_due() == [link.pk]
+    itsm_tick()
+    assert fake_suite.tickets[link.remote_id].fields["impact"] == 1
+
+
+def test_a_disabled_connection_keeps_its_cursor_until_enabled_again(connection, quiet, fake_suite, agent, clock):
+    before = _cursor(connection)
+    ItsmConnection.objects.filter(pk=connection.pk).update(enabled=False)
+    incident_update(incident=quiet[1], actor=agent, impact=1)
+    clock.shift(timedelta(seconds=31))
+    assert itsm_tick()["synced"] == 0
+    assert _cursor(connection) == before
+    ItsmConnection.objects.filter(pk=connection.pk).update(enabled=True)
+    assert itsm_links_due() == [ItsmLink.objects.get(incident=quiet[1]).pk]
