@@ -11,8 +11,12 @@ all is deleted. Incidents keep their rows and figures.
 A poster's request to be forgotten (`author_erase`, from the admin or the API) does the same at
 once for everything of theirs, whatever its age, and also takes their words out of incident
 titles, descriptions, the audit trail and what was pushed to ITSM suites, as a deletion upstream
-does (`posts_redact`). An `AuthorErasure` records that it happened, who asked and for which
-author: never what was removed.
+does (`posts_redact`). Titles made from their posts go even where the words can no longer be
+matched (the post's text already expired): an incident they opened whose title no agent changed
+gets the neutral title, and a major incident titled after one of theirs loses the quote. Posts
+of theirs that the database refused at ingest (`IngestRejection`, which keeps the post as sent)
+are deleted. An `AuthorErasure` records that it happened, who asked and for which author:
+never what was removed.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from socialitsm.models import (
     Reply,
 )
 
-from .deletions import _OUR_WORDS, _without_texts, posts_redact
+from .deletions import _OUR_WORDS, REDACTED_TITLE, _without_texts, posts_redact
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +194,7 @@ def author_erase(*, author: Author, actor) -> AuthorErasure:
         ref = author_ref(author)
         names = [value for value in (author.handle, author.name) if len(value.strip()) >= 2]
         ids = list(Post.objects.filter(author=author).values_list("pk", flat=True))
+        derived = _derived_titles(author)
         _unanswered(ids).delete()
         posts = list(Post.objects.filter(author=author).values_list("pk", "network", "scope", "external_id"))
         by_scope: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -212,6 +217,8 @@ def author_erase(*, author: Author, actor) -> AuthorErasure:
         )
         _replies_erase(post_ids, names)
         _incidents_erase(author, names)
+        _titles_erase(derived, now)
+        _rejections_erase(author)
         _authors_strip(Author.objects.filter(pk=author.pk), now)
         record = AuthorErasure.objects.create(author_id_erased=author.pk, author_ref=ref, actor=actor, created_at=now)
     logger.info("author %s erased at the request of user %s", author.pk, getattr(actor, "pk", None))
@@ -251,3 +258,49 @@ def _incidents_erase(author: Author, names: list[str]) -> None:
                 if "description" in pushed:
                     kept = {key: value for key, value in pushed.items() if key != "description"}
                     ItsmLink.objects.filter(pk=link.pk).update(pushed=kept, recheck_at=timezone.now())
+
+
+def _derived_titles(author: Author) -> dict[int, str]:
+    """Incidents whose title was made from the poster's words, with that title: those opened
+    from their post whose title no agent changed since."""
+    renamed = IncidentEvent.objects.filter(
+        incident=OuterRef("pk"), kind=IncidentEvent.Kind.CHANGED, field="short_description"
+    )
+    return dict(
+        Incident.objects.filter(author=author, is_major=False)
+        .exclude(Exists(renamed))
+        .values_list("pk", "short_description")
+    )
+
+
+def _titles_erase(derived: dict[int, str], now: datetime) -> None:
+    """The incidents in `derived` get the neutral title and description (both were made from the
+    post), and their major incidents lose the quoted title; what was pushed of them to ITSM
+    suites is pushed again."""
+    if not derived:
+        return
+    neutral = REDACTED_TITLE[Post.Gone.ERASED]
+    changed: set[int] = set()
+    for incident in Incident.objects.select_for_update().filter(pk__in=derived).only("pk", "short_description"):
+        Incident.objects.filter(pk=incident.pk).update(short_description=neutral, description=ERASED, updated_at=now)
+        changed.add(incident.pk)
+    quoted = [title for title in derived.values() if title and title != neutral]
+    parent_ids = Incident.objects.filter(pk__in=derived, parent__isnull=False).values_list("parent_id", flat=True)
+    for parent in Incident.objects.select_for_update().filter(pk__in=list(parent_ids)).only("pk", "short_description"):
+        title = _without_texts(parent.short_description, quoted, ERASED)
+        if title != parent.short_description:
+            Incident.objects.filter(pk=parent.pk).update(short_description=title, updated_at=now)
+            changed.add(parent.pk)
+    for link in ItsmLink.objects.filter(incident_id__in=changed).only("pk", "pushed"):
+        pushed = link.pushed if isinstance(link.pushed, dict) else {}
+        kept = {key: value for key, value in pushed.items() if key not in ("short_description", "description")}
+        ItsmLink.objects.filter(pk=link.pk).update(pushed=kept, recheck_at=now)
+
+
+def _rejections_erase(author: Author) -> int:
+    """Posts of theirs the database refused at ingest: the stored payload is the post as sent,
+    author included. Returns rows deleted."""
+    rejections = IngestRejection.objects.filter(network=author.network, payload__author__external_id=author.external_id)
+    if author.scope:
+        rejections = rejections.filter(channel_id=author.scope) if author.scope.isdigit() else rejections.none()
+    return rejections.delete()[0]

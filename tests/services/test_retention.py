@@ -151,3 +151,58 @@ def test_retention_task_runs_the_sweep(channel):
     posts_retention_task()
 
     assert not Post.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_forget_deletes_the_posts_of_theirs_the_database_refused(channel):
+    author = AuthorFactory(network=channel.network, external_id="109", handle="@maria")
+    other_channel = ChannelFactory(network=channel.network)
+
+    def refused(on, author_id: str) -> IngestRejection:
+        return IngestRejection.objects.create(
+            channel=on,
+            network=on.network,
+            external_id="p-1",
+            error="value too long",
+            payload={"external_id": "p-1", "author": {"external_id": author_id, "handle": "@x"}, "text": "VPN down"},
+        )
+
+    theirs = [refused(channel, "109"), refused(other_channel, "109")]
+    someone_else = refused(channel, "110")
+    _post(channel, days_old=1, author=author)
+
+    author_erase(author=author, actor=UserFactory())
+
+    assert not IngestRejection.objects.filter(pk__in=[r.pk for r in theirs]).exists()
+    assert list(IngestRejection.objects.values_list("pk", flat=True)) == [someone_else.pk]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_forget_takes_titles_made_from_their_posts_even_after_the_words_expired(channel, agent):
+    from socialitsm.services.incidents import incident_update
+    from socialitsm.services.major import major_open
+
+    author = AuthorFactory(handle="@maria", name="Maria Lopez")
+    old = _post(channel, days_old=450, author=author, text="Outlook keeps crashing with 0x800CCC0E on my laptop")
+    renamed = _post(channel, days_old=3, author=author, text="printer on floor 2 jammed since this morning")
+    first, second = _opened(old), _opened(renamed)
+    incident_update(incident=second, actor=agent, short_description="Printing: floor 2 printer jammed")
+    major = major_open(incidents=[first], actor=agent)
+    assert major.short_description == "Major incident: Outlook keeps crashing with 0x800CCC0E on my laptop"
+    posts_retention_sweep()
+    assert Post.objects.get(pk=old.pk).text == ""  # the words are gone from the post, not from the titles
+    events_before = IncidentEvent.objects.count()
+
+    author_erase(author=author, actor=UserFactory())
+
+    first.refresh_from_db()
+    assert (first.short_description, first.description) == ("Post erased at the poster's request", ERASED)
+    major.refresh_from_db()
+    assert "Outlook" not in major.short_description
+    assert major.short_description.startswith("Major incident: ")
+    second.refresh_from_db()
+    assert second.short_description == "Printing: floor 2 printer jammed"
+    trail = " ".join(f"{e.message} {e.old_value} {e.new_value}" for e in IncidentEvent.objects.all())
+    assert "0x800CCC0E" not in trail
+    assert IncidentEvent.objects.count() >= events_before
+    assert AuthorErasure.objects.count() == 1
