@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.core.cache import cache
 from django.db import connection, models
 from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
@@ -209,21 +210,53 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
     """The lead's figures for `scope`. Clocks count in the period they started (when the poster
     wrote); a running clock past its due time counts as breached whether or not the sweep ran.
     Response times are business time, as the SLA measures them. The period's major incidents
-    come with their own figures (`major_incident_report`). Plain JSON types only."""
+    come with their own figures (`major_incident_report`). Plain JSON types only.
+
+    The period's clocks are read once, with the incident fields the breakdowns need, and the
+    incidents opened in it once: each figure used to be its own join of clocks to incidents."""
     incidents = _scoped_incidents(scope)
-    clocks = SlaClock.objects.filter(
-        _clock_scope(scope), started_at__gte=scope.since, started_at__lt=scope.until
-    ).order_by()
-    breached = _breached_q(now)
-    outcome = {
-        (target, priority): counts
-        for target, priority, *counts in clocks.values_list("target", "incident__priority").annotate(
-            met=Count("pk", filter=Q(state=SlaClock.State.MET)),
-            breached=Count("pk", filter=breached),
-            open=Count("pk", filter=Q(state__in=(SlaClock.State.RUNNING, SlaClock.State.PAUSED)) & ~breached),
-            canceled=Count("pk", filter=Q(state=SlaClock.State.CANCELED)),
+    login = get_user_model().USERNAME_FIELD
+    clocks = list(
+        SlaClock.objects.filter(_clock_scope(scope), started_at__gte=scope.since, started_at__lt=scope.until)
+        .order_by()
+        .values_list(
+            "target",
+            "state",
+            "due_at",
+            "elapsed_seconds",
+            "incident__priority",
+            "incident__service__name",
+            f"incident__assignee__{login}",
+            "incident__assignment_group__name",
+            "incident__first_response_at",
         )
-    }
+    )
+    opened = list(
+        incidents.filter(opened_at__gte=scope.since, opened_at__lt=scope.until)
+        .order_by()
+        .values_list("service__name", f"assignee__{login}")
+        .annotate(n=Count("pk"))
+    )
+    outcome: dict[tuple[str, int], list[int]] = {}
+    responded: list[int] = []
+    by_agent: dict[str | None, int] = {}
+    by_group: dict[str | None, int] = {}
+    for target, state, due_at, elapsed, priority, _service, agent, group, first_response_at in clocks:
+        late = _late(state, due_at, now)
+        counts = outcome.setdefault((target, priority), [0, 0, 0, 0])
+        if state == SlaClock.State.MET:
+            counts[0] += 1
+        elif late:
+            counts[1] += 1
+        elif state in (SlaClock.State.RUNNING, SlaClock.State.PAUSED):
+            counts[2] += 1
+        elif state == SlaClock.State.CANCELED:
+            counts[3] += 1
+        if late:
+            by_agent[agent] = by_agent.get(agent, 0) + 1
+            by_group[group] = by_group.get(group, 0) + 1
+        if _responded(target, state, first_response_at):
+            responded.append(elapsed)
     targets = []
     for target in SlaClock.Target:
         for priority in Incident.Priority.values:
@@ -240,11 +273,6 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
                     "met_percent": round(100 * met / decided, 1) if decided else None,
                 }
             )
-    responded = clocks.filter(
-        target=SlaClock.Target.FIRST_RESPONSE,
-        state__in=(SlaClock.State.MET, SlaClock.State.BREACHED),
-        incident__first_response_at__isnull=False,
-    )
     lags = [
         lag
         for lag in incidents.filter(sla_started_at__gte=scope.since, sla_started_at__lt=scope.until).values_list(
@@ -252,9 +280,6 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
         )
         if lag is not None
     ]
-    late_clocks = clocks.filter(breached)
-    # The host's user model names its login field (USERNAME_FIELD).
-    assignee_login = f"incident__assignee__{get_user_model().USERNAME_FIELD}"
     return {
         "period": {
             "from": scope.start.isoformat(),
@@ -265,26 +290,16 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
             "timezone": scope.tz_name,
         },
         "incidents": {
-            "in": incidents.filter(opened_at__gte=scope.since, opened_at__lt=scope.until).count(),
+            "in": sum(n for *_, n in opened),
             "out": incidents.filter(resolved_at__gte=scope.since, resolved_at__lt=scope.until).count(),
         },
         "targets": targets,
-        "first_response": _minutes(list(responded.values_list("elapsed_seconds", flat=True))),
+        "first_response": _minutes(responded),
         "ingest_lag": _minutes(lags),
-        "breaches_by_agent": [
-            {"agent": username or UNASSIGNED, "breached": n}
-            for username, n in late_clocks.values_list(assignee_login)
-            .annotate(n=Count("pk"))
-            .order_by("-n", assignee_login)
-        ],
-        "breaches_by_group": [
-            {"group": name or NO_GROUP, "breached": n}
-            for name, n in late_clocks.values_list("incident__assignment_group__name")
-            .annotate(n=Count("pk"))
-            .order_by("-n", "incident__assignment_group__name")
-        ],
-        "by_service": _breakdown(incidents, clocks, scope, breached, "service__name", "service", NO_SERVICE),
-        "by_agent": _breakdown(incidents, clocks, scope, breached, f"assignee__{_login_field()}", "agent", UNASSIGNED),
+        "breaches_by_agent": [{"agent": username or UNASSIGNED, "breached": n} for username, n in _by_count(by_agent)],
+        "breaches_by_group": [{"group": name or NO_GROUP, "breached": n} for name, n in _by_count(by_group)],
+        "by_service": _breakdown(clocks, opened, now, 5, 0, "service", NO_SERVICE),
+        "by_agent": _breakdown(clocks, opened, now, 6, 1, "agent", UNASSIGNED),
         "at_risk": _at_risk(scope, now),
         "sentiment": _sentiment_daily(scope),
         "major_incidents": major_incident_report(scope=scope),
@@ -298,43 +313,61 @@ NO_GROUP = "(no group)"
 NO_SERVICE = "(no service)"
 
 
+def _late(state: str, due_at: datetime | None, now: datetime) -> bool:
+    """`_breached_q` for one clock read into Python."""
+    return state == SlaClock.State.BREACHED or (
+        state == SlaClock.State.RUNNING and due_at is not None and due_at <= now
+    )
+
+
+def _responded(target: str, state: str, first_response_at: datetime | None) -> bool:
+    """A first-response clock decided by an actual response: what the response times measure."""
+    return (
+        target == SlaClock.Target.FIRST_RESPONSE
+        and state in (SlaClock.State.MET, SlaClock.State.BREACHED)
+        and first_response_at is not None
+    )
+
+
+def _by_count(counts: dict[str | None, int]) -> list[tuple[str | None, int]]:
+    """Most first, then by name, the nameless last (as PostgreSQL orders NULLs)."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))
+
+
 def _breakdown(
-    incidents: IncidentQuerySet,
-    clocks: QuerySet[SlaClock],
-    scope: ReportFilter,
-    breached: Q,
-    field: str,
+    clocks: list[tuple[Any, ...]],
+    opened: list[tuple[Any, ...]],
+    now: datetime,
+    clock_field: int,
+    opened_field: int,
     key: str,
     none: str,
 ) -> list[dict[str, Any]]:
-    """Per service or agent: incidents opened in the period, the share of decided clocks met,
-    and the median business minutes to first response."""
-    opened = dict(
-        incidents.filter(opened_at__gte=scope.since, opened_at__lt=scope.until)
-        .values_list(field)
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    decided = {
-        name: (met, late)
-        for name, met, late in clocks.values_list(f"incident__{field}").annotate(
-            met=Count("pk", filter=Q(state=SlaClock.State.MET)), late=Count("pk", filter=breached)
-        )
-    }
+    """Per service or agent (the clock row's and the opened row's column at the given places):
+    incidents opened in the period, the share of decided clocks met, and the median business
+    minutes to first response."""
+    incidents: dict[str | None, int] = {}
+    for row in opened:
+        incidents[row[opened_field]] = incidents.get(row[opened_field], 0) + row[-1]
+    decided: dict[str | None, list[int]] = {}
     responses: dict[str | None, list[int]] = {}
-    for name, seconds in clocks.filter(
-        target=SlaClock.Target.FIRST_RESPONSE,
-        state__in=(SlaClock.State.MET, SlaClock.State.BREACHED),
-        incident__first_response_at__isnull=False,
-    ).values_list(f"incident__{field}", "elapsed_seconds"):
-        responses.setdefault(name, []).append(seconds)
+    for row in clocks:
+        target, state, due_at, elapsed = row[:4]
+        name = row[clock_field]
+        counts = decided.setdefault(name, [0, 0])
+        if state == SlaClock.State.MET:
+            counts[0] += 1
+        elif _late(state, due_at, now):
+            counts[1] += 1
+        if _responded(target, state, row[8]):
+            responses.setdefault(name, []).append(elapsed)
     rows = []
-    for name in set(opened) | set(decided) | set(responses):
+    for name in set(incidents) | set(decided) | set(responses):
         met, late = decided.get(name, (0, 0))
         rows.append(
             {
                 key: name or none,
-                "incidents": opened.get(name, 0),
+                "incidents": incidents.get(name, 0),
                 "met": met,
                 "breached": late,
                 "met_percent": round(100 * met / (met + late), 1) if met + late else None,
@@ -1035,20 +1068,32 @@ def queue_stamp() -> int:
     return IncidentEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def queue_view_counts(user: Any) -> dict[str, int]:
-    """How many incidents each queue view holds: one pass over incidents, and "breaching soon"
-    from the running clocks' due-time index (its cost follows the clocks due, not the table)."""
+def queue_view_counts(user: Any, *, stamp: int | None = None) -> dict[str, int]:
+    """How many incidents each queue view holds, and "breaching soon" from the running clocks'
+    due-time index (its cost follows the clocks due, not the table). The views of open incidents
+    are counted from the open ones; the two over every incident (done, all) in one pass over the
+    table, kept for as long as `queue_stamp` (given as `stamp`) says nothing changed."""
     cutoff = timezone.now() + timedelta(minutes=conf.QUEUE_BREACHING_MINUTES)
     open_q = Q(state__in=Incident.OPEN_STATES)
     user_id = getattr(user, "pk", None)
-    counts = Incident.objects.order_by().aggregate(
-        open=Count("pk", filter=open_q),
-        mine=Count("pk", filter=open_q & Q(assignee_id=user_id)) if user_id is not None else Value(0),
-        unassigned=Count("pk", filter=open_q & Q(assignee__isnull=True)),
-        on_hold=Count("pk", filter=Q(state=Incident.State.ON_HOLD)),
-        done=Count("pk", filter=Q(state__in=(Incident.State.RESOLVED, Incident.State.CLOSED))),
-        all=Count("pk"),
-    )
+    views = {
+        "open": Count("pk", filter=open_q),
+        "mine": Count("pk", filter=open_q & Q(assignee_id=user_id)) if user_id is not None else Value(0),
+        "unassigned": Count("pk", filter=open_q & Q(assignee__isnull=True)),
+        "on_hold": Count("pk", filter=Q(state=Incident.State.ON_HOLD)),
+    }
+    key = f"socialitsm:queue-totals:{stamp}"
+    totals = cache.get(key) if stamp is not None else None
+    if totals is None:
+        counts = Incident.objects.order_by().aggregate(
+            **views,
+            done=Count("pk", filter=Q(state__in=(Incident.State.RESOLVED, Incident.State.CLOSED))),
+            all=Count("pk"),
+        )
+        if stamp is not None:
+            cache.set(key, {"done": counts["done"], "all": counts["all"]}, QUEUE_TOTALS_SECONDS)
+    else:
+        counts = {**Incident.objects.open().order_by().aggregate(**views), **totals}
     counts["breaching"] = (
         SlaClock.objects.filter(stopped_at__isnull=True, due_at__lte=cutoff, incident__state__in=Incident.OPEN_STATES)
         .order_by()
@@ -1057,6 +1102,11 @@ def queue_view_counts(user: Any) -> dict[str, int]:
         .count()
     )
     return counts
+
+
+# How long the queue's totals over every incident are kept at most, should an audit event
+# commit after a later one (the stamp then misses it until the next).
+QUEUE_TOTALS_SECONDS = 60
 
 
 def saved_view_list(user: Any) -> QuerySet[SavedView]:
@@ -1117,9 +1167,11 @@ def poster_incidents(incident: Incident) -> QuerySet[Incident]:
     if incident.author is None:
         return Incident.objects.none()
     authors = poster_authors(incident.author)
-    posted_in = Post.objects.filter(author__in=authors, incident__isnull=False).values("incident_id")
+    # One UNION of two index lookups: an OR of both conditions made PostgreSQL read every incident.
+    theirs = Incident.objects.filter(author__in=authors).order_by().values("pk")
+    posted_in = Post.objects.filter(author__in=authors, incident__isnull=False).order_by().values("incident_id")
     return (
-        Incident.objects.filter(Q(author__in=authors) | Q(pk__in=posted_in))
+        Incident.objects.filter(pk__in=theirs.union(posted_in))
         .exclude(pk=incident.pk)
         .select_related("service", "assignee")
         .order_by("-opened_at", "-pk")
