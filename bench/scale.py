@@ -443,7 +443,7 @@ def sweeps(runs: int) -> None:
             name=f"{MARK} suite", slug=f"{MARK}-suite", kind=ItsmConnection.Kind.FAKE, base_url="https://example.com"
         )
         last_event = IncidentEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-        ItsmConnection.objects.filter(pk=fake.pk).update(event_cursor=last_event)
+        ItsmConnection.objects.filter(pk=fake.pk).update(event_cursor=last_event, sync_cursor=last_event)
         with connection.cursor() as cursor:
             cursor.execute(
                 """INSERT INTO socialitsm_itsmlink (connection_id, incident_id, external_ref, idempotency_key,

@@ -338,6 +338,10 @@ class Incident(models.Model):
             # Time to breach, soonest first, incidents without a running clock last (ASC NULLS LAST).
             models.Index(fields=["breach_due_at", "priority", "opened_at", "id"], name="incident_breach_idx"),
             models.Index(fields=["service", "opened_at"], condition=Q(is_major=True), name="incident_major_idx"),
+            # The SLA report's periods: incidents opened, resolved and whose clocks started in it.
+            models.Index(fields=["opened_at"], name="incident_opened_idx"),
+            models.Index(fields=["resolved_at"], name="incident_resolved_idx", condition=Q(resolved_at__isnull=False)),
+            models.Index(fields=["sla_started_at"], include=["ingest_lag_seconds"], name="incident_sla_started_idx"),
             # Spike detection: a service's recent complaints not yet part of a major incident.
             models.Index(
                 fields=["service", "opened_at"],
@@ -911,6 +915,8 @@ class SlaClock(models.Model):
                 condition=Q(breached_at__isnull=True) & (Q(stopped_at__isnull=True) | Q(stopped_at__gt=F("due_at"))),
             ),
             models.Index(fields=["started_at", "target"], name="slaclock_started_idx"),
+            # The report's clocks at risk: running ones by due time.
+            models.Index(fields=["due_at", "id"], name="slaclock_at_risk_idx", condition=Q(state="running")),
         ]
 
     def __str__(self) -> str:

@@ -275,9 +275,9 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
             )
     lags = [
         lag
-        for lag in incidents.filter(sla_started_at__gte=scope.since, sla_started_at__lt=scope.until).values_list(
-            "ingest_lag_seconds", flat=True
-        )
+        for lag in incidents.filter(sla_started_at__gte=scope.since, sla_started_at__lt=scope.until)
+        .order_by()
+        .values_list("ingest_lag_seconds", flat=True)
         if lag is not None
     ]
     return {

@@ -1,5 +1,5 @@
 """Hourly sentiment counts per network, kept by the database; a sync cursor per ITSM connection; an
-index of each incident's posts in page order.
+index of each incident's posts in page order, and indexes for the SLA report's periods.
 
 `PostSentimentHour` holds, per hour (UTC) and network, how many posts have a sentiment and how
 many of them are negative (below -0.05) and positive (above 0.05), the thresholds of
@@ -154,6 +154,28 @@ class Migration(migrations.Migration):
                 condition=models.Q(("incident__isnull", False)),
                 fields=["incident", "posted_at", "id"],
                 name="post_incident_order_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="incident",
+            index=models.Index(fields=["opened_at"], name="incident_opened_idx"),
+        ),
+        migrations.AddIndex(
+            model_name="incident",
+            index=models.Index(
+                condition=models.Q(("resolved_at__isnull", False)), fields=["resolved_at"], name="incident_resolved_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="incident",
+            index=models.Index(
+                fields=["sla_started_at"], include=("ingest_lag_seconds",), name="incident_sla_started_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="slaclock",
+            index=models.Index(
+                condition=models.Q(("state", "running")), fields=["due_at", "id"], name="slaclock_at_risk_idx"
             ),
         ),
     ]
