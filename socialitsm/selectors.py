@@ -242,17 +242,17 @@ def sla_report(*, scope: ReportFilter, now: datetime) -> dict[str, Any]:
     by_agent: dict[str | None, int] = {}
     by_group: dict[str | None, int] = {}
     for target, state, due_at, elapsed, priority, _service, agent, group, first_response_at in clocks:
-        late = _late(state, due_at, now)
+        is_late = _late(state, due_at, now)
         counts = outcome.setdefault((target, priority), [0, 0, 0, 0])
         if state == SlaClock.State.MET:
             counts[0] += 1
-        elif late:
+        elif is_late:
             counts[1] += 1
         elif state in (SlaClock.State.RUNNING, SlaClock.State.PAUSED):
             counts[2] += 1
         elif state == SlaClock.State.CANCELED:
             counts[3] += 1
-        if late:
+        if is_late:
             by_agent[agent] = by_agent.get(agent, 0) + 1
             by_group[group] = by_group.get(group, 0) + 1
         if _responded(target, state, first_response_at):
