@@ -173,6 +173,14 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AddIndex(
+            model_name="incident",
+            index=models.Index(
+                fields=["id"],
+                include=("priority", "service", "assignee", "assignment_group", "first_response_at"),
+                name="incident_report_idx",
+            ),
+        ),
+        migrations.AddIndex(
             model_name="slaclock",
             index=models.Index(
                 condition=models.Q(("state", "running")), fields=["due_at", "id"], name="slaclock_at_risk_idx"
