@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.core.cache import cache
 from django.db import connection, models
 from django.db.models import (
     Count,
@@ -1076,32 +1075,20 @@ def queue_stamp() -> int:
     return IncidentEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def queue_view_counts(user: Any, *, stamp: int | None = None) -> dict[str, int]:
-    """How many incidents each queue view holds, and "breaching soon" from the running clocks'
-    due-time index (its cost follows the clocks due, not the table). The views of open incidents
-    are counted from the open ones; the two over every incident (done, all) in one pass over the
-    table, kept for as long as `queue_stamp` (given as `stamp`) says nothing changed."""
+def queue_view_counts(user: Any) -> dict[str, int]:
+    """How many incidents each queue view holds: one pass over incidents, and "breaching soon"
+    from the running clocks' due-time index (its cost follows the clocks due, not the table)."""
     cutoff = timezone.now() + timedelta(minutes=conf.QUEUE_BREACHING_MINUTES)
     open_q = Q(state__in=Incident.OPEN_STATES)
     user_id = getattr(user, "pk", None)
-    views = {
-        "open": Count("pk", filter=open_q),
-        "mine": Count("pk", filter=open_q & Q(assignee_id=user_id)) if user_id is not None else Value(0),
-        "unassigned": Count("pk", filter=open_q & Q(assignee__isnull=True)),
-        "on_hold": Count("pk", filter=Q(state=Incident.State.ON_HOLD)),
-    }
-    key = f"socialitsm:queue-totals:{stamp}"
-    totals = cache.get(key) if stamp is not None else None
-    if totals is None:
-        counts = Incident.objects.order_by().aggregate(
-            **views,
-            done=Count("pk", filter=Q(state__in=(Incident.State.RESOLVED, Incident.State.CLOSED))),
-            all=Count("pk"),
-        )
-        if stamp is not None:
-            cache.set(key, {"done": counts["done"], "all": counts["all"]}, QUEUE_TOTALS_SECONDS)
-    else:
-        counts = {**Incident.objects.open().order_by().aggregate(**views), **totals}
+    counts = Incident.objects.order_by().aggregate(
+        open=Count("pk", filter=open_q),
+        mine=Count("pk", filter=open_q & Q(assignee_id=user_id)) if user_id is not None else Value(0),
+        unassigned=Count("pk", filter=open_q & Q(assignee__isnull=True)),
+        on_hold=Count("pk", filter=Q(state=Incident.State.ON_HOLD)),
+        done=Count("pk", filter=Q(state__in=(Incident.State.RESOLVED, Incident.State.CLOSED))),
+        all=Count("pk"),
+    )
     counts["breaching"] = (
         SlaClock.objects.filter(stopped_at__isnull=True, due_at__lte=cutoff, incident__state__in=Incident.OPEN_STATES)
         .order_by()
@@ -1110,11 +1097,6 @@ def queue_view_counts(user: Any, *, stamp: int | None = None) -> dict[str, int]:
         .count()
     )
     return counts
-
-
-# How long the queue's totals over every incident are kept at most, should an audit event
-# commit after a later one (the stamp then misses it until the next).
-QUEUE_TOTALS_SECONDS = 60
 
 
 def saved_view_list(user: Any) -> QuerySet[SavedView]:

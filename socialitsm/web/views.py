@@ -163,7 +163,7 @@ def _queue_filters(request: HttpRequest) -> dict[str, str]:
 def _queue_context(request: HttpRequest) -> dict[str, Any]:
     stamp = selectors.queue_stamp()
     counts = _queue_counts(request.user)
-    view_counts = selectors.queue_view_counts(request.user, stamp=stamp)
+    view_counts = selectors.queue_view_counts(request.user)
     form = QueueFilterForm(request.GET or None, counts=counts)
     page = KeyedPaginator(_queue_incidents(request, form), PAGE_SIZE).get_page(request.GET.get("page"))
     filters = _queue_filters(request)
