@@ -25,6 +25,7 @@ from socialitsm.models import (
     CHANNEL_SCOPED_NETWORKS,
     PRIORITY_MATRIX,
     Author,
+    Channel,
     Incident,
     IncidentEvent,
     Post,
@@ -81,15 +82,47 @@ PARKED = "parked"
 DEFAULT_THRESHOLD = 0.5
 
 
+# What routing reads of a post (never the network's payload); what it writes is ROUTED_FIELDS.
+ROUTING_READS = (
+    "network",
+    "scope",
+    "external_id",
+    "channel",
+    "rule",
+    "author",
+    "text",
+    "details",
+    "url",
+    "posted_at",
+    "edited_at",
+    "in_reply_to",
+    "conversation_id",
+    "language",
+    "triage_state",
+    "incident",
+)
+
+
 def _routable(post_ids: Iterable[int]) -> list[Post]:
-    return list(
-        Post.objects.routable()
-        .filter(pk__in=list(post_ids))
-        .select_related("rule", "rule__assignment_group", "rule__default_service", "channel", "author")
-        # Routing never reads the network's payload or the channel's (encrypted) credentials.
-        .defer("raw", "channel__credentials")
-        .order_by("posted_at", "id")
+    """The routable posts among `post_ids`, oldest first, with their rule, channel and author.
+    Those are loaded once each (a batch shares a handful of rules and channels) rather than
+    joined onto every post."""
+    posts = list(Post.objects.routable().filter(pk__in=list(post_ids)).only(*ROUTING_READS).order_by("posted_at", "id"))
+    if not posts:
+        return posts
+    rules = WatchRule.objects.select_related("assignment_group", "default_service").in_bulk(
+        {p.rule_id for p in posts if p.rule_id is not None}
     )
+    # Routing never reads a channel's (encrypted) credentials.
+    channels = Channel.objects.defer("credentials").in_bulk({p.channel_id for p in posts})
+    authors = Author.objects.only("network", "scope", "external_id", "handle", "name").in_bulk(
+        {p.author_id for p in posts}
+    )
+    for post in posts:
+        Post.rule.field.set_cached_value(post, rules.get(post.rule_id) if post.rule_id is not None else None)
+        Post.channel.field.set_cached_value(post, channels[post.channel_id])
+        Post.author.field.set_cached_value(post, authors[post.author_id])
+    return posts
 
 
 def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
@@ -453,17 +486,19 @@ def _threads_preload(
     by_conversation_ids: dict[tuple[int, str], int] = {}
     conversations = {(p.author_id, p.conversation_id) for p in posts if p.conversation_id}
     if conversations:
+        # One row per (conversation, incident), however many posts each incident holds.
         rows = (
             Post.objects.filter(
                 live,
                 author_id__in={a for a, _ in conversations},
                 conversation_id__in={c for _, c in conversations},
             )
-            .order_by("incident__opened_at", "incident_id")
-            .values_list("author_id", "conversation_id", "incident_id")
+            .order_by()
+            .values_list("author_id", "conversation_id", "incident__opened_at", "incident_id")
+            .distinct()
         )
-        for author_id, conversation_id, incident_id in rows:
-            # Ordered oldest first, so the newest open incident of a conversation wins.
+        # Oldest first, so the newest open incident of a conversation wins.
+        for author_id, conversation_id, _, incident_id in sorted(rows, key=lambda row: (row[2], row[3])):
             by_conversation_ids[(author_id, conversation_id)] = incident_id
     incidents = Incident.objects.only("pk", "state").in_bulk({*by_post_ids.values(), *by_conversation_ids.values()})
     return (
