@@ -121,15 +121,64 @@ def _arrays(
 
     arrays: list[list[Any]] = []
     for column in columns:
-        values = [
-            column.get_db_prep_save(column.pre_save(obj, True) if adding else getattr(obj, column.attname), connection)
-            for obj in objs
-        ]
+        values = _column_values(column, objs, adding=adding)
         if any(isinstance(v, Jsonb) for v in values):
             # An array of json values goes as text and is cast by the statement.
             values = [(v.dumps or json.dumps)(v.obj) if isinstance(v, Jsonb) else v for v in values]
         arrays.append(values)
     return arrays
+
+
+def _column_values(column: models.Field[Any, Any], objs: Sequence[models.Model], *, adding: bool) -> list[Any]:
+    """Each object's value of `column` as the field prepares it for saving on PostgreSQL. A value
+    the field would hand back unchanged (see _AS_IS) is taken as it is: calling the field for
+    each of thousands of rows and dozens of columns was most of the Python time of a batch."""
+    as_is = _AS_IS.get(type(column))
+    if as_is is None or (adding and (getattr(column, "auto_now", False) or getattr(column, "auto_now_add", False))):
+        return [
+            column.get_db_prep_save(column.pre_save(obj, True) if adding else getattr(obj, column.attname), connection)
+            for obj in objs
+        ]
+    prep, attname = column.get_db_prep_save, column.attname
+    return [value if as_is(value) else prep(value, connection) for value in (getattr(obj, attname) for obj in objs)]
+
+
+def _text_as_is(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _aware_as_is(value: Any) -> bool:
+    return value is None or (type(value) is datetime and value.utcoffset() is not None)
+
+
+def _float_as_is(value: Any) -> bool:
+    return value is None or type(value) is float
+
+
+def _null_as_is(value: Any) -> bool:
+    return value is None
+
+
+# Per field class (exactly; subclasses go through the field), the values whose get_db_prep_save
+# on PostgreSQL is the value itself and whose pre_save reads the attribute (fields set on save,
+# auto_now ones, are always called). Integers are not among them: PostgreSQL's operations wrap
+# them in sized types.
+_AS_IS: dict[type, Any] = {
+    models.CharField: _text_as_is,
+    models.TextField: _text_as_is,
+    models.URLField: _text_as_is,
+    models.EmailField: _text_as_is,
+    models.SlugField: _text_as_is,
+    models.BooleanField: lambda value: type(value) is bool,
+    models.DateTimeField: _aware_as_is,
+    models.FloatField: _float_as_is,
+    models.ForeignKey: _null_as_is,
+    models.IntegerField: _null_as_is,
+    models.BigIntegerField: _null_as_is,
+    models.PositiveIntegerField: _null_as_is,
+    models.PositiveSmallIntegerField: _null_as_is,
+    models.SmallIntegerField: _null_as_is,
+}
 
 
 def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:

@@ -8,15 +8,19 @@ from django.dispatch import receiver
 
 from socialitsm.models import Channel, IncidentEvent
 from socialitsm.services.notifications import event_may_notify
-from socialitsm.signals import channel_alert, incident_event
+from socialitsm.signals import channel_alert, incident_events
+
+# Events per notification task: routing a batch records one event per post.
+NOTIFY_CHUNK = 500
 
 
-@receiver(incident_event, dispatch_uid="socialitsm-notify-incident-event")
-def notify_incident_event(sender: Any, event: IncidentEvent, **kwargs: Any) -> None:
-    from socialitsm.tasks import notifications_for_event_task
+@receiver(incident_events, dispatch_uid="socialitsm-notify-incident-events")
+def notify_incident_events(sender: Any, events: list[IncidentEvent], **kwargs: Any) -> None:
+    from socialitsm.tasks import notifications_for_events_task
 
-    if event_may_notify(event):
-        notifications_for_event_task.delay(event.pk)
+    ids = [event.pk for event in events if event_may_notify(event)]
+    for start in range(0, len(ids), NOTIFY_CHUNK):
+        notifications_for_events_task.delay(ids[start : start + NOTIFY_CHUNK])
 
 
 @receiver(channel_alert, dispatch_uid="socialitsm-notify-channel-alert")

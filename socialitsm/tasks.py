@@ -202,6 +202,13 @@ def notifications_for_event_task(event_id: int) -> None:
 
 
 @shared_task(acks_late=True)
+def notifications_for_events_task(event_ids: list[int]) -> None:
+    """`notifications_for_event_task` for events recorded together (events that vanished meanwhile
+    are skipped)."""
+    notifications.notifications_for_events(list(IncidentEvent.objects.filter(pk__in=event_ids).order_by("pk")))
+
+
+@shared_task(acks_late=True)
 def notifications_for_channel_alert_task(channel_id: int, kind: str, message: str, raised: bool) -> None:
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:

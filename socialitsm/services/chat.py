@@ -277,8 +277,19 @@ def _failed(message: ChatMessage, webhook: ChatWebhook, error: str, now) -> None
 
 
 def on_incident_event(sender: Any, event: IncidentEvent, **kwargs: Any) -> None:
+    if event.kind == IncidentEvent.Kind.OPENED and _ordinary_in_memory(event):
+        # Routing opens hundreds of ordinary incidents a batch: no query for each.
+        return
     if event.kind in (IncidentEvent.Kind.OPENED, IncidentEvent.Kind.SLA_BREACHED):
         incident_event_announce(event=event)
+
+
+def _ordinary_in_memory(event: IncidentEvent) -> bool:
+    """The event was built with its incident in memory, which says it is no major incident."""
+    if not IncidentEvent.incident.is_cached(event):
+        return False
+    incident = event.incident
+    return "is_major" not in incident.get_deferred_fields() and not incident.is_major
 
 
 def on_channel_alert(sender: Any, channel: Channel, kind: str, message: str, raised: bool, **kwargs: Any) -> None:

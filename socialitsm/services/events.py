@@ -1,7 +1,8 @@
 """The incident audit trail: one event per thing that happened to an incident.
 
 Every event is written through `event_record` or `events_record`; once the transaction that
-wrote it commits, `signals.incident_event` is sent for it, exactly once."""
+wrote it commits, `signals.incident_event` is sent for it, exactly once (and
+`signals.incident_events` once for the events recorded together)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from socialitsm.models import Incident, IncidentEvent
-from socialitsm.signals import incident_event
+from socialitsm.signals import incident_event, incident_events
 from socialitsm.text import shorten
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ def events_announce(events: Sequence[IncidentEvent]) -> None:
 
 
 def _send(events: list[IncidentEvent]) -> None:
+    for receiver, result in incident_events.send_robust(sender=IncidentEvent, events=events):
+        if isinstance(result, Exception):
+            logger.error("incident_events receiver %r failed on %d events", receiver, len(events), exc_info=result)
     for event in events:
         for receiver, result in incident_event.send_robust(sender=IncidentEvent, event=event):
             if isinstance(result, Exception):

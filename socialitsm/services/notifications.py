@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -122,9 +122,28 @@ def event_may_notify(event: IncidentEvent) -> bool:
 def notifications_for_event(event: IncidentEvent) -> list[Notification]:
     """Tell the people an incident event concerns; safe to run again (nobody is told twice).
     Returns the notifications created by this call."""
-    incident = Incident.objects.select_related("assignee", "assignment_group").filter(pk=event.incident_id).first()
-    if incident is None or not event_may_notify(event):
+    return notifications_for_events([event])
+
+
+def notifications_for_events(events: Sequence[IncidentEvent]) -> list[Notification]:
+    """`notifications_for_event` for each of `events`, their incidents loaded in one query: an
+    event that concerns nobody (a post linked to an incident no one is assigned to, an ordinary
+    incident opened) costs no query of its own."""
+    wanted = [event for event in events if event_may_notify(event)]
+    if not wanted:
         return []
+    incidents = Incident.objects.select_related("assignee", "assignment_group").in_bulk(
+        {event.incident_id for event in wanted}
+    )
+    created: list[Notification] = []
+    for event in wanted:
+        incident = incidents.get(event.incident_id)
+        if incident is not None:
+            created += _event_notify(event, incident)
+    return created
+
+
+def _event_notify(event: IncidentEvent, incident: Incident) -> list[Notification]:
     kind, recipients = _audience(event, incident)
     if kind is None:
         return []

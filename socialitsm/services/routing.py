@@ -6,13 +6,14 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import cast
 
 from django.contrib.auth.models import Group
 from django.core.cache import caches
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.db.models.functions import Collate
 from django.utils import timezone
 
@@ -25,6 +26,7 @@ from socialitsm.models import (
     CHANNEL_SCOPED_NETWORKS,
     PRIORITY_MATRIX,
     Author,
+    Channel,
     Incident,
     IncidentEvent,
     Post,
@@ -36,6 +38,7 @@ from socialitsm.models import (
 from socialitsm.text import clean_text
 
 from .events import event_build, event_record, events_record
+from .figures import incidents_figures_refresh
 from .incidents import (
     group_default,
     incident_build,
@@ -81,15 +84,47 @@ PARKED = "parked"
 DEFAULT_THRESHOLD = 0.5
 
 
+# What routing reads of a post (never the network's payload); what it writes is ROUTED_FIELDS.
+ROUTING_READS = (
+    "network",
+    "scope",
+    "external_id",
+    "channel",
+    "rule",
+    "author",
+    "text",
+    "details",
+    "url",
+    "posted_at",
+    "edited_at",
+    "in_reply_to",
+    "conversation_id",
+    "language",
+    "triage_state",
+    "incident",
+)
+
+
 def _routable(post_ids: Iterable[int]) -> list[Post]:
-    return list(
-        Post.objects.routable()
-        .filter(pk__in=list(post_ids))
-        .select_related("rule", "rule__assignment_group", "rule__default_service", "channel", "author")
-        # Routing never reads the network's payload or the channel's (encrypted) credentials.
-        .defer("raw", "channel__credentials")
-        .order_by("posted_at", "id")
+    """The routable posts among `post_ids`, oldest first, with their rule, channel and author.
+    Those are loaded once each (a batch shares a handful of rules and channels) rather than
+    joined onto every post."""
+    posts = list(Post.objects.routable().filter(pk__in=list(post_ids)).only(*ROUTING_READS).order_by("posted_at", "id"))
+    if not posts:
+        return posts
+    rules = WatchRule.objects.select_related("assignment_group", "default_service").in_bulk(
+        {p.rule_id for p in posts if p.rule_id is not None}
     )
+    # Routing never reads a channel's (encrypted) credentials.
+    channels = Channel.objects.defer("credentials").in_bulk({p.channel_id for p in posts})
+    authors = Author.objects.only("network", "scope", "external_id", "handle", "name").in_bulk(
+        {p.author_id for p in posts}
+    )
+    for post in posts:
+        Post.rule.field.set_cached_value(post, rules.get(post.rule_id) if post.rule_id is not None else None)
+        Post.channel.field.set_cached_value(post, channels[post.channel_id])
+        Post.author.field.set_cached_value(post, authors[post.author_id])
+    return posts
 
 
 def posts_process(*, post_ids: Iterable[int]) -> dict[str, int]:
@@ -397,7 +432,12 @@ class _BatchRouter:
             ROUTED_FIELDS,
         )
         events_record(events, batch_size=500)
-        incidents_sla_recompute(incident_ids={incident.pk for _, incident in self.links} | {m.pk for m in majors})
+        opened_now = {incident.pk for incident, _ in self.new_incidents} | {m.pk for m in majors}
+        linked = {incident.pk for _, incident in self.links}
+        replay = opened_now | _clocks_moved([(post, i) for post, i in self.links if i.pk not in opened_now])
+        incidents_sla_recompute(incident_ids=replay)
+        # The others gained posts and nothing their clocks start from: only their figures move.
+        incidents_figures_refresh(incident_ids=linked - replay)
         self._reopen_after_fix()
         return self.outcome
 
@@ -414,6 +454,54 @@ class _BatchRouter:
             )
 
 
+def _clocks_moved(joined: list[tuple[Post, Incident]]) -> set[int]:
+    """The open incidents among `joined` (posts linked to incidents opened before this batch)
+    whose SLA history these posts change, in two queries for the batch: a post dated before the
+    incident's first post moves its clock start, and a poster writing again after a reply was
+    sent starts a next-response clock. A follow-up that does neither (most) leaves the clocks
+    as they are, so their replay is skipped; the SLA sweep keeps running clocks current."""
+    if not joined:
+        return set()
+    ids = {incident.pk for _, incident in joined}
+    first = dict(
+        Post.objects.filter(incident_id__in=ids)
+        .exclude(pk__in=[post.pk for post, _ in joined])
+        .order_by("incident_id", "posted_at", "id")
+        .distinct("incident_id")
+        .values_list("incident_id", "posted_at")
+        if connection.vendor == "postgresql"
+        else _first_posted(ids, {post.pk for post, _ in joined})
+    )
+    moved = {
+        incident.pk for post, incident in joined if incident.pk not in first or post.posted_at < first[incident.pk]
+    }
+    posters = {
+        incident.pk
+        for post, incident in joined
+        if incident.pk not in moved
+        and ("author_id" in incident.get_deferred_fields() or post.author_id == incident.author_id)
+    }
+    if posters:
+        moved.update(
+            Reply.objects.filter(incident_id__in=posters, status=Reply.Status.SENT).values_list(
+                "incident_id", flat=True
+            )
+        )
+    return moved
+
+
+def _first_posted(ids: set[int], leaving_out: set[int]) -> dict[int, datetime]:
+    """Each incident's earliest post time (but for `leaving_out`), where DISTINCT ON is missing."""
+    rows = (
+        Post.objects.filter(incident_id__in=ids)
+        .exclude(pk__in=leaving_out)
+        .values("incident_id")
+        .annotate(first=Min("posted_at"))
+        .values_list("incident_id", "first")
+    )
+    return {incident_id: first for incident_id, first in rows if incident_id is not None}
+
+
 def _opened_why(incident: Incident, why: str, majors_opened: set[int]) -> str:
     """Why routing opened `incident`; one joining a major incident already open says so here
     (one opening with a new major incident gets a link event of its own)."""
@@ -428,7 +516,8 @@ def _threads_preload(
 ) -> tuple[dict[tuple[str, str, str], Incident], dict[tuple[int, str], Incident]]:
     """The open incidents these posts may continue, keyed by the external id they answer (a
     linked post or one of our replies) in its id space (network, scope), and by (author,
-    conversation). Only the incidents' ids and states are loaded: linking needs nothing else."""
+    conversation). Only the incidents' ids, states and posters are loaded: linking needs nothing
+    else."""
     open_states = Incident.OPEN_STATES
     # Besides open incidents, a poster's own incident resolved with its major incident: writing
     # again there reopens it (see _reopen_after_fix).
@@ -453,19 +542,23 @@ def _threads_preload(
     by_conversation_ids: dict[tuple[int, str], int] = {}
     conversations = {(p.author_id, p.conversation_id) for p in posts if p.conversation_id}
     if conversations:
+        # One row per (conversation, incident), however many posts each incident holds.
         rows = (
             Post.objects.filter(
                 live,
                 author_id__in={a for a, _ in conversations},
                 conversation_id__in={c for _, c in conversations},
             )
-            .order_by("incident__opened_at", "incident_id")
-            .values_list("author_id", "conversation_id", "incident_id")
+            .order_by()
+            .values_list("author_id", "conversation_id", "incident__opened_at", "incident_id")
+            .distinct()
         )
-        for author_id, conversation_id, incident_id in rows:
-            # Ordered oldest first, so the newest open incident of a conversation wins.
+        # Oldest first, so the newest open incident of a conversation wins.
+        for author_id, conversation_id, _, incident_id in sorted(rows, key=lambda row: (row[2], row[3])):
             by_conversation_ids[(author_id, conversation_id)] = incident_id
-    incidents = Incident.objects.only("pk", "state").in_bulk({*by_post_ids.values(), *by_conversation_ids.values()})
+    incidents = Incident.objects.only("pk", "state", "author_id").in_bulk(
+        {*by_post_ids.values(), *by_conversation_ids.values()}
+    )
     return (
         {key: incidents[pk] for key, pk in by_post_ids.items()},
         {key: incidents[pk] for key, pk in by_conversation_ids.items()},

@@ -138,13 +138,6 @@ class _HistoryLoader:
             .values_list("pk", "first_posted", "first_ingested")
             if posted_at is not None
         }
-        self.poster_posts: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-        for incident_id, posted_at, ingested_at in (
-            Post.objects.filter(incident_id__in=ids, author_id=F("incident__author_id"))
-            .order_by("posted_at", "id")
-            .values_list("incident_id", "posted_at", "ingested_at")
-        ):
-            self.poster_posts[incident_id].append((posted_at, ingested_at))
         self.states: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
         for incident_id, at, old, new in (
             IncidentEvent.objects.filter(incident_id__in=ids, kind=IncidentEvent.Kind.CHANGED, field="state")
@@ -158,6 +151,17 @@ class _HistoryLoader:
         ).values_list("incident_id", "sent_at"):
             if sent_at is not None:
                 self.replies[incident_id].append(sent_at)
+        # The poster's posts only start next-response clocks, which only an incident with a
+        # reply sent has: the follow-ups of the others (most, in a busy routing batch) are not read.
+        self.poster_posts: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+        answered = sorted(self.replies)
+        if answered:
+            for incident_id, posted_at, ingested_at in (
+                Post.objects.filter(incident_id__in=answered, author_id=F("incident__author_id"))
+                .order_by("posted_at", "id")
+                .values_list("incident_id", "posted_at", "ingested_at")
+            ):
+                self.poster_posts[incident_id].append((posted_at, ingested_at))
         self.clocks: dict[int, dict[tuple[str, int], SlaClock]] = defaultdict(dict)
         for clock in SlaClock.objects.filter(incident_id__in=ids):
             self.clocks[clock.incident_id][(clock.target, clock.cycle)] = clock
