@@ -29,6 +29,8 @@ from .edits import post_edits_apply
 logger = logging.getLogger(__name__)
 
 PROCESS_CHUNK = 100
+# A channel's last_event_at is written at most this often (the quiet-channel alert counts minutes).
+LAST_EVENT_EVERY = timedelta(seconds=1)
 
 
 @dataclass
@@ -287,7 +289,13 @@ def posts_ingest(
             posted = {p.external_id: p.posted_at for p in fresh}
             result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
             if written:
-                Channel.objects.filter(pk=channel.pk).update(last_event_at=now)
+                # At most once a second: the row lock of this update would otherwise line up
+                # every call pushing to the channel behind each other's commit.
+                if channel.last_event_at is None or channel.last_event_at < now - LAST_EVENT_EVERY:
+                    Channel.objects.filter(pk=channel.pk).filter(
+                        Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - LAST_EVENT_EVERY)
+                    ).update(last_event_at=now)
+                    channel.last_event_at = now
                 stored = len(written)
                 transaction.on_commit(lambda: metrics.posts_ingested(channel, stored))
             edits = [p for p in cleaned if p.external_id in existing and p.external_id not in own and p.edited_at]

@@ -415,3 +415,21 @@ def test_details_are_cleaned_at_the_door_and_stored():
     assert len(stored[1]["text"]) == DETAIL_CHARS
     assert len(stored) == MAX_DETAILS
     assert {d["kind"] for d in stored} == {"quote", "poll"}
+
+
+def test_channel_last_event_is_written_at_most_once_a_second():
+    import time_machine
+
+    channel = ChannelFactory(network="webhook")
+    start = timezone.now().replace(microsecond=0) + timedelta(days=1)
+    with time_machine.travel(start, tick=False):
+        posts_ingest(channel=channel, posts=[inbound("s1")])
+    with time_machine.travel(start + timedelta(milliseconds=900), tick=False):
+        posts_ingest(channel=channel, posts=[inbound("s2")])
+        # Another process's copy of the channel (loaded before) does not write it either.
+        posts_ingest(channel=Channel.objects.get(pk=channel.pk), posts=[inbound("s3")])
+    assert Channel.objects.get(pk=channel.pk).last_event_at == start
+    with time_machine.travel(start + timedelta(seconds=2), tick=False):
+        posts_ingest(channel=channel, posts=[inbound("s4")])
+    assert Channel.objects.get(pk=channel.pk).last_event_at == start + timedelta(seconds=2)
+    assert Post.objects.filter(channel=channel).count() == 4
