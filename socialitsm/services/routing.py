@@ -234,21 +234,22 @@ def _claim(stuck: set[int], limit: int) -> list[int]:
     their authors until the caller's transaction ends. Rows another transaction holds are
     skipped (SKIP LOCKED), never waited for: posts another worker is routing, and posts whose
     author another routing or an ingest holds. A claim never waits, so it cannot deadlock with
-    routing, which locks the authors and then the posts."""
+    routing, which locks the authors and then the posts. The locks are FOR NO KEY UPDATE, as
+    routing's: posts stored meanwhile by these authors need not wait for the batch."""
     if connection.vendor != "postgresql":
         return _pending(stuck, limit)
     pending = Post.objects.routable()
     if stuck:
         pending = pending.exclude(pk__in=stuck)
     candidates = list(
-        pending.select_for_update(skip_locked=True, of=("self",))
+        pending.select_for_update(skip_locked=True, of=("self",), no_key=True)
         .order_by("ingested_at", "id")
         .values_list("id", "author_id")[:limit]
     )
     if not candidates:
         return []
     authors = set(
-        Author.objects.select_for_update(skip_locked=True)
+        Author.objects.select_for_update(skip_locked=True, no_key=True)
         .filter(pk__in={author for _, author in candidates})
         .values_list("pk", flat=True)
     )
@@ -301,8 +302,10 @@ def _posts_route(
         # Lock the authors: one author's posts are routed by one worker at a time, so two
         # follow-ups cannot open two incidents. Ingest upserts authors in the same key order,
         # so neither a concurrent batch nor a concurrent ingest can deadlock with this one.
+        # FOR NO KEY UPDATE: exclusive among routers, but posts stored meanwhile by these
+        # authors still pass their foreign key check instead of waiting for this batch.
         list(
-            Author.objects.select_for_update()
+            Author.objects.select_for_update(no_key=True)
             .filter(pk__in={p.author_id for p in posts})
             .order_by("network", "scope", _codepoint_order("external_id"))
             .values_list("pk", flat=True)

@@ -433,3 +433,30 @@ def test_channel_last_event_is_written_at_most_once_a_second():
         posts_ingest(channel=channel, posts=[inbound("s4")])
     assert Channel.objects.get(pk=channel.pk).last_event_at == start + timedelta(seconds=2)
     assert Post.objects.filter(channel=channel).count() == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_known_posters_new_post_does_not_wait_for_the_worker_routing_their_posts():
+    import psycopg
+    from django.db import connection
+
+    from ..test_worker import _database_url
+
+    rule = WatchRuleFactory()
+    posts_ingest(channel=rule.channel, posts=[inbound("k1")], rule=rule, process=False)
+    author = Author.objects.get()
+    with psycopg.connect(_database_url()) as routing:
+        # A worker routing this poster's posts holds their row for its batch.
+        routing.execute("SELECT id FROM socialitsm_author WHERE id = %s FOR NO KEY UPDATE", (author.pk,))
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '5s'")  # a wait fails the test instead of hanging it
+        try:
+            result = posts_ingest(channel=rule.channel, posts=[inbound("k2")], rule=rule, process=False)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        routing.rollback()
+    assert result.created == 1
+    assert Post.objects.get(external_id="k2").author_id == author.pk
+    assert Author.objects.count() == 1
