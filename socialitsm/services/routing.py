@@ -256,17 +256,12 @@ def _claim(stuck: set[int], limit: int) -> list[int]:
     return [pk for pk, author in candidates if author in authors]
 
 
-def _pending_rows(stuck: set[int], limit: int) -> list[tuple[int, int]]:
-    """(id, author id) of up to `limit` routable posts, oldest stored first, but those in `stuck`."""
+def _pending(stuck: set[int], limit: int) -> list[int]:
+    """Up to `limit` routable posts, oldest stored first, but those in `stuck`."""
     pending = Post.objects.routable()
     if stuck:
         pending = pending.exclude(pk__in=stuck)
-    return list(pending.order_by("ingested_at", "id").values_list("id", "author_id")[:limit])
-
-
-def _pending(stuck: set[int], limit: int) -> list[int]:
-    """Up to `limit` routable posts, oldest stored first, but those in `stuck`."""
-    return [pk for pk, _ in _pending_rows(stuck, limit)]
+    return list(pending.order_by("ingested_at", "id").values_list("id", flat=True)[:limit])
 
 
 def post_meaning(post: Post) -> str:
