@@ -50,7 +50,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60, help="how long to push (default 60)")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (default 1)")
     parser.add_argument("--encoder", action="store_true", help="classify with the sentence encoder too")
-    parser.add_argument("--senders", type=int, default=16, help="threads sending on the schedule (default 16)")
+    parser.add_argument("--senders", type=int, default=48, help="threads sending on the schedule (default 48)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--web-threads", type=int, default=0, help="threads per gunicorn worker (gunicorn.conf.py)")
     parser.add_argument("--web-class", default="", help="gunicorn worker class (gunicorn.conf.py: gthread)")
