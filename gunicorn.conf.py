@@ -1,10 +1,19 @@
 """gunicorn reads this file from the working directory by default (web in Procfile, Dockerfile, compose).
 
+Threaded workers (gthread): a request mostly waits on PostgreSQL, so a few threads per process
+keep the cores busy where sync workers would queue the callers (webhook pushes at 100 a second
+on 2 cores). Processes come from --workers (2 a core is a fair start), threads from
+GUNICORN_THREADS; keep-alive lets API clients and webhook senders reuse their connections.
+
 With PROMETHEUS_MULTIPROC_DIR set, each worker writes its metrics to files there; a worker that
 exits must be marked dead, or its live gauges would be reported for ever.
 """
 
 import os
+
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+keepalive = 5
 
 
 def child_exit(server, worker):

@@ -105,13 +105,18 @@ def rss_mb() -> float:
 
 
 def memory_run(total: int, batch: int, every: int, keep: bool) -> None:
-    """Stream `total` posts through ingest and routing, `batch` at a time, printing RSS."""
+    """Stream `total` posts through ingest and routing, `batch` at a time, printing RSS; at the
+    end, how much RSS moved after the first `every` posts (the warm-up: classifier caches,
+    the catalogue, the connection)."""
+    from django.conf import settings
+
     run = f"mem{uuid.uuid4().hex[:8]}"
     channel = Channel.objects.create(name=run, slug=run, network="webhook", listen_mode="push")
     rule = WatchRule.objects.create(channel=channel, name="bench", kind="search")
     # Authors come back over the whole run, as they do in a year of posts.
-    started = time.perf_counter()
-    print(f"posts {total} in batches of {batch}; RSS at start {rss_mb():.0f} MB")
+    started, cpu_started = time.perf_counter(), time.process_time()
+    print(f"posts {total} in batches of {batch}; DEBUG {settings.DEBUG}; RSS at start {rss_mb():.0f} MB")
+    samples: list[tuple[int, float]] = []
     done = 0
     while done < total:
         posts = make_posts(min(batch, total - done), run, first=done, authors=max(1, total // 10))
@@ -119,9 +124,19 @@ def memory_run(total: int, batch: int, every: int, keep: bool) -> None:
         posts_process(post_ids=ids)
         done += len(posts)
         if done % every < batch or done == total:
-            elapsed = time.perf_counter() - started
-            rate = done / elapsed
-            print(f"{done:>9} posts  {elapsed:8.1f} s  {rate:6.0f} posts/s  RSS {rss_mb():7.1f} MB", flush=True)
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            samples.append((done, rss_mb()))
+            print(
+                f"{done:>9} posts  {elapsed:8.1f} s  {done / elapsed:6.0f} posts/s  "
+                f"{done / cpu:6.0f} posts/cpu-s  RSS {samples[-1][1]:7.1f} MB",
+                flush=True,
+            )
+    after_warm_up = [rss for _, rss in samples[1:]] or [samples[-1][1]]
+    print(
+        f"RSS after the first {samples[0][0]} posts: min {min(after_warm_up):.1f} MB, "
+        f"max {max(after_warm_up):.1f} MB, end {samples[-1][1]:.1f} MB "
+        f"(first sample {samples[0][1]:.1f} MB)"
+    )
     if not keep:
         _cleanup(channel, run)
 

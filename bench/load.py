@@ -1,15 +1,18 @@
 """Load test: API clients and webhook pushers at once against gunicorn, a Celery worker, Redis
 and PostgreSQL on this machine.
 
-    python bench/load.py [--minutes 5] [--clients 50] [--pushers 5] [--push-rate 10] [--workers 1]
+    python bench/load.py [--minutes 5] [--clients 50] [--pushers 5] [--push-rate 10] [--think 0]
+                         [--workers 1] [--web-workers 2] [--web-threads N]
 
 DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis) as for bench/stack.py. Each API client
 (a thread with its own session and the lead's token) reads the incident list (plain, filtered,
-searched, ordered by time to breach), one incident, the post list and the SLA report, one after
-another without pause; each pusher sends signed posts one per request to its own webhook channel
+searched, ordered by time to breach), one incident, the post list (plain and filtered) and the
+SLA report, one after another, waiting --think seconds between calls (0: without pause, the
+server saturated); each pusher sends signed posts one per request to its own webhook channel
 at --push-rate a second. Then it waits for routing to finish and checks: no 5xx answer, every
-pushed post stored exactly once and routed, each incident number once. Prints p50/p95 per
-endpoint. Exits 1 when a check fails.
+pushed post stored exactly once and routed, each incident number once. Prints p50/p95/p99 per
+endpoint and per kind of call (list, filter, search, detail, report, webhook), and the CPU
+seconds of the web and worker processes. Exits 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -46,8 +49,21 @@ READS = [
     ("incidents?ordering", "/api/v1/incidents/?ordering=breach_due_at"),
     ("incident", "/api/v1/incidents/{incident}/"),
     ("posts", "/api/v1/posts/"),
+    ("posts?triage_state", "/api/v1/posts/?triage_state=incident"),
     ("sla report", "/api/v1/reports/sla/"),
 ]
+# The kind of each call, for the summary by kind.
+KINDS = {
+    "incidents": "list",
+    "posts": "list",
+    "incidents?state": "filter",
+    "incidents?ordering": "filter",
+    "posts?triage_state": "filter",
+    "incidents?search": "search",
+    "incident": "detail",
+    "sla report": "report",
+    "webhook": "webhook",
+}
 
 
 def main() -> int:
@@ -56,12 +72,20 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent API clients (default 50)")
     parser.add_argument("--pushers", type=int, default=5, help="concurrent webhook pushers (default 5)")
     parser.add_argument("--push-rate", type=float, default=10, help="posts a second per pusher (default 10)")
+    parser.add_argument("--think", type=float, default=0, help="seconds a client waits between calls (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (default 1)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument("--web-threads", type=int, default=0, help="threads per gunicorn worker (gunicorn.conf.py)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
-    with running(keep=args.keep, workers=args.workers, web_workers=args.web_workers, channels=args.pushers) as stack:
+    with running(
+        keep=args.keep,
+        workers=args.workers,
+        web_workers=args.web_workers,
+        web_threads=args.web_threads,
+        channels=args.pushers,
+    ) as stack:
         timings: dict[str, list[float]] = defaultdict(list)
         statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         errors: list[str] = []
@@ -90,6 +114,8 @@ def main() -> int:
                     errors.append(f"{name}: {exc}")
                     continue
                 record(name, started, response.status_code)
+                if args.think:
+                    time.sleep(args.think)
                 if name == "incidents" and response.status_code == 200:
                     results = response.json().get("results") or []
                     if results:
@@ -119,10 +145,12 @@ def main() -> int:
 
         threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
         threads += [threading.Thread(target=pusher, args=(n,)) for n in range(args.pushers)]
+        cpu_web, cpu_worker = stack.cpu_seconds("web"), stack.cpu_seconds("worker")
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        cpu_web, cpu_worker = stack.cpu_seconds("web") - cpu_web, stack.cpu_seconds("worker") - cpu_worker
 
         accepted = sum(len(ids) for ids in pushed)
         with stack.db() as db:
@@ -147,7 +175,9 @@ def main() -> int:
 
         print(
             f"ran             {args.minutes:g} min: {args.clients} API clients, {args.pushers} pushers at "
-            f"{args.push_rate:g}/s each, gunicorn {args.web_workers} workers, {args.workers} Celery worker(s)"
+            f"{args.push_rate:g}/s each, think {args.think:g} s, gunicorn {args.web_workers} workers "
+            f"(gunicorn.conf.py class{f', {args.web_threads} threads' if args.web_threads else ''}), "
+            f"{args.workers} Celery worker(s)"
         )
         print(f"{'endpoint':<20} {'requests':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  statuses")
         for name in sorted(timings):
@@ -157,6 +187,22 @@ def main() -> int:
                 f"{name:<20} {len(values):>9} {percentile(values, 50) * 1000:>8.0f} "
                 f"{percentile(values, 95) * 1000:>8.0f} {percentile(values, 99) * 1000:>8.0f}  {codes}"
             )
+        by_kind: dict[str, list[float]] = defaultdict(list)
+        for name, values in timings.items():
+            by_kind[KINDS.get(name, name)].extend(values)
+        print(f"{'kind':<20} {'requests':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+        for kind in sorted(by_kind):
+            values = by_kind[kind]
+            print(
+                f"{kind:<20} {len(values):>9} {percentile(values, 50) * 1000:>8.0f} "
+                f"{percentile(values, 95) * 1000:>8.0f} {percentile(values, 99) * 1000:>8.0f}"
+            )
+        calls = sum(len(values) for values in timings.values())
+        print(
+            f"cpu             web {cpu_web:.0f} s ({cpu_web / max(1, calls) * 1000:.1f} ms a call, "
+            f"{calls / (args.minutes * 60):.0f} calls/s), worker {cpu_worker:.0f} s "
+            f"({cpu_worker / max(1, accepted) * 1000:.1f} ms a post)"
+        )
         checks = {
             "no 5xx": not any(server_errors.values()),
             "no connection errors": not errors,
@@ -165,6 +211,10 @@ def main() -> int:
             "every post routed": not pending,
             "each incident number once": numbers[0] == numbers[1],
         }
+        print(
+            f"pushed          {accepted / (args.minutes * 60):.1f} posts/s accepted in all "
+            f"(asked {args.pushers * args.push_rate:g}/s)"
+        )
         print(f"posts           {accepted} accepted, {len(expected & set(stored))} stored, {pending} still pending")
         print(f"incidents       {numbers[0]} ({numbers[1]} distinct numbers)")
         for name, ok in checks.items():

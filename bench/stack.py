@@ -56,7 +56,16 @@ def _admin_url(url: str) -> str:
 
 
 class Stack:
-    def __init__(self, *, workers: int = 1, web_workers: int = 2, channels: int = 1, encoder: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        web_workers: int = 2,
+        web_threads: int = 0,
+        web_class: str = "",
+        channels: int = 1,
+        encoder: bool = False,
+    ) -> None:
         url = os.environ.get("DATABASE_URL", "")
         broker = os.environ.get("CELERY_BROKER_URL", "")
         if not url.startswith(("postgres://", "postgresql://")) or not broker.startswith("redis://"):
@@ -66,10 +75,13 @@ class Stack:
         self.database_url = urlunsplit(parts._replace(path=f"/{self.db_name}"))
         self.broker = broker
         self.workers, self.web_workers, self.channels = workers, web_workers, channels
+        # 0 and "" leave gunicorn.conf.py's threads and worker class.
+        self.web_threads, self.web_class = web_threads, web_class
         self.work = Path(tempfile.mkdtemp(prefix="socialitsm-bench-"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen] = []
+        self.named: dict[str, subprocess.Popen] = {}
         self.token = ""
         self.env = {
             **os.environ,
@@ -110,6 +122,8 @@ class Stack:
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.web_workers),
+            *(("--threads", str(self.web_threads)) if self.web_threads else ()),
+            *(("--worker-class", self.web_class) if self.web_class else ()),
             "--no-control-socket",
         )
         for n in range(self.workers):
@@ -142,9 +156,20 @@ class Stack:
 
     def spawn(self, name: str, *args: str) -> None:
         log = (self.work / f"{name}.log").open("w")
-        self.processes.append(
-            subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
+        self.processes.append(process)
+        self.named[name] = process
+
+    def cpu_seconds(self, prefix: str) -> float:
+        """CPU seconds (user + system) used so far by the processes whose name starts with
+        `prefix` ("web", "worker") and their children (gunicorn's workers)."""
+        return sum(tree_cpu_seconds(p.pid) for name, p in self.named.items() if name.startswith(prefix))
+
+    def rss_mb(self, prefix: str) -> float:
+        """Resident memory (MB) of the processes named `prefix`* and their children."""
+        return sum(tree_rss_mb(p.pid) for name, p in self.named.items() if name.startswith(prefix))
 
     def _wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -189,6 +214,45 @@ def running(keep: bool = False, **options):
     finally:
         stack.stop(keep=keep)
         print(f"logs: {stack.work}")
+
+
+def _proc_tree(pid: int) -> list[int]:
+    """`pid` and its descendants, from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in _proc_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def tree_rss_mb(pid: int) -> float:
+    total = 0
+    for member in _proc_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total / 1024
 
 
 def post_body(external_id: str, author: int, text: str, posted_at: str) -> bytes:

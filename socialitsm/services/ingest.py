@@ -8,15 +8,16 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, models, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, models, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Collate
 from django.utils import timezone
 
 from socialitsm import datetimes, metrics
 from socialitsm.conf import conf
 from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, DetailKind, InboundAuthor, PostDetail
-from socialitsm.db import rows_insert_new
+from socialitsm.db import rows_insert_new, rows_update
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.logcontext import error_summary
 from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
@@ -29,6 +30,8 @@ from .edits import post_edits_apply
 logger = logging.getLogger(__name__)
 
 PROCESS_CHUNK = 100
+# A channel's last_event_at is written at most this often (the quiet-channel alert counts minutes).
+LAST_EVENT_EVERY = timedelta(seconds=1)
 
 
 @dataclass
@@ -287,7 +290,13 @@ def posts_ingest(
             posted = {p.external_id: p.posted_at for p in fresh}
             result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
             if written:
-                Channel.objects.filter(pk=channel.pk).update(last_event_at=now)
+                # At most once a second: the row lock of this update would otherwise line up
+                # every call pushing to the channel behind each other's commit.
+                if channel.last_event_at is None or channel.last_event_at < now - LAST_EVENT_EVERY:
+                    Channel.objects.filter(pk=channel.pk).filter(
+                        Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - LAST_EVENT_EVERY)
+                    ).update(last_event_at=now)
+                    channel.last_event_at = now
                 stored = len(written)
                 transaction.on_commit(lambda: metrics.posts_ingested(channel, stored))
             edits = [p for p in cleaned if p.external_id in existing and p.external_id not in own and p.edited_at]
@@ -446,6 +455,10 @@ def _replies_to_us_rethreaded(channel: Channel, posts: list[InboundPost]) -> lis
 
 
 def _authors_upsert(channel: Channel, posts: Sequence[InboundPost]) -> dict[str, int]:
+    """The author row id of each poster, by external id: new posters are inserted, known ones
+    whose handle, name or profile address changed are updated (in key order: see posts_ingest).
+    A known poster whose details did not change is not written, so the call does not wait for
+    a worker routing that poster's posts (routing holds the author rows for its batch)."""
     latest = {p.author.external_id: p.author for p in posts}
     if not latest:
         return {}
@@ -462,16 +475,27 @@ def _authors_upsert(channel: Channel, posts: Sequence[InboundPost]) -> dict[str,
             )
             for a in (latest[key] for key in sorted(latest))  # key order: see posts_ingest
         ],
-        update_conflicts=True,
-        unique_fields=["network", "scope", "external_id"],
-        update_fields=["handle", "name", "profile_url"],
+        ignore_conflicts=True,
         batch_size=500,
     )
-    return dict(
-        Author.objects.filter(network=network, scope=scope, external_id__in=list(latest)).values_list(
-            "external_id", "id"
-        )
-    )
+    stored = {
+        external_id: (pk, (handle, name, profile_url))
+        for external_id, pk, handle, name, profile_url in Author.objects.filter(
+            network=network, scope=scope, external_id__in=list(latest)
+        ).values_list("external_id", "id", "handle", "name", "profile_url")
+    }
+    changed = [
+        Author(pk=stored[key][0], handle=a.handle, name=a.name, profile_url=a.profile_url)
+        for key, a in sorted(latest.items())
+        if key in stored and stored[key][1] != (a.handle, a.name, a.profile_url)
+    ]
+    if changed:
+        # Locked in key order first (as routing locks them), then written in one statement.
+        order = Collate("external_id", "C") if connection.vendor == "postgresql" else "external_id"
+        locking = Author.objects.select_for_update(no_key=True).filter(pk__in=[a.pk for a in changed])
+        list(locking.order_by(order).values_list("pk", flat=True))
+        rows_update(Author, changed, ["handle", "name", "profile_url"])
+    return {key: pk for key, (pk, _) in stored.items()}
 
 
 def channels_poll_due() -> list[int]:

@@ -215,38 +215,80 @@ def posts_drain(*, batch: int | None = None, seconds: float | None = None) -> di
     """Route every pending post, oldest stored first, `batch` at a time through the batch path
     (`posts_process`), until none is left or `seconds` have passed (then another drain is
     requested). Posts stored while it runs are taken too: the flag is cleared only once nothing
-    is left, and looked at once more after. A crash leaves the posts of the unfinished batch
-    pending, for the next drain or the recovery sweep. Returns how many posts went each way."""
+    is left, and looked at once more after. Each batch is claimed first (`_claim`): drains
+    running side by side (several workers, or a batch task beside a drain) skip each other's
+    posts instead of waiting for them. A crash leaves the posts of the unfinished batch pending,
+    for the next drain or the recovery sweep. Returns how many posts went each way."""
     batch = batch or conf.DRAIN_BATCH
     deadline = time.monotonic() + (conf.DRAIN_SECONDS if seconds is None else seconds)
     outcome: dict[str, int] = {}
     # Posts routing left pending (edited since they were classified: the edit asked for their
-    # routing again). Each read starts from the oldest pending post rather than after the last
+    # routing again). Each claim starts from the oldest pending post rather than after the last
     # one read: a post stored earlier may commit later, and must not be passed over.
     stuck: set[int] = set()
     while True:
-        ids = _pending(stuck, batch)
+        try:
+            with transaction.atomic():
+                ids = _claim(stuck, batch)
+                routed = posts_process(post_ids=ids) if ids else {}
+        except Exception:
+            # The batch stays pending; the next request may queue a drain at once (a worker
+            # killed outright leaves the flag to lapse instead).
+            _drain_flag_clear()
+            raise
+        for state, count in routed.items():
+            outcome[state] = outcome.get(state, 0) + count
         if ids:
-            try:
-                routed = posts_process(post_ids=ids)
-            except Exception:
-                # The batch stays pending; the next request may queue a drain at once (a worker
-                # killed outright leaves the flag to lapse instead).
-                _drain_flag_clear()
-                raise
-            for state, count in routed.items():
-                outcome[state] = outcome.get(state, 0) + count
             stuck.update(Post.objects.routable().filter(pk__in=ids).values_list("pk", flat=True))
+        elif _pending(stuck, 1):
+            # Pending, but claimed elsewhere (another drain, a batch task, an author an ingest
+            # is writing): look again in a moment, as another drain would not be asked for.
             if time.monotonic() < deadline:
+                time.sleep(DRAIN_BUSY_WAIT)
                 continue
+        else:
+            _drain_flag_clear()
+            # A post committed between the last read and the clear found the flag set and
+            # asked for nothing: look once more, and carry on if this drain takes the flag back.
+            if not _pending(stuck, 1) or not _drain_flag_take():
+                return outcome
+            continue
+        if time.monotonic() >= deadline:
+            # Re-armed: the queue's other work gets its turn before the next drain.
             _drain_flag_clear()
             posts_drain_request()
             return outcome
-        _drain_flag_clear()
-        # A post committed between the last read and the clear found the flag set and asked for
-        # nothing: look once more, and carry on if this drain takes the flag back.
-        if not _pending(stuck, 1) or not _drain_flag_take():
-            return outcome
+
+
+# How long a drain that finds only posts another worker claimed waits before it looks again.
+DRAIN_BUSY_WAIT = 0.05
+
+
+def _claim(stuck: set[int], limit: int) -> list[int]:
+    """Up to `limit` routable posts, oldest stored first, but those in `stuck`, locked with
+    their authors until the caller's transaction ends. Rows another transaction holds are
+    skipped (SKIP LOCKED), never waited for: posts another worker is routing, and posts whose
+    author another routing or an ingest holds. A claim never waits, so it cannot deadlock with
+    routing, which locks the authors and then the posts. The locks are FOR NO KEY UPDATE, as
+    routing's: posts stored meanwhile by these authors need not wait for the batch."""
+    if connection.vendor != "postgresql":
+        return _pending(stuck, limit)
+    pending = Post.objects.routable()
+    if stuck:
+        pending = pending.exclude(pk__in=stuck)
+    candidates = list(
+        pending.select_for_update(skip_locked=True, of=("self",), no_key=True)
+        .order_by("ingested_at", "id")
+        .values_list("id", "author_id")[:limit]
+    )
+    if not candidates:
+        return []
+    authors = set(
+        Author.objects.select_for_update(skip_locked=True, no_key=True)
+        .filter(pk__in={author for _, author in candidates})
+        .values_list("pk", flat=True)
+    )
+    return [pk for pk, author in candidates if author in authors]
 
 
 def _pending(stuck: set[int], limit: int) -> list[int]:
@@ -290,8 +332,10 @@ def _posts_route(
         # Lock the authors: one author's posts are routed by one worker at a time, so two
         # follow-ups cannot open two incidents. Ingest upserts authors in the same key order,
         # so neither a concurrent batch nor a concurrent ingest can deadlock with this one.
+        # FOR NO KEY UPDATE: exclusive among routers, but posts stored meanwhile by these
+        # authors still pass their foreign key check instead of waiting for this batch.
         list(
-            Author.objects.select_for_update()
+            Author.objects.select_for_update(no_key=True)
             .filter(pk__in={p.author_id for p in posts})
             .order_by("network", "scope", _codepoint_order("external_id"))
             .values_list("pk", flat=True)

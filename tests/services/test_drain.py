@@ -312,3 +312,149 @@ def test_flag_of_a_worker_killed_mid_drain_holds_requests_until_it_lapses(drain_
     assert 0 < drain_cache._expire_info[drain_cache.make_and_validate_key(routing.DRAIN_FLAG)] - time.time() <= 90
     drain_cache.delete(routing.DRAIN_FLAG)  # lapsed
     assert posts_drain_request() is True
+
+
+def test_drain_under_continuous_arrival_hands_over_when_its_time_is_spent(
+    settings, drain_cache, drains, batches, monkeypatch
+):
+    """Posts keep arriving while each batch is routed: the drain stops at its time budget and
+    asks for the next drain rather than keeping its worker for ever."""
+    settings.SOCIALITSM_DRAIN_BATCH = 3
+    clock = [0.0]
+    monkeypatch.setattr(routing.time, "monotonic", lambda: clock[0])
+    real = routing.posts_process
+    arrived: list[Post] = []
+
+    def while_more_arrive(*, post_ids):
+        clock[0] += 10  # each batch takes 10 s of the drain's budget
+        arrived.append(PostFactory(text="VPN down again", author=AuthorFactory()))
+        return real(post_ids=post_ids)
+
+    monkeypatch.setattr(routing, "posts_process", while_more_arrive)
+    for _ in range(3):
+        PostFactory(text="VPN down again", author=AuthorFactory())
+    assert posts_drain_request() is True
+
+    assert posts_drain(seconds=25) == {"incident": 5}
+
+    # Each batch brings one more post; the third spends the budget, and the post it brought
+    # waits for the next drain.
+    assert batches == [3, 1, 1]
+    assert drains == [1, 1]
+    assert list(Post.objects.routable().values_list("pk", flat=True)) == [arrived[-1].pk]
+
+
+def _claimed_elsewhere(lock_sql: str, pk: int, run) -> None:
+    """Run `run()` while another connection holds the row `lock_sql` locks (FOR UPDATE)."""
+    import psycopg
+
+    from ..test_worker import _database_url
+
+    with psycopg.connect(_database_url()) as other:
+        other.execute(lock_sql, (pk,))
+        run()
+        other.rollback()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_drain_skips_posts_another_worker_claimed_instead_of_waiting(settings, drain_cache, drains, batches):
+    settings.SOCIALITSM_SPIKE_DETECTION = False
+    posts = [PostFactory(text=f"VPN down again #{n}", author=AuthorFactory()) for n in range(4)]
+    outcome: list[dict[str, int]] = []
+    assert posts_drain_request() is True
+
+    # Another drain holds the second post (routing it); the drain routes the others and, its
+    # budget spent with that post still claimed, hands over to the next drain.
+    _claimed_elsewhere(
+        "SELECT id FROM socialitsm_post WHERE id = %s FOR UPDATE",
+        posts[1].pk,
+        lambda: outcome.append(posts_drain(seconds=0.2)),
+    )
+
+    assert outcome == [{"incident": 3}]
+    assert batches == [3]
+    assert list(Post.objects.routable().values_list("pk", flat=True)) == [posts[1].pk]
+    assert drains == [1, 1]
+    # Once released, the next drain takes it.
+    assert posts_drain() == {"incident": 1}
+    assert Incident.objects.count() == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_drain_skips_the_posts_of_an_author_being_routed_elsewhere(settings, drain_cache, drains, batches):
+    settings.SOCIALITSM_SPIKE_DETECTION = False
+    busy, free = AuthorFactory(), AuthorFactory()
+    held = [PostFactory(text="VPN down again", author=busy, conversation_id="b") for _ in range(2)]
+    PostFactory(text="printer on floor 2 not working", author=free)
+    outcome: list[dict[str, int]] = []
+
+    _claimed_elsewhere(
+        "SELECT id FROM socialitsm_author WHERE id = %s FOR UPDATE",
+        busy.pk,
+        lambda: outcome.append(posts_drain(seconds=0.2)),
+    )
+
+    assert outcome == [{"incident": 1}]
+    assert batches == [1]
+    assert set(Post.objects.routable().values_list("pk", flat=True)) == {p.pk for p in held}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_drains_at_once_route_disjoint_batches_each_post_once(settings, monkeypatch):
+    import threading
+
+    from django.db import connections
+
+    settings.SOCIALITSM_DRAIN_CACHE = ""
+    settings.SOCIALITSM_SPIKE_DETECTION = False
+    settings.SOCIALITSM_DRAIN_BATCH = 2
+    monkeypatch.setattr("socialitsm.tasks.posts_drain_task.delay", lambda: None)
+    posts = [PostFactory(text=f"VPN down again #{n}", author=AuthorFactory()) for n in range(5)]
+    real = routing.posts_process
+    first_claimed, release = threading.Event(), threading.Event()
+    handed: dict[str, list[list[int]]] = {"first": [], "second": []}
+    errors: list[Exception] = []
+
+    def routing_of(name):
+        def recording(*, post_ids):
+            handed[name].append(sorted(post_ids))
+            if name == "first" and len(handed[name]) == 1:
+                first_claimed.set()
+                release.wait(30)  # holds its claim while the second drain runs
+            return real(post_ids=post_ids)
+
+        return recording
+
+    def first() -> None:
+        try:
+            monkeypatch.setattr(routing, "posts_process", routing_of("first"))
+            posts_drain()
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_claimed.wait(30)
+    monkeypatch.setattr(routing, "posts_process", routing_of("second"))
+    # The second drain does not wait for the first one's posts: it routes the rest and, with
+    # no budget left, returns while the first one still holds its batch.
+    posts_drain(seconds=0)
+    second_done = Post.objects.exclude(triage_state=Post.Triage.PENDING).count()
+    release.set()
+    thread.join(60)
+
+    assert errors == []
+    ids = [p.pk for p in posts]
+    assert handed["first"][0] == ids[:2]
+    assert handed["second"][0] == ids[2:4]
+    assert second_done == 2
+    routed_by = [pk for batch in handed["first"] + handed["second"] for pk in batch]
+    assert sorted(routed_by) == ids
+    assert Post.objects.filter(triage_state=Post.Triage.INCIDENT).count() == 5
+    numbers = list(Incident.objects.values_list("number", flat=True))
+    assert len(numbers) == len(set(numbers)) == 5

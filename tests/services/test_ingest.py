@@ -415,3 +415,48 @@ def test_details_are_cleaned_at_the_door_and_stored():
     assert len(stored[1]["text"]) == DETAIL_CHARS
     assert len(stored) == MAX_DETAILS
     assert {d["kind"] for d in stored} == {"quote", "poll"}
+
+
+def test_channel_last_event_is_written_at_most_once_a_second():
+    import time_machine
+
+    channel = ChannelFactory(network="webhook")
+    start = timezone.now().replace(microsecond=0) + timedelta(days=1)
+    with time_machine.travel(start, tick=False):
+        posts_ingest(channel=channel, posts=[inbound("s1")])
+    with time_machine.travel(start + timedelta(milliseconds=900), tick=False):
+        posts_ingest(channel=channel, posts=[inbound("s2")])
+        # Another process's copy of the channel (loaded before) does not write it either.
+        posts_ingest(channel=Channel.objects.get(pk=channel.pk), posts=[inbound("s3")])
+    assert Channel.objects.get(pk=channel.pk).last_event_at == start
+    with time_machine.travel(start + timedelta(seconds=2), tick=False):
+        posts_ingest(channel=channel, posts=[inbound("s4")])
+    assert Channel.objects.get(pk=channel.pk).last_event_at == start + timedelta(seconds=2)
+    assert Post.objects.filter(channel=channel).count() == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_known_posters_new_post_does_not_wait_for_the_worker_routing_their_posts():
+    import psycopg
+    from django.db import connection
+
+    from ..test_worker import _database_url
+
+    rule = WatchRuleFactory()
+    posts_ingest(channel=rule.channel, posts=[inbound("k1")], rule=rule, process=False)
+    author = Author.objects.get()
+    with psycopg.connect(_database_url()) as routing:
+        # A worker routing this poster's posts holds their row for its batch.
+        routing.execute("SELECT id FROM socialitsm_author WHERE id = %s FOR NO KEY UPDATE", (author.pk,))
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '5s'")  # a wait fails the test instead of hanging it
+        try:
+            result = posts_ingest(channel=rule.channel, posts=[inbound("k2")], rule=rule, process=False)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        routing.rollback()
+    assert result.created == 1
+    assert Post.objects.get(external_id="k2").author_id == author.pk
+    assert Author.objects.count() == 1
