@@ -336,7 +336,10 @@ def test_odd_unicode_is_accepted_and_stored_clean(push, channel):
     assert post.raw["text"] == post.text
 
 
-def test_ingest_is_throttled_per_channel(push, channel, settings):
+def test_ingest_is_throttled_per_channel(push, channel, settings, time_machine):
+    # The limit counts in fixed one-minute windows: the clock stands still so that the three calls
+    # cannot fall on both sides of a minute's turn on a slow machine.
+    time_machine.move_to(datetime(2026, 11, 27, 10, 0, 20, tzinfo=UTC), tick=False)
     settings.SOCIALITSM_THROTTLE_RATES = {"ingest": "2/minute"}
     other = ChannelFactory(slug="other-hook", network="webhook", config={}, credentials={"secret": SECRET})
     WatchRuleFactory(channel=other, name="Everything", query="")
