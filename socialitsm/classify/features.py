@@ -72,9 +72,16 @@ def grams(lowered: list[str]) -> Batch:
     return Batch(joined, words, chars, spans, doc_of[spans[:, 0]], len(lowered))
 
 
+# The largest table kept between batches (2 MB a table): ordinary batches of posts fit, while a
+# batch of unusually long posts computes its tables and lets them go, so memory stays bounded.
+_CACHED_CAPACITY = 1 << 18
+
+
 def _powers(size: int) -> tuple[HashArray, HashArray]:
     # Tables are cached by size rounded up to a power of two, so batches share a few of them.
     capacity = 1 << max(size - 1, 1).bit_length()
+    if capacity > _CACHED_CAPACITY:
+        return _power_series(_BASE, size), _power_series(_BASE_INVERSE, size)
     base, inverse = _power_table(capacity)
     return base[:size], inverse[:size]
 
