@@ -78,6 +78,8 @@ def test_search_box_finds_post_text_and_posters(page, agent_user):  # noqa: F811
     other = IncidentFactory(short_description="Printer jammed")
     log_in(page)
     expect(page.locator("#queue-rows tr[data-number]")).to_have_count(2)
+    # The rows are drawn before the deferred shortcuts script runs; keys wait for the page's load.
+    page.wait_for_load_state("load")
     page.keyboard.press("/")
     expect(page.locator("#queue-search")).to_be_focused()
     page.keyboard.type("file shares")
@@ -188,6 +190,7 @@ def test_keyboard_shortcuts(page, agent_user):  # noqa: F811
     log_in(page)
     rows = page.locator("#queue-rows tr[data-number]")
     expect(rows).to_have_count(2)
+    page.wait_for_load_state("load")
 
     page.keyboard.press("?")
     expect(page.locator("#shortcuts-help")).to_be_visible()
