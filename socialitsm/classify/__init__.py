@@ -2,14 +2,13 @@
 
 Two stages (see `model` and `train`). The fast model, a logistic regression over hashed word and
 character n-grams, TextBlob/VADER polarity and the IT-service cues of `rules`, reads every post
-first. Then a local sentence encoder (`encoder`: MiniLM in ONNX on the CPU) embeds the post and
+first. Then a local sentence encoder (`encoder`: multilingual USE in numpy on the CPU) embeds the post and
 the decision head, a second logistic regression, decides from the post's meaning, its
 similarity to IT trouble, to everyday life outside IT and to the catalogue's descriptions, the
 fast model's cues and the fast model's logit. Negative posts about the rest of life score near
 1.0 with the fast model alone, so no band of its scores is trusted: the head decides every post
-the encoder can read while SOCIALITSM_CLASSIFIER_ENCODER is on (the default); posts with no word
-piece it knows (only emoji, other scripts) and every post with the setting off are left to the
-fast model.
+the encoder can read while SOCIALITSM_CLASSIFIER_ENCODER is on (the default); posts with no
+piece it knows (only emoji) and every post with the setting off are left to the fast model.
 
 Services are found by name, alias or one-typo spelling, and, with the encoder, by meaning
 against each service's description (`semantic`), so a service a lead adds is found without
@@ -65,11 +64,10 @@ _HEAD_INDEX = {name: i for i, name in enumerate(HEAD_CONTEXT)}
 # mapped linearly from _SIMILAR_FROM (0) to _SIMILAR_AT (1) with the catalogue's texts.
 _ALIAS_CONFIDENCE = 1.0
 _TYPO_CONFIDENCE = 0.8
-_SIMILAR_FROM = 0.2
-_SIMILAR_AT = 0.5
-# A post that shares one word with a list of names is close to it without being about it, so a
-# match on the names counts this much less than one on the description.
-_NAMES_PENALTY = 0.1
+# (The multilingual encoder's cosines run lower than MiniLM's did; the pair was chosen for the
+# best service accuracy on the corpus's train split.)
+_SIMILAR_FROM = 0.15
+_SIMILAR_AT = 0.45
 # A service is named from this confidence up; below, it is only offered as the runner-up.
 SERVICE_MIN_CONFIDENCE = 0.5
 _MAX_QUOTED = 60
@@ -259,16 +257,19 @@ def _by_meaning(post: Prepared, i: int, meaning: Meaning) -> list[_Candidate]:
     similarity = meaning.similarity[i]
     for j in np.argsort(-similarity, kind="stable")[:3].tolist():
         slug = services.slugs[j]
-        text = services.texts[int(meaning.matched[i, j])]
+        row = int(meaning.matched[i, j])
+        text = services.texts[row]
         described = text == services.descriptions[j]
-        value = float(similarity[j]) - (0.0 if described else _NAMES_PENALTY)
+        # The similarity is already less the names' penalty (semantic.NAMES_PENALTY).
+        value = float(similarity[j])
         confidence = min(1.0, max(0.0, (value - _SIMILAR_FROM) / (_SIMILAR_AT - _SIMILAR_FROM)))
         if confidence <= 0.0 or (slug in candidates and candidates[slug].confidence >= confidence):
             continue
         shared = semantic.shared_words(post.clean.text, text)
         words = f" (words {', '.join(repr(w) for w in shared)})" if shared else ""
         what = "description" if described else "names"
-        reason = f"service {slug} by meaning ({similarity[j]:.2f}): like its {what} '{_quote(text)}'{words}"
+        cosine = value + float(services.penalty[row])
+        reason = f"service {slug} by meaning ({cosine:.2f}): like its {what} '{_quote(text)}'{words}"
         candidates[slug] = _Candidate(slug, confidence, reason)
     return list(candidates.values())
 
