@@ -10,7 +10,9 @@ Prints:
   sentence encoder and decision head) and for the fast model alone. The set has no licence, so
   it is used only here.
 - The shipped model (trained without that set) on the whole ACL-2019 set and on its IT
-  domains, with and without the encoder, next to the TextBlob < 0 and VADER < 0 baselines.
+  domains, with and without the encoder, and each of the decision's two factors alone (a
+  complaint at all; about a service we run) next to the decision, and the TextBlob < 0 and
+  VADER < 0 baselines.
 - The shipped model on the eval split of the labelled workplace-IT corpus
   (socialitsm/classify/data/corpus): macro-F1 and service accuracy (against the default
   catalogue) per language, with and without the encoder, and macro-F1 per family of post.
@@ -138,6 +140,21 @@ def shipped_on_acl(data: list[dict[str, str]]) -> None:
             f"  {name:<22} macro-F1 {macro_f1(labels, predicted):.4f}  AUC {roc_auc_score(labels, scores):.4f}"
             f"  | IT ({it.sum()}) macro-F1 {macro_f1(labels[it], predicted[it]):.4f}"
             f"  AUC {roc_auc_score(labels[it], scores[it]):.4f}"
+        )
+    results = verdict_many([(text, "en") for text in texts])
+    for name, values in (
+        ("complaint factor", [v.complaint_factor for v in results]),
+        ("IT relevance factor", [v.relevance_factor for v in results]),
+        ("decision (both)", [v.score if v.encoder else None for v in results]),
+    ):
+        # Posts the fast model decided alone (emoji only, plain praise) have no factors: their score stands.
+        factor = np.array([v.score if value is None else value for v, value in zip(results, values, strict=True)])
+        left = sum(value is None for value in values)
+        predicted = (factor >= 0.5).astype(int)
+        print(
+            f"  {name:<22} macro-F1 {macro_f1(labels, predicted):.4f}"
+            f"  | IT macro-F1 {macro_f1(labels[it], predicted[it]):.4f}"
+            f"  ({left} posts decided by the fast model alone)"
         )
     for name, predicted in baselines.items():
         print(

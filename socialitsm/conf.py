@@ -106,7 +106,7 @@ DEFAULTS: dict[str, Any] = {
     "RECHECK_MAX_POSTS": 100,
     # Complaint model retrained from agents' labels (socialitsm_train); the shipped one while absent.
     "MODEL_PATH": "",
-    # The sentence encoder (local ONNX MiniLM) and the decision head that reads it; False
+    # The sentence encoder (local multilingual USE in numpy) and the decision head that reads it; False
     # leaves the fast n-gram model to decide alone, and services to names and aliases.
     "CLASSIFIER_ENCODER": True,
     # Folder of the public training sets (TweetEval, VADER tweets), one sub-folder each.

@@ -2,14 +2,13 @@
 
 Two stages (see `model` and `train`). The fast model, a logistic regression over hashed word and
 character n-grams, TextBlob/VADER polarity and the IT-service cues of `rules`, reads every post
-first. Then a local sentence encoder (`encoder`: MiniLM in ONNX on the CPU) embeds the post and
+first. Then a local sentence encoder (`encoder`: multilingual USE in numpy on the CPU) embeds the post and
 the decision head, a second logistic regression, decides from the post's meaning, its
 similarity to IT trouble, to everyday life outside IT and to the catalogue's descriptions, the
 fast model's cues and the fast model's logit. Negative posts about the rest of life score near
 1.0 with the fast model alone, so no band of its scores is trusted: the head decides every post
-the encoder can read while SOCIALITSM_CLASSIFIER_ENCODER is on (the default); posts with no word
-piece it knows (only emoji, other scripts) and every post with the setting off are left to the
-fast model.
+the encoder can read while SOCIALITSM_CLASSIFIER_ENCODER is on (the default); posts with no
+piece it knows (only emoji) and every post with the setting off are left to the fast model.
 
 Services are found by name, alias or one-typo spelling, and, with the encoder, by meaning
 against each service's description (`semantic`), so a service a lead adds is found without
@@ -31,7 +30,7 @@ import numpy.typing as npt
 from . import semantic
 from .catalogue import ServiceEntry, ServiceMatch, matcher_for
 from .features import Batch
-from .model import HEAD_CONTEXT, NAMED_FEATURES, Model, Scores, active
+from .model import HEAD_CONTEXT, NAMED_FEATURES, Scores, active
 from .pipeline import RULE_KINDS, Meaning, Prepared, head_matrix, prepare_many, understand
 from .rules import LABELS, urgency_cues
 
@@ -65,15 +64,17 @@ _HEAD_INDEX = {name: i for i, name in enumerate(HEAD_CONTEXT)}
 # mapped linearly from _SIMILAR_FROM (0) to _SIMILAR_AT (1) with the catalogue's texts.
 _ALIAS_CONFIDENCE = 1.0
 _TYPO_CONFIDENCE = 0.8
-_SIMILAR_FROM = 0.2
-_SIMILAR_AT = 0.5
-# A post that shares one word with a list of names is close to it without being about it, so a
-# match on the names counts this much less than one on the description.
-_NAMES_PENALTY = 0.1
+# (The multilingual encoder's cosines run lower than MiniLM's did; the pair was chosen for the
+# best service accuracy on the corpus's train split.)
+_SIMILAR_FROM = 0.15
+_SIMILAR_AT = 0.45
 # A service is named from this confidence up; below, it is only offered as the runner-up.
 SERVICE_MIN_CONFIDENCE = 0.5
 _MAX_QUOTED = 60
 _OFF = frozenset({"0", "false", "no", "off"})
+# A factor from this probability up says yes; the reasons of a post that is not a complaint name
+# the factors below it (or, when both pass but their combination does not, the weaker one).
+FACTOR_PASS = 0.5
 # The fast model's logit below which a post with positive cues only is taken as praise (p < 0.12).
 _PRAISE_LOGIT = -2.0
 
@@ -95,6 +96,11 @@ class Verdict:
     runner_up_confidence: float = 0.0
     # Whether the sentence encoder and the decision head decided (False: the fast model alone).
     encoder: bool = False
+    # The decision's two factors (0..1), None when the fast model decided alone: whether the
+    # post is a complaint at all, about anything, and whether it is about a service this
+    # organisation runs (its catalogue, workplace IT).
+    complaint_factor: float | None = None
+    relevance_factor: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +175,14 @@ def verdict_many(
             )
             continue
         meaning = understand(prepared.posts, catalogue)
-        head_logits, head_shares = model.head.score(head_matrix(prepared, meaning, scores.logits))
+        factors, head_shares = model.head.factors(head_matrix(prepared, meaning, scores.logits))
+        head_logits = factors.decision
         # The fast model's terms, in units of the head's logit (its weight on the fast logit).
-        trust = _fast_weight(model)
+        trust = model.head.weight("fast_logit")
+        # Each context feature belongs to one factor, so its sign says which way it pushes.
+        coef = model.head.complaint_coef + model.head.relevance_coef
+        # The fast model's cues and words, already named one by one, in units of the head's logit.
+        named_fast = (trust * shares[:, :named].sum(axis=1)).tolist()
         # A cue counts directly in the head and through the fast model's logit.
         head_named = head_shares[:, len(HEAD_CONTEXT) : len(HEAD_CONTEXT) + named] + trust * shares[:, :named]
         head_rows = np.hstack([head_named, head_shares[:, len(HEAD_CONTEXT) + named :].sum(axis=1, keepdims=True)])
@@ -204,7 +215,9 @@ def verdict_many(
                     scaled,
                     threshold,
                     _by_meaning(post, i, meaning),
-                    context=_context_terms(head_shares[i], model.head.coef, meaning, i),
+                    context=_context_terms(head_shares[i], coef, meaning, i, named_fast[i] + sum(s for s, _ in scaled)),
+                    factors=(float(factors.complaint[i]), float(factors.relevance[i])),
+                    nearest=_nearest_group(meaning, i),
                 )
             )
     return verdicts
@@ -215,14 +228,11 @@ def _plain_praise(post: Prepared, fast_logit: float) -> bool:
     return fast_logit <= _PRAISE_LOGIT and kinds == {"positive"}
 
 
-def _fast_weight(model: Model) -> float:
-    index = _HEAD_INDEX["fast_logit"]
-    return float(model.head.coef[index] / model.head.scale[index])
-
-
 def _context_terms(
-    shares: npt.NDArray[np.float32], coef: npt.NDArray[np.float32], meaning: Meaning, i: int
+    shares: npt.NDArray[np.float32], coef: npt.NDArray[np.float32], meaning: Meaning, i: int, itemised: float
 ) -> list[tuple[float, str]]:
+    """The head's own terms; the fast model's logit counts only for what its cues and words,
+    named on their own, do not already say."""
     share = shares.tolist()
 
     def near(name: str, what: str, value: float) -> tuple[float, str]:
@@ -236,7 +246,7 @@ def _context_terms(
         near("thanks_similarity", "thanks, questions and notices about IT", float(meaning.thanks[i])),
         near("off_topic_similarity", "everyday life outside IT", float(meaning.off[i])),
         near("catalogue_similarity", "the service catalogue", float(meaning.context[i])),
-        (share[_HEAD_INDEX["fast_logit"]], "wording (fast model)"),
+        (share[_HEAD_INDEX["fast_logit"]] - itemised, "wording (fast model)"),
     ]
     if meaning.alias[i]:
         terms.append((share[_HEAD_INDEX["alias"]], "names a catalogue service"))
@@ -259,16 +269,19 @@ def _by_meaning(post: Prepared, i: int, meaning: Meaning) -> list[_Candidate]:
     similarity = meaning.similarity[i]
     for j in np.argsort(-similarity, kind="stable")[:3].tolist():
         slug = services.slugs[j]
-        text = services.texts[int(meaning.matched[i, j])]
+        row = int(meaning.matched[i, j])
+        text = services.texts[row]
         described = text == services.descriptions[j]
-        value = float(similarity[j]) - (0.0 if described else _NAMES_PENALTY)
+        # The similarity is already less the names' penalty (semantic.NAMES_PENALTY).
+        value = float(similarity[j])
         confidence = min(1.0, max(0.0, (value - _SIMILAR_FROM) / (_SIMILAR_AT - _SIMILAR_FROM)))
         if confidence <= 0.0 or (slug in candidates and candidates[slug].confidence >= confidence):
             continue
         shared = semantic.shared_words(post.clean.text, text)
         words = f" (words {', '.join(repr(w) for w in shared)})" if shared else ""
         what = "description" if described else "names"
-        reason = f"service {slug} by meaning ({similarity[j]:.2f}): like its {what} '{_quote(text)}'{words}"
+        cosine = value + float(services.penalty[row])
+        reason = f"service {slug} by meaning ({cosine:.2f}): like its {what} '{_quote(text)}'{words}"
         candidates[slug] = _Candidate(slug, confidence, reason)
     return list(candidates.values())
 
@@ -286,9 +299,12 @@ def _decide(
     threshold: float,
     candidates: list[_Candidate],
     context: list[tuple[float, str]] | None = None,
+    factors: tuple[float, float] | None = None,
+    nearest: str = "",
 ) -> Verdict:
     score = _logistic(logit)
     is_complaint = score >= threshold
+    complaint, relevance = (_logistic(factors[0]), _logistic(factors[1])) if factors else (None, None)
     urgent = urgency_cues(post.clean.lowered) if is_complaint else ()
     terms = _dense_terms(post, mood, share, "meaning of the post (sentence encoder)" if context else "overall wording")
     terms.extend(context or ())
@@ -304,12 +320,39 @@ def _decide(
         sentiment=mood,
         service=top.slug if top else None,
         urgency=(1 if urgent else 2) if is_complaint else 3,
-        reasons=_reasons(terms, is_complaint, post, urgent, top),
+        reasons=_reasons(terms, is_complaint, post, urgent, top, _failed(complaint, relevance, is_complaint, nearest)),
         service_confidence=round(top.confidence, 4) if top else 0.0,
         runner_up=runner.slug if runner else None,
         runner_up_confidence=round(runner.confidence, 4) if runner else 0.0,
         encoder=context is not None,
+        complaint_factor=None if complaint is None else round(complaint, 4),
+        relevance_factor=None if relevance is None else round(relevance, 4),
     )
+
+
+def _failed(complaint: float | None, relevance: float | None, is_complaint: bool, nearest: str) -> list[str]:
+    """For a post that is not a complaint, the factors that said no (the weaker first), and when
+    the IT relevance did, which group of reference sentences the post is closest to."""
+    if is_complaint or complaint is None or relevance is None:
+        return []
+    said = [
+        (complaint, f"not a complaint at all (complaint factor {complaint:.2f})"),
+        (relevance, f"not about a service we run (IT relevance {relevance:.2f})"),
+    ]
+    failed = [reason for value, reason in sorted(said) if value < FACTOR_PASS] or [sorted(said)[0][1]]
+    if relevance < FACTOR_PASS and nearest:
+        failed.append(nearest)
+    return failed
+
+
+def _nearest_group(meaning: Meaning, i: int) -> str:
+    groups = [
+        (float(meaning.it[i]), "trouble with workplace IT"),
+        (float(meaning.thanks[i]), "thanks, questions and notices about IT"),
+        (float(meaning.off[i]), "everyday life outside IT"),
+    ]
+    value, what = max(groups)
+    return f"like {what} ({value:.2f})"
 
 
 def _dense_terms(post: Prepared, mood: float, share: list[float], overall: str) -> list[tuple[float, str]]:
@@ -355,10 +398,11 @@ def _reasons(
     post: Prepared,
     urgent: tuple[str, ...],
     service: _Candidate | None,
+    failed: Sequence[str] = (),
 ) -> tuple[str, ...]:
     sign = 1.0 if is_complaint else -1.0
     ranked = sorted((t for t in terms if t[0] * sign >= _MIN_REASON_WEIGHT), key=lambda t: -abs(t[0]))
-    reasons = [reason for _, reason in ranked[:_MAX_REASONS]]
+    reasons = list(dict.fromkeys([*failed, *(reason for _, reason in ranked[:_MAX_REASONS])]))
     if service is not None:
         reasons.append(service.reason)
     reasons.extend(f"{LABELS['urgency']} '{_shorten(cue)}'" for cue in urgent[:2])

@@ -1,9 +1,12 @@
 """The trained complaint model: the fast first pass and the decision head that reads the encoder.
 
-The fast model is a logistic regression over hashed n-grams and cue features. The head is a
-second logistic regression over the sentence encoder's vector of the post, its similarity to
-IT trouble, to everyday life outside IT and to the catalogue, the fast model's cue features and
-the fast model's own logit (`HEAD_FEATURES`); it decides whenever the encoder is on.
+The fast model is a logistic regression over hashed n-grams and cue features. The head reads
+the sentence encoder's vector of the post, its similarity to IT trouble, to everyday life outside
+IT and to the catalogue, the fast model's cue features and the fast model's own logit
+(`HEAD_FEATURES`) as two factors: whether the post is a complaint at all (its wording, tone and
+meaning) and whether it is about a service this organisation runs (the catalogue, the reference
+sentences and its meaning). A third small regression combines them into the decision, which
+stands whenever the encoder is on.
 
 A model is one `.npz` file (numpy arrays only, loaded with allow_pickle=False) holding, for the
 word and character n-gram buckets that were frequent enough in training, their idf and
@@ -32,7 +35,7 @@ from . import encoder
 from .embedding import DIMENSIONS
 from .features import BUCKETS, Batch, Grams
 
-FORMAT = 2
+FORMAT = 3
 SHIPPED_PATH = Path(__file__).with_name("model.npz")
 # Dense features, in the order of the coefficient vector: named cues (pipeline._dense_row),
 # then the static sentence vector (embedding.embed).
@@ -68,6 +71,20 @@ HEAD_CONTEXT = (
 )
 ENCODER_FEATURES = tuple(f"encoder_{i}" for i in range(encoder.DIMENSIONS))
 HEAD_FEATURES = HEAD_CONTEXT + NAMED_FEATURES + ENCODER_FEATURES
+# What each factor reads. Whether a post is a complaint at all comes from its wording, its tone
+# and its meaning, never from what it is about; whether it is about a service this organisation
+# runs comes from the catalogue, the reference sentences and its meaning, never from its tone.
+COMPLAINT_FEATURES = ("fast_logit", *NAMED_FEATURES, *ENCODER_FEATURES)
+RELEVANCE_FEATURES = (
+    "it_similarity",
+    "thanks_similarity",
+    "off_topic_similarity",
+    "catalogue_similarity",
+    "alias",
+    "elsewhere",
+    *ENCODER_FEATURES,
+)
+COMBINATION = ("complaint", "relevance", "least")
 # How often a worker looks at the retrained model's file for a newer version.
 RELOAD_CHECK_SECONDS = 2.0
 
@@ -111,18 +128,62 @@ class Scores:
 
 
 @dataclass(frozen=True, slots=True)
+class Factors:
+    """One post's two factors and the decision that combines them, as logits."""
+
+    complaint: FloatArray  # (posts,) a complaint at all, about anything
+    relevance: FloatArray  # (posts,) about a service this organisation runs
+    decision: FloatArray  # (posts,)
+
+
+@dataclass(frozen=True, slots=True)
 class Head:
-    """Logistic regression over standardised HEAD_FEATURES."""
+    """Two logistic regressions over standardised HEAD_FEATURES (each reads only its own
+    inputs, `COMPLAINT_FEATURES` and `RELEVANCE_FEATURES`; the others' coefficients are 0), and
+    the decision: a logistic regression over their logits and the smaller of the two
+    (`COMBINATION`), so a post must be both a complaint and about our IT."""
 
     mean: FloatArray
     scale: FloatArray
-    coef: FloatArray
-    bias: float
+    complaint_coef: FloatArray
+    complaint_bias: float
+    relevance_coef: FloatArray
+    relevance_bias: float
+    combine: FloatArray  # (3,) weights of complaint, relevance, min(complaint, relevance)
+    combine_bias: float
+
+    def factors(self, features: FloatArray) -> tuple[Factors, FloatArray]:
+        """Per post the factors' and decision's logits, and per post and feature its share of the
+        decision's logit (each factor's shares times that factor's average weight in the decision)."""
+        scaled = (features - self.mean) / self.scale
+        complaint_shares = scaled * self.complaint_coef
+        relevance_shares = scaled * self.relevance_coef
+        complaint = self.complaint_bias + complaint_shares.sum(axis=1)
+        relevance = self.relevance_bias + relevance_shares.sum(axis=1)
+        least = np.minimum(complaint, relevance)
+        decision = (
+            self.combine_bias + self.combine[0] * complaint + self.combine[1] * relevance + self.combine[2] * least
+        )
+        # The smaller factor's terms move the decision more; the shares credit each factor with its
+        # weight on average over both cases, so a strong factor's cues are still named in reasons.
+        through_complaint = self.combine[0] + self.combine[2] / 2
+        through_relevance = self.combine[1] + self.combine[2] / 2
+        shares = complaint_shares * through_complaint + relevance_shares * through_relevance
+        factors = Factors(complaint.astype(np.float32), relevance.astype(np.float32), decision.astype(np.float32))
+        return factors, shares.astype(np.float32)
 
     def score(self, features: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Per post logit, and per post and feature its share of the logit."""
-        shares = (features - self.mean) / self.scale * self.coef
-        return (self.bias + shares.sum(axis=1)).astype(np.float32), shares.astype(np.float32)
+        """Per post the decision's logit, and per post and feature its share of it."""
+        factors, shares = self.factors(features)
+        return factors.decision, shares
+
+    def weight(self, name: str) -> float:
+        """How much one unit of a feature moves the decision's logit, on average over the factors
+        that read it (for naming the fast model's words in the decision's units)."""
+        index = HEAD_FEATURES.index(name)
+        total = (self.combine[0] + self.combine[2] / 2) * self.complaint_coef[index]
+        total += (self.combine[1] + self.combine[2] / 2) * self.relevance_coef[index]
+        return float(total / self.scale[index])
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +243,24 @@ def load(path: Path) -> Model:
             head = Head(
                 data["head_mean"].astype(np.float32),
                 data["head_scale"].astype(np.float32),
-                data["head_coef"].astype(np.float32),
-                float(data["head_bias"]),
+                data["complaint_coef"].astype(np.float32),
+                float(data["complaint_bias"]),
+                data["relevance_coef"].astype(np.float32),
+                float(data["relevance_bias"]),
+                data["combine_coef"].astype(np.float32),
+                float(data["combine_bias"]),
             )
-            if not head.mean.shape == head.scale.shape == head.coef.shape == (len(HEAD_FEATURES),):
+            width = (len(HEAD_FEATURES),)
+            if (
+                not head.mean.shape
+                == head.scale.shape
+                == head.complaint_coef.shape
+                == head.relevance_coef.shape
+                == width
+            ):
                 raise ModelError(f"{path}: the decision head does not have {len(HEAD_FEATURES)} features")
+            if head.combine.shape != (len(COMBINATION),):
+                raise ModelError(f"{path}: the decision does not combine {len(COMBINATION)} terms")
             return Model(
                 words=Block.from_sparse(data["word_index"], data["word_idf"], data["word_coef"]),
                 chars=Block.from_sparse(data["char_index"], data["char_idf"], data["char_coef"]),

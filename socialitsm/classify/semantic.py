@@ -67,6 +67,9 @@ _CACHED_CATALOGUES = 8
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _STEM = 5
 _CHUNK = 64
+# A post that shares one word with a list of names is close to it without being about it, so a
+# match on the names counts this much less than one on the description.
+NAMES_PENALTY = 0.1
 _COMMON_WORDS = """
     about after also and another are because been but cannot company does down each every from have into just
     like more most office only other over same some staff than that their them then there these they this
@@ -84,12 +87,13 @@ class ServiceVectors:
     owner: np.ndarray  # (rows,) index into slugs
     vectors: FloatArray  # (rows, dimensions)
     descriptions: tuple[str, ...]  # per slug, "" when none
+    penalty: FloatArray  # (rows,) taken off a row's cosine: NAMES_PENALTY for lists of names
 
     def similarities(self, posts: FloatArray) -> tuple[FloatArray, np.ndarray]:
-        """(posts, services) best cosine per service, and the row that gave it."""
+        """(posts, services) best cosine per service, less its row's penalty, and the row that gave it."""
         if not self.slugs:
             return np.zeros((len(posts), 0), dtype=np.float32), np.zeros((len(posts), 0), dtype=np.int64)
-        cosine = cosines(posts, self.vectors)
+        cosine = cosines(posts, self.vectors) - self.penalty[None, :]
         best = np.full((len(posts), len(self.slugs)), -1.0, dtype=np.float32)
         which = np.zeros((len(posts), len(self.slugs)), dtype=np.int64)
         for row, service in enumerate(self.owner.tolist()):
@@ -127,6 +131,7 @@ def service_vectors(catalogue: Sequence[ServiceEntry]) -> ServiceVectors:
     texts: list[str] = []
     owner: list[int] = []
     descriptions: list[str] = []
+    penalty: list[float] = []
     for entry in catalogue:
         if entry.slug in slugs:
             continue
@@ -135,8 +140,16 @@ def service_vectors(catalogue: Sequence[ServiceEntry]) -> ServiceVectors:
         for text in _service_texts(entry):
             texts.append(text)
             owner.append(len(slugs) - 1)
+            penalty.append(0.0 if text == descriptions[-1] else NAMES_PENALTY)
     vectors = encoder.encode(texts) if texts else np.zeros((0, encoder.DIMENSIONS), dtype=np.float32)
-    built = ServiceVectors(tuple(slugs), tuple(texts), np.array(owner, dtype=np.int64), vectors, tuple(descriptions))
+    built = ServiceVectors(
+        tuple(slugs),
+        tuple(texts),
+        np.array(owner, dtype=np.int64),
+        vectors,
+        tuple(descriptions),
+        np.array(penalty, dtype=np.float32),
+    )
     with _lock:
         _cache[key] = built
         while len(_cache) > _CACHED_CATALOGUES:

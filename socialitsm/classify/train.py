@@ -9,11 +9,18 @@ training pipeline (bench/classify.py).
 
 Two models are fitted (see `model`): the fast one on n-grams and cues from every source, and
 the decision head on the sentence encoder's view of the post plus the fast model's logit. The
-head learns what a complaint about an IT service is, so it learns only from posts labelled for
-that task (our posts, the corpus, agents' labels): the public sentiment sets would teach it
-that every negative tweet is a complaint. The fast logit it reads is out of fold (each post
-scored by a fast model that did not see it), so it trusts the fast model as much as it deserves
-on posts it has not seen.
+head has two factors, each taught what it is told (`targets`):
+- the complaint factor (a complaint at all, about anything) learns from the public sentiment
+  sets (negative = complaint-like), our posts, the corpus's complaints and non-complaints about
+  IT and its sarcasm about the rest of life; off-topic posts, of every mood, teach it nothing;
+- the relevance factor (about a service this organisation runs) learns from our posts and the
+  corpus: IT complaints, praise, questions and notices are about our IT, everyday life and other
+  companies' outages are not, nor are the public tweets (at a low weight).
+The decision, a small regression over the two factors' logits, learns from posts labelled for
+the task itself (our posts, the corpus, agents' labels; public tweets as not complaints at a low
+weight), from factors fitted without those posts. The fast logit the head reads is out of fold
+too (each post scored by a fast model that did not see it), so it trusts the fast model as much
+as it deserves on posts it has not seen.
 """
 
 from __future__ import annotations
@@ -32,14 +39,23 @@ from scipy import sparse  # type: ignore[import-untyped]
 
 from .catalogue import matcher_for
 from .features import BUCKETS, Grams
-from .model import DENSE_FEATURES, HEAD_FEATURES, FloatArray, save
+from .model import (
+    COMPLAINT_FEATURES,
+    DENSE_FEATURES,
+    HEAD_FEATURES,
+    RELEVANCE_FEATURES,
+    Factors,
+    FloatArray,
+    Head,
+    save,
+)
 from .pipeline import head_matrix, prepare_many, understand
 
 OWN_POSTS = Path(__file__).with_name("data") / "own_posts.csv"
 CORPUS = Path(__file__).with_name("data") / "corpus"
 SEED = 13
 C = 10.0
-HEAD_C = 0.01
+HEAD_C = 0.003
 MIN_DF = 2
 # Folds of the fast model's out-of-fold logits, which the head learns from.
 INNER_FOLDS = 3
@@ -48,7 +64,34 @@ WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "corpus": 5.0, "feedback"
 # the others as not complaints, with this weight.
 HEAD_SOURCES = frozenset({"own", "corpus", "feedback"})
 PUBLIC_HEAD_WEIGHT = 0.3
+# The decision's own regression over the two factors' logits is barely regularised: 3 inputs.
+COMBINE_C = 1.0
+# Per family of corpus post: (a complaint at all, about a service we run); None where the family
+# says nothing about that factor (a joke may be about IT or not, everyday life in any mood).
+FAMILY_TARGETS: dict[str, tuple[int | None, int | None]] = {
+    "outage": (1, 1),
+    "slowness": (1, 1),
+    "sarcasm": (1, 1),
+    "service_desk": (1, 1),
+    "follow_up": (1, 1),
+    "indirect_service": (1, 1),
+    "praise": (0, 1),
+    "question": (0, 1),
+    "announcement": (0, 1),
+    "job_post": (0, 1),
+    "joke": (0, None),
+    "sarcasm_not_it": (1, 0),
+    "offtopic_food": (None, 0),
+    "offtopic_home_tech": (None, 0),
+    "offtopic_other_company_outage": (None, 0),
+    "offtopic_outage_news": (None, 0),
+    "offtopic_personal": (None, 0),
+    "offtopic_sports": (None, 0),
+    "offtopic_weather_commute": (None, 0),
+}
 _FAST_LOGIT = HEAD_FEATURES.index("fast_logit")
+_COMPLAINT_COLUMNS = np.array([HEAD_FEATURES.index(name) for name in COMPLAINT_FEATURES])
+_RELEVANCE_COLUMNS = np.array([HEAD_FEATURES.index(name) for name in RELEVANCE_FEATURES])
 _NAMED_HEAD = HEAD_FEATURES.index("encoder_0")
 HEAD_EMPHASIS = 3.0
 _LABELS = {"complaint": 1, "not_complaint": 0}
@@ -267,12 +310,27 @@ class Fitted:
 
     def logits(self, corpus: Corpus, *, encoder: bool = True) -> npt.NDArray[np.float64]:
         """The decision's scores (the head's, or the fast model's alone with encoder=False)."""
-        fast = self.fast_logits(corpus)
         if not encoder:
-            return fast
-        features = _with_fast(corpus.head, fast).astype(np.float64)
-        scaled = (features - self.arrays["head_mean"]) / self.arrays["head_scale"]
-        return float(self.arrays["head_bias"]) + scaled @ self.arrays["head_coef"].astype(np.float64)
+            return self.fast_logits(corpus)
+        return self.factors(corpus).decision.astype(np.float64)
+
+    def factors(self, corpus: Corpus) -> Factors:
+        """The head's two factors and its decision, as logits."""
+        features = _with_fast(corpus.head, self.fast_logits(corpus))
+        return head_of(self.arrays).factors(features)[0]
+
+
+def head_of(arrays: dict[str, npt.NDArray[Any]]) -> Head:
+    return Head(
+        arrays["head_mean"].astype(np.float32),
+        arrays["head_scale"].astype(np.float32),
+        arrays["complaint_coef"].astype(np.float32),
+        float(arrays["complaint_bias"]),
+        arrays["relevance_coef"].astype(np.float32),
+        float(arrays["relevance_bias"]),
+        arrays["combine_coef"].astype(np.float32),
+        float(arrays["combine_bias"]),
+    )
 
 
 def _with_fast(head: FloatArray, fast: npt.NDArray[np.floating]) -> FloatArray:
@@ -341,63 +399,135 @@ def out_of_fold_fast(
     return logits
 
 
+Target = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What the head learns, each as (labels, weights); a weight of 0 leaves a post out."""
+
+    complaint: Target  # a complaint at all, about anything
+    relevance: Target  # about a service this organisation runs
+    decision: Target  # a complaint about a service this organisation runs
+
+
 def fit(
     corpus: Corpus,
     labels: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64] | None = None,
-    head: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None,
+    targets: Targets | None = None,
     *,
     c: float = C,
     head_c: float = HEAD_C,
     min_df: int = MIN_DF,
 ) -> Fitted:
     """The fast model on every post, then the head from the encoder's features and the fast
-    model's out-of-fold logits, with `head`'s (labels, weights) when given (see `head_targets`;
-    posts of weight 0 are left out), else with the fast model's."""
-    from sklearn.linear_model import LogisticRegression
-
+    model's out-of-fold logits: its two factors and their combination, with `targets` (see
+    `head_targets`) when given, else every target the fast model's labels."""
     fast = fit_fast(corpus, labels, weights, c=c, min_df=min_df)
-    if head is None:
-        head = (labels, np.ones(corpus.size) if weights is None else weights)
-    head_labels, head_weights = head
-    rows = head_weights > 0
-    if len(set(head_labels[rows].tolist())) < 2:
+    if targets is None:
+        plain = (labels, np.ones(corpus.size) if weights is None else weights)
+        targets = Targets(plain, plain, plain)
+    if len(set(targets.decision[0][targets.decision[1] > 0].tolist())) < 2:
         raise ValueError("the decision head needs IT-labelled posts of both classes (complaint and not a complaint)")
-    oof = out_of_fold_fast(corpus, labels, weights)
-    features = _with_fast(corpus.head, oof)[rows].astype(np.float64)
-    mean = features.mean(axis=0)
-    scale = features.std(axis=0)
+    # A factor told only one class (our posts alone are all about IT) learns the decision's labels.
+    told = [
+        target if len(set(target[0][target[1] > 0].tolist())) == 2 else targets.decision
+        for target in (targets.complaint, targets.relevance)
+    ]
+    targets = Targets(told[0], told[1], targets.decision)
+    features = _with_fast(corpus.head, out_of_fold_fast(corpus, labels, weights)).astype(np.float64)
+    rows = (targets.complaint[1] > 0) | (targets.relevance[1] > 0) | (targets.decision[1] > 0)
+    mean = features[rows].mean(axis=0)
+    scale = features[rows].std(axis=0)
     scale[scale < 1e-6] = 1.0
     # The few named features (similarities, the fast logit, cues) are penalised less than each
     # of the encoder's hundreds of dimensions, so together the latter do not drown them.
     scale[:_NAMED_HEAD] /= HEAD_EMPHASIS
-    # Balanced by weight, not by count: many public tweets at a low weight must not make each
-    # IT-labelled non-complaint count for less.
-    targets, chosen = head_labels[rows], head_weights[rows]
-    balanced = chosen.copy()
-    for label in (0, 1):
-        balanced[targets == label] *= chosen.sum() / (2.0 * chosen[targets == label].sum())
-    model = LogisticRegression(C=head_c, max_iter=5000, random_state=SEED)
-    model.fit((features - mean) / scale, targets, sample_weight=balanced)
+    scaled = (features - mean) / scale
+    # The decision learns from factors that did not see the post, as it meets them at run time.
+    order = np.random.default_rng(SEED).permutation(corpus.size)
+    fold_of = np.empty(corpus.size, dtype=np.int64)
+    fold_of[order] = np.arange(corpus.size) % INNER_FOLDS
+    unseen = np.zeros((corpus.size, 2), dtype=np.float64)
+    for fold in range(INNER_FOLDS):
+        rest, test = fold_of != fold, fold_of == fold
+        for k, (columns, target) in enumerate(
+            ((_COMPLAINT_COLUMNS, targets.complaint), (_RELEVANCE_COLUMNS, targets.relevance))
+        ):
+            coef, bias = _factor(scaled[rest], columns, (target[0][rest], target[1][rest]), head_c)
+            unseen[test, k] = scaled[test] @ coef + bias
+    complaint_coef, complaint_bias = _factor(scaled, _COMPLAINT_COLUMNS, targets.complaint, head_c)
+    relevance_coef, relevance_bias = _factor(scaled, _RELEVANCE_COLUMNS, targets.relevance, head_c)
+    combined = np.column_stack([unseen, unseen.min(axis=1)])
+    combine_coef, combine_bias = _logistic(combined, targets.decision, COMBINE_C)
     return Fitted(
         {
             **fast.arrays,
             "head_mean": mean.astype(np.float32),
             "head_scale": scale.astype(np.float32),
-            "head_coef": model.coef_[0].astype(np.float32),
-            "head_bias": np.array(model.intercept_[0], dtype=np.float32),
+            "complaint_coef": complaint_coef.astype(np.float32),
+            "complaint_bias": np.array(complaint_bias, dtype=np.float32),
+            "relevance_coef": relevance_coef.astype(np.float32),
+            "relevance_bias": np.array(relevance_bias, dtype=np.float32),
+            "combine_coef": combine_coef.astype(np.float32),
+            "combine_bias": np.array(combine_bias, dtype=np.float32),
         }
     )
 
 
-def head_targets(examples: Sequence[Example]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """The head's labels and weights: IT-labelled posts as they are, public tweets as not complaints."""
-    labelled = [e.source in HEAD_SOURCES for e in examples]
-    labels = np.array([e.label if it else 0 for e, it in zip(examples, labelled, strict=True)], dtype=np.int64)
-    weights = np.array(
-        [e.weight if it else PUBLIC_HEAD_WEIGHT for e, it in zip(examples, labelled, strict=True)], dtype=np.float64
-    )
-    return labels, weights
+def _factor(
+    scaled: npt.NDArray[np.float64], columns: npt.NDArray[np.int64], target: Target, c: float
+) -> tuple[npt.NDArray[np.float64], float]:
+    """One factor over its own columns; the coefficients of the others are 0."""
+    coef, bias = _logistic(scaled[:, columns], target, c)
+    full = np.zeros(scaled.shape[1], dtype=np.float64)
+    full[columns] = coef
+    return full, bias
+
+
+def _logistic(features: npt.NDArray[np.float64], target: Target, c: float) -> tuple[npt.NDArray[np.float64], float]:
+    """Logistic regression on the posts of weight > 0, classes balanced by weight, not by count:
+    many public tweets at a low weight must not make each IT-labelled post count for less."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels, weights = target
+    rows = weights > 0
+    wanted, chosen = labels[rows], weights[rows]
+    balanced = chosen.copy()
+    for label in (0, 1):
+        balanced[wanted == label] *= chosen.sum() / (2.0 * chosen[wanted == label].sum())
+    model = LogisticRegression(C=c, max_iter=5000, random_state=SEED)
+    model.fit(features[rows], wanted, sample_weight=balanced)
+    return model.coef_[0].astype(np.float64), float(model.intercept_[0])
+
+
+def head_targets(examples: Sequence[Example]) -> Targets:
+    """The head's labels and weights per factor and for the decision (see the module's docstring)."""
+    complaint: list[tuple[int, float]] = []
+    relevance: list[tuple[int, float]] = []
+    decision: list[tuple[int, float]] = []
+    for e in examples:
+        if e.source not in HEAD_SOURCES:
+            complaint.append((e.label, e.weight))
+            relevance.append((0, PUBLIC_HEAD_WEIGHT))
+            decision.append((0, PUBLIC_HEAD_WEIGHT))
+            continue
+        decision.append((e.label, e.weight))
+        if e.source == "own":
+            told: tuple[int | None, int | None] = (e.label, 1)
+        elif e.source == "feedback":
+            # An agent's "not a complaint" does not say which factor failed.
+            told = (1, 1) if e.label else (None, None)
+        else:
+            told = FAMILY_TARGETS.get(e.family, (e.label, e.label))
+        for target, value in zip((complaint, relevance), told, strict=True):
+            target.append((0, 0.0) if value is None else (value, e.weight))
+    return Targets(*(_arrays(target) for target in (complaint, relevance, decision)))
+
+
+def _arrays(pairs: list[tuple[int, float]]) -> Target:
+    return np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.float64)
 
 
 def train(
@@ -425,6 +555,7 @@ def train(
         "seed": SEED,
         "c": C,
         "head_c": HEAD_C,
+        "combine_c": COMBINE_C,
         "head_emphasis": HEAD_EMPHASIS,
         "head_sources": sorted(HEAD_SOURCES),
         "public_head_weight": PUBLIC_HEAD_WEIGHT,

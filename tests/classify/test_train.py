@@ -219,3 +219,22 @@ def test_agents_labels_train_on_what_routing_reads():
         ("this, again\n\nVPN down for everyone\n\nScreenshot: error 809", 1, "feedback", "en"),
         ("lunch?", 0, "feedback", None),
     ]
+
+
+def test_each_factor_learns_only_what_a_post_tells_it():
+    posts = [
+        train.Example("VPN down again", 1, "corpus", 5.0, "en", "vpn", "outage"),
+        train.Example("Thanks IT, all fixed", 0, "corpus", 5.0, "en", None, "praise"),
+        train.Example("Rain again on the way in", 0, "corpus", 5.0, "en", None, "offtopic_weather_commute"),
+        train.Example("awful day", 1, "vader", 1.0, "en"),
+        train.Example("not what I asked for", 0, "feedback", 5.0, "en"),
+    ]
+
+    targets = train.head_targets(posts)
+
+    assert targets.complaint[0].tolist() == [1, 0, 0, 1, 0]
+    assert targets.complaint[1].tolist() == [5.0, 5.0, 0.0, 1.0, 0.0]
+    assert targets.relevance[0].tolist() == [1, 1, 0, 0, 0]
+    assert targets.relevance[1].tolist() == [5.0, 5.0, 5.0, train.PUBLIC_HEAD_WEIGHT, 0.0]
+    assert targets.decision[0].tolist() == [1, 0, 0, 0, 0]
+    assert targets.decision[1].tolist() == [5.0, 5.0, 5.0, train.PUBLIC_HEAD_WEIGHT, 5.0]

@@ -125,8 +125,7 @@ def test_wheel_runs_in_a_fresh_host_project(tmp_path: Path, cache: Path) -> None
         "socialitsm/static/socialitsm/app.css",
         "socialitsm/migrations/0001_initial.py",
         "socialitsm/classify/model.npz",
-        "socialitsm/classify/data/minilm/model.onnx",
-        "socialitsm/classify/data/minilm/tokenizer.json",
+        "socialitsm/classify/data/minilm_static.npz",
         "socialitsm/demo/posts.jsonl",
     } <= names
     assert not [name for name in names if name.split("/")[0] in {"project", "tests", "bench", "scripts"}]
