@@ -335,6 +335,13 @@ class Incident(models.Model):
                 name="incident_open_order_idx",
                 condition=Q(state__in=["new", "in_progress", "on_hold"]),
             ),
+            # The queue's counts of open incidents by what its filters and views split them by,
+            # read from the index alone.
+            models.Index(
+                fields=["state", "priority", "service", "assignee", "is_major", "breach_due_at"],
+                name="incident_open_counts_idx",
+                condition=Q(state__in=["new", "in_progress", "on_hold"]),
+            ),
             # Time to breach, soonest first, incidents without a running clock last (ASC NULLS LAST).
             models.Index(fields=["breach_due_at", "priority", "opened_at", "id"], name="incident_breach_idx"),
             models.Index(fields=["service", "opened_at"], condition=Q(is_major=True), name="incident_major_idx"),
