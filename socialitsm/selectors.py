@@ -581,7 +581,9 @@ def incident_list() -> QuerySet[Incident]:
     """Incidents with what a list or detail shows: related rows, SLA clocks in target order and
     ITSM links (`post_count` and `breach_due_at` are stored on the incident)."""
     incidents = (
-        Incident.objects.select_related("service", "assignment_group", "assignee", "parent", "sla_policy")
+        Incident.objects.select_related(
+            "service", "assignment_group", "assignee", "parent", "merged_into", "sla_policy"
+        )
         .prefetch_related(
             Prefetch(
                 "sla_clocks",

@@ -239,6 +239,26 @@ def test_list_query_count_is_bounded(agent_api, agent, network_team, django_asse
     assert [row["post_count"] for row in response.json()["results"]].count(1) == 20
 
 
+def test_list_rows_link_to_their_own_incident_as_reverse_would(agent_api, queue):
+    from django.urls import reverse
+
+    IncidentFactory(number="INC0000401")
+    IncidentFactory(number="EXT 7:8@ü")
+    merged = IncidentFactory(number="INC0000402")
+    IncidentFactory(number="INC0000403", merged_into=merged)
+
+    rows = {row["number"]: row for row in agent_api.get(LIST).json()["results"]}
+
+    for number in ("INC0000401", "EXT 7:8@ü", "INC0000402"):
+        kwargs = {"number": number}
+        assert rows[number]["url"] == "http://testserver" + reverse("socialitsm:incident", kwargs=kwargs)
+        assert rows[number]["links"] == {
+            name: "http://testserver" + reverse(f"socialitsm-api:incident-{view}", kwargs=kwargs)
+            for name, view in (("self", "detail"), ("posts", "posts"), ("events", "events"), ("replies", "replies"))
+        }
+    assert rows["INC0000403"]["merged_into"] == "INC0000402"
+
+
 def test_patch_writes_one_event_per_changed_field_and_recomputes_priority(agent_api, agent):
     incident = IncidentFactory(number="INC0000301", category="vpn")
 
