@@ -570,6 +570,22 @@ class PostSentimentHour(models.Model):
         return f"{self.network} {self.hour:%Y-%m-%d %H}:00: {self.negative}-/{self.positive}+ of {self.rated}"
 
 
+class IncidentStateTally(models.Model):
+    """How many incidents are in each state, as rows of changes that add up: the queue's view
+    counts read these few rows instead of counting every incident. Kept by the database itself
+    (statement triggers on the incidents table, see migration 0026): each statement that adds,
+    changes or removes incidents inserts, per state it moved, one row with the difference, so
+    writers never wait for one another on a shared row. `incident_state_tally_compact` folds the
+    rows into one per state now and then. Other databases get the table but no triggers; the
+    queue counts the incidents there."""
+
+    state = models.CharField(max_length=16, choices=Incident.State.choices)
+    incidents = models.IntegerField(help_text="Incidents that came into the state (negative: that left it).")
+
+    def __str__(self) -> str:
+        return f"{self.state} {self.incidents:+d}"
+
+
 class PostRevision(models.Model):
     """A version of a post its author has since edited: the text and details it had before the
     edit of `edited_at`. Written by `post_edit`; one row per edit."""
