@@ -656,6 +656,39 @@ def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: A
     return incidents
 
 
+def incident_queue_count(query: IncidentQuery) -> int | None:
+    """How many incidents `query` matches, from the incidents per state (incident_state_counts),
+    when it narrows by state alone: states, open or not, and the views that are states (open, on
+    hold, resolved and closed, all). None when it narrows by anything else, or the database keeps
+    no such counts: then the list counts its rows."""
+    if connection.vendor != "postgresql":
+        return None
+    by_state_only = IncidentQuery(states=query.states, open=query.open, view=query.view)
+    if query != by_state_only or query.view not in (
+        "",
+        QueueView.OPEN,
+        QueueView.ON_HOLD,
+        QueueView.DONE,
+        QueueView.ALL,
+    ):
+        return None
+    states = set(Incident.State.values)
+    if query.states:
+        states &= set(query.states)
+    if query.open is True:
+        states &= set(Incident.OPEN_STATES)
+    elif query.open is False:
+        states -= set(Incident.OPEN_STATES)
+    if query.view == QueueView.OPEN:
+        states &= set(Incident.OPEN_STATES)
+    elif query.view == QueueView.ON_HOLD:
+        states &= {Incident.State.ON_HOLD}
+    elif query.view == QueueView.DONE:
+        states &= {Incident.State.RESOLVED, Incident.State.CLOSED}
+    counts = incident_state_counts()
+    return sum(counts.get(state, 0) for state in states)
+
+
 def post_list() -> QuerySet[Post]:
     """Posts with their author, channel, detected service, incident, labeller and the versions
     they had before edits."""

@@ -481,3 +481,41 @@ def test_events_of_an_incident(agent_api, agent):
             "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("query", "states_only"),
+    [
+        ("", True),
+        ("?state=new&state=resolved", True),
+        ("?open=true", True),
+        ("?open=false&ordering=-priority", True),
+        ("?view=done&page=1", True),
+        ("?view=on_hold", True),
+        ("?view=all&state=closed", True),
+        ("?state=new&open=false", True),
+        ("?view=mine", False),
+        ("?view=breaching", False),
+        ("?priority=4", False),
+        ("?state=new&q=vpn", False),
+    ],
+)
+def test_list_count_by_state_alone_comes_from_the_state_counts(agent_api, query, states_only):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for state, n in (("new", 3), ("in_progress", 2), ("on_hold", 1), ("resolved", 2), ("closed", 1), ("canceled", 1)):
+        for _ in range(n):
+            IncidentFactory(state=state)
+
+    with CaptureQueriesContext(connection) as captured:
+        response = agent_api.get(LIST + query)
+
+    assert response.status_code == 200
+    rows = response.json()["results"]
+    assert response.json()["count"] == len(rows)
+    counted = any(
+        q["sql"].startswith('SELECT COUNT(*) AS "__count" FROM "socialitsm_incident"')
+        for q in captured.captured_queries
+    )
+    assert counted is not (states_only and connection.vendor == "postgresql")
