@@ -63,6 +63,8 @@ def beat_schedule(
         "socialitsm-status-posts-due": every("status_posts_send_due_task", reply_seconds),
         "socialitsm-recover-stale-work": every("work_recover_task", recover_seconds),
         "socialitsm-sla-sweep": every("sla_sweep_task", sla_seconds),
+        # Folds the rows of incidents' state changes the queue's counts add up, one per state.
+        "socialitsm-incident-state-tally": every("incident_state_tally_compact_task", recover_seconds),
         # Channels' retention periods: older posts lose their words (or go), in small batches.
         "socialitsm-retention": every("posts_retention_task", retention_seconds),
         # Raises and clears the alerts on channels' listening, and writes the worker's heartbeat.

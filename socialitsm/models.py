@@ -335,6 +335,13 @@ class Incident(models.Model):
                 name="incident_open_order_idx",
                 condition=Q(state__in=["new", "in_progress", "on_hold"]),
             ),
+            # The queue's counts of open incidents by what its filters and views split them by,
+            # read from the index alone.
+            models.Index(
+                fields=["state", "priority", "service", "assignee", "is_major", "breach_due_at"],
+                name="incident_open_counts_idx",
+                condition=Q(state__in=["new", "in_progress", "on_hold"]),
+            ),
             # Time to breach, soonest first, incidents without a running clock last (ASC NULLS LAST).
             models.Index(fields=["breach_due_at", "priority", "opened_at", "id"], name="incident_breach_idx"),
             models.Index(fields=["service", "opened_at"], condition=Q(is_major=True), name="incident_major_idx"),
@@ -561,6 +568,22 @@ class PostSentimentHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.network} {self.hour:%Y-%m-%d %H}:00: {self.negative}-/{self.positive}+ of {self.rated}"
+
+
+class IncidentStateTally(models.Model):
+    """How many incidents are in each state, as rows of changes that add up: the queue's view
+    counts read these few rows instead of counting every incident. Kept by the database itself
+    (statement triggers on the incidents table, see migration 0026): each statement that adds,
+    changes or removes incidents inserts, per state it moved, one row with the difference, so
+    writers never wait for one another on a shared row. `incident_state_tally_compact` folds the
+    rows into one per state now and then. Other databases get the table but no triggers; the
+    queue counts the incidents there."""
+
+    state = models.CharField(max_length=16, choices=Incident.State.choices)
+    incidents = models.IntegerField(help_text="Incidents that came into the state (negative: that left it).")
+
+    def __str__(self) -> str:
+        return f"{self.state} {self.incidents:+d}"
 
 
 class PostRevision(models.Model):

@@ -12,7 +12,7 @@ past the cap are still served (`next` leads on while rows follow).
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
@@ -33,9 +33,12 @@ class KeyedPaginator(Paginator):
     # None: counted exactly. A subclass (or the count_cap argument) sets a cap.
     default_count_cap: int | None = None
 
-    def __init__(self, *args: Any, count_cap: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, count_cap: int | None = None, count: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.count_cap = count_cap if count_cap is not None else self.default_count_cap
+        if count is not None:
+            # Known already (e.g. from counts the database keeps): not counted again.
+            self.__dict__["count"] = count
 
     @cached_property
     def count(self) -> int:
@@ -91,6 +94,15 @@ class KeyedPageNumberPagination(PageNumberPagination):
 
     page_size = 50
     django_paginator_class = KeyedPaginator
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
+        """As DRF's, with the list's count from the view's `list_count()` when it knows it
+        without counting the rows (None: counted)."""
+        known = getattr(view, "list_count", None)
+        count = known() if callable(known) else None
+        if count is not None:
+            self.django_paginator_class = partial(self.django_paginator_class, count=count)  # type: ignore[assignment]
+        return super().paginate_queryset(queryset, request, view)
 
 
 class CappedPageNumberPagination(KeyedPageNumberPagination):

@@ -45,6 +45,7 @@ from socialitsm.models import (
     IncidentEvent,
     IncidentNote,
     IncidentQuerySet,
+    IncidentStateTally,
     IngestRejection,
     ItsmLink,
     Network,
@@ -581,7 +582,9 @@ def incident_list() -> QuerySet[Incident]:
     """Incidents with what a list or detail shows: related rows, SLA clocks in target order and
     ITSM links (`post_count` and `breach_due_at` are stored on the incident)."""
     incidents = (
-        Incident.objects.select_related("service", "assignment_group", "assignee", "parent", "sla_policy")
+        Incident.objects.select_related(
+            "service", "assignment_group", "assignee", "parent", "merged_into", "sla_policy"
+        )
         .prefetch_related(
             Prefetch(
                 "sla_clocks",
@@ -651,6 +654,39 @@ def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: A
     if query.search:
         incidents = cast(IncidentQuerySet, incident_search(incidents, query.search))
     return incidents
+
+
+def incident_queue_count(query: IncidentQuery) -> int | None:
+    """How many incidents `query` matches, from the incidents per state (incident_state_counts),
+    when it narrows by state alone: states, open or not, and the views that are states (open, on
+    hold, resolved and closed, all). None when it narrows by anything else, or the database keeps
+    no such counts: then the list counts its rows."""
+    if connection.vendor != "postgresql":
+        return None
+    by_state_only = IncidentQuery(states=query.states, open=query.open, view=query.view)
+    if query != by_state_only or query.view not in (
+        "",
+        QueueView.OPEN,
+        QueueView.ON_HOLD,
+        QueueView.DONE,
+        QueueView.ALL,
+    ):
+        return None
+    states = set(Incident.State.values)
+    if query.states:
+        states &= set(query.states)
+    if query.open is True:
+        states &= set(Incident.OPEN_STATES)
+    elif query.open is False:
+        states -= set(Incident.OPEN_STATES)
+    if query.view == QueueView.OPEN:
+        states &= set(Incident.OPEN_STATES)
+    elif query.view == QueueView.ON_HOLD:
+        states &= {Incident.State.ON_HOLD}
+    elif query.view == QueueView.DONE:
+        states &= {Incident.State.RESOLVED, Incident.State.CLOSED}
+    counts = incident_state_counts()
+    return sum(counts.get(state, 0) for state in states)
 
 
 def post_list() -> QuerySet[Post]:
@@ -1075,28 +1111,86 @@ def queue_stamp() -> int:
     return IncidentEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def queue_view_counts(user: Any) -> dict[str, int]:
-    """How many incidents each queue view holds: one pass over incidents, and "breaching soon"
-    from the running clocks' due-time index (its cost follows the clocks due, not the table)."""
-    cutoff = timezone.now() + timedelta(minutes=conf.QUEUE_BREACHING_MINUTES)
-    open_q = Q(state__in=Incident.OPEN_STATES)
+def incident_state_counts() -> dict[str, int]:
+    """How many incidents are in each state: on PostgreSQL the few rows of IncidentStateTally
+    that its triggers keep (migration 0026), elsewhere a count of the incidents."""
+    if connection.vendor == "postgresql":
+        rows = IncidentStateTally.objects.order_by().values_list("state").annotate(n=Sum("incidents"))
+        return {state: n for state, n in rows if n}
+    return dict(Incident.objects.order_by().values_list("state").annotate(n=Count("*")))
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """What the queue shows beside its views and filters. `views`: how many incidents each queue
+    view holds. `open`: of the open incidents, all, mine, unassigned and majors, and by service
+    (slug), priority and state."""
+
+    views: dict[str, int]
+    open: dict[str, Any]
+
+
+def queue_counts(user: Any, *, now: datetime | None = None) -> QueueCounts:
+    """The queue's counts in two reads: incidents by state (incident_state_counts), and the
+    open ones grouped by what the filters and views split them by (an index-only scan of the
+    open incidents' covering index); the rest is added up here."""
+    cutoff = (now or timezone.now()) + timedelta(minutes=conf.QUEUE_BREACHING_MINUTES)
     user_id = getattr(user, "pk", None)
-    counts = Incident.objects.order_by().aggregate(
-        open=Count("pk", filter=open_q),
-        mine=Count("pk", filter=open_q & Q(assignee_id=user_id)) if user_id is not None else Value(0),
-        unassigned=Count("pk", filter=open_q & Q(assignee__isnull=True)),
-        on_hold=Count("pk", filter=Q(state=Incident.State.ON_HOLD)),
-        done=Count("pk", filter=Q(state__in=(Incident.State.RESOLVED, Incident.State.CLOSED))),
-        all=Count("pk"),
-    )
-    counts["breaching"] = (
-        SlaClock.objects.filter(stopped_at__isnull=True, due_at__lte=cutoff, incident__state__in=Incident.OPEN_STATES)
+    by_state = incident_state_counts()
+    groups = (
+        Incident.objects.filter(state__in=Incident.OPEN_STATES)
         .order_by()
-        .values("incident_id")
-        .distinct()
-        .count()
+        .values_list("state", "priority", "service__slug")
+        .annotate(
+            n=Count("*"),
+            mine=Count("state", filter=Q(assignee_id=user_id)) if user_id is not None else Value(0),
+            unassigned=Count("state", filter=Q(assignee_id__isnull=True)),
+            majors=Count("state", filter=Q(is_major=True)),
+            breaching=Count("state", filter=Q(breach_due_at__lte=cutoff)),
+        )
     )
-    return counts
+    totals = {"all": 0, "mine": 0, "unassigned": 0, "majors": 0, "breaching": 0}
+    services: dict[str, int] = {}
+    priorities: dict[int, int] = {}
+    states: dict[str, int] = {}
+    for state, priority, slug, n, mine, unassigned, majors, breaching in groups:
+        for key, value in (
+            ("all", n),
+            ("mine", mine),
+            ("unassigned", unassigned),
+            ("majors", majors),
+            ("breaching", breaching),
+        ):
+            totals[key] += value
+        if slug is not None:
+            services[slug] = services.get(slug, 0) + n
+        priorities[priority] = priorities.get(priority, 0) + n
+        states[state] = states.get(state, 0) + n
+    done = sum(by_state.get(state, 0) for state in (Incident.State.RESOLVED, Incident.State.CLOSED))
+    views = {
+        QueueView.OPEN: totals["all"],
+        QueueView.MINE: totals["mine"],
+        QueueView.UNASSIGNED: totals["unassigned"],
+        QueueView.BREACHING: totals["breaching"],
+        QueueView.ON_HOLD: by_state.get(Incident.State.ON_HOLD, 0),
+        QueueView.DONE: done,
+        QueueView.ALL: sum(by_state.values()),
+    }
+    opened = {
+        "all": totals["all"],
+        "mine": totals["mine"],
+        "unassigned": totals["unassigned"],
+        "majors": totals["majors"],
+        "service": services,
+        "priority": priorities,
+        "state": states,
+    }
+    return QueueCounts(views={str(k): v for k, v in views.items()}, open=opened)
+
+
+def queue_view_counts(user: Any) -> dict[str, int]:
+    """How many incidents each queue view holds (see queue_counts)."""
+    return queue_counts(user).views
 
 
 def saved_view_list(user: Any) -> QuerySet[SavedView]:

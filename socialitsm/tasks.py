@@ -14,6 +14,7 @@ from .services import (
     broadcasts,
     chat,
     deletions,
+    figures,
     ingest,
     itsm_sync,
     notifications,
@@ -119,6 +120,11 @@ def work_recover_task() -> None:
 @shared_task(acks_late=True)
 def sla_sweep_task() -> None:
     sla.sla_sweep()
+
+
+@shared_task(acks_late=True)
+def incident_state_tally_compact_task() -> None:
+    figures.incident_state_tally_compact()
 
 
 @shared_task(acks_late=True)

@@ -59,8 +59,8 @@ def api(lead) -> APIClient:
 
 
 PAGES = [
-    ("web", "/", 19),
-    ("web", "/?sort=breach", 19),
+    ("web", "/", 15),
+    ("web", "/?sort=breach", 15),
     ("api", "/api/v1/incidents/", 6),
     ("api", "/api/v1/incidents/?ordering=breach_due_at", 6),
     ("api", "/api/v1/incidents/?state=new&state=in_progress&priority=4", 6),

@@ -65,8 +65,12 @@ class IncidentFilter(filters.FilterSet):
 
     def filter_queryset(self, queryset: IncidentQuerySet) -> IncidentQuerySet:
         """The cleaned parameters, narrowed by the same selector as the web queue."""
+        return selectors.incident_queue(queryset, self.query(), user=self.request.user if self.request else None)
+
+    def query(self) -> selectors.IncidentQuery:
+        """The cleaned parameters as the queue's selectors take them (after is_valid())."""
         data = self.form.cleaned_data
-        query = selectors.IncidentQuery(
+        return selectors.IncidentQuery(
             states=data.get("state") or (),
             open=data.get("open"),
             priorities=data.get("priority") or (),
@@ -79,7 +83,6 @@ class IncidentFilter(filters.FilterSet):
             view=data.get("view") or "",
             **self._assignee(data.get("assignee") or ""),
         )
-        return selectors.incident_queue(queryset, query, user=self.request.user if self.request else None)
 
     @staticmethod
     def _assignee(value: str) -> dict[str, Any]:

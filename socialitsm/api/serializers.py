@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -12,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch
 from django.urls import reverse as django_reverse
 from django.utils import timezone
+from django.utils.http import RFC3986_SUBDELIMS
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
@@ -316,23 +318,39 @@ class IncidentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         extra_kwargs = {"version": {"help_text": "Moves on with every change; the ETag. Send it as If-Match."}}
 
+    # A page of incidents resolves each URL once, for a stand-in number, and puts each
+    # incident's number in its place: five reverse() calls per row cost more than the rest.
+    _NUMBER = "number-0stand-in0"
+
+    def _url_templates(self) -> dict[str, str]:
+        templates = getattr(self, "_templates", None)
+        if templates is None:
+            request = self.context.get("request")
+            kwargs = {"number": self._NUMBER}
+            try:
+                page = django_reverse("socialitsm:incident", kwargs=kwargs)
+            except NoReverseMatch:
+                page = f"/incidents/{self._NUMBER}/"
+            templates = {
+                "url": _absolute(page, self.context),
+                "self": reverse("socialitsm-api:incident-detail", kwargs=kwargs, request=request),
+                "posts": reverse("socialitsm-api:incident-posts", kwargs=kwargs, request=request),
+                "events": reverse("socialitsm-api:incident-events", kwargs=kwargs, request=request),
+                "replies": reverse("socialitsm-api:incident-replies", kwargs=kwargs, request=request),
+            }
+            self._templates = templates
+        return templates
+
+    def _url(self, name: str, incident: Incident) -> str:
+        # As reverse() quotes a path's part.
+        return self._url_templates()[name].replace(self._NUMBER, quote(incident.number, safe=RFC3986_SUBDELIMS + "~:@"))
+
     def get_url(self, incident: Incident) -> str:
-        try:
-            path = django_reverse("socialitsm:incident", kwargs={"number": incident.number})
-        except NoReverseMatch:
-            path = f"/incidents/{incident.number}/"
-        return _absolute(path, self.context)
+        return self._url("url", incident)
 
     @extend_schema_field(IncidentLinksSerializer)
     def get_links(self, incident: Incident) -> dict[str, str]:
-        request = self.context.get("request")
-        kwargs = {"number": incident.number}
-        return {
-            "self": reverse("socialitsm-api:incident-detail", kwargs=kwargs, request=request),
-            "posts": reverse("socialitsm-api:incident-posts", kwargs=kwargs, request=request),
-            "events": reverse("socialitsm-api:incident-events", kwargs=kwargs, request=request),
-            "replies": reverse("socialitsm-api:incident-replies", kwargs=kwargs, request=request),
-        }
+        return {name: self._url(name, incident) for name in ("self", "posts", "events", "replies")}
 
 
 class IncidentUpdateSerializer(serializers.Serializer):

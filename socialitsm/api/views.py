@@ -140,6 +140,19 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     def get_queryset(self) -> QuerySet[Incident]:
         return selectors.incident_list()
 
+    # Parameters that narrow the list by state alone (or only order or page it).
+    _STATE_ONLY = frozenset({"state", "open", "view", "ordering", "page"})
+
+    def list_count(self) -> int | None:
+        """The list's count from the incidents per state when only states narrow it (see
+        selectors.incident_queue_count), so a page does not count the table; else None."""
+        if self.action != "list" or not set(self.request.query_params) <= self._STATE_ONLY:
+            return None
+        filterset = IncidentFilter(self.request.query_params, queryset=self.get_queryset(), request=self.request)
+        if not filterset.is_valid():
+            return None
+        return selectors.incident_queue_count(filterset.query())
+
     @extend_schema(
         summary="One incident by number",
         description="The answer's ETag is the incident's version; send it back as If-Match with a PATCH.",

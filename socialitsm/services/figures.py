@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Count, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
-from socialitsm.models import Incident, Post, SlaClock
+from socialitsm.models import Incident, IncidentStateTally, Post, SlaClock
 
 
 def incidents_figures_refresh(*, incident_ids: Iterable[int]) -> int:
@@ -57,4 +57,23 @@ def _refresh_postgresql(ids: list[int]) -> int:
     """  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, {"ids": ids})
+        return cursor.rowcount
+
+
+def incident_state_tally_compact() -> int:
+    """Fold the rows of IncidentStateTally (one per statement that moved incidents between
+    states, inserted by the database's triggers) into one row per state, in one statement: the
+    rows it deletes are those committed when it starts, so rows written meanwhile stay, and a
+    second run at the same time folds only what the first left. Returns the rows left."""
+    if connection.vendor != "postgresql":
+        return 0
+    tally = connection.ops.quote_name(IncidentStateTally._meta.db_table)
+    # Only the table name from the model is interpolated.
+    sql = f"""
+        WITH folded AS (DELETE FROM {tally} RETURNING state, incidents)
+        INSERT INTO {tally} (state, incidents)
+        SELECT state, SUM(incidents) FROM folded GROUP BY state HAVING SUM(incidents) <> 0 ORDER BY state
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
         return cursor.rowcount

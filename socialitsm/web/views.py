@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
@@ -110,24 +110,6 @@ def _form_errors(request: HttpRequest, form: Form) -> None:
             messages.error(request, f"{label}: {error}" if label else str(error))
 
 
-def _queue_counts(user) -> dict[str, Any]:
-    open_incidents = Incident.objects.open().order_by()
-    totals = open_incidents.aggregate(
-        all=Count("pk"),
-        mine=Count("pk", filter=Q(assignee=user)),
-        unassigned=Count("pk", filter=Q(assignee__isnull=True)),
-        majors=Count("pk", filter=Q(is_major=True)),
-    )
-    return {
-        **totals,
-        "service": dict(
-            open_incidents.filter(service__isnull=False).values_list("service__slug").annotate(n=Count("pk"))
-        ),
-        "priority": dict(open_incidents.values_list("priority").annotate(n=Count("pk"))),
-        "state": dict(open_incidents.values_list("state").annotate(n=Count("pk"))),
-    }
-
-
 def _queue_incidents(request: HttpRequest, form: QueueFilterForm) -> QuerySet[Incident]:
     """The queue's incidents for the form's filters, ordered; the default view is the open one."""
     incidents = Incident.objects.select_related(
@@ -162,8 +144,8 @@ def _queue_filters(request: HttpRequest) -> dict[str, str]:
 
 def _queue_context(request: HttpRequest) -> dict[str, Any]:
     stamp = selectors.queue_stamp()
-    counts = _queue_counts(request.user)
-    view_counts = selectors.queue_view_counts(request.user)
+    queue_counts = selectors.queue_counts(request.user)
+    counts, view_counts = queue_counts.open, queue_counts.views
     form = QueueFilterForm(request.GET or None, counts=counts)
     page = KeyedPaginator(_queue_incidents(request, form), PAGE_SIZE).get_page(request.GET.get("page"))
     filters = _queue_filters(request)

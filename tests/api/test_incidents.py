@@ -239,6 +239,26 @@ def test_list_query_count_is_bounded(agent_api, agent, network_team, django_asse
     assert [row["post_count"] for row in response.json()["results"]].count(1) == 20
 
 
+def test_list_rows_link_to_their_own_incident_as_reverse_would(agent_api, queue):
+    from django.urls import reverse
+
+    IncidentFactory(number="INC0000401")
+    IncidentFactory(number="EXT 7:8@ü")
+    merged = IncidentFactory(number="INC0000402")
+    IncidentFactory(number="INC0000403", merged_into=merged)
+
+    rows = {row["number"]: row for row in agent_api.get(LIST).json()["results"]}
+
+    for number in ("INC0000401", "EXT 7:8@ü", "INC0000402"):
+        kwargs = {"number": number}
+        assert rows[number]["url"] == "http://testserver" + reverse("socialitsm:incident", kwargs=kwargs)
+        assert rows[number]["links"] == {
+            name: "http://testserver" + reverse(f"socialitsm-api:incident-{view}", kwargs=kwargs)
+            for name, view in (("self", "detail"), ("posts", "posts"), ("events", "events"), ("replies", "replies"))
+        }
+    assert rows["INC0000403"]["merged_into"] == "INC0000402"
+
+
 def test_patch_writes_one_event_per_changed_field_and_recomputes_priority(agent_api, agent):
     incident = IncidentFactory(number="INC0000301", category="vpn")
 
@@ -461,3 +481,41 @@ def test_events_of_an_incident(agent_api, agent):
             "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("query", "states_only"),
+    [
+        ("", True),
+        ("?state=new&state=resolved", True),
+        ("?open=true", True),
+        ("?open=false&ordering=-priority", True),
+        ("?view=done&page=1", True),
+        ("?view=on_hold", True),
+        ("?view=all&state=closed", True),
+        ("?state=new&open=false", True),
+        ("?view=mine", False),
+        ("?view=breaching", False),
+        ("?priority=4", False),
+        ("?state=new&q=vpn", False),
+    ],
+)
+def test_list_count_by_state_alone_comes_from_the_state_counts(agent_api, query, states_only):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for state, n in (("new", 3), ("in_progress", 2), ("on_hold", 1), ("resolved", 2), ("closed", 1), ("canceled", 1)):
+        for _ in range(n):
+            IncidentFactory(state=state)
+
+    with CaptureQueriesContext(connection) as captured:
+        response = agent_api.get(LIST + query)
+
+    assert response.status_code == 200
+    rows = response.json()["results"]
+    assert response.json()["count"] == len(rows)
+    counted = any(
+        q["sql"].startswith('SELECT COUNT(*) AS "__count" FROM "socialitsm_incident"')
+        for q in captured.captured_queries
+    )
+    assert counted is not (states_only and connection.vendor == "postgresql")
