@@ -158,6 +158,25 @@ def connection_incidents(connection: ItsmConnection) -> QuerySet[Incident]:
     return incidents
 
 
+def _events_past(cursor: int) -> list[tuple[int, int, datetime]]:
+    """The next audit events after a connection's cursor: id, incident and time."""
+    return list(
+        IncidentEvent.objects.filter(pk__gt=cursor)
+        .order_by("pk")
+        .values_list("pk", "incident_id", "created_at")[: BATCH * 4]
+    )
+
+
+def _cursor_settled(events: list[tuple[int, int, datetime]], cursor: int, settled: datetime) -> int:
+    """The cursor moved past the events older than `settled`, and no further: a younger id may
+    still have an earlier one uncommitted."""
+    for pk, _, created_at in events:
+        if created_at >= settled:
+            break
+        cursor = pk
+    return cursor
+
+
 def itsm_links_discover(*, now: datetime | None = None) -> int:
     """Link the incidents that opened or changed since each connection last looked and now match
     its rules. Returns how many links were made (a concurrent tick may have made some of them)."""
@@ -165,11 +184,7 @@ def itsm_links_discover(*, now: datetime | None = None) -> int:
     settled = now - timedelta(seconds=conf.ITSM_SETTLE_SECONDS)
     made = 0
     for connection in ItsmConnection.objects.filter(enabled=True):
-        events = list(
-            IncidentEvent.objects.filter(pk__gt=connection.event_cursor)
-            .order_by("pk")
-            .values_list("pk", "incident_id", "created_at")[: BATCH * 4]
-        )
+        events = _events_past(connection.event_cursor)
         if not events:
             continue
         incident_ids = {incident_id for _, incident_id, _ in events}
@@ -187,12 +202,7 @@ def itsm_links_discover(*, now: datetime | None = None) -> int:
             ignore_conflicts=True,
         )
         made += len(created)
-        # Move past events only once they are old enough that no earlier id can still commit.
-        cursor = connection.event_cursor
-        for pk, _, created_at in events:
-            if created_at >= settled:
-                break
-            cursor = pk
+        cursor = _cursor_settled(events, connection.event_cursor, settled)
         if cursor != connection.event_cursor:
             ItsmConnection.objects.filter(pk=connection.pk).update(event_cursor=cursor)
     return made
@@ -225,11 +235,7 @@ def itsm_links_due(*, now: datetime | None = None, advance: bool = False) -> lis
             .order_by("pk")
             .values_list("pk", flat=True)[:BATCH]
         )
-        events = list(
-            IncidentEvent.objects.filter(pk__gt=connection.sync_cursor)
-            .order_by("pk")
-            .values_list("pk", "incident_id", "created_at")[: BATCH * 4]
-        )
+        events = _events_past(connection.sync_cursor)
         if not events:
             continue
         newer = IncidentEvent.objects.filter(incident=OuterRef("incident"), pk__gt=OuterRef("event_watermark"))
@@ -237,16 +243,12 @@ def itsm_links_due(*, now: datetime | None = None, advance: bool = False) -> lis
         due.update(changed.filter(free, ready).values_list("pk", flat=True))
         if not advance:
             continue
-        # A link held by a worker may have read the incident before these events.
-        for pk, lease_until in changed.filter(lease_until__gte=now).values_list("pk", "lease_until"):
-            ItsmLink.objects.filter(pk=pk).filter(Q(recheck_at__isnull=True) | Q(recheck_at__gt=lease_until)).update(
-                recheck_at=lease_until
-            )
-        cursor = connection.sync_cursor
-        for pk, _, created_at in events:
-            if created_at >= settled:
-                break
-            cursor = pk
+        # A link held by a worker may have read the incident before these events: it is looked at
+        # again when its lease ends, unless a recheck is already due earlier.
+        changed.filter(lease_until__gte=now).filter(
+            Q(recheck_at__isnull=True) | Q(recheck_at__gt=F("lease_until"))
+        ).update(recheck_at=F("lease_until"))
+        cursor = _cursor_settled(events, connection.sync_cursor, settled)
         if cursor != connection.sync_cursor:
             ItsmConnection.objects.filter(pk=connection.pk).update(sync_cursor=cursor)
     return sorted(due)
