@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
@@ -322,28 +323,25 @@ class IncidentSerializer(serializers.ModelSerializer):
     # incident's number in its place: five reverse() calls per row cost more than the rest.
     _NUMBER = "number-0stand-in0"
 
+    @cached_property
     def _url_templates(self) -> dict[str, str]:
-        templates = getattr(self, "_templates", None)
-        if templates is None:
-            request = self.context.get("request")
-            kwargs = {"number": self._NUMBER}
-            try:
-                page = django_reverse("socialitsm:incident", kwargs=kwargs)
-            except NoReverseMatch:
-                page = f"/incidents/{self._NUMBER}/"
-            templates = {
-                "url": _absolute(page, self.context),
-                "self": reverse("socialitsm-api:incident-detail", kwargs=kwargs, request=request),
-                "posts": reverse("socialitsm-api:incident-posts", kwargs=kwargs, request=request),
-                "events": reverse("socialitsm-api:incident-events", kwargs=kwargs, request=request),
-                "replies": reverse("socialitsm-api:incident-replies", kwargs=kwargs, request=request),
-            }
-            self._templates = templates
-        return templates
+        request = self.context.get("request")
+        kwargs = {"number": self._NUMBER}
+        try:
+            page = django_reverse("socialitsm:incident", kwargs=kwargs)
+        except NoReverseMatch:
+            page = f"/incidents/{self._NUMBER}/"
+        return {
+            "url": _absolute(page, self.context),
+            "self": reverse("socialitsm-api:incident-detail", kwargs=kwargs, request=request),
+            "posts": reverse("socialitsm-api:incident-posts", kwargs=kwargs, request=request),
+            "events": reverse("socialitsm-api:incident-events", kwargs=kwargs, request=request),
+            "replies": reverse("socialitsm-api:incident-replies", kwargs=kwargs, request=request),
+        }
 
     def _url(self, name: str, incident: Incident) -> str:
         # As reverse() quotes a path's part.
-        return self._url_templates()[name].replace(self._NUMBER, quote(incident.number, safe=RFC3986_SUBDELIMS + "~:@"))
+        return self._url_templates[name].replace(self._NUMBER, quote(incident.number, safe=RFC3986_SUBDELIMS + "~:@"))
 
     def get_url(self, incident: Incident) -> str:
         return self._url("url", incident)
