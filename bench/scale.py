@@ -391,7 +391,7 @@ def timed(label: str, fn: Callable[[], Any], runs: int, setup: Callable[[], Any]
     print(f"{label:<44} p50 {statistics.median(times):7.1f}  max {max(times):7.1f} ms  ({result})")
 
 
-def pages(runs: int) -> None:
+def pages(runs: int, only: str = "") -> None:
     client = Client()
     client.force_login(User.objects.get(username=f"{MARK}-lead"))
     today = _now().date()
@@ -404,12 +404,16 @@ def pages(runs: int) -> None:
         ("queue page", "/", 50),
         ("queue page, by time to breach", "/?sort=breach", 50),
         ("queue page 5", "/?page=5", 50),
+        ("queue page searched vpn", "/?q=vpn", 50),
+        ("queue page, all, searched vpn", "/?view=all&q=vpn", 50),
         ("API incidents", "/api/v1/incidents/", 50),
         ("API incidents ?state=resolved", "/api/v1/incidents/?state=resolved", 50),
         ("API incidents ?state=new&state=on_hold", "/api/v1/incidents/?state=new&state=on_hold", 50),
         ("API incidents ?priority=1&priority=2", "/api/v1/incidents/?priority=1&priority=2", 50),
         ("API incidents ?q=vpn", "/api/v1/incidents/?q=vpn", 50),
         ("API incidents ?search=vpn", "/api/v1/incidents/?search=vpn", 50),
+        ("API incidents ?search=vpn&open=true", "/api/v1/incidents/?search=vpn&open=true", 50),
+        ("API incidents ?search=floor broken", "/api/v1/incidents/?search=floor%20broken", 50),
         ("API incidents ?ordering=breach_due_at", "/api/v1/incidents/?ordering=breach_due_at", 50),
         ("API incidents open, by breach", "/api/v1/incidents/?open=true&ordering=breach_due_at", 50),
         (f"API incidents page {deep_incidents}", f"/api/v1/incidents/?page={deep_incidents}", 50),
@@ -433,7 +437,8 @@ def pages(runs: int) -> None:
     }
     with override_settings(SOCIALITSM_THROTTLE_RATES=unlimited, STORAGES=storages):
         for label, url, target in checks:
-            measure(client, label, url, runs, target)
+            if only.lower() in label.lower():
+                measure(client, label, url, runs, target)
 
 
 def sweeps(runs: int) -> None:
@@ -516,6 +521,7 @@ def main() -> None:
     parser.add_argument("-r", "--runs", type=int, default=30, help="timed requests per check")
     parser.add_argument("--reseed", action="store_true", help="flush the database and seed again")
     parser.add_argument("--skip-sweeps", action="store_true")
+    parser.add_argument("-k", "--only", default="", help="time only the checks whose label holds this text")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("bench/scale.py needs PostgreSQL: set DATABASE_URL")
@@ -529,7 +535,7 @@ def main() -> None:
         cursor.execute("SHOW jit")
         jit = cursor.fetchone()[0]
     print(f"{counts()}; jit {jit}; load average {os.getloadavg()[0]:.2f}\n")
-    pages(args.runs)
+    pages(args.runs, args.only)
     if not args.skip_sweeps:
         sweeps(max(3, args.runs // 3))
     print(f"\nload average {os.getloadavg()[0]:.2f}")
