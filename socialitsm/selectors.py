@@ -997,14 +997,19 @@ def _search_query(words: list[str]) -> SearchQuery:
     return SearchQuery(" & ".join(f"{w}:*" for w in words), search_type="raw", config=SEARCH_CONFIG)
 
 
+# Up to this many matching posters are looked up first and named to the query by id: the
+# planner then reads their posts by author, and skips the posters' part when none match.
+SEARCH_POSTERS_NAMED = 1_000
+
+
 def incident_search(incidents: QuerySet[Incident], text: str) -> QuerySet[Incident]:
     """`incidents` whose number or short description, or one of whose posts' text, or whose
     posts' poster (handle or name) holds every word of `text` (as word prefixes). Each source
     must hold all the words. A number also matches by its digits ("1001" finds INC0001001).
 
-    PostgreSQL: full-text search on the GIN expression indexes of incidents, posts and authors
-    (each narrows to ids first, so the cost follows the matches, not the table sizes); other
-    databases: case-insensitive substrings."""
+    PostgreSQL: full-text search on the GIN expression indexes of incidents, linked posts and
+    authors (each narrows to ids first, so the cost follows the matches, not the table sizes);
+    other databases: case-insensitive substrings."""
     words = search_words(text)
     if not words:
         return incidents
@@ -1012,22 +1017,39 @@ def incident_search(incidents: QuerySet[Incident], text: str) -> QuerySet[Incide
         return incident_search_substring(incidents, text)
     query = _search_query(words)
     own = Incident.objects.annotate(sv=incident_search_vector()).filter(sv=query).order_by().values("pk")
+    # incident__isnull=False: the index of linked posts' text (migration 0027) serves it.
     by_text = (
         Post.objects.annotate(sv=post_search_vector())
         .filter(sv=query, incident__isnull=False)
         .order_by()
         .values("incident_id")
     )
-    authors = Author.objects.annotate(sv=author_search_vector()).filter(sv=query).order_by().values("pk")
-    by_poster = Post.objects.filter(author__in=authors, incident__isnull=False).order_by().values("incident_id")
-    by_author = Incident.objects.filter(author__in=authors).order_by().values("pk")
-    # One set of ids (UNION) that the planner hashes once, rather than OR-ed subqueries it would
-    # test row by row against every incident.
-    match = Q(pk__in=own.union(by_text, by_poster, by_author))
+    parts = [by_text]
+    posters = _search_posters(query)
+    if posters:
+        parts += [
+            Post.objects.filter(author__in=posters, incident__isnull=False).order_by().values("incident_id"),
+            Incident.objects.filter(author__in=posters).order_by().values("pk"),
+        ]
     digits = [w for w in words if w.isdigit()]
     if len(digits) == 1 and len(words) == 1:
-        match |= Q(number__endswith=digits[0])
+        # iendswith renders as UPPER(number::text) LIKE, the trigram index of migration 0027.
+        parts.append(Incident.objects.filter(number__iendswith=digits[0]).order_by().values("pk"))
+    # Each source a set of ids the planner hashes once (a hashed SubPlan) and probes as it walks
+    # the incidents in the list's order, so a page of a broad search stops after its rows instead
+    # of joining and sorting every match.
+    match = Q(pk__in=own)
+    for part in parts:
+        match |= Q(pk__in=part)
     return incidents.filter(match)
+
+
+def _search_posters(query: SearchQuery) -> list[int] | QuerySet[Any]:
+    """The ids of the authors matching `query` when there are at most SEARCH_POSTERS_NAMED
+    (often none: a search is seldom for a poster), else the authors' query itself."""
+    authors = Author.objects.annotate(sv=author_search_vector()).filter(sv=query).order_by().values("pk")
+    named = [row["pk"] for row in authors[: SEARCH_POSTERS_NAMED + 1]]
+    return named if len(named) <= SEARCH_POSTERS_NAMED else authors
 
 
 def incident_search_substring(incidents: QuerySet[Incident], text: str) -> QuerySet[Incident]:

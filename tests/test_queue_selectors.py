@@ -62,6 +62,12 @@ def test_search_by_the_digits_of_a_number(searchable):
     assert found("2077") == {"INC0002077"}
 
 
+@pytest.mark.parametrize("text, expected", [("kallio", {"INC0001002"}), ("wren", {"INC0001001", "INC0002077"})])
+def test_search_finds_posters_beyond_those_named_by_id(searchable, monkeypatch, text, expected):
+    monkeypatch.setattr(selectors, "SEARCH_POSTERS_NAMED", 0)
+    assert found(text) == expected
+
+
 def test_empty_search_narrows_nothing(searchable):
     assert found("  ?! ") == {"INC0001001", "INC0001002", "INC0002077"}
 
@@ -93,6 +99,37 @@ def test_search_uses_the_gin_indexes(searchable):
             plan += "\n".join(row[0] for row in cursor.fetchall())
     for index in ("incident_search_idx", "post_search_idx", "author_search_idx"):
         assert f"Bitmap Index Scan on {index}" in plan
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="GIN indexes are PostgreSQL's")
+def test_search_reads_the_linked_posts_index(searchable):
+    """The search's linked-posts part matches the index of linked posts' text (migration 0027):
+    with the text vector dear to compute row by row, the planner reads that index."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL cpu_operator_cost = 10")
+        sql, params = selectors.incident_search(Incident.objects.all(), "gateway").query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Bitmap Index Scan on post_linked_search_idx" in plan
+    assert found("gateway") == {"INC0001002"}
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes are PostgreSQL's")
+def test_words_use_the_trigram_indexes(searchable):
+    """`q` (icontains, UPPER(col::text) LIKE) matches the expressions of the trigram indexes."""
+    queryset = selectors.incident_queue(Incident.objects.all(), selectors.IncidentQuery(words="jam"), user=None)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL cpu_operator_cost = 10")
+        sql, params = queryset.order_by().query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    for index in ("incident_number_trgm_idx", "incident_short_description_trgm_idx"):
+        assert f"Bitmap Index Scan on {index}" in plan
+    assert [i.number for i in queryset] == ["INC0001001"]
 
 
 @pytest.fixture
