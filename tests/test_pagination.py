@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.paginator import EmptyPage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from socialitsm.models import Post
 from socialitsm.pagination import KeyedPaginator
@@ -51,3 +53,54 @@ def test_a_count_under_the_cap_is_exact(posts):
     assert (paginator.count, paginator.capped, paginator.num_pages) == (7, False, 2)
     with pytest.raises(EmptyPage):
         paginator.page(3)
+
+
+@pytest.mark.parametrize("per_page, cap", [(3, 10), (3, 5), (2, 3)])
+def test_a_count_read_with_the_page_gives_the_same_pages_and_count(posts, per_page, cap):
+    rows = Post.objects.order_by("posted_at", "id")
+    apart = KeyedPaginator(rows, per_page, count_cap=cap)
+    together = KeyedPaginator(rows, per_page, count_cap=cap, count_with_page=True)
+
+    first = together.page(1)
+
+    assert (together.count, together.capped) == (apart.count, apart.capped)
+    assert [p.pk for p in first] == [p.pk for p in apart.page(1)]
+    assert first.has_next() == apart.page(1).has_next()
+
+
+def test_a_count_read_with_the_page_is_one_query(posts, django_assert_num_queries):
+    paginator = KeyedPaginator(Post.objects.order_by("posted_at", "id"), 3, count_cap=10, count_with_page=True)
+
+    # One query for the keys and the count, one to load the rows.
+    with django_assert_num_queries(2):
+        page = paginator.page(2)
+
+    assert ([p.pk for p in page], paginator.count, paginator.capped) == ([p.pk for p in posts[3:6]], 7, False)
+
+
+def test_a_page_past_the_end_read_with_its_count_is_empty(posts):
+    paginator = KeyedPaginator(Post.objects.order_by("posted_at", "id"), 3, count_cap=10, count_with_page=True)
+
+    with pytest.raises(EmptyPage):
+        paginator.page(4)
+    assert [p.pk for p in paginator.get_page(4)] == [posts[6].pk]
+    assert [p.pk for p in paginator.get_page("x")] == [p.pk for p in posts[:3]]
+
+
+def test_an_empty_list_read_with_its_count_has_an_empty_first_page():
+    paginator = KeyedPaginator(Post.objects.order_by("posted_at", "id"), 3, count_cap=10, count_with_page=True)
+
+    assert (list(paginator.page(1)), paginator.count) == ([], 0)
+
+
+def test_rows_are_loaded_by_key_without_the_lists_filters(posts):
+    rows = Post.objects.filter(text__icontains=posts[0].text[:4]).order_by("posted_at", "id")
+    paginator = KeyedPaginator(rows, 3)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = paginator.page(1)
+
+    assert [p.pk for p in page] == [p.pk for p in posts[:3]]
+    keys, load = queries.captured_queries[-2:]
+    assert "LIKE" in keys["sql"].upper()
+    assert "LIKE" not in load["sql"].upper()
