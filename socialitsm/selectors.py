@@ -689,6 +689,22 @@ def incident_queue_count(query: IncidentQuery) -> int | None:
     return sum(counts.get(state, 0) for state in states)
 
 
+# A searched queue is counted up to this many incidents: a broad word ("vpn") matches tens of
+# thousands in a year, and counting them all costs more than finding the page.
+SEARCH_COUNT_CAP = 10_000
+
+
+def incident_queue_paging(query: IncidentQuery) -> dict[str, Any]:
+    """How a list narrowed by `query` is paged (pagination.KeyedPaginator's arguments): searched
+    lists (`words` or `search`) are counted up to SEARCH_COUNT_CAP, and a full-text search
+    counts in its page's query, which finds the matches once for both."""
+    if search_words(query.search):
+        return {"count_cap": SEARCH_COUNT_CAP, "count_with_page": True}
+    if query.words.strip():
+        return {"count_cap": SEARCH_COUNT_CAP}
+    return {}
+
+
 def post_list() -> QuerySet[Post]:
     """Posts with their author, channel, detected service, incident, labeller and the versions
     they had before edits."""

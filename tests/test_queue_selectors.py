@@ -68,6 +68,20 @@ def test_search_finds_posters_beyond_those_named_by_id(searchable, monkeypatch, 
     assert found(text) == expected
 
 
+@pytest.mark.parametrize(
+    "query, paging",
+    [
+        (selectors.IncidentQuery(), {}),
+        (selectors.IncidentQuery(view=QueueView.OPEN, states=["new"]), {}),
+        (selectors.IncidentQuery(words="vpn"), {"count_cap": selectors.SEARCH_COUNT_CAP}),
+        (selectors.IncidentQuery(search="vpn"), {"count_cap": selectors.SEARCH_COUNT_CAP, "count_with_page": True}),
+        (selectors.IncidentQuery(search=" ?! "), {}),
+    ],
+)
+def test_searched_queues_are_counted_up_to_the_cap(query, paging):
+    assert selectors.incident_queue_paging(query) == paging
+
+
 def test_empty_search_narrows_nothing(searchable):
     assert found("  ?! ") == {"INC0001001", "INC0001002", "INC0002077"}
 

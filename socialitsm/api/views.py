@@ -153,6 +153,15 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
             return None
         return selectors.incident_queue_count(filterset.query())
 
+    def list_paging(self) -> dict[str, Any]:
+        """How the list is paged (selectors.incident_queue_paging): searched lists count up to a cap."""
+        if self.action != "list":
+            return {}
+        filterset = IncidentFilter(self.request.query_params, queryset=self.get_queryset(), request=self.request)
+        if not filterset.is_valid():
+            return {}
+        return selectors.incident_queue_paging(filterset.query())
+
     @extend_schema(
         summary="One incident by number",
         description="The answer's ETag is the incident's version; send it back as If-Match with a PATCH.",

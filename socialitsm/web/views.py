@@ -110,8 +110,9 @@ def _form_errors(request: HttpRequest, form: Form) -> None:
             messages.error(request, f"{label}: {error}" if label else str(error))
 
 
-def _queue_incidents(request: HttpRequest, form: QueueFilterForm) -> QuerySet[Incident]:
-    """The queue's incidents for the form's filters, ordered; the default view is the open one."""
+def _queue_incidents(request: HttpRequest, form: QueueFilterForm) -> tuple[QuerySet[Incident], selectors.IncidentQuery]:
+    """The queue's incidents for the form's filters, ordered, and the query that narrowed them;
+    the default view is the open one."""
     incidents = Incident.objects.select_related(
         "service", "assignment_group", "assignee", "parent", "author", "channel"
     )
@@ -134,7 +135,7 @@ def _queue_incidents(request: HttpRequest, form: QueueFilterForm) -> QuerySet[In
             unassigned=wanted["unassigned"],
         )
     incidents = selectors.incident_queue(incidents, query, user=request.user)
-    return selectors.incidents_with_breach_due(incidents).order_by(*order)
+    return selectors.incidents_with_breach_due(incidents).order_by(*order), query
 
 
 def _queue_filters(request: HttpRequest) -> dict[str, str]:
@@ -147,7 +148,9 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
     queue_counts = selectors.queue_counts(request.user)
     counts, view_counts = queue_counts.open, queue_counts.views
     form = QueueFilterForm(request.GET or None, counts=counts)
-    page = KeyedPaginator(_queue_incidents(request, form), PAGE_SIZE).get_page(request.GET.get("page"))
+    incidents, query = _queue_incidents(request, form)
+    paging = selectors.incident_queue_paging(query)
+    page = KeyedPaginator(incidents, PAGE_SIZE, **paging).get_page(request.GET.get("page"))
     filters = _queue_filters(request)
     live = {**filters, "since": str(stamp)}
     if page.number > 1:

@@ -45,6 +45,24 @@ def test_incident_search_and_views(agent_api, world, query, expected):
     assert numbers(agent_api.get(f"/api/v1/incidents/?{query}&ordering=opened_at")) == expected
 
 
+@pytest.mark.parametrize(
+    "query, expected",
+    [("search=vpn", ["INC0000101", "INC0000103", "INC0000104"]), ("q=vpn", ["INC0000103", "INC0000104"])],
+)
+def test_a_searched_list_is_counted_up_to_the_cap(agent_api, world, monkeypatch, query, expected):
+    IncidentFactory(number="INC0000104", short_description="VPN again")
+    monkeypatch.setattr("socialitsm.selectors.SEARCH_COUNT_CAP", 1)
+
+    body = agent_api.get(f"/api/v1/incidents/?{query}&ordering=opened_at").json()
+    second = agent_api.get(f"/api/v1/incidents/?{query}&ordering=opened_at&page=2").json()
+
+    # Exact up to the cap, the cap and one beyond it.
+    assert body["count"] == 2
+    assert [row["number"] for row in body["results"]] == expected
+    assert body["next"] is None
+    assert second.get("results") is None
+
+
 def test_unknown_view_is_a_400(agent_api, world):
     response = agent_api.get("/api/v1/incidents/?view=everything")
     assert response.status_code == 400

@@ -53,6 +53,17 @@ def test_queue_search_and_views(agent_client, world, query, expected):
     assert sorted(listed(response)) == expected
 
 
+@pytest.mark.parametrize("cap, shown", [(1, "More than 1 incidents"), (2, "2 incidents")])
+def test_a_searched_queue_is_counted_up_to_the_cap(agent_client, world, monkeypatch, cap, shown):
+    IncidentFactory(number="INC0000205", short_description="Gateway down")
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", cap)
+
+    response = agent_client.get("/?q=gateway")
+
+    assert sorted(listed(response)) == ["INC0000201", "INC0000205"]
+    assert f'id="result-count">{shown}</p>' in response.content.decode()
+
+
 def test_queue_shows_the_columns_and_view_counts(agent_client, world):
     response = agent_client.get("/")
     html = response.content.decode()
