@@ -6,7 +6,7 @@ index-only scan when an index serves the order, which the lists' orders have), t
 rows with their joins and prefetches by key. Page numbers and links stay as they were.
 
 Counting a list of a million rows costs more than serving a page of it, so a paginator may be
-given `count_cap`: `count` is then exact up to the cap and the cap itself beyond it, and pages
+given `count_cap`: `count` is then exact up to the cap and one more than the cap beyond it, and pages
 past the cap are still served (`next` leads on while rows follow). A list whose matches cost
 more to find than to sort (a full-text search) may also be given `count_with_page`: the capped
 count is then read in the page's own query, so the matches are found once, not twice.
