@@ -109,7 +109,9 @@ def _routable(post_ids: Iterable[int]) -> list[Post]:
     """The routable posts among `post_ids`, oldest first, with their rule, channel and author.
     Those are loaded once each (a batch shares a handful of rules and channels) rather than
     joined onto every post."""
-    posts = list(Post.objects.routable().filter(pk__in=list(post_ids)).only(*ROUTING_READS).order_by("posted_at", "id"))
+    posts = list(
+        Post.objects.routable().filter(pk__any=list(post_ids)).only(*ROUTING_READS).order_by("posted_at", "id")
+    )
     if not posts:
         return posts
     rules = WatchRule.objects.select_related("assignment_group", "default_service").in_bulk(
@@ -336,7 +338,7 @@ def _posts_route(
         # authors still pass their foreign key check instead of waiting for this batch.
         list(
             Author.objects.select_for_update(no_key=True)
-            .filter(pk__in={p.author_id for p in posts})
+            .filter(pk__any={p.author_id for p in posts})
             .order_by("network", "scope", _codepoint_order("external_id"))
             .values_list("pk", flat=True)
         )
@@ -346,7 +348,7 @@ def _posts_route(
         still_pending = {
             pk
             for pk, edited_at in Post.objects.select_for_update()
-            .filter(pk__in=list(classified), triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True)
+            .filter(pk__any=list(classified), triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True)
             .values_list("pk", "edited_at")
             if edited_at == classified[pk]
         }
@@ -508,8 +510,8 @@ def _clocks_moved(joined: list[tuple[Post, Incident]]) -> set[int]:
         return set()
     ids = {incident.pk for _, incident in joined}
     first = dict(
-        Post.objects.filter(incident_id__in=ids)
-        .exclude(pk__in=[post.pk for post, _ in joined])
+        Post.objects.filter(incident_id__any=ids)
+        .exclude(pk__any=[post.pk for post, _ in joined])
         .order_by("incident_id", "posted_at", "id")
         .distinct("incident_id")
         .values_list("incident_id", "posted_at")
@@ -572,12 +574,12 @@ def _threads_preload(
     replied = {(p.network, p.scope, p.in_reply_to) for p in posts if p.in_reply_to}
     if replied:
         networks, scopes, ids = {n for n, _, _ in replied}, {s for _, s, _ in replied}, {i for _, _, i in replied}
-        parents = Post.objects.filter(live, network__in=networks, scope__in=scopes, external_id__in=ids)
+        parents = Post.objects.filter(live, network__in=networks, scope__in=scopes, external_id__any=ids)
         for network, scope, external_id, incident_id in parents.values_list(
             "network", "scope", "external_id", "incident_id"
         ):
             by_post_ids[(network, scope, external_id)] = incident_id
-        ours = Reply.objects.filter(live, channel__network__in=networks, external_id__in=ids)
+        ours = Reply.objects.filter(live, channel__network__in=networks, external_id__any=ids)
         for network, channel_id, external_id, incident_id in ours.values_list(
             "channel__network", "channel_id", "external_id", "incident_id"
         ):
@@ -590,8 +592,8 @@ def _threads_preload(
         rows = (
             Post.objects.filter(
                 live,
-                author_id__in={a for a, _ in conversations},
-                conversation_id__in={c for _, c in conversations},
+                author_id__any={a for a, _ in conversations},
+                conversation_id__any={c for _, c in conversations},
             )
             .order_by()
             .values_list("author_id", "conversation_id", "incident__opened_at", "incident_id")
