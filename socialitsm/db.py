@@ -231,8 +231,8 @@ def array_param(values: list[Any]) -> str | list[Any]:
             append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
         elif kind is bool:
             append("t" if value else "f")
-        elif kind is int:
-            append(str(value))
+        elif isinstance(value, int):  # int, or the driver's sized integer types
+            append(int.__repr__(value))
         elif kind is float and math.isfinite(value):
             append(repr(value))
         elif kind is datetime and value.tzinfo is not None and value.utcoffset() is not None:
@@ -280,14 +280,14 @@ def _float_as_is(value: Any) -> bool:
     return value is None or type(value) is float
 
 
-def _null_as_is(value: Any) -> bool:
-    return value is None
+def _int_as_is(value: Any) -> bool:
+    return value is None or type(value) is int
 
 
 # Per field class (exactly; subclasses go through the field), the values whose get_db_prep_save
-# on PostgreSQL is the value itself and whose pre_save reads the attribute (fields set on save,
-# auto_now ones, are always called). Integers are not among them: PostgreSQL's operations wrap
-# them in sized types.
+# on PostgreSQL is the value itself, or an integer type wrapping it that an array literal spells
+# the same, and whose pre_save reads the attribute (fields set on save, auto_now ones, are
+# always called).
 _AS_IS: dict[type, Any] = {
     models.CharField: _text_as_is,
     models.TextField: _text_as_is,
@@ -297,12 +297,12 @@ _AS_IS: dict[type, Any] = {
     models.BooleanField: lambda value: type(value) is bool,
     models.DateTimeField: _aware_as_is,
     models.FloatField: _float_as_is,
-    models.ForeignKey: _null_as_is,
-    models.IntegerField: _null_as_is,
-    models.BigIntegerField: _null_as_is,
-    models.PositiveIntegerField: _null_as_is,
-    models.PositiveSmallIntegerField: _null_as_is,
-    models.SmallIntegerField: _null_as_is,
+    models.ForeignKey: _int_as_is,
+    models.IntegerField: _int_as_is,
+    models.BigIntegerField: _int_as_is,
+    models.PositiveIntegerField: _int_as_is,
+    models.PositiveSmallIntegerField: _int_as_is,
+    models.SmallIntegerField: _int_as_is,
 }
 
 

@@ -21,7 +21,7 @@ from socialitsm import classify, metrics
 from socialitsm.classify.rules import urgency_cues
 from socialitsm.conf import conf
 from socialitsm.connectors.base import DetailKind
-from socialitsm.db import rows_update
+from socialitsm.db import rows_insert, rows_update
 from socialitsm.models import (
     CHANNEL_SCOPED_NETWORKS,
     PRIORITY_MATRIX,
@@ -458,11 +458,11 @@ class _BatchRouter:
             numbers = iter(incident_numbers_next(len(majors) + len(self.new_incidents)))
             for major in majors:
                 major.number = next(numbers)
-            Incident.objects.bulk_create(majors)
+            rows_insert(Incident, majors)
             spikes.parents_assign()
             for incident, _ in self.new_incidents:
                 incident.number = next(numbers)
-            Incident.objects.bulk_create([incident for incident, _ in self.new_incidents])
+            rows_insert(Incident, [incident for incident, _ in self.new_incidents])
         opened = {major.pk for major in majors}
         events = [
             event_build(incident, IncidentEvent.Kind.OPENED, message=_opened_why(incident, why, opened))

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from socialitsm import sla
 from socialitsm.conf import conf
-from socialitsm.db import rows_update
+from socialitsm.db import rows_insert, rows_update
 from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, SlaClock, SlaPolicy
 
 from .events import event_build, events_record
@@ -116,7 +116,7 @@ class _Writes:
             SlaClock.objects.filter(pk__in=self.clocks_gone).delete()
         rows_update(SlaClock, self.clocks_changed, CLOCK_FIELDS)
         if self.clocks_created:
-            SlaClock.objects.bulk_create(self.clocks_created, batch_size=500)
+            rows_insert(SlaClock, self.clocks_created, batch_size=500)
         rows_update(Incident, self.incidents, SUMMARY_FIELDS)
         events_record(self.events, batch_size=500)
 
