@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, models, transaction
@@ -66,6 +67,7 @@ class PostRefused(ValueError):
     """A post the ingest door cannot turn into a row (its id is unusable)."""
 
 
+@cache
 def _max_length(model: type[Post] | type[Author], name: str) -> int:
     field = model._meta.get_field(name)
     if not isinstance(field, models.CharField) or field.max_length is None:

@@ -119,9 +119,12 @@ def _routable(post_ids: Iterable[int]) -> list[Post]:
     )
     # Routing never reads a channel's (encrypted) credentials.
     channels = Channel.objects.defer("credentials").in_bulk({p.channel_id for p in posts})
-    authors = Author.objects.only("network", "scope", "external_id", "handle", "name").in_bulk(
-        {p.author_id for p in posts}
-    )
+    authors = {
+        author.pk: author
+        for author in Author.objects.only("network", "scope", "external_id", "handle", "name").filter(
+            pk__any={p.author_id for p in posts}
+        )
+    }
     for post in posts:
         Post.rule.field.set_cached_value(post, rules.get(post.rule_id) if post.rule_id is not None else None)
         Post.channel.field.set_cached_value(post, channels[post.channel_id])
@@ -602,9 +605,12 @@ def _threads_preload(
         # Oldest first, so the newest open incident of a conversation wins.
         for author_id, conversation_id, _, incident_id in sorted(rows, key=lambda row: (row[2], row[3])):
             by_conversation_ids[(author_id, conversation_id)] = incident_id
-    incidents = Incident.objects.only("pk", "state", "author_id").in_bulk(
-        {*by_post_ids.values(), *by_conversation_ids.values()}
-    )
+    incidents = {
+        incident.pk: incident
+        for incident in Incident.objects.only("pk", "state", "author_id").filter(
+            pk__any={*by_post_ids.values(), *by_conversation_ids.values()}
+        )
+    }
     return (
         {key: incidents[pk] for key, pk in by_post_ids.items()},
         {key: incidents[pk] for key, pk in by_conversation_ids.items()},
