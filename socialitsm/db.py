@@ -144,7 +144,7 @@ def _insert_arrays(
     written: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         for start in range(0, count, ARRAY_CHUNK):
-            chunk = [_json_as_text(values[column.attname][start : start + ARRAY_CHUNK]) for column in columns]
+            chunk = [_as_sent(column, values[column.attname][start : start + ARRAY_CHUNK]) for column in columns]
             cursor.execute(sql, [array_param(column) for column in chunk])
             written.extend(tuple(r) for r in cursor.fetchall())
     return written
@@ -201,17 +201,17 @@ def _unnest(columns: Sequence[models.Field[Any, Any]]) -> str:
 def _arrays(
     columns: Sequence[models.Field[Any, Any]], objs: Sequence[models.Model], *, adding: bool
 ) -> list[list[Any]]:
-    return [_json_as_text(_column_values(column, objs, adding=adding)) for column in columns]
+    return [_as_sent(column, _column_values(column, objs, adding=adding)) for column in columns]
 
 
-def _json_as_text(values: list[Any]) -> list[Any]:
+def _as_sent(column: models.Field[Any, Any], values: list[Any]) -> list[Any]:
     """An array of json values goes as text and is cast by the statement."""
+    if not isinstance(column, models.JSONField):
+        return values
     import json
 
     from psycopg.types.json import Jsonb
 
-    if not any(isinstance(v, Jsonb) for v in values):
-        return values
     return [(v.dumps or json.dumps)(v.obj) if isinstance(v, Jsonb) else v for v in values]
 
 
