@@ -12,10 +12,13 @@ import nh3
 # C0 controls except tab, newline and carriage return; DEL; C1 controls.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def clean_text(value: str) -> str:
     """PostgreSQL refuses NUL and UTF-8 cannot carry lone surrogates; both arrive in JSON."""
+    if _UNSAFE.search(value) is None:  # nearly every text: one scan, nothing copied
+        return value
     return _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
+from socialitsm.db import rows_insert
 from socialitsm.models import Incident, IncidentEvent
 from socialitsm.signals import incident_event, incident_events
 from socialitsm.text import shorten
@@ -41,8 +42,10 @@ def event_record(incident: Incident, kind: str, **fields: Any) -> IncidentEvent:
 
 
 def events_record(events: Sequence[IncidentEvent], *, batch_size: int | None = None) -> list[IncidentEvent]:
-    """Save built events in one statement and announce them once committed."""
-    created = IncidentEvent.objects.bulk_create(events, batch_size=batch_size)
+    """Save built events in one statement (one per `batch_size` where rows cannot go as column
+    arrays) and announce them once committed."""
+    created = list(events)
+    rows_insert(IncidentEvent, created, batch_size=batch_size)
     events_announce(created)
     return created
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, models, transaction
@@ -17,7 +18,7 @@ from socialitsm import datetimes, metrics
 from socialitsm.conf import conf
 from socialitsm.connectors import InboundPost, connector_for
 from socialitsm.connectors.base import OWN_ACCOUNT_KEY, Cursor, DetailKind, InboundAuthor, PostDetail
-from socialitsm.db import rows_insert_new, rows_update
+from socialitsm.db import rows_update, values_insert_new
 from socialitsm.exceptions import PermanentError, TransientError
 from socialitsm.logcontext import error_summary
 from socialitsm.models import Author, Channel, IngestRejection, Post, Reply, WatchRule, id_scope
@@ -66,6 +67,7 @@ class PostRefused(ValueError):
     """A post the ingest door cannot turn into a row (its id is unusable)."""
 
 
+@cache
 def _max_length(model: type[Post] | type[Author], name: str) -> int:
     field = model._meta.get_field(name)
     if not isinstance(field, models.CharField) or field.max_length is None:
@@ -244,7 +246,7 @@ def posts_ingest(
             own = _own_posts(channel, cleaned)
             result.own = len(own)
             existing = set(
-                Post.objects.filter(network=network, scope=scope, external_id__in=list(unique)).values_list(
+                Post.objects.filter(network=network, scope=scope, external_id__any=list(unique)).values_list(
                     "external_id", flat=True
                 )
             )
@@ -260,32 +262,11 @@ def posts_ingest(
             # A stream names the rule that heard a post; one deleted meanwhile is forgotten.
             named = {p.rule_id for p in fresh if p.rule_id}
             live_rules = set(channel.rules.filter(pk__in=named).values_list("pk", flat=True)) if named else set()
+            default_rule = rule.pk if rule else None
             rows = [
-                (
-                    p,
-                    Post(
-                        network=network,
-                        scope=scope,
-                        external_id=p.external_id,
-                        channel=channel,
-                        rule_id=p.rule_id if p.rule_id in live_rules else (rule.pk if rule else None),
-                        text=p.text,
-                        raw=p.raw,
-                        details=[{"kind": d.kind, "text": d.text, "url": d.url} for d in p.details],
-                        url=p.url,
-                        posted_at=p.posted_at,
-                        posted_at_reported=unique[p.external_id][1],
-                        ingested_at=now,
-                        in_reply_to=p.in_reply_to,
-                        conversation_id=p.conversation_id,
-                        language=p.language,
-                        is_direct=p.is_direct,
-                        edited_at=p.edited_at,
-                    ),
-                )
-                for p in fresh
+                (p, p.rule_id if p.rule_id in live_rules else default_rule, unique[p.external_id][1]) for p in fresh
             ]
-            written = _posts_write(channel, rows, rejections)
+            written = _posts_write(channel, rows, now, rejections)
             result.created = len(written)
             posted = {p.external_id: p.posted_at for p in fresh}
             result.pending_ids = [pk for pk, _ in sorted(written, key=lambda row: (posted[row[1]], row[0]))]
@@ -332,7 +313,7 @@ def _edits_apply(network: str, scope: str, edits: list[InboundPost], now: dateti
     stored = {
         post.external_id: post
         for post in Post.objects.filter(
-            network=network, scope=scope, external_id__in=[p.external_id for p in edits]
+            network=network, scope=scope, external_id__any=[p.external_id for p in edits]
         ).only("pk", "external_id")
     }
     return post_edits_apply(posts=[(stored[p.external_id], p) for p in edits if p.external_id in stored], now=now)
@@ -344,8 +325,13 @@ def _edits_apply(network: str, scope: str, edits: list[InboundPost], now: dateti
 _NOT_THE_POSTS_FAULT = (OperationalError, InterfaceError)
 
 
+# A post to write: the clean post, the id of the rule that heard it, and its time as the network
+# gave it when that was implausible (see post_clean).
+_PostRow = tuple[InboundPost, int | None, str]
+
+
 def _posts_write(
-    channel: Channel, rows: list[tuple[InboundPost, Post]], rejections: list[IngestRejection]
+    channel: Channel, rows: list[_PostRow], now: datetime, rejections: list[IngestRejection]
 ) -> list[tuple[int, str]]:
     """Write authors and posts in one statement each; if the database refuses the batch, write
     post by post in savepoints and set aside the ones it refuses. Returns (pk, external_id) of
@@ -354,7 +340,7 @@ def _posts_write(
         return []
     try:
         with transaction.atomic():
-            return _posts_insert(channel, rows)
+            return _posts_insert(channel, rows, now)
     except _NOT_THE_POSTS_FAULT:
         raise
     except (DatabaseError, ValueError, TypeError, OverflowError) as exc:
@@ -369,7 +355,7 @@ def _posts_write(
     for row in rows:
         try:
             with transaction.atomic():
-                written.extend(_posts_insert(channel, [row]))
+                written.extend(_posts_insert(channel, [row], now))
         except _NOT_THE_POSTS_FAULT:
             raise
         except (DatabaseError, ValueError, TypeError, OverflowError) as exc:
@@ -377,14 +363,33 @@ def _posts_write(
     return written
 
 
-def _posts_insert(channel: Channel, rows: list[tuple[InboundPost, Post]]) -> list[tuple[int, str]]:
-    authors = _authors_upsert(channel, [p for p, _ in rows])
-    for inbound, post in rows:
-        post.author_id = authors[inbound.author.external_id]
-    return [
-        (int(pk), str(external_id))
-        for pk, external_id in rows_insert_new(Post, [post for _, post in rows], ("id", "external_id"))
-    ]
+def _posts_insert(channel: Channel, rows: list[_PostRow], now: datetime) -> list[tuple[int, str]]:
+    """The authors, then the posts in one statement, given as one list per column: a batch's
+    Post instances cost more to build than the rows take to write."""
+    posts = [post for post, _, _ in rows]
+    authors = _authors_upsert(channel, posts)
+    count = len(posts)
+    columns: dict[str, list[Any]] = {
+        "network": [channel.network] * count,
+        "scope": [id_scope(channel)] * count,
+        "external_id": [p.external_id for p in posts],
+        "channel_id": [channel.pk] * count,
+        "rule_id": [rule_id for _, rule_id, _ in rows],
+        "author_id": [authors[p.author.external_id] for p in posts],
+        "text": [p.text for p in posts],
+        "raw": [p.raw for p in posts],
+        "details": [[{"kind": d.kind, "text": d.text, "url": d.url} for d in p.details] for p in posts],
+        "url": [p.url for p in posts],
+        "posted_at": [p.posted_at for p in posts],
+        "posted_at_reported": [reported for _, _, reported in rows],
+        "ingested_at": [now] * count,
+        "in_reply_to": [p.in_reply_to for p in posts],
+        "conversation_id": [p.conversation_id for p in posts],
+        "language": [p.language for p in posts],
+        "is_direct": [p.is_direct for p in posts],
+        "edited_at": [p.edited_at for p in posts],
+    }
+    return [(int(pk), str(external_id)) for pk, external_id in values_insert_new(Post, columns, ("id", "external_id"))]
 
 
 def _rejection(channel: Channel, post: InboundPost, error: str) -> IngestRejection:
@@ -435,7 +440,7 @@ def _own_posts(channel: Channel, posts: Sequence[InboundPost]) -> set[str]:
         if isinstance(config, dict) and config.get(OWN_ACCOUNT_KEY)
     }
     own = {p.external_id for p in posts if p.author.external_id in accounts}
-    sent = _replies_of(channel).filter(external_id__in=[p.external_id for p in posts])
+    sent = _replies_of(channel).filter(external_id__any=[p.external_id for p in posts])
     own.update(sent.values_list("external_id", flat=True))
     return own
 
@@ -445,7 +450,7 @@ def _replies_to_us_rethreaded(channel: Channel, posts: list[InboundPost]) -> lis
     point `in_reply_to` at that post, so routing threads it into the same incident."""
     answered = dict(
         _replies_of(channel)
-        .filter(external_id__in={p.in_reply_to for p in posts if p.in_reply_to})
+        .filter(external_id__any={p.in_reply_to for p in posts if p.in_reply_to})
         .exclude(external_id="")
         .values_list("external_id", "post__external_id")
     )
@@ -463,27 +468,28 @@ def _authors_upsert(channel: Channel, posts: Sequence[InboundPost]) -> dict[str,
     if not latest:
         return {}
     network, scope = channel.network, id_scope(channel)
-    Author.objects.bulk_create(
-        [
-            Author(
-                network=network,
-                scope=scope,
-                external_id=a.external_id,
-                handle=a.handle,
-                name=a.name,
-                profile_url=a.profile_url,
-            )
-            for a in (latest[key] for key in sorted(latest))  # key order: see posts_ingest
-        ],
-        ignore_conflicts=True,
-        batch_size=500,
-    )
-    stored = {
-        external_id: (pk, (handle, name, profile_url))
-        for external_id, pk, handle, name, profile_url in Author.objects.filter(
-            network=network, scope=scope, external_id__in=list(latest)
-        ).values_list("external_id", "id", "handle", "name", "profile_url")
-    }
+    stored = _authors_stored(network, scope, list(latest))
+    # Most posters are known: only the others are inserted (in key order: see posts_ingest).
+    missing = sorted(key for key in latest if key not in stored)
+    if missing:
+        count = len(missing)
+        inserted = values_insert_new(
+            Author,
+            {
+                "network": [network] * count,
+                "scope": [scope] * count,
+                "external_id": missing,
+                "handle": [latest[key].handle for key in missing],
+                "name": [latest[key].name for key in missing],
+                "profile_url": [latest[key].profile_url for key in missing],
+            },
+            ("external_id", "id", "handle", "name", "profile_url"),
+        )
+        stored.update({key: (pk, (handle, name, profile_url)) for key, pk, handle, name, profile_url in inserted})
+        # Skipped as written meanwhile by another ingest, which committed first.
+        others = [key for key in missing if key not in stored]
+        if others:
+            stored.update(_authors_stored(network, scope, others))
     changed = [
         Author(pk=stored[key][0], handle=a.handle, name=a.name, profile_url=a.profile_url)
         for key, a in sorted(latest.items())
@@ -496,6 +502,16 @@ def _authors_upsert(channel: Channel, posts: Sequence[InboundPost]) -> dict[str,
         list(locking.order_by(order).values_list("pk", flat=True))
         rows_update(Author, changed, ["handle", "name", "profile_url"])
     return {key: pk for key, (pk, _) in stored.items()}
+
+
+def _authors_stored(network: str, scope: str, keys: list[str]) -> dict[str, tuple[int, tuple[str, str, str]]]:
+    """Stored authors among `keys`: their row id and (handle, name, profile address)."""
+    return {
+        external_id: (pk, (handle, name, profile_url))
+        for external_id, pk, handle, name, profile_url in Author.objects.filter(
+            network=network, scope=scope, external_id__any=keys
+        ).values_list("external_id", "id", "handle", "name", "profile_url")
+    }
 
 
 def channels_poll_due() -> list[int]:

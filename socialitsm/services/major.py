@@ -116,14 +116,14 @@ class RoutingSpikes:
         # All the service's major incidents (few; their partial index finds them), the open one
         # picked by the aggregate: a state condition here would send the planner to the state index.
         found = Incident.objects.filter(recent | Q(is_major=True), service_id=spike.service.pk).aggregate(
-            others=Count("author_id", distinct=True, filter=Q(is_major=False) & ~Q(author_id__in=authors)),
+            others=Count("author_id", distinct=True, filter=Q(is_major=False) & ~Q(author_id__any=authors)),
             major=Min("pk", filter=Q(is_major=True, state__in=Incident.OPEN_STATES)),
         )
         spike.authors_before = found["others"] or 0
         if found["major"] is not None:
             # The major incident and its children by this batch's authors, in one query (open ones
             # kept here: a state condition would send the planner to the state index).
-            mine = Q(parent_id=found["major"], author_id__in=authors)
+            mine = Q(parent_id=found["major"], author_id__any=authors)
             for row in (
                 Incident.objects.filter(Q(pk=found["major"]) | mine)
                 .only("pk", "number", "state", "author_id", "parent_id")

@@ -21,7 +21,7 @@ from socialitsm import classify, metrics
 from socialitsm.classify.rules import urgency_cues
 from socialitsm.conf import conf
 from socialitsm.connectors.base import DetailKind
-from socialitsm.db import rows_update
+from socialitsm.db import rows_insert, rows_update
 from socialitsm.models import (
     CHANNEL_SCOPED_NETWORKS,
     PRIORITY_MATRIX,
@@ -109,7 +109,9 @@ def _routable(post_ids: Iterable[int]) -> list[Post]:
     """The routable posts among `post_ids`, oldest first, with their rule, channel and author.
     Those are loaded once each (a batch shares a handful of rules and channels) rather than
     joined onto every post."""
-    posts = list(Post.objects.routable().filter(pk__in=list(post_ids)).only(*ROUTING_READS).order_by("posted_at", "id"))
+    posts = list(
+        Post.objects.routable().filter(pk__any=list(post_ids)).only(*ROUTING_READS).order_by("posted_at", "id")
+    )
     if not posts:
         return posts
     rules = WatchRule.objects.select_related("assignment_group", "default_service").in_bulk(
@@ -117,9 +119,12 @@ def _routable(post_ids: Iterable[int]) -> list[Post]:
     )
     # Routing never reads a channel's (encrypted) credentials.
     channels = Channel.objects.defer("credentials").in_bulk({p.channel_id for p in posts})
-    authors = Author.objects.only("network", "scope", "external_id", "handle", "name").in_bulk(
-        {p.author_id for p in posts}
-    )
+    authors = {
+        author.pk: author
+        for author in Author.objects.only("network", "scope", "external_id", "handle", "name").filter(
+            pk__any={p.author_id for p in posts}
+        )
+    }
     for post in posts:
         Post.rule.field.set_cached_value(post, rules.get(post.rule_id) if post.rule_id is not None else None)
         Post.channel.field.set_cached_value(post, channels[post.channel_id])
@@ -336,7 +341,7 @@ def _posts_route(
         # authors still pass their foreign key check instead of waiting for this batch.
         list(
             Author.objects.select_for_update(no_key=True)
-            .filter(pk__in={p.author_id for p in posts})
+            .filter(pk__any={p.author_id for p in posts})
             .order_by("network", "scope", _codepoint_order("external_id"))
             .values_list("pk", flat=True)
         )
@@ -346,7 +351,7 @@ def _posts_route(
         still_pending = {
             pk
             for pk, edited_at in Post.objects.select_for_update()
-            .filter(pk__in=list(classified), triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True)
+            .filter(pk__any=list(classified), triage_state=Post.Triage.PENDING, routing_failed_at__isnull=True)
             .values_list("pk", "edited_at")
             if edited_at == classified[pk]
         }
@@ -456,11 +461,11 @@ class _BatchRouter:
             numbers = iter(incident_numbers_next(len(majors) + len(self.new_incidents)))
             for major in majors:
                 major.number = next(numbers)
-            Incident.objects.bulk_create(majors)
+            rows_insert(Incident, majors)
             spikes.parents_assign()
             for incident, _ in self.new_incidents:
                 incident.number = next(numbers)
-            Incident.objects.bulk_create([incident for incident, _ in self.new_incidents])
+            rows_insert(Incident, [incident for incident, _ in self.new_incidents])
         opened = {major.pk for major in majors}
         events = [
             event_build(incident, IncidentEvent.Kind.OPENED, message=_opened_why(incident, why, opened))
@@ -508,8 +513,8 @@ def _clocks_moved(joined: list[tuple[Post, Incident]]) -> set[int]:
         return set()
     ids = {incident.pk for _, incident in joined}
     first = dict(
-        Post.objects.filter(incident_id__in=ids)
-        .exclude(pk__in=[post.pk for post, _ in joined])
+        Post.objects.filter(incident_id__any=ids)
+        .exclude(pk__any=[post.pk for post, _ in joined])
         .order_by("incident_id", "posted_at", "id")
         .distinct("incident_id")
         .values_list("incident_id", "posted_at")
@@ -572,12 +577,12 @@ def _threads_preload(
     replied = {(p.network, p.scope, p.in_reply_to) for p in posts if p.in_reply_to}
     if replied:
         networks, scopes, ids = {n for n, _, _ in replied}, {s for _, s, _ in replied}, {i for _, _, i in replied}
-        parents = Post.objects.filter(live, network__in=networks, scope__in=scopes, external_id__in=ids)
+        parents = Post.objects.filter(live, network__in=networks, scope__in=scopes, external_id__any=ids)
         for network, scope, external_id, incident_id in parents.values_list(
             "network", "scope", "external_id", "incident_id"
         ):
             by_post_ids[(network, scope, external_id)] = incident_id
-        ours = Reply.objects.filter(live, channel__network__in=networks, external_id__in=ids)
+        ours = Reply.objects.filter(live, channel__network__in=networks, external_id__any=ids)
         for network, channel_id, external_id, incident_id in ours.values_list(
             "channel__network", "channel_id", "external_id", "incident_id"
         ):
@@ -590,8 +595,8 @@ def _threads_preload(
         rows = (
             Post.objects.filter(
                 live,
-                author_id__in={a for a, _ in conversations},
-                conversation_id__in={c for _, c in conversations},
+                author_id__any={a for a, _ in conversations},
+                conversation_id__any={c for _, c in conversations},
             )
             .order_by()
             .values_list("author_id", "conversation_id", "incident__opened_at", "incident_id")
@@ -600,9 +605,12 @@ def _threads_preload(
         # Oldest first, so the newest open incident of a conversation wins.
         for author_id, conversation_id, _, incident_id in sorted(rows, key=lambda row: (row[2], row[3])):
             by_conversation_ids[(author_id, conversation_id)] = incident_id
-    incidents = Incident.objects.only("pk", "state", "author_id").in_bulk(
-        {*by_post_ids.values(), *by_conversation_ids.values()}
-    )
+    incidents = {
+        incident.pk: incident
+        for incident in Incident.objects.only("pk", "state", "author_id").filter(
+            pk__any={*by_post_ids.values(), *by_conversation_ids.values()}
+        )
+    }
     return (
         {key: incidents[pk] for key, pk in by_post_ids.items()},
         {key: incidents[pk] for key, pk in by_conversation_ids.items()},

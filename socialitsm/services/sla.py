@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from socialitsm import sla
 from socialitsm.conf import conf
-from socialitsm.db import rows_update
+from socialitsm.db import rows_insert, rows_update
 from socialitsm.models import Channel, Incident, IncidentEvent, Post, Reply, SlaClock, SlaPolicy
 
 from .events import event_build, events_record
@@ -69,7 +69,7 @@ def incidents_sla_recompute(*, incident_ids: Iterable[int], now: datetime | None
         return 0
     now = now or timezone.now()
     with transaction.atomic():
-        incidents = list(Incident.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk"))
+        incidents = list(Incident.objects.select_for_update(of=("self",)).filter(pk__any=ids).order_by("pk"))
         loaded = _HistoryLoader(ids)
         policies = sla_policies_load()
         networks = dict(
@@ -116,7 +116,7 @@ class _Writes:
             SlaClock.objects.filter(pk__in=self.clocks_gone).delete()
         rows_update(SlaClock, self.clocks_changed, CLOCK_FIELDS)
         if self.clocks_created:
-            SlaClock.objects.bulk_create(self.clocks_created, batch_size=500)
+            rows_insert(SlaClock, self.clocks_created, batch_size=500)
         rows_update(Incident, self.incidents, SUMMARY_FIELDS)
         events_record(self.events, batch_size=500)
 
@@ -130,7 +130,7 @@ class _HistoryLoader:
         first = Post.objects.filter(incident_id=OuterRef("pk")).order_by("posted_at", "id")
         self.first: dict[int, tuple[datetime, datetime]] = {
             pk: (posted_at, ingested_at)
-            for pk, posted_at, ingested_at in Incident.objects.filter(pk__in=ids)
+            for pk, posted_at, ingested_at in Incident.objects.filter(pk__any=ids)
             .annotate(
                 first_posted=Subquery(first.values("posted_at")[:1]),
                 first_ingested=Subquery(first.values("ingested_at")[:1]),
@@ -140,14 +140,14 @@ class _HistoryLoader:
         }
         self.states: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
         for incident_id, at, old, new in (
-            IncidentEvent.objects.filter(incident_id__in=ids, kind=IncidentEvent.Kind.CHANGED, field="state")
+            IncidentEvent.objects.filter(incident_id__any=ids, kind=IncidentEvent.Kind.CHANGED, field="state")
             .order_by("created_at", "id")
             .values_list("incident_id", "created_at", "old_value", "new_value")
         ):
             self.states[incident_id].append((at, old, new))
         self.replies: dict[int, list[datetime]] = defaultdict(list)
         for incident_id, sent_at in Reply.objects.filter(
-            incident_id__in=ids, status=Reply.Status.SENT, sent_at__isnull=False
+            incident_id__any=ids, status=Reply.Status.SENT, sent_at__isnull=False
         ).values_list("incident_id", "sent_at"):
             if sent_at is not None:
                 self.replies[incident_id].append(sent_at)
@@ -157,16 +157,16 @@ class _HistoryLoader:
         answered = sorted(self.replies)
         if answered:
             for incident_id, posted_at, ingested_at in (
-                Post.objects.filter(incident_id__in=answered, author_id=F("incident__author_id"))
+                Post.objects.filter(incident_id__any=answered, author_id=F("incident__author_id"))
                 .order_by("posted_at", "id")
                 .values_list("incident_id", "posted_at", "ingested_at")
             ):
                 self.poster_posts[incident_id].append((posted_at, ingested_at))
         self.clocks: dict[int, dict[tuple[str, int], SlaClock]] = defaultdict(dict)
-        for clock in SlaClock.objects.filter(incident_id__in=ids):
+        for clock in SlaClock.objects.filter(incident_id__any=ids):
             self.clocks[clock.incident_id][(clock.target, clock.cycle)] = clock
         self.skewed = set(
-            IncidentEvent.objects.filter(incident_id__in=ids, kind=IncidentEvent.Kind.CLOCK_SKEW).values_list(
+            IncidentEvent.objects.filter(incident_id__any=ids, kind=IncidentEvent.Kind.CLOCK_SKEW).values_list(
                 "incident_id", flat=True
             )
         )

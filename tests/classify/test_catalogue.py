@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from socialitsm.classify import ServiceEntry, verdict
-from socialitsm.classify.catalogue import Matcher, fold
+from socialitsm.classify.catalogue import Matcher, _key_pattern, fold
 from socialitsm.classify.pipeline import prepare
 from socialitsm.classify.reference import LANGUAGE_ALIASES, REFERENCE_CATALOGUE
 
@@ -120,3 +124,41 @@ def test_a_provider_the_catalogue_lists_is_not_another_companys_service() -> Non
         "elsewhere"
     ]
     assert [hit.kind for hit in prepare("YouTube is down again", media).hits if hit.kind == "elsewhere"] == []
+
+
+def _one_regex(matcher: Matcher) -> re.Pattern[str]:
+    """Every alias in one alternation, longest first, as the matcher searched before it tried at
+    each word start only the aliases beginning with its letter."""
+    keys = sorted(matcher._groups.items(), key=lambda item: int(item[0][1:]))
+    body = "|".join(f"(?P<{group}>{_key_pattern(key)})" for group, key in keys)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)")
+
+
+def _corpus_texts() -> list[str]:
+    corpus = Path(__file__).resolve().parents[2] / "socialitsm" / "classify" / "data" / "corpus"
+    return [json.loads(line)["text"] for path in sorted(corpus.glob("*.jsonl")) for line in path.open()]
+
+
+@pytest.mark.parametrize(
+    "catalogue",
+    [
+        REFERENCE_CATALOGUE,
+        (
+            ServiceEntry("vpn", ("VPN", "GlobalProtect", "vpn client")),
+            ServiceEntry("mail", ("e-mail", "E-Mail-Postfach", "mail", "mails", "Outlook Web Access", "outlook")),
+            ServiceEntry("odd", ("C++ builds", ".net runtime", "-dash", "[brackets]", "ünï", "2fa")),
+        ),
+    ],
+)
+def test_search_by_first_letter_finds_what_one_regex_of_every_alias_finds(catalogue):
+    matcher = Matcher(catalogue)
+    reference = _one_regex(matcher)
+    names = [name for entry in catalogue for name in entry.names]
+    texts = [*_corpus_texts(), *names]
+    # Names run together, inside words, split by punctuation, and inflected.
+    texts += [f"{a} {b}s, x{a} {b}-{a}en ({a}){b}" for a, b in zip(names, reversed(names), strict=True)]
+    texts += ["", " ", "vpn", "xvpn vpnx vpn!", "outlook web accesses", "2fa2fa 2fa", "c++ builds+", ".net runtime."]
+    for text in texts:
+        folded = fold(text.lower())
+        ours, theirs = matcher._search(folded), reference.search(folded)
+        assert (ours and (ours.span(), ours.lastgroup)) == (theirs and (theirs.span(), theirs.lastgroup)), text

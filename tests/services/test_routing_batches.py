@@ -93,8 +93,15 @@ def _stored_once(rule: WatchRule, posts: list[InboundPost]) -> None:
 def test_ingest_that_fails_mid_batch_stores_nothing_and_its_retry_stores_each_post_once():
     rule = WatchRuleFactory()
     posts = _batch(30, "i")
+    insert = ingest_service.values_insert_new
+
+    def posts_fail(model, *args, **kwargs):
+        if model is Post:
+            raise OperationalError("connection lost")
+        return insert(model, *args, **kwargs)
+
     with (
-        mock.patch.object(ingest_service, "rows_insert_new", side_effect=OperationalError("connection lost")),
+        mock.patch.object(ingest_service, "values_insert_new", side_effect=posts_fail),
         pytest.raises(OperationalError),
     ):
         posts_ingest(channel=rule.channel, posts=posts, rule=rule, process=False)
