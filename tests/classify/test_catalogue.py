@@ -7,7 +7,7 @@ import pytest
 from socialitsm.classify import ServiceEntry, verdict
 from socialitsm.classify.catalogue import Matcher, fold
 from socialitsm.classify.pipeline import prepare
-from socialitsm.classify.reference import LANGUAGE_ALIASES, REFERENCE_CATALOGUE
+from socialitsm.classify.reference import LANGUAGE_ALIASES, PRODUCT_ALIASES, REFERENCE_CATALOGUE
 
 MATCHER = Matcher(REFERENCE_CATALOGUE)
 
@@ -120,3 +120,36 @@ def test_a_provider_the_catalogue_lists_is_not_another_companys_service() -> Non
         "elsewhere"
     ]
     assert [hit.kind for hit in prepare("YouTube is down again", media).hits if hit.kind == "elsewhere"] == []
+
+
+def test_the_migration_adds_the_product_names_the_reference_catalogue_knows() -> None:
+    from importlib import import_module
+
+    migration = import_module("socialitsm.migrations.0027_catalogue_products")
+    assert {slug: tuple(names) for slug, names in migration.ALIASES.items()} == PRODUCT_ALIASES
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "service"),
+    [
+        ("Concur won't load my trip report, just a blank page", "en", "erp"),
+        ("Duo push keeps timing out, can't get into anything", "en", "sso"),
+        ("ServiceNow is down so we can't even log tickets", "en", "helpdesk"),
+        ("FortiClient disconnects every ten minutes", "en", "vpn"),
+        ("Intune wiped my work phone overnight", "en", "laptop"),
+        ("Zscaler blocks half the sites I need", "en", "network"),
+        ("DATEV hängt seit heute früh", "de", "erp"),
+        ("Zimbra me déconnecte toutes les deux minutes", "fr", "email"),
+        ("Navision no deja registrar albaranes", "es", "erp"),
+    ],
+)
+def test_a_product_name_finds_its_service(text: str, lang: str, service: str) -> None:
+    assert found(text, lang) == service
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a box of donuts in the kitchen", "sage advice from my gran", "harvest festival this weekend"],
+)
+def test_plain_words_are_not_product_names(text: str) -> None:
+    assert found(text, "en") is None
