@@ -115,7 +115,7 @@ def test_routing_and_classification_are_timed(monkeypatch):
     from tests.factories import PostFactory
 
     # The classifier itself is tested elsewhere; here only that both steps are timed.
-    monkeypatch.setattr(routing.classify, "verdict_many", lambda items, catalogue: [None for _ in items])
+    monkeypatch.setattr(routing.classify, "verdict_many", lambda items, catalogue, addressed: [None for _ in items])
     monkeypatch.setattr(
         routing, "_posts_route", lambda posts, services, catalogue: {"n": len(routing.posts_classify(posts, catalogue))}
     )

@@ -225,3 +225,35 @@ def test_catalogue_languages_add_names_without_overwriting_edits_and_back():
     assert "mot de passe" not in aliases["sso"]
     old.objects.filter(slug="courier").delete()
     MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_catalogue_products_add_names_without_overwriting_edits_and_back():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("socialitsm", "0027_search_reads")], [("socialitsm", "0028_catalogue_products")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("socialitsm", "Service")
+    old.objects.filter(slug="erp").update(name="Finance and HR")
+    old.objects.filter(slug="sso").update(aliases=["Okta", "AUTHENTICATOR"])
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("socialitsm", "Service")
+    aliases = dict(new.objects.values_list("slug", "aliases"))
+    assert "Concur" not in aliases["erp"]  # renamed by an admin: left alone
+    assert aliases["sso"][:2] == ["Okta", "AUTHENTICATOR"]
+    assert "Authenticator" not in aliases["sso"]  # already there in other case
+    assert {"Duo push", "Entra ID", "YubiKey"} <= set(aliases["sso"])
+    assert {"ServiceNow", "GLPI"} <= set(aliases["helpdesk"])
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("socialitsm", "Service")
+    aliases = dict(old.objects.values_list("slug", "aliases"))
+    assert aliases["sso"] == ["Okta", "AUTHENTICATOR"]
+    assert "ServiceNow" not in aliases["helpdesk"]
+    old.objects.filter(slug="erp").update(name="ERP")
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

@@ -134,9 +134,12 @@ def verdict(
     catalogue: Sequence[ServiceEntry] = (),
     threshold: float = 0.5,
     encoder: bool | None = None,
+    addressed: bool = False,
 ) -> Verdict:
     """Classify one post; `lang` is an ISO code such as "en", "fr-FR" or None when unknown."""
-    return verdict_many([(text, lang)], catalogue=catalogue, threshold=threshold, encoder=encoder)[0]
+    return verdict_many(
+        [(text, lang)], catalogue=catalogue, threshold=threshold, encoder=encoder, addressed=[addressed]
+    )[0]
 
 
 def verdict_many(
@@ -145,20 +148,27 @@ def verdict_many(
     catalogue: Sequence[ServiceEntry] = (),
     threshold: float = 0.5,
     encoder: bool | None = None,
+    addressed: Iterable[bool] | None = None,
 ) -> list[Verdict]:
     """Classify (text, lang) pairs in batches: n-grams are hashed, posts encoded and scored a batch at once.
 
     The language (an ISO code, or None when unknown) only decides whether the English polarity
     lexicons apply; the n-gram model and the encoder read every language. `encoder` overrides
-    SOCIALITSM_CLASSIFIER_ENCODER for this call.
+    SOCIALITSM_CLASSIFIER_ENCODER for this call. `addressed`, one flag per post, says which posts
+    were addressed to our own account (a mention of it, a direct message): those are about a
+    service we run, and only whether they complain is left to decide (model.ADDRESSED_RELEVANCE).
     """
     matcher = matcher_for(catalogue)
     model = active.get()
     use_encoder = encoder_enabled() if encoder is None else encoder
     verdicts: list[Verdict] = []
     pairs = iter(texts)
+    flags = iter(addressed) if addressed is not None else None
     # Bounded batches keep the working arrays (and the cached hash tables) small.
     while chunk := list(islice(pairs, _BATCH)):
+        to_us = np.array(list(islice(flags, len(chunk))), dtype=bool) if flags is not None else None
+        if to_us is not None and len(to_us) != len(chunk):
+            raise ValueError("addressed needs one flag per post")
         prepared = prepare_many([text for text, _ in chunk], matcher, [lang for _, lang in chunk])
         scores = model.score(prepared.grams, prepared.dense)
         words = _words_by_post(prepared.grams, scores)
@@ -175,7 +185,8 @@ def verdict_many(
             )
             continue
         meaning = understand(prepared.posts, catalogue)
-        factors, head_shares = model.head.factors(head_matrix(prepared, meaning, scores.logits))
+        factors, head_shares = model.head.factors(head_matrix(prepared, meaning, scores.logits), to_us)
+        lifts = factors.addressed.tolist() if factors.addressed is not None else [0.0] * len(chunk)
         head_logits = factors.decision
         # The fast model's terms, in units of the head's logit (its weight on the fast logit).
         trust = model.head.weight("fast_logit")
@@ -215,7 +226,9 @@ def verdict_many(
                     scaled,
                     threshold,
                     _by_meaning(post, i, meaning),
-                    context=_context_terms(head_shares[i], coef, meaning, i, named_fast[i] + sum(s for s, _ in scaled)),
+                    context=_context_terms(
+                        head_shares[i], coef, meaning, i, named_fast[i] + sum(s for s, _ in scaled), lifts[i]
+                    ),
                     factors=(float(factors.complaint[i]), float(factors.relevance[i])),
                     nearest=_nearest_group(meaning, i),
                 )
@@ -229,10 +242,16 @@ def _plain_praise(post: Prepared, fast_logit: float) -> bool:
 
 
 def _context_terms(
-    shares: npt.NDArray[np.float32], coef: npt.NDArray[np.float32], meaning: Meaning, i: int, itemised: float
+    shares: npt.NDArray[np.float32],
+    coef: npt.NDArray[np.float32],
+    meaning: Meaning,
+    i: int,
+    itemised: float,
+    addressed: float = 0.0,
 ) -> list[tuple[float, str]]:
     """The head's own terms; the fast model's logit counts only for what its cues and words,
-    named on their own, do not already say."""
+    named on their own, do not already say. `addressed`: how much being addressed to us
+    raised the decision's logit."""
     share = shares.tolist()
 
     def near(name: str, what: str, value: float) -> tuple[float, str]:
@@ -250,6 +269,8 @@ def _context_terms(
     ]
     if meaning.alias[i]:
         terms.append((share[_HEAD_INDEX["alias"]], "names a catalogue service"))
+    if addressed:
+        terms.append((addressed, "addressed to our account (a mention or a direct message)"))
     return terms
 
 

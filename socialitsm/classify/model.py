@@ -134,6 +134,14 @@ class Factors:
     complaint: FloatArray  # (posts,) a complaint at all, about anything
     relevance: FloatArray  # (posts,) about a service this organisation runs
     decision: FloatArray  # (posts,)
+    # (posts,) how much the decision's logit rose because the post was addressed to us (0 if not)
+    addressed: FloatArray | None = None
+
+
+# A post addressed to our own account (a mention of it, a direct message to it) is about a
+# service we run whatever its words say: its relevance counts at least this logit (p = 0.9).
+# The post must still be a complaint: a thank-you or a question sent to us is none.
+ADDRESSED_RELEVANCE = 2.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,25 +160,35 @@ class Head:
     combine: FloatArray  # (3,) weights of complaint, relevance, min(complaint, relevance)
     combine_bias: float
 
-    def factors(self, features: FloatArray) -> tuple[Factors, FloatArray]:
+    def factors(
+        self, features: FloatArray, addressed: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[Factors, FloatArray]:
         """Per post the factors' and decision's logits, and per post and feature its share of the
-        decision's logit (each factor's shares times that factor's average weight in the decision)."""
+        decision's logit (each factor's shares times that factor's average weight in the decision).
+        Posts `addressed` to us (True) have a relevance of at least ADDRESSED_RELEVANCE."""
         scaled = (features - self.mean) / self.scale
         complaint_shares = scaled * self.complaint_coef
         relevance_shares = scaled * self.relevance_coef
         complaint = self.complaint_bias + complaint_shares.sum(axis=1)
         relevance = self.relevance_bias + relevance_shares.sum(axis=1)
-        least = np.minimum(complaint, relevance)
-        decision = (
-            self.combine_bias + self.combine[0] * complaint + self.combine[1] * relevance + self.combine[2] * least
-        )
+        decision = self.decide(complaint, relevance)
+        lift = None
+        if addressed is not None:
+            relevance = np.where(addressed, np.maximum(relevance, ADDRESSED_RELEVANCE), relevance)
+            raised = self.decide(complaint, relevance)
+            lift, decision = (raised - decision).astype(np.float32), raised
         # The smaller factor's terms move the decision more; the shares credit each factor with its
         # weight on average over both cases, so a strong factor's cues are still named in reasons.
         through_complaint = self.combine[0] + self.combine[2] / 2
         through_relevance = self.combine[1] + self.combine[2] / 2
         shares = complaint_shares * through_complaint + relevance_shares * through_relevance
-        factors = Factors(complaint.astype(np.float32), relevance.astype(np.float32), decision.astype(np.float32))
+        factors = Factors(complaint.astype(np.float32), relevance.astype(np.float32), decision.astype(np.float32), lift)
         return factors, shares.astype(np.float32)
+
+    def decide(self, complaint: FloatArray, relevance: FloatArray) -> FloatArray:
+        """The decision's logits from the two factors' logits."""
+        least = np.minimum(complaint, relevance)
+        return self.combine_bias + self.combine[0] * complaint + self.combine[1] * relevance + self.combine[2] * least
 
     def score(self, features: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Per post the decision's logit, and per post and feature its share of it."""

@@ -7,7 +7,7 @@ no catalogue is given (e.g. `socialitsm_classify` without a database). Services 
 detected from it: only from the catalogue a deployment passes in.
 
 `LANGUAGE_ALIASES` are the French, German and Spanish names of each default service (and
-"password", which English posts use for the login service), as migration 0026 adds them.
+"password", which English posts use for the login service), as migration 0024 adds them.
 """
 
 from __future__ import annotations
@@ -185,6 +185,115 @@ LANGUAGE_ALIASES: dict[str, tuple[str, ...]] = {
     "app": ("application mobile", "l'appli", "die App", "mobile App", "aplicación móvil", "la app", "la aplicación"),
 }
 
+# Products and systems staff call a service by rather than by its catalogue name ("Concur ate my
+# receipts", "Duo push keeps failing"), as migration 0028 adds them. Only names that mean the
+# product: a plain word ("Box", "Sage", "Harvest", "Surface") would turn everyday posts into posts
+# about a catalogue service.
+PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
+    "helpdesk": (
+        "ServiceNow",
+        "GLPI",
+        "Zendesk",
+        "Freshservice",
+        "TOPdesk",
+        "Matrix42",
+        "Jira Service Management",
+        "IT chatbot",
+        "departamento de sistemas",
+    ),
+    "vpn": (
+        "RSA token",
+        "clé RSA",
+        "FortiClient",
+        "Pulse Secure",
+        "Ivanti Secure",
+        "Citrix Gateway",
+        "OpenVPN",
+        "WireGuard",
+        "split tunnel",
+    ),
+    "email": ("Thunderbird", "Lotus Notes", "Zimbra", "Mimecast", "Proofpoint", "calendar invite"),
+    "sso": (
+        "Authenticator",
+        "Microsoft Entra",
+        "Entra ID",
+        "OneLogin",
+        "PingID",
+        "Ping Identity",
+        "Keycloak",
+        "YubiKey",
+        "Duo Mobile",
+        "Duo push",
+        "Duo Security",
+        "conditional access",
+        "autenticador",
+        "doble factor",
+    ),
+    "printer": ("PaperCut", "plotter", "photocopier", "toner"),
+    "laptop": ("Intune", "Jamf", "ThinkPad", "Chromebook", "iMac", "Surface Pro", "Surface Laptop", "workstation"),
+    "video": ("Google Meet", "GoTo Meeting", "Polycom", "Poly Studio", "BlueJeans", "Slack", "room booking"),
+    "phone": (
+        "switchboard",
+        "hunt group",
+        "headset",
+        "Zoom Phone",
+        "Teams Phone",
+        "Webex Calling",
+        "3CX",
+        "Avaya",
+        "Mitel",
+        "Tischtelefon",
+        "poste fixe",
+        "ligne fixe",
+    ),
+    "network": ("Zscaler", "proxy", "Meraki", "SD-WAN", "MPLS", "web filter", "Standleitung"),
+    "storage": (
+        "Egnyte",
+        "Nextcloud",
+        "file server",
+        "team drive",
+        "H: drive",
+        "S: drive",
+        "DMS",
+        "GED",
+    ),
+    "erp": (
+        "Concur",
+        "Coupa",
+        "SuccessFactors",
+        "NetSuite",
+        "Oracle Financials",
+        "Dynamics 365",
+        "Xero",
+        "QuickBooks",
+        "DATEV",
+        "Personio",
+        "BambooHR",
+        "ADP",
+        "Lucca",
+        "Kelio",
+        "A3nom",
+        "Meta4",
+        "Kronos",
+        "Dayforce",
+        "finance system",
+        "HR system",
+        "procurement system",
+        "purchase order",
+        "leave booking",
+        "holiday booking",
+        "time tracking",
+        "Navision",
+        "Chorus Pro",
+        "Octime",
+        "SIRH",
+        "Warenwirtschaft",
+        "Materialwirtschaft",
+        "Stundenzettel",
+    ),
+    "app": ("staff app", "company app"),
+}
+
 _ENGLISH = (
     ServiceEntry(
         "helpdesk",
@@ -275,6 +384,10 @@ _ENGLISH = (
     ),
 )
 REFERENCE_CATALOGUE = tuple(
-    ServiceEntry(entry.slug, (*entry.names, *LANGUAGE_ALIASES.get(entry.slug, ())), entry.description)
+    ServiceEntry(
+        entry.slug,
+        (*entry.names, *LANGUAGE_ALIASES.get(entry.slug, ()), *PRODUCT_ALIASES.get(entry.slug, ())),
+        entry.description,
+    )
     for entry in _ENGLISH
 )

@@ -98,6 +98,7 @@ ROUTING_READS = (
     "posted_at",
     "edited_at",
     "in_reply_to",
+    "is_direct",
     "conversation_id",
     "language",
     "triage_state",
@@ -318,10 +319,26 @@ def _park(post_id: int, error: Exception) -> dict[str, int]:
     return {PARKED: parked} if parked else {}
 
 
+def post_addressed(post: Post) -> bool:
+    """Whether `post` was addressed to our own account: a direct message, or heard by a rule
+    that listens for mentions of us or for direct messages. Such a post is about a service we
+    run; the classifier is left to decide only whether it complains."""
+    if post.is_direct:
+        return True
+    rule: WatchRule | None = post.rule
+    return rule is not None and rule.kind in (WatchRule.Kind.MENTIONS, WatchRule.Kind.DIRECT)
+
+
 def posts_classify(posts: Iterable[Post], catalogue: tuple[classify.ServiceEntry, ...]) -> list[classify.Verdict]:
-    """The classifier's verdict on each post's meaning (`post_meaning`), in order."""
+    """The classifier's verdict on each post's meaning (`post_meaning`), in order, knowing which
+    posts were addressed to us (`post_addressed`)."""
+    posts = list(posts)
     with metrics.timed(metrics.CLASSIFICATION_SECONDS):
-        return classify.verdict_many(((post_meaning(p), p.language or None) for p in posts), catalogue=catalogue)
+        return classify.verdict_many(
+            ((post_meaning(p), p.language or None) for p in posts),
+            catalogue=catalogue,
+            addressed=[post_addressed(p) for p in posts],
+        )
 
 
 def complaint_threshold(rule: WatchRule | None) -> float:

@@ -11,7 +11,7 @@ import pytest
 from socialitsm.classify import ServiceEntry, verdict
 from socialitsm.classify.catalogue import Matcher, _key_pattern, fold
 from socialitsm.classify.pipeline import prepare
-from socialitsm.classify.reference import LANGUAGE_ALIASES, REFERENCE_CATALOGUE
+from socialitsm.classify.reference import LANGUAGE_ALIASES, PRODUCT_ALIASES, REFERENCE_CATALOGUE
 
 MATCHER = Matcher(REFERENCE_CATALOGUE)
 
@@ -162,3 +162,36 @@ def test_search_by_first_letter_finds_what_one_regex_of_every_alias_finds(catalo
         folded = fold(text.lower())
         ours, theirs = matcher._search(folded), reference.search(folded)
         assert (ours and (ours.span(), ours.lastgroup)) == (theirs and (theirs.span(), theirs.lastgroup)), text
+
+
+def test_the_migration_adds_the_product_names_the_reference_catalogue_knows() -> None:
+    from importlib import import_module
+
+    migration = import_module("socialitsm.migrations.0028_catalogue_products")
+    assert {slug: tuple(names) for slug, names in migration.ALIASES.items()} == PRODUCT_ALIASES
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "service"),
+    [
+        ("Concur won't load my trip report, just a blank page", "en", "erp"),
+        ("Duo push keeps timing out, can't get into anything", "en", "sso"),
+        ("ServiceNow is down so we can't even log tickets", "en", "helpdesk"),
+        ("FortiClient disconnects every ten minutes", "en", "vpn"),
+        ("Intune wiped my work phone overnight", "en", "laptop"),
+        ("Zscaler blocks half the sites I need", "en", "network"),
+        ("DATEV hängt seit heute früh", "de", "erp"),
+        ("Zimbra me déconnecte toutes les deux minutes", "fr", "email"),
+        ("Navision no deja registrar albaranes", "es", "erp"),
+    ],
+)
+def test_a_product_name_finds_its_service(text: str, lang: str, service: str) -> None:
+    assert found(text, lang) == service
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a box of donuts in the kitchen", "sage advice from my gran", "harvest festival this weekend"],
+)
+def test_plain_words_are_not_product_names(text: str) -> None:
+    assert found(text, "en") is None

@@ -210,3 +210,29 @@ def test_split_hashtag(body: str, words: str) -> None:
 )
 def test_mentions_name_accounts_not_services(text: str, slug: str | None) -> None:
     assert verdict(text, catalogue=CATALOGUE).service == slug
+
+
+def test_a_post_addressed_to_us_is_about_a_service_we_run_but_must_still_complain():
+    elsewhere = "my flight got cancelled again, worst airline ever"
+    heard = verdict(elsewhere, "en")
+    sent = verdict(elsewhere, "en", addressed=True)
+    assert heard.encoder and sent.encoder
+    assert heard.complaint_factor == sent.complaint_factor
+    assert heard.relevance_factor is not None and heard.relevance_factor < 0.5
+    assert not heard.is_complaint
+    assert sent.relevance_factor is not None and sent.relevance_factor >= 0.9
+    assert sent.is_complaint and sent.score > heard.score
+    assert "addressed to our account (a mention or a direct message)" in sent.reasons
+    assert not any("addressed to our account" in reason for reason in heard.reasons)
+    # Being addressed to us says what a post is about, not that it complains.
+    question = verdict("@ITHelp what are your opening hours?", "en", addressed=True)
+    assert not question.is_complaint
+
+
+def test_addressed_flags_go_with_their_posts_across_batches():
+    texts = [("my flight got cancelled again, worst airline ever", "en")] * 600
+    flags = [i % 2 == 1 for i in range(600)]
+    verdicts = verdict_many(texts, addressed=flags)
+    assert [v.is_complaint for v in verdicts] == flags
+    with pytest.raises(ValueError, match="one flag per post"):
+        verdict_many(texts[:3], addressed=[True])

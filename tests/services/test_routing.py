@@ -432,3 +432,30 @@ def test_the_classifier_reads_quoted_posts_and_image_descriptions_with_the_text(
     assert (post.detected_service.slug if post.detected_service else None) == service
     assert (post.incident.service.slug if post.incident.service else None) == service
     assert post.text == "down again, third time this week"
+
+
+# A complaint whose words are about the rest of life: about us only when sent to our account.
+ELSEWHERE = "my flight got cancelled again, worst airline ever"
+
+
+@pytest.mark.parametrize(
+    ("kind", "is_direct", "opened"),
+    [
+        (WatchRule.Kind.SEARCH, False, False),
+        (WatchRule.Kind.HASHTAG, False, False),
+        (WatchRule.Kind.MENTIONS, False, True),
+        (WatchRule.Kind.DIRECT, True, True),
+        (WatchRule.Kind.SEARCH, True, True),
+    ],
+)
+def test_a_complaint_addressed_to_our_account_is_about_us(kind, is_direct, opened):
+    post = PostFactory(rule=WatchRuleFactory(kind=kind), text=ELSEWHERE, is_direct=is_direct)
+    assert route(post) == ({"incident": 1} if opened else {"ignored": 1})
+    post.refresh_from_db()
+    assert post.is_complaint is opened
+    assert ("addressed to our account (a mention or a direct message)" in post.reasons) is opened
+
+
+def test_a_thank_you_addressed_to_our_account_is_no_complaint():
+    post = PostFactory(rule=WatchRuleFactory(kind=WatchRule.Kind.MENTIONS), text="@ITHelp thanks a lot, all good now!")
+    assert route(post) == {"ignored": 1}
