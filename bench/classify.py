@@ -7,8 +7,9 @@ Prints:
   (Preotiuc-Pietro et al.), fitted on 9 folds and scored on the 10th, with the set's own
   `cv_fold` column: macro-F1, accuracy and ROC AUC overall and on its IT domains (software,
   electronics, services; the set has no telecom domain), for the whole pipeline (fast model,
-  sentence encoder and decision head) and for the fast model alone. The set has no licence, so
-  it is used only here.
+  sentence encoder and decision head) and for the fast model alone. As at every training, the
+  head's regularisation is chosen by cross-validation inside each training fold, never by the
+  fold scored. The set has no licence, so it is used only here.
 - The shipped model (trained without that set) on the whole ACL-2019 set and on its IT
   domains, with and without the encoder, and each of the decision's two factors alone (a
   complaint at all; about a service we run) next to the decision, and the TextBlob < 0 and

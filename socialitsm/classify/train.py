@@ -21,6 +21,12 @@ the task itself (our posts, the corpus, agents' labels; public tweets as not com
 weight), from factors fitted without those posts. The fast logit the head reads is out of fold
 too (each post scored by a fast model that did not see it), so it trusts the fast model as much
 as it deserves on posts it has not seen.
+
+The head's regularisation is not fixed by hand: each training chooses it from `HEAD_C_GRID` by
+k-fold cross-validation over its own training posts (`tune_head`), scored by the decision's
+macro-F1 on the posts labelled for the task, and records the choice and the grid's scores in the
+model's metadata. The corpus's eval split is never read by training, so the figures measured on
+it stay honest; in the benchmark's cross-validation each training fold tunes on itself alone.
 """
 
 from __future__ import annotations
@@ -55,8 +61,11 @@ OWN_POSTS = Path(__file__).with_name("data") / "own_posts.csv"
 CORPUS = Path(__file__).with_name("data") / "corpus"
 SEED = 13
 C = 10.0
-HEAD_C = 0.003
 MIN_DF = 2
+# The head's regularisation is chosen at every training from this grid by cross-validation on
+# the training posts themselves (`tune_head`), never by the corpus's eval split.
+HEAD_C_GRID = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+TUNING_FOLDS = 5
 # Folds of the fast model's out-of-fold logits, which the head learns from.
 INNER_FOLDS = 3
 WEIGHTS = {"tweeteval": 1.0, "vader": 1.0, "own": 5.0, "corpus": 5.0, "feedback": 5.0}
@@ -297,8 +306,27 @@ class _Vocabulary:
 
 
 @dataclass(frozen=True, slots=True)
+class Tuning:
+    """The head's regularisation chosen by cross-validation on the training posts (`tune_head`)."""
+
+    head_c: float
+    scores: dict[float, float]  # per value of the grid, the pooled out-of-fold macro-F1
+    folds: int
+    posts: int  # posts whose decision was scored
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "head_c": self.head_c,
+            "macro_f1": {repr(c): round(score, 6) for c, score in self.scores.items()},
+            "folds": self.folds,
+            "posts": self.posts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Fitted:
     arrays: dict[str, npt.NDArray[Any]]
+    tuning: Tuning | None = None
 
     def fast_logits(self, corpus: Corpus) -> npt.NDArray[np.float64]:
         """The fast model's scores of posts outside training, computed like `model.Model.score` does."""
@@ -409,6 +437,8 @@ class Targets:
     complaint: Target  # a complaint at all, about anything
     relevance: Target  # about a service this organisation runs
     decision: Target  # a complaint about a service this organisation runs
+    # The posts labelled for the decision itself, which tuning scores; None: every post.
+    scored: npt.NDArray[np.bool_] | None = None
 
 
 def fit(
@@ -418,12 +448,13 @@ def fit(
     targets: Targets | None = None,
     *,
     c: float = C,
-    head_c: float = HEAD_C,
+    head_c: float | None = None,
     min_df: int = MIN_DF,
 ) -> Fitted:
     """The fast model on every post, then the head from the encoder's features and the fast
     model's out-of-fold logits: its two factors and their combination, with `targets` (see
-    `head_targets`) when given, else every target the fast model's labels."""
+    `head_targets`) when given, else every target the fast model's labels. Without `head_c`, the
+    head's regularisation is chosen by cross-validation on these posts (`tune_head`)."""
     fast = fit_fast(corpus, labels, weights, c=c, min_df=min_df)
     if targets is None:
         plain = (labels, np.ones(corpus.size) if weights is None else weights)
@@ -435,7 +466,7 @@ def fit(
         target if len(set(target[0][target[1] > 0].tolist())) == 2 else targets.decision
         for target in (targets.complaint, targets.relevance)
     ]
-    targets = Targets(told[0], told[1], targets.decision)
+    targets = Targets(told[0], told[1], targets.decision, targets.scored)
     features = _with_fast(corpus.head, out_of_fold_fast(corpus, labels, weights)).astype(np.float64)
     rows = (targets.complaint[1] > 0) | (targets.relevance[1] > 0) | (targets.decision[1] > 0)
     mean = features[rows].mean(axis=0)
@@ -445,11 +476,29 @@ def fit(
     # of the encoder's hundreds of dimensions, so together the latter do not drown them.
     scale[:_NAMED_HEAD] /= HEAD_EMPHASIS
     scaled = (features - mean) / scale
+    tuning = None
+    if head_c is None:
+        tuning = tune_head(scaled, targets)
+        head_c = tuning.head_c
+    return Fitted(
+        {
+            **fast.arrays,
+            "head_mean": mean.astype(np.float32),
+            "head_scale": scale.astype(np.float32),
+            **_fit_head(scaled, targets, head_c),
+        },
+        tuning,
+    )
+
+
+def _fit_head(scaled: npt.NDArray[np.float64], targets: Targets, head_c: float) -> dict[str, FloatArray]:
+    """The two factors on standardised head features, and the decision over their logits."""
     # The decision learns from factors that did not see the post, as it meets them at run time.
-    order = np.random.default_rng(SEED).permutation(corpus.size)
-    fold_of = np.empty(corpus.size, dtype=np.int64)
-    fold_of[order] = np.arange(corpus.size) % INNER_FOLDS
-    unseen = np.zeros((corpus.size, 2), dtype=np.float64)
+    size = len(scaled)
+    order = np.random.default_rng(SEED).permutation(size)
+    fold_of = np.empty(size, dtype=np.int64)
+    fold_of[order] = np.arange(size) % INNER_FOLDS
+    unseen = np.zeros((size, 2), dtype=np.float64)
     for fold in range(INNER_FOLDS):
         rest, test = fold_of != fold, fold_of == fold
         for k, (columns, target) in enumerate(
@@ -461,19 +510,71 @@ def fit(
     relevance_coef, relevance_bias = _factor(scaled, _RELEVANCE_COLUMNS, targets.relevance, head_c)
     combined = np.column_stack([unseen, unseen.min(axis=1)])
     combine_coef, combine_bias = _logistic(combined, targets.decision, COMBINE_C)
-    return Fitted(
-        {
-            **fast.arrays,
-            "head_mean": mean.astype(np.float32),
-            "head_scale": scale.astype(np.float32),
-            "complaint_coef": complaint_coef.astype(np.float32),
-            "complaint_bias": np.array(complaint_bias, dtype=np.float32),
-            "relevance_coef": relevance_coef.astype(np.float32),
-            "relevance_bias": np.array(relevance_bias, dtype=np.float32),
-            "combine_coef": combine_coef.astype(np.float32),
-            "combine_bias": np.array(combine_bias, dtype=np.float32),
-        }
-    )
+    return {
+        "complaint_coef": complaint_coef.astype(np.float32),
+        "complaint_bias": np.array(complaint_bias, dtype=np.float32),
+        "relevance_coef": relevance_coef.astype(np.float32),
+        "relevance_bias": np.array(relevance_bias, dtype=np.float32),
+        "combine_coef": combine_coef.astype(np.float32),
+        "combine_bias": np.array(combine_bias, dtype=np.float32),
+    }
+
+
+def tune_head(
+    scaled: npt.NDArray[np.float64],
+    targets: Targets,
+    grid: Sequence[float] = HEAD_C_GRID,
+    folds: int = TUNING_FOLDS,
+) -> Tuning:
+    """The head's C chosen by k-fold cross-validation over the posts it is given: for each value
+    of the grid, the head is fitted on k-1 folds and decides the posts of the k-th that are
+    labelled for the decision (`targets.scored`); the value with the best macro-F1 over all
+    folds' decisions wins, the smallest C (the strongest regularisation) on a tie.
+
+    It sees only the training posts; the fast logits among the features are out of fold already.
+    """
+    from sklearn.metrics import f1_score  # type: ignore[import-untyped]
+
+    size = len(scaled)
+    scored = np.ones(size, dtype=bool) if targets.scored is None else targets.scored
+    scored = scored & (targets.decision[1] > 0)
+    order = np.random.default_rng(SEED + 1).permutation(size)
+    fold_of = np.empty(size, dtype=np.int64)
+    fold_of[order] = np.arange(size) % folds
+    decisions = np.zeros((len(grid), size), dtype=np.float64)
+    for fold in range(folds):
+        rest, test = np.flatnonzero(fold_of != fold), np.flatnonzero((fold_of == fold) & scored)
+        if not len(test):
+            continue
+        part = _subset_targets(targets, rest)
+        for k, head_c in enumerate(grid):
+            arrays = _fit_head(scaled[rest], part, head_c)
+            decisions[k, test] = _decision(arrays, scaled[test])
+    wanted = targets.decision[0][scored]
+    scores = {
+        head_c: float(f1_score(wanted, (decisions[k, scored] >= 0).astype(np.int64), average="macro"))
+        for k, head_c in enumerate(grid)
+    }
+    best = max(scores.values())
+    chosen = min(head_c for head_c, score in scores.items() if score == best)
+    return Tuning(chosen, scores, folds, int(scored.sum()))
+
+
+def _subset_targets(targets: Targets, rows: npt.NDArray[np.int64]) -> Targets:
+    def take(target: Target) -> Target:
+        return target[0][rows], target[1][rows]
+
+    scored = None if targets.scored is None else targets.scored[rows]
+    return Targets(take(targets.complaint), take(targets.relevance), take(targets.decision), scored)
+
+
+def _decision(arrays: dict[str, FloatArray], scaled: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The head's decision logits, as `model.Head` computes them, on already standardised features."""
+    complaint = scaled @ arrays["complaint_coef"].astype(np.float64) + float(arrays["complaint_bias"])
+    relevance = scaled @ arrays["relevance_coef"].astype(np.float64) + float(arrays["relevance_bias"])
+    combine = arrays["combine_coef"].astype(np.float64)
+    least = np.minimum(complaint, relevance)
+    return float(arrays["combine_bias"]) + combine[0] * complaint + combine[1] * relevance + combine[2] * least
 
 
 def _factor(
@@ -507,6 +608,7 @@ def head_targets(examples: Sequence[Example]) -> Targets:
     complaint: list[tuple[int, float]] = []
     relevance: list[tuple[int, float]] = []
     decision: list[tuple[int, float]] = []
+    scored = np.array([e.source in HEAD_SOURCES for e in examples], dtype=bool)
     for e in examples:
         if e.source not in HEAD_SOURCES:
             complaint.append((e.label, e.weight))
@@ -523,7 +625,7 @@ def head_targets(examples: Sequence[Example]) -> Targets:
             told = FAMILY_TARGETS.get(e.family, (e.label, e.label))
         for target, value in zip((complaint, relevance), told, strict=True):
             target.append((0, 0.0) if value is None else (value, e.weight))
-    return Targets(*(_arrays(target) for target in (complaint, relevance, decision)))
+    return Targets(_arrays(complaint), _arrays(relevance), _arrays(decision), scored)
 
 
 def _arrays(pairs: list[tuple[int, float]]) -> Target:
@@ -550,11 +652,13 @@ def train(
     if stage is not None:
         stage("fitting")
     fitted = fit(corpus, labels, weights, head_targets(examples))
+    assert fitted.tuning is not None
     meta = {
         "command": command,
         "seed": SEED,
         "c": C,
-        "head_c": HEAD_C,
+        "head_c": fitted.tuning.head_c,
+        "head_tuning": fitted.tuning.record(),
         "combine_c": COMBINE_C,
         "head_emphasis": HEAD_EMPHASIS,
         "head_sources": sorted(HEAD_SOURCES),

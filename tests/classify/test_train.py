@@ -238,3 +238,67 @@ def test_each_factor_learns_only_what_a_post_tells_it():
     assert targets.relevance[1].tolist() == [5.0, 5.0, 5.0, train.PUBLIC_HEAD_WEIGHT, 0.0]
     assert targets.decision[0].tolist() == [1, 0, 0, 0, 0]
     assert targets.decision[1].tolist() == [5.0, 5.0, 5.0, train.PUBLIC_HEAD_WEIGHT, 5.0]
+
+
+def _public_data(folder):
+    """The smallest public data folder the training command reads (two tweets of each set)."""
+    (folder / "tweeteval-sentiment").mkdir(parents=True)
+    (folder / "vader-tweets-hutto2014").mkdir()
+    (folder / "tweeteval-sentiment" / "val.csv").write_text(
+        "text,label,label_name,split\nawful day,0,negative,val\nnice day,2,positive,val\n", encoding="utf-8"
+    )
+    (folder / "vader-tweets-hutto2014" / "tweets.csv").write_text(
+        "text,label,mean_rating,id\nso sad,negative,-2.1,1\nso glad,positive,2.3,2\n", encoding="utf-8"
+    )
+    return folder
+
+
+def test_shipped_training_and_its_tuning_see_no_eval_post(tmp_path, monkeypatch):
+    given = []
+    monkeypatch.setattr(train, "train", lambda examples, output, **kwargs: given.extend(examples) or {"examples": {}})
+
+    call_command("socialitsm_train", "--shipped", "--data", str(_public_data(tmp_path)), stdout=StringIO())
+
+    texts = [e.text for e in given]
+    held_out = {e.text for e in train.corpus_examples("eval")}
+    assert len(held_out) > 800
+    assert held_out.isdisjoint(texts)
+    assert [e.text for e in given if e.source == "corpus"] == [e.text for e in train.corpus_examples("train")]
+    assert sorted({e.source for e in given}) == ["corpus", "own", "tweeteval", "vader"]
+    # The tuner scores the decision of the posts labelled for it, all of them training posts.
+    scored = train.head_targets(given).scored
+    assert scored is not None
+    assert {e.source for e, chosen in zip(given, scored, strict=True) if chosen} == {"corpus", "own"}
+
+
+def test_head_regularisation_is_chosen_by_cross_validation_and_recorded(own, tmp_path):
+    path = tmp_path / "m.npz"
+
+    meta = train.train(own, path)
+
+    tuning = load(path).meta["head_tuning"]
+    assert tuning == meta["head_tuning"]
+    assert tuning["folds"] == train.TUNING_FOLDS
+    assert tuning["posts"] == len(own)
+    assert list(tuning["macro_f1"]) == [repr(c) for c in train.HEAD_C_GRID]
+    best = max(tuning["macro_f1"].values())
+    assert tuning["head_c"] == min(c for c in train.HEAD_C_GRID if tuning["macro_f1"][repr(c)] == best)
+    assert meta["head_c"] == tuning["head_c"]
+
+
+def test_tuning_scores_only_the_posts_labelled_for_the_decision():
+    rng = np.random.default_rng(0)
+    scaled = rng.normal(size=(120, len(model.HEAD_FEATURES)))
+    # One dimension of the encoder's vector, which both factors read, decides the label.
+    column = model.HEAD_FEATURES.index("encoder_0")
+    scaled[:, column] *= 4
+    labels = (scaled[:, column] > 0).astype(np.int64)
+    plain = (labels, np.ones(120))
+    scored = np.arange(120) < 90
+
+    tuning = train.tune_head(scaled, train.Targets(plain, plain, plain, scored), grid=(0.0001, 1.0), folds=3)
+
+    assert tuning.posts == 90
+    assert list(tuning.scores) == [0.0001, 1.0]
+    assert min(tuning.scores.values()) > 0.8
+    assert tuning.head_c == (1.0 if tuning.scores[1.0] > tuning.scores[0.0001] else 0.0001)
