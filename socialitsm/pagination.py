@@ -125,7 +125,9 @@ class KeyedPaginator(Paginator):
         if number < 1 or bottom + self.per_page > self.count_cap:
             return None
         listed, params = rows.values_list("pk", flat=True)[: self.count_cap + 1].query.sql_with_params()
-        # ROW_NUMBER() OVER () numbers the rows in the order the list gives them.
+        # ROW_NUMBER() OVER () numbers the rows in the order the list gives them: an OVER () with
+        # no ORDER BY reads its subquery as it comes, which PostgreSQL and SQLite keep in the
+        # subquery's ORDER BY (tests/test_pagination.py compares the pages with the plain path's).
         sql = f"""
             SELECT pk, total FROM (
                 SELECT listed.pk, COUNT(*) OVER () AS total, ROW_NUMBER() OVER () AS n FROM ({listed}) AS listed
