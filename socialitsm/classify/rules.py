@@ -54,7 +54,7 @@ _WORD_CUES: dict[str, tuple[str, ...]] = {
         just what i needed
         surprise,? surprise
         what a surprise
-        love (?:how|it when|that|when)(?=\b.{0,80}?\b(?:again|down|broken|crash\w*|fail\w*|error\w*|still|not working)\b)
+        love (?:how|it when|that|when)(?=\b.{0,80}?\b(?:again|down|broken|crash\w*|fail\w*|error\w*|drop(?:s|ped|ping)|still|not working)\b)
         """
     ),
     "outage": _lines(
@@ -65,6 +65,8 @@ _WORD_CUES: dict[str, tuple[str, ...]] = {
         (?:doesn'?t|does not|don'?t|do not|didn'?t|won'?t|will not) (?:work|load|start|open|boot|connect|sync|send|print|respond)
         (?:can'?t|cannot|can not|couldn'?t|unable to|(?:nobody|no one|noone) can) (?:even )?(?:log ?in|log on|login|sign ?in|connect|access|print|send|open|reach|get in|work)
         keeps? (?:dropping|crashing|freezing|failing|disconnecting|hanging|rebooting|restarting|logging (?:me )?out|timing out)
+        (?:vpn|wi-?fi|wlan|connection|calls?|signal|network|line|teams|zoom) (?:keeps? )?drop(?:s|ped|ping)
+        drop(?:s|ped|ping) (?:out|every|all the time|constantly|randomly)
         0x[0-9a-f]{8}
         (?:http|error|err|code|status) ?5\d\d
         50[234]

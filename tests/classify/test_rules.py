@@ -70,3 +70,17 @@ def test_other_companies_services_are_cued(text: str, expected: list[str]) -> No
 )
 def test_the_organisations_own_services_are_not_another_companys(text: str) -> None:
     assert cues(text, "elsewhere") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("the VPN drops every five minutes", True),
+        ("Teams calls keep dropping", True),
+        ("my connection dropped out twice", True),
+        ("prices dropped again", False),
+        ("dropped the kids at school", False),
+    ],
+)
+def test_a_dropping_connection_is_an_outage_cue(text, found):
+    assert any(hit.kind == "outage" for hit in scan(text.lower())) is found
