@@ -143,6 +143,13 @@ def shipped_on_acl(data: list[dict[str, str]]) -> None:
             f"  | IT ({it.sum()}) macro-F1 {macro_f1(labels[it], predicted[it]):.4f}"
             f"  AUC {roc_auc_score(labels[it], scores[it]):.4f}"
         )
+
+    def report(name: str, predicted: np.ndarray, note: str = "") -> None:
+        print(
+            f"  {name:<22} macro-F1 {macro_f1(labels, predicted):.4f}"
+            f"  | IT macro-F1 {macro_f1(labels[it], predicted[it]):.4f}{note}"
+        )
+
     results = verdict_many([(text, "en") for text in texts])
     for name, values in (
         ("complaint factor", [v.complaint_factor for v in results]),
@@ -152,28 +159,19 @@ def shipped_on_acl(data: list[dict[str, str]]) -> None:
         # Posts the fast model decided alone (emoji only, plain praise) have no factors: their score stands.
         factor = np.array([v.score if value is None else value for v, value in zip(results, values, strict=True)])
         left = sum(value is None for value in values)
-        predicted = (factor >= 0.5).astype(int)
-        print(
-            f"  {name:<22} macro-F1 {macro_f1(labels, predicted):.4f}"
-            f"  | IT macro-F1 {macro_f1(labels[it], predicted[it]):.4f}"
-            f"  ({left} posts decided by the fast model alone)"
-        )
+        report(name, (factor >= 0.5).astype(int), f"  ({left} posts decided by the fast model alone)")
     # The set's domain tweets were written to companies' customer-service accounts: at such a
     # company's desk they arrive through a rule that hears mentions of its account, so they are
     # classified as addressed to us (a tweet that mentions an account).
     addressed = [bool(re.search(r"@\w", text)) for text in texts]
     sent = np.array([v.score for v in verdict_many([(text, "en") for text in texts], addressed=addressed)])
-    predicted = (sent >= 0.5).astype(int)
-    print(
-        f"  {'decision, addressed':<22} macro-F1 {macro_f1(labels, predicted):.4f}"
-        f"  | IT macro-F1 {macro_f1(labels[it], predicted[it]):.4f}"
-        f"  (tweets mentioning an account taken as sent to ours: {sum(addressed)})"
+    report(
+        "decision, addressed",
+        (sent >= 0.5).astype(int),
+        f"  (tweets mentioning an account taken as sent to ours: {sum(addressed)})",
     )
     for name, predicted in baselines.items():
-        print(
-            f"  {name:<22} macro-F1 {macro_f1(labels, predicted):.4f}"
-            f"  | IT macro-F1 {macro_f1(labels[it], predicted[it]):.4f}"
-        )
+        report(name, predicted)
 
 
 def corpus_eval() -> None:

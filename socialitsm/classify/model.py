@@ -185,6 +185,20 @@ class Head:
         factors = Factors(complaint.astype(np.float32), relevance.astype(np.float32), decision.astype(np.float32), lift)
         return factors, shares.astype(np.float32)
 
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> Head:
+        """The head from a model's arrays (a loaded .npz, or those training has just fitted)."""
+        return cls(
+            arrays["head_mean"].astype(np.float32),
+            arrays["head_scale"].astype(np.float32),
+            arrays["complaint_coef"].astype(np.float32),
+            float(arrays["complaint_bias"]),
+            arrays["relevance_coef"].astype(np.float32),
+            float(arrays["relevance_bias"]),
+            arrays["combine_coef"].astype(np.float32),
+            float(arrays["combine_bias"]),
+        )
+
     def decide(self, complaint: FloatArray, relevance: FloatArray) -> FloatArray:
         """The decision's logits from the two factors' logits."""
         least = np.minimum(complaint, relevance)
@@ -258,16 +272,7 @@ def load(path: Path) -> Model:
                 or tuple(meta.get("head_features", ())) != HEAD_FEATURES
             ):
                 raise ModelError(f"{path}: model format {meta.get('format')} does not match this code")
-            head = Head(
-                data["head_mean"].astype(np.float32),
-                data["head_scale"].astype(np.float32),
-                data["complaint_coef"].astype(np.float32),
-                float(data["complaint_bias"]),
-                data["relevance_coef"].astype(np.float32),
-                float(data["relevance_bias"]),
-                data["combine_coef"].astype(np.float32),
-                float(data["combine_bias"]),
-            )
+            head = Head.from_arrays(data)
             width = (len(HEAD_FEATURES),)
             if (
                 not head.mean.shape

@@ -345,20 +345,7 @@ class Fitted:
     def factors(self, corpus: Corpus) -> Factors:
         """The head's two factors and its decision, as logits."""
         features = _with_fast(corpus.head, self.fast_logits(corpus))
-        return head_of(self.arrays).factors(features)[0]
-
-
-def head_of(arrays: dict[str, npt.NDArray[Any]]) -> Head:
-    return Head(
-        arrays["head_mean"].astype(np.float32),
-        arrays["head_scale"].astype(np.float32),
-        arrays["complaint_coef"].astype(np.float32),
-        float(arrays["complaint_bias"]),
-        arrays["relevance_coef"].astype(np.float32),
-        float(arrays["relevance_bias"]),
-        arrays["combine_coef"].astype(np.float32),
-        float(arrays["combine_bias"]),
-    )
+        return Head.from_arrays(self.arrays).factors(features)[0]
 
 
 def _with_fast(head: FloatArray, fast: npt.NDArray[np.floating]) -> FloatArray:
