@@ -17,7 +17,8 @@ from socialitsm.models import Incident, IncidentStateTally, Post, SlaClock
 
 def incidents_figures_refresh(*, incident_ids: Iterable[int]) -> int:
     """Count the incidents' posts and find their earliest running due time again, in one UPDATE.
-    Idempotent; call it in the transaction that changed the posts or clocks. Returns rows updated."""
+    Idempotent; call it in the transaction that changed the posts or clocks. Returns the rows
+    written: on PostgreSQL only those whose figures changed."""
     ids = sorted({pk for pk in incident_ids if pk is not None})
     if not ids:
         return 0
@@ -39,7 +40,9 @@ def _refresh_postgresql(ids: list[int]) -> int:
     """The same UPDATE with the figures aggregated once for all `ids` and joined, instead of two
     subqueries per incident: a routing batch refreshes hundreds of incidents at a time, and the
     running-clock condition tempted the planner into scanning the index of every running clock
-    once per incident."""
+    once per incident. Rows whose figures are already right are not written: a routing batch
+    refreshes after its SLA replay, and a new row version of an incident is a new entry in each
+    of its indexes whenever it cannot stay on its page."""
     incident, post, clock = (connection.ops.quote_name(model._meta.db_table) for model in (Incident, Post, SlaClock))
     # Only table names from the models are interpolated; the ids are one array parameter.
     sql = f"""
@@ -54,6 +57,7 @@ def _refresh_postgresql(ids: list[int]) -> int:
             WHERE incident_id = ANY(%(ids)s::bigint[]) GROUP BY incident_id
         ) AS c ON c.incident_id = t.id
         WHERE i.id = t.id
+          AND (i.post_count IS DISTINCT FROM COALESCE(p.n, 0) OR i.breach_due_at IS DISTINCT FROM c.first)
     """  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, {"ids": ids})

@@ -61,3 +61,25 @@ def test_the_postgresql_refresh_stores_the_figures_the_orm_refresh_stores(monkey
     assert aggregated[quiet.pk] == (0, None)
     assert aggregated[stopped.pk] == (1, None)
     assert aggregated[bare.pk] == (0, None)
+
+
+@pytest.mark.postgres
+def test_the_postgresql_refresh_leaves_rows_whose_figures_are_right_unwritten():
+    if connection.vendor != "postgresql":
+        pytest.skip("the aggregated refresh is PostgreSQL's")
+    busy, bare = IncidentFactory(), IncidentFactory()
+    PostFactory(incident=busy)
+    _clock(busy, SlaClock.Target.FIRST_RESPONSE, due_in=15)
+    Incident.objects.update(post_count=99, breach_due_at=NOW)
+    ids = [busy.pk, bare.pk]
+
+    def versions() -> dict[int, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, ctid::text FROM socialitsm_incident WHERE id = ANY(%s)", [ids])
+            return dict(cursor.fetchall())
+
+    assert figures.incidents_figures_refresh(incident_ids=ids) == 2
+    written = versions()
+    assert figures.incidents_figures_refresh(incident_ids=ids) == 0
+    assert versions() == written
+    assert _stored() == {busy.pk: (1, NOW + timedelta(minutes=15)), bare.pk: (0, None)}
