@@ -47,6 +47,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 
+from project.runtime import GC_THRESHOLD, gc_tune  # noqa: E402
 from socialitsm import classify  # noqa: E402
 from socialitsm.connectors import InboundAuthor, InboundPost  # noqa: E402
 from socialitsm.models import Author, Channel, Incident, IncidentEvent, Post, SlaClock, WatchRule  # noqa: E402
@@ -268,11 +269,15 @@ def main() -> None:
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
+    catalogue = catalogue_load()[1]
+    classify.verdict_many([("warm up", "en")], catalogue=catalogue)  # loaded, as a worker has it
+    # The garbage collector as a Celery worker sets it after loading (project/runtime.py);
+    # GC_TUNING=0 leaves Python's defaults. Forked pipeline processes inherit it.
+    gc = f"tuned: frozen after loading, threshold {GC_THRESHOLD}" if gc_tune() else "Python defaults"
+    print(f"gc              {gc}")
     if args.memory:
         memory_run(args.memory, args.batch, args.every, args.keep)
         return
-    catalogue = catalogue_load()[1]
-    classify.verdict_many([("warm up", "en")], catalogue=catalogue)  # loaded, as a worker has it
     runs = []
 
     # 1. The stages one after the other in this process: ingest, fast classification alone, and

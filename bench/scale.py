@@ -48,7 +48,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, models, transaction  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
+from project.runtime import gc_tune  # noqa: E402
 from socialitsm import roles  # noqa: E402
 from socialitsm.models import (  # noqa: E402
     Author,
@@ -534,7 +536,11 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         jit = cursor.fetchone()[0]
-    print(f"{counts()}; jit {jit}; load average {os.getloadavg()[0]:.2f}\n")
+    # The garbage collector as a gunicorn worker sets it once the application is loaded
+    # (gunicorn.conf.py, project/runtime.py); GC_TUNING=0 leaves Python's defaults.
+    get_resolver().url_patterns  # noqa: B018
+    gc = "tuned" if gc_tune() else "Python defaults"
+    print(f"{counts()}; jit {jit}; gc {gc}; load average {os.getloadavg()[0]:.2f}\n")
     pages(args.runs, args.only)
     if not args.skip_sweeps:
         sweeps(max(3, args.runs // 3))

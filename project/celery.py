@@ -32,9 +32,13 @@ logger = logging.getLogger(__name__)
 def _classifier_warm() -> None:
     from socialitsm import classify
 
+    from .runtime import gc_tune
+
     started = time.perf_counter()
     classify.warm_up()
     logger.info("classifier loaded in %.1f s", time.perf_counter() - started)
+    # What the worker holds for life is loaded now: the collector stops walking it.
+    gc_tune()
 
 
 @signals.worker_process_init.connect
