@@ -40,9 +40,9 @@ def _refresh_postgresql(ids: list[int]) -> int:
     """The same UPDATE with the figures aggregated once for all `ids` and joined, instead of two
     subqueries per incident: a routing batch refreshes hundreds of incidents at a time, and the
     running-clock condition tempted the planner into scanning the index of every running clock
-    once per incident. Rows whose figures are already right are not written: a routing batch
-    refreshes after its SLA replay, and a new row version of an incident is a new entry in each
-    of its indexes whenever it cannot stay on its page."""
+    once per incident. Rows whose figures are already right are not written (every SLA replay
+    refreshes, whether or not it moved a post or a due time): a new row version of an incident
+    is a new entry in each of its indexes whenever it cannot stay on its page."""
     incident, post, clock = (connection.ops.quote_name(model._meta.db_table) for model in (Incident, Post, SlaClock))
     # Only table names from the models are interpolated; the ids are one array parameter.
     sql = f"""
