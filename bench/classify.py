@@ -1,6 +1,7 @@
 """Complaint classifier benchmark: quality of the training pipeline and the shipped model, and speed.
 
     python bench/classify.py [--data ../shared/data] [--skip-cv] [--posts 20000] [--encoder MODEL_DIR]
+        [--save-cv FILE.npy]
 
 Prints:
 - 10-fold cross-validation of the training pipeline on the ACL-2019 complaint set
@@ -71,7 +72,7 @@ def macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
     return float(f1_score(labels, predicted, average="macro"))
 
 
-def cross_validation(data: list[dict[str, str]], encoder: Path | None = None) -> None:
+def cross_validation(data: list[dict[str, str]], encoder: Path | None = None, save: Path | None = None) -> None:
     texts = [r["text"] for r in data]
     labels = np.array([int(r["label"]) for r in data])
     folds = np.array([int(r["cv_fold"]) for r in data])
@@ -80,6 +81,8 @@ def cross_validation(data: list[dict[str, str]], encoder: Path | None = None) ->
     corpus = train.featurise(texts)
     probabilities = train.cross_validate(corpus, labels, folds)
     took = time.perf_counter() - started
+    if save is not None:
+        np.save(save, probabilities)  # one per row of the set: bench/finetune_acl.py --blend reads it
     print(
         f"10-fold CV of the training pipeline (fast model, encoder, head), ACL-2019 ({len(texts)} tweets, {took:.0f} s)"
     )
@@ -291,12 +294,15 @@ def main() -> None:
         type=Path,
         help="a local sentence-transformers model folder (needs torch): adds its sentence vectors to the CV",
     )
+    parser.add_argument(
+        "--save-cv", type=Path, help="write the pipeline's out-of-fold probabilities here (.npy), one per ACL row"
+    )
     args = parser.parse_args()
     os.environ["SOCIALITSM_MODEL_PATH"] = ""  # the shipped model, never a locally retrained one
     active.reset()
     acl = rows(args.data / "complaints-preotiuc2019" / "complaints.csv")
     if not args.skip_cv:
-        cross_validation(acl, args.encoder)
+        cross_validation(acl, args.encoder, args.save_cv)
     shipped_on_acl(acl)
     corpus_eval()
     memory()

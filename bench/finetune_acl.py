@@ -21,7 +21,8 @@ Prints:
   ROC AUC and macro-F1 on its IT domains (software, electronics, services), with the wall and CPU
   time of training and the threads used. --folds K scores the first K folds only.
 - With --blend FILE.npy (the training pipeline's out-of-fold complaint probabilities, one per row
-  of the set, as `train.cross_validate` gives them): the pipeline alone, the fine-tuned model alone
+  of the set, as `bench/classify.py --save-cv FILE.npy` writes them, in SocialITSM's own
+  environment): the pipeline alone, the fine-tuned model alone
   and the mean of the two probabilities, on the folds scored.
 - Speed of the last fold's model on one core (one thread, the process pinned to one CPU): posts
   per second in batches of 64 (per second of CPU time and of wall time) and the 95th percentile of
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +176,8 @@ def fine_tune(
 
 
 @torch.no_grad()  # type: ignore[untyped-decorator]
-def predict(model: nn.Module, encoded: list[list[int]], size: int = 64) -> np.ndarray:
-    probabilities = Probabilities(model) if isinstance(model, Classifier) else model
+def predict(model: Classifier, encoded: list[list[int]], size: int = 64) -> np.ndarray:
+    probabilities = Probabilities(model)
     out = [probabilities(ids, mask).numpy() for ids, mask in batches(encoded, range(len(encoded)), size)]
     return np.concatenate(out).astype(np.float64)
 
@@ -201,9 +202,12 @@ def print_scores(name: str, values: dict[str, float], extra: str = "") -> None:
     )
 
 
-def timed_rate(run: object, encoded: list[list[int]], size: int = 64) -> tuple[float, float]:
+# Classifies a batch of tokenised posts: torch or ONNX Runtime, timed the same way.
+Run = Callable[[list[list[int]]], object]
+
+
+def timed_rate(run: Run, encoded: list[list[int]], size: int = 64) -> tuple[float, float]:
     """Posts per second of CPU time and of wall time, in batches of `size`."""
-    assert callable(run)
     run(encoded[:size])  # warm-up
     cpu, wall = time.process_time(), time.perf_counter()
     for start in range(0, len(encoded), size):
@@ -211,9 +215,8 @@ def timed_rate(run: object, encoded: list[list[int]], size: int = 64) -> tuple[f
     return len(encoded) / (time.process_time() - cpu), len(encoded) / (time.perf_counter() - wall)
 
 
-def p95_latency(run: object, encoded: list[list[int]]) -> float:
+def p95_latency(run: Run, encoded: list[list[int]]) -> float:
     """95th percentile of one post's wall latency in milliseconds (tokenised beforehand)."""
-    assert callable(run)
     for tokens in encoded[:10]:
         run([tokens])
     took = []
