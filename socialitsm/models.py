@@ -424,8 +424,13 @@ class Post(models.Model):
     )
     external_id = models.CharField(max_length=255)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="posts")
-    rule = models.ForeignKey(WatchRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts")
-    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="posts")
+    # No index of its own: deleting a rule is rare, and every index of a post is written again
+    # each time routing updates the post (see Meta.indexes).
+    rule = models.ForeignKey(
+        WatchRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts", db_index=False
+    )
+    # Served by post_author_conversation_idx, which leads with the author.
+    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="posts", db_index=False)
     text = models.TextField(help_text="Plain text as posted; untrusted, always rendered escaped.")
     raw = models.JSONField(blank=True, default=dict)
     details = models.JSONField(
@@ -448,11 +453,16 @@ class Post(models.Model):
     is_complaint = models.BooleanField(null=True)
     complaint_score = models.FloatField(null=True, blank=True)
     sentiment = models.FloatField(null=True, blank=True)
-    detected_service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    detected_service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     urgency_hint = models.PositiveSmallIntegerField(null=True, blank=True)
     reasons = models.JSONField(blank=True, default=list)
     triage_state = models.CharField(max_length=16, choices=Triage.choices, default=Triage.PENDING)
-    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts")
+    # Served by post_incident_order_idx (a lookup by incident implies it is not null).
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="posts", db_index=False
+    )
     deleted_at = models.DateTimeField(
         null=True, blank=True, help_text="When we saw the author delete it upstream; text and payload are redacted."
     )
@@ -469,7 +479,7 @@ class Post(models.Model):
         help_text="An agent's verdict on the classifier's call; socialitsm_train learns from it.",
     )
     labelled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     labelled_at = models.DateTimeField(null=True, blank=True)
     routing_error = models.TextField(blank=True, help_text="Why routing failed; the post waits for a retry.")
@@ -495,6 +505,10 @@ class Post(models.Model):
                 fields=["network", "scope", "external_id"], name="post_network_scope_external_id_uniq"
             )
         ]
+        # Routing updates columns that indexes hold (triage state, incident, sentiment), so each
+        # routed post is a new entry in every index of this table: an index earns its place here
+        # by a read that needs it, and the foreign keys that other indexes lead with or that only
+        # a rare delete follows have none of their own.
         indexes = [
             models.Index(
                 fields=["ingested_at"],
@@ -520,6 +534,8 @@ class Post(models.Model):
                 fields=["channel", "posted_at"], name="post_retention_idx", condition=Q(erased_at__isnull=True)
             ),
             models.Index(fields=["labelled_at"], name="post_labelled_idx", condition=~Q(label="")),
+            # Deleting a user: only labelled posts have an entry.
+            models.Index(fields=["labelled_by"], name="post_labelled_by_idx", condition=Q(labelled_by__isnull=False)),
             # The re-check sweep: live posts of incidents, least recently checked first.
             models.Index(
                 fields=["channel", "checked_at"],

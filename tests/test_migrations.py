@@ -257,3 +257,40 @@ def test_catalogue_products_add_names_without_overwriting_edits_and_back():
     assert "ServiceNow" not in aliases["helpdesk"]
     old.objects.filter(slug="erp").update(name="ERP")
     MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+def _post_indexes(connection) -> dict[str, list[str]]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "socialitsm_post")
+    return {name: c["columns"] for name, c in constraints.items() if c["index"] and not c["unique"]}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_post_foreign_keys_lose_the_indexes_no_read_needs_and_back():
+    """0029 drops the indexes of five foreign keys of posts, keeps the constraints, and puts the
+    indexes back when reversed."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("socialitsm", "0028_catalogue_products")], [("socialitsm", "0029_post_lean_indexes")]
+    single = {"author_id", "detected_service_id", "incident_id", "labelled_by_id", "rule_id"}
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    assert single <= {columns[0] for columns in _post_indexes(connection).values() if len(columns) == 1}
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    indexes = _post_indexes(connection)
+    # author and incident still lead composite indexes; no index is theirs alone.
+    assert not single & {
+        columns[0] for name, columns in indexes.items() if len(columns) == 1 and name != "post_labelled_by_idx"
+    }
+    assert indexes["post_labelled_by_idx"] == ["labelled_by_id"]
+    with connection.cursor() as cursor:
+        keys = connection.introspection.get_constraints(cursor, "socialitsm_post")
+    assert single <= {c["columns"][0] for c in keys.values() if c["foreign_key"]}
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    assert single <= {columns[0] for columns in _post_indexes(connection).values() if len(columns) == 1}
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

@@ -207,3 +207,28 @@ def test_queue_stamp_moves_with_every_event(agent):
     before = selectors.queue_stamp()
     incident_assign(incident=incident, actor=agent, assignee=agent)
     assert selectors.queue_stamp() > before
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plans are PostgreSQL's")
+@pytest.mark.django_db
+def test_posts_by_incident_and_by_author_read_the_indexes_leading_with_them():
+    """The foreign keys of posts have no index of their own (migration 0029): a lookup by
+    incident reads the partial index of linked posts, one by author the conversation index."""
+    incident = IncidentFactory()
+    author = AuthorFactory()
+    PostFactory(incident=incident, author=author)
+    plans = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for name, queryset in {
+            "incident": Post.objects.filter(incident=incident),
+            "incidents": Post.objects.filter(incident_id__in=[incident.pk, incident.pk + 1]),
+            "author": Post.objects.filter(author=author),
+        }.items():
+            sql, params = queryset.order_by().query.sql_with_params()
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plans[name] = "\n".join(row[0] for row in cursor.fetchall())
+    assert "post_incident_order_idx" in plans["incident"]
+    assert "post_incident_order_idx" in plans["incidents"]
+    assert "post_author_conversation_idx" in plans["author"]
