@@ -66,6 +66,9 @@ from socialitsm.text import clean_text
 ROLE_GROUPS = (AGENT_GROUP, LEAD_GROUP)
 
 MAX_REPORT_DAYS = 366
+# What lists that show a row's channel leave unread: its credentials are decrypted as they load,
+# once per row, and no list shows them.
+CHANNEL_SECRETS = ("channel__credentials",)
 # Combined polarity beyond these counts as negative or positive; between them, neutral. The
 # hourly counts (PostSentimentHour) are kept with the same thresholds: change both together.
 NEGATIVE_BELOW = -0.05
@@ -600,7 +603,7 @@ def incident_page() -> QuerySet[Incident]:
     """Incidents with what the incident page shows of them, looked up by number."""
     return Incident.objects.select_related(
         "service", "assignment_group", "assignee", "author", "channel", "parent", "merged_into"
-    )
+    ).defer(*CHANNEL_SECRETS)
 
 
 @dataclass(frozen=True)
@@ -708,9 +711,11 @@ def incident_queue_paging(query: IncidentQuery) -> dict[str, Any]:
 def post_list() -> QuerySet[Post]:
     """Posts with their author, channel, detected service, incident, labeller and the versions
     they had before edits."""
-    return Post.objects.select_related(
-        "author", "channel", "detected_service", "incident", "labelled_by"
-    ).prefetch_related("revisions")
+    return (
+        Post.objects.select_related("author", "channel", "detected_service", "incident", "labelled_by")
+        .defer(*CHANNEL_SECRETS)
+        .prefetch_related("revisions")
+    )
 
 
 def incident_posts(incident: Incident) -> QuerySet[Post]:
@@ -811,6 +816,7 @@ def broadcast_replies(broadcast: Broadcast) -> QuerySet[Reply]:
     return (
         Reply.objects.filter(broadcast=broadcast)
         .select_related("incident", "post__author", "channel")
+        .defer(*CHANNEL_SECRETS)
         .order_by("created_at", "id")
     )
 
@@ -841,7 +847,12 @@ def broadcast_fixed_draft(major: Incident) -> Broadcast | None:
 
 def status_post_list(major: Incident) -> QuerySet[StatusPost]:
     """The major incident's status posts, one per channel at most, oldest first."""
-    return StatusPost.objects.filter(incident=major).select_related("channel", "agent").order_by("created_at", "id")
+    return (
+        StatusPost.objects.filter(incident=major)
+        .select_related("channel", "agent")
+        .defer(*CHANNEL_SECRETS)
+        .order_by("created_at", "id")
+    )
 
 
 def major_incident_report(*, scope: ReportFilter) -> list[dict[str, Any]]:
@@ -908,6 +919,7 @@ def major_affected_posters(major: Incident) -> QuerySet[Incident]:
     return (
         major_children(major)
         .select_related("author", "channel")
+        .defer(*CHANNEL_SECRETS)
         .annotate(
             first_post_text=Subquery(first.values("text")[:1]),
             first_post_url=Subquery(first.values("url")[:1]),
@@ -1244,6 +1256,7 @@ def notification_list(*, user: Any) -> QuerySet[Notification]:
     return (
         Notification.objects.filter(user=user, in_app=True)
         .select_related("incident", "channel")
+        .defer(*CHANNEL_SECRETS)
         .order_by("-created_at", "-id")
     )
 
@@ -1310,5 +1323,6 @@ def poster_posts(incident: Incident) -> QuerySet[Post]:
         Post.objects.filter(author__in=authors)
         .exclude(incident=incident)
         .select_related("author", "channel", "incident")
+        .defer(*CHANNEL_SECRETS)
         .order_by("-posted_at", "-pk")
     )

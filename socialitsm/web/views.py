@@ -115,7 +115,7 @@ def _queue_incidents(request: HttpRequest, form: QueueFilterForm) -> tuple[Query
     the default view is the open one."""
     incidents = Incident.objects.select_related(
         "service", "assignment_group", "assignee", "parent", "author", "channel"
-    )
+    ).defer(*selectors.CHANNEL_SECRETS)
     query = selectors.IncidentQuery(view=selectors.QueueView.OPEN)
     order: list[Any] = ["priority", "opened_at", "pk"]
     if form.is_valid():

@@ -11,7 +11,7 @@ from socialitsm import selectors
 from socialitsm.models import Incident, IncidentEvent, Post, SavedView
 from socialitsm.services.incidents import incident_assign
 
-from ..factories import AuthorFactory, IncidentFactory, PostFactory, UserFactory
+from ..factories import AuthorFactory, IncidentFactory, PostFactory, UserFactory, WatchRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -236,3 +236,23 @@ def test_an_sla_warning_reaches_an_open_queue(agent_client, sla_defaults):
         response = agent_client.get(f"/queue/live/?view=breaching&since={stamp}")
     assert response.status_code == 200
     assert listed(response) == [incident.number]
+
+
+def test_pages_listing_channels_decrypt_no_credentials(agent_client):
+    """The queue, an incident's page and the posts API show each row's channel but never its
+    credentials: none is decrypted to draw them (one per row, before they were left unread)."""
+    from unittest import mock
+
+    from socialitsm import crypto
+
+    rule = WatchRuleFactory()
+    incidents = [IncidentFactory(author=AuthorFactory(), channel=rule.channel) for _ in range(3)]
+    for incident in incidents:
+        PostFactory(incident=incident, author=incident.author, rule=rule)
+    assert rule.channel.credentials  # the factory's channels hold a secret
+    with mock.patch.object(crypto, "decrypt", wraps=crypto.decrypt) as decrypt:
+        assert agent_client.get(reverse("socialitsm:queue")).status_code == 200
+        page = reverse("socialitsm:incident", kwargs={"number": incidents[0].number})
+        assert agent_client.get(page).status_code == 200
+        assert agent_client.get("/api/v1/posts/").status_code == 200
+    assert decrypt.call_count == 0
