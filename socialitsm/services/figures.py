@@ -2,14 +2,15 @@
 per incident: how many posts it has (`post_count`) and when its next SLA clock breaches
 (`breach_due_at`). Every write that links, unlinks or moves posts, or changes SLA clocks, ends
 in `incidents_figures_refresh` for the incidents it touched; the SLA replay
-(`incidents_sla_recompute`) calls it, so services that recompute the clocks need nothing more."""
+(`incidents_sla_recompute`) calls it, so services that recompute the clocks need nothing more.
+Routing's follow-ups, which only add posts, add to the count instead (`incidents_post_count_add`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.db import connection
-from django.db.models import Count, Min, OuterRef, Subquery
+from django.db.models import Case, Count, F, Min, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from socialitsm.models import Incident, IncidentStateTally, Post, SlaClock
@@ -61,6 +62,32 @@ def _refresh_postgresql(ids: list[int]) -> int:
     """  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, {"ids": ids})
+        return cursor.rowcount
+
+
+def incidents_post_count_add(*, gained: Mapping[int, int]) -> int:
+    """Add to each incident's `post_count` the posts it gained, {incident id: posts}, in one
+    UPDATE: for posts linked that no incident held before, whose incidents' clocks they leave as
+    they were (most follow-ups routing links). Counting again would read every post of the
+    incident, thousands for a busy outage, once per batch. An addition is also right when two
+    batches link posts to one incident at once: the second waits for the first's row and adds
+    to what it wrote. Returns the rows written."""
+    gained = {pk: n for pk, n in gained.items() if pk is not None and n}
+    if not gained:
+        return 0
+    if connection.vendor != "postgresql":
+        added = Case(*(When(pk=pk, then=Value(n)) for pk, n in gained.items()), default=Value(0))
+        return Incident.objects.filter(pk__in=gained).update(post_count=F("post_count") + added)
+    ids = sorted(gained)
+    incident = connection.ops.quote_name(Incident._meta.db_table)
+    # Only the table name from the model is interpolated; the figures are array parameters.
+    sql = f"""
+        UPDATE {incident} AS i SET post_count = i.post_count + d.n
+        FROM unnest(%(ids)s::bigint[], %(gained)s::integer[]) AS d(id, n)
+        WHERE i.id = d.id
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"ids": ids, "gained": [gained[pk] for pk in ids]})
         return cursor.rowcount
 
 

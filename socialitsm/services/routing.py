@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ from socialitsm.models import (
 from socialitsm.text import clean_text
 
 from .events import event_build, event_record, events_record
-from .figures import incidents_figures_refresh
+from .figures import incidents_figures_refresh, incidents_post_count_add
 from .incidents import (
     group_default,
     incident_build,
@@ -489,7 +490,16 @@ class _BatchRouter:
             for incident, why in self.new_incidents
         ]
         events.extend(spikes.events(opened=opened))
+        # Posts no incident held add to their incident's count; one that moves between
+        # incidents (none should: an edit makes pending again only posts no incident holds)
+        # has both counted again.
+        gained: Counter[int] = Counter()
+        recount: set[int] = set()
         for post, incident in self.links:
+            if post.incident_id is None:
+                gained[incident.pk] += 1
+            elif post.incident_id != incident.pk:
+                recount.update((post.incident_id, incident.pk))
             post.incident = incident
             events.append(post_link_event(post, incident))
         rows_update(
@@ -499,11 +509,12 @@ class _BatchRouter:
         )
         events_record(events, batch_size=500)
         opened_now = {incident.pk for incident, _ in self.new_incidents} | {m.pk for m in majors}
-        linked = {incident.pk for _, incident in self.links}
         replay = opened_now | _clocks_moved([(post, i) for post, i in self.links if i.pk not in opened_now])
         incidents_sla_recompute(incident_ids=replay)
-        # The others gained posts and nothing their clocks start from: only their figures move.
-        incidents_figures_refresh(incident_ids=linked - replay)
+        # The others gained posts and nothing their clocks start from: only their post count moves.
+        counted = replay | recount
+        incidents_post_count_add(gained={pk: n for pk, n in gained.items() if pk not in counted})
+        incidents_figures_refresh(incident_ids=recount - replay)
         self._reopen_after_fix()
         return self.outcome
 

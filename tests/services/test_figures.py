@@ -83,3 +83,49 @@ def test_the_postgresql_refresh_leaves_rows_whose_figures_are_right_unwritten():
     assert figures.incidents_figures_refresh(incident_ids=ids) == 0
     assert versions() == written
     assert _stored() == {busy.pk: (1, NOW + timedelta(minutes=15)), bare.pk: (0, None)}
+
+
+def test_posts_gained_add_to_the_stored_count():
+    """The addition routing uses for follow-ups (any database): each incident gains what it is
+    given, and an incident given nothing is not written."""
+    a, b, c = IncidentFactory(), IncidentFactory(), IncidentFactory()
+    Incident.objects.filter(pk__in=[a.pk, b.pk, c.pk]).update(post_count=3)
+    assert figures.incidents_post_count_add(gained={a.pk: 2, b.pk: 1, c.pk: 0}) == 2
+    assert figures.incidents_post_count_add(gained={}) == 0
+    assert dict(Incident.objects.values_list("pk", "post_count")) == {a.pk: 5, b.pk: 4, c.pk: 3}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_additions_at_once_to_one_incident_lose_none():
+    """Four batches adding to the same incidents at once, each holding its transaction open a
+    while: the second waits for the first's row and adds to what it wrote."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent transactions need PostgreSQL")
+    a, b = IncidentFactory(), IncidentFactory()
+    start = threading.Barrier(4)
+    errors: list[Exception] = []
+
+    def add() -> None:
+        try:
+            start.wait()
+            with transaction.atomic():
+                figures.incidents_post_count_add(gained={a.pk: 1, b.pk: 2})
+                time.sleep(0.05)
+        except Exception as exc:  # a lost update or a deadlock would land here or below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=add) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    assert dict(Incident.objects.values_list("pk", "post_count")) == {a.pk: 4, b.pk: 8}
