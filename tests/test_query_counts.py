@@ -102,3 +102,32 @@ def test_incident_page_queries_do_not_grow_with_its_posts(web, django_assert_max
     # The page also reads notes, canned replies, the poster's history and the viewer's profile.
     assert few <= 24
     assert Incident.objects.get(pk=incident.pk).post_count == Post.objects.filter(incident=incident).count() == 7
+
+
+@time_machine.travel(NOW, tick=False)
+def test_an_x_incident_page_reads_its_channels_credentials_once(web, django_assert_max_num_queries):
+    """What X lets us answer depends on the channel's user keys: the page loads each channel once
+    with its credentials, not once for each post shown."""
+    from unittest import mock
+
+    from socialitsm import crypto
+    from socialitsm.connectors.x.oauth import USER_KEYS
+
+    from .factories import ChannelFactory, WatchRuleFactory
+
+    rule = WatchRuleFactory(
+        channel=ChannelFactory(network="x", config={"account_id": "1"}, credentials=dict.fromkeys(USER_KEYS, "k"))
+    )
+    [incident] = _incidents(1)
+    post_link(post=PostFactory(rule=rule, posted_at=NOW - timedelta(minutes=9)), incident=incident)
+    url = f"/incidents/{incident.number}/"
+    few = _queries(web, url)
+    for minutes in range(5):
+        post_link(post=PostFactory(rule=rule, posted_at=NOW - timedelta(minutes=minutes)), incident=incident)
+
+    with django_assert_max_num_queries(few), mock.patch.object(crypto, "decrypt", wraps=crypto.decrypt) as decrypt:
+        response = web.get(url)
+    assert response.status_code == 200
+    # One for each channel the posts came through (six posts on X, and the first two's).
+    channels = Post.objects.filter(incident=incident).values("channel").distinct().count()
+    assert decrypt.call_count == channels == 3
