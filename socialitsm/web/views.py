@@ -124,9 +124,11 @@ def _form_errors(request: HttpRequest, form: Form) -> None:
 def _queue_incidents(request: HttpRequest, form: QueueFilterForm) -> tuple[QuerySet[Incident], selectors.IncidentQuery]:
     """The queue's incidents for the form's filters, ordered, and the query that narrowed them;
     the default view is the open one."""
-    incidents = Incident.objects.select_related(
-        "service", "assignment_group", "assignee", "parent", "author", "channel"
-    ).defer(*selectors.CHANNEL_SECRETS)
+    incidents = (
+        Incident.objects.select_related("service", "assignment_group", "assignee", "author", "channel")
+        .prefetch_related(*selectors.related_incidents("parent"))
+        .defer(*selectors.CHANNEL_SECRETS)
+    )
     query = selectors.IncidentQuery(view=selectors.QueueView.OPEN)
     order: list[Any] = ["priority", "opened_at", "pk"]
     if form.is_valid():

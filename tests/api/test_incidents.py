@@ -230,8 +230,9 @@ def test_list_query_count_is_bounded(agent_api, agent, network_team, django_asse
         incident = IncidentFactory(service=vpn, assignee=agent, assignment_group=network_team, parent=parent)
         PostFactory(incident=incident, triage_state=Post.Triage.INCIDENT)
 
-    # The page's keys in order, then its rows; its SLA clocks and ITSM links in one prefetch query each.
-    with django_assert_max_num_queries(6):
+    # The page's keys in order, then its rows; its SLA clocks, ITSM links and the major incident
+    # they belong to in one prefetch query each.
+    with django_assert_max_num_queries(7):
         response = agent_api.get(LIST)
 
     assert response.status_code == 200

@@ -238,9 +238,10 @@ def test_an_sla_warning_reaches_an_open_queue(agent_client, sla_defaults):
     assert listed(response) == [incident.number]
 
 
-def test_pages_listing_channels_decrypt_no_credentials(agent_client):
-    """The queue, an incident's page and the posts API show each row's channel but never its
-    credentials: none is decrypted to draw them (one per row, before they were left unread)."""
+def test_lists_showing_channels_decrypt_no_credentials(agent_client):
+    """The queue and the posts API show each row's channel but never its credentials: none is
+    decrypted to draw them (one per row, before they were left unread). The incident page reads
+    them once per channel, for its reply box (tests/test_query_counts.py)."""
     from unittest import mock
 
     from socialitsm import crypto
@@ -252,7 +253,5 @@ def test_pages_listing_channels_decrypt_no_credentials(agent_client):
     assert rule.channel.credentials  # the factory's channels hold a secret
     with mock.patch.object(crypto, "decrypt", wraps=crypto.decrypt) as decrypt:
         assert agent_client.get(reverse("socialitsm:queue")).status_code == 200
-        page = reverse("socialitsm:incident", kwargs={"number": incidents[0].number})
-        assert agent_client.get(page).status_code == 200
         assert agent_client.get("/api/v1/posts/").status_code == 200
     assert decrypt.call_count == 0
