@@ -242,6 +242,10 @@ def seed(n_posts: int, rng: random.Random) -> None:
                 "new_value": state,
                 "created_at": opened + timedelta(minutes=30),
             }
+        # Routing records a link event for each post it adds: the busy incident's history has
+        # one for each of its 200 posts.
+        for i in range(1, 200):
+            yield {"incident_id": big[0], "kind": "post_linked", "created_at": big[1] + timedelta(minutes=i)}
 
     copy_rows(IncidentEvent, events())
 

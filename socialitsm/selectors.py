@@ -787,6 +787,22 @@ def incident_events(incident: Incident) -> QuerySet[IncidentEvent]:
     return IncidentEvent.objects.filter(incident=incident).select_related("actor").order_by("created_at", "id")
 
 
+def incident_events_shown(incident: Incident, *, latest: int | None) -> tuple[list[IncidentEvent], int]:
+    """The events the incident page shows, oldest first, and how many it leaves out: all of them
+    with `latest` None, else the first (why the incident was opened) and the `latest` most
+    recent. Routing records an event for every post it links, so a busy incident's history
+    grows with its posts; the page renders a bounded part of it, the rest on request."""
+    events = incident_events(incident)
+    if latest is None:
+        return list(events), 0
+    recent = list(events.order_by("-created_at", "-id")[: latest + 1])
+    if len(recent) <= latest:
+        return recent[::-1], 0
+    first = list(events[:1])
+    shown = first + [event for event in recent[:latest][::-1] if event.pk != first[0].pk]
+    return shown, max(0, events.count() - len(shown))
+
+
 # -- major incidents and their broadcasts ----------------------------------------------------------
 
 

@@ -405,3 +405,31 @@ def test_incident_page_shows_the_first_and_the_latest_posts_of_a_busy_incident()
 
     assert ([p.pk for p in shown], hidden) == ([posts[0].pk, posts[4].pk, posts[5].pk], 3)
     assert ([p.pk for p in everything], none_hidden) == ([p.pk for p in posts], 0)
+
+
+@pytest.mark.django_db
+def test_the_incident_page_shows_the_first_event_and_the_latest():
+    from datetime import UTC, datetime, timedelta
+
+    from socialitsm import selectors
+    from socialitsm.models import IncidentEvent
+
+    from .factories import IncidentFactory
+
+    incident = IncidentFactory()
+    start = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    events = [
+        IncidentEvent.objects.create(incident=incident, kind=IncidentEvent.Kind.POST_LINKED, new_value=f"x:{i}")
+        for i in range(6)
+    ]
+    for i, event in enumerate(events):  # created_at is set on save; the history orders by it
+        IncidentEvent.objects.filter(pk=event.pk).update(created_at=start + timedelta(minutes=i))
+
+    shown, hidden = selectors.incident_events_shown(incident, latest=2)
+    everything, none_hidden = selectors.incident_events_shown(incident, latest=None)
+    just_enough, nothing_left = selectors.incident_events_shown(incident, latest=5)
+
+    assert ([e.pk for e in shown], hidden) == ([events[0].pk, events[4].pk, events[5].pk], 3)
+    assert ([e.pk for e in everything], none_hidden) == ([e.pk for e in events], 0)
+    # The first and the five latest are all six: nothing is left out, nothing shown twice.
+    assert ([e.pk for e in just_enough], nothing_left) == ([e.pk for e in events], 0)

@@ -499,6 +499,10 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
     incident = _incident_get(number)
     show_all = request.GET.get("posts") == "all"
     posts, posts_hidden = selectors.incident_posts_shown(incident, latest=None if show_all else INCIDENT_PAGE_POSTS)
+    history_all = request.GET.get("history") == "all"
+    events, events_hidden = selectors.incident_events_shown(
+        incident, latest=None if history_all else INCIDENT_PAGE_EVENTS
+    )
     targets, default_post = _reply_targets(incident, posts)
     draft = request.session.pop(f"socialitsm:reply-draft:{incident.pk}", None) or {}
     chosen = next((t for t in targets if t["post"].pk == draft.get("post")), None) or next(
@@ -530,7 +534,9 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         **poster_context(incident),
         "reply_allowed": incident.state not in (Incident.State.CLOSED, Incident.State.CANCELED),
         "visibilities": Reply.Visibility.choices,
-        "events": selectors.incident_events(incident),
+        "events": events,
+        "events_hidden": events_hidden,
+        "posts_all": show_all,
         "clocks": _clocks_view(incident),
         "itsm_links": selectors.itsm_link_list().filter(incident=incident),
         "merged_here": list(incident.merged.order_by("pk").only("pk", "number", "short_description")),
@@ -690,6 +696,8 @@ def incident_reply_cancel_view(request: HttpRequest, number: str, reply_id: int)
 
 # An incident's page renders its first post and this many of the latest; the rest on request.
 INCIDENT_PAGE_POSTS = 50
+# The events of its history the incident page shows at first (and the first): one per linked post.
+INCIDENT_PAGE_EVENTS = 50
 # Posts waiting for triage are counted up to this many (a year of them takes longer to count than to show).
 TRIAGE_COUNT_CAP = 10_000
 

@@ -990,3 +990,26 @@ def test_triage_shows_the_history_of_an_edited_post(agent_client):
     assert "Lovely weather, sunny all day &amp; warm</div>" in body
     assert "<summary>Earlier versions (2)</summary>" in body
     assert body.index("Lovely weather today") < body.index("Lovely weather, sunny all day</div>")
+
+
+def test_a_long_history_shows_its_first_and_latest_events_and_the_rest_on_request(agent_client, monkeypatch):
+    from socialitsm.web import views
+
+    monkeypatch.setattr(views, "INCIDENT_PAGE_EVENTS", 3)
+    incident, _ = open_incident()
+    for i in range(6):
+        IncidentEvent.objects.create(incident=incident, kind=IncidentEvent.Kind.POST_LINKED, message=f"note {i} <b>")
+    total = IncidentEvent.objects.filter(incident=incident).count()
+    url = reverse("socialitsm:incident", args=[incident.number])
+
+    page = agent_client.get(url).content.decode()
+    hidden = total - 4
+    assert f"{hidden} earlier events not shown." in page
+    assert 'href="?history=all#history"' in page
+    assert "note 5 &lt;b&gt;" in page and "note 2 &lt;b&gt;" not in page
+
+    whole = agent_client.get(url, {"history": "all"}).content.decode()
+    assert "earlier event" not in whole
+    assert all(f"note {i} &lt;b&gt;" in whole for i in range(6))
+    # The link keeps the posts shown as they were.
+    assert 'href="?posts=all&amp;history=all#history"' in agent_client.get(url, {"posts": "all"}).content.decode()
