@@ -382,6 +382,28 @@ class Incident(models.Model):
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
 
+    # A list's incidents get their clocks and ITSM links as plain lists (selectors.incident_list
+    # prefetches them into these attributes): kept as related managers, each incident of a page
+    # cost a queryset of its own for each.
+    CLOCKS_PREFETCHED = "_clocks_prefetched"
+    ITSM_LINKS_PREFETCHED = "_itsm_links_prefetched"
+
+    @property
+    def clocks_listed(self) -> list[SlaClock]:
+        """The incident's SLA clocks in target order: as prefetched, else read now."""
+        prefetched = self.__dict__.get(self.CLOCKS_PREFETCHED)
+        if prefetched is not None:
+            return prefetched
+        return list(self.sla_clocks.select_related("policy__calendar").order_by("target", "cycle"))
+
+    @property
+    def itsm_links_listed(self) -> list[ItsmLink]:
+        """The incident's records in ITSM suites, oldest first: as prefetched, else read now."""
+        prefetched = self.__dict__.get(self.ITSM_LINKS_PREFETCHED)
+        if prefetched is not None:
+            return prefetched
+        return list(self.itsm_links.select_related("connection", "incident").order_by("pk"))
+
 
 class IncidentCounter(models.Model):
     """One row per number series; incremented under a row lock so numbers never collide."""

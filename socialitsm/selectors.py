@@ -593,7 +593,8 @@ def related_incidents(*names: str) -> list[Prefetch]:
 
 def incident_list() -> QuerySet[Incident]:
     """Incidents with what a list or detail shows: related rows, SLA clocks in target order and
-    ITSM links (`post_count` and `breach_due_at` are stored on the incident)."""
+    ITSM links (`Incident.clocks_listed`, `Incident.itsm_links_listed`; `post_count` and
+    `breach_due_at` are stored on the incident)."""
     incidents = (
         Incident.objects.select_related("service", "assignment_group", "assignee", "sla_policy")
         .prefetch_related(*related_incidents("parent", "merged_into"))
@@ -601,9 +602,10 @@ def incident_list() -> QuerySet[Incident]:
             Prefetch(
                 "sla_clocks",
                 queryset=SlaClock.objects.select_related("policy__calendar").order_by("target", "cycle"),
+                to_attr=Incident.CLOCKS_PREFETCHED,
             )
         )
-        .prefetch_related(Prefetch("itsm_links", queryset=itsm_link_list()))
+        .prefetch_related(Prefetch("itsm_links", queryset=itsm_link_list(), to_attr=Incident.ITSM_LINKS_PREFETCHED))
     )
     return incidents
 

@@ -257,7 +257,7 @@ class IncidentSlaSerializer(serializers.Serializer):
         source="sla_started_at", read_only=True, allow_null=True, help_text="When the poster wrote (clamped)."
     )
     ingest_lag_seconds = serializers.IntegerField(read_only=True, allow_null=True)
-    clocks = SlaClockSerializer(source="sla_clocks.all", many=True, read_only=True)
+    clocks = SlaClockSerializer(source="clocks_listed", many=True, read_only=True)
 
 
 class IncidentSerializer(serializers.ModelSerializer):
@@ -283,7 +283,9 @@ class IncidentSerializer(serializers.ModelSerializer):
         read_only=True, allow_null=True, help_text="The soonest due time among the running SLA clocks."
     )
     sla = IncidentSlaSerializer(source="*", read_only=True)
-    itsm_links = ItsmLinkSerializer(many=True, read_only=True, help_text="The incident's records in ITSM suites.")
+    itsm_links = ItsmLinkSerializer(
+        source="itsm_links_listed", many=True, read_only=True, help_text="The incident's records in ITSM suites."
+    )
 
     class Meta:
         model = Incident

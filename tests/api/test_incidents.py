@@ -526,3 +526,27 @@ def test_list_count_by_state_alone_comes_from_the_state_counts(agent_api, query,
         for q in captured.captured_queries
     )
     assert counted is not (states_only and connection.vendor == "postgresql")
+
+
+def test_an_incident_read_any_way_serialises_as_the_list_does(sla_defaults):
+    """The list prefetches clocks and ITSM links into plain lists; an incident read without them
+    (a service's own query) gives the same representation, its clocks in target order."""
+    from rest_framework.test import APIRequestFactory
+
+    from socialitsm import selectors
+    from socialitsm.api.serializers import IncidentSerializer
+    from socialitsm.models import ItsmConnection, ItsmLink
+    from socialitsm.services.incidents import incident_open_from_post
+
+    post = PostFactory()
+    incident = incident_open_from_post(post=post, rule=post.rule, service=Service.objects.get(slug="vpn"), urgency=2)
+    connection = ItsmConnection.objects.create(name="Suite", slug="suite", kind="fake", base_url="https://s.example")
+    ItsmLink.objects.create(connection=connection, incident=incident, external_ref=f"socialitsm:{incident.number}")
+    context = {"request": APIRequestFactory().get(LIST), "now": timezone.now()}
+
+    listed = IncidentSerializer(selectors.incident_list().get(pk=incident.pk), context=context).data
+    plain = IncidentSerializer(Incident.objects.get(pk=incident.pk), context=context).data
+
+    assert listed == plain
+    assert [c["target"] for c in listed["sla"]["clocks"]] == ["first_response", "resolution"]
+    assert [link["connection"] for link in listed["itsm_links"]] == ["suite"]
