@@ -569,6 +569,16 @@ class Post(models.Model):
     def __str__(self) -> str:
         return f"{self.network}:{self.external_id}"
 
+    # A list's posts get their revisions as a plain list (selectors.post_list prefetches them
+    # here): kept as a related manager, each post of a page cost a queryset of its own.
+    REVISIONS_PREFETCHED = "_revisions_prefetched"
+
+    @property
+    def revisions_listed(self) -> list[PostRevision]:
+        """The versions the post had before its edits, oldest first: as prefetched, else read now."""
+        prefetched = self.__dict__.get(self.REVISIONS_PREFETCHED)
+        return prefetched if prefetched is not None else list(self.revisions.all())
+
     def detail_items(self, *kinds: str) -> list[dict[str, str]]:
         """`details` as stored, read defensively (kept as JSON): entries of a known kind with
         their text and url as strings, in order; only those of `kinds` when given."""

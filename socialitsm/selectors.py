@@ -727,7 +727,7 @@ def post_list() -> QuerySet[Post]:
     return (
         Post.objects.select_related("author", "channel", "detected_service", "incident", "labelled_by")
         .defer(*CHANNEL_SECRETS)
-        .prefetch_related("revisions")
+        .prefetch_related(Prefetch("revisions", to_attr=Post.REVISIONS_PREFETCHED))
     )
 
 

@@ -457,7 +457,10 @@ class PostSerializer(serializers.ModelSerializer):
         help_text="When the author last edited the post, per the network; null if never.",
     )
     revisions = PostRevisionSerializer(
-        many=True, read_only=True, help_text="The versions the post had before its edits, oldest first."
+        source="revisions_listed",
+        many=True,
+        read_only=True,
+        help_text="The versions the post had before its edits, oldest first.",
     )
     details = serializers.SerializerMethodField(
         help_text="Parts of the post beside its text (quoted post, poll options, image descriptions, "
