@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from django.db.models import ProtectedError, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -54,7 +53,7 @@ from socialitsm.services.sla import sla_rules_changed
 
 from . import serializers as s
 from .base import ApiPolicy, Pagination
-from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter
+from .filters import IncidentFilter, NullsLastOrderingFilter, PostFilter, ReplyFilter, ViewFilterSetBackend
 from .permissions import CanManage, IsAgent, IsLead
 from .schema import ErrorSerializer
 
@@ -131,7 +130,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     lookup_field = "number"
     lookup_value_regex = LOOKUP_REGEX
     filterset_class = IncidentFilter
-    filter_backends = (DjangoFilterBackend, NullsLastOrderingFilter)
+    filter_backends = (ViewFilterSetBackend, NullsLastOrderingFilter)
     pagination_class = KeyedPageNumberPagination
     # breach_due_at: time to breach, soonest first; incidents with no running clock come last.
     ordering_fields = ("priority", "opened_at", "updated_at", "response_due_at", "breach_due_at")
@@ -143,12 +142,20 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     # Parameters that narrow the list by state alone (or only order or page it).
     _STATE_ONLY = frozenset({"state", "open", "view", "ordering", "page"})
 
+    def request_filterset(self) -> IncidentFilter:
+        """The request's filters, built once (the filter backend and the pagination read them)."""
+        if "_filterset" not in self.__dict__:
+            self.__dict__["_filterset"] = IncidentFilter(
+                self.request.query_params, queryset=self.get_queryset(), request=self.request
+            )
+        return self.__dict__["_filterset"]
+
     def list_count(self) -> int | None:
         """The list's count from the incidents per state when only states narrow it (see
         selectors.incident_queue_count), so a page does not count the table; else None."""
         if self.action != "list" or not set(self.request.query_params) <= self._STATE_ONLY:
             return None
-        filterset = IncidentFilter(self.request.query_params, queryset=self.get_queryset(), request=self.request)
+        filterset = self.request_filterset()
         if not filterset.is_valid():
             return None
         return selectors.incident_queue_count(filterset.query())
@@ -157,7 +164,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
         """How the list is paged (selectors.incident_queue_paging): searched lists count up to a cap."""
         if self.action != "list":
             return {}
-        filterset = IncidentFilter(self.request.query_params, queryset=self.get_queryset(), request=self.request)
+        filterset = self.request_filterset()
         if not filterset.is_valid():
             return {}
         return selectors.incident_queue_paging(filterset.query())

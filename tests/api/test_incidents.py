@@ -550,3 +550,24 @@ def test_an_incident_read_any_way_serialises_as_the_list_does(sla_defaults):
     assert listed == plain
     assert [c["target"] for c in listed["sla"]["clocks"]] == ["first_response", "resolution"]
     assert [link["connection"] for link in listed["itsm_links"]] == ["suite"]
+
+
+@pytest.mark.parametrize("query", ["", "?state=new", "?search=vpn&priority=2"])
+def test_a_list_request_builds_its_filters_once(agent_api, monkeypatch, query):
+    """The filter backend, the count and the paging read one filterset of the request."""
+    from socialitsm.api import views
+    from socialitsm.api.filters import IncidentFilter
+
+    built = []
+
+    class Counted(IncidentFilter):
+        def __init__(self, *args, **kwargs):
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(views, "IncidentFilter", Counted)
+    monkeypatch.setattr(views.IncidentViewSet, "filterset_class", Counted)
+    IncidentFactory(short_description="vpn down", priority=2)
+    response = agent_api.get(LIST + query)
+    assert response.status_code == 200
+    assert len(built) == 1
