@@ -203,7 +203,7 @@ def iso(value: Any) -> str:
 @register.filter(expects_localtime=True)
 def stamp(value: Any) -> str:
     """As `date:"Y-m-d H:i T"`: the minute and the zone's abbreviation, e.g. 2026-11-26 09:00 CET."""
-    # An hour the clocks go back through names no zone in `date` (nor here): left to it.
+    # In the hour the clocks go back, `date` prints no zone name: such a time is left to it.
     if isinstance(value, datetime) and value.tzinfo is not None and not _ambiguous(value):
         zone = value.tzinfo.tzname(value)
         return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d} {zone}"
