@@ -30,6 +30,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
@@ -739,14 +740,27 @@ def incident_posts(incident: Incident) -> QuerySet[Post]:
 def incident_posts_shown(incident: Incident, *, latest: int | None) -> tuple[list[Post], int]:
     """The posts the incident page shows, oldest first, and how many it leaves out: all of them
     with `latest` None, else the first post and the `latest` most recent (a busy incident's page
-    renders a bounded number of posts; the rest on request)."""
-    posts = incident_posts(incident)
+    renders a bounded number of posts; the rest on request).
+
+    Each post comes with its author, detected service, labeller and earlier versions. Its
+    incident is `incident` itself and its channel is loaded once for all the posts, with the
+    credentials that decide what a reply may do (X: are there user keys?): joined to every
+    post, the two rows were parsed again for each of them."""
+    posts = Post.objects.filter(incident=incident).select_related("author", "detected_service", "labelled_by")
+    oldest = posts.order_by("posted_at", "id")
     if latest is None or incident.post_count <= latest + 1:
-        return list(posts), 0
-    first = list(posts[:1])
-    recent = list(posts.order_by("-posted_at", "-id")[:latest])[::-1]
-    shown = first + [post for post in recent if post.pk != first[0].pk] if first else recent
-    return shown, max(0, incident.post_count - len(shown))
+        shown, hidden = list(oldest), 0
+    else:
+        first = list(oldest[:1])
+        recent = list(posts.order_by("-posted_at", "-id")[:latest])[::-1]
+        shown = first + [post for post in recent if post.pk != first[0].pk] if first else recent
+        hidden = max(0, incident.post_count - len(shown))
+    channels = Channel.objects.in_bulk({post.channel_id for post in shown})
+    for post in shown:
+        Post.incident.field.set_cached_value(post, incident)
+        Post.channel.field.set_cached_value(post, channels[post.channel_id])
+    prefetch_related_objects(shown, Prefetch("revisions", to_attr=Post.REVISIONS_PREFETCHED))
+    return shown, hidden
 
 
 def post_is_complaint(post: Post) -> bool | None:

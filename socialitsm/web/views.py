@@ -30,7 +30,6 @@ from socialitsm import selectors
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError, PrivateDataError
 from socialitsm.models import (
-    Channel,
     Incident,
     ItsmLink,
     Network,
@@ -455,12 +454,8 @@ def _replies_context(incident: Incident) -> dict[str, Any]:
 
 
 def _reply_targets(incident: Incident, posts: list[Post]) -> tuple[list[dict[str, Any]], Post | None]:
-    # What a network lets us answer may depend on the channel's credentials (X: are there user
-    # keys?): each channel is loaded once, with them, and shared by its posts, rather than each
-    # post's copy decrypting them or loading them when asked (the lists leave them unread).
-    channels = Channel.objects.in_bulk({post.channel_id for post in posts})
-    for post in posts:
-        Post.channel.field.set_cached_value(post, channels[post.channel_id])
+    # `posts` as selectors.incident_posts_shown gives them: each channel loaded once, with the
+    # credentials that decide what a network lets us answer.
     targets = []
     for post in posts:
         options = reply_options(post)
