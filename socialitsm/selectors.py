@@ -30,6 +30,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    Window,
     prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, TruncDate
@@ -614,7 +615,7 @@ def incident_list() -> QuerySet[Incident]:
 def incident_page() -> QuerySet[Incident]:
     """Incidents with what the incident page shows of them, looked up by number."""
     return (
-        Incident.objects.select_related("service", "assignment_group", "assignee", "author", "channel")
+        Incident.objects.select_related("service", "assignment_group", "assignee", "author", "channel", "sla_policy")
         .prefetch_related(*related_incidents("parent", "merged_into"))
         .defer(*CHANNEL_SECRETS)
     )
@@ -811,12 +812,13 @@ def incident_events_shown(incident: Incident, *, latest: int | None) -> tuple[li
     events = incident_events(incident)
     if latest is None:
         return list(events), 0
-    recent = list(events.order_by("-created_at", "-id")[: latest + 1])
+    # The whole history counted in the same query (a window over it, before the LIMIT).
+    recent: list[Any] = list(events.annotate(total=Window(Count("pk"))).order_by("-created_at", "-id")[: latest + 1])
     if len(recent) <= latest:
         return recent[::-1], 0
     first = list(events[:1])
     shown = first + [event for event in recent[:latest][::-1] if event.pk != first[0].pk]
-    return shown, max(0, events.count() - len(shown))
+    return shown, max(0, recent[0].total - len(shown))
 
 
 # -- major incidents and their broadcasts ----------------------------------------------------------
