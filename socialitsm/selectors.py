@@ -7,7 +7,7 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from importlib import import_module
 from typing import Any, cast
@@ -674,15 +674,15 @@ def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: A
     return incidents
 
 
-def incident_queue_count(query: IncidentQuery) -> int | None:
-    """How many incidents `query` matches, from the incidents per state (incident_state_counts),
-    when it narrows by state alone: states, open or not, and the views that are states (open, on
-    hold, resolved and closed, all). None when it narrows by anything else, or the database keeps
-    no such counts: then the list counts its rows."""
+def incident_queue_count(query: IncidentQuery, *, state_counts: dict[str, int] | None = None) -> int | None:
+    """How many incidents `query` matches, from the incidents per state (incident_state_counts,
+    or `state_counts` when read already), when it narrows by state alone: states, open or not, and the
+    views that are states (open, on hold, resolved and closed, all). None when it narrows by
+    anything else, or the database keeps no such counts: then the list counts its rows."""
     if connection.vendor != "postgresql":
         return None
-    by_state_only = IncidentQuery(states=query.states, open=query.open, view=query.view)
-    if query != by_state_only or query.view not in (
+    narrowed_otherwise = any(getattr(query, f.name) for f in fields(query) if f.name not in ("states", "open", "view"))
+    if narrowed_otherwise or query.view not in (
         "",
         QueueView.OPEN,
         QueueView.ON_HOLD,
@@ -703,7 +703,7 @@ def incident_queue_count(query: IncidentQuery) -> int | None:
         states &= {Incident.State.ON_HOLD}
     elif query.view == QueueView.DONE:
         states &= {Incident.State.RESOLVED, Incident.State.CLOSED}
-    counts = incident_state_counts()
+    counts = incident_state_counts() if state_counts is None else state_counts
     return sum(counts.get(state, 0) for state in states)
 
 
@@ -1219,10 +1219,11 @@ def incident_state_counts() -> dict[str, int]:
 class QueueCounts:
     """What the queue shows beside its views and filters. `views`: how many incidents each queue
     view holds. `open`: of the open incidents, all, mine, unassigned and majors, and by service
-    (slug), priority and state."""
+    (slug), priority and state. `states`: all incidents by state (incident_state_counts)."""
 
     views: dict[str, int]
     open: dict[str, Any]
+    states: dict[str, int]
 
 
 def queue_counts(user: Any, *, now: datetime | None = None) -> QueueCounts:
@@ -1280,7 +1281,7 @@ def queue_counts(user: Any, *, now: datetime | None = None) -> QueueCounts:
         "priority": priorities,
         "state": states,
     }
-    return QueueCounts(views={str(k): v for k, v in views.items()}, open=opened)
+    return QueueCounts(views={str(k): v for k, v in views.items()}, open=opened, states=by_state)
 
 
 def queue_view_counts(user: Any) -> dict[str, int]:

@@ -162,7 +162,9 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
     form = QueueFilterForm(request.GET or None, counts=counts)
     incidents, query = _queue_incidents(request, form)
     paging = selectors.incident_queue_paging(query)
-    page = KeyedPaginator(incidents, PAGE_SIZE, **paging).get_page(request.GET.get("page"))
+    # Counted from the incidents per state, read for the views already, when only states narrow it.
+    count = selectors.incident_queue_count(query, state_counts=queue_counts.states)
+    page = KeyedPaginator(incidents, PAGE_SIZE, count=count, **paging).get_page(request.GET.get("page"))
     filters = _queue_filters(request)
     live = {**filters, "since": str(stamp)}
     if page.number > 1:
