@@ -402,7 +402,8 @@ class Incident(models.Model):
         prefetched = self.__dict__.get(self.ITSM_LINKS_PREFETCHED)
         if prefetched is not None:
             return prefetched
-        return list(self.itsm_links.select_related("connection", "incident").order_by("pk"))
+        # The related manager gives each link this incident.
+        return list(self.itsm_links.select_related("connection").order_by("pk"))
 
 
 class IncidentCounter(models.Model):

@@ -607,7 +607,14 @@ def incident_list() -> QuerySet[Incident]:
                 to_attr=Incident.CLOCKS_PREFETCHED,
             )
         )
-        .prefetch_related(Prefetch("itsm_links", queryset=itsm_link_list(), to_attr=Incident.ITSM_LINKS_PREFETCHED))
+        # Not itsm_link_list(): the prefetch gives each link its incident, which a join would copy.
+        .prefetch_related(
+            Prefetch(
+                "itsm_links",
+                queryset=ItsmLink.objects.select_related("connection").order_by("pk"),
+                to_attr=Incident.ITSM_LINKS_PREFETCHED,
+            )
+        )
     )
     return incidents
 

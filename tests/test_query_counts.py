@@ -131,3 +131,21 @@ def test_an_x_incident_page_reads_its_channels_credentials_once(web, django_asse
     # One for each channel the posts came through (six posts on X, and the first two's).
     channels = Post.objects.filter(incident=incident).values("channel").distinct().count()
     assert decrypt.call_count == channels == 3
+
+
+@pytest.mark.parametrize("prefetched", [True, False])
+def test_an_incidents_itsm_links_come_with_their_incident_and_connection(prefetched):
+    from socialitsm import selectors
+    from socialitsm.models import ItsmConnection, ItsmLink
+
+    incident = _incidents(1)[0]
+    suite = ItsmConnection.objects.create(name="Suite", slug="suite", kind="fake", base_url="https://s.example")
+    ItsmLink.objects.create(connection=suite, incident=incident, external_ref=f"socialitsm:{incident.number}")
+    read = (selectors.incident_list() if prefetched else Incident.objects).get(pk=incident.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        links = read.itsm_links_listed
+        named = [(link.incident.number, link.connection.slug) for link in links]
+
+    assert named == [(incident.number, "suite")]
+    assert len(queries) == (0 if prefetched else 1)
