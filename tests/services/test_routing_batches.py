@@ -268,3 +268,37 @@ def test_a_follow_up_leaves_the_clocks_as_a_full_replay_would(next_response_poli
     assert clocks[("resolution", 0)][1] == NOW - timedelta(hours=1)
     incident.refresh_from_db()
     assert (incident.post_count, incident.sla_started_at) == (4, NOW - timedelta(hours=1))
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_batch_threads_each_follow_up_by_its_own_poster_and_conversation():
+    """Two posters, each with an incident in a conversation of their own; the batch after holds
+    each one's follow-up and each one writing in the other's conversation: only a poster's own
+    (poster, conversation) pair continues an incident."""
+    rule = WatchRuleFactory()
+    ids = posts_ingest(
+        channel=rule.channel,
+        posts=[
+            inbound("a-1", COMPLAINT, author="ann", conversation_id="c-ann", posted_at=NOW - timedelta(minutes=9)),
+            inbound("b-1", "Printer on floor 2 is broken again", author="bob", conversation_id="c-bob"),
+        ],
+        rule=rule,
+        process=False,
+    ).pending_ids
+    posts_process(post_ids=ids)
+    opened = {p.author.external_id: p.incident_id for p in Post.objects.select_related("author")}
+    assert len(set(opened.values())) == 2
+
+    later = [
+        inbound("a-2", "still broken, nobody answers", author="ann", conversation_id="c-ann"),
+        inbound("b-2", "still broken, nobody answers", author="bob", conversation_id="c-bob"),
+        inbound("a-3", "Email is down, Outlook keeps failing", author="ann", conversation_id="c-bob"),
+        inbound("b-3", "Email is down, Outlook keeps failing", author="bob", conversation_id="c-ann"),
+    ]
+    posts_process(post_ids=posts_ingest(channel=rule.channel, posts=later, rule=rule, process=False).pending_ids)
+
+    incident_of = dict(Post.objects.values_list("external_id", "incident_id"))
+    assert incident_of["a-2"] == opened["ann"]
+    assert incident_of["b-2"] == opened["bob"]
+    assert incident_of["a-3"] not in (None, opened["ann"], opened["bob"])
+    assert incident_of["b-3"] not in (None, opened["ann"], opened["bob"], incident_of["a-3"])
