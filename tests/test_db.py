@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.safestring import mark_safe
 from psycopg.types.numeric import Int2, Int8
 
-from socialitsm import db
+from socialitsm import datetimes, db
 from socialitsm.models import Incident, IncidentEvent, Post, SlaClock
 
 from .factories import IncidentFactory, PostFactory
@@ -214,3 +214,44 @@ def test_any_lookup_sends_one_array_and_no_query_for_no_values(django_assert_num
     assert "= ANY(" in queries[0]["sql"]
     with django_assert_num_queries(0):
         assert list(Post.objects.filter(pk__any=[])) == []
+
+
+def test_timestamps_read_as_djangos_loader_reads_them_in_the_connections_zone():
+    """The loader the connection uses parses with psycopg's own parser and gives what Django's
+    gives: the same instant, in the connection's zone, clamped at the ends."""
+    from psycopg.pq import Format
+
+    stored = [
+        "2026-11-26 08:00:00.123456+00",
+        "2026-03-29 02:30:00+02",
+        "2026-11-01 01:30:00-04",
+        "1970-01-01 00:00:00+00",
+        "0001-01-01 05:00:00+00",
+        "9999-12-31 23:30:00-01",
+        "20000-01-01 00:00:00+00",
+        "4000-01-01 00:00:00+00 BC",
+        "infinity",
+        "-infinity",
+    ]
+    expected = [
+        datetime(2026, 11, 26, 8, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 3, 29, 0, 30, tzinfo=UTC),
+        datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetimes.READ_EARLIEST,
+        datetimes.READ_LATEST,
+        datetimes.READ_LATEST,
+        datetimes.READ_EARLIEST,
+        datetimes.READ_LATEST,
+        datetimes.READ_EARLIEST,
+    ]
+    connection.ensure_connection()
+    loader = connection.connection.adapters.get_loader(
+        connection.connection.adapters.types["timestamptz"].oid, Format.TEXT
+    )
+    assert loader.clamps_reads and loader.timezone is connection.timezone
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT unnest(%s::text[])::timestamptz", [stored])
+        read = [value for (value,) in cursor.fetchall()]
+    assert read == expected
+    assert {value.tzinfo for value in read} == {connection.timezone}
