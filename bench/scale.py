@@ -270,6 +270,9 @@ def seed(n_posts: int, rng: random.Random) -> None:
 
     copy_rows(Reply, replies())
 
+    # As routing starts them: each clock under its incident's policy.
+    clock_policy = policies.get(3).pk if policies.get(3) else None
+
     def clocks() -> Iterable[dict[str, Any]]:
         for pk, opened, state, _ in incident_rows:
             is_open = state in Incident.OPEN_STATES
@@ -282,6 +285,7 @@ def seed(n_posts: int, rng: random.Random) -> None:
                     "incident_id": pk,
                     "target": target,
                     "cycle": 0,
+                    "policy_id": clock_policy,
                     "started_at": opened,
                     "target_minutes": minutes,
                     "due_at": due,
