@@ -685,10 +685,10 @@ def incident_queue(incidents: IncidentQuerySet, query: IncidentQuery, *, user: A
 
 
 def incident_queue_count(query: IncidentQuery, *, state_counts: dict[str, int] | None = None) -> int | None:
-    """How many incidents `query` matches, from the incidents per state (incident_state_counts,
-    or `state_counts` when read already), when it narrows by state alone: states, open or not, and the
-    views that are states (open, on hold, resolved and closed, all). None when it narrows by
-    anything else, or the database keeps no such counts: then the list counts its rows."""
+    """How many incidents `query` matches, from the incidents per state (`state_counts` when
+    read already, else incident_state_counts), when it narrows by state alone: states, open or
+    not, and the views that are states (open, on hold, resolved and closed, all). None when it
+    narrows by anything else, or the database keeps no such counts: then the list counts its rows."""
     if connection.vendor != "postgresql":
         return None
     narrowed_otherwise = any(getattr(query, f.name) for f in fields(query) if f.name not in ("states", "open", "view"))
