@@ -151,6 +151,25 @@ class KeyedPaginator(Paginator):
         return [loaded[key] for key in keys if key in loaded]
 
 
+class ShortListPaginator(Paginator):
+    """Django's Paginator, except that a first page read whole can tell the count: Django counts
+    the list before reading any page, but a first page with fewer rows than it holds is all of
+    them. A short list (most posters' history) then costs one query, not two; a longer one is
+    counted when its count is asked for, as before."""
+
+    def get_page(self, number: Any) -> Page:
+        try:
+            first = int(number) == 1
+        except (TypeError, ValueError):
+            first = True  # Django's get_page also gives the first page for these
+        if not first or "count" in self.__dict__ or self.orphans:
+            return super().get_page(number)
+        rows = list(self.object_list[: self.per_page + 1])
+        if len(rows) <= self.per_page:
+            self.__dict__["count"] = len(rows)
+        return Page(rows[: self.per_page], 1, self)
+
+
 class CappedPaginator(KeyedPaginator):
     default_count_cap = 10_000
 

@@ -104,3 +104,41 @@ def test_rows_are_loaded_by_key_without_the_lists_filters(posts):
     keys, load = queries.captured_queries[-2:]
     assert "LIKE" in keys["sql"].upper()
     assert "LIKE" not in load["sql"].upper()
+
+
+@pytest.mark.parametrize("size", [0, 3, 4, 5, 11])
+@pytest.mark.parametrize("number", [None, 1, "1", "x", 1.5, 0, 2, 3, 99])
+def test_a_short_list_paginator_pages_as_djangos(size, number):
+    from django.core.paginator import Paginator
+
+    from socialitsm.pagination import ShortListPaginator
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for i in range(size):
+        PostFactory(posted_at=start + timedelta(minutes=i))
+    rows = Post.objects.order_by("posted_at", "id")
+
+    ours, theirs = ShortListPaginator(rows, 4).get_page(number), Paginator(rows, 4).get_page(number)
+
+    assert [p.pk for p in ours] == [p.pk for p in theirs]
+    assert (ours.number, ours.has_next(), ours.has_previous()) == (
+        theirs.number,
+        theirs.has_next(),
+        theirs.has_previous(),
+    )
+    assert (ours.paginator.count, ours.paginator.num_pages) == (theirs.paginator.count, theirs.paginator.num_pages)
+
+
+@pytest.mark.parametrize(("size", "queries"), [(0, 1), (3, 1), (4, 1), (5, 2)])
+def test_a_short_list_is_counted_by_its_first_page(size, queries):
+    from socialitsm.pagination import ShortListPaginator
+
+    for _ in range(size):
+        PostFactory()
+
+    with CaptureQueriesContext(connection) as captured:
+        page = ShortListPaginator(Post.objects.order_by("id"), 4).get_page(None)
+        shown = (len(page), page.paginator.count, page.has_next())
+
+    assert shown == (min(size, 4), size, size > 4)
+    assert len(captured) == queries

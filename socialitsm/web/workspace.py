@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +18,7 @@ from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError
 from socialitsm.middleware import time_zone_remember
 from socialitsm.models import Incident, Post, ReplyTemplate
+from socialitsm.pagination import ShortListPaginator
 from socialitsm.services.notes import note_add
 from socialitsm.services.profiles import profile_of, profile_update, time_zone_default
 from socialitsm.services.reply_templates import reply_template_render, reply_template_save
@@ -168,8 +168,8 @@ def poster_context(incident: Incident, page: str | None = None) -> dict[str, Any
     size = conf.POSTER_HISTORY_PAGE
     return {
         "incident": incident,
-        "poster_incidents": Paginator(selectors.poster_incidents(incident), size).get_page(page),
-        "poster_posts": Paginator(selectors.poster_posts(incident), size).get_page(page),
+        "poster_incidents": ShortListPaginator(selectors.poster_incidents(incident), size).get_page(page),
+        "poster_posts": ShortListPaginator(selectors.poster_posts(incident), size).get_page(page),
     }
 
 
