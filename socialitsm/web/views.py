@@ -29,17 +29,7 @@ from django_htmx.middleware import HtmxDetails
 from socialitsm import selectors
 from socialitsm.conf import conf
 from socialitsm.exceptions import ApplicationError, PrivateDataError
-from socialitsm.models import (
-    Incident,
-    ItsmLink,
-    Network,
-    Post,
-    Reply,
-    ReplyTemplate,
-    SavedView,
-    Service,
-    SlaClock,
-)
+from socialitsm.models import Incident, ItsmLink, Network, Post, Reply, ReplyTemplate, SavedView, Service, SlaClock
 from socialitsm.pagination import KeyedPaginator
 from socialitsm.roles import is_agent, is_lead
 from socialitsm.services.bulk import BulkResult, IncidentAction, PostAction, incidents_bulk_change, posts_bulk_triage
@@ -535,7 +525,7 @@ def incident_detail(request: HttpRequest, number: str) -> HttpResponse:
         "events_hidden": events_hidden,
         "posts_all": show_all,
         "clocks": _clocks_view(incident),
-        "itsm_links": selectors.itsm_link_list().filter(incident=incident),
+        "itsm_links": incident.itsm_links_listed,
         "merged_here": list(incident.merged.order_by("pk").only("pk", "number", "short_description")),
         **_major_context(incident),
     }
@@ -546,7 +536,7 @@ def _clocks_view(incident: Incident) -> list[dict[str, Any]]:
     """The incident's SLA clocks as the page shows them, live at this moment."""
     now = timezone.now()
     out = []
-    for clock in incident.sla_clocks.select_related("policy__calendar").order_by("target", "cycle"):
+    for clock in incident.clocks_listed:
         label = clock.get_target_display()
         if clock.target == SlaClock.Target.NEXT_RESPONSE:
             label = f"{label} #{clock.cycle}"
