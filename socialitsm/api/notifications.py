@@ -12,11 +12,12 @@ from rest_framework.viewsets import GenericViewSet
 
 from socialitsm import selectors
 from socialitsm.api.base import ApiPolicy
+from socialitsm.api.representation import ModelSerializer, Serializer
 from socialitsm.models import Channel, Incident, Notification
 from socialitsm.services.notifications import notifications_mark_read
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     read = serializers.SerializerMethodField()
@@ -30,7 +31,7 @@ class NotificationSerializer(serializers.ModelSerializer):
         return obj.read_at is not None
 
 
-class ReadAllSerializer(serializers.Serializer):
+class ReadAllSerializer(Serializer):
     ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
         required=False,
@@ -39,7 +40,7 @@ class ReadAllSerializer(serializers.Serializer):
     )
 
 
-class MarkedSerializer(serializers.Serializer):
+class MarkedSerializer(Serializer):
     marked = serializers.IntegerField()
     unread = serializers.IntegerField()
 

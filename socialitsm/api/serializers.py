@@ -17,11 +17,13 @@ from django.urls import reverse as django_reverse
 from django.utils import timezone
 from django.utils.http import RFC3986_SUBDELIMS
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 from rest_framework.reverse import reverse
+from rest_framework.settings import api_settings
 
 from socialitsm import selectors
 from socialitsm import sla as sla_maths
+from socialitsm.api.representation import ModelSerializer, Serializer
 from socialitsm.connectors import connector_for
 from socialitsm.connectors.base import DetailKind
 from socialitsm.exceptions import ApplicationError, PermanentError, TransientError
@@ -72,6 +74,19 @@ class DateTimeField(serializers.DateTimeField):
             self.__dict__["_zone"] = super().default_timezone()
         return self.__dict__["_zone"]
 
+    def to_representation(self, value: Any) -> Any:
+        # DRF's steps inline for what rows hold, an aware datetime printed in ISO 8601 in a zone;
+        # anything else (naive, a string, another format, no zone, an overflow) takes DRF's path.
+        if type(value) is datetime and value.utcoffset() is not None and not hasattr(self, "timezone"):
+            zone = self.default_timezone()
+            if zone is not None and getattr(self, "format", api_settings.DATETIME_FORMAT) == ISO_8601:
+                try:
+                    printed = value.astimezone(zone).isoformat()
+                except OverflowError:
+                    return super().to_representation(value)
+                return printed[:-6] + "Z" if printed.endswith("+00:00") else printed
+        return super().to_representation(value)
+
 
 # The lists' serializers map the models' datetimes to the field above.
 FIELD_MAPPING = {**serializers.ModelSerializer.serializer_field_mapping, models.DateTimeField: DateTimeField}
@@ -92,25 +107,25 @@ def _absolute(path: str, context: dict[str, Any]) -> str:
     return request.build_absolute_uri(path) if request is not None else path
 
 
-class UserRefSerializer(serializers.Serializer):
+class UserRefSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     # The login name, whatever the host's user model calls that field (USERNAME_FIELD).
     username = serializers.CharField(source="get_username", read_only=True)
 
 
-class GroupRefSerializer(serializers.Serializer):
+class GroupRefSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(read_only=True)
 
 
-class IncidentLinksSerializer(serializers.Serializer):
+class IncidentLinksSerializer(Serializer):
     self = serializers.URLField(read_only=True)
     posts = serializers.URLField(read_only=True)
     events = serializers.URLField(read_only=True)
     replies = serializers.URLField(read_only=True)
 
 
-class ItsmConnectionSerializer(serializers.ModelSerializer):
+class ItsmConnectionSerializer(ModelSerializer):
     """An ITSM suite connection. Credentials are write-only: omitted on update, they are kept."""
 
     credentials = serializers.DictField(
@@ -197,7 +212,7 @@ class ItsmConnectionSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class ItsmLinkSerializer(serializers.ModelSerializer):
+class ItsmLinkSerializer(ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     connection: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     suite = serializers.CharField(source="connection.kind", read_only=True, help_text="rt, servicenow, jira, ...")
@@ -238,7 +253,7 @@ class ItsmLinkSerializer(serializers.ModelSerializer):
 LEVEL_HELP = "1 high, 2 medium, 3 low."
 
 
-class SlaClockSerializer(serializers.Serializer):
+class SlaClockSerializer(Serializer):
     target = serializers.ChoiceField(choices=SlaClock.Target.choices, read_only=True)
     cycle = serializers.IntegerField(read_only=True, help_text="Next-response turn; 0 for the other targets.")
     state = serializers.SerializerMethodField(help_text="running, paused, met, breached or canceled (not needed).")
@@ -251,7 +266,11 @@ class SlaClockSerializer(serializers.Serializer):
     paused_seconds = serializers.SerializerMethodField(help_text="Wall time the clock has been paused.")
 
     def _now(self) -> datetime:
-        return self.context.setdefault("now", timezone.now())
+        # One moment for the whole page (read once: setdefault would read the clock every time).
+        now = self.context.get("now")
+        if now is None:
+            now = self.context["now"] = timezone.now()
+        return now
 
     @extend_schema_field(serializers.ChoiceField(choices=SlaClock.State.choices))
     def get_state(self, clock: SlaClock) -> str:
@@ -267,7 +286,7 @@ class SlaClockSerializer(serializers.Serializer):
         return int(clock.paused_at(self._now()).total_seconds())
 
 
-class IncidentSlaSerializer(serializers.Serializer):
+class IncidentSlaSerializer(Serializer):
     policy = serializers.CharField(source="sla_policy.name", read_only=True, allow_null=True, default=None)
     started_at = DateTimeField(
         source="sla_started_at", read_only=True, allow_null=True, help_text="When the poster wrote (clamped)."
@@ -276,7 +295,7 @@ class IncidentSlaSerializer(serializers.Serializer):
     clocks = SlaClockSerializer(source="clocks_listed", many=True, read_only=True)
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(ModelSerializer):
     serializer_field_mapping = FIELD_MAPPING
     impact = serializers.IntegerField(min_value=1, max_value=3, read_only=True, help_text=LEVEL_HELP)
     urgency = serializers.IntegerField(min_value=1, max_value=3, read_only=True, help_text=LEVEL_HELP)
@@ -370,7 +389,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         return {name: self._url(name, incident) for name in ("self", "posts", "events", "replies")}
 
 
-class IncidentUpdateSerializer(serializers.Serializer):
+class IncidentUpdateSerializer(Serializer):
     """PATCH body: any subset of the fields an agent may change. Others are refused, not ignored."""
 
     state = serializers.ChoiceField(choices=Incident.State.choices, required=False)
@@ -392,7 +411,7 @@ class IncidentUpdateSerializer(serializers.Serializer):
         return attrs
 
 
-class IncidentAssignSerializer(serializers.Serializer):
+class IncidentAssignSerializer(Serializer):
     assignee = serializers.PrimaryKeyRelatedField(
         queryset=_agents(), allow_null=True, help_text="An agent's user id, or null to unassign."
     )
@@ -401,7 +420,7 @@ class IncidentAssignSerializer(serializers.Serializer):
     )
 
 
-class IncidentEventSerializer(serializers.ModelSerializer):
+class IncidentEventSerializer(ModelSerializer):
     actor = UserRefSerializer(read_only=True, allow_null=True)
 
     class Meta:
@@ -410,13 +429,13 @@ class IncidentEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuthorSerializer(serializers.Serializer):
+class AuthorSerializer(Serializer):
     handle = serializers.CharField(read_only=True)
     name = serializers.CharField(read_only=True)
     profile_url = serializers.CharField(read_only=True)
 
 
-class PostDetailItemSerializer(serializers.Serializer):
+class PostDetailItemSerializer(Serializer):
     kind = serializers.ChoiceField(
         choices=DetailKind.choices,
         read_only=True,
@@ -429,7 +448,7 @@ class PostDetailItemSerializer(serializers.Serializer):
     )
 
 
-class PostRevisionSerializer(serializers.ModelSerializer):
+class PostRevisionSerializer(ModelSerializer):
     text = serializers.CharField(
         read_only=True, help_text="The text before the edit: untrusted plain text, not HTML-escaped."
     )
@@ -449,7 +468,7 @@ class PostRevisionSerializer(serializers.ModelSerializer):
         return revision.detail_items()
 
 
-class PostSerializer(serializers.ModelSerializer):
+class PostSerializer(ModelSerializer):
     serializer_field_mapping = FIELD_MAPPING
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     author = AuthorSerializer(read_only=True)
@@ -526,7 +545,7 @@ class PostSerializer(serializers.ModelSerializer):
         return post.detail_items()
 
 
-class PostPromoteSerializer(serializers.Serializer):
+class PostPromoteSerializer(Serializer):
     """Both optional: left out, the classifier's service guess and the priority its urgency gives."""
 
     service = serializers.SlugRelatedField(
@@ -539,7 +558,7 @@ class PostPromoteSerializer(serializers.Serializer):
     priority = serializers.IntegerField(min_value=1, max_value=5, required=False)
 
 
-class PostLabelSerializer(serializers.Serializer):
+class PostLabelSerializer(Serializer):
     # The serializer metaclass takes declared fields off the class, so this does not shadow Field.label.
     label = serializers.ChoiceField(  # type: ignore[assignment]
         choices=Post.Label.choices,
@@ -547,7 +566,7 @@ class PostLabelSerializer(serializers.Serializer):
     )
 
 
-class ReplySerializer(serializers.ModelSerializer):
+class ReplySerializer(ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     post: serializers.PrimaryKeyRelatedField[Post] = serializers.PrimaryKeyRelatedField(read_only=True)
     agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
@@ -586,7 +605,7 @@ class ReplySerializer(serializers.ModelSerializer):
         return reply.retry_until if reply.status == Reply.Status.QUEUED else None
 
 
-class ReplyCreateSerializer(serializers.Serializer):
+class ReplyCreateSerializer(Serializer):
     text = serializers.CharField(help_text="A public reply gets the agent's signature appended, if they set one.")
     visibility = serializers.ChoiceField(choices=Reply.Visibility.choices)
     confirm_public = serializers.BooleanField(
@@ -603,7 +622,7 @@ class ReplyCreateSerializer(serializers.Serializer):
     )
 
 
-class ServiceSerializer(serializers.ModelSerializer):
+class ServiceSerializer(ModelSerializer):
     aliases = serializers.ListField(child=serializers.CharField(), read_only=True)
     owner_group = GroupRefSerializer(read_only=True, allow_null=True)
     spike_authors = serializers.IntegerField(
@@ -648,7 +667,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         return {"authors": authors, "window_minutes": window}
 
 
-class MajorOpenSerializer(serializers.Serializer):
+class MajorOpenSerializer(Serializer):
     incidents = serializers.ListField(
         child=serializers.CharField(max_length=32), min_length=1, max_length=1000, help_text="Numbers of the children."
     )
@@ -664,20 +683,20 @@ class MajorOpenSerializer(serializers.Serializer):
     urgency = serializers.IntegerField(min_value=1, max_value=3, default=2, help_text=LEVEL_HELP)
 
 
-class MajorLinkSerializer(serializers.Serializer):
+class MajorLinkSerializer(Serializer):
     incidents = serializers.ListField(
         child=serializers.CharField(max_length=32), min_length=1, max_length=1000, help_text="Numbers of the children."
     )
 
 
-class IncidentMergeSerializer(serializers.Serializer):
+class IncidentMergeSerializer(Serializer):
     into = serializers.CharField(max_length=32, help_text="The number of the incident that stays.")
     other_author = serializers.BooleanField(
         default=False, help_text="Merge although the posters differ (team leads only)."
     )
 
 
-class AffectedPosterSerializer(serializers.Serializer):
+class AffectedPosterSerializer(Serializer):
     incident = serializers.CharField(source="number", help_text="The poster's own incident.")
     state = serializers.CharField()
     handle = serializers.SerializerMethodField()
@@ -691,13 +710,13 @@ class AffectedPosterSerializer(serializers.Serializer):
         return str(incident.author) if incident.author else ""
 
 
-class GrowthPointSerializer(serializers.Serializer):
+class GrowthPointSerializer(Serializer):
     start = serializers.DateTimeField()
     posts = serializers.IntegerField()
     total = serializers.IntegerField(help_text="Posts so far.")
 
 
-class SpikeGrowthSerializer(serializers.Serializer):
+class SpikeGrowthSerializer(Serializer):
     first_post_at = serializers.DateTimeField(allow_null=True)
     bucket_minutes = serializers.IntegerField(help_text="Minutes per point (1 unless the spike lasted long).")
     peak = serializers.IntegerField(help_text="Most posts in one point.")
@@ -705,7 +724,7 @@ class SpikeGrowthSerializer(serializers.Serializer):
     points = GrowthPointSerializer(many=True)
 
 
-class IngestResultSerializer(serializers.Serializer):
+class IngestResultSerializer(Serializer):
     received = serializers.IntegerField(help_text="Posts in the request.")
     created = serializers.IntegerField(help_text="Posts stored now.")
     duplicates = serializers.IntegerField(
@@ -720,7 +739,7 @@ class IngestResultSerializer(serializers.Serializer):
     )
 
 
-class IngestErrorSerializer(serializers.Serializer):
+class IngestErrorSerializer(Serializer):
     error = serializers.ChoiceField(
         choices=["invalid_signature", "too_large", "invalid_json", "invalid_post", "throttled"]
     )
@@ -733,7 +752,7 @@ class IngestErrorSerializer(serializers.Serializer):
     )
 
 
-class SlaReportQuerySerializer(serializers.Serializer):
+class SlaReportQuerySerializer(Serializer):
     # "from" is a keyword: declared under another name and renamed below.
     from_ = serializers.DateField(required=False, help_text="First day, default a week before `to`.")
     to = serializers.DateField(required=False, help_text="Last day (included), default today.")
@@ -753,7 +772,7 @@ class SlaReportQuerySerializer(serializers.Serializer):
         return fields
 
 
-class SlaReportPeriodSerializer(serializers.Serializer):
+class SlaReportPeriodSerializer(Serializer):
     # "from" is a keyword: declared under another name and renamed below.
     from_ = serializers.DateField()
     to = serializers.DateField()
@@ -768,7 +787,7 @@ class SlaReportPeriodSerializer(serializers.Serializer):
         return fields
 
 
-class SlaReportFlowSerializer(serializers.Serializer):
+class SlaReportFlowSerializer(Serializer):
     in_ = serializers.IntegerField(help_text="Opened in the period.")
     out = serializers.IntegerField(help_text="Resolved in the period.")
 
@@ -778,7 +797,7 @@ class SlaReportFlowSerializer(serializers.Serializer):
         return fields
 
 
-class SlaReportTargetSerializer(serializers.Serializer):
+class SlaReportTargetSerializer(Serializer):
     target = serializers.ChoiceField(choices=SlaClock.Target.choices)
     priority = serializers.IntegerField()
     met = serializers.IntegerField()
@@ -788,23 +807,23 @@ class SlaReportTargetSerializer(serializers.Serializer):
     met_percent = serializers.FloatField(allow_null=True, help_text="met / (met + breached), null when neither.")
 
 
-class SlaReportDurationsSerializer(serializers.Serializer):
+class SlaReportDurationsSerializer(Serializer):
     count = serializers.IntegerField()
     median_minutes = serializers.FloatField(allow_null=True)
     p90_minutes = serializers.FloatField(allow_null=True, help_text="Nearest-rank 90th percentile.")
 
 
-class SlaReportAgentSerializer(serializers.Serializer):
+class SlaReportAgentSerializer(Serializer):
     agent = serializers.CharField()
     breached = serializers.IntegerField()
 
 
-class SlaReportGroupSerializer(serializers.Serializer):
+class SlaReportGroupSerializer(Serializer):
     group = serializers.CharField()
     breached = serializers.IntegerField()
 
 
-class SlaReportAtRiskSerializer(serializers.Serializer):
+class SlaReportAtRiskSerializer(Serializer):
     number = serializers.CharField()
     short_description = serializers.CharField()
     priority = serializers.IntegerField()
@@ -815,7 +834,7 @@ class SlaReportAtRiskSerializer(serializers.Serializer):
     group = serializers.CharField(allow_null=True)
 
 
-class SlaReportSentimentSerializer(serializers.Serializer):
+class SlaReportSentimentSerializer(Serializer):
     date = serializers.DateField(help_text="Day in the report's time zone.")
     network = serializers.ChoiceField(choices=Network.choices)
     negative = serializers.IntegerField()
@@ -824,7 +843,7 @@ class SlaReportSentimentSerializer(serializers.Serializer):
     only_negative = serializers.BooleanField(help_text="Negative posts and no positive one: the ratio is infinite.")
 
 
-class SlaReportBreakdownSerializer(serializers.Serializer):
+class SlaReportBreakdownSerializer(Serializer):
     incidents = serializers.IntegerField(help_text="Incidents opened in the period.")
     met = serializers.IntegerField()
     breached = serializers.IntegerField()
@@ -852,7 +871,7 @@ class SlaReportIncidentsQuerySerializer(SlaReportQuerySerializer):
     service = serializers.CharField(required=False, max_length=100, help_text='Service name, or "(no service)".')
 
 
-class SlaReportMajorSerializer(serializers.Serializer):
+class SlaReportMajorSerializer(Serializer):
     number = serializers.CharField()
     short_description = serializers.CharField()
     service = serializers.CharField(allow_null=True, help_text="The service's name; null when it has none.")
@@ -874,7 +893,7 @@ class SlaReportMajorSerializer(serializers.Serializer):
     unanswered = serializers.IntegerField(help_text="Posters without one.")
 
 
-class SlaReportSerializer(serializers.Serializer):
+class SlaReportSerializer(Serializer):
     """The report's shape, for the API docs (the view returns the selector's plain dict)."""
 
     period = SlaReportPeriodSerializer()
@@ -891,7 +910,7 @@ class SlaReportSerializer(serializers.Serializer):
     major_incidents = SlaReportMajorSerializer(many=True, help_text="Major incidents opened in the period.")
 
 
-class SlaCalendarSerializer(serializers.ModelSerializer):
+class SlaCalendarSerializer(ModelSerializer):
     class Meta:
         model = SlaCalendar
         fields = ("id", "name", "timezone", "hours", "holiday_country", "holiday_subdivision", "closed_dates")
@@ -910,7 +929,7 @@ class SlaCalendarSerializer(serializers.ModelSerializer):
         return {name: getattr(self.instance, name) for name in self.Meta.fields if name != "id"}
 
 
-class SlaPolicySerializer(serializers.ModelSerializer):
+class SlaPolicySerializer(ModelSerializer):
     service: serializers.SlugRelatedField[Service] = SlugLookupField(
         slug_field="slug", queryset=Service.objects.all(), allow_null=True, required=False
     )
@@ -938,14 +957,14 @@ class SlaPolicySerializer(serializers.ModelSerializer):
         )
 
 
-class ReplyLimitSerializer(serializers.Serializer):
+class ReplyLimitSerializer(Serializer):
     max_length = serializers.IntegerField(help_text="Longest reply the network accepts, in `unit`.")
     unit = serializers.CharField(help_text="characters, graphemes or weighted characters (X).")
     public = serializers.BooleanField(help_text="Public replies are possible on this channel.")
     direct = serializers.BooleanField(help_text="Direct messages are possible on this channel.")
 
 
-class ChannelSerializer(serializers.ModelSerializer):
+class ChannelSerializer(ModelSerializer):
     """A channel's identity and health; credentials and connector options are never shown."""
 
     quiet = serializers.SerializerMethodField(
@@ -1007,7 +1026,7 @@ class ChannelSerializer(serializers.ModelSerializer):
 # -- broadcasts and status posts -------------------------------------------------------------------
 
 
-class BroadcastCreateSerializer(serializers.Serializer):
+class BroadcastCreateSerializer(Serializer):
     text = serializers.CharField(
         trim_whitespace=True,
         help_text="The message; {name}, {handle}, {service} and {incident} are filled per poster, "
@@ -1022,12 +1041,12 @@ class BroadcastCreateSerializer(serializers.Serializer):
     )
 
 
-class BroadcastUpdateSerializer(serializers.Serializer):
+class BroadcastUpdateSerializer(Serializer):
     text = serializers.CharField(required=False)
     visibility = serializers.ChoiceField(choices=Broadcast.Visibility.choices, required=False)
 
 
-class BroadcastConfirmSerializer(serializers.Serializer):
+class BroadcastConfirmSerializer(Serializer):
     exclude = serializers.ListField(
         child=serializers.IntegerField(min_value=1),
         default=list,
@@ -1036,7 +1055,7 @@ class BroadcastConfirmSerializer(serializers.Serializer):
     )
 
 
-class BroadcastRecipientSerializer(serializers.Serializer):
+class BroadcastRecipientSerializer(Serializer):
     """One affected poster in a draft's preview."""
 
     author = serializers.IntegerField(source="author.pk")
@@ -1056,7 +1075,7 @@ class BroadcastRecipientSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why the poster is left out, for a person to read.")
 
 
-class BroadcastReplySerializer(serializers.ModelSerializer):
+class BroadcastReplySerializer(ModelSerializer):
     """One poster's copy of a confirmed broadcast, as the reply that carries it stands."""
 
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
@@ -1091,7 +1110,7 @@ class BroadcastReplySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BroadcastSerializer(serializers.ModelSerializer):
+class BroadcastSerializer(ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     created_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
         slug_field=User.USERNAME_FIELD, read_only=True, allow_null=True
@@ -1164,12 +1183,12 @@ class BroadcastDetailSerializer(BroadcastListSerializer):
         return BroadcastRecipientSerializer(preview.recipients, many=True).data
 
 
-class StatusPostCreateSerializer(serializers.Serializer):
+class StatusPostCreateSerializer(Serializer):
     channel = SlugLookupField(slug_field="slug", queryset=Channel.objects.all())
     text = serializers.CharField()
 
 
-class StatusPostSerializer(serializers.ModelSerializer):
+class StatusPostSerializer(ModelSerializer):
     incident: serializers.SlugRelatedField[Incident] = serializers.SlugRelatedField(slug_field="number", read_only=True)
     channel: serializers.SlugRelatedField[Channel] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     agent: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
@@ -1196,7 +1215,7 @@ class StatusPostSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ChannelRetentionSerializer(serializers.ModelSerializer):
+class ChannelRetentionSerializer(ModelSerializer):
     """PATCH body of a channel: what a lead may change from the API."""
 
     retention_days = serializers.IntegerField(
@@ -1211,7 +1230,7 @@ class ChannelRetentionSerializer(serializers.ModelSerializer):
         fields = ("retention_days",)
 
 
-class AuthorErasureSerializer(serializers.Serializer):
+class AuthorErasureSerializer(Serializer):
     """The record of an erasure: which author, who asked, when; never what was removed."""
 
     author = serializers.IntegerField(source="author_id_erased", read_only=True)
@@ -1220,7 +1239,7 @@ class AuthorErasureSerializer(serializers.Serializer):
     erased_at = serializers.DateTimeField(source="created_at", read_only=True)
 
 
-class IncidentBulkSerializer(serializers.Serializer):
+class IncidentBulkSerializer(Serializer):
     """One change for many incidents; which value is needed depends on `action`."""
 
     incidents = serializers.ListField(
@@ -1246,13 +1265,13 @@ class IncidentBulkSerializer(serializers.Serializer):
         return attrs
 
 
-class BulkOutcomeSerializer(serializers.Serializer):
+class BulkOutcomeSerializer(Serializer):
     number = serializers.CharField(source="ref")
     ok = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True)
 
 
-class BulkResultSerializer(serializers.Serializer):
+class BulkResultSerializer(Serializer):
     changed = serializers.SerializerMethodField()
     failed = serializers.SerializerMethodField()
     results = BulkOutcomeSerializer(source="outcomes", many=True)
@@ -1264,7 +1283,7 @@ class BulkResultSerializer(serializers.Serializer):
         return len(result.failed)
 
 
-class SavedViewSerializer(serializers.ModelSerializer):
+class SavedViewSerializer(ModelSerializer):
     owner = serializers.CharField(source="user.get_username", read_only=True)
     mine = serializers.SerializerMethodField()
     query = serializers.DictField(
@@ -1283,7 +1302,7 @@ class SavedViewSerializer(serializers.ModelSerializer):
         return bool(request and view.user_id == request.user.pk)
 
 
-class IncidentNoteSerializer(serializers.ModelSerializer):
+class IncidentNoteSerializer(ModelSerializer):
     author = UserRefSerializer(read_only=True, allow_null=True)
     text = serializers.CharField(help_text="Plain text; agents only, never sent to a network.")
 
@@ -1293,7 +1312,7 @@ class IncidentNoteSerializer(serializers.ModelSerializer):
         read_only_fields = ("id", "author", "created_at")
 
 
-class ReplyTemplateSerializer(serializers.ModelSerializer):
+class ReplyTemplateSerializer(ModelSerializer):
     """A canned reply. Saving goes through the service, which checks the variables."""
 
     text = serializers.CharField(
@@ -1310,7 +1329,7 @@ class ReplyTemplateSerializer(serializers.ModelSerializer):
         extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
 
 
-class PrivateDataErrorSerializer(serializers.Serializer):
+class PrivateDataErrorSerializer(Serializer):
     error = serializers.CharField(help_text='"private_data"')
     detail = serializers.CharField()
     findings = serializers.ListField(

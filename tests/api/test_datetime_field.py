@@ -3,7 +3,7 @@ printed its first value."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,24 @@ from rest_framework import serializers
 
 from socialitsm.api.serializers import DateTimeField
 
-MOMENTS = [datetime(2026, 11, 26, 8, 5, 7, 123456, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC), None]
+
+class NoOffset(tzinfo):
+    """A zone that knows no offset: the datetime counts as naive."""
+
+    def utcoffset(self, dt):
+        return None
+
+
+MOMENTS = [
+    datetime(2026, 11, 26, 8, 5, 7, 123456, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, 30, tzinfo=ZoneInfo("America/New_York")),
+    datetime(2026, 3, 29, 1, 30),  # naive: made aware in the active zone
+    datetime(2026, 3, 29, 1, 30, tzinfo=NoOffset()),
+    "2026-11-26T08:05:07Z",  # a string is printed as it is
+    None,
+]
+EDGES = [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)]
 
 
 class Ours(serializers.Serializer):
@@ -28,6 +45,19 @@ def test_it_prints_what_drf_prints(zone):
     rows = [{"at": moment} for moment in MOMENTS]
     with timezone.override(ZoneInfo(zone)):
         assert Ours(rows, many=True).data == Theirs(rows, many=True).data
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+@pytest.mark.parametrize("moment", EDGES, ids=["min", "max"])
+def test_at_the_ends_of_time_it_prints_or_fails_as_drf_does(zone, moment):
+    def printed(serializer: type[serializers.Serializer]) -> object:
+        try:
+            return serializer({"at": moment}).data
+        except serializers.ValidationError as exc:
+            return exc.detail
+
+    with timezone.override(ZoneInfo(zone)):
+        assert printed(Ours) == printed(Theirs)
 
 
 def test_each_serializer_takes_the_zone_active_when_it_prints():

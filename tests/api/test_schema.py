@@ -266,3 +266,15 @@ def test_schema_documents_the_major_incidents_of_the_sla_report(schema):
     }
     assert major["properties"]["minutes_to_first_broadcast"]["nullable"] is True
     assert "major_incidents" in components["SlaReport"]["required"]
+
+
+def test_schema_components_carry_their_own_descriptions_only(schema):
+    """A serializer is described by the first docstring in its ancestry short of DRF's: the
+    shared output bases (socialitsm.api.representation) must not lend theirs to every shape."""
+    from socialitsm.api import representation
+
+    for base in (representation.PlannedRepresentation, representation.Serializer, representation.ModelSerializer):
+        assert base.__doc__ is None
+    described = {name: component.get("description", "") for name, component in schema["components"]["schemas"].items()}
+    assert "Incident" in described and "Post" in described
+    assert not [name for name, text in described.items() if "to_representation" in text]
