@@ -96,11 +96,16 @@ class ModelChoiceField(forms.ModelChoiceField):
     iterator = ModelChoices
 
 
+def agent_label(user: Any) -> str:
+    """How a select names an agent: "Full Name (login)", or the login alone. The host's user
+    model names its login field (USERNAME_FIELD); a full name is optional."""
+    full = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    return f"{full} ({user.get_username()})" if full else user.get_username()
+
+
 class AgentChoiceField(ModelChoiceField):
     def label_from_instance(self, obj) -> str:
-        # The host's user model names its login field (USERNAME_FIELD); a full name is optional.
-        full = obj.get_full_name() if hasattr(obj, "get_full_name") else ""
-        return f"{full} ({obj.get_username()})" if full else obj.get_username()
+        return agent_label(obj)
 
 
 class IncidentUpdateForm(forms.Form):
@@ -352,7 +357,7 @@ class IncidentBulkForm(forms.Form):
 
     def assignee_choices(self) -> list[tuple[str, str]]:
         return [(self.ME, "Me"), ("", "Nobody (unassign)")] + [
-            (str(user.pk), AgentChoiceField(queryset=None).label_from_instance(user)) for user in _agents(None)
+            (str(user.pk), agent_label(user)) for user in _agents(None)
         ]
 
     def clean_assignee(self):
