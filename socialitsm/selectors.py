@@ -1166,7 +1166,13 @@ def post_search(posts: QuerySet[Post], text: str) -> QuerySet[Post]:
             )
         return posts
     query = _search_query(words)
-    by_text = Post.objects.annotate(sv=post_search_vector()).filter(sv=query).values("pk")
+    # Linked or not, each half the condition of one of the two text indexes (migrations 0027 and
+    # 0030): the planner reads both and joins their matches.
+    by_text = (
+        Post.objects.annotate(sv=post_search_vector())
+        .filter(Q(sv=query, incident__isnull=True) | Q(sv=query, incident__isnull=False))
+        .values("pk")
+    )
     authors = Author.objects.annotate(sv=author_search_vector()).filter(sv=query).values("pk")
     return posts.filter(Q(pk__in=by_text) | Q(author__in=authors))
 

@@ -294,3 +294,40 @@ def test_post_foreign_keys_lose_the_indexes_no_read_needs_and_back():
     executor.migrate(before)
     assert single <= {columns[0] for columns in _post_indexes(connection).values() if len(columns) == 1}
     MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+def _text_indexes(connection) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'socialitsm_post' AND indexdef LIKE %s",
+            ["%to_tsvector%"],
+        )
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_post_text_index_is_split_by_link_and_back():
+    """0030 keeps the text index of posts linked to no incident beside that of linked ones (each
+    post in one of them), and puts the index of every post back when reversed."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the text indexes are PostgreSQL's")
+    before, after = [("socialitsm", "0029_post_lean_indexes")], [("socialitsm", "0030_post_search_split")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    assert set(_text_indexes(connection)) == {"post_search_idx", "post_linked_search_idx"}
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    indexes = _text_indexes(connection)
+    assert set(indexes) == {"post_unlinked_search_idx", "post_linked_search_idx"}
+    assert indexes["post_unlinked_search_idx"].endswith("WHERE (incident_id IS NULL)")
+    assert indexes["post_linked_search_idx"].endswith("WHERE (incident_id IS NOT NULL)")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    assert set(_text_indexes(connection)) == {"post_search_idx", "post_linked_search_idx"}
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())

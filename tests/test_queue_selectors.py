@@ -111,8 +111,30 @@ def test_search_uses_the_gin_indexes(searchable):
             sql, params = queryset.query.sql_with_params()
             cursor.execute(f"EXPLAIN {sql}", params)
             plan += "\n".join(row[0] for row in cursor.fetchall())
-    for index in ("incident_search_idx", "post_search_idx", "author_search_idx"):
+    for index in ("incident_search_idx", "post_unlinked_search_idx", "author_search_idx"):
         assert f"Bitmap Index Scan on {index}" in plan
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="GIN indexes are PostgreSQL's")
+def test_post_search_reads_the_two_text_indexes_and_no_other(searchable):
+    """The posts list finds text through the indexes of unlinked and of linked posts (migration
+    0030), each read for its half, and finds posts of both kinds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL cpu_operator_cost = 10")
+        sql, params = selectors.post_search(Post.objects.all(), "vpn").query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'socialitsm_post' AND indexdef LIKE '%%to_tsvector%%'"
+        )
+        indexes = {row[0] for row in cursor.fetchall()}
+    assert indexes == {"post_unlinked_search_idx", "post_linked_search_idx"}
+    assert "Bitmap Index Scan on post_unlinked_search_idx" in plan
+    assert "Bitmap Index Scan on post_linked_search_idx" in plan
+    linked = set(selectors.post_search(Post.objects.all(), "vpn").values_list("incident__number", flat=True))
+    assert linked == {"INC0001002", None}
 
 
 @pytest.mark.postgres
