@@ -331,3 +331,32 @@ def test_post_text_index_is_split_by_link_and_back():
     executor.migrate(before)
     assert set(_text_indexes(connection)) == {"post_search_idx", "post_linked_search_idx"}
     MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+def _incident_options(connection) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'socialitsm_incident'")
+        return cursor.fetchone()[0] or []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_incident_pages_keep_room_for_updates_and_back():
+    """0031 leaves 30 % of each new page of incidents free, so updates of unindexed columns (the
+    post count) stay on their page; reversed, the table's default is back."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    if connection.vendor != "postgresql":
+        pytest.skip("fillfactor is PostgreSQL's")
+    before, after = [("socialitsm", "0030_post_search_split")], [("socialitsm", "0031_incident_fillfactor")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    assert _incident_options(connection) == []
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    assert _incident_options(connection) == ["fillfactor=70"]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    assert _incident_options(connection) == []
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
