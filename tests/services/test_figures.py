@@ -129,22 +129,3 @@ def test_additions_at_once_to_one_incident_lose_none():
         worker.join()
     assert errors == []
     assert dict(Incident.objects.values_list("pk", "post_count")) == {a.pk: 4, b.pk: 8}
-
-
-@pytest.mark.postgres
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="heap-only updates are PostgreSQL's")
-def test_adding_posts_to_the_count_leaves_the_indexes_alone():
-    """The pages of incidents keep room for a new version of their rows (migration 0031), so
-    adding follow-ups to the post count, a column no index holds, is a heap-only update."""
-    incidents = [IncidentFactory() for _ in range(30)]
-
-    def hot_updates() -> tuple[int, int]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'socialitsm_incident'"
-            )
-            return cursor.fetchone()
-
-    updated, hot = hot_updates()
-    assert figures.incidents_post_count_add(gained={i.pk: 2 for i in incidents}) == 30
-    assert hot_updates() == (updated + 30, hot + 30)
