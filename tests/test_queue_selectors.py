@@ -115,17 +115,24 @@ def test_search_uses_the_gin_indexes(searchable):
         assert f"Bitmap Index Scan on {index}" in plan
 
 
+def _index_plan(queryset) -> str:
+    """EXPLAIN of `queryset` with scans dear and the text vector dear to compute row by row, so
+    the planner reads the indexes a big table would have it read."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL cpu_operator_cost = 10")
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="GIN indexes are PostgreSQL's")
 def test_post_search_reads_the_two_text_indexes_and_no_other(searchable):
     """The posts list finds text through the indexes of unlinked and of linked posts (migration
     0030), each read for its half, and finds posts of both kinds."""
+    plan = _index_plan(selectors.post_search(Post.objects.all(), "vpn"))
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL cpu_operator_cost = 10")
-        sql, params = selectors.post_search(Post.objects.all(), "vpn").query.sql_with_params()
-        cursor.execute(f"EXPLAIN {sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'socialitsm_post' AND indexdef LIKE '%%to_tsvector%%'"
         )
@@ -142,12 +149,7 @@ def test_post_search_reads_the_two_text_indexes_and_no_other(searchable):
 def test_search_reads_the_linked_posts_index(searchable):
     """The search's linked-posts part matches the index of linked posts' text (migration 0027):
     with the text vector dear to compute row by row, the planner reads that index."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL cpu_operator_cost = 10")
-        sql, params = selectors.incident_search(Incident.objects.all(), "gateway").query.sql_with_params()
-        cursor.execute(f"EXPLAIN {sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = _index_plan(selectors.incident_search(Incident.objects.all(), "gateway"))
     assert "Bitmap Index Scan on post_linked_search_idx" in plan
     assert found("gateway") == {"INC0001002"}
 
